@@ -1,0 +1,114 @@
+//! The agency client: what a partner agency's system does on the bus. It signs
+//! a short-lived token per envelope with the agency's own key, sends the
+//! envelope to the agency's ingress subject and waits for the gateway's
+//! verdict, and reads the agency's durable inbox with explicit acknowledgement.
+
+use anyhow::{Context as _, Result, anyhow};
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use liaison_kit::connect::connect;
+use liaison_kit::time::unix_now;
+use liaison_kit::users::Credentials;
+use liaison_kit::{AgencyId, subjects};
+use liaison_proto::v1::{Delivery, Envelope, Verdict};
+use prost::Message as _;
+use serde_json::json;
+use std::time::Duration;
+
+/// Lifetime of the tokens this client mints.
+pub const TOKEN_LIFETIME_SECS: u64 = 120;
+/// How long to wait for the gateway's verdict.
+pub const VERDICT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connected agency.
+pub struct AgencyClient {
+    agency: AgencyId,
+    client: async_nats::Client,
+    key: EncodingKey,
+    audience: String,
+}
+
+impl AgencyClient {
+    /// Connects as `agency` with its NATS `credentials`, signing with `key_pem`.
+    pub async fn connect(url: &str, credentials: &Credentials, agency: AgencyId, key_pem: &str, audience: &str) -> Result<Self> {
+        let key = EncodingKey::from_ed_pem(key_pem.as_bytes()).context("agency signing key")?;
+        let client = connect(url, credentials, &format!("agency-{agency}")).await?;
+        Ok(Self {
+            agency,
+            client,
+            key,
+            audience: audience.to_owned(),
+        })
+    }
+
+    pub fn agency(&self) -> &AgencyId {
+        &self.agency
+    }
+
+    /// A fresh token for `subject` (the person or system sending).
+    pub fn token(&self, subject: &str) -> Result<String> {
+        let now = unix_now();
+        let claims = json!({
+            "iss": self.agency.as_str(),
+            "sub": subject,
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + TOKEN_LIFETIME_SECS,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key).context("signing the token")
+    }
+
+    /// Sends `envelope`, signed for its author, and returns the gateway's verdict.
+    pub async fn send(&self, envelope: &Envelope) -> Result<Verdict> {
+        let token = self.token(&envelope.author)?;
+        self.send_raw(envelope.encode_to_vec().into(), Some(&token)).await
+    }
+
+    /// Sends raw bytes with an optional token (for tools and tests).
+    pub async fn send_raw(&self, payload: Bytes, token: Option<&str>) -> Result<Verdict> {
+        request(&self.client, subjects::ingress(&self.agency), payload, token).await
+    }
+
+    /// Takes up to `max` deliveries from this agency's inbox, waiting up to
+    /// `wait` for the first, and acknowledges each after decoding it.
+    pub async fn inbox(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let js = jetstream::new(self.client.clone());
+        let consumer: PullConsumer = js
+            .get_consumer_from_stream(subjects::delivery_consumer(&self.agency), subjects::DELIVERY_STREAM)
+            .await
+            .context("this agency's delivery consumer")?;
+        let mut batch = consumer
+            .fetch()
+            .max_messages(max)
+            .expires(wait)
+            .messages()
+            .await
+            .context("fetching deliveries")?;
+        let mut out = Vec::new();
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| anyhow!("fetching deliveries: {e}"))?;
+            let delivery = Delivery::decode(message.payload.as_ref()).context("a delivery that is not a liaison.v1.Delivery")?;
+            message.double_ack().await.map_err(|e| anyhow!("acknowledging a delivery: {e}"))?;
+            out.push(delivery);
+        }
+        Ok(out)
+    }
+}
+
+/// Sends one ingress request on `subject` and decodes the verdict.
+pub async fn request(client: &async_nats::Client, subject: String, payload: Bytes, token: Option<&str>) -> Result<Verdict> {
+    let mut headers = HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(subjects::TOKEN_HEADER, token);
+    }
+    let reply = tokio::time::timeout(VERDICT_TIMEOUT, client.request_with_headers(subject, headers, payload))
+        .await
+        .map_err(|_| anyhow!("no verdict from the gateway within {} s", VERDICT_TIMEOUT.as_secs()))?
+        .map_err(|e| anyhow!("gateway unreachable: {e}"))?;
+    Verdict::decode(reply.payload.as_ref()).context("the gateway's reply is not a liaison.v1.Verdict")
+}

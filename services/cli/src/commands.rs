@@ -1,0 +1,111 @@
+//! Command-line parsing and dispatch. Each command's work is in `commands/`.
+
+mod agency;
+mod audit;
+mod demo;
+mod up;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use liaison_kit::config::Config;
+use liaison_kit::session::{self, Session};
+use liaison_kit::users::Credentials;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Liaison: the information-sharing broker for counter-terrorism and
+/// safeguarding partnerships.
+#[derive(Debug, Parser)]
+#[command(name = "liaison", version, about)]
+pub struct Cli {
+    /// Configuration file (default: deploy/config/liaison.toml when present).
+    #[arg(long, global = true, env = "LIAISON_CONFIG")]
+    config: Option<PathBuf>,
+    /// NATS server URL (default: the one `liaison up` recorded in its session).
+    #[arg(long, global = true, env = "LIAISON_NATS_URL")]
+    nats: Option<String>,
+    /// NATS user (default: from the session, named after the agency or role).
+    #[arg(long, global = true, env = "LIAISON_NATS_USER")]
+    user: Option<String>,
+    /// NATS password for --user.
+    #[arg(long, global = true, env = "LIAISON_NATS_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Session file written by `liaison up` [default: .liaison/session.json].
+    #[arg(long, global = true)]
+    session: Option<PathBuf>,
+    /// Log what the services do (to stderr).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start nats-server and all services in one process; Ctrl-C stops them.
+    Up(up::UpArgs),
+    /// Start a system, replay a day of partnership traffic through it, report, stop.
+    Demo(demo::DemoArgs),
+    /// Send an envelope (a JSON file) as an agency and print the gateway's verdict.
+    Send(agency::SendArgs),
+    /// Print and acknowledge what was delivered to an agency.
+    Inbox(agency::InboxArgs),
+    /// Auditor commands.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Agency keys.
+    #[command(subcommand)]
+    Keys(agency::KeysCommand),
+}
+
+/// Where to connect and as whom, resolved from flags, environment and session.
+pub struct Target {
+    pub url: String,
+    pub credentials: Credentials,
+}
+
+impl Cli {
+    fn load_config(&self) -> Result<Config> {
+        let default = Path::new("deploy/config/liaison.toml");
+        let file = self
+            .config
+            .clone()
+            .or_else(|| default.is_file().then(|| default.to_path_buf()));
+        Ok(Config::load(file.as_deref())?)
+    }
+
+    /// The NATS URL and credentials for `user` (flags win over the session).
+    fn target(&self, user: &str) -> Result<Target> {
+        let path = self.session.clone().unwrap_or_else(session::default_path);
+        let session = match (&self.user, &self.password, &self.nats) {
+            (Some(_), Some(_), Some(_)) => None,
+            _ => Some(Session::load(&path)?),
+        };
+        let url = match (&self.nats, &session) {
+            (Some(url), _) => url.clone(),
+            (None, Some(s)) => s.nats_url.clone(),
+            (None, None) => self.load_config()?.nats.url,
+        };
+        let credentials = match (&self.user, &self.password, &session) {
+            (Some(user), Some(password), _) => Credentials {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            (_, _, Some(s)) => s.credentials(self.user.as_deref().unwrap_or(user), &path)?,
+            _ => anyhow::bail!("give both --user and --password, or start a session with `liaison up`"),
+        };
+        Ok(Target { url, credentials })
+    }
+}
+
+/// Runs the parsed command, returning the process exit code.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Up(args) => up::run(&cli, args).await,
+        Command::Demo(args) => demo::run(&cli, args).await,
+        Command::Send(args) => agency::send(&cli, args).await,
+        Command::Inbox(args) => agency::inbox(&cli, args).await,
+        Command::Audit(command) => audit::run(&cli, command).await,
+        Command::Keys(command) => agency::keys(command),
+    }
+}

@@ -1,0 +1,182 @@
+//! Agency commands: `send`, `inbox`, `keys gen`.
+
+use super::Cli;
+use anyhow::{Context as _, Result};
+use clap::{Args, Subcommand};
+use liaison::client::AgencyClient;
+use liaison::keys;
+use liaison_kit::AgencyId;
+use liaison_proto::json;
+use liaison_proto::v1::verdict::Outcome;
+use liaison_proto::v1::{DataLabel, Delivery, Envelope, Verdict};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The sending agency (as registered).
+    #[arg(long)]
+    agency: String,
+    /// The agency's Ed25519 signing key [default: deploy/agencies/dev-keys/AGENCY.pem].
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The envelope as JSON (protobuf JSON mapping). Empty `id`, `senderAgency`,
+    /// `author` and `sentAt` are filled in.
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// The receiving agency.
+    #[arg(long)]
+    agency: String,
+    /// The agency's signing key [default: deploy/agencies/dev-keys/AGENCY.pem].
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// One JSON object per line, for machines.
+    #[arg(long)]
+    json: bool,
+    /// Take at most this many deliveries.
+    #[arg(long, default_value_t = 100)]
+    max: usize,
+    /// Seconds to wait for the first delivery.
+    #[arg(long, default_value_t = 1)]
+    wait: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new Ed25519 key pair for an agency: writes DIR/AGENCY.pem and
+    /// prints the public key to put in the registry.
+    Gen {
+        #[arg(long)]
+        agency: String,
+        #[arg(long, default_value = keys::DEV_KEYS)]
+        out: PathBuf,
+    },
+}
+
+async fn agency_client(cli: &Cli, agency: &str, key: Option<&PathBuf>) -> Result<AgencyClient> {
+    let agency = AgencyId::parse(agency)?;
+    let key_path = key.cloned().unwrap_or_else(|| keys::dev_key_path(&agency));
+    let pem = keys::read_key(&key_path)?;
+    let target = cli.target(agency.as_str())?;
+    let audience = cli.load_config()?.gateway.audience;
+    AgencyClient::connect(&target.url, &target.credentials, agency, &pem, &audience).await
+}
+
+pub async fn send(cli: &Cli, args: &SendArgs) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let mut envelope: Envelope =
+        json::from_json("Envelope", &text).with_context(|| format!("{}", args.file.display()))?;
+    if envelope.id.is_empty() {
+        envelope.id = uuid::Uuid::new_v4().to_string();
+    }
+    if envelope.sender_agency.is_empty() {
+        envelope.sender_agency = args.agency.clone();
+    }
+    if envelope.author.is_empty() {
+        envelope.author = format!("{}-case-system", args.agency);
+    }
+    if envelope.sent_at.is_none() {
+        envelope.sent_at = Some(liaison_kit::time::timestamp_now());
+    }
+    let client = agency_client(cli, &args.agency, args.key.as_ref()).await?;
+    let verdict = client.send(&envelope).await?;
+    println!("envelope {} from {}", envelope.id, args.agency);
+    Ok(print_verdict(&verdict))
+}
+
+fn print_verdict(verdict: &Verdict) -> ExitCode {
+    let via = if verdict.policy_ids.is_empty() {
+        String::new()
+    } else {
+        format!(" under {}", verdict.policy_ids.join(", "))
+    };
+    match Outcome::try_from(verdict.outcome) {
+        Ok(Outcome::Accepted) | Ok(Outcome::Duplicate) => {
+            let word = if verdict.outcome == Outcome::Accepted as i32 {
+                "ACCEPTED"
+            } else {
+                "DUPLICATE (already accepted; not delivered again)"
+            };
+            let to = if verdict.recipients.is_empty() {
+                "no recipient".to_owned()
+            } else {
+                verdict.recipients.join(", ")
+            };
+            println!("verdict  {word}: delivered to {to}{via}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            println!("verdict  REFUSED ({}): {}", verdict.code, verdict.reason);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn inbox(cli: &Cli, args: &InboxArgs) -> Result<ExitCode> {
+    let client = agency_client(cli, &args.agency, args.key.as_ref()).await?;
+    let deliveries = client.inbox(args.max, Duration::from_secs(args.wait.max(1))).await?;
+    for delivery in &deliveries {
+        if args.json {
+            println!("{}", json::to_json("Delivery", delivery));
+        } else {
+            print_delivery(delivery);
+        }
+    }
+    if !args.json {
+        println!("{} deliveries for {} (acknowledged)", deliveries.len(), args.agency);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_delivery(delivery: &Delivery) {
+    let envelope = delivery.envelope.clone().unwrap_or_default();
+    let classification = liaison_proto::v1::Classification::try_from(envelope.classification)
+        .map(|c| c.as_str_name().trim_start_matches("CLASSIFICATION_").to_owned())
+        .unwrap_or_default();
+    println!(
+        "── {} {} from {} ({classification}), case {}",
+        envelope.kind(),
+        envelope.id,
+        envelope.sender_agency,
+        if envelope.case_id.is_empty() { "-" } else { &envelope.case_id },
+    );
+    println!("   purpose {:?}, legal basis {:?}", envelope.purpose, envelope.legal_basis);
+    println!("   permitted by {}", delivery.policy_ids.join(", "));
+    let withheld: Vec<&str> = delivery
+        .withheld_labels
+        .iter()
+        .filter_map(|l| DataLabel::try_from(*l).ok())
+        .map(DataLabel::short_name)
+        .collect();
+    if !withheld.is_empty() {
+        println!("   withheld {} (fields removed by policy)", withheld.join(", "));
+    }
+    let body = json::to_json("Envelope", &envelope);
+    for key in ["referral", "caseUpdate", "alert"] {
+        if let Some(value) = body.get(key) {
+            let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
+            for line in pretty.lines() {
+                println!("   {line}");
+            }
+        }
+    }
+}
+
+pub fn keys(command: &KeysCommand) -> Result<ExitCode> {
+    match command {
+        KeysCommand::Gen { agency, out } => {
+            let agency = AgencyId::parse(agency)?;
+            let (pem, public) = keys::generate()?;
+            std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+            let path = out.join(format!("{agency}.pem"));
+            std::fs::write(&path, pem).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("private key  {}", path.display());
+            println!("public_key = \"{public}\"");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

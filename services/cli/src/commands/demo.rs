@@ -1,0 +1,105 @@
+//! `liaison demo`: start a system, replay a day through it, report, stop.
+
+use super::Cli;
+use anyhow::{Result, bail};
+use clap::Args;
+use liaison::client::AgencyClient;
+use liaison::demo;
+use liaison::keys;
+use liaison::system::{System, UpOptions};
+use liaison_kit::{subjects, users};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Contributions to replay (a real day is ~3,600).
+    #[arg(long, default_value_t = 600)]
+    contributions: usize,
+}
+
+pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
+    let config = cli.load_config()?;
+    println!("Starting Liaison (nats-server on a free port, gateway, audit) ...");
+    let system = System::start(config.clone(), UpOptions::default()).await?;
+    println!("  NATS {}", system.url());
+    let mut clients = BTreeMap::new();
+    for agency in system.registry.ids() {
+        let pem = keys::read_key(&keys::dev_key_path(&agency))?;
+        let credentials = system.credentials(agency.as_str())?;
+        let client = AgencyClient::connect(&system.url(), &credentials, agency.clone(), &pem, &config.gateway.audience).await?;
+        clients.insert(agency, client);
+    }
+    let day = demo::day(args.contributions);
+    println!("Replaying {} contributions from the partnership's day ...", day.len());
+    let started = Instant::now();
+    let summary = demo::replay(&clients, &day).await?;
+    let elapsed = started.elapsed();
+
+    println!("\nSent, by agency and kind:");
+    for ((agency, kind), n) in &summary.sent {
+        println!("  {agency:<14} {kind:<12} {n:>5}");
+    }
+    println!("\nGateway verdicts:");
+    for (outcome, n) in &summary.outcomes {
+        println!("  {outcome:<50} {n:>5}");
+    }
+    println!(
+        "\nVerdict latency: p50 {:.1} ms, p99 {:.1} ms; {:.0} envelopes/s over {:.1} s",
+        summary.percentile(0.5).as_secs_f64() * 1e3,
+        summary.percentile(0.99).as_secs_f64() * 1e3,
+        summary.latencies.len() as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+
+    println!("\nInboxes (read and acknowledged by each agency):");
+    for (agency, client) in &clients {
+        let mut received = 0;
+        let mut withheld = 0;
+        loop {
+            let batch = client.inbox(500, Duration::from_millis(300)).await?;
+            if batch.is_empty() {
+                break;
+            }
+            received += batch.len();
+            withheld += batch.iter().filter(|d| !d.withheld_labels.is_empty()).count();
+        }
+        println!("  {:<14} {received:>5} delivered, {withheld:>5} with fields withheld", agency.as_str());
+    }
+
+    let operator = system.connect_as(users::OPERATOR).await?;
+    let js = async_nats::jetstream::new(operator.clone());
+    wait_for_ledger(&js).await?;
+    let auditor = system.connect_as(users::AUDITOR).await?;
+    let report = liaison_audit::verify::verify(&async_nats::jetstream::new(auditor), |_, _| {}).await?;
+    println!("\nAudit ledger:");
+    let code = super::audit::print_report(&report);
+    system.shutdown().await?;
+    println!("\nDemo finished; everything stopped.");
+    Ok(code)
+}
+
+/// Waits until every decision record has been chained into the ledger.
+async fn wait_for_ledger(js: &async_nats::jetstream::Context) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut pending = 0;
+        for (stream, consumer) in [
+            (subjects::EVENTS_STREAM, subjects::ROUTER_CONSUMER),
+            (subjects::DECISIONS_STREAM, subjects::LEDGER_WRITER_CONSUMER),
+        ] {
+            let mut c: async_nats::jetstream::consumer::PullConsumer =
+                js.get_consumer_from_stream(consumer, stream).await?;
+            let info = c.info().await?;
+            pending += info.num_pending + info.num_ack_pending as u64;
+        }
+        if pending == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{pending} records still waiting for the ledger after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

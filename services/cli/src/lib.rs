@@ -1,0 +1,11 @@
+//! `liaison`: the command-line tool and the library under it.
+//!
+//! Owns running a whole Liaison system in one process ([`system`], behind
+//! `liaison up` and `liaison demo`), the agency client used to send and to read
+//! an inbox ([`client`]), agency keys ([`keys`]) and the demo day
+//! ([`demo`]). Services' own logic stays in their crates.
+
+pub mod client;
+pub mod demo;
+pub mod keys;
+pub mod system;

@@ -1,0 +1,188 @@
+//! Ingress: the request/reply door agencies send envelopes through. For each
+//! request, in order: size (before decoding), the agency in the subject, the
+//! token, decoding, required fields, policy. An accepted envelope is stored in
+//! EVENTS (de-duplicated on its id) and its collection recorded before the
+//! sender is told "accepted", so an acknowledged envelope is never lost. Every
+//! refusal is recorded and answered with a code and a reason.
+
+use crate::Shared;
+use crate::records;
+use crate::refusal::Refusal;
+use crate::validate;
+use async_nats::{HeaderMap, Message};
+use futures_util::StreamExt;
+use liaison_kit::subjects;
+use liaison_kit::time::{timestamp_now, unix_now};
+use liaison_proto::v1::verdict::Outcome;
+use liaison_proto::v1::{Envelope, EnvelopeAccepted, Route, Verdict};
+use prost::Message as _;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+/// Serves ingress until `shutdown`, then finishes the requests in hand.
+pub async fn serve(
+    shared: Arc<Shared>,
+    mut requests: async_nats::Subscriber,
+    shutdown: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(shared.config.gateway.concurrency.max(1)));
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => break,
+            message = requests.next() => message,
+        };
+        let Some(message) = message else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            handle(&shared, message).await;
+            drop(permit);
+        });
+    }
+    let _ = requests.unsubscribe().await;
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn handle(shared: &Shared, message: Message) {
+    let verdict = match admit(shared, &message).await {
+        Ok(verdict) => verdict,
+        Err((refusal, agency, envelope, policy_ids)) => {
+            info!(agency = %agency, code = refusal.code(), "Envelope refused");
+            if !matches!(refusal, Refusal::Unavailable(_)) {
+                let record = records::refusal(&agency, envelope.as_ref(), &refusal, &policy_ids);
+                if let Err(e) = shared.recorder.publish(&record).await {
+                    error!(code = refusal.code(), error = %e, "Refusal record not stored");
+                }
+            }
+            Verdict {
+                outcome: Outcome::Refused as i32,
+                envelope_id: envelope.map(|e| e.id).unwrap_or_default(),
+                code: refusal.code().to_owned(),
+                reason: refusal.to_string(),
+                recipients: vec![],
+                policy_ids,
+            }
+        }
+    };
+    if let Some(reply) = message.reply {
+        if let Err(e) = shared.client.publish(reply, verdict.encode_to_vec().into()).await {
+            warn!(error = %e, "Verdict not sent");
+        }
+    }
+}
+
+type Refused = (Refusal, String, Option<Envelope>, Vec<String>);
+
+fn refused(refusal: Refusal) -> Refused {
+    (refusal, String::new(), None, vec![])
+}
+
+/// Decides on one request; on success the envelope is stored and recorded.
+async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Refused> {
+    let limit = shared.config.gateway.max_envelope_bytes;
+    if message.payload.len() > limit {
+        return Err(refused(Refusal::TooLarge {
+            size: message.payload.len(),
+            limit,
+        }));
+    }
+    let agency = subjects::agency_of_ingress(&message.subject)
+        .map_err(|e| refused(Refusal::InvalidAgencyId(e.to_string())))?;
+    let with_agency = |refusal: Refusal| (refusal, agency.to_string(), None, vec![]);
+    if shared.registry.get(&agency).is_none() {
+        return Err(with_agency(Refusal::UnknownAgency(agency.to_string())));
+    }
+    let token = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(subjects::TOKEN_HEADER))
+        .map(|v| v.as_str().to_owned())
+        .ok_or_else(|| with_agency(Refusal::MissingToken))?;
+    let claims = shared
+        .verifier
+        .verify(&agency, &token, unix_now())
+        .map_err(with_agency)?;
+    let envelope = Envelope::decode(message.payload.as_ref())
+        .map_err(|e| with_agency(Refusal::Malformed(e.to_string())))?;
+    let with_envelope = |refusal: Refusal, ids: Vec<String>| (refusal, agency.to_string(), Some(envelope.clone()), ids);
+    validate::check(&envelope, &agency).map_err(|r| with_envelope(r, vec![]))?;
+    if envelope.author != claims.sub {
+        return Err(with_envelope(
+            Refusal::InvalidField {
+                field: "author",
+                reason: format!("must be the token subject {:?}", claims.sub),
+            },
+            vec![],
+        ));
+    }
+    let (send, routes) = shared
+        .policy
+        .evaluate(&agency, &envelope, &shared.registry)
+        .map_err(|e| with_envelope(Refusal::PolicyDenied(format!("policy could not be evaluated: {e}")), vec![]))?;
+    if !send.allowed {
+        let reason = if send.clauses.is_empty() {
+            format!(
+                "no information-sharing agreement lets {agency} send a {} for purpose {:?}",
+                envelope.kind(),
+                envelope.purpose
+            )
+        } else {
+            format!("forbidden by {}", send.clauses.join(", "))
+        };
+        return Err(with_envelope(Refusal::PolicyDenied(reason), send.clauses));
+    }
+    let accepted = EnvelopeAccepted {
+        envelope: Some(envelope.clone()),
+        accepted_at: Some(timestamp_now()),
+        token_subject: claims.sub,
+        policy_ids: send.clauses.clone(),
+        routes: routes
+            .into_iter()
+            .map(|r| Route {
+                recipient: r.recipient.to_string(),
+                withheld_labels: r.withheld.into_iter().map(|l| l as i32).collect(),
+                policy_ids: r.clauses,
+            })
+            .collect(),
+    };
+    let duplicate = store(shared, &accepted).await.map_err(|e| with_envelope(e, vec![]))?;
+    // Recorded on a re-send too: the record id de-duplicates, and a gateway
+    // that died between storing and recording is made whole here.
+    shared
+        .recorder
+        .publish(&records::collection(&accepted))
+        .await
+        .map_err(|e| with_envelope(Refusal::Unavailable(e), vec![]))?;
+    let recipients: Vec<String> = accepted.routes.iter().map(|r| r.recipient.clone()).collect();
+    info!(agency = %agency, kind = envelope.kind(), envelope_id = %envelope.id, recipients = recipients.len(), duplicate, "Envelope accepted");
+    Ok(Verdict {
+        outcome: if duplicate { Outcome::Duplicate } else { Outcome::Accepted } as i32,
+        envelope_id: envelope.id,
+        code: String::new(),
+        reason: String::new(),
+        recipients,
+        policy_ids: send.clauses,
+    })
+}
+
+/// Stores the accepted envelope in EVENTS; `Ok(true)` if it was already there.
+async fn store(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<bool, Refusal> {
+    let envelope = accepted.envelope.as_ref().map(|e| (e.id.as_str(), e.kind())).unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", envelope.0);
+    let ack = shared
+        .js
+        .publish_with_headers(subjects::event(envelope.1), headers, accepted.encode_to_vec().into())
+        .await
+        .map_err(|e| Refusal::Unavailable(e.to_string()))?
+        .await
+        .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+    Ok(ack.duplicate)
+}

@@ -1,0 +1,111 @@
+//! `liaison-gateway`: the only door for partner agencies.
+//!
+//! Owns authentication ([`auth`]), access policy ([`policy`]), redaction
+//! ([`redact`]) and routing ([`router`]): an envelope arrives on an agency's
+//! ingress subject ([`ingress`]), is checked, stored in EVENTS, and one copy
+//! per permitted recipient, with the fields it may not see removed, goes to
+//! DELIVERY. Every decision becomes a record for the audit ledger
+//! ([`records`]). It does not keep the ledger, nor case state.
+
+pub mod auth;
+pub mod ingress;
+pub mod policy;
+pub mod records;
+pub mod redact;
+pub mod refusal;
+pub mod router;
+pub mod validate;
+
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use liaison_kit::config::Config;
+use liaison_kit::registry::Registry;
+use liaison_kit::subjects;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Why the gateway could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Registry(#[from] liaison_kit::registry::RegistryError),
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
+    #[error("agency keys: {0}")]
+    Keys(String),
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("router stopped: {0}")]
+    Router(String),
+}
+
+/// What every gateway task shares.
+pub struct Shared {
+    pub config: Config,
+    pub registry: Registry,
+    pub policy: policy::Policy,
+    pub verifier: auth::Verifier,
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub recorder: records::Recorder,
+}
+
+/// A gateway that has loaded its registry and policy, subscribed to ingress
+/// and bound to its EVENTS consumer: ready to serve.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    requests: async_nats::Subscriber,
+    consumer: PullConsumer,
+}
+
+impl Gateway {
+    /// Loads configuration, registry and policy (failing fast on any error),
+    /// subscribes to ingress and binds the router's consumer.
+    pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, GatewayError> {
+        let registry = Registry::load(&config.paths.registry)?;
+        let policy = policy::Policy::load(&config.paths.policies, &registry)?;
+        let verifier = auth::Verifier::new(&registry, &config.gateway).map_err(GatewayError::Keys)?;
+        let js = jetstream::new(client.clone());
+        let consumer: PullConsumer = js
+            .get_consumer_from_stream(subjects::ROUTER_CONSUMER, subjects::EVENTS_STREAM)
+            .await
+            .map_err(|e| GatewayError::Nats(format!("EVENTS consumer {}: {e}", subjects::ROUTER_CONSUMER)))?;
+        let requests = client
+            .queue_subscribe(subjects::INGRESS_ALL, subjects::GATEWAY_QUEUE.to_owned())
+            .await
+            .map_err(|e| GatewayError::Nats(format!("subscribe to ingress: {e}")))?;
+        client
+            .flush()
+            .await
+            .map_err(|e| GatewayError::Nats(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            recorder: records::Recorder::new(js.clone()),
+            config,
+            registry,
+            policy,
+            verifier,
+            client,
+            js,
+        });
+        Ok(Self {
+            shared,
+            requests,
+            consumer,
+        })
+    }
+
+    /// Serves ingress and routing until `shutdown`, then drains in-flight work.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), GatewayError> {
+        let stop = shutdown.child_token();
+        let ingress = tokio::spawn(ingress::serve(self.shared.clone(), self.requests, stop.clone()));
+        let routed = router::serve(self.shared.clone(), self.consumer, stop.clone()).await;
+        stop.cancel();
+        let _ = ingress.await;
+        let _ = self.shared.client.flush().await;
+        routed.map_err(GatewayError::Router)
+    }
+}
+
+/// Starts a gateway and serves until `shutdown`.
+pub async fn run(config: Config, client: async_nats::Client, shutdown: CancellationToken) -> Result<(), GatewayError> {
+    Gateway::start(config, client).await?.run(shutdown).await
+}

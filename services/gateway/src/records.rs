@@ -1,0 +1,127 @@
+//! Decision records: the gateway's account of each collection, refusal and
+//! disclosure, published to DECISIONS (de-duplicated on the record id) for the
+//! audit service to chain into the ledger. Records hold ids, codes and
+//! categories, never the envelope's personal fields.
+
+use crate::refusal::Refusal;
+use async_nats::HeaderMap;
+use async_nats::jetstream::Context;
+use liaison_kit::subjects;
+use liaison_kit::time::timestamp_now;
+use liaison_proto::v1::{AuditRecord, Decision, EnvelopeAccepted, Envelope, Operation, Route};
+use prost::Message;
+
+/// Publishes decision records and waits for JetStream to store each.
+#[derive(Clone)]
+pub struct Recorder {
+    js: Context,
+    subject: String,
+}
+
+impl Recorder {
+    pub fn new(js: Context) -> Self {
+        Self {
+            js,
+            subject: subjects::decisions("gateway"),
+        }
+    }
+
+    pub async fn publish(&self, record: &AuditRecord) -> Result<(), String> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", record.record_id.as_str());
+        let ack = self
+            .js
+            .publish_with_headers(self.subject.clone(), headers, record.encode_to_vec().into())
+            .await
+            .map_err(|e| e.to_string())?;
+        ack.await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// The trace id of a W3C `traceparent`, if it is well formed.
+fn trace_id(traceparent: &str) -> String {
+    let mut parts = traceparent.split('-');
+    match (parts.next(), parts.next()) {
+        (Some("00"), Some(id)) if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) => id.to_owned(),
+        _ => String::new(),
+    }
+}
+
+fn from_envelope(envelope: &Envelope) -> AuditRecord {
+    AuditRecord {
+        purpose: envelope.purpose.clone(),
+        legal_basis: envelope.legal_basis.clone(),
+        time: Some(timestamp_now()),
+        agency: envelope.sender_agency.clone(),
+        author: envelope.author.clone(),
+        envelope_id: envelope.id.clone(),
+        case_id: envelope.case_id.clone(),
+        kind: envelope.kind().to_owned(),
+        classification: envelope.classification,
+        subject_tokens: envelope.subject_tokens(),
+        trace_id: trace_id(&envelope.traceparent),
+        service: "gateway".into(),
+        ..Default::default()
+    }
+}
+
+/// Collection of an accepted envelope; the id makes a re-send idempotent.
+pub fn collection(accepted: &EnvelopeAccepted) -> AuditRecord {
+    let envelope = accepted.envelope.clone().unwrap_or_default();
+    AuditRecord {
+        record_id: format!("{}:collection", envelope.id),
+        operation: Operation::Collection as i32,
+        decision: Decision::Accepted as i32,
+        recipients: accepted.routes.iter().map(|r| r.recipient.clone()).collect(),
+        policy_ids: accepted.policy_ids.clone(),
+        author: accepted.token_subject.clone(),
+        time: accepted.accepted_at,
+        ..from_envelope(&envelope)
+    }
+}
+
+/// Disclosure of one copy to one recipient.
+pub fn disclosure(accepted: &EnvelopeAccepted, route: &Route, removed: &[i32]) -> AuditRecord {
+    let envelope = accepted.envelope.clone().unwrap_or_default();
+    AuditRecord {
+        record_id: format!("{}:disclosure:{}", envelope.id, route.recipient),
+        operation: Operation::Disclosure as i32,
+        decision: Decision::Delivered as i32,
+        recipients: vec![route.recipient.clone()],
+        policy_ids: route.policy_ids.clone(),
+        withheld_labels: removed.to_vec(),
+        author: accepted.token_subject.clone(),
+        ..from_envelope(&envelope)
+    }
+}
+
+/// A refusal at ingress. `agency` is the validated sender, if it got that far.
+pub fn refusal(agency: &str, envelope: Option<&Envelope>, refusal: &Refusal, policy_ids: &[String]) -> AuditRecord {
+    let base = envelope.map(from_envelope).unwrap_or_else(|| AuditRecord {
+        time: Some(timestamp_now()),
+        service: "gateway".into(),
+        ..Default::default()
+    });
+    AuditRecord {
+        record_id: uuid::Uuid::new_v4().to_string(),
+        operation: Operation::Collection as i32,
+        decision: Decision::Refused as i32,
+        code: refusal.code().to_owned(),
+        reason: refusal.to_string(),
+        agency: agency.to_owned(),
+        policy_ids: policy_ids.to_vec(),
+        ..base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trace_ids_are_taken_only_from_well_formed_traceparents() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(super::trace_id(tp), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(super::trace_id("00-Robert Smith-x-01"), "");
+        assert_eq!(super::trace_id(""), "");
+    }
+}

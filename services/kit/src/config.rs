@@ -1,0 +1,234 @@
+//! Typed configuration: defaults in code, an optional TOML file
+//! (`deploy/config/liaison.toml`), then `LIAISON_<SECTION>_<KEY>` environment
+//! variables. Unknown keys and wrong types fail at start with the key named.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub gateway: GatewayConfig,
+    pub streams: StreamsConfig,
+    pub paths: PathsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// Where the services connect.
+    pub url: String,
+    /// This process's NATS user and password (empty: from the `liaison up` session).
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// The `aud` claim agency tokens must carry.
+    pub audience: String,
+    /// Largest envelope accepted, checked before decoding.
+    pub max_envelope_bytes: usize,
+    /// Longest token lifetime (`exp - iat`) accepted.
+    pub max_token_lifetime_secs: u64,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    pub clock_skew_secs: u64,
+    /// Ingress messages handled at once by one gateway.
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamsConfig {
+    /// How long an envelope id is remembered for de-duplication.
+    pub duplicate_window_secs: u64,
+    /// How long undelivered copies wait in DELIVERY for an offline agency.
+    pub delivery_max_age_days: u64,
+    /// Stream replicas (1 on a laptop, 3 on a cluster).
+    pub replicas: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    /// The agency registry (TOML).
+    pub registry: PathBuf,
+    /// Directory of Cedar schema and policies.
+    pub policies: PathBuf,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            user: String::new(),
+            password: String::new(),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            audience: "liaison-gateway".into(),
+            max_envelope_bytes: 256 * 1024,
+            max_token_lifetime_secs: 600,
+            clock_skew_secs: 30,
+            concurrency: 64,
+        }
+    }
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            duplicate_window_secs: 24 * 3600,
+            delivery_max_age_days: 30,
+            replicas: 1,
+        }
+    }
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        Self {
+            registry: "deploy/agencies/registry.toml".into(),
+            policies: "deploy/policies".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            nats: NatsConfig::default(),
+            gateway: GatewayConfig::default(),
+            streams: StreamsConfig::default(),
+            paths: PathsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("invalid configuration ({origin}): {reason}")]
+    Invalid { origin: String, reason: String },
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `LIAISON_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?,
+            None => String::new(),
+        };
+        let origin = file.map_or("defaults".to_owned(), |p| p.display().to_string());
+        Self::from_sources(&text, &origin, std::env::vars())
+    }
+
+    /// Builds a config from TOML text and `(name, value)` environment pairs.
+    pub fn from_sources(
+        toml_text: &str,
+        origin: &str,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |origin: &str, reason: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            reason,
+        };
+        let mut table: toml::Table =
+            toml::from_str(toml_text).map_err(|e| invalid(origin, e.to_string()))?;
+        // Which keys exist, from the defaults: other LIAISON_* variables
+        // (LIAISON_HOME, LIAISON_NATS_SERVER) are not configuration keys.
+        let known = toml::Table::try_from(Config::default()).map_err(|e| invalid(origin, e.to_string()))?;
+        let mut from_env = Vec::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("LIAISON_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            for (section, keys) in &known {
+                let Some(key) = rest.strip_prefix(&format!("{section}_")) else {
+                    continue;
+                };
+                let Some(keys) = keys.as_table() else { continue };
+                if keys.contains_key(key) {
+                    let entry = table
+                        .entry(section.clone())
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    if let Some(t) = entry.as_table_mut() {
+                        t.insert(key.to_owned(), env_value(&value));
+                    }
+                    from_env.push(name.clone());
+                }
+            }
+        }
+        let origin = if from_env.is_empty() {
+            origin.to_owned()
+        } else {
+            format!("{origin} and {}", from_env.join(", "))
+        };
+        Config::deserialize(toml::Value::Table(table)).map_err(|e| invalid(&origin, e.to_string()))
+    }
+}
+
+fn env_value(value: &str) -> toml::Value {
+    if let Ok(n) = value.parse::<i64>() {
+        toml::Value::Integer(n)
+    } else if let Ok(b) = value.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(value.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let config = Config::from_sources(
+            "[gateway]\nmax_envelope_bytes = 1000\n",
+            "test.toml",
+            env(&[("LIAISON_NATS_URL", "nats://10.0.0.1:4222"), ("LIAISON_HOME", "/x")]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.gateway.max_envelope_bytes, 1000);
+        assert_eq!(config.nats.url, "nats://10.0.0.1:4222");
+        assert_eq!(config.gateway.clock_skew_secs, 30);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_named() {
+        let err = Config::from_sources("[gateway]\nmax_envelope = 1\n", "f.toml", env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("max_envelope") && err.contains("f.toml"), "{err}");
+        let err = Config::from_sources(
+            "",
+            "f.toml",
+            env(&[("LIAISON_GATEWAY_MAX_ENVELOPE_BYTES", "big")]),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("LIAISON_GATEWAY_MAX_ENVELOPE_BYTES"), "{err}");
+    }
+}

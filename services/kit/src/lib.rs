@@ -1,0 +1,21 @@
+//! `liaison-kit`: the small common ground of Liaison's services.
+//!
+//! It owns configuration, identifiers and the subjects built from them, the
+//! NATS users and their permissions, connecting to NATS, provisioning streams,
+//! locating and launching a nats-server, the agency registry and telemetry.
+//! It holds no business logic: services share only this crate, the generated
+//! protobuf types and NATS subjects.
+
+pub mod config;
+pub mod connect;
+pub mod ids;
+pub mod nats_server;
+pub mod provision;
+pub mod registry;
+pub mod session;
+pub mod subjects;
+pub mod telemetry;
+pub mod time;
+pub mod users;
+
+pub use ids::{AgencyId, IdError};

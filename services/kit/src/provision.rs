@@ -1,0 +1,110 @@
+//! Creating (or updating, idempotently) the streams and durable consumers of a
+//! Liaison deployment. Run by the operator (`liaison up`, `liaison provision`):
+//! services only bind to what exists, so their NATS users need no rights to
+//! create or change streams.
+//!
+//! | stream | holds | guarantees |
+//! |---|---|---|
+//! | EVENTS | accepted envelopes | de-duplicated on the envelope id; no delete, no purge |
+//! | DELIVERY | one redacted copy per recipient | a durable consumer per agency: an offline agency catches up |
+//! | DECISIONS | decision records on their way to the ledger | de-duplicated on the record id |
+//! | LEDGER | the hash-chained audit log | no delete, no purge; one writer (expected last sequence) |
+
+use crate::config::StreamsConfig;
+use crate::ids::AgencyId;
+use crate::subjects as s;
+use async_nats::jetstream::{self, consumer, stream};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot provision {what}: {reason}")]
+pub struct ProvisionError {
+    pub what: String,
+    pub reason: String,
+}
+
+fn fail(what: impl Into<String>) -> impl FnOnce(String) -> ProvisionError {
+    let what = what.into();
+    move |reason| ProvisionError { what, reason }
+}
+
+/// The configuration of each Liaison stream.
+pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
+    let dedup = Duration::from_secs(settings.duplicate_window_secs);
+    let base = |name: &str, subject: &str, description: &str| stream::Config {
+        name: name.to_owned(),
+        subjects: vec![subject.to_owned()],
+        description: Some(description.to_owned()),
+        storage: stream::StorageType::File,
+        num_replicas: settings.replicas,
+        duplicate_window: dedup,
+        ..Default::default()
+    };
+    vec![
+        stream::Config {
+            deny_delete: true,
+            deny_purge: true,
+            ..base(s::EVENTS_STREAM, s::EVENTS_ALL, "Accepted envelopes")
+        },
+        stream::Config {
+            max_age: Duration::from_secs(settings.delivery_max_age_days * 24 * 3600),
+            ..base(s::DELIVERY_STREAM, s::DELIVERY_ALL, "Redacted copies per recipient")
+        },
+        stream::Config {
+            // A record leaves once the ledger writer has chained it.
+            retention: stream::RetentionPolicy::WorkQueue,
+            ..base(s::DECISIONS_STREAM, s::DECISIONS_ALL, "Decision records bound for the ledger")
+        },
+        stream::Config {
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            duplicate_window: Duration::from_secs(120),
+            ..base(s::LEDGER_STREAM, s::LEDGER_ENTRIES, "Hash-chained audit ledger")
+        },
+    ]
+}
+
+fn durable(name: &str, filter: Option<String>, max_ack_pending: i64) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(name.to_owned()),
+        filter_subject: filter.unwrap_or_default(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending,
+        ..Default::default()
+    }
+}
+
+/// Creates or updates every stream, the services' consumers and one durable
+/// delivery consumer per agency.
+pub async fn provision(
+    js: &jetstream::Context,
+    settings: &StreamsConfig,
+    agencies: &[AgencyId],
+) -> Result<(), ProvisionError> {
+    for config in stream_configs(settings) {
+        let name = config.name.clone();
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|e| fail(format!("stream {name}"))(e.to_string()))?;
+    }
+    let mut consumers = vec![
+        (s::EVENTS_STREAM, durable(s::ROUTER_CONSUMER, None, 256)),
+        // One at a time: the ledger writer appends in source order.
+        (s::DECISIONS_STREAM, durable(s::LEDGER_WRITER_CONSUMER, None, 1)),
+    ];
+    for agency in agencies {
+        consumers.push((
+            s::DELIVERY_STREAM,
+            durable(&s::delivery_consumer(agency), Some(s::delivery_filter(agency)), 1000),
+        ));
+    }
+    for (stream_name, config) in consumers {
+        let what = format!("consumer {stream_name}/{}", config.durable_name.clone().unwrap_or_default());
+        js.create_consumer_on_stream(config, stream_name)
+            .await
+            .map_err(|e| fail(what)(e.to_string()))?;
+    }
+    Ok(())
+}

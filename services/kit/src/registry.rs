@@ -1,0 +1,171 @@
+//! The agency registry: who the partner agencies are, what kind of body each
+//! is, the clearance it holds and the public key(s) it signs tokens with. Read
+//! from a TOML file (`deploy/agencies/registry.toml` in development).
+
+use crate::ids::AgencyId;
+use base64::Engine as _;
+use liaison_proto::v1::Classification;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What kind of body an agency is; policies are written over kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgencyKind {
+    Police,
+    Health,
+    SocialCare,
+    Education,
+    Council,
+    Probation,
+    Business,
+}
+
+impl AgencyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Police => "police",
+            Self::Health => "health",
+            Self::SocialCare => "social-care",
+            Self::Education => "education",
+            Self::Council => "council",
+            Self::Probation => "probation",
+            Self::Business => "business",
+        }
+    }
+}
+
+/// Highest classification an agency may receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum Clearance {
+    #[serde(rename = "OFFICIAL")]
+    Official,
+    #[serde(rename = "OFFICIAL-SENSITIVE")]
+    OfficialSensitive,
+    #[serde(rename = "SECRET")]
+    Secret,
+    #[serde(rename = "TOP-SECRET")]
+    TopSecret,
+}
+
+impl Clearance {
+    /// The classification this clearance reaches, as a comparable level.
+    pub fn level(self) -> Classification {
+        match self {
+            Self::Official => Classification::Official,
+            Self::OfficialSensitive => Classification::OfficialSensitive,
+            Self::Secret => Classification::Secret,
+            Self::TopSecret => Classification::TopSecret,
+        }
+    }
+}
+
+/// One agency as registered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agency {
+    pub id: AgencyId,
+    pub name: String,
+    pub kind: AgencyKind,
+    pub clearance: Clearance,
+    #[serde(default)]
+    pub sector: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Ed25519 public key, 32 bytes, base64url without padding (a JWK `x`).
+    pub public_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    agency: Vec<Agency>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read agency registry {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("agency registry {path} is invalid: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+/// All registered agencies, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    agencies: BTreeMap<AgencyId, Agency>,
+}
+
+impl Registry {
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text).map_err(|reason| RegistryError::Invalid {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// Parses registry TOML, naming the agency and field that is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: RegistryFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut agencies = BTreeMap::new();
+        for agency in file.agency {
+            let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(agency.public_key.trim_end_matches('='))
+                .map_err(|e| format!("agency {}: public_key is not base64url: {e}", agency.id))?;
+            if key.len() != 32 {
+                return Err(format!(
+                    "agency {}: public_key must be a 32-byte Ed25519 key, found {} bytes",
+                    agency.id,
+                    key.len()
+                ));
+            }
+            let id = agency.id.clone();
+            if agencies.insert(id.clone(), agency).is_some() {
+                return Err(format!("agency {id} is registered twice"));
+            }
+        }
+        Ok(Self { agencies })
+    }
+
+    pub fn get(&self, id: &AgencyId) -> Option<&Agency> {
+        self.agencies.get(id)
+    }
+
+    pub fn agencies(&self) -> impl Iterator<Item = &Agency> {
+        self.agencies.values()
+    }
+
+    pub fn ids(&self) -> Vec<AgencyId> {
+        self.agencies.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+
+    #[test]
+    fn a_registry_is_parsed_and_checked() {
+        let good = format!(
+            "[[agency]]\nid = \"police\"\nname = \"P\"\nkind = \"police\"\nclearance = \"SECRET\"\npublic_key = \"{KEY}\"\n"
+        );
+        let registry = Registry::parse(&good).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(registry.ids().len(), 1);
+
+        let bad_id = good.replace("\"police\"\nname", "\"Police!\"\nname");
+        assert!(Registry::parse(&bad_id).is_err_and(|e| e.contains("agency id")));
+        let bad_key = good.replace(KEY, "abc");
+        assert!(Registry::parse(&bad_key).is_err_and(|e| e.contains("32-byte")));
+        let unknown = format!("{good}colour = \"red\"\n");
+        assert!(Registry::parse(&unknown).is_err_and(|e| e.contains("colour")));
+        let twice = format!("{good}{good}");
+        assert!(Registry::parse(&twice).is_err_and(|e| e.contains("twice")));
+    }
+}

@@ -1,0 +1,103 @@
+//! Every NATS subject, stream and consumer name Liaison uses, and the only
+//! functions that build subjects. Subjects are built from validated ids only.
+//!
+//! | subject | who publishes | stream |
+//! |---|---|---|
+//! | `liaison.ingress.<agency>.envelope` | the agency (request/reply) | — |
+//! | `liaison.events.<kind>` | gateway | EVENTS |
+//! | `liaison.deliver.<agency>.<kind>` | gateway | DELIVERY |
+//! | `liaison.decisions.<service>` | gateway, other services | DECISIONS |
+//! | `liaison.ledger.entries` | audit (single writer) | LEDGER |
+
+use crate::ids::{AgencyId, IdError};
+
+pub const EVENTS_STREAM: &str = "EVENTS";
+pub const DELIVERY_STREAM: &str = "DELIVERY";
+pub const DECISIONS_STREAM: &str = "DECISIONS";
+pub const LEDGER_STREAM: &str = "LEDGER";
+
+pub const INGRESS_ALL: &str = "liaison.ingress.>";
+pub const EVENTS_ALL: &str = "liaison.events.>";
+pub const DELIVERY_ALL: &str = "liaison.deliver.>";
+pub const DECISIONS_ALL: &str = "liaison.decisions.>";
+pub const LEDGER_ENTRIES: &str = "liaison.ledger.entries";
+
+/// Queue group the gateways share for ingress.
+pub const GATEWAY_QUEUE: &str = "gateway";
+/// Durable consumer on EVENTS that routes accepted envelopes to recipients.
+pub const ROUTER_CONSUMER: &str = "gateway-router";
+/// Durable consumer on DECISIONS that appends to the ledger.
+pub const LEDGER_WRITER_CONSUMER: &str = "audit-ledger";
+
+/// Header carrying the agency's signed JWT on ingress.
+pub const TOKEN_HEADER: &str = "Liaison-Token";
+
+const INGRESS_PREFIX: &str = "liaison.ingress.";
+
+/// Where an agency sends envelopes.
+pub fn ingress(agency: &AgencyId) -> String {
+    format!("{INGRESS_PREFIX}{agency}.envelope")
+}
+
+/// Publish permission pattern for an agency's ingress.
+pub fn ingress_of(agency: &AgencyId) -> String {
+    format!("{INGRESS_PREFIX}{agency}.>")
+}
+
+/// The agency an ingress subject belongs to, validated.
+pub fn agency_of_ingress(subject: &str) -> Result<AgencyId, IdError> {
+    let token = subject
+        .strip_prefix(INGRESS_PREFIX)
+        .and_then(|rest| rest.split('.').next())
+        .unwrap_or_default();
+    AgencyId::parse(token)
+}
+
+/// Subject of an accepted envelope in EVENTS. `kind` is a body kind from the schema.
+pub fn event(kind: &'static str) -> String {
+    format!("liaison.events.{kind}")
+}
+
+/// Subject of one recipient's copy in DELIVERY.
+pub fn delivery(agency: &AgencyId, kind: &'static str) -> String {
+    format!("liaison.deliver.{agency}.{kind}")
+}
+
+/// Filter of an agency's durable delivery consumer.
+pub fn delivery_filter(agency: &AgencyId) -> String {
+    format!("liaison.deliver.{agency}.>")
+}
+
+/// Name of an agency's durable delivery consumer.
+pub fn delivery_consumer(agency: &AgencyId) -> String {
+    format!("deliver-{agency}")
+}
+
+/// Where a service publishes its decision records.
+pub fn decisions(service: &'static str) -> String {
+    format!("liaison.decisions.{service}")
+}
+
+/// Inbox prefix of a NATS user: replies to one user cannot be read by another.
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingress_subjects_round_trip_and_refuse_bad_agencies() {
+        let police = AgencyId::parse("police").ok();
+        let subject = police.as_ref().map(ingress);
+        assert_eq!(subject.as_deref(), Some("liaison.ingress.police.envelope"));
+        assert_eq!(
+            subject.as_deref().map(agency_of_ingress),
+            Some(Ok(AgencyId::parse("police").unwrap_or_else(|e| panic!("{e}"))))
+        );
+        assert!(agency_of_ingress("liaison.ingress.POLICE.envelope").is_err());
+        assert!(agency_of_ingress("liaison.ingress.").is_err());
+        assert!(agency_of_ingress("other.subject").is_err());
+    }
+}

@@ -1,0 +1,193 @@
+//! NATS users and what each may publish and subscribe to. NATS is never open:
+//! every service and every agency has its own user, limited to its own
+//! subjects, so no client can bypass the gateway or read another agency's
+//! deliveries. This module is the single statement of those permissions; the
+//! nats-server configuration is rendered from it.
+
+use crate::ids::AgencyId;
+use crate::subjects::{self as s, inbox_prefix};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+/// User of the operator (administers streams; used by `liaison up` and operator commands).
+pub const OPERATOR: &str = "operator";
+/// User of the gateway service.
+pub const GATEWAY: &str = "svc-gateway";
+/// User of the audit service.
+pub const AUDIT: &str = "svc-audit";
+/// User of auditors: read-only access to the ledger.
+pub const AUDITOR: &str = "auditor";
+
+/// A NATS user name and password.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One NATS user with its permissions.
+#[derive(Debug, Clone)]
+pub struct NatsUser {
+    pub credentials: Credentials,
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+    /// May reply to requests it received (the gateway answers senders).
+    pub allow_responses: bool,
+}
+
+fn password() -> String {
+    let mut bytes = [0u8; 24];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn user(name: &str, publish: Vec<String>, subscribe: Vec<String>, allow_responses: bool) -> NatsUser {
+    let mut subscribe = subscribe;
+    subscribe.push(format!("{}.>", inbox_prefix(name)));
+    NatsUser {
+        credentials: Credentials {
+            user: name.to_owned(),
+            password: password(),
+        },
+        publish,
+        subscribe,
+        allow_responses,
+    }
+}
+
+/// JetStream API subjects to use one durable pull consumer.
+fn consume(stream: &str, consumer: &str) -> Vec<String> {
+    vec![
+        format!("$JS.API.CONSUMER.INFO.{stream}.{consumer}"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
+        format!("$JS.ACK.{stream}.{consumer}.>"),
+    ]
+}
+
+/// JetStream API subjects to read a whole stream with ephemeral ordered consumers.
+fn read_stream(stream: &str) -> Vec<String> {
+    vec![
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.STREAM.MSG.GET.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}.>"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+        format!("$JS.API.CONSUMER.DELETE.{stream}.>"),
+        format!("$JS.API.CONSUMER.INFO.{stream}.>"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.>"),
+        format!("$JS.FC.{stream}.>"),
+        format!("$JS.ACK.{stream}.>"),
+    ]
+}
+
+/// Every user of a Liaison deployment, with fresh random passwords.
+pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
+    let mut users = vec![
+        user(OPERATOR, vec![">".into()], vec![">".into()], true),
+        user(
+            GATEWAY,
+            [
+                vec![
+                    s::EVENTS_ALL.to_owned(),
+                    s::DELIVERY_ALL.to_owned(),
+                    s::decisions("gateway"),
+                ],
+                consume(s::EVENTS_STREAM, s::ROUTER_CONSUMER),
+            ]
+            .concat(),
+            vec![s::INGRESS_ALL.to_owned()],
+            true,
+        ),
+        user(
+            AUDIT,
+            [
+                vec![s::LEDGER_ENTRIES.to_owned()],
+                consume(s::DECISIONS_STREAM, s::LEDGER_WRITER_CONSUMER),
+                read_stream(s::LEDGER_STREAM),
+            ]
+            .concat(),
+            vec![],
+            false,
+        ),
+        user(AUDITOR, read_stream(s::LEDGER_STREAM), vec![], false),
+    ];
+    for agency in agencies {
+        users.push(user(
+            agency.as_str(),
+            [
+                vec![s::ingress_of(agency)],
+                consume(s::DELIVERY_STREAM, &s::delivery_consumer(agency)),
+            ]
+            .concat(),
+            vec![],
+            false,
+        ));
+    }
+    users
+}
+
+fn quoted_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// The `authorization { users = [...] }` block of a nats-server configuration.
+pub fn render_authorization(users: &[NatsUser]) -> String {
+    let mut out = String::from("authorization {\n  users = [\n");
+    for u in users {
+        let responses = if u.allow_responses {
+            ", allow_responses: true"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "    {{ user: {:?}, password: {:?}, permissions: {{ publish: {}, subscribe: {}{} }} }}\n",
+            u.credentials.user,
+            u.credentials.password,
+            quoted_list(&u.publish),
+            quoted_list(&u.subscribe),
+            responses,
+        ));
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agencies_are_limited_to_their_own_subjects() {
+        let police = AgencyId::parse("police").unwrap_or_else(|e| panic!("{e}"));
+        let users = plan(std::slice::from_ref(&police));
+        let agency = users
+            .iter()
+            .find(|u| u.credentials.user == "police")
+            .unwrap_or_else(|| panic!("police user"));
+        assert_eq!(
+            agency.publish,
+            vec![
+                "liaison.ingress.police.>",
+                "$JS.API.CONSUMER.INFO.DELIVERY.deliver-police",
+                "$JS.API.CONSUMER.MSG.NEXT.DELIVERY.deliver-police",
+                "$JS.ACK.DELIVERY.deliver-police.>",
+            ]
+        );
+        assert_eq!(agency.subscribe, vec!["_INBOX_police.>"]);
+        assert!(!agency.allow_responses);
+        let rendered = render_authorization(&users);
+        assert!(rendered.contains("user: \"police\""));
+        assert_eq!(users.len(), 5);
+    }
+}
