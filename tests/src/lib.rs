@@ -1,1 +1,172 @@
-//! placeholder
+//! The end-to-end test harness: a whole Liaison system per test, on a real
+//! nats-server started on a random port with a temporary JetStream store
+//! (killed when the system is dropped), the real services in-process, and
+//! helpers that wait by polling for a condition with a deadline.
+
+use anyhow::{Result, bail};
+use liaison::client::AgencyClient;
+use liaison::system::{System, UpOptions};
+use liaison_audit::verify::{Report, verify};
+use liaison_kit::config::Config;
+use liaison_kit::{AgencyId, subjects, users};
+use liaison_proto::v1::envelope::Body;
+use liaison_proto::v1::{AuditRecord, Classification, Delivery, Envelope, Person, ReferralMade};
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The repository root (for deploy/ files).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The development configuration, with test-sized limits.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.paths.registry = repo_root().join("deploy/agencies/registry.toml");
+    config.paths.policies = repo_root().join("deploy/policies");
+    config.gateway.max_envelope_bytes = 64 * 1024;
+    // A killed service's unacknowledged messages come back quickly.
+    config.streams.ack_wait_secs = 2;
+    config
+}
+
+/// Starts a whole system on a fresh nats-server.
+pub async fn start() -> Result<System> {
+    start_with(config()).await
+}
+
+pub async fn start_with(config: Config) -> Result<System> {
+    System::start(config, UpOptions::default()).await
+}
+
+/// An agency's development signing key.
+pub fn key_pem(agency: &str) -> Result<String> {
+    Ok(std::fs::read_to_string(
+        repo_root().join(format!("deploy/agencies/dev-keys/{agency}.pem")),
+    )?)
+}
+
+/// Connects as `agency` with its own NATS user and key.
+pub async fn agency(system: &System, agency: &str) -> Result<AgencyClient> {
+    let id = AgencyId::parse(agency)?;
+    let client = AgencyClient::connect(
+        &system.url(),
+        &system.credentials(agency)?,
+        id,
+        &key_pem(agency)?,
+        &system.config.gateway.audience,
+    )
+    .await?;
+    Ok(client.with_verdict_timeout(Duration::from_secs(3)))
+}
+
+/// Polls `probe` every 20 ms until it returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        ticks.tick().await;
+        if let Some(value) = probe().await? {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+    }
+}
+
+/// Reads `agency`'s inbox until `expected` deliveries arrived, then checks
+/// that nothing more comes.
+pub async fn inbox_exactly(client: &AgencyClient, expected: usize) -> Result<Vec<Delivery>> {
+    let mut all = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while all.len() < expected {
+        if Instant::now() > deadline {
+            bail!("{} received {} of {expected} deliveries", client.agency(), all.len());
+        }
+        all.extend(client.inbox(expected - all.len(), Duration::from_millis(200)).await?);
+    }
+    let extra = client.inbox(100, Duration::from_millis(300)).await?;
+    if !extra.is_empty() {
+        bail!("{} received {} deliveries more than {expected}", client.agency(), extra.len());
+    }
+    Ok(all)
+}
+
+/// Waits until every event is routed and every decision chained, then
+/// verifies the ledger as the auditor, returning the report and the records.
+pub async fn ledger(system: &System) -> Result<(Report, Vec<AuditRecord>)> {
+    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    eventually("the ledger to catch up", Duration::from_secs(30), || async {
+        let mut pending = 0;
+        for (stream, consumer) in [
+            (subjects::EVENTS_STREAM, subjects::ROUTER_CONSUMER),
+            (subjects::DECISIONS_STREAM, subjects::LEDGER_WRITER_CONSUMER),
+        ] {
+            let mut c: async_nats::jetstream::consumer::PullConsumer =
+                js.get_consumer_from_stream(consumer, stream).await?;
+            let info = c.info().await?;
+            pending += info.num_pending + info.num_ack_pending as u64;
+        }
+        Ok((pending == 0).then_some(()))
+    })
+    .await?;
+    let auditor = async_nats::jetstream::new(system.connect_as(users::AUDITOR).await?);
+    let mut records = Vec::new();
+    let report = verify(&auditor, |_, record| records.push(record.clone())).await?;
+    Ok((report, records))
+}
+
+/// A school's referral of a child, with health and education notes.
+pub fn referral(sender: &str, id: &str) -> Envelope {
+    Envelope {
+        id: id.into(),
+        sender_agency: sender.into(),
+        author: format!("{sender}-dsl"),
+        sent_at: Some(liaison_kit::time::timestamp_now()),
+        classification: Classification::OfficialSensitive as i32,
+        handling_caveats: vec![],
+        purpose: "safeguarding".into(),
+        legal_basis: "DPA 2018 s.35(2)(b); CTSA 2015 s.26".into(),
+        case_id: String::new(),
+        traceparent: String::new(),
+        body: Some(Body::Referral(ReferralMade {
+            subject: Some(Person {
+                token: "tok-test-subject".into(),
+                full_name: "Alex Example".into(),
+                date_of_birth: "2010-04-12".into(),
+                address: "12 Demo Street".into(),
+                category: "person at risk".into(),
+            }),
+            source: "school".into(),
+            concern: "Shared extremist material".into(),
+            risk_indicators: vec!["online radicalisation".into()],
+            health_notes: "Under CAMHS".into(),
+            education_notes: "Attendance falling".into(),
+            ..Default::default()
+        })),
+    }
+}
+
+/// The referral body of a delivery, if it is one.
+pub fn referral_of(delivery: &Delivery) -> Option<&ReferralMade> {
+    match delivery.envelope.as_ref()?.body.as_ref()? {
+        Body::Referral(r) => Some(r),
+        _ => None,
+    }
+}
+
+/// Signs arbitrary `claims` with an agency's key (EdDSA), for hostile-token tests.
+pub fn sign(agency_key_of: &str, claims: &serde_json::Value) -> Result<String> {
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(key_pem(agency_key_of)?.as_bytes())?;
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+        claims,
+        &key,
+    )?)
+}

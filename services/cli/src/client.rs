@@ -29,6 +29,7 @@ pub struct AgencyClient {
     client: async_nats::Client,
     key: EncodingKey,
     audience: String,
+    verdict_timeout: Duration,
 }
 
 impl AgencyClient {
@@ -41,7 +42,14 @@ impl AgencyClient {
             client,
             key,
             audience: audience.to_owned(),
+            verdict_timeout: VERDICT_TIMEOUT,
         })
+    }
+
+    /// Waits at most `timeout` for each verdict.
+    pub fn with_verdict_timeout(mut self, timeout: Duration) -> Self {
+        self.verdict_timeout = timeout;
+        self
     }
 
     pub fn agency(&self) -> &AgencyId {
@@ -71,7 +79,28 @@ impl AgencyClient {
 
     /// Sends raw bytes with an optional token (for tools and tests).
     pub async fn send_raw(&self, payload: Bytes, token: Option<&str>) -> Result<Verdict> {
-        request(&self.client, subjects::ingress(&self.agency), payload, token).await
+        request(&self.client, subjects::ingress(&self.agency), payload, token, self.verdict_timeout).await
+    }
+
+    /// Sends `envelope`, retrying with the same id while the gateway is
+    /// unreachable or unavailable, for up to `give_up_after`. Safe: the id is
+    /// the idempotency key, so a copy the gateway already accepted is answered
+    /// `DUPLICATE` and never delivered twice.
+    pub async fn send_until_answered(&self, envelope: &Envelope, give_up_after: Duration) -> Result<Verdict> {
+        let started = std::time::Instant::now();
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let error = match self.send(envelope).await {
+                Ok(v) if v.code == "unavailable" => anyhow!("gateway unavailable: {}", v.reason),
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if started.elapsed() + backoff > give_up_after {
+                return Err(error.context(format!("no verdict after {} s of retries", give_up_after.as_secs())));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
     }
 
     /// Takes up to `max` deliveries from this agency's inbox, waiting up to
@@ -101,14 +130,20 @@ impl AgencyClient {
 }
 
 /// Sends one ingress request on `subject` and decodes the verdict.
-pub async fn request(client: &async_nats::Client, subject: String, payload: Bytes, token: Option<&str>) -> Result<Verdict> {
+pub async fn request(
+    client: &async_nats::Client,
+    subject: String,
+    payload: Bytes,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<Verdict> {
     let mut headers = HeaderMap::new();
     if let Some(token) = token {
         headers.insert(subjects::TOKEN_HEADER, token);
     }
-    let reply = tokio::time::timeout(VERDICT_TIMEOUT, client.request_with_headers(subject, headers, payload))
+    let reply = tokio::time::timeout(timeout, client.request_with_headers(subject, headers, payload))
         .await
-        .map_err(|_| anyhow!("no verdict from the gateway within {} s", VERDICT_TIMEOUT.as_secs()))?
+        .map_err(|_| anyhow!("no verdict from the gateway within {} ms", timeout.as_millis()))?
         .map_err(|e| anyhow!("gateway unreachable: {e}"))?;
     Verdict::decode(reply.payload.as_ref()).context("the gateway's reply is not a liaison.v1.Verdict")
 }

@@ -3,7 +3,7 @@
 //! audit services running in-process with their own users. Behind
 //! `liaison up`, `liaison demo` and the end-to-end tests.
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Result, anyhow};
 use liaison_audit::AuditService;
 use liaison_gateway::Gateway;
 use liaison_kit::config::Config;
@@ -15,7 +15,7 @@ use liaison_kit::session::Session;
 use liaison_kit::users::{self, Credentials};
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
@@ -30,15 +30,75 @@ pub struct UpOptions {
     pub sync_interval: Option<String>,
 }
 
+/// A service running on its own runtime and thread, as if in its own
+/// process: stopping it drains its work; killing it drops every task and its
+/// NATS connection at once, as a crash would.
 struct Running {
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    kill: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
+    /// Starts `body` on a new runtime; `body` reports on `ready` once started.
+    async fn spawn<F, Fut>(name: &'static str, body: F) -> Result<Self>
+    where
+        F: FnOnce(CancellationToken, oneshot::Sender<Result<()>>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let stop = CancellationToken::new();
+        let (kill, killed) = oneshot::channel::<()>();
+        let (ready, is_ready) = oneshot::channel();
+        let token = stop.clone();
+        let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(name)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready.send(Err(anyhow!("{name} runtime: {e}")));
+                    return;
+                }
+            };
+            runtime.block_on(async {
+                tokio::select! {
+                    () = body(token, ready) => {}
+                    _ = killed => {}
+                }
+            });
+            runtime.shutdown_background();
+        })?;
+        let running = Self {
+            stop,
+            kill: Some(kill),
+            thread: Some(thread),
+        };
+        match is_ready.await {
+            Ok(Ok(())) => Ok(running),
+            Ok(Err(e)) => Err(e.context(name)),
+            Err(_) => Err(anyhow!("{name} ended while starting")),
+        }
+    }
+
+    async fn join(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
     async fn stop(self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        self.join().await;
+    }
+
+    async fn kill(mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        self.join().await;
     }
 }
 
@@ -103,21 +163,59 @@ impl System {
         Ok(connect(&self.server.url(), &self.credentials(user)?, user).await?)
     }
 
+    /// Runs a service on its own runtime as NATS user `user`: `start` connects
+    /// it (errors are returned here), then `run` serves until stopped.
+    async fn service<S, E1, E2, Start, Started, Run, Ran>(
+        &self,
+        name: &'static str,
+        user: &str,
+        start: Start,
+        run: Run,
+    ) -> Result<Running>
+    where
+        Start: FnOnce(async_nats::Client) -> Started + Send + 'static,
+        Started: Future<Output = Result<S, E1>>,
+        Run: FnOnce(S, CancellationToken) -> Ran + Send + 'static,
+        Ran: Future<Output = Result<(), E2>>,
+        E1: std::error::Error + Send + Sync + 'static,
+        E2: std::fmt::Display,
+    {
+        let (url, credentials) = (self.url(), self.credentials(user)?);
+        Running::spawn(name, move |stop, ready| async move {
+            let started = match connect(&url, &credentials, name).await {
+                Ok(client) => start(client).await.map_err(anyhow::Error::from),
+                Err(e) => Err(e.into()),
+            };
+            match started {
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+                Ok(service) => {
+                    let _ = ready.send(Ok(()));
+                    if let Err(e) = run(service, stop).await {
+                        error!(service = name, error = %e, "Service stopped");
+                    }
+                }
+            }
+        })
+        .await
+    }
+
     /// Starts the gateway (if it is not running).
     pub async fn start_gateway(&mut self) -> Result<()> {
         if self.gateway.is_some() {
             return Ok(());
         }
-        let client = self.connect_as(users::GATEWAY).await?;
-        let gateway = Gateway::start(self.config.clone(), client).await.context("gateway")?;
-        let stop = CancellationToken::new();
-        let token = stop.clone();
-        let task = tokio::spawn(async move {
-            if let Err(e) = gateway.run(token).await {
-                error!(error = %e, "Gateway stopped");
-            }
-        });
-        self.gateway = Some(Running { stop, task });
+        let config = self.config.clone();
+        let running = self
+            .service(
+                "gateway",
+                users::GATEWAY,
+                |client| Gateway::start(config, client),
+                |gateway, stop| gateway.run(stop),
+            )
+            .await?;
+        self.gateway = Some(running);
         Ok(())
     }
 
@@ -128,21 +226,23 @@ impl System {
         }
     }
 
+    /// Kills the gateway at once, as a crash would: in-flight work is dropped
+    /// unfinished and unacknowledged.
+    pub async fn kill_gateway(&mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.kill().await;
+        }
+    }
+
     /// Starts the audit service (if it is not running).
     pub async fn start_audit(&mut self) -> Result<()> {
         if self.audit.is_some() {
             return Ok(());
         }
-        let client = self.connect_as(users::AUDIT).await?;
-        let audit = AuditService::start(client).await.context("audit")?;
-        let stop = CancellationToken::new();
-        let token = stop.clone();
-        let task = tokio::spawn(async move {
-            if let Err(e) = audit.run(token).await {
-                error!(error = %e, "Audit service stopped");
-            }
-        });
-        self.audit = Some(Running { stop, task });
+        let running = self
+            .service("audit", users::AUDIT, AuditService::start, |audit, stop| audit.run(stop))
+            .await?;
+        self.audit = Some(running);
         Ok(())
     }
 

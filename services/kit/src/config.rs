@@ -48,6 +48,8 @@ pub struct StreamsConfig {
     pub delivery_max_age_days: u64,
     /// Stream replicas (1 on a laptop, 3 on a cluster).
     pub replicas: usize,
+    /// How long a service has to acknowledge a message before it is redelivered.
+    pub ack_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +89,7 @@ impl Default for StreamsConfig {
             duplicate_window_secs: 24 * 3600,
             delivery_max_age_days: 30,
             replicas: 1,
+            ack_wait_secs: 30,
         }
     }
 }

@@ -65,12 +65,17 @@ pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
     ]
 }
 
-fn durable(name: &str, filter: Option<String>, max_ack_pending: i64) -> consumer::pull::Config {
+fn durable(
+    settings: &StreamsConfig,
+    name: &str,
+    filter: Option<String>,
+    max_ack_pending: i64,
+) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(name.to_owned()),
         filter_subject: filter.unwrap_or_default(),
         ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: Duration::from_secs(30),
+        ack_wait: Duration::from_secs(settings.ack_wait_secs),
         max_ack_pending,
         ..Default::default()
     }
@@ -90,14 +95,14 @@ pub async fn provision(
             .map_err(|e| fail(format!("stream {name}"))(e.to_string()))?;
     }
     let mut consumers = vec![
-        (s::EVENTS_STREAM, durable(s::ROUTER_CONSUMER, None, 256)),
+        (s::EVENTS_STREAM, durable(settings, s::ROUTER_CONSUMER, None, 256)),
         // One at a time: the ledger writer appends in source order.
-        (s::DECISIONS_STREAM, durable(s::LEDGER_WRITER_CONSUMER, None, 1)),
+        (s::DECISIONS_STREAM, durable(settings, s::LEDGER_WRITER_CONSUMER, None, 1)),
     ];
     for agency in agencies {
         consumers.push((
             s::DELIVERY_STREAM,
-            durable(&s::delivery_consumer(agency), Some(s::delivery_filter(agency)), 1000),
+            durable(settings, &s::delivery_consumer(agency), Some(s::delivery_filter(agency)), 1000),
         ));
     }
     for (stream_name, config) in consumers {
