@@ -17,7 +17,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let out = PathBuf::from(env::var("OUT_DIR")?);
     // Encoded from protox's own pool: unlike prost-types' structs, it keeps the
     // custom `(liaison.v1.label)` field options that redaction reads.
-    fs::write(out.join("liaison_v1.descriptor.bin"), compiler.encode_file_descriptor_set())?;
+    fs::write(
+        out.join("liaison_v1.descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
     prost_build::Config::new().compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

@@ -13,7 +13,9 @@ pub fn label_of(field: &FieldDescriptor) -> Option<DataLabel> {
         return None;
     }
     match options.get_extension(&ext).as_ref() {
-        Value::EnumNumber(n) => DataLabel::try_from(*n).ok().filter(|l| *l != DataLabel::Unspecified),
+        Value::EnumNumber(n) => DataLabel::try_from(*n)
+            .ok()
+            .filter(|l| *l != DataLabel::Unspecified),
         _ => None,
     }
 }
@@ -25,7 +27,9 @@ mod tests {
     #[test]
     fn labelled_fields_are_read_from_the_schema() {
         let referral = crate::message("ReferralMade");
-        let health = referral.get_field_by_name("health_notes").map(|f| label_of(&f));
+        let health = referral
+            .get_field_by_name("health_notes")
+            .map(|f| label_of(&f));
         assert_eq!(health, Some(Some(DataLabel::Health)));
         let source = referral.get_field_by_name("source").map(|f| label_of(&f));
         assert_eq!(source, Some(None));

@@ -25,7 +25,8 @@ static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
     // The bytes are produced by our own build script from the same schema the
     // types come from: a failure here is a build bug, not bad input.
     #[allow(clippy::expect_used)]
-    DescriptorPool::decode(FILE_DESCRIPTOR_SET).expect("built-in liaison.v1 descriptor set is valid")
+    DescriptorPool::decode(FILE_DESCRIPTOR_SET)
+        .expect("built-in liaison.v1 descriptor set is valid")
 });
 
 /// The descriptor pool holding `liaison.v1` and its imports.

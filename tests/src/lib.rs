@@ -87,13 +87,25 @@ pub async fn inbox_exactly(client: &AgencyClient, expected: usize) -> Result<Vec
     let deadline = Instant::now() + Duration::from_secs(30);
     while all.len() < expected {
         if Instant::now() > deadline {
-            bail!("{} received {} of {expected} deliveries", client.agency(), all.len());
+            bail!(
+                "{} received {} of {expected} deliveries",
+                client.agency(),
+                all.len()
+            );
         }
-        all.extend(client.inbox(expected - all.len(), Duration::from_millis(200)).await?);
+        all.extend(
+            client
+                .inbox(expected - all.len(), Duration::from_millis(200))
+                .await?,
+        );
     }
     let extra = client.inbox(100, Duration::from_millis(300)).await?;
     if !extra.is_empty() {
-        bail!("{} received {} deliveries more than {expected}", client.agency(), extra.len());
+        bail!(
+            "{} received {} deliveries more than {expected}",
+            client.agency(),
+            extra.len()
+        );
     }
     Ok(all)
 }
@@ -102,19 +114,23 @@ pub async fn inbox_exactly(client: &AgencyClient, expected: usize) -> Result<Vec
 /// verifies the ledger as the auditor, returning the report and the records.
 pub async fn ledger(system: &System) -> Result<(Report, Vec<AuditRecord>)> {
     let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    eventually("the ledger to catch up", Duration::from_secs(30), || async {
-        let mut pending = 0;
-        for (stream, consumer) in [
-            (subjects::EVENTS_STREAM, subjects::ROUTER_CONSUMER),
-            (subjects::DECISIONS_STREAM, subjects::LEDGER_WRITER_CONSUMER),
-        ] {
-            let mut c: async_nats::jetstream::consumer::PullConsumer =
-                js.get_consumer_from_stream(consumer, stream).await?;
-            let info = c.info().await?;
-            pending += info.num_pending + info.num_ack_pending as u64;
-        }
-        Ok((pending == 0).then_some(()))
-    })
+    eventually(
+        "the ledger to catch up",
+        Duration::from_secs(30),
+        || async {
+            let mut pending = 0;
+            for (stream, consumer) in [
+                (subjects::EVENTS_STREAM, subjects::ROUTER_CONSUMER),
+                (subjects::DECISIONS_STREAM, subjects::LEDGER_WRITER_CONSUMER),
+            ] {
+                let mut c: async_nats::jetstream::consumer::PullConsumer =
+                    js.get_consumer_from_stream(consumer, stream).await?;
+                let info = c.info().await?;
+                pending += info.num_pending + info.num_ack_pending as u64;
+            }
+            Ok((pending == 0).then_some(()))
+        },
+    )
     .await?;
     let auditor = async_nats::jetstream::new(system.connect_as(users::AUDITOR).await?);
     let mut records = Vec::new();

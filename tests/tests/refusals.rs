@@ -45,13 +45,17 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
     // Signed with another agency's key.
     let forged = sign("police", &valid("school-a-dsl"))?;
     let mut other = referral("school-a", "ref-forged");
-    let verdict = school.send_raw(other.encode_to_vec().into(), Some(&forged)).await?;
+    let verdict = school
+        .send_raw(other.encode_to_vec().into(), Some(&forged))
+        .await?;
     assert_refused(&verdict, "bad_signature", "signature");
 
     // Expired (beyond the allowed clock skew).
     let expired = sign("school-a", &claims("school-a", "school-a-dsl", -120))?;
     other.id = "ref-expired".into();
-    let verdict = school.send_raw(other.encode_to_vec().into(), Some(&expired)).await?;
+    let verdict = school
+        .send_raw(other.encode_to_vec().into(), Some(&expired))
+        .await?;
     assert_refused(&verdict, "token_expired", "expired");
 
     // No token at all.
@@ -60,16 +64,32 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
 
     // An agency the registry does not know (only an operator could even publish here).
     let token = sign("school-a", &claims("ghost-agency", "x", 60))?;
-    let verdict = request(&operator, "liaison.ingress.ghost-agency.envelope".into(), good_bytes.clone().into(), Some(&token), timeout).await?;
+    let verdict = request(
+        &operator,
+        "liaison.ingress.ghost-agency.envelope".into(),
+        good_bytes.clone().into(),
+        Some(&token),
+        timeout,
+    )
+    .await?;
     assert_refused(&verdict, "unknown_agency", "ghost-agency");
 
     // An agency id that is not a valid id.
-    let verdict = request(&operator, "liaison.ingress.School_A.envelope".into(), good_bytes.clone().into(), Some(&token), timeout).await?;
+    let verdict = request(
+        &operator,
+        "liaison.ingress.School_A.envelope".into(),
+        good_bytes.clone().into(),
+        Some(&token),
+        timeout,
+    )
+    .await?;
     assert_refused(&verdict, "invalid_agency_id", "School_A");
 
     // Not a protobuf envelope.
     let token = school.token("school-a-dsl")?;
-    let verdict = school.send_raw(vec![0xff, 0xff, 0xff, 0x01, 0x02].into(), Some(&token)).await?;
+    let verdict = school
+        .send_raw(vec![0xff, 0xff, 0xff, 0x01, 0x02].into(), Some(&token))
+        .await?;
     assert_refused(&verdict, "malformed_envelope", "Envelope");
 
     // Larger than the limit: refused before decoding.
@@ -85,7 +105,11 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
     // Claiming to be another agency inside the envelope.
     let mut impostor = referral("school-a", "ref-impostor");
     impostor.sender_agency = "police".into();
-    assert_refused(&school.send(&impostor).await?, "invalid_field", "sender_agency");
+    assert_refused(
+        &school.send(&impostor).await?,
+        "invalid_field",
+        "sender_agency",
+    );
 
     // A share no information-sharing agreement permits.
     let mut update = referral("school-a", "ref-update");
@@ -98,7 +122,10 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
 
     // What was accepted before is delivered exactly once, and still is.
     let delivered = inbox_exactly(&police, 1).await?;
-    assert_eq!(delivered[0].envelope.as_ref().map(|e| e.id.as_str()), Some("ref-good"));
+    assert_eq!(
+        delivered[0].envelope.as_ref().map(|e| e.id.as_str()),
+        Some("ref-good")
+    );
 
     let (report, records) = ledger(&system).await?;
     assert!(report.intact(), "{report:?}");
@@ -110,14 +137,38 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
     assert_eq!(
         refused,
         vec![
-            "bad_signature", "token_expired", "missing_token", "unknown_agency", "invalid_agency_id",
-            "malformed_envelope", "too_large", "invalid_field", "invalid_field", "policy_denied",
+            "bad_signature",
+            "token_expired",
+            "missing_token",
+            "unknown_agency",
+            "invalid_agency_id",
+            "malformed_envelope",
+            "too_large",
+            "invalid_field",
+            "invalid_field",
+            "policy_denied",
         ]
     );
-    let accepted = records.iter().filter(|r| r.decision == Decision::Accepted as i32).count();
-    let delivered = records.iter().filter(|r| r.decision == Decision::Delivered as i32).count();
+    let accepted = records
+        .iter()
+        .filter(|r| r.decision == Decision::Accepted as i32)
+        .count();
+    let delivered = records
+        .iter()
+        .filter(|r| r.decision == Decision::Delivered as i32)
+        .count();
     assert_eq!((accepted, delivered), (1, 2));
-    let denial = records.iter().find(|r| r.code == "policy_denied").ok_or_else(|| anyhow::anyhow!("no denial record"))?;
-    assert_eq!((denial.agency.as_str(), denial.envelope_id.as_str(), denial.kind.as_str()), ("school-a", "ref-update", "case_update"));
+    let denial = records
+        .iter()
+        .find(|r| r.code == "policy_denied")
+        .ok_or_else(|| anyhow::anyhow!("no denial record"))?;
+    assert_eq!(
+        (
+            denial.agency.as_str(),
+            denial.envelope_id.as_str(),
+            denial.kind.as_str()
+        ),
+        ("school-a", "ref-update", "case_update")
+    );
     system.shutdown().await
 }

@@ -21,16 +21,37 @@ async fn a_referral_reaches_police_and_council_with_what_each_may_see() -> anyho
     let to_police = inbox_exactly(&police, 1).await?;
     let r = referral_of(&to_police[0]).ok_or_else(|| anyhow::anyhow!("not a referral"))?;
     assert_eq!(r.health_notes, "", "police must not see health fields");
-    assert!(r.risk_indicators.is_empty(), "police may not see intelligence from a school here");
+    assert!(
+        r.risk_indicators.is_empty(),
+        "police may not see intelligence from a school here"
+    );
     assert_eq!(r.concern, "Shared extremist material");
-    assert_eq!(r.subject.as_ref().map(|s| s.full_name.as_str()), Some("Alex Example"));
-    assert!(to_police[0].withheld_labels.contains(&(DataLabel::Health as i32)));
-    assert!(to_police[0].policy_ids.contains(&"ISA-EDU-01/receive".to_owned()));
+    assert_eq!(
+        r.subject.as_ref().map(|s| s.full_name.as_str()),
+        Some("Alex Example")
+    );
+    assert!(
+        to_police[0]
+            .withheld_labels
+            .contains(&(DataLabel::Health as i32))
+    );
+    assert!(
+        to_police[0]
+            .policy_ids
+            .contains(&"ISA-EDU-01/receive".to_owned())
+    );
 
     let to_council = inbox_exactly(&council, 1).await?;
     let r = referral_of(&to_council[0]).ok_or_else(|| anyhow::anyhow!("not a referral"))?;
-    assert_eq!(r.health_notes, "Under CAMHS", "the council may see health fields");
-    assert!(!to_council[0].withheld_labels.contains(&(DataLabel::Health as i32)));
+    assert_eq!(
+        r.health_notes, "Under CAMHS",
+        "the council may see health fields"
+    );
+    assert!(
+        !to_council[0]
+            .withheld_labels
+            .contains(&(DataLabel::Health as i32))
+    );
 
     // Nobody else received a copy.
     for other in ["school-a", "nhs-trust", "probation", "retail-bsp"] {
@@ -39,14 +60,21 @@ async fn a_referral_reaches_police_and_council_with_what_each_may_see() -> anyho
 
     let (report, records) = ledger(&system).await?;
     assert!(report.intact(), "{report:?}");
-    assert_eq!(records.len(), 3, "one collection and two disclosures: {records:#?}");
+    assert_eq!(
+        records.len(),
+        3,
+        "one collection and two disclosures: {records:#?}"
+    );
     let collection = &records[0];
     assert_eq!(collection.operation, Operation::Collection as i32);
     assert_eq!(collection.decision, Decision::Accepted as i32);
     assert_eq!(collection.agency, "school-a");
     assert_eq!(collection.author, "school-a-dsl");
     assert_eq!(collection.purpose, "safeguarding");
-    assert_eq!(collection.legal_basis, "DPA 2018 s.35(2)(b); CTSA 2015 s.26");
+    assert_eq!(
+        collection.legal_basis,
+        "DPA 2018 s.35(2)(b); CTSA 2015 s.26"
+    );
     assert_eq!(collection.envelope_id, "ref-0001");
     assert_eq!(collection.recipients, vec!["council", "police"]);
     assert!(collection.time.is_some());
@@ -55,11 +83,17 @@ async fn a_referral_reaches_police_and_council_with_what_each_may_see() -> anyho
         .map(|r| {
             assert_eq!(r.operation, Operation::Disclosure as i32);
             assert_eq!(r.envelope_id, "ref-0001");
-            (r.recipients.join(","), r.withheld_labels.contains(&(DataLabel::Health as i32)))
+            (
+                r.recipients.join(","),
+                r.withheld_labels.contains(&(DataLabel::Health as i32)),
+            )
         })
         .collect();
     disclosed.sort();
-    assert_eq!(disclosed, vec![("council".into(), false), ("police".into(), true)]);
+    assert_eq!(
+        disclosed,
+        vec![("council".into(), false), ("police".into(), true)]
+    );
     // The ledger holds no personal fields of the envelope.
     let text = format!("{records:?}");
     assert!(!text.contains("Alex Example") && !text.contains("CAMHS"));
@@ -78,7 +112,10 @@ async fn the_same_envelope_id_sent_twice_is_delivered_once() -> anyhow::Result<(
     assert_eq!(second.outcome, Outcome::Duplicate as i32, "{second:?}");
     assert_eq!(second.recipients, first.recipients);
     let deliveries = inbox_exactly(&police, 1).await?;
-    assert_eq!(deliveries[0].envelope.as_ref().map(|e| e.id.as_str()), Some("ref-twice"));
+    assert_eq!(
+        deliveries[0].envelope.as_ref().map(|e| e.id.as_str()),
+        Some("ref-twice")
+    );
     let (report, records) = ledger(&system).await?;
     assert!(report.intact());
     assert_eq!(records.len(), 3, "the re-send adds no record: {records:#?}");

@@ -59,11 +59,10 @@ impl Tail {
 
     /// The tail after `entry`.
     pub fn after(entry: &LedgerEntry) -> Result<Self, String> {
-        let hash: [u8; 32] = entry
-            .hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| format!("entry {} has a {}-byte hash", entry.index, entry.hash.len()))?;
+        let hash: [u8; 32] =
+            entry.hash.as_slice().try_into().map_err(|_| {
+                format!("entry {} has a {}-byte hash", entry.index, entry.hash.len())
+            })?;
         Ok(Self {
             next_index: entry.index + 1,
             hash,
@@ -77,11 +76,17 @@ impl Tail {
 pub enum Break {
     #[error("stream message {seq} is not a ledger entry: {reason}")]
     Undecodable { seq: u64, reason: String },
-    #[error("stream message {seq} holds entry index {found}, expected {expected} (an entry was removed, duplicated or reordered)")]
+    #[error(
+        "stream message {seq} holds entry index {found}, expected {expected} (an entry was removed, duplicated or reordered)"
+    )]
     Index { seq: u64, found: u64, expected: u64 },
-    #[error("record {index} (stream message {seq}) does not link to the record before it: it or its predecessor was altered")]
+    #[error(
+        "record {index} (stream message {seq}) does not link to the record before it: it or its predecessor was altered"
+    )]
     Link { seq: u64, index: u64 },
-    #[error("record {index} (stream message {seq}) was altered: its content does not match its hash")]
+    #[error(
+        "record {index} (stream message {seq}) was altered: its content does not match its hash"
+    )]
     Content { seq: u64, index: u64 },
 }
 
@@ -120,10 +125,16 @@ impl Verifier {
             });
         }
         if entry.prev_hash != self.tail.hash {
-            return Err(Break::Link { seq, index: entry.index });
+            return Err(Break::Link {
+                seq,
+                index: entry.index,
+            });
         }
         if entry_hash(entry.index, &entry.prev_hash, &entry.record).as_slice() != entry.hash {
-            return Err(Break::Content { seq, index: entry.index });
+            return Err(Break::Content {
+                seq,
+                index: entry.index,
+            });
         }
         self.tail = Tail::after(&entry).map_err(|reason| Break::Undecodable { seq, reason })?;
         Ok(entry)
@@ -190,12 +201,22 @@ mod tests {
     fn removed_and_reordered_entries_are_found() {
         let mut entries = chain(10);
         entries.remove(3);
-        assert!(matches!(verify(&entries), Err(Break::Index { seq: 4, found: 4, expected: 3 })));
+        assert!(matches!(
+            verify(&entries),
+            Err(Break::Index {
+                seq: 4,
+                found: 4,
+                expected: 3
+            })
+        ));
         let mut entries = chain(10);
         entries.swap(2, 7);
         assert!(matches!(verify(&entries), Err(Break::Index { seq: 3, .. })));
         let mut entries = chain(3);
         entries[1] = b"\xff\xff garbage".to_vec();
-        assert!(matches!(verify(&entries), Err(Break::Undecodable { seq: 2, .. })));
+        assert!(matches!(
+            verify(&entries),
+            Err(Break::Undecodable { seq: 2, .. })
+        ));
     }
 }

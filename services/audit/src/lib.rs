@@ -33,18 +33,28 @@ impl AuditService {
         let consumer = js
             .get_consumer_from_stream(subjects::LEDGER_WRITER_CONSUMER, subjects::DECISIONS_STREAM)
             .await
-            .map_err(|e| AuditError::Nats(format!("DECISIONS consumer {}: {e}", subjects::LEDGER_WRITER_CONSUMER)))?;
+            .map_err(|e| {
+                AuditError::Nats(format!(
+                    "DECISIONS consumer {}: {e}",
+                    subjects::LEDGER_WRITER_CONSUMER
+                ))
+            })?;
         writer::load_tail(&js).await.map_err(AuditError::Nats)?;
         Ok(Self { js, consumer })
     }
 
     /// Appends decision records to the ledger until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AuditError> {
-        writer::serve(self.js, self.consumer, shutdown).await.map_err(AuditError::Writer)
+        writer::serve(self.js, self.consumer, shutdown)
+            .await
+            .map_err(AuditError::Writer)
     }
 }
 
 /// Starts the audit service and serves until `shutdown`.
-pub async fn run(client: async_nats::Client, shutdown: CancellationToken) -> Result<(), AuditError> {
+pub async fn run(
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+) -> Result<(), AuditError> {
     AuditService::start(client).await?.run(shutdown).await
 }

@@ -7,7 +7,10 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init("info");
     let path = std::env::args_os().nth(1).map(std::path::PathBuf::from);
     let config = Config::load(path.as_deref())?;
-    let credentials = Credentials { user: config.nats.user.clone(), password: config.nats.password.clone() };
+    let credentials = Credentials {
+        user: config.nats.user.clone(),
+        password: config.nats.password.clone(),
+    };
     let client = connect(&config.nats.url, &credentials, "liaison-audit").await?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let on_signal = shutdown.clone();

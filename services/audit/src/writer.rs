@@ -26,7 +26,12 @@ pub async fn load_tail(js: &jetstream::Context) -> Result<Tail, String> {
         .get_stream(subjects::LEDGER_STREAM)
         .await
         .map_err(|e| format!("LEDGER stream: {e}"))?;
-    let last = stream.get_info().await.map_err(|e| e.to_string())?.state.last_sequence;
+    let last = stream
+        .get_info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .last_sequence;
     if last == 0 {
         return Ok(Tail::default());
     }
@@ -51,7 +56,12 @@ enum Appended {
     Conflict,
 }
 
-async fn append(js: &jetstream::Context, tail: &Tail, record: Vec<u8>, source_seq: u64) -> Result<Appended, String> {
+async fn append(
+    js: &jetstream::Context,
+    tail: &Tail,
+    record: Vec<u8>,
+    source_seq: u64,
+) -> Result<Appended, String> {
     let entry = tail.append(record, source_seq);
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -59,7 +69,11 @@ async fn append(js: &jetstream::Context, tail: &Tail, record: Vec<u8>, source_se
         tail.next_index.to_string().as_str(),
     );
     let publish = js
-        .publish_with_headers(subjects::LEDGER_ENTRIES, headers, entry.encode_to_vec().into())
+        .publish_with_headers(
+            subjects::LEDGER_ENTRIES,
+            headers,
+            entry.encode_to_vec().into(),
+        )
         .await
         .map_err(|e| e.to_string())?;
     match publish.await {
@@ -70,7 +84,11 @@ async fn append(js: &jetstream::Context, tail: &Tail, record: Vec<u8>, source_se
 }
 
 /// Appends decision records until `shutdown`; the record in hand is finished first.
-pub async fn serve(js: jetstream::Context, consumer: PullConsumer, shutdown: CancellationToken) -> Result<(), String> {
+pub async fn serve(
+    js: jetstream::Context,
+    consumer: PullConsumer,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
     let mut tail = load_tail(&js).await?;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     loop {

@@ -34,7 +34,13 @@ pub struct AgencyClient {
 
 impl AgencyClient {
     /// Connects as `agency` with its NATS `credentials`, signing with `key_pem`.
-    pub async fn connect(url: &str, credentials: &Credentials, agency: AgencyId, key_pem: &str, audience: &str) -> Result<Self> {
+    pub async fn connect(
+        url: &str,
+        credentials: &Credentials,
+        agency: AgencyId,
+        key_pem: &str,
+        audience: &str,
+    ) -> Result<Self> {
         let key = EncodingKey::from_ed_pem(key_pem.as_bytes()).context("agency signing key")?;
         let client = connect(url, credentials, &format!("agency-{agency}")).await?;
         Ok(Self {
@@ -68,25 +74,38 @@ impl AgencyClient {
             "exp": now + TOKEN_LIFETIME_SECS,
             "jti": uuid::Uuid::new_v4().to_string(),
         });
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key).context("signing the token")
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
+            .context("signing the token")
     }
 
     /// Sends `envelope`, signed for its author, and returns the gateway's verdict.
     pub async fn send(&self, envelope: &Envelope) -> Result<Verdict> {
         let token = self.token(&envelope.author)?;
-        self.send_raw(envelope.encode_to_vec().into(), Some(&token)).await
+        self.send_raw(envelope.encode_to_vec().into(), Some(&token))
+            .await
     }
 
     /// Sends raw bytes with an optional token (for tools and tests).
     pub async fn send_raw(&self, payload: Bytes, token: Option<&str>) -> Result<Verdict> {
-        request(&self.client, subjects::ingress(&self.agency), payload, token, self.verdict_timeout).await
+        request(
+            &self.client,
+            subjects::ingress(&self.agency),
+            payload,
+            token,
+            self.verdict_timeout,
+        )
+        .await
     }
 
     /// Sends `envelope`, retrying with the same id while the gateway is
     /// unreachable or unavailable, for up to `give_up_after`. Safe: the id is
     /// the idempotency key, so a copy the gateway already accepted is answered
     /// `DUPLICATE` and never delivered twice.
-    pub async fn send_until_answered(&self, envelope: &Envelope, give_up_after: Duration) -> Result<Verdict> {
+    pub async fn send_until_answered(
+        &self,
+        envelope: &Envelope,
+        give_up_after: Duration,
+    ) -> Result<Verdict> {
         let started = std::time::Instant::now();
         let mut backoff = Duration::from_millis(20);
         loop {
@@ -96,7 +115,10 @@ impl AgencyClient {
                 Err(e) => e,
             };
             if started.elapsed() + backoff > give_up_after {
-                return Err(error.context(format!("no verdict after {} s of retries", give_up_after.as_secs())));
+                return Err(error.context(format!(
+                    "no verdict after {} s of retries",
+                    give_up_after.as_secs()
+                )));
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -108,7 +130,10 @@ impl AgencyClient {
     pub async fn inbox(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
         let js = jetstream::new(self.client.clone());
         let consumer: PullConsumer = js
-            .get_consumer_from_stream(subjects::delivery_consumer(&self.agency), subjects::DELIVERY_STREAM)
+            .get_consumer_from_stream(
+                subjects::delivery_consumer(&self.agency),
+                subjects::DELIVERY_STREAM,
+            )
             .await
             .context("this agency's delivery consumer")?;
         let mut batch = consumer
@@ -121,8 +146,12 @@ impl AgencyClient {
         let mut out = Vec::new();
         while let Some(message) = batch.next().await {
             let message = message.map_err(|e| anyhow!("fetching deliveries: {e}"))?;
-            let delivery = Delivery::decode(message.payload.as_ref()).context("a delivery that is not a liaison.v1.Delivery")?;
-            message.double_ack().await.map_err(|e| anyhow!("acknowledging a delivery: {e}"))?;
+            let delivery = Delivery::decode(message.payload.as_ref())
+                .context("a delivery that is not a liaison.v1.Delivery")?;
+            message
+                .double_ack()
+                .await
+                .map_err(|e| anyhow!("acknowledging a delivery: {e}"))?;
             out.push(delivery);
         }
         Ok(out)
@@ -141,9 +170,18 @@ pub async fn request(
     if let Some(token) = token {
         headers.insert(subjects::TOKEN_HEADER, token);
     }
-    let reply = tokio::time::timeout(timeout, client.request_with_headers(subject, headers, payload))
-        .await
-        .map_err(|_| anyhow!("no verdict from the gateway within {} ms", timeout.as_millis()))?
-        .map_err(|e| anyhow!("gateway unreachable: {e}"))?;
-    Verdict::decode(reply.payload.as_ref()).context("the gateway's reply is not a liaison.v1.Verdict")
+    let reply = tokio::time::timeout(
+        timeout,
+        client.request_with_headers(subject, headers, payload),
+    )
+    .await
+    .map_err(|_| {
+        anyhow!(
+            "no verdict from the gateway within {} ms",
+            timeout.as_millis()
+        )
+    })?
+    .map_err(|e| anyhow!("gateway unreachable: {e}"))?;
+    Verdict::decode(reply.payload.as_ref())
+        .context("the gateway's reply is not a liaison.v1.Verdict")
 }

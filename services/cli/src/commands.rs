@@ -28,7 +28,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "LIAISON_NATS_USER")]
     user: Option<String>,
     /// NATS password for --user.
-    #[arg(long, global = true, env = "LIAISON_NATS_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "LIAISON_NATS_PASSWORD",
+        hide_env_values = true
+    )]
     password: Option<String>,
     /// Session file written by `liaison up` [default: .liaison/session.json].
     #[arg(long, global = true)]
@@ -92,7 +97,9 @@ impl Cli {
                 password: password.clone(),
             },
             (_, _, Some(s)) => s.credentials(self.user.as_deref().unwrap_or(user), &path)?,
-            _ => anyhow::bail!("give both --user and --password, or start a session with `liaison up`"),
+            _ => anyhow::bail!(
+                "give both --user and --password, or start a session with `liaison up`"
+            ),
         };
         Ok(Target { url, credentials })
     }

@@ -16,8 +16,17 @@ use liaison_proto::v1::{AlertIssued, CaseUpdated, Classification, Envelope, Pers
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const GIVEN: &[&str] = &["Alex", "Sam", "Jordan", "Casey", "Riley", "Morgan", "Taylor", "Jamie", "Robin", "Drew"];
-const FAMILY: &[&str] = &["Example", "Sample", "Testfield", "Placeholder", "Fictional", "Madeup"];
+const GIVEN: &[&str] = &[
+    "Alex", "Sam", "Jordan", "Casey", "Riley", "Morgan", "Taylor", "Jamie", "Robin", "Drew",
+];
+const FAMILY: &[&str] = &[
+    "Example",
+    "Sample",
+    "Testfield",
+    "Placeholder",
+    "Fictional",
+    "Madeup",
+];
 
 /// A small deterministic generator (xorshift), so every run sends the same day.
 struct Dice(u64);
@@ -37,7 +46,12 @@ impl Dice {
 
 fn person(dice: &mut Dice, category: &str) -> Person {
     let name = format!("{} {}", dice.pick(GIVEN), dice.pick(FAMILY));
-    let dob = format!("20{:02}-{:02}-{:02}", dice.next() % 12, 1 + dice.next() % 12, 1 + dice.next() % 28);
+    let dob = format!(
+        "20{:02}-{:02}-{:02}",
+        dice.next() % 12,
+        1 + dice.next() % 12,
+        1 + dice.next() % 28
+    );
     Person {
         token: pseudonym(&name, &dob),
         full_name: name,
@@ -61,7 +75,14 @@ pub struct Contribution {
     pub envelope: Envelope,
 }
 
-fn envelope(n: usize, sender: &str, purpose: &str, classification: Classification, case_id: String, body: Body) -> Envelope {
+fn envelope(
+    n: usize,
+    sender: &str,
+    purpose: &str,
+    classification: Classification,
+    case_id: String,
+    body: Body,
+) -> Envelope {
     Envelope {
         id: format!("demo-{n:05}-{sender}"),
         sender_agency: sender.into(),
@@ -86,18 +107,38 @@ pub fn day(count: usize) -> Vec<Contribution> {
             let roll = dice.next() % 100;
             let case_id = format!("CASE-{:04}", dice.next() % 500);
             let (sender, envelope) = if n >= attack_at && n < attack_at + 4 {
-                let sector = if n % 2 == 0 { "retail" } else { "transport" };
+                let sector = if n.is_multiple_of(2) {
+                    "retail"
+                } else {
+                    "transport"
+                };
                 let body = Body::Alert(AlertIssued {
                     threat_level: ThreatLevel::Severe as i32,
                     sectors: vec![sector.into()],
                     region: "national".into(),
                     headline: "Attack in a crowded place: heighten protective security".into(),
-                    protective_advice: "Review access control, brief staff on ACT, report suspicious behaviour".into(),
+                    protective_advice:
+                        "Review access control, brief staff on ACT, report suspicious behaviour"
+                            .into(),
                     location: "Exampletown city centre".into(),
                 });
-                ("police", envelope(n, "police", "protective-security", Classification::Official, String::new(), body))
+                (
+                    "police",
+                    envelope(
+                        n,
+                        "police",
+                        "protective-security",
+                        Classification::Official,
+                        String::new(),
+                        body,
+                    ),
+                )
             } else if roll < 35 {
-                let school = if roll % 2 == 0 { "school-a" } else { "school-b" };
+                let school = if roll.is_multiple_of(2) {
+                    "school-a"
+                } else {
+                    "school-b"
+                };
                 let body = Body::Referral(ReferralMade {
                     subject: Some(person(&mut dice, "person at risk")),
                     source: "school".into(),
@@ -107,7 +148,17 @@ pub fn day(count: usize) -> Vec<Contribution> {
                     education_notes: "Attendance fell this term".into(),
                     ..Default::default()
                 });
-                (school, envelope(n, school, "safeguarding", Classification::OfficialSensitive, String::new(), body))
+                (
+                    school,
+                    envelope(
+                        n,
+                        school,
+                        "safeguarding",
+                        Classification::OfficialSensitive,
+                        String::new(),
+                        body,
+                    ),
+                )
             } else if roll < 50 {
                 let body = Body::Referral(ReferralMade {
                     subject: Some(person(&mut dice, "person at risk")),
@@ -116,10 +167,21 @@ pub fn day(count: usize) -> Vec<Contribution> {
                     health_notes: "Under community mental health team".into(),
                     ..Default::default()
                 });
-                ("nhs-trust", envelope(n, "nhs-trust", "safeguarding", Classification::OfficialSensitive, String::new(), body))
+                (
+                    "nhs-trust",
+                    envelope(
+                        n,
+                        "nhs-trust",
+                        "safeguarding",
+                        Classification::OfficialSensitive,
+                        String::new(),
+                        body,
+                    ),
+                )
             } else if roll < 92 {
-                let sender = ["police", "council", "nhs-trust", "probation"][(dice.next() % 4) as usize];
-                let classification = if sender == "police" && roll % 7 == 0 {
+                let sender =
+                    ["police", "council", "nhs-trust", "probation"][(dice.next() % 4) as usize];
+                let classification = if sender == "police" && roll.is_multiple_of(7) {
                     Classification::Secret
                 } else {
                     Classification::OfficialSensitive
@@ -128,11 +190,22 @@ pub fn day(count: usize) -> Vec<Contribution> {
                     subject: Some(person(&mut dice, "person at risk")),
                     update_type: "review".into(),
                     summary: "Weekly review: risk re-assessed".into(),
-                    health_notes: if sender == "nhs-trust" { "Engaging with treatment".into() } else { String::new() },
-                    intelligence: if sender == "police" { "No new intelligence".into() } else { String::new() },
+                    health_notes: if sender == "nhs-trust" {
+                        "Engaging with treatment".into()
+                    } else {
+                        String::new()
+                    },
+                    intelligence: if sender == "police" {
+                        "No new intelligence".into()
+                    } else {
+                        String::new()
+                    },
                     location: "Exampletown".into(),
                 });
-                (sender, envelope(n, sender, "safeguarding", classification, case_id, body))
+                (
+                    sender,
+                    envelope(n, sender, "safeguarding", classification, case_id, body),
+                )
             } else {
                 // A share no agreement permits: a business partner sending a referral.
                 let body = Body::Referral(ReferralMade {
@@ -141,7 +214,17 @@ pub fn day(count: usize) -> Vec<Contribution> {
                     concern: "Suspicious purchase".into(),
                     ..Default::default()
                 });
-                ("retail-bsp", envelope(n, "retail-bsp", "safeguarding", Classification::Official, String::new(), body))
+                (
+                    "retail-bsp",
+                    envelope(
+                        n,
+                        "retail-bsp",
+                        "safeguarding",
+                        Classification::Official,
+                        String::new(),
+                        body,
+                    ),
+                )
             };
             Contribution { sender, envelope }
         })
@@ -167,7 +250,10 @@ impl Summary {
 
 /// Sends `contributions` through `clients` (one per sending agency), then
 /// re-sends the first accepted one to show de-duplication.
-pub async fn replay(clients: &BTreeMap<AgencyId, AgencyClient>, contributions: &[Contribution]) -> Result<Summary> {
+pub async fn replay(
+    clients: &BTreeMap<AgencyId, AgencyClient>,
+    contributions: &[Contribution],
+) -> Result<Summary> {
     let mut summary = Summary::default();
     let mut first_accepted = None;
     for c in contributions {

@@ -15,7 +15,9 @@ pub const DEV_KEYS: &str = "deploy/agencies/dev-keys";
 /// A new key: (PKCS#8 PEM of the private key, base64url public key).
 pub fn generate() -> Result<(String, String)> {
     let key = SigningKey::generate(&mut rand_core::OsRng);
-    let pem = key.to_pkcs8_pem(LineEnding::LF).context("encoding the private key")?;
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .context("encoding the private key")?;
     Ok((pem.to_string(), public_key(&key)))
 }
 

@@ -50,27 +50,29 @@ impl Running {
         let (kill, killed) = oneshot::channel::<()>();
         let (ready, is_ready) = oneshot::channel();
         let token = stop.clone();
-        let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name(name)
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = ready.send(Err(anyhow!("{name} runtime: {e}")));
-                    return;
-                }
-            };
-            runtime.block_on(async {
-                tokio::select! {
-                    () = body(token, ready) => {}
-                    _ = killed => {}
-                }
-            });
-            runtime.shutdown_background();
-        })?;
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name(name)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready.send(Err(anyhow!("{name} runtime: {e}")));
+                        return;
+                    }
+                };
+                runtime.block_on(async {
+                    tokio::select! {
+                        () = body(token, ready) => {}
+                        _ = killed => {}
+                    }
+                });
+                runtime.shutdown_background();
+            })?;
         let running = Self {
             stop,
             kill: Some(kill),
@@ -155,7 +157,9 @@ impl System {
     }
 
     pub fn credentials(&self, user: &str) -> Result<Credentials> {
-        Ok(self.session.credentials(user, &PathBuf::from("<in-process>"))?)
+        Ok(self
+            .session
+            .credentials(user, &PathBuf::from("<in-process>"))?)
     }
 
     /// Connects as one of the system's NATS users.
@@ -240,7 +244,9 @@ impl System {
             return Ok(());
         }
         let running = self
-            .service("audit", users::AUDIT, AuditService::start, |audit, stop| audit.run(stop))
+            .service("audit", users::AUDIT, AuditService::start, |audit, stop| {
+                audit.run(stop)
+            })
             .await?;
         self.audit = Some(running);
         Ok(())

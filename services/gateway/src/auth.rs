@@ -62,11 +62,18 @@ impl Verifier {
         validation.set_audience(&[&self.audience]);
         validation.set_issuer(&[agency.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        validation.leeway = self.leeway;
-        validation.validate_nbf = true;
+        // Times are checked below against the injected clock `now`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         let claims = decode::<Claims>(token, key, &validation)
             .map_err(|e| token_refusal(e.kind(), agency, &self.audience))?
             .claims;
+        if claims.exp.saturating_add(self.leeway) <= now {
+            return Err(Refusal::TokenExpired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now + self.leeway) {
+            return Err(Refusal::BadToken("token is not valid yet (nbf)".into()));
+        }
         if claims.iat > now + self.leeway {
             return Err(Refusal::BadToken("iat is in the future".into()));
         }
@@ -86,16 +93,18 @@ impl Verifier {
 
 fn token_refusal(kind: &ErrorKind, agency: &AgencyId, audience: &str) -> Refusal {
     match kind {
-        ErrorKind::ExpiredSignature => Refusal::TokenExpired,
-        ErrorKind::ImmatureSignature => Refusal::BadToken("token is not valid yet (nbf)".into()),
         ErrorKind::InvalidSignature => Refusal::BadSignature,
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
             Refusal::BadToken("algorithm must be EdDSA".into())
         }
         ErrorKind::InvalidIssuer => Refusal::BadToken(format!("iss must be {agency:?}")),
         ErrorKind::InvalidAudience => Refusal::BadToken(format!("aud must be {audience:?}")),
-        ErrorKind::MissingRequiredClaim(claim) => Refusal::BadToken(format!("claim {claim:?} is missing")),
-        ErrorKind::InvalidClaimFormat(claim) => Refusal::BadToken(format!("claim {claim:?} has the wrong type")),
+        ErrorKind::MissingRequiredClaim(claim) => {
+            Refusal::BadToken(format!("claim {claim:?} is missing"))
+        }
+        ErrorKind::InvalidClaimFormat(claim) => {
+            Refusal::BadToken(format!("claim {claim:?} has the wrong type"))
+        }
         ErrorKind::Json(e) => Refusal::BadToken(format!("claims: {e}")),
         other => Refusal::BadToken(format!("{other:?}")),
     }

@@ -71,10 +71,13 @@ async fn handle(shared: &Shared, message: Message) {
             }
         }
     };
-    if let Some(reply) = message.reply {
-        if let Err(e) = shared.client.publish(reply, verdict.encode_to_vec().into()).await {
-            warn!(error = %e, "Verdict not sent");
-        }
+    if let Some(reply) = message.reply
+        && let Err(e) = shared
+            .client
+            .publish(reply, verdict.encode_to_vec().into())
+            .await
+    {
+        warn!(error = %e, "Verdict not sent");
     }
 }
 
@@ -111,7 +114,9 @@ async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Refused> {
         .map_err(with_agency)?;
     let envelope = Envelope::decode(message.payload.as_ref())
         .map_err(|e| with_agency(Refusal::Malformed(e.to_string())))?;
-    let with_envelope = |refusal: Refusal, ids: Vec<String>| (refusal, agency.to_string(), Some(envelope.clone()), ids);
+    let with_envelope = |refusal: Refusal, ids: Vec<String>| {
+        (refusal, agency.to_string(), Some(envelope.clone()), ids)
+    };
     validate::check(&envelope, &agency).map_err(|r| with_envelope(r, vec![]))?;
     if envelope.author != claims.sub {
         return Err(with_envelope(
@@ -125,7 +130,12 @@ async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Refused> {
     let (send, routes) = shared
         .policy
         .evaluate(&agency, &envelope, &shared.registry)
-        .map_err(|e| with_envelope(Refusal::PolicyDenied(format!("policy could not be evaluated: {e}")), vec![]))?;
+        .map_err(|e| {
+            with_envelope(
+                Refusal::PolicyDenied(format!("policy could not be evaluated: {e}")),
+                vec![],
+            )
+        })?;
     if !send.allowed {
         let reason = if send.clauses.is_empty() {
             format!(
@@ -152,7 +162,9 @@ async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Refused> {
             })
             .collect(),
     };
-    let duplicate = store(shared, &accepted).await.map_err(|e| with_envelope(e, vec![]))?;
+    let duplicate = store(shared, &accepted)
+        .await
+        .map_err(|e| with_envelope(e, vec![]))?;
     // Recorded on a re-send too: the record id de-duplicates, and a gateway
     // that died between storing and recording is made whole here.
     shared
@@ -160,10 +172,18 @@ async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Refused> {
         .publish(&records::collection(&accepted))
         .await
         .map_err(|e| with_envelope(Refusal::Unavailable(e), vec![]))?;
-    let recipients: Vec<String> = accepted.routes.iter().map(|r| r.recipient.clone()).collect();
+    let recipients: Vec<String> = accepted
+        .routes
+        .iter()
+        .map(|r| r.recipient.clone())
+        .collect();
     info!(agency = %agency, kind = envelope.kind(), envelope_id = %envelope.id, recipients = recipients.len(), duplicate, "Envelope accepted");
     Ok(Verdict {
-        outcome: if duplicate { Outcome::Duplicate } else { Outcome::Accepted } as i32,
+        outcome: if duplicate {
+            Outcome::Duplicate
+        } else {
+            Outcome::Accepted
+        } as i32,
         envelope_id: envelope.id,
         code: String::new(),
         reason: String::new(),
@@ -174,12 +194,20 @@ async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Refused> {
 
 /// Stores the accepted envelope in EVENTS; `Ok(true)` if it was already there.
 async fn store(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<bool, Refusal> {
-    let envelope = accepted.envelope.as_ref().map(|e| (e.id.as_str(), e.kind())).unwrap_or_default();
+    let envelope = accepted
+        .envelope
+        .as_ref()
+        .map(|e| (e.id.as_str(), e.kind()))
+        .unwrap_or_default();
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", envelope.0);
     let ack = shared
         .js
-        .publish_with_headers(subjects::event(envelope.1), headers, accepted.encode_to_vec().into())
+        .publish_with_headers(
+            subjects::event(envelope.1),
+            headers,
+            accepted.encode_to_vec().into(),
+        )
         .await
         .map_err(|e| Refusal::Unavailable(e.to_string()))?
         .await

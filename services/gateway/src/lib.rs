@@ -63,12 +63,18 @@ impl Gateway {
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, GatewayError> {
         let registry = Registry::load(&config.paths.registry)?;
         let policy = policy::Policy::load(&config.paths.policies, &registry)?;
-        let verifier = auth::Verifier::new(&registry, &config.gateway).map_err(GatewayError::Keys)?;
+        let verifier =
+            auth::Verifier::new(&registry, &config.gateway).map_err(GatewayError::Keys)?;
         let js = jetstream::new(client.clone());
         let consumer: PullConsumer = js
             .get_consumer_from_stream(subjects::ROUTER_CONSUMER, subjects::EVENTS_STREAM)
             .await
-            .map_err(|e| GatewayError::Nats(format!("EVENTS consumer {}: {e}", subjects::ROUTER_CONSUMER)))?;
+            .map_err(|e| {
+                GatewayError::Nats(format!(
+                    "EVENTS consumer {}: {e}",
+                    subjects::ROUTER_CONSUMER
+                ))
+            })?;
         let requests = client
             .queue_subscribe(subjects::INGRESS_ALL, subjects::GATEWAY_QUEUE.to_owned())
             .await
@@ -96,7 +102,11 @@ impl Gateway {
     /// Serves ingress and routing until `shutdown`, then drains in-flight work.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), GatewayError> {
         let stop = shutdown.child_token();
-        let ingress = tokio::spawn(ingress::serve(self.shared.clone(), self.requests, stop.clone()));
+        let ingress = tokio::spawn(ingress::serve(
+            self.shared.clone(),
+            self.requests,
+            stop.clone(),
+        ));
         let routed = router::serve(self.shared.clone(), self.consumer, stop.clone()).await;
         stop.cancel();
         let _ = ingress.await;
@@ -106,6 +116,10 @@ impl Gateway {
 }
 
 /// Starts a gateway and serves until `shutdown`.
-pub async fn run(config: Config, client: async_nats::Client, shutdown: CancellationToken) -> Result<(), GatewayError> {
+pub async fn run(
+    config: Config,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
     Gateway::start(config, client).await?.run(shutdown).await
 }

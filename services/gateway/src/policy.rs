@@ -90,7 +90,10 @@ fn read_dir(dir: &Path) -> Result<(String, String, String), PolicyError> {
     let mut schema = None;
     let mut policies = String::new();
     for file in files {
-        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        let ext = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
         if ext != "cedar" && ext != "cedarschema" {
             continue;
         }
@@ -158,7 +161,13 @@ impl Policy {
         context: Context,
         entities: &Entities,
     ) -> Outcome {
-        let request = match Request::new(principal, action(action_name), resource, context, Some(&self.schema)) {
+        let request = match Request::new(
+            principal,
+            action(action_name),
+            resource,
+            context,
+            Some(&self.schema),
+        ) {
             Ok(r) => r,
             Err(e) => {
                 return Outcome {
@@ -168,20 +177,31 @@ impl Policy {
                 };
             }
         };
-        let response = self.authorizer.is_authorized(&request, &self.policies, entities);
-        let mut clauses: Vec<String> = response.diagnostics().reason().map(|id| self.clause(id)).collect();
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, entities);
+        let mut clauses: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(|id| self.clause(id))
+            .collect();
         clauses.sort();
         Outcome {
             allowed: response.decision() == Decision::Allow,
             clauses,
-            errors: response.diagnostics().errors().map(|e| e.to_string()).collect(),
+            errors: response
+                .diagnostics()
+                .errors()
+                .map(|e| e.to_string())
+                .collect(),
         }
     }
 
     fn entities_with(&self, message: Entity) -> Result<Entities, PolicyError> {
         let mut all = self.agencies.clone();
         all.push(message);
-        Entities::from_entities(all, Some(&self.schema)).map_err(|e| PolicyError::Entities(e.to_string()))
+        Entities::from_entities(all, Some(&self.schema))
+            .map_err(|e| PolicyError::Entities(e.to_string()))
     }
 
     /// Decides whether `sender` may send `envelope`, and if so who receives it
@@ -251,8 +271,14 @@ impl Policy {
 
 fn agency_entity(agency: &Agency, schema: &Schema) -> Result<Entity, PolicyError> {
     let attrs: HashMap<String, RestrictedExpression> = [
-        ("kind", RestrictedExpression::new_string(agency.kind.as_str().to_owned())),
-        ("clearance", RestrictedExpression::new_long(agency.clearance.level() as i64)),
+        (
+            "kind",
+            RestrictedExpression::new_string(agency.kind.as_str().to_owned()),
+        ),
+        (
+            "clearance",
+            RestrictedExpression::new_long(agency.clearance.level() as i64),
+        ),
         (
             "sector",
             RestrictedExpression::new_string(agency.sector.clone().unwrap_or_default()),
@@ -273,17 +299,40 @@ fn agency_entity(agency: &Agency, schema: &Schema) -> Result<Entity, PolicyError
     Ok(entity)
 }
 
-fn message_entity(uid: &EntityUid, sender: &AgencyId, envelope: &Envelope) -> Result<Entity, PolicyError> {
+fn message_entity(
+    uid: &EntityUid,
+    sender: &AgencyId,
+    envelope: &Envelope,
+) -> Result<Entity, PolicyError> {
     let attrs: HashMap<String, RestrictedExpression> = [
-        ("kind", RestrictedExpression::new_string(envelope.kind().to_owned())),
-        ("classification", RestrictedExpression::new_long(i64::from(envelope.classification))),
-        ("sender", RestrictedExpression::new_entity_uid(agency_uid(sender))),
-        ("purpose", RestrictedExpression::new_string(envelope.purpose.clone())),
-        ("legal_basis", RestrictedExpression::new_string(envelope.legal_basis.clone())),
-        ("has_case", RestrictedExpression::new_bool(!envelope.case_id.is_empty())),
+        (
+            "kind",
+            RestrictedExpression::new_string(envelope.kind().to_owned()),
+        ),
+        (
+            "classification",
+            RestrictedExpression::new_long(i64::from(envelope.classification)),
+        ),
+        (
+            "sender",
+            RestrictedExpression::new_entity_uid(agency_uid(sender)),
+        ),
+        (
+            "purpose",
+            RestrictedExpression::new_string(envelope.purpose.clone()),
+        ),
+        (
+            "legal_basis",
+            RestrictedExpression::new_string(envelope.legal_basis.clone()),
+        ),
+        (
+            "has_case",
+            RestrictedExpression::new_bool(!envelope.case_id.is_empty()),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    Entity::new(uid.clone(), attrs, HashSet::new()).map_err(|e| PolicyError::Entities(e.to_string()))
+    Entity::new(uid.clone(), attrs, HashSet::new())
+        .map_err(|e| PolicyError::Entities(e.to_string()))
 }

@@ -8,7 +8,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::Context;
 use liaison_kit::subjects;
 use liaison_kit::time::timestamp_now;
-use liaison_proto::v1::{AuditRecord, Decision, EnvelopeAccepted, Envelope, Operation, Route};
+use liaison_proto::v1::{AuditRecord, Decision, Envelope, EnvelopeAccepted, Operation, Route};
 use prost::Message;
 
 /// Publishes decision records and waits for JetStream to store each.
@@ -43,7 +43,9 @@ impl Recorder {
 fn trace_id(traceparent: &str) -> String {
     let mut parts = traceparent.split('-');
     match (parts.next(), parts.next()) {
-        (Some("00"), Some(id)) if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) => id.to_owned(),
+        (Some("00"), Some(id)) if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            id.to_owned()
+        }
         _ => String::new(),
     }
 }
@@ -73,7 +75,11 @@ pub fn collection(accepted: &EnvelopeAccepted) -> AuditRecord {
         record_id: format!("{}:collection", envelope.id),
         operation: Operation::Collection as i32,
         decision: Decision::Accepted as i32,
-        recipients: accepted.routes.iter().map(|r| r.recipient.clone()).collect(),
+        recipients: accepted
+            .routes
+            .iter()
+            .map(|r| r.recipient.clone())
+            .collect(),
         policy_ids: accepted.policy_ids.clone(),
         author: accepted.token_subject.clone(),
         time: accepted.accepted_at,
@@ -97,7 +103,12 @@ pub fn disclosure(accepted: &EnvelopeAccepted, route: &Route, removed: &[i32]) -
 }
 
 /// A refusal at ingress. `agency` is the validated sender, if it got that far.
-pub fn refusal(agency: &str, envelope: Option<&Envelope>, refusal: &Refusal, policy_ids: &[String]) -> AuditRecord {
+pub fn refusal(
+    agency: &str,
+    envelope: Option<&Envelope>,
+    refusal: &Refusal,
+    policy_ids: &[String],
+) -> AuditRecord {
     let base = envelope.map(from_envelope).unwrap_or_else(|| AuditRecord {
         time: Some(timestamp_now()),
         service: "gateway".into(),

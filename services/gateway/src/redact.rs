@@ -17,7 +17,11 @@ pub fn redact(message: &mut DynamicMessage, withheld: &BTreeSet<DataLabel>) -> B
     removed
 }
 
-fn walk(message: &mut DynamicMessage, withheld: &BTreeSet<DataLabel>, removed: &mut BTreeSet<DataLabel>) {
+fn walk(
+    message: &mut DynamicMessage,
+    withheld: &BTreeSet<DataLabel>,
+    removed: &mut BTreeSet<DataLabel>,
+) {
     let fields: Vec<_> = message.descriptor().fields().collect();
     for field in fields {
         if !message.has_field(&field) {
@@ -79,17 +83,23 @@ mod tests {
 
     fn redacted(withheld: &[DataLabel]) -> (Envelope, BTreeSet<DataLabel>) {
         let bytes = referral().encode_to_vec();
-        let mut dynamic = DynamicMessage::decode(liaison_proto::message("Envelope"), bytes.as_slice())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut dynamic =
+            DynamicMessage::decode(liaison_proto::message("Envelope"), bytes.as_slice())
+                .unwrap_or_else(|e| panic!("{e}"));
         let removed = redact(&mut dynamic, &withheld.iter().copied().collect());
-        let out = dynamic.transcode_to::<Envelope>().unwrap_or_else(|e| panic!("{e}"));
+        let out = dynamic
+            .transcode_to::<Envelope>()
+            .unwrap_or_else(|e| panic!("{e}"));
         (out, removed)
     }
 
     #[test]
     fn withheld_labels_are_removed_at_any_depth_and_reported() {
-        let (out, removed) = redacted(&[DataLabel::Health, DataLabel::Identity, DataLabel::Criminal]);
-        let Some(Body::Referral(r)) = out.body else { panic!("body kept") };
+        let (out, removed) =
+            redacted(&[DataLabel::Health, DataLabel::Identity, DataLabel::Criminal]);
+        let Some(Body::Referral(r)) = out.body else {
+            panic!("body kept")
+        };
         assert_eq!(r.health_notes, "");
         assert_eq!(r.concern, "concern");
         assert_eq!(r.source, "school");
@@ -97,7 +107,12 @@ mod tests {
         assert_eq!(subject.full_name, "");
         assert_eq!(subject.token, "tok");
         // Criminal was withheld but nothing carried it: not reported as removed.
-        assert_eq!(removed, [DataLabel::Health, DataLabel::Identity].into_iter().collect());
+        assert_eq!(
+            removed,
+            [DataLabel::Health, DataLabel::Identity]
+                .into_iter()
+                .collect()
+        );
     }
 
     #[test]

@@ -22,7 +22,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 /// Routes until `shutdown`; the message in hand is finished first.
-pub async fn serve(shared: Arc<Shared>, consumer: PullConsumer, shutdown: CancellationToken) -> Result<(), String> {
+pub async fn serve(
+    shared: Arc<Shared>,
+    consumer: PullConsumer,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     loop {
         let message = tokio::select! {
@@ -51,7 +55,9 @@ pub async fn serve(shared: Arc<Shared>, consumer: PullConsumer, shutdown: Cancel
             Ok(()) => message.ack().await,
             Err(e) => {
                 error!(error = %e, "Delivery failed; will retry");
-                message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await
             }
         };
         if let Err(e) = ack {
@@ -61,7 +67,10 @@ pub async fn serve(shared: Arc<Shared>, consumer: PullConsumer, shutdown: Cancel
 }
 
 /// The copy of `envelope` for a recipient who may not see `withheld`.
-pub fn redacted_copy(envelope: &Envelope, withheld: &BTreeSet<DataLabel>) -> Result<(Envelope, BTreeSet<DataLabel>), String> {
+pub fn redacted_copy(
+    envelope: &Envelope,
+    withheld: &BTreeSet<DataLabel>,
+) -> Result<(Envelope, BTreeSet<DataLabel>), String> {
     if withheld.is_empty() {
         return Ok((envelope.clone(), BTreeSet::new()));
     }
@@ -69,7 +78,9 @@ pub fn redacted_copy(envelope: &Envelope, withheld: &BTreeSet<DataLabel>) -> Res
     let mut dynamic = DynamicMessage::decode(liaison_proto::message("Envelope"), bytes.as_slice())
         .map_err(|e| e.to_string())?;
     let removed = redact(&mut dynamic, withheld);
-    let copy = dynamic.transcode_to::<Envelope>().map_err(|e| e.to_string())?;
+    let copy = dynamic
+        .transcode_to::<Envelope>()
+        .map_err(|e| e.to_string())?;
     Ok((copy, removed))
 }
 
@@ -92,7 +103,10 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), Str
             accepted_at: accepted.accepted_at,
         };
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{}:{}", envelope.id, route.recipient).as_str());
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}:{}", envelope.id, route.recipient).as_str(),
+        );
         shared
             .js
             .publish_with_headers(

@@ -32,7 +32,10 @@ pub fn check(envelope: &Envelope, agency: &AgencyId) -> Result<(), Refusal> {
     if envelope.sender_agency != agency.as_str() {
         return Err(field(
             "sender_agency",
-            format!("is {:?} but the envelope came from {agency:?}", envelope.sender_agency),
+            format!(
+                "is {:?} but the envelope came from {agency:?}",
+                envelope.sender_agency
+            ),
         ));
     }
     required("author", &envelope.author)?;
@@ -43,7 +46,10 @@ pub fn check(envelope: &Envelope, agency: &AgencyId) -> Result<(), Refusal> {
     }
     match Classification::try_from(envelope.classification) {
         Ok(Classification::Unspecified) | Err(_) => {
-            return Err(field("classification", "must be OFFICIAL, OFFICIAL_SENSITIVE, SECRET or TOP_SECRET"));
+            return Err(field(
+                "classification",
+                "must be OFFICIAL, OFFICIAL_SENSITIVE, SECRET or TOP_SECRET",
+            ));
         }
         Ok(_) => {}
     }

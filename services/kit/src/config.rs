@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub nats: NatsConfig,
@@ -103,17 +103,6 @@ impl Default for PathsConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            nats: NatsConfig::default(),
-            gateway: GatewayConfig::default(),
-            streams: StreamsConfig::default(),
-            paths: PathsConfig::default(),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {reason}")]
@@ -150,7 +139,8 @@ impl Config {
             toml::from_str(toml_text).map_err(|e| invalid(origin, e.to_string()))?;
         // Which keys exist, from the defaults: other LIAISON_* variables
         // (LIAISON_HOME, LIAISON_NATS_SERVER) are not configuration keys.
-        let known = toml::Table::try_from(Config::default()).map_err(|e| invalid(origin, e.to_string()))?;
+        let known =
+            toml::Table::try_from(Config::default()).map_err(|e| invalid(origin, e.to_string()))?;
         let mut from_env = Vec::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("LIAISON_") else {
@@ -161,7 +151,9 @@ impl Config {
                 let Some(key) = rest.strip_prefix(&format!("{section}_")) else {
                     continue;
                 };
-                let Some(keys) = keys.as_table() else { continue };
+                let Some(keys) = keys.as_table() else {
+                    continue;
+                };
                 if keys.contains_key(key) {
                     let entry = table
                         .entry(section.clone())
@@ -209,7 +201,10 @@ mod tests {
         let config = Config::from_sources(
             "[gateway]\nmax_envelope_bytes = 1000\n",
             "test.toml",
-            env(&[("LIAISON_NATS_URL", "nats://10.0.0.1:4222"), ("LIAISON_HOME", "/x")]),
+            env(&[
+                ("LIAISON_NATS_URL", "nats://10.0.0.1:4222"),
+                ("LIAISON_HOME", "/x"),
+            ]),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.gateway.max_envelope_bytes, 1000);
@@ -223,7 +218,10 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("max_envelope") && err.contains("f.toml"), "{err}");
+        assert!(
+            err.contains("max_envelope") && err.contains("f.toml"),
+            "{err}"
+        );
         let err = Config::from_sources(
             "",
             "f.toml",

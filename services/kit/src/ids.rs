@@ -91,7 +91,9 @@ pub fn validate_envelope_id(value: &str) -> Result<(), IdError> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
     {
-        return Err(fail("only A-Z, a-z, 0-9, '.', '_', ':' and '-' are allowed"));
+        return Err(fail(
+            "only A-Z, a-z, 0-9, '.', '_', ':' and '-' are allowed",
+        ));
     }
     Ok(())
 }
@@ -102,11 +104,24 @@ mod tests {
 
     #[test]
     fn agency_ids_that_could_change_a_subject_are_refused() {
-        for bad in ["", "Police", "police.*", "police.>", "a b", "-x", "x-", "é", &"a".repeat(49)] {
+        for bad in [
+            "",
+            "Police",
+            "police.*",
+            "police.>",
+            "a b",
+            "-x",
+            "x-",
+            "é",
+            &"a".repeat(49),
+        ] {
             assert!(AgencyId::parse(bad).is_err(), "{bad:?} should be refused");
         }
         for good in ["police", "school-a", "nhs-trust-7", "a"] {
-            assert_eq!(AgencyId::parse(good).map(|a| a.to_string()), Ok(good.to_owned()));
+            assert_eq!(
+                AgencyId::parse(good).map(|a| a.to_string()),
+                Ok(good.to_owned())
+            );
         }
     }
 

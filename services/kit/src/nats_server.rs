@@ -43,7 +43,11 @@ pub fn locate() -> Result<PathBuf, ServerError> {
     }
     searched.push("PATH".into());
     let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("nats-server")).collect::<Vec<_>>())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("nats-server"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     let local = local_candidates();
     searched.extend(local.iter().map(|p| p.display().to_string()));
@@ -67,7 +71,11 @@ fn local_candidates() -> Vec<PathBuf> {
         roots.extend(dir.ancestors().map(Path::to_path_buf));
     }
     // The workspace this crate was built in (tests and `cargo run`).
-    roots.extend(Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().map(Path::to_path_buf));
+    roots.extend(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(Path::to_path_buf),
+    );
     let mut out: Vec<PathBuf> = Vec::new();
     for root in roots {
         let candidate = root.join(LOCAL_DIR).join("nats-server");
@@ -82,7 +90,11 @@ fn local_candidates() -> Vec<PathBuf> {
 pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     let v = text.trim().rsplit(' ').next()?.trim_start_matches('v');
     let mut parts = v.split(['.', '-']).map(|p| p.parse::<u32>());
-    Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
+    Some((
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    ))
 }
 
 fn check_version(path: &Path) -> Result<(), ServerError> {

@@ -48,19 +48,31 @@ pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
         },
         stream::Config {
             max_age: Duration::from_secs(settings.delivery_max_age_days * 24 * 3600),
-            ..base(s::DELIVERY_STREAM, s::DELIVERY_ALL, "Redacted copies per recipient")
+            ..base(
+                s::DELIVERY_STREAM,
+                s::DELIVERY_ALL,
+                "Redacted copies per recipient",
+            )
         },
         stream::Config {
             // A record leaves once the ledger writer has chained it.
             retention: stream::RetentionPolicy::WorkQueue,
-            ..base(s::DECISIONS_STREAM, s::DECISIONS_ALL, "Decision records bound for the ledger")
+            ..base(
+                s::DECISIONS_STREAM,
+                s::DECISIONS_ALL,
+                "Decision records bound for the ledger",
+            )
         },
         stream::Config {
             deny_delete: true,
             deny_purge: true,
             allow_direct: true,
             duplicate_window: Duration::from_secs(120),
-            ..base(s::LEDGER_STREAM, s::LEDGER_ENTRIES, "Hash-chained audit ledger")
+            ..base(
+                s::LEDGER_STREAM,
+                s::LEDGER_ENTRIES,
+                "Hash-chained audit ledger",
+            )
         },
     ]
 }
@@ -95,18 +107,32 @@ pub async fn provision(
             .map_err(|e| fail(format!("stream {name}"))(e.to_string()))?;
     }
     let mut consumers = vec![
-        (s::EVENTS_STREAM, durable(settings, s::ROUTER_CONSUMER, None, 256)),
+        (
+            s::EVENTS_STREAM,
+            durable(settings, s::ROUTER_CONSUMER, None, 256),
+        ),
         // One at a time: the ledger writer appends in source order.
-        (s::DECISIONS_STREAM, durable(settings, s::LEDGER_WRITER_CONSUMER, None, 1)),
+        (
+            s::DECISIONS_STREAM,
+            durable(settings, s::LEDGER_WRITER_CONSUMER, None, 1),
+        ),
     ];
     for agency in agencies {
         consumers.push((
             s::DELIVERY_STREAM,
-            durable(settings, &s::delivery_consumer(agency), Some(s::delivery_filter(agency)), 1000),
+            durable(
+                settings,
+                &s::delivery_consumer(agency),
+                Some(s::delivery_filter(agency)),
+                1000,
+            ),
         ));
     }
     for (stream_name, config) in consumers {
-        let what = format!("consumer {stream_name}/{}", config.durable_name.clone().unwrap_or_default());
+        let what = format!(
+            "consumer {stream_name}/{}",
+            config.durable_name.clone().unwrap_or_default()
+        );
         js.create_consumer_on_stream(config, stream_name)
             .await
             .map_err(|e| fail(what)(e.to_string()))?;

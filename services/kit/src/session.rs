@@ -20,11 +20,17 @@ pub enum SessionError {
     #[error(
         "no Liaison session at {path}: start one with `liaison up`, or give --nats and credentials ({source})"
     )]
-    Missing { path: PathBuf, source: std::io::Error },
+    Missing {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("session file {path} is invalid: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("could not write session file {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("session {path} has no NATS user {user:?}")]
     NoUser { path: PathBuf, user: String },
 }
@@ -57,7 +63,8 @@ impl Session {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
-        let text = serde_json::to_string_pretty(self).map_err(|e| fail(std::io::Error::other(e)))?;
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| fail(std::io::Error::other(e)))?;
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]

@@ -94,7 +94,9 @@ mod tests {
         assert_eq!(subject.as_deref(), Some("liaison.ingress.police.envelope"));
         assert_eq!(
             subject.as_deref().map(agency_of_ingress),
-            Some(Ok(AgencyId::parse("police").unwrap_or_else(|e| panic!("{e}"))))
+            Some(Ok(
+                AgencyId::parse("police").unwrap_or_else(|e| panic!("{e}"))
+            ))
         );
         assert!(agency_of_ingress("liaison.ingress.POLICE.envelope").is_err());
         assert!(agency_of_ingress("liaison.ingress.").is_err());

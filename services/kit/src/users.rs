@@ -50,7 +50,12 @@ fn password() -> String {
     hex::encode(bytes)
 }
 
-fn user(name: &str, publish: Vec<String>, subscribe: Vec<String>, allow_responses: bool) -> NatsUser {
+fn user(
+    name: &str,
+    publish: Vec<String>,
+    subscribe: Vec<String>,
+    allow_responses: bool,
+) -> NatsUser {
     let mut subscribe = subscribe;
     subscribe.push(format!("{}.>", inbox_prefix(name)));
     NatsUser {

@@ -67,7 +67,8 @@ async fn agency_client(cli: &Cli, agency: &str, key: Option<&PathBuf>) -> Result
 }
 
 pub async fn send(cli: &Cli, args: &SendArgs) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
     let mut envelope: Envelope =
         json::from_json("Envelope", &text).with_context(|| format!("{}", args.file.display()))?;
     if envelope.id.is_empty() {
@@ -118,7 +119,9 @@ fn print_verdict(verdict: &Verdict) -> ExitCode {
 
 pub async fn inbox(cli: &Cli, args: &InboxArgs) -> Result<ExitCode> {
     let client = agency_client(cli, &args.agency, args.key.as_ref()).await?;
-    let deliveries = client.inbox(args.max, Duration::from_secs(args.wait.max(1))).await?;
+    let deliveries = client
+        .inbox(args.max, Duration::from_secs(args.wait.max(1)))
+        .await?;
     for delivery in &deliveries {
         if args.json {
             println!("{}", json::to_json("Delivery", delivery));
@@ -127,7 +130,11 @@ pub async fn inbox(cli: &Cli, args: &InboxArgs) -> Result<ExitCode> {
         }
     }
     if !args.json {
-        println!("{} deliveries for {} (acknowledged)", deliveries.len(), args.agency);
+        println!(
+            "{} deliveries for {} (acknowledged)",
+            deliveries.len(),
+            args.agency
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -135,16 +142,27 @@ pub async fn inbox(cli: &Cli, args: &InboxArgs) -> Result<ExitCode> {
 fn print_delivery(delivery: &Delivery) {
     let envelope = delivery.envelope.clone().unwrap_or_default();
     let classification = liaison_proto::v1::Classification::try_from(envelope.classification)
-        .map(|c| c.as_str_name().trim_start_matches("CLASSIFICATION_").to_owned())
+        .map(|c| {
+            c.as_str_name()
+                .trim_start_matches("CLASSIFICATION_")
+                .to_owned()
+        })
         .unwrap_or_default();
     println!(
         "── {} {} from {} ({classification}), case {}",
         envelope.kind(),
         envelope.id,
         envelope.sender_agency,
-        if envelope.case_id.is_empty() { "-" } else { &envelope.case_id },
+        if envelope.case_id.is_empty() {
+            "-"
+        } else {
+            &envelope.case_id
+        },
     );
-    println!("   purpose {:?}, legal basis {:?}", envelope.purpose, envelope.legal_basis);
+    println!(
+        "   purpose {:?}, legal basis {:?}",
+        envelope.purpose, envelope.legal_basis
+    );
     println!("   permitted by {}", delivery.policy_ids.join(", "));
     let withheld: Vec<&str> = delivery
         .withheld_labels
@@ -153,7 +171,10 @@ fn print_delivery(delivery: &Delivery) {
         .map(DataLabel::short_name)
         .collect();
     if !withheld.is_empty() {
-        println!("   withheld {} (fields removed by policy)", withheld.join(", "));
+        println!(
+            "   withheld {} (fields removed by policy)",
+            withheld.join(", ")
+        );
     }
     let body = json::to_json("Envelope", &envelope);
     for key in ["referral", "caseUpdate", "alert"] {
@@ -171,9 +192,11 @@ pub fn keys(command: &KeysCommand) -> Result<ExitCode> {
         KeysCommand::Gen { agency, out } => {
             let agency = AgencyId::parse(agency)?;
             let (pem, public) = keys::generate()?;
-            std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
             let path = out.join(format!("{agency}.pem"));
-            std::fs::write(&path, pem).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, pem)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             println!("private key  {}", path.display());
             println!("public_key = \"{public}\"");
             Ok(ExitCode::SUCCESS)

@@ -28,11 +28,21 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     for agency in system.registry.ids() {
         let pem = keys::read_key(&keys::dev_key_path(&agency))?;
         let credentials = system.credentials(agency.as_str())?;
-        let client = AgencyClient::connect(&system.url(), &credentials, agency.clone(), &pem, &config.gateway.audience).await?;
+        let client = AgencyClient::connect(
+            &system.url(),
+            &credentials,
+            agency.clone(),
+            &pem,
+            &config.gateway.audience,
+        )
+        .await?;
         clients.insert(agency, client);
     }
     let day = demo::day(args.contributions);
-    println!("Replaying {} contributions from the partnership's day ...", day.len());
+    println!(
+        "Replaying {} contributions from the partnership's day ...",
+        day.len()
+    );
     let started = Instant::now();
     let summary = demo::replay(&clients, &day).await?;
     let elapsed = started.elapsed();
@@ -63,16 +73,23 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
                 break;
             }
             received += batch.len();
-            withheld += batch.iter().filter(|d| !d.withheld_labels.is_empty()).count();
+            withheld += batch
+                .iter()
+                .filter(|d| !d.withheld_labels.is_empty())
+                .count();
         }
-        println!("  {:<14} {received:>5} delivered, {withheld:>5} with fields withheld", agency.as_str());
+        println!(
+            "  {:<14} {received:>5} delivered, {withheld:>5} with fields withheld",
+            agency.as_str()
+        );
     }
 
     let operator = system.connect_as(users::OPERATOR).await?;
     let js = async_nats::jetstream::new(operator.clone());
     wait_for_ledger(&js).await?;
     let auditor = system.connect_as(users::AUDITOR).await?;
-    let report = liaison_audit::verify::verify(&async_nats::jetstream::new(auditor), |_, _| {}).await?;
+    let report =
+        liaison_audit::verify::verify(&async_nats::jetstream::new(auditor), |_, _| {}).await?;
     println!("\nAudit ledger:");
     let code = super::audit::print_report(&report);
     system.shutdown().await?;

@@ -32,9 +32,17 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     .await?;
     let path = cli.session.clone().unwrap_or_else(session::default_path);
     system.session.save(&path)?;
-    let agencies: Vec<String> = system.registry.ids().iter().map(ToString::to_string).collect();
+    let agencies: Vec<String> = system
+        .registry
+        .ids()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     println!("  NATS      {}", system.url());
-    println!("  session   {} (NATS credentials per agency and service, mode 0600)", path.display());
+    println!(
+        "  session   {} (NATS credentials per agency and service, mode 0600)",
+        path.display()
+    );
     println!("  agencies  {}", agencies.join(", "));
     println!("  streams   EVENTS, DELIVERY, DECISIONS, LEDGER");
     println!("Try, in another terminal:");

@@ -1,0 +1,225 @@
+//! The `liaison` command as a user runs it, against a real system: `up` starts
+//! and stops cleanly on Ctrl-C; `send`, `inbox` and `audit verify` print what
+//! they should and exit with the right code; `audit verify` finds a record
+//! altered in the LEDGER stream by an insider and names it.
+
+use async_nats::jetstream;
+use liaison::system::{System, UpOptions};
+use liaison_kit::config::Config;
+use liaison_kit::provision::stream_configs;
+use liaison_kit::{subjects, users};
+use liaison_proto::v1::{AuditRecord, LedgerEntry};
+use prost::Message;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn liaison(session: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .current_dir(root())
+        .arg("--session")
+        .arg(session)
+        .args(args)
+        .env_remove("LIAISON_NATS_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("running liaison: {e}"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+async fn system() -> anyhow::Result<System> {
+    let mut config = Config::default();
+    config.paths.registry = root().join("deploy/agencies/registry.toml");
+    config.paths.policies = root().join("deploy/policies");
+    System::start(config, UpOptions::default()).await
+}
+
+/// Runs `audit verify` until it reports `records` intact records.
+fn verify_until(session: &Path, records: u64) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = liaison(session, &["audit", "verify"]);
+        if stdout(&out).contains(&format!("intact: {records} records")) || Instant::now() > deadline
+        {
+            return out;
+        }
+    }
+}
+
+#[tokio::test]
+async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()> {
+    let mut system = system().await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+
+    let sent = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    assert!(
+        stdout(&sent).contains("ACCEPTED: delivered to council, police under ISA-EDU-01/send"),
+        "{}",
+        stdout(&sent)
+    );
+
+    let refused = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/refused-case-update.json",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stdout(&refused).contains("REFUSED (policy_denied)"),
+        "{}",
+        stdout(&refused)
+    );
+
+    let bad = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "School A",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid agency id"),
+        "{bad:?}"
+    );
+
+    let inbox = liaison(&session, &["inbox", "--agency", "police", "--json"]);
+    assert!(inbox.status.success(), "{inbox:?}");
+    let lines: Vec<serde_json::Value> = stdout(&inbox)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0]["envelope"]["referral"]["concern"].is_string());
+    assert!(
+        lines[0]["envelope"]["referral"]
+            .get("healthNotes")
+            .is_none()
+    );
+    assert_eq!(
+        lines[0]["withheldLabels"],
+        serde_json::json!(["DATA_LABEL_HEALTH", "DATA_LABEL_INTELLIGENCE"])
+    );
+    // Acknowledged: a second read finds nothing.
+    let again = liaison(&session, &["inbox", "--agency", "police"]);
+    assert!(
+        stdout(&again).contains("0 deliveries for police"),
+        "{}",
+        stdout(&again)
+    );
+
+    // Collection, two disclosures, one refusal.
+    let verified = verify_until(&session, 4);
+    assert!(verified.status.success(), "{}", stdout(&verified));
+
+    // An insider with operator rights rewrites the ledger, changing who a
+    // record says the referral was disclosed to.
+    system.stop_audit().await;
+    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let ledger = js.get_stream(subjects::LEDGER_STREAM).await?;
+    let mut entries = Vec::new();
+    for seq in 1..=4 {
+        entries.push(LedgerEntry::decode(
+            ledger.direct_get(seq).await?.payload.as_ref(),
+        )?);
+    }
+    let mut record = AuditRecord::decode(entries[1].record.as_slice())?;
+    record.recipients = vec!["retail-bsp".into()];
+    entries[1].record = record.encode_to_vec();
+    js.delete_stream(subjects::LEDGER_STREAM).await?;
+    let config = stream_configs(&system.config.streams)
+        .into_iter()
+        .find(|c| c.name == subjects::LEDGER_STREAM)
+        .ok_or_else(|| anyhow::anyhow!("LEDGER config"))?;
+    js.create_stream(config).await?;
+    for entry in &entries {
+        js.publish(subjects::LEDGER_ENTRIES, entry.encode_to_vec().into())
+            .await?
+            .await?;
+    }
+
+    let tampered = liaison(&session, &["audit", "verify"]);
+    assert_eq!(tampered.status.code(), Some(2), "{}", stdout(&tampered));
+    assert!(
+        stdout(&tampered).contains("record 1 (stream message 2) was altered"),
+        "{}",
+        stdout(&tampered)
+    );
+    system.shutdown().await
+}
+
+#[test]
+fn up_starts_everything_and_stops_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let session = dir.path().join("session.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .current_dir(root())
+        .args(["up", "--port", "0", "--session"])
+        .arg(&session)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("stdout"))).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        seen.push(line.clone());
+        if line.contains("Liaison is ready") {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("NATS      nats://127.0.0.1:")),
+        "{seen:?}"
+    );
+    assert!(seen.last().is_some_and(|l| l.contains("ready")), "{seen:?}");
+    assert!(session.is_file(), "up writes the session file");
+
+    // With the system up, a send works through the real binary.
+    let sent = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(stdout(&sent).contains("ACCEPTED"), "{sent:?}");
+
+    Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rest: Vec<String> = lines.map(|l| l.unwrap_or_default()).collect();
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{status:?} {rest:?}");
+    assert!(rest.iter().any(|l| l == "Stopped."), "{rest:?}");
+    assert!(!session.exists(), "the session file is removed on exit");
+}
