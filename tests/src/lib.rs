@@ -8,7 +8,7 @@ use liaison::client::AgencyClient;
 use liaison::system::{System, UpOptions};
 use liaison_audit::verify::{Report, verify};
 use liaison_kit::config::Config;
-use liaison_kit::{AgencyId, subjects, users};
+use liaison_kit::{AgencyId, users};
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{AuditRecord, Classification, Delivery, Envelope, Person, ReferralMade};
 use std::future::Future;
@@ -113,25 +113,7 @@ pub async fn inbox_exactly(client: &AgencyClient, expected: usize) -> Result<Vec
 /// Waits until every event is routed and every decision chained, then
 /// verifies the ledger as the auditor, returning the report and the records.
 pub async fn ledger(system: &System) -> Result<(Report, Vec<AuditRecord>)> {
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    eventually(
-        "the ledger to catch up",
-        Duration::from_secs(30),
-        || async {
-            let mut pending = 0;
-            for (stream, consumer) in [
-                (subjects::EVENTS_STREAM, subjects::ROUTER_CONSUMER),
-                (subjects::DECISIONS_STREAM, subjects::LEDGER_WRITER_CONSUMER),
-            ] {
-                let mut c: async_nats::jetstream::consumer::PullConsumer =
-                    js.get_consumer_from_stream(consumer, stream).await?;
-                let info = c.info().await?;
-                pending += info.num_pending + info.num_ack_pending as u64;
-            }
-            Ok((pending == 0).then_some(()))
-        },
-    )
-    .await?;
+    system.wait_until_settled(Duration::from_secs(30)).await?;
     let auditor = async_nats::jetstream::new(system.connect_as(users::AUDITOR).await?);
     let mut records = Vec::new();
     let report = verify(&auditor, |_, record| records.push(record.clone())).await?;

@@ -1,22 +1,8 @@
-//! The audit service as its own process: reads config, connects, serves until Ctrl-C.
-use anyhow::Context as _;
-use liaison_kit::{config::Config, connect::connect, telemetry, users::Credentials};
-
+//! The audit service as its own process: `liaison-audit [CONFIG.toml]`.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    telemetry::init("info");
-    let path = std::env::args_os().nth(1).map(std::path::PathBuf::from);
-    let config = Config::load(path.as_deref())?;
-    let credentials = Credentials {
-        user: config.nats.user.clone(),
-        password: config.nats.password.clone(),
-    };
-    let client = connect(&config.nats.url, &credentials, "liaison-audit").await?;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        on_signal.cancel();
-    });
-    liaison_audit::run(client, shutdown).await.context("audit")
+async fn main() -> std::process::ExitCode {
+    liaison_kit::process::serve("liaison-audit", |_config, client, shutdown| {
+        liaison_audit::run(client, shutdown)
+    })
+    .await
 }

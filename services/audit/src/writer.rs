@@ -12,8 +12,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, AckKind};
-use futures_util::StreamExt;
-use liaison_kit::subjects;
+use liaison_kit::{consume, subjects};
 use liaison_proto::v1::{AuditRecord, LedgerEntry};
 use prost::Message as _;
 use std::time::Duration;
@@ -91,19 +90,9 @@ pub async fn serve(
 ) -> Result<(), String> {
     let mut tail = load_tail(&js).await?;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    loop {
-        let message = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            message = messages.next() => message,
-        };
-        let message = match message {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                warn!(error = %e, "DECISIONS consumer error");
-                continue;
-            }
-            None => return Err("DECISIONS consumer ended".into()),
-        };
+    while let Some(message) =
+        consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER).await?
+    {
         let source_seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
         if AuditRecord::decode(message.payload.as_ref()).is_err() {
             error!(source_seq, "Undecodable decision record, not chained");
@@ -138,4 +127,5 @@ pub async fn serve(
             error!(error = %e, "Could not acknowledge decision record");
         }
     }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 mod agency;
 mod audit;
 mod demo;
+mod operator;
 mod up;
 
 use anyhow::Result;
@@ -61,6 +62,10 @@ enum Command {
     /// Agency keys.
     #[command(subcommand)]
     Keys(agency::KeysCommand),
+    /// Print a nats-server configuration with a user per agency and service.
+    NatsConfig(operator::NatsConfigArgs),
+    /// Create or update the streams and consumers on a running nats-server.
+    Provision,
 }
 
 /// Where to connect and as whom, resolved from flags, environment and session.
@@ -114,5 +119,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inbox(args) => agency::inbox(&cli, args).await,
         Command::Audit(command) => audit::run(&cli, command).await,
         Command::Keys(command) => agency::keys(command),
+        Command::NatsConfig(args) => operator::nats_config(&cli, args),
+        Command::Provision => operator::provision_streams(&cli).await,
     }
 }

@@ -4,6 +4,7 @@
 //! `liaison up`, `liaison demo` and the end-to-end tests.
 
 use anyhow::{Result, anyhow};
+use async_nats::jetstream::consumer::PullConsumer;
 use liaison_audit::AuditService;
 use liaison_gateway::Gateway;
 use liaison_kit::config::Config;
@@ -12,6 +13,7 @@ use liaison_kit::nats_server::{NatsServer, ServerOptions};
 use liaison_kit::provision::provision;
 use liaison_kit::registry::Registry;
 use liaison_kit::session::Session;
+use liaison_kit::subjects;
 use liaison_kit::users::{self, Credentials};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -256,6 +258,34 @@ impl System {
     pub async fn stop_audit(&mut self) {
         if let Some(audit) = self.audit.take() {
             audit.stop().await;
+        }
+    }
+
+    /// Waits until every accepted envelope is routed and every decision record
+    /// is chained into the ledger, or fails after `timeout`.
+    pub async fn wait_until_settled(&self, timeout: Duration) -> Result<()> {
+        let js = async_nats::jetstream::new(self.connect_as(users::OPERATOR).await?);
+        let deadline = std::time::Instant::now() + timeout;
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            ticks.tick().await;
+            let mut pending = 0;
+            for (stream, consumer) in [
+                (subjects::EVENTS_STREAM, subjects::ROUTER_CONSUMER),
+                (subjects::DECISIONS_STREAM, subjects::LEDGER_WRITER_CONSUMER),
+            ] {
+                let mut c: PullConsumer = js.get_consumer_from_stream(consumer, stream).await?;
+                let info = c.info().await?;
+                pending += info.num_pending + info.num_ack_pending as u64;
+            }
+            if pending == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(anyhow!(
+                    "{pending} messages still waiting after {timeout:?}"
+                ));
+            }
         }
     }
 

@@ -10,8 +10,7 @@ use crate::redact::redact;
 use async_nats::HeaderMap;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
-use futures_util::StreamExt;
-use liaison_kit::{AgencyId, subjects};
+use liaison_kit::{AgencyId, consume, subjects};
 use liaison_proto::v1::{DataLabel, Delivery, Envelope, EnvelopeAccepted};
 use prost::Message as _;
 use prost_reflect::DynamicMessage;
@@ -28,19 +27,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    loop {
-        let message = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            message = messages.next() => message,
-        };
-        let message = match message {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                error!(error = %e, "EVENTS consumer error");
-                continue;
-            }
-            None => return Err("EVENTS consumer ended".into()),
-        };
+    while let Some(message) =
+        consume::next(&mut messages, &shutdown, subjects::ROUTER_CONSUMER).await?
+    {
         let accepted = match EnvelopeAccepted::decode(message.payload.as_ref()) {
             Ok(a) => a,
             Err(e) => {
@@ -64,6 +53,7 @@ pub async fn serve(
             error!(error = %e, "Could not acknowledge event");
         }
     }
+    Ok(())
 }
 
 /// The copy of `envelope` for a recipient who may not see `withheld`.

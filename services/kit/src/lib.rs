@@ -8,8 +8,10 @@
 
 pub mod config;
 pub mod connect;
+pub mod consume;
 pub mod ids;
 pub mod nats_server;
+pub mod process;
 pub mod provision;
 pub mod registry;
 pub mod session;

@@ -171,19 +171,13 @@ impl NatsServer {
         let _ = std::fs::remove_dir_all(&ports_dir);
         std::fs::create_dir_all(&ports_dir)
             .map_err(|e| ServerError::Start(format!("ports directory: {e}")))?;
-        let sync = self
-            .options
-            .sync_interval
-            .as_ref()
-            .map(|s| format!("  sync_interval: {s:?}\n"))
-            .unwrap_or_default();
-        let config = format!(
-            "listen: \"127.0.0.1:{port}\"\nports_file_dir: {ports:?}\nmax_payload: 1048576\n\
-             jetstream {{\n  store_dir: {store:?}\n{sync}}}\n{auth}",
-            port = port.map(i32::from).unwrap_or(-1),
-            ports = ports_dir.display().to_string(),
-            store = self.store.display().to_string(),
-            auth = render_authorization(&self.options.users),
+        let config = render_config(
+            "127.0.0.1",
+            port,
+            Some(&ports_dir),
+            &self.store,
+            self.options.sync_interval.as_deref(),
+            &self.options.users,
         );
         let config_path = self.work.path().join("nats-server.conf");
         std::fs::write(&config_path, config)
@@ -279,6 +273,32 @@ impl NatsServer {
             let _ = child.wait();
         }
     }
+}
+
+/// A nats-server configuration: listen address and client port (`None`:
+/// random), JetStream store, optional `sync_interval`, and the users with
+/// their permissions.
+pub fn render_config(
+    host: &str,
+    port: Option<u16>,
+    ports_dir: Option<&Path>,
+    store: &Path,
+    sync_interval: Option<&str>,
+    users: &[NatsUser],
+) -> String {
+    let ports = ports_dir
+        .map(|d| format!("ports_file_dir: {:?}\n", d.display().to_string()))
+        .unwrap_or_default();
+    let sync = sync_interval
+        .map(|s| format!("  sync_interval: {s:?}\n"))
+        .unwrap_or_default();
+    format!(
+        "listen: \"{host}:{port}\"\n{ports}max_payload: 1048576\n\
+         jetstream {{\n  store_dir: {store:?}\n{sync}}}\n{auth}",
+        port = port.map(i32::from).unwrap_or(-1),
+        store = store.display().to_string(),
+        auth = render_authorization(users),
+    )
 }
 
 fn client_port(ports_json: &str) -> Option<u16> {

@@ -1,13 +1,13 @@
 //! `liaison demo`: start a system, replay a day through it, report, stop.
 
 use super::Cli;
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use liaison::client::AgencyClient;
 use liaison::demo;
 use liaison::keys;
 use liaison::system::{System, UpOptions};
-use liaison_kit::{subjects, users};
+use liaison_kit::users;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -84,9 +84,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         );
     }
 
-    let operator = system.connect_as(users::OPERATOR).await?;
-    let js = async_nats::jetstream::new(operator.clone());
-    wait_for_ledger(&js).await?;
+    system.wait_until_settled(Duration::from_secs(60)).await?;
     let auditor = system.connect_as(users::AUDITOR).await?;
     let report =
         liaison_audit::verify::verify(&async_nats::jetstream::new(auditor), |_, _| {}).await?;
@@ -95,28 +93,4 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     system.shutdown().await?;
     println!("\nDemo finished; everything stopped.");
     Ok(code)
-}
-
-/// Waits until every decision record has been chained into the ledger.
-async fn wait_for_ledger(js: &async_nats::jetstream::Context) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut pending = 0;
-        for (stream, consumer) in [
-            (subjects::EVENTS_STREAM, subjects::ROUTER_CONSUMER),
-            (subjects::DECISIONS_STREAM, subjects::LEDGER_WRITER_CONSUMER),
-        ] {
-            let mut c: async_nats::jetstream::consumer::PullConsumer =
-                js.get_consumer_from_stream(consumer, stream).await?;
-            let info = c.info().await?;
-            pending += info.num_pending + info.num_ack_pending as u64;
-        }
-        if pending == 0 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{pending} records still waiting for the ledger after 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -1,4 +1,4 @@
-//! `liaison up`: the whole system in one process until Ctrl-C.
+//! `liaison up`: the whole system in one process until Ctrl-C or SIGTERM.
 
 use super::Cli;
 use anyhow::Result;
@@ -50,10 +50,20 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     println!("  liaison inbox --agency police");
     println!("  liaison audit verify");
     println!("Liaison is ready. Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await?;
+    stop_signal().await?;
     println!("Stopping ...");
     system.shutdown().await?;
     let _ = std::fs::remove_file(&path);
     println!("Stopped.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
 }

@@ -1,0 +1,28 @@
+//! The consume loop shared by every durable pull consumer: wait for the next
+//! message or for shutdown, whichever comes first. Consumer errors that the
+//! client recovers from (a missed heartbeat, a reconnect) are logged and
+//! waited out; the end of the stream is an error for the caller.
+
+use async_nats::jetstream::{Message, consumer::pull};
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+/// The next message of `messages`, or `Ok(None)` once `shutdown` is cancelled.
+pub async fn next(
+    messages: &mut pull::Stream,
+    shutdown: &CancellationToken,
+    name: &str,
+) -> Result<Option<Message>, String> {
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            message = messages.next() => message,
+        };
+        match message {
+            Some(Ok(m)) => return Ok(Some(m)),
+            Some(Err(e)) => warn!(consumer = name, error = %e, "Consumer error"),
+            None => return Err(format!("consumer {name} ended")),
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Running one service as its own process: configuration from the file named
+//! by the first argument (or defaults) and `LIAISON_*` variables, logging,
+//! connecting as the configured NATS user, and a shutdown token cancelled by
+//! Ctrl-C or SIGTERM. Each service's `main` is this one call.
+
+use crate::config::Config;
+use crate::connect::connect;
+use crate::telemetry;
+use crate::users::Credentials;
+use std::fmt::Display;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// Runs `run(config, client, shutdown)` as the process `name`.
+pub async fn serve<F, Fut, E>(name: &'static str, run: F) -> ExitCode
+where
+    F: FnOnce(Config, async_nats::Client, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    telemetry::init("info");
+    match start(name, run).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(service = name, error = %e, "Stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start<F, Fut, E>(name: &'static str, run: F) -> Result<(), String>
+where
+    F: FnOnce(Config, async_nats::Client, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let path = std::env::args_os().nth(1).map(PathBuf::from);
+    let config = Config::load(path.as_deref()).map_err(|e| e.to_string())?;
+    let credentials = Credentials {
+        user: config.nats.user.clone(),
+        password: config.nats.password.clone(),
+    };
+    let client = connect(&config.nats.url, &credentials, name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        on_signal.cancel();
+    });
+    run(config, client, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
