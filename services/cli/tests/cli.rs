@@ -223,3 +223,52 @@ fn up_starts_everything_and_stops_cleanly_on_ctrl_c() {
     assert!(rest.iter().any(|l| l == "Stopped."), "{rest:?}");
     assert!(!session.exists(), "the session file is removed on exit");
 }
+
+#[test]
+fn bad_configuration_and_an_old_nats_server_are_named_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let session = dir.path().join("session.json");
+    let up = |envs: &[(&str, &str)], config: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_liaison"));
+        command
+            .current_dir(root())
+            .args(["up", "--port", "0", "--session"])
+            .arg(&session);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    let err = up(&[("LIAISON_GATEWAY_MAX_ENVELOPE_BYTES", "big")], None);
+    assert!(err.contains("LIAISON_GATEWAY_MAX_ENVELOPE_BYTES"), "{err}");
+
+    let file = dir.path().join("liaison.toml");
+    std::fs::write(&file, "[gateway]\nmax_envelope = 5\n").unwrap_or_else(|e| panic!("{e}"));
+    let err = up(&[], Some(&file));
+    assert!(
+        err.contains("max_envelope") && err.contains("liaison.toml"),
+        "{err}"
+    );
+
+    let old = dir.path().join("nats-server");
+    std::fs::write(&old, "#!/bin/sh\necho 'nats-server: v2.9.20'\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&old)
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = up(
+        &[("LIAISON_NATS_SERVER", old.to_str().unwrap_or_default())],
+        None,
+    );
+    assert!(err.contains("v2.9.20") && err.contains("2.12.6"), "{err}");
+    assert!(err.contains("bash deploy/install-nats-server.sh"), "{err}");
+    assert!(!session.exists());
+}

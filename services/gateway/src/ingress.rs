@@ -11,8 +11,8 @@ use crate::refusal::Refusal;
 use crate::validate;
 use async_nats::{HeaderMap, Message};
 use futures_util::StreamExt;
-use liaison_kit::subjects;
 use liaison_kit::time::{timestamp_now, unix_now};
+use liaison_kit::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{Envelope, EnvelopeAccepted, Route, Verdict};
 use prost::Message as _;
@@ -53,23 +53,7 @@ pub async fn serve(
 async fn handle(shared: &Shared, message: Message) {
     let verdict = match admit(shared, &message).await {
         Ok(verdict) => verdict,
-        Err((refusal, agency, envelope, policy_ids)) => {
-            info!(agency = %agency, code = refusal.code(), "Envelope refused");
-            if !matches!(refusal, Refusal::Unavailable(_)) {
-                let record = records::refusal(&agency, envelope.as_ref(), &refusal, &policy_ids);
-                if let Err(e) = shared.recorder.publish(&record).await {
-                    error!(code = refusal.code(), error = %e, "Refusal record not stored");
-                }
-            }
-            Verdict {
-                outcome: Outcome::Refused as i32,
-                envelope_id: envelope.map(|e| e.id).unwrap_or_default(),
-                code: refusal.code().to_owned(),
-                reason: refusal.to_string(),
-                recipients: vec![],
-                policy_ids,
-            }
-        }
+        Err(rejected) => refuse(shared, rejected).await,
     };
     if let Some(reply) = message.reply
         && let Err(e) = shared
@@ -81,60 +65,107 @@ async fn handle(shared: &Shared, message: Message) {
     }
 }
 
-type Refused = (Refusal, String, Option<Envelope>, Vec<String>);
+/// A refusal, with what was known of the request when it was refused.
+struct Rejected {
+    refusal: Refusal,
+    agency: String,
+    envelope: Option<Envelope>,
+    policy_ids: Vec<String>,
+}
 
-fn refused(refusal: Refusal) -> Refused {
-    (refusal, String::new(), None, vec![])
+impl Rejected {
+    fn new(refusal: Refusal) -> Self {
+        Self {
+            refusal,
+            agency: String::new(),
+            envelope: None,
+            policy_ids: vec![],
+        }
+    }
+
+    fn by(mut self, agency: &AgencyId) -> Self {
+        self.agency = agency.to_string();
+        self
+    }
+
+    fn about(mut self, envelope: &Envelope) -> Self {
+        self.envelope = Some(envelope.clone());
+        self
+    }
+
+    fn under(mut self, policy_ids: Vec<String>) -> Self {
+        self.policy_ids = policy_ids;
+        self
+    }
+}
+
+/// Records a refusal (unless nothing could be stored at all) and words the verdict.
+async fn refuse(shared: &Shared, rejected: Rejected) -> Verdict {
+    let Rejected {
+        refusal,
+        agency,
+        envelope,
+        policy_ids,
+    } = rejected;
+    info!(agency = %agency, code = refusal.code(), "Envelope refused");
+    if !matches!(refusal, Refusal::Unavailable(_)) {
+        let record = records::refusal(&agency, envelope.as_ref(), &refusal, &policy_ids);
+        if let Err(e) = shared.recorder.publish(&record).await {
+            error!(code = refusal.code(), error = %e, "Refusal record not stored");
+        }
+    }
+    Verdict {
+        outcome: Outcome::Refused as i32,
+        envelope_id: envelope.map(|e| e.id).unwrap_or_default(),
+        code: refusal.code().to_owned(),
+        reason: refusal.to_string(),
+        recipients: vec![],
+        policy_ids,
+    }
 }
 
 /// Decides on one request; on success the envelope is stored and recorded.
-async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Refused> {
+async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Rejected> {
     let limit = shared.config.gateway.max_envelope_bytes;
     if message.payload.len() > limit {
-        return Err(refused(Refusal::TooLarge {
+        return Err(Rejected::new(Refusal::TooLarge {
             size: message.payload.len(),
             limit,
         }));
     }
     let agency = subjects::agency_of_ingress(&message.subject)
-        .map_err(|e| refused(Refusal::InvalidAgencyId(e.to_string())))?;
-    let with_agency = |refusal: Refusal| (refusal, agency.to_string(), None, vec![]);
+        .map_err(|e| Rejected::new(Refusal::InvalidAgencyId(e.to_string())))?;
+    let from_agency = |refusal: Refusal| Rejected::new(refusal).by(&agency);
     if shared.registry.get(&agency).is_none() {
-        return Err(with_agency(Refusal::UnknownAgency(agency.to_string())));
+        return Err(from_agency(Refusal::UnknownAgency(agency.to_string())));
     }
     let token = message
         .headers
         .as_ref()
         .and_then(|h| h.get(subjects::TOKEN_HEADER))
         .map(|v| v.as_str().to_owned())
-        .ok_or_else(|| with_agency(Refusal::MissingToken))?;
+        .ok_or_else(|| from_agency(Refusal::MissingToken))?;
     let claims = shared
         .verifier
         .verify(&agency, &token, unix_now())
-        .map_err(with_agency)?;
+        .map_err(from_agency)?;
     let envelope = Envelope::decode(message.payload.as_ref())
-        .map_err(|e| with_agency(Refusal::Malformed(e.to_string())))?;
-    let with_envelope = |refusal: Refusal, ids: Vec<String>| {
-        (refusal, agency.to_string(), Some(envelope.clone()), ids)
-    };
-    validate::check(&envelope, &agency).map_err(|r| with_envelope(r, vec![]))?;
+        .map_err(|e| from_agency(Refusal::Malformed(e.to_string())))?;
+    let about = |refusal: Refusal| from_agency(refusal).about(&envelope);
+    validate::check(&envelope, &agency).map_err(about)?;
     if envelope.author != claims.sub {
-        return Err(with_envelope(
-            Refusal::InvalidField {
-                field: "author",
-                reason: format!("must be the token subject {:?}", claims.sub),
-            },
-            vec![],
-        ));
+        return Err(about(Refusal::InvalidField {
+            field: "author",
+            reason: format!("must be the token subject {:?}", claims.sub),
+        }));
     }
     let (send, routes) = shared
         .policy
         .evaluate(&agency, &envelope, &shared.registry)
         .map_err(|e| {
-            with_envelope(
-                Refusal::PolicyDenied(format!("policy could not be evaluated: {e}")),
-                vec![],
-            )
+            about(Refusal::PolicyDenied(format!(
+                "policy could not be evaluated: {e}"
+            )))
         })?;
     if !send.allowed {
         let reason = if send.clauses.is_empty() {
@@ -146,7 +177,7 @@ async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Refused> {
         } else {
             format!("forbidden by {}", send.clauses.join(", "))
         };
-        return Err(with_envelope(Refusal::PolicyDenied(reason), send.clauses));
+        return Err(about(Refusal::PolicyDenied(reason)).under(send.clauses));
     }
     let accepted = EnvelopeAccepted {
         envelope: Some(envelope.clone()),
@@ -162,16 +193,14 @@ async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Refused> {
             })
             .collect(),
     };
-    let duplicate = store(shared, &accepted)
-        .await
-        .map_err(|e| with_envelope(e, vec![]))?;
+    let duplicate = store(shared, &accepted).await.map_err(about)?;
     // Recorded on a re-send too: the record id de-duplicates, and a gateway
     // that died between storing and recording is made whole here.
     shared
         .recorder
         .publish(&records::collection(&accepted))
         .await
-        .map_err(|e| with_envelope(Refusal::Unavailable(e), vec![]))?;
+        .map_err(|e| about(Refusal::Unavailable(e)))?;
     let recipients: Vec<String> = accepted
         .routes
         .iter()

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | EVENTS | accepted envelopes | de-duplicated on the envelope id; no delete, no purge |
 //! | DELIVERY | one redacted copy per recipient | a durable consumer per agency: an offline agency catches up |
-//! | DECISIONS | decision records on their way to the ledger | de-duplicated on the record id |
+//! | DECISIONS | decision records on their way to the ledger | de-duplicated on the record id, across restarts |
 //! | LEDGER | the hash-chained audit log | no delete, no purge; one writer (expected last sequence) |
 
 use crate::config::StreamsConfig;
@@ -55,8 +55,11 @@ pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
             )
         },
         stream::Config {
-            // A record leaves once the ledger writer has chained it.
-            retention: stream::RetentionPolicy::WorkQueue,
+            // Kept for twice the de-duplication window, not removed once
+            // chained: nats-server rebuilds its de-duplication table from the
+            // stored messages when it restarts, so a record re-published after
+            // a restart (a sender's retry) must still be there to be recognised.
+            max_age: dedup * 2,
             ..base(
                 s::DECISIONS_STREAM,
                 s::DECISIONS_ALL,
