@@ -6,7 +6,8 @@
 use anyhow::{Result, bail};
 use liaison::client::AgencyClient;
 use liaison::system::{System, UpOptions};
-use liaison_audit::verify::{Report, verify};
+use liaison_audit::inspect::Report;
+use liaison_audit::verify::verify;
 use liaison_kit::config::Config;
 use liaison_kit::{AgencyId, users};
 use liaison_proto::v1::envelope::Body;
@@ -25,6 +26,7 @@ pub fn config() -> Config {
     let mut config = Config::default();
     config.paths.registry = repo_root().join("deploy/agencies/registry.toml");
     config.paths.policies = repo_root().join("deploy/policies");
+    config.audit.checkpoint_key = repo_root().join("deploy/audit/dev-checkpoint-key.pem");
     config.gateway.max_envelope_bytes = 64 * 1024;
     // A killed service's unacknowledged messages come back quickly.
     config.streams.ack_wait_secs = 2;
@@ -116,7 +118,11 @@ pub async fn ledger(system: &System) -> Result<(Report, Vec<AuditRecord>)> {
     system.wait_until_settled(Duration::from_secs(30)).await?;
     let auditor = async_nats::jetstream::new(system.connect_as(users::AUDITOR).await?);
     let mut records = Vec::new();
-    let report = verify(&auditor, |_, record| records.push(record.clone())).await?;
+    let verifier = liaison_audit::signer(&system.config)?.verifier();
+    let report = verify(&auditor, &verifier, |_, record| {
+        records.push(record.clone())
+    })
+    .await?;
     Ok((report, records))
 }
 

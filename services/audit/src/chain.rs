@@ -2,9 +2,11 @@
 //! is made, and how a sequence of entries is checked. Pure functions over
 //! bytes; reading and writing the LEDGER stream live elsewhere.
 //!
-//! `hash = SHA-256("liaison.ledger.v1" || index as u64 big-endian || prev_hash || record)`
-//! where `prev_hash` is 32 bytes (zeros for the first entry) and `record` the
-//! encoded `AuditRecord`.
+//! `hash = SHA-256("liaison.ledger.v1" || index || source_seq || prev_hash || record)`
+//! with `index` and `source_seq` as u64 big-endian, `prev_hash` 32 bytes (zeros
+//! for the first entry) and `record` the encoded `AuditRecord`. Every field of
+//! an entry is covered, and entries must be in canonical protobuf encoding, so
+//! any change to the stored bytes is found at the entry changed.
 
 use liaison_proto::v1::LedgerEntry;
 use prost::Message;
@@ -15,10 +17,11 @@ const DOMAIN: &[u8] = b"liaison.ledger.v1";
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// The hash of an entry at `index` after `prev_hash`, holding `record`.
-pub fn entry_hash(index: u64, prev_hash: &[u8], record: &[u8]) -> [u8; 32] {
+pub fn entry_hash(index: u64, source_seq: u64, prev_hash: &[u8], record: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(DOMAIN);
     h.update(index.to_be_bytes());
+    h.update(source_seq.to_be_bytes());
     h.update(prev_hash);
     h.update(record);
     h.finalize().into()
@@ -47,7 +50,7 @@ impl Default for Tail {
 impl Tail {
     /// The entry that appends `record` (from DECISIONS sequence `source_seq`).
     pub fn append(&self, record: Vec<u8>, source_seq: u64) -> LedgerEntry {
-        let hash = entry_hash(self.next_index, &self.hash, &record);
+        let hash = entry_hash(self.next_index, source_seq, &self.hash, &record);
         LedgerEntry {
             index: self.next_index,
             prev_hash: self.hash.to_vec(),
@@ -81,9 +84,9 @@ pub enum Break {
     )]
     Index { seq: u64, found: u64, expected: u64 },
     #[error(
-        "record {index} (stream message {seq}) does not link to the record before it: it or its predecessor was altered"
+        "record {index} (stream message {seq}) was altered and its hash recomputed: the record after it still names the original"
     )]
-    Link { seq: u64, index: u64 },
+    Rehashed { seq: u64, index: u64 },
     #[error(
         "record {index} (stream message {seq}) was altered: its content does not match its hash"
     )]
@@ -96,7 +99,7 @@ impl Break {
         match self {
             Self::Undecodable { seq, .. }
             | Self::Index { seq, .. }
-            | Self::Link { seq, .. }
+            | Self::Rehashed { seq, .. }
             | Self::Content { seq, .. } => *seq,
         }
     }
@@ -116,6 +119,12 @@ impl Verifier {
             seq,
             reason: e.to_string(),
         })?;
+        if entry.encoded_len() != payload.len() || entry.encode_to_vec() != payload {
+            return Err(Break::Undecodable {
+                seq,
+                reason: "not in canonical protobuf encoding".into(),
+            });
+        }
         let expected = self.tail.next_index;
         if entry.index != expected || seq != expected + 1 {
             return Err(Break::Index {
@@ -124,16 +133,29 @@ impl Verifier {
                 expected,
             });
         }
-        if entry.prev_hash != self.tail.hash {
-            return Err(Break::Link {
+        if entry_hash(
+            entry.index,
+            entry.source_seq,
+            &entry.prev_hash,
+            &entry.record,
+        )
+        .as_slice()
+            != entry.hash
+        {
+            return Err(Break::Content {
                 seq,
                 index: entry.index,
             });
         }
-        if entry_hash(entry.index, &entry.prev_hash, &entry.record).as_slice() != entry.hash {
-            return Err(Break::Content {
-                seq,
-                index: entry.index,
+        if entry.prev_hash != self.tail.hash {
+            if entry.index == 0 {
+                return Err(Break::Content { seq, index: 0 });
+            }
+            // This entry is intact and names its predecessor's original hash:
+            // the predecessor was altered and its hash recomputed.
+            return Err(Break::Rehashed {
+                seq: seq - 1,
+                index: entry.index.saturating_sub(1),
             });
         }
         self.tail = Tail::after(&entry).map_err(|reason| Break::Undecodable { seq, reason })?;
@@ -188,13 +210,13 @@ mod tests {
     }
 
     #[test]
-    fn an_altered_record_with_a_recomputed_hash_breaks_the_next_link() {
+    fn an_altered_record_with_a_recomputed_hash_is_named_by_the_next_link() {
         let mut entries = chain(10);
         let mut entry = LedgerEntry::decode(entries[4].as_slice()).unwrap_or_default();
         entry.record = b"record X".to_vec();
-        entry.hash = entry_hash(4, &entry.prev_hash, &entry.record).to_vec();
+        entry.hash = entry_hash(4, entry.source_seq, &entry.prev_hash, &entry.record).to_vec();
         entries[4] = entry.encode_to_vec();
-        assert_eq!(verify(&entries), Err(Break::Link { seq: 6, index: 5 }));
+        assert_eq!(verify(&entries), Err(Break::Rehashed { seq: 5, index: 4 }));
     }
 
     #[test]

@@ -1,35 +1,65 @@
 //! `liaison-audit`: the tamper-evident audit ledger.
 //!
-//! Owns the LEDGER stream: it chains every decision record the other services
-//! publish to DECISIONS into a SHA-256 hash chain ([`chain`], [`writer`]), and
-//! verifies the chain end to end ([`verify`]). It does not make decisions; it
-//! records them. Checkpoints, Merkle proofs and replay build on this chain.
+//! Owns LEDGER and CHECKPOINTS: it appends every decision record the other
+//! services publish to DECISIONS to a SHA-256 hash chain ([`chain`]) and an
+//! RFC 6962 Merkle tree ([`merkle`]) as their single writer ([`writer`]),
+//! signs checkpoints of the tree ([`checkpoint`]), and verifies all of it
+//! end to end, online ([`verify`]) or from an exported bundle ([`bundle`]),
+//! through one inspector ([`inspect`]). It records decisions; it makes none.
 
+pub mod bundle;
 pub mod chain;
+pub mod checkpoint;
+pub mod inspect;
+pub mod merkle;
 pub mod verify;
 pub mod writer;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
+use futures_util::StreamExt;
+use liaison_kit::config::Config;
 use liaison_kit::subjects;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::{error, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("NATS: {0}")]
     Nats(String),
+    #[error("checkpoint key {path}: {reason}")]
+    Key { path: String, reason: String },
+    #[error("{0}")]
+    Ledger(String),
     #[error("ledger writer stopped: {0}")]
     Writer(String),
 }
 
-/// An audit service bound to its DECISIONS consumer: ready to serve.
+/// Loads the checkpoint signing key named in `config`.
+pub fn signer(config: &Config) -> Result<checkpoint::NoteSigner, AuditError> {
+    let path = &config.audit.checkpoint_key;
+    let fail = |reason: String| AuditError::Key {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    checkpoint::NoteSigner::from_pem(&config.audit.origin, &pem).map_err(|e| fail(e.to_string()))
+}
+
+/// An audit service that has verified the ledger and bound its consumer.
 pub struct AuditService {
-    js: jetstream::Context,
+    client: async_nats::Client,
+    writer: Arc<writer::Writer>,
     consumer: PullConsumer,
+    requests: async_nats::Subscriber,
+    interval: Duration,
 }
 
 impl AuditService {
-    pub async fn start(client: async_nats::Client) -> Result<Self, AuditError> {
-        let js = jetstream::new(client);
+    pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, AuditError> {
+        let signer = signer(&config)?;
+        let js = jetstream::new(client.clone());
         let consumer = js
             .get_consumer_from_stream(subjects::LEDGER_WRITER_CONSUMER, subjects::DECISIONS_STREAM)
             .await
@@ -39,22 +69,84 @@ impl AuditService {
                     subjects::LEDGER_WRITER_CONSUMER
                 ))
             })?;
-        writer::load_tail(&js).await.map_err(AuditError::Nats)?;
-        Ok(Self { js, consumer })
+        let writer = writer::Writer::start(
+            js,
+            signer,
+            config.audit.origin.clone(),
+            config.audit.checkpoint_every,
+        )
+        .await
+        .map_err(AuditError::Ledger)?;
+        let requests = client
+            .subscribe(subjects::CHECKPOINT_REQUEST)
+            .await
+            .map_err(|e| AuditError::Nats(e.to_string()))?;
+        Ok(Self {
+            client,
+            writer: Arc::new(writer),
+            consumer,
+            requests,
+            interval: Duration::from_secs(config.audit.checkpoint_interval_secs.max(1)),
+        })
     }
 
-    /// Appends decision records to the ledger until `shutdown`.
+    /// Appends decision records and signs checkpoints until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AuditError> {
-        writer::serve(self.js, self.consumer, shutdown)
-            .await
-            .map_err(AuditError::Writer)
+        let checkpoints = tokio::spawn(checkpointer(
+            self.client.clone(),
+            self.writer.clone(),
+            self.requests,
+            self.interval,
+            shutdown.clone(),
+        ));
+        let written = self.writer.serve(self.consumer, shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = checkpoints.await;
+        // A last checkpoint covers everything written before stopping.
+        if let Err(e) = self.writer.checkpoint_now().await {
+            warn!(error = %e, "No final checkpoint");
+        }
+        written.map_err(AuditError::Writer)
+    }
+}
+
+/// Signs a checkpoint every `interval` when records were added, and on request.
+async fn checkpointer(
+    client: async_nats::Client,
+    writer: Arc<writer::Writer>,
+    mut requests: async_nats::Subscriber,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        let reply = tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => None,
+            request = requests.next() => match request {
+                Some(r) => r.reply,
+                None => return,
+            },
+        };
+        match writer.checkpoint_now().await {
+            Ok(note) => {
+                if let Some(reply) = reply {
+                    let _ = client.publish(reply, note.unwrap_or_default().into()).await;
+                }
+            }
+            Err(e) => error!(error = %e, "Checkpoint failed"),
+        }
     }
 }
 
 /// Starts the audit service and serves until `shutdown`.
 pub async fn run(
+    config: Config,
     client: async_nats::Client,
     shutdown: CancellationToken,
 ) -> Result<(), AuditError> {
-    AuditService::start(client).await?.run(shutdown).await
+    AuditService::start(config, client)
+        .await?
+        .run(shutdown)
+        .await
 }

@@ -1,94 +1,103 @@
-//! Verifying the ledger: reads LEDGER from its first message to the last one
-//! present when verification began, checks every link, and reports the number
-//! of records or the first bad one.
+//! Verifying the ledger online: reads every signed checkpoint from
+//! CHECKPOINTS and LEDGER from its first message to the last one present when
+//! verification began, and inspects them ([`crate::inspect`]).
 
 use crate::AuditError;
-use crate::chain::{Break, Verifier};
+use crate::checkpoint::NoteVerifier;
+use crate::inspect::{Inspector, Report};
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
 use liaison_kit::subjects;
 use liaison_proto::v1::{AuditRecord, LedgerEntry};
 use prost::Message as _;
 
-/// The outcome of a verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    /// Records checked and found intact.
-    pub verified: u64,
-    /// Messages in LEDGER when verification began.
-    pub total: u64,
-    /// Hash of the last intact record (hex).
-    pub head: String,
-    /// The first bad record, if any.
-    pub first_break: Option<Break>,
-}
-
-impl Report {
-    pub fn intact(&self) -> bool {
-        self.first_break.is_none() && self.verified == self.total
+/// Reads every message of `stream` in order, up to the last present now,
+/// calling `each(seq, payload)` until it returns false.
+pub async fn read_stream(
+    js: &jetstream::Context,
+    stream: &str,
+    mut each: impl FnMut(u64, &[u8]) -> bool,
+) -> Result<u64, String> {
+    let name = stream;
+    let stream = js
+        .get_stream(name)
+        .await
+        .map_err(|e| format!("stream {name}: {e}"))?;
+    let last = stream
+        .get_info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .last_sequence;
+    if last == 0 {
+        return Ok(0);
     }
+    let reader = stream
+        .create_consumer(consumer::pull::OrderedConfig::default())
+        .await
+        .map_err(|e| format!("reading {name}: {e}"))?;
+    let mut messages = reader.messages().await.map_err(|e| e.to_string())?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| e.to_string())?;
+        let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
+        if !each(seq, &message.payload) || seq >= last {
+            break;
+        }
+    }
+    Ok(last)
 }
 
-/// Reads and verifies the whole ledger, calling `each` on every intact entry.
-pub async fn verify(
-    js: &jetstream::Context,
-    mut each: impl FnMut(&LedgerEntry, &AuditRecord),
-) -> Result<Report, AuditError> {
-    verify_inner(js, &mut each).await.map_err(AuditError::Nats)
+/// Every signed checkpoint note, oldest first.
+pub async fn checkpoints(js: &jetstream::Context) -> Result<Vec<String>, String> {
+    let mut notes = Vec::new();
+    read_stream(js, subjects::CHECKPOINTS_STREAM, |_, payload| {
+        notes.push(String::from_utf8_lossy(payload).into_owned());
+        true
+    })
+    .await?;
+    Ok(notes)
 }
 
-async fn verify_inner(
+/// Reads and inspects the whole ledger, calling `each` on every intact entry;
+/// returns the inspector before its report is drawn.
+pub async fn scan(
     js: &jetstream::Context,
-    each: &mut impl FnMut(&LedgerEntry, &AuditRecord),
-) -> Result<Report, String> {
+    verifier: &NoteVerifier,
+    mut each: impl FnMut(&LedgerEntry),
+) -> Result<Inspector, String> {
+    let notes = checkpoints(js).await?;
     let stream = js
         .get_stream(subjects::LEDGER_STREAM)
         .await
         .map_err(|e| format!("LEDGER stream: {e}"))?;
-    let state = stream.get_info().await.map_err(|e| e.to_string())?.state;
-    let total = state.last_sequence;
-    let mut verifier = Verifier::default();
-    let mut first_break = None;
-    if total > 0 {
-        let reader = stream
-            .create_consumer(consumer::pull::OrderedConfig::default())
-            .await
-            .map_err(|e| format!("reading LEDGER: {e}"))?;
-        let mut messages = reader.messages().await.map_err(|e| e.to_string())?;
-        let mut expected_seq = 1;
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| e.to_string())?;
-            let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
-            // A sequence gap means messages were removed from the stream.
-            let result = if seq != expected_seq {
-                Err(Break::Index {
-                    seq,
-                    found: seq - 1,
-                    expected: expected_seq - 1,
-                })
-            } else {
-                verifier.check(seq, &message.payload)
-            };
-            match result {
-                Ok(entry) => {
-                    let record = AuditRecord::decode(entry.record.as_slice()).unwrap_or_default();
-                    each(&entry, &record);
-                }
-                Err(b) => {
-                    first_break = Some(b);
-                    break;
-                }
-            }
-            if seq >= total {
-                break;
-            }
-            expected_seq = seq + 1;
+    let total = stream
+        .get_info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .last_sequence;
+    let mut inspector = Inspector::new(total, &notes, verifier);
+    read_stream(js, subjects::LEDGER_STREAM, |seq, payload| {
+        if let Some(entry) = inspector.push(seq, payload) {
+            each(&entry);
         }
-    }
-    Ok(Report {
-        verified: verifier.count(),
-        total,
-        head: hex::encode(verifier.tail().hash),
-        first_break,
+        !inspector.stopped()
     })
+    .await?;
+    Ok(inspector)
+}
+
+/// Verifies the whole ledger, calling `each` on every intact entry's record.
+pub async fn verify(
+    js: &jetstream::Context,
+    verifier: &NoteVerifier,
+    mut each: impl FnMut(&LedgerEntry, &AuditRecord),
+) -> Result<Report, AuditError> {
+    let inspector = scan(js, verifier, |entry| {
+        let record = AuditRecord::decode(entry.record.as_slice()).unwrap_or_default();
+        each(entry, &record);
+    })
+    .await
+    .map_err(AuditError::Nats)?;
+    Ok(inspector.finish())
 }

@@ -1,131 +1,199 @@
 //! The ledger writer: consumes decision records from DECISIONS one at a time,
-//! in order, and appends each to LEDGER as the next link of the hash chain.
+//! in order, appends each to LEDGER as the next link of the hash chain and the
+//! next leaf of the Merkle tree, and signs checkpoints of the tree.
 //!
 //! Single writer: every append states the sequence it expects LEDGER to end
 //! at (`Nats-Expected-Last-Sequence`), so a second writer cannot fork the
-//! chain; on a conflict the writer re-reads the tail. Exactly once: each entry
-//! records the DECISIONS sequence it came from, and a record redelivered after
-//! a crash (appended, not yet acknowledged) is recognised and skipped.
+//! chain; on a conflict the writer re-reads the ledger. Exactly once: each
+//! entry records the DECISIONS sequence it came from, and a record redelivered
+//! after a crash (appended, not yet acknowledged) is recognised and skipped.
+//! At start the writer reads and verifies the whole ledger, and refuses to
+//! extend one that is broken.
 
 use crate::chain::Tail;
+use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use crate::merkle::{CompactRange, leaf_hash};
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, AckKind};
 use liaison_kit::{consume, subjects};
-use liaison_proto::v1::{AuditRecord, LedgerEntry};
+use liaison_proto::v1::AuditRecord;
 use prost::Message as _;
 use std::time::Duration;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
-/// Reads the end of the chain from LEDGER.
-pub async fn load_tail(js: &jetstream::Context) -> Result<Tail, String> {
-    let stream = js
-        .get_stream(subjects::LEDGER_STREAM)
-        .await
-        .map_err(|e| format!("LEDGER stream: {e}"))?;
-    let last = stream
-        .get_info()
-        .await
-        .map_err(|e| e.to_string())?
-        .state
-        .last_sequence;
-    if last == 0 {
-        return Ok(Tail::default());
-    }
-    let message = stream
-        .direct_get(last)
-        .await
-        .map_err(|e| format!("LEDGER message {last}: {e}"))?;
-    let entry = LedgerEntry::decode(message.payload.as_ref())
-        .map_err(|e| format!("LEDGER message {last} is not a ledger entry: {e}"))?;
-    if entry.index + 1 != last {
-        return Err(format!(
-            "LEDGER message {last} holds entry {}: the ledger is damaged, run `liaison audit verify`",
-            entry.index
-        ));
-    }
-    Tail::after(&entry)
+/// What the writer knows of the ledger.
+struct Ledger {
+    tail: Tail,
+    tree: CompactRange,
+    /// Size of the last signed checkpoint.
+    checkpointed: u64,
+    latest_note: Option<String>,
 }
 
-enum Appended {
-    Done(Tail),
-    /// Another writer moved the end of the chain.
-    Conflict,
-}
-
-async fn append(
-    js: &jetstream::Context,
-    tail: &Tail,
-    record: Vec<u8>,
-    source_seq: u64,
-) -> Result<Appended, String> {
-    let entry = tail.append(record, source_seq);
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
-        tail.next_index.to_string().as_str(),
-    );
-    let publish = js
-        .publish_with_headers(
-            subjects::LEDGER_ENTRIES,
-            headers,
-            entry.encode_to_vec().into(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    match publish.await {
-        Ok(_) => Ok(Appended::Done(Tail::after(&entry)?)),
-        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(Appended::Conflict),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Appends decision records until `shutdown`; the record in hand is finished first.
-pub async fn serve(
+/// The single writer of LEDGER and CHECKPOINTS.
+pub struct Writer {
     js: jetstream::Context,
-    consumer: PullConsumer,
-    shutdown: CancellationToken,
-) -> Result<(), String> {
-    let mut tail = load_tail(&js).await?;
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    while let Some(message) =
-        consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER).await?
-    {
-        let source_seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
-        if AuditRecord::decode(message.payload.as_ref()).is_err() {
-            error!(source_seq, "Undecodable decision record, not chained");
-            let _ = message.ack_with(AckKind::Term).await;
-            continue;
-        }
-        loop {
-            if source_seq <= tail.source_seq {
-                debug!(source_seq, "Decision already chained");
-                break;
+    signer: NoteSigner,
+    origin: String,
+    every: u64,
+    ledger: Mutex<Ledger>,
+}
+
+/// Reads and verifies the ledger and its checkpoints.
+async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result<Ledger, String> {
+    let inspector = crate::verify::scan(js, verifier, |_| {}).await?;
+    let (tail, tree, checkpointed) = inspector.into_state().map_err(|finding| {
+        format!(
+            "the ledger is broken and will not be extended: {finding} (run `liaison audit verify`)"
+        )
+    })?;
+    let notes = crate::verify::checkpoints(js).await?;
+    Ok(Ledger {
+        tail,
+        tree,
+        checkpointed,
+        latest_note: notes.last().cloned(),
+    })
+}
+
+impl Writer {
+    /// Recovers the ledger's state; fails if it is broken.
+    pub async fn start(
+        js: jetstream::Context,
+        signer: NoteSigner,
+        origin: String,
+        every: u64,
+    ) -> Result<Self, String> {
+        let ledger = recover(&js, &signer.verifier()).await?;
+        info!(
+            records = ledger.tree.size(),
+            "Ledger recovered and verified"
+        );
+        Ok(Self {
+            js,
+            signer,
+            origin,
+            every: every.max(1),
+            ledger: Mutex::new(ledger),
+        })
+    }
+
+    /// Appends one record; `Ok(false)` if another writer moved the ledger.
+    async fn append(
+        &self,
+        ledger: &mut Ledger,
+        record: &[u8],
+        source_seq: u64,
+    ) -> Result<bool, String> {
+        let entry = ledger.tail.append(record.to_vec(), source_seq);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+            ledger.tail.next_index.to_string().as_str(),
+        );
+        let publish = self
+            .js
+            .publish_with_headers(
+                subjects::LEDGER_ENTRIES,
+                headers,
+                entry.encode_to_vec().into(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        match publish.await {
+            Ok(_) => {
+                ledger.tail = Tail::after(&entry)?;
+                ledger.tree.push(leaf_hash(record));
+                if ledger.tree.size() - ledger.checkpointed >= self.every {
+                    self.checkpoint(ledger).await?;
+                }
+                Ok(true)
             }
-            match append(&js, &tail, message.payload.to_vec(), source_seq).await {
-                Ok(Appended::Done(next)) => {
-                    tail = next;
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Signs and publishes a checkpoint if records were added since the last.
+    async fn checkpoint(&self, ledger: &mut Ledger) -> Result<(), String> {
+        let size = ledger.tree.size();
+        if size == 0 || size <= ledger.checkpointed {
+            return Ok(());
+        }
+        let note = self.signer.sign(&Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root: ledger.tree.root(),
+        });
+        self.js
+            .publish(subjects::LEDGER_CHECKPOINTS, note.clone().into())
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        debug!(size, "Checkpoint signed");
+        ledger.checkpointed = size;
+        ledger.latest_note = Some(note);
+        Ok(())
+    }
+
+    /// Checkpoints now (if needed) and returns the latest signed note.
+    pub async fn checkpoint_now(&self) -> Result<Option<String>, String> {
+        let mut ledger = self.ledger.lock().await;
+        self.checkpoint(&mut ledger).await?;
+        Ok(ledger.latest_note.clone())
+    }
+
+    /// Appends decision records until `shutdown`; the record in hand is finished first.
+    pub async fn serve(
+        &self,
+        consumer: PullConsumer,
+        shutdown: CancellationToken,
+    ) -> Result<(), String> {
+        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        while let Some(message) =
+            consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER).await?
+        {
+            let source_seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
+            if AuditRecord::decode(message.payload.as_ref()).is_err() {
+                error!(source_seq, "Undecodable decision record, not chained");
+                let _ = message.ack_with(AckKind::Term).await;
+                continue;
+            }
+            loop {
+                let mut ledger = self.ledger.lock().await;
+                if source_seq <= ledger.tail.source_seq {
+                    debug!(source_seq, "Decision already chained");
                     break;
                 }
-                Ok(Appended::Conflict) => {
-                    warn!("LEDGER moved under this writer; re-reading its tail");
-                    tail = load_tail(&js).await?;
-                }
-                Err(e) => {
-                    error!(error = %e, "Ledger append failed; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                match self.append(&mut ledger, &message.payload, source_seq).await {
+                    Ok(true) => break,
+                    Ok(false) => {
+                        warn!("LEDGER moved under this writer; re-reading it");
+                        *ledger = recover(&self.js, &self.signer.verifier()).await?;
                     }
-                    tail = load_tail(&js).await.unwrap_or(tail);
+                    Err(e) => {
+                        error!(error = %e, "Ledger append failed; retrying");
+                        drop(ledger);
+                        tokio::select! {
+                            () = shutdown.cancelled() => return Ok(()),
+                            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        }
+                        let mut ledger = self.ledger.lock().await;
+                        if let Ok(recovered) = recover(&self.js, &self.signer.verifier()).await {
+                            *ledger = recovered;
+                        }
+                    }
                 }
             }
+            if let Err(e) = message.ack().await {
+                error!(error = %e, "Could not acknowledge decision record");
+            }
         }
-        if let Err(e) = message.ack().await {
-            error!(error = %e, "Could not acknowledge decision record");
-        }
+        Ok(())
     }
-    Ok(())
 }

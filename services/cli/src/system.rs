@@ -245,10 +245,14 @@ impl System {
         if self.audit.is_some() {
             return Ok(());
         }
+        let config = self.config.clone();
         let running = self
-            .service("audit", users::AUDIT, AuditService::start, |audit, stop| {
-                audit.run(stop)
-            })
+            .service(
+                "audit",
+                users::AUDIT,
+                |client| AuditService::start(config, client),
+                |audit, stop| audit.run(stop),
+            )
             .await?;
         self.audit = Some(running);
         Ok(())

@@ -38,6 +38,7 @@ async fn system() -> anyhow::Result<System> {
     let mut config = Config::default();
     config.paths.registry = root().join("deploy/agencies/registry.toml");
     config.paths.policies = root().join("deploy/policies");
+    config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
     System::start(config, UpOptions::default()).await
 }
 

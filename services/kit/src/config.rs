@@ -12,6 +12,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub streams: StreamsConfig,
     pub paths: PathsConfig,
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +60,33 @@ pub struct PathsConfig {
     pub registry: PathBuf,
     /// Directory of Cedar schema and policies.
     pub policies: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Names the ledger in its checkpoints, e.g. `liaison.example/ledger`.
+    pub origin: String,
+    /// The audit service's Ed25519 checkpoint signing key (PKCS#8 PEM).
+    pub checkpoint_key: PathBuf,
+    /// The verifier key auditors check checkpoints with (`name+id+key`).
+    pub verifier_key: String,
+    /// Sign a checkpoint after this many new records ...
+    pub checkpoint_every: u64,
+    /// ... or this many seconds after the last one, if records were added.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            origin: "liaison.example/ledger".into(),
+            checkpoint_key: "deploy/audit/dev-checkpoint-key.pem".into(),
+            verifier_key: String::new(),
+            checkpoint_every: 1000,
+            checkpoint_interval_secs: 5,
+        }
+    }
 }
 
 impl Default for NatsConfig {

@@ -9,6 +9,7 @@
 //! | DELIVERY | one redacted copy per recipient | a durable consumer per agency: an offline agency catches up |
 //! | DECISIONS | decision records on their way to the ledger | de-duplicated on the record id, across restarts |
 //! | LEDGER | the hash-chained audit log | no delete, no purge; one writer (expected last sequence) |
+//! | CHECKPOINTS | signed checkpoints of the ledger's Merkle tree | no delete, no purge |
 
 use crate::config::StreamsConfig;
 use crate::ids::AgencyId;
@@ -75,6 +76,16 @@ pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
                 s::LEDGER_STREAM,
                 s::LEDGER_ENTRIES,
                 "Hash-chained audit ledger",
+            )
+        },
+        stream::Config {
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            ..base(
+                s::CHECKPOINTS_STREAM,
+                s::LEDGER_CHECKPOINTS,
+                "Signed checkpoints of the ledger",
             )
         },
     ]

@@ -8,6 +8,8 @@
 //! | `liaison.deliver.<agency>.<kind>` | gateway | DELIVERY |
 //! | `liaison.decisions.<service>` | gateway, other services | DECISIONS |
 //! | `liaison.ledger.entries` | audit (single writer) | LEDGER |
+//! | `liaison.ledger.checkpoints` | audit | CHECKPOINTS |
+//! | `liaison.audit.checkpoint` | auditors (request/reply) | — |
 
 use crate::ids::{AgencyId, IdError};
 
@@ -15,12 +17,17 @@ pub const EVENTS_STREAM: &str = "EVENTS";
 pub const DELIVERY_STREAM: &str = "DELIVERY";
 pub const DECISIONS_STREAM: &str = "DECISIONS";
 pub const LEDGER_STREAM: &str = "LEDGER";
+pub const CHECKPOINTS_STREAM: &str = "CHECKPOINTS";
 
 pub const INGRESS_ALL: &str = "liaison.ingress.>";
 pub const EVENTS_ALL: &str = "liaison.events.>";
 pub const DELIVERY_ALL: &str = "liaison.deliver.>";
 pub const DECISIONS_ALL: &str = "liaison.decisions.>";
 pub const LEDGER_ENTRIES: &str = "liaison.ledger.entries";
+/// Signed checkpoints of the ledger (C2SP signed notes).
+pub const LEDGER_CHECKPOINTS: &str = "liaison.ledger.checkpoints";
+/// Request/reply: ask the audit service for a checkpoint of the ledger now.
+pub const CHECKPOINT_REQUEST: &str = "liaison.audit.checkpoint";
 
 /// Queue group the gateways share for ingress.
 pub const GATEWAY_QUEUE: &str = "gateway";

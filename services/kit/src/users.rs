@@ -116,15 +116,29 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
         user(
             AUDIT,
             [
-                vec![s::LEDGER_ENTRIES.to_owned()],
+                vec![
+                    s::LEDGER_ENTRIES.to_owned(),
+                    s::LEDGER_CHECKPOINTS.to_owned(),
+                ],
                 consume(s::DECISIONS_STREAM, s::LEDGER_WRITER_CONSUMER),
                 read_stream(s::LEDGER_STREAM),
+                read_stream(s::CHECKPOINTS_STREAM),
+            ]
+            .concat(),
+            vec![s::CHECKPOINT_REQUEST.to_owned()],
+            true,
+        ),
+        user(
+            AUDITOR,
+            [
+                vec![s::CHECKPOINT_REQUEST.to_owned()],
+                read_stream(s::LEDGER_STREAM),
+                read_stream(s::CHECKPOINTS_STREAM),
             ]
             .concat(),
             vec![],
             false,
         ),
-        user(AUDITOR, read_stream(s::LEDGER_STREAM), vec![], false),
     ];
     for agency in agencies {
         users.push(user(

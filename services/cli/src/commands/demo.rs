@@ -86,8 +86,10 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
 
     system.wait_until_settled(Duration::from_secs(60)).await?;
     let auditor = system.connect_as(users::AUDITOR).await?;
+    let verifier = liaison_audit::signer(&config)?.verifier();
     let report =
-        liaison_audit::verify::verify(&async_nats::jetstream::new(auditor), |_, _| {}).await?;
+        liaison_audit::verify::verify(&async_nats::jetstream::new(auditor), &verifier, |_, _| {})
+            .await?;
     println!("\nAudit ledger:");
     let code = super::audit::print_report(&report);
     system.shutdown().await?;

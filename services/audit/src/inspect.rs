@@ -1,0 +1,185 @@
+//! Checking a ledger end to end, wherever its entries come from (the LEDGER
+//! stream or an exported bundle): the hash chain link by link, the RFC 6962
+//! Merkle tree over the records, and every signed checkpoint against the tree
+//! of the same size. The first problem found is named at its record.
+
+use crate::chain::{self, Break, Tail};
+use crate::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
+use crate::merkle::{CompactRange, leaf_hash};
+use liaison_proto::v1::LedgerEntry;
+
+/// The first problem found in a ledger.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Finding {
+    #[error("{0}")]
+    Chain(#[from] Break),
+    #[error("signed checkpoint {index}: {error}")]
+    BadCheckpoint {
+        index: usize,
+        error: CheckpointError,
+    },
+    #[error(
+        "the first {size} records do not match the signed checkpoint of that size: records before {size} were rewritten (the chain was recomputed to hide it)"
+    )]
+    Rewritten { size: u64 },
+    #[error(
+        "the ledger ends after {ledger_size} records but a signed checkpoint covers {checkpoint_size}: records {ledger_size} to {last} were removed",
+        last = checkpoint_size - 1
+    )]
+    Truncated {
+        ledger_size: u64,
+        checkpoint_size: u64,
+    },
+}
+
+/// The outcome of an inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Records checked and found intact.
+    pub verified: u64,
+    /// Records the source held when inspection began.
+    pub total: u64,
+    /// Hash-chain head of the last intact record (hex).
+    pub head: String,
+    /// Merkle root of the intact records (hex).
+    pub root: String,
+    /// Signed checkpoints matched by the tree.
+    pub checkpoints_matched: usize,
+    /// Size of the largest signed checkpoint matched.
+    pub latest_checkpoint: Option<u64>,
+    pub first_finding: Option<Finding>,
+}
+
+impl Report {
+    pub fn intact(&self) -> bool {
+        self.first_finding.is_none() && self.verified == self.total
+    }
+}
+
+/// Feeds entries in stream order; stops learning at the first finding.
+pub struct Inspector {
+    chain: chain::Verifier,
+    tree: CompactRange,
+    checkpoints: Vec<Checkpoint>,
+    next_checkpoint: usize,
+    matched: usize,
+    latest: Option<u64>,
+    total: u64,
+    finding: Option<Finding>,
+    /// A checkpoint the tree did not match, held back for one more entry:
+    /// if that entry's link names the record exactly, that finding is better.
+    mismatched: Option<u64>,
+}
+
+impl Inspector {
+    /// An inspector for a ledger of `total` records with these signed
+    /// checkpoint notes, checked with `verifier`.
+    pub fn new(total: u64, notes: &[String], verifier: &NoteVerifier) -> Self {
+        let mut finding = None;
+        let mut checkpoints = Vec::new();
+        for (index, note) in notes.iter().enumerate() {
+            match verifier.open(note) {
+                Ok(cp) => checkpoints.push(cp),
+                Err(error) => {
+                    finding.get_or_insert(Finding::BadCheckpoint { index, error });
+                }
+            }
+        }
+        checkpoints.sort_by_key(|c| c.size);
+        checkpoints.retain(|c| c.size > 0);
+        Self {
+            chain: chain::Verifier::default(),
+            tree: CompactRange::new(),
+            checkpoints,
+            next_checkpoint: 0,
+            matched: 0,
+            latest: None,
+            total,
+            finding,
+            mismatched: None,
+        }
+    }
+
+    /// Whether a finding has been made (no point reading further).
+    pub fn stopped(&self) -> bool {
+        self.finding.is_some()
+    }
+
+    fn settle(&mut self) {
+        if let Some(size) = self.mismatched.take() {
+            self.finding.get_or_insert(Finding::Rewritten { size });
+        }
+    }
+
+    /// Checks the entry stored at stream sequence `seq` (1-based).
+    pub fn push(&mut self, seq: u64, payload: &[u8]) -> Option<LedgerEntry> {
+        if self.stopped() {
+            return None;
+        }
+        let checked = self.chain.check(seq, payload);
+        if let Some(size) = self.mismatched.take() {
+            self.finding = Some(match checked {
+                Err(b) => b.into(),
+                Ok(_) => Finding::Rewritten { size },
+            });
+            return None;
+        }
+        let entry = match checked {
+            Ok(entry) => entry,
+            Err(b) => {
+                self.finding = Some(b.into());
+                return None;
+            }
+        };
+        self.tree.push(leaf_hash(&entry.record));
+        while let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
+            if cp.size != self.tree.size() {
+                break;
+            }
+            if cp.root != self.tree.root() {
+                self.mismatched = Some(cp.size);
+                return None;
+            }
+            self.matched += 1;
+            self.latest = Some(cp.size);
+            self.next_checkpoint += 1;
+        }
+        Some(entry)
+    }
+
+    /// The report, including truncation against the checkpoints.
+    pub fn finish(mut self) -> Report {
+        self.settle();
+        let size = self.tree.size();
+        if self.finding.is_none()
+            && let Some(cp) = self.checkpoints.last().filter(|c| c.size > size)
+        {
+            self.finding = Some(Finding::Truncated {
+                ledger_size: size,
+                checkpoint_size: cp.size,
+            });
+        }
+        Report {
+            verified: self.chain.count(),
+            total: self.total,
+            head: hex::encode(self.chain.tail().hash),
+            root: hex::encode(self.tree.root()),
+            checkpoints_matched: self.matched,
+            latest_checkpoint: self.latest,
+            first_finding: self.finding,
+        }
+    }
+
+    /// What a writer needs to carry on appending: the chain's tail, the tree,
+    /// and the size of the last checkpoint; or the finding that forbids it.
+    pub fn into_state(self) -> Result<(Tail, CompactRange, u64), Finding> {
+        let latest = self.checkpoints.last().map_or(0, |c| c.size);
+        let tail = self.chain.tail().clone();
+        let tree = self.tree.clone();
+        let report = self.finish();
+        match report.first_finding {
+            Some(finding) => Err(finding),
+            None => Ok((tail, tree, latest)),
+        }
+    }
+}

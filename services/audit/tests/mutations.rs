@@ -1,0 +1,216 @@
+//! 1,000 random mutations of an exported ledger bundle — bit flips, deleted,
+//! reordered, duplicated, forged and truncated entries, rewritten tails and
+//! altered checkpoints: every one is detected, and located at its record (or,
+//! for a tail whose chain was recomputed, at the checkpoint interval it hides in).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use liaison_audit::bundle::{Bundle, FORMAT};
+use liaison_audit::chain::{Break, Tail};
+use liaison_audit::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use liaison_audit::inspect::Finding;
+use liaison_audit::merkle::{CompactRange, leaf_hash};
+use liaison_proto::v1::{AuditRecord, LedgerEntry, Operation};
+use prost::Message;
+use std::ops::RangeInclusive;
+
+const RECORDS: u64 = 200;
+const EVERY: u64 = 50;
+const MUTATIONS: usize = 1000;
+
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+fn signer() -> NoteSigner {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/audit/dev-checkpoint-key.pem"
+    );
+    let pem = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+    NoteSigner::from_pem("liaison.test/ledger", &pem).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn record(i: u64) -> Vec<u8> {
+    AuditRecord {
+        record_id: format!("env-{i}:disclosure:police"),
+        operation: Operation::Disclosure as i32,
+        agency: "school-a".into(),
+        envelope_id: format!("env-{i}"),
+        recipients: vec!["police".into()],
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// Entries (stored bytes) of a chain over `records`, with signed checkpoints
+/// every `EVERY` records and at the end.
+fn build(records: &[Vec<u8>], signer: &NoteSigner) -> (Vec<Vec<u8>>, Vec<String>) {
+    let mut tail = Tail::default();
+    let mut tree = CompactRange::new();
+    let mut entries = Vec::new();
+    let mut notes = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let entry = tail.append(record.clone(), i as u64 + 1);
+        tail = Tail::after(&entry).unwrap_or_else(|e| panic!("{e}"));
+        tree.push(leaf_hash(record));
+        entries.push(entry.encode_to_vec());
+        if tree.size().is_multiple_of(EVERY) || tree.size() == records.len() as u64 {
+            notes.push(signer.sign(&Checkpoint {
+                origin: "liaison.test/ledger".into(),
+                size: tree.size(),
+                root: tree.root(),
+            }));
+        }
+    }
+    (entries, notes)
+}
+
+fn bundle(entries: &[Vec<u8>], notes: &[String], verifier: &NoteVerifier) -> Bundle {
+    Bundle {
+        format: FORMAT.into(),
+        origin: "liaison.test/ledger".into(),
+        verifier_key: verifier.vkey(),
+        checkpoints: notes.to_vec(),
+        entries: entries.iter().map(|e| B64.encode(e)).collect(),
+    }
+}
+
+/// The records a finding points at.
+fn located(finding: &Finding) -> RangeInclusive<u64> {
+    match finding {
+        Finding::Chain(Break::Undecodable { seq, .. })
+        | Finding::Chain(Break::Index { seq, .. }) => seq - 1..=seq - 1,
+        Finding::Chain(Break::Content { index, .. })
+        | Finding::Chain(Break::Rehashed { index, .. }) => *index..=*index,
+        Finding::Rewritten { size } => size.saturating_sub(EVERY)..=size - 1,
+        Finding::Truncated { ledger_size, .. } => *ledger_size..=*ledger_size,
+        Finding::BadCheckpoint { .. } => u64::MAX..=u64::MAX,
+    }
+}
+
+#[test]
+fn every_mutation_is_detected_and_located() {
+    let signer = signer();
+    let verifier = signer.verifier();
+    let records: Vec<Vec<u8>> = (0..RECORDS).map(record).collect();
+    let (entries, notes) = build(&records, &signer);
+    assert!(
+        bundle(&entries, &notes, &verifier)
+            .inspect(&verifier)
+            .intact()
+    );
+
+    let mut dice = Dice(0x1ed9_e5ee_d5a1_7e01);
+    let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    for m in 0..MUTATIONS {
+        let mut e = entries.clone();
+        let mut n = notes.clone();
+        let i = dice.below(RECORDS);
+        let (kind, expected): (&str, RangeInclusive<u64>) = match m % 8 {
+            0 => {
+                let bytes = &mut e[i as usize];
+                let at = dice.below(bytes.len() as u64) as usize;
+                bytes[at] ^= 1 << dice.below(8);
+                ("bit flip", i..=i)
+            }
+            1 => {
+                e.remove(i as usize);
+                ("deleted", i..=i)
+            }
+            2 => {
+                let j = (i + 1 + dice.below(RECORDS - 1)) % RECORDS;
+                e.swap(i as usize, j as usize);
+                ("reordered", i.min(j)..=i.min(j))
+            }
+            3 => {
+                let copy = e[i as usize].clone();
+                e.insert(i as usize + 1, copy);
+                ("duplicated", i + 1..=i + 1)
+            }
+            4 => {
+                let mut entry = LedgerEntry::decode(e[i as usize].as_slice()).unwrap_or_default();
+                let mut forged = AuditRecord::decode(entry.record.as_slice()).unwrap_or_default();
+                forged.recipients = vec!["retail-bsp".into()];
+                entry.record = forged.encode_to_vec();
+                entry.hash = liaison_audit::chain::entry_hash(
+                    entry.index,
+                    entry.source_seq,
+                    &entry.prev_hash,
+                    &entry.record,
+                )
+                .to_vec();
+                e[i as usize] = entry.encode_to_vec();
+                // The last record has no successor naming it: its checkpoint does.
+                let at = if i == RECORDS - 1 {
+                    RECORDS - EVERY..=i
+                } else {
+                    i..=i
+                };
+                ("forged", at)
+            }
+            5 => {
+                let keep = RECORDS - 1 - dice.below(RECORDS / 4);
+                e.truncate(keep as usize);
+                ("truncated", keep..=keep)
+            }
+            6 => {
+                // An insider rewrites history from record i and recomputes the chain.
+                let mut altered = records.clone();
+                altered[i as usize] = record(RECORDS + i);
+                // Only the entries are replaced: the forger cannot sign checkpoints.
+                let (rewritten, _) = build(&altered, &signer);
+                e = rewritten;
+                let size = (i / EVERY + 1) * EVERY;
+                ("rewritten", size - EVERY..=size - 1)
+            }
+            _ => {
+                let c = dice.below(n.len() as u64) as usize;
+                let note = n[c].replacen('\n', "\n1", 1);
+                n[c] = note;
+                ("checkpoint altered", u64::MAX..=u64::MAX)
+            }
+        };
+        let report = bundle(&e, &n, &verifier).inspect(&verifier);
+        let finding = report
+            .first_finding
+            .clone()
+            .unwrap_or_else(|| panic!("mutation {m} ({kind} at {i}) was not detected: {report:?}"));
+        let at = located(&finding);
+        assert!(
+            at.start() >= expected.start() && at.end() <= expected.end(),
+            "mutation {m} ({kind} at {i}) located at {at:?}, expected within {expected:?}: {finding}"
+        );
+        *kinds.entry(kind).or_default() += 1;
+    }
+    assert_eq!(kinds.values().sum::<usize>(), MUTATIONS);
+    assert_eq!(kinds.len(), 8, "{kinds:?}");
+}
+
+#[test]
+fn an_intact_bundle_round_trips_through_json() {
+    let signer = signer();
+    let verifier = signer.verifier();
+    let records: Vec<Vec<u8>> = (0..10).map(record).collect();
+    let (entries, notes) = build(&records, &signer);
+    let json = serde_json::to_string(&bundle(&entries, &notes, &verifier)).unwrap_or_default();
+    let parsed = Bundle::parse(&json).unwrap_or_else(|e| panic!("{e}"));
+    let report = parsed.inspect(&verifier);
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(
+        (
+            report.verified,
+            report.checkpoints_matched,
+            report.latest_checkpoint
+        ),
+        (10, 1, Some(10))
+    );
+    assert!(Bundle::parse("{\"format\":\"other\"}").is_err());
+}
