@@ -39,6 +39,8 @@ async fn system() -> anyhow::Result<System> {
     config.paths.registry = root().join("deploy/agencies/registry.toml");
     config.paths.policies = root().join("deploy/policies");
     config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
+    // Checkpoints only on request, so the test knows how many there are.
+    config.audit.checkpoint_interval_secs = 3600;
     System::start(config, UpOptions::default()).await
 }
 
@@ -137,13 +139,57 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
     let verified = verify_until(&session, 4);
     assert!(verified.status.success(), "{}", stdout(&verified));
 
+    // A signed checkpoint on demand, in the C2SP signed-note format ...
+    let checkpoint = liaison(&session, &["audit", "checkpoint"]);
+    assert!(checkpoint.status.success(), "{checkpoint:?}");
+    let note = stdout(&checkpoint);
+    assert!(note.starts_with("liaison.example/ledger\n4\n"), "{note}");
+    assert!(note.contains("\n\n\u{2014} liaison.example/ledger "), "{note}");
+    let note_file = dir.path().join("checkpoint-4.note");
+    std::fs::write(&note_file, &note)?;
+    let verified = liaison(&session, &["audit", "verify"]);
+    assert!(
+        stdout(&verified).contains("matching 1 signed checkpoints up to 4 records"),
+        "{}",
+        stdout(&verified)
+    );
+    // ... an inclusion proof for one record against it ...
+    let proof = liaison(&session, &["audit", "prove", "2"]);
+    assert!(proof.status.success(), "{proof:?}");
+    let proof: serde_json::Value = serde_json::from_str(&stdout(&proof))?;
+    assert_eq!((proof["index"].as_u64(), proof["tree_size"].as_u64()), (Some(2), Some(4)));
+    assert_eq!(proof["proof"].as_array().map(Vec::len), Some(2));
+    assert!(!liaison(&session, &["audit", "prove", "9"]).status.success());
+    // ... and, after more traffic, a proof that the ledger only grew since.
+    let again = liaison(&session, &["send", "--agency", "school-a", "deploy/examples/referral.json"]);
+    assert!(again.status.success());
+    verify_until(&session, 7);
+    assert!(liaison(&session, &["audit", "checkpoint"]).status.success());
+    let consistency = liaison(&session, &["audit", "consistency", note_file.to_str().unwrap_or_default()]);
+    assert!(consistency.status.success(), "{consistency:?}");
+    let consistency: serde_json::Value = serde_json::from_str(&stdout(&consistency))?;
+    assert_eq!((consistency["old_size"].as_u64(), consistency["new_size"].as_u64()), (Some(4), Some(7)));
+
+    // The whole ledger exported, and verified offline (no NATS involved).
+    let bundle = dir.path().join("ledger.json");
+    let exported = liaison(&session, &["audit", "export", bundle.to_str().unwrap_or_default()]);
+    assert!(exported.status.success(), "{exported:?}");
+    assert!(stdout(&exported).contains("Exported 7 records and 2 checkpoints"), "{}", stdout(&exported));
+    let offline = Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .current_dir(root())
+        .args(["audit", "verify", "--bundle"])
+        .arg(&bundle)
+        .output()?;
+    assert!(offline.status.success(), "{offline:?}");
+    assert!(stdout(&offline).contains("Ledger intact: 7 records verified"), "{}", stdout(&offline));
+
     // An insider with operator rights rewrites the ledger, changing who a
     // record says the referral was disclosed to.
     system.stop_audit().await;
     let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
     let ledger = js.get_stream(subjects::LEDGER_STREAM).await?;
     let mut entries = Vec::new();
-    for seq in 1..=4 {
+    for seq in 1..=7 {
         entries.push(LedgerEntry::decode(
             ledger.direct_get(seq).await?.payload.as_ref(),
         )?);
@@ -170,6 +216,9 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
         "{}",
         stdout(&tampered)
     );
+    // The audit service will not extend a broken ledger.
+    let refused = system.start_audit().await.err().map(|e| format!("{e:#}")).unwrap_or_default();
+    assert!(refused.contains("broken") && refused.contains("record 1"), "{refused}");
     system.shutdown().await
 }
 
