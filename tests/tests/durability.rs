@@ -16,7 +16,9 @@ const ENVELOPES: usize = 150;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_server_killed_mid_burst_loses_nothing_acknowledged() -> anyhow::Result<()> {
     let mut system = start().await?;
-    let school = agency(&system, "school-a").await?.with_verdict_timeout(Duration::from_millis(500));
+    let school = agency(&system, "school-a")
+        .await?
+        .with_verdict_timeout(Duration::from_millis(500));
 
     let answered = Arc::new(AtomicUsize::new(0));
     let counter = answered.clone();
@@ -24,9 +26,12 @@ async fn nats_server_killed_mid_burst_loses_nothing_acknowledged() -> anyhow::Re
         let mut acknowledged = Vec::new();
         for n in 0..ENVELOPES {
             let envelope = referral("school-a", &format!("burst-{n:04}"));
-            let verdict = school.send_until_answered(&envelope, Duration::from_secs(60)).await?;
+            let verdict = school
+                .send_until_answered(&envelope, Duration::from_secs(60))
+                .await?;
             anyhow::ensure!(
-                verdict.outcome == Outcome::Accepted as i32 || verdict.outcome == Outcome::Duplicate as i32,
+                verdict.outcome == Outcome::Accepted as i32
+                    || verdict.outcome == Outcome::Duplicate as i32,
                 "{verdict:?}"
             );
             acknowledged.push(envelope.id);
@@ -48,7 +53,9 @@ async fn nats_server_killed_mid_burst_loses_nothing_acknowledged() -> anyhow::Re
     let acknowledged = sender.await??;
     let recovered_in = killed_at.elapsed();
     assert!(at_kill < ENVELOPES, "the server was killed mid-burst");
-    eprintln!("nats-server back in {restarted_in:?}; burst finished {recovered_in:?} after the kill");
+    eprintln!(
+        "nats-server back in {restarted_in:?}; burst finished {recovered_in:?} after the kill"
+    );
 
     let expected: BTreeSet<String> = acknowledged.into_iter().collect();
     let police = agency(&system, "police").await?;
@@ -65,9 +72,14 @@ async fn nats_server_killed_mid_burst_loses_nothing_acknowledged() -> anyhow::Re
     assert!(report.intact(), "{report:?}");
     let collections = records
         .iter()
-        .filter(|r| r.operation == Operation::Collection as i32 && r.decision == Decision::Accepted as i32)
+        .filter(|r| {
+            r.operation == Operation::Collection as i32 && r.decision == Decision::Accepted as i32
+        })
         .count();
-    let disclosures = records.iter().filter(|r| r.operation == Operation::Disclosure as i32).count();
+    let disclosures = records
+        .iter()
+        .filter(|r| r.operation == Operation::Disclosure as i32)
+        .count();
     assert_eq!((collections, disclosures), (ENVELOPES, 2 * ENVELOPES));
     system.shutdown().await
 }

@@ -12,6 +12,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod inspect;
 pub mod merkle;
+pub mod replay;
 pub mod verify;
 pub mod writer;
 

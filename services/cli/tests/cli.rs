@@ -144,7 +144,10 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
     assert!(checkpoint.status.success(), "{checkpoint:?}");
     let note = stdout(&checkpoint);
     assert!(note.starts_with("liaison.example/ledger\n4\n"), "{note}");
-    assert!(note.contains("\n\n\u{2014} liaison.example/ledger "), "{note}");
+    assert!(
+        note.contains("\n\n\u{2014} liaison.example/ledger "),
+        "{note}"
+    );
     let note_file = dir.path().join("checkpoint-4.note");
     std::fs::write(&note_file, &note)?;
     let verified = liaison(&session, &["audit", "verify"]);
@@ -157,31 +160,115 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
     let proof = liaison(&session, &["audit", "prove", "2"]);
     assert!(proof.status.success(), "{proof:?}");
     let proof: serde_json::Value = serde_json::from_str(&stdout(&proof))?;
-    assert_eq!((proof["index"].as_u64(), proof["tree_size"].as_u64()), (Some(2), Some(4)));
+    assert_eq!(
+        (proof["index"].as_u64(), proof["tree_size"].as_u64()),
+        (Some(2), Some(4))
+    );
     assert_eq!(proof["proof"].as_array().map(Vec::len), Some(2));
     assert!(!liaison(&session, &["audit", "prove", "9"]).status.success());
+    // Replay, filtered, for people and for tools.
+    let csv = liaison(
+        &session,
+        &["audit", "replay", "--agency", "police", "--format", "csv"],
+    );
+    assert!(csv.status.success(), "{csv:?}");
+    let rows: Vec<String> = stdout(&csv).lines().map(String::from).collect();
+    assert_eq!(
+        rows.len(),
+        3,
+        "header, the collection and the police disclosure: {rows:?}"
+    );
+    assert!(rows[0].starts_with("index,time,operation,decision,agency"));
+    assert!(
+        rows[1].contains(",collection,accepted,school-a,") && rows[1].contains("council;police")
+    );
+    assert!(rows[2].contains(",disclosure,delivered,school-a,") && rows[2].contains(",police,"));
+    let ndjson = liaison(
+        &session,
+        &[
+            "audit",
+            "replay",
+            "--operation",
+            "disclosure",
+            "--format",
+            "ndjson",
+        ],
+    );
+    let lines: Vec<serde_json::Value> = stdout(&ndjson)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_default())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["operation"] == "OPERATION_DISCLOSURE" && l["index"].is_u64())
+    );
+    let refused = liaison(&session, &["audit", "replay", "--operation", "refusal"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unknown operation"),
+        "{refused:?}"
+    );
+    let bad_time = liaison(&session, &["audit", "replay", "--since", "yesterday"]);
+    assert!(
+        String::from_utf8_lossy(&bad_time.stderr).contains("RFC 3339"),
+        "{bad_time:?}"
+    );
+
     // ... and, after more traffic, a proof that the ledger only grew since.
-    let again = liaison(&session, &["send", "--agency", "school-a", "deploy/examples/referral.json"]);
+    let again = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
     assert!(again.status.success());
     verify_until(&session, 7);
     assert!(liaison(&session, &["audit", "checkpoint"]).status.success());
-    let consistency = liaison(&session, &["audit", "consistency", note_file.to_str().unwrap_or_default()]);
+    let consistency = liaison(
+        &session,
+        &[
+            "audit",
+            "consistency",
+            note_file.to_str().unwrap_or_default(),
+        ],
+    );
     assert!(consistency.status.success(), "{consistency:?}");
     let consistency: serde_json::Value = serde_json::from_str(&stdout(&consistency))?;
-    assert_eq!((consistency["old_size"].as_u64(), consistency["new_size"].as_u64()), (Some(4), Some(7)));
+    assert_eq!(
+        (
+            consistency["old_size"].as_u64(),
+            consistency["new_size"].as_u64()
+        ),
+        (Some(4), Some(7))
+    );
 
     // The whole ledger exported, and verified offline (no NATS involved).
     let bundle = dir.path().join("ledger.json");
-    let exported = liaison(&session, &["audit", "export", bundle.to_str().unwrap_or_default()]);
+    let exported = liaison(
+        &session,
+        &["audit", "export", bundle.to_str().unwrap_or_default()],
+    );
     assert!(exported.status.success(), "{exported:?}");
-    assert!(stdout(&exported).contains("Exported 7 records and 2 checkpoints"), "{}", stdout(&exported));
+    assert!(
+        stdout(&exported).contains("Exported 7 records and 2 checkpoints"),
+        "{}",
+        stdout(&exported)
+    );
     let offline = Command::new(env!("CARGO_BIN_EXE_liaison"))
         .current_dir(root())
         .args(["audit", "verify", "--bundle"])
         .arg(&bundle)
         .output()?;
     assert!(offline.status.success(), "{offline:?}");
-    assert!(stdout(&offline).contains("Ledger intact: 7 records verified"), "{}", stdout(&offline));
+    assert!(
+        stdout(&offline).contains("Ledger intact: 7 records verified"),
+        "{}",
+        stdout(&offline)
+    );
 
     // An insider with operator rights rewrites the ledger, changing who a
     // record says the referral was disclosed to.
@@ -217,8 +304,16 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
         stdout(&tampered)
     );
     // The audit service will not extend a broken ledger.
-    let refused = system.start_audit().await.err().map(|e| format!("{e:#}")).unwrap_or_default();
-    assert!(refused.contains("broken") && refused.contains("record 1"), "{refused}");
+    let refused = system
+        .start_audit()
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        refused.contains("broken") && refused.contains("record 1"),
+        "{refused}"
+    );
     system.shutdown().await
 }
 

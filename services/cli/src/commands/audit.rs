@@ -7,10 +7,12 @@ use liaison_audit::bundle::Bundle;
 use liaison_audit::checkpoint::NoteVerifier;
 use liaison_audit::inspect::Report;
 use liaison_audit::merkle::{self, Hash};
+use liaison_audit::replay::{self, Filter};
 use liaison_kit::config::Config;
 use liaison_kit::connect::connect;
 use liaison_kit::{subjects, users};
 use serde_json::json;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -34,6 +36,133 @@ pub enum AuditCommand {
     Export { file: PathBuf },
     /// Print the verifier key of the configured checkpoint signing key.
     VerifierKey,
+    /// Replay the ledger, verified as it is read, filtered and formatted.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// First record (index from 0).
+    #[arg(long)]
+    from: Option<u64>,
+    /// Last record (inclusive).
+    #[arg(long)]
+    to: Option<u64>,
+    /// Records at or after this time (RFC 3339, e.g. 2026-11-23T09:00:00Z).
+    #[arg(long)]
+    since: Option<String>,
+    /// Records at or before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Records where this agency acted or received.
+    #[arg(long)]
+    agency: Option<String>,
+    /// Records about this case.
+    #[arg(long)]
+    case: Option<String>,
+    /// Records touching this pseudonymous subject token.
+    #[arg(long)]
+    token: Option<String>,
+    /// collection, alteration, consultation, disclosure, combination or erasure.
+    #[arg(long)]
+    operation: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReplayFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReplayFormat {
+    Table,
+    Ndjson,
+    Csv,
+}
+
+fn time(flag: &str, value: Option<&String>) -> Result<Option<prost_types::Timestamp>> {
+    value
+        .map(|v| {
+            v.parse()
+                .map_err(|e| anyhow!("--{flag} {v:?} is not an RFC 3339 time: {e}"))
+        })
+        .transpose()
+}
+
+impl ReplayArgs {
+    fn filter(&self) -> Result<Filter> {
+        Ok(Filter {
+            from_index: self.from,
+            to_index: self.to,
+            since: time("since", self.since.as_ref())?,
+            until: time("until", self.until.as_ref())?,
+            agency: self.agency.clone(),
+            case_id: self.case.clone(),
+            token: self.token.clone(),
+            operation: self
+                .operation
+                .as_deref()
+                .map(replay::parse_operation)
+                .transpose()
+                .map_err(|e| anyhow!(e))?,
+        })
+    }
+}
+
+/// Prints the records that pass the filter, as the ledger is verified.
+async fn replay_ledger(cli: &Cli, config: &Config, args: &ReplayArgs) -> Result<ExitCode> {
+    let filter = args.filter()?;
+    let verifier = trusted_key(config)?;
+    let (_, js) = auditor(cli).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match args.format {
+        ReplayFormat::Csv => writeln!(
+            out,
+            "{}",
+            replay::csv_line(&replay::COLUMNS.map(String::from))
+        )?,
+        ReplayFormat::Table => writeln!(
+            out,
+            "{:>6}  {:<30}  {:<12}  {:<24}  {:<12}  {:<24}  envelope",
+            "index", "time", "operation", "decision", "agency", "recipients"
+        )?,
+        ReplayFormat::Ndjson => {}
+    }
+    let mut shown = 0u64;
+    let mut written = Ok(());
+    let report = liaison_audit::verify::verify(&js, &verifier, |entry, record| {
+        if written.is_err() || !filter.matches(entry.index, record) {
+            return;
+        }
+        shown += 1;
+        written = match args.format {
+            ReplayFormat::Ndjson => {
+                let mut json = liaison_proto::json::to_json("AuditRecord", record);
+                json["index"] = json!(entry.index);
+                writeln!(out, "{json}")
+            }
+            ReplayFormat::Csv => writeln!(
+                out,
+                "{}",
+                replay::csv_line(&replay::row(entry.index, record))
+            ),
+            ReplayFormat::Table => {
+                let r = replay::row(entry.index, record);
+                writeln!(
+                    out,
+                    "{:>6}  {:<30}  {:<12}  {:<24}  {:<12}  {:<24}  {}",
+                    r[0], r[1], r[2], r[3], r[4], r[6], r[7]
+                )
+            }
+        };
+    })
+    .await?;
+    written?;
+    out.flush()?;
+    drop(out);
+    eprintln!("{shown} of {} records shown", report.verified);
+    if report.intact() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(print_report(&report))
+    }
 }
 
 /// The auditor's trusted verifier key, from `audit.verifier_key`.
@@ -188,6 +317,7 @@ pub async fn run(cli: &Cli, command: &AuditCommand) -> Result<ExitCode> {
             );
             Ok(print_report(&report))
         }
+        AuditCommand::Replay(args) => replay_ledger(cli, &config, args).await,
         AuditCommand::VerifierKey => {
             println!("{}", liaison_audit::signer(&config)?.verifier().vkey());
             Ok(ExitCode::SUCCESS)
