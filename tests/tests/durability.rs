@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 const ENVELOPES: usize = 150;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // the recovery time is a figure worth seeing in the test log
 async fn nats_server_killed_mid_burst_loses_nothing_acknowledged() -> anyhow::Result<()> {
     let mut system = start().await?;
     let school = agency(&system, "school-a")
