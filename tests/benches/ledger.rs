@@ -91,9 +91,20 @@ fn in_memory(n: u64) {
 
     println!("| in memory, {n} entries | rate | vs raw SHA-256 of the entries |");
     println!("|---|---|---|");
-    println!("| raw SHA-256 (baseline, sink {sink}) | {:.0} /s | 1.00 |", rate(n, raw));
-    println!("| chain + tree append | {:.0} /s | {:.2} |", rate(n, build), raw.as_secs_f64() / build.as_secs_f64());
-    println!("| verify (decode, canonical check, chain, tree, checkpoint) | {:.0} /s | {:.2} |", rate(n, verify), raw.as_secs_f64() / verify.as_secs_f64());
+    println!(
+        "| raw SHA-256 (baseline, sink {sink}) | {:.0} /s | 1.00 |",
+        rate(n, raw)
+    );
+    println!(
+        "| chain + tree append | {:.0} /s | {:.2} |",
+        rate(n, build),
+        raw.as_secs_f64() / build.as_secs_f64()
+    );
+    println!(
+        "| verify (decode, canonical check, chain, tree, checkpoint) | {:.0} /s | {:.2} |",
+        rate(n, verify),
+        raw.as_secs_f64() / verify.as_secs_f64()
+    );
 }
 
 async fn over_nats(n: u64) -> anyhow::Result<()> {
@@ -127,7 +138,10 @@ async fn over_nats(n: u64) -> anyhow::Result<()> {
         for (j, r) in chunk.iter().enumerate() {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", format!("bench-{}", i * 256 + j).as_str());
-            acks.push(js.publish_with_headers("liaison.decisions.bench", headers, r.clone().into()).await?);
+            acks.push(
+                js.publish_with_headers("liaison.decisions.bench", headers, r.clone().into())
+                    .await?,
+            );
         }
         for ack in acks {
             ack.await?;
@@ -151,19 +165,36 @@ async fn over_nats(n: u64) -> anyhow::Result<()> {
     })
     .await?;
     let verify = started.elapsed();
-    assert!(report.intact() && report.verified == n && shown == n, "{report:?}");
+    assert!(
+        report.intact() && report.verified == n && shown == n,
+        "{report:?}"
+    );
 
     println!();
     println!("| over NATS, {n} records | rate | vs raw JetStream publish |");
     println!("|---|---|---|");
-    println!("| raw JetStream publish, 256 in flight (baseline) | {:.0} /s | 1.00 |", rate(n, raw));
-    println!("| ledger append (DECISIONS → audit writer → LEDGER) | {:.0} /s | {:.3} |", rate(n, append), raw.as_secs_f64() / append.as_secs_f64());
-    println!("| online verify + replay filter (read LEDGER, inspect) | {:.0} /s | {:.2} |", rate(n, verify), raw.as_secs_f64() / verify.as_secs_f64());
+    println!(
+        "| raw JetStream publish, 256 in flight (baseline) | {:.0} /s | 1.00 |",
+        rate(n, raw)
+    );
+    println!(
+        "| ledger append (DECISIONS → audit writer → LEDGER) | {:.0} /s | {:.3} |",
+        rate(n, append),
+        raw.as_secs_f64() / append.as_secs_f64()
+    );
+    println!(
+        "| online verify + replay filter (read LEDGER, inspect) | {:.0} /s | {:.2} |",
+        rate(n, verify),
+        raw.as_secs_f64() / verify.as_secs_f64()
+    );
     system.shutdown().await
 }
 
 fn main() -> anyhow::Result<()> {
     in_memory(1_000_000);
-    let n = std::env::var("LIAISON_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let n = std::env::var("LIAISON_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     tokio::runtime::Runtime::new()?.block_on(over_nats(n))
 }

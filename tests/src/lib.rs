@@ -11,7 +11,10 @@ use liaison_audit::verify::verify;
 use liaison_kit::config::Config;
 use liaison_kit::{AgencyId, users};
 use liaison_proto::v1::envelope::Body;
-use liaison_proto::v1::{AuditRecord, Classification, Delivery, Envelope, Person, ReferralMade};
+use liaison_proto::v1::verdict::Outcome;
+use liaison_proto::v1::{
+    AuditRecord, Classification, Decision, Delivery, Envelope, Operation, Person, ReferralMade,
+};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -173,4 +176,86 @@ pub fn sign(agency_key_of: &str, claims: &serde_json::Value) -> Result<String> {
         claims,
         &key,
     )?)
+}
+
+/// A sender sending `count` referrals one after another, each retried with
+/// the same id until the gateway answers; counts the answered ones as it goes.
+pub struct Burst {
+    pub answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<Result<Vec<String>>>,
+}
+
+impl Burst {
+    pub fn start(school: AgencyClient, prefix: &str, count: usize) -> Self {
+        use std::sync::atomic::Ordering;
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = answered.clone();
+        let prefix = prefix.to_owned();
+        let task = tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0..count {
+                let envelope = referral(school.agency().as_str(), &format!("{prefix}-{n:04}"));
+                let verdict = school
+                    .send_until_answered(&envelope, Duration::from_secs(60))
+                    .await?;
+                let ok = [Outcome::Accepted as i32, Outcome::Duplicate as i32];
+                anyhow::ensure!(ok.contains(&verdict.outcome), "{verdict:?}");
+                acknowledged.push(envelope.id);
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(acknowledged)
+        });
+        Self { answered, task }
+    }
+
+    /// Waits until at least `n` envelopes were answered.
+    pub async fn until_answered(&self, n: usize) -> Result<()> {
+        let answered = self.answered.clone();
+        eventually("answers", Duration::from_secs(30), move || {
+            let done = answered.load(std::sync::atomic::Ordering::SeqCst);
+            async move { Ok((done >= n).then_some(())) }
+        })
+        .await
+    }
+
+    /// The ids acknowledged, once the burst is over.
+    pub async fn finish(self) -> Result<Vec<String>> {
+        self.task.await?
+    }
+}
+
+/// Checks that `recipient` received each of `expected` exactly once.
+pub async fn each_delivered_once(recipient: &AgencyClient, expected: &[String]) -> Result<()> {
+    let ids: Vec<String> = inbox_exactly(recipient, expected.len())
+        .await?
+        .into_iter()
+        .filter_map(|d| d.envelope.map(|e| e.id))
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    if unique.len() != ids.len() {
+        bail!("{} received duplicates", recipient.agency());
+    }
+    if unique != expected.iter().collect() {
+        bail!("{} missed acknowledged envelopes", recipient.agency());
+    }
+    Ok(())
+}
+
+/// Accepted collections and disclosures in the ledger, after checking it is intact.
+pub async fn ledger_counts(system: &System) -> Result<(usize, usize)> {
+    let (report, records) = ledger(system).await?;
+    if !report.intact() {
+        bail!("ledger not intact: {report:?}");
+    }
+    let collections = records
+        .iter()
+        .filter(|r| {
+            r.operation == Operation::Collection as i32 && r.decision == Decision::Accepted as i32
+        })
+        .count();
+    let disclosures = records
+        .iter()
+        .filter(|r| r.operation == Operation::Disclosure as i32)
+        .count();
+    Ok((collections, disclosures))
 }
