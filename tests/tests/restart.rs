@@ -30,3 +30,22 @@ async fn a_gateway_killed_mid_stream_loses_nothing_acknowledged() -> anyhow::Res
     assert_eq!(ledger_counts(&system).await?, (ENVELOPES, 2 * ENVELOPES));
     system.shutdown().await
 }
+
+#[tokio::test]
+async fn an_audit_service_killed_mid_stream_chains_every_decision_once() -> anyhow::Result<()> {
+    let mut system = start().await?;
+    let school = agency(&system, "school-a").await?;
+    let burst = Burst::start(school, "audit", ENVELOPES);
+
+    // Kill the ledger writer while decisions are arriving, in batches; the
+    // new one recovers the chain and skips what was appended but not acknowledged.
+    burst.until_answered(ENVELOPES / 3).await?;
+    system.kill_audit().await;
+    burst.until_answered(2 * ENVELOPES / 3).await?;
+    system.start_audit().await?;
+
+    let acknowledged = burst.finish().await?;
+    each_delivered_once(&agency(&system, "police").await?, &acknowledged).await?;
+    assert_eq!(ledger_counts(&system).await?, (ENVELOPES, 2 * ENVELOPES));
+    system.shutdown().await
+}

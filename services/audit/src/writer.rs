@@ -4,9 +4,11 @@
 //!
 //! Single writer: every append states the sequence it expects LEDGER to end
 //! at (`Nats-Expected-Last-Sequence`), so a second writer cannot fork the
-//! chain; on a conflict the writer re-reads the ledger. Exactly once: each
-//! entry records the DECISIONS sequence it came from, and a record redelivered
-//! after a crash (appended, not yet acknowledged) is recognised and skipped.
+//! chain; on a conflict the writer re-reads the ledger. Records waiting in
+//! DECISIONS are appended in batches of pipelined publishes, in order.
+//! Exactly once: each entry records the DECISIONS sequence it came from, and a
+//! record redelivered after a crash (appended, not yet acknowledged) is
+//! recognised and skipped.
 //! At start the writer reads and verifies the whole ledger, and refuses to
 //! extend one that is broken.
 
@@ -17,6 +19,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, AckKind};
+use futures_util::{FutureExt as _, StreamExt as _};
 use liaison_kit::{consume, subjects};
 use liaison_proto::v1::AuditRecord;
 use prost::Message as _;
@@ -24,6 +27,9 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
+
+/// Most decision records appended in one pipelined round.
+pub const BATCH: usize = 1024;
 
 /// What the writer knows of the ledger.
 struct Ledger {
@@ -82,40 +88,46 @@ impl Writer {
         })
     }
 
-    /// Appends one record; `Ok(false)` if another writer moved the ledger.
-    async fn append(
-        &self,
-        ledger: &mut Ledger,
-        record: &[u8],
-        source_seq: u64,
-    ) -> Result<bool, String> {
-        let entry = ledger.tail.append(record.to_vec(), source_seq);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
-            ledger.tail.next_index.to_string().as_str(),
-        );
-        let publish = self
-            .js
-            .publish_with_headers(
-                subjects::LEDGER_ENTRIES,
-                headers,
-                entry.encode_to_vec().into(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        match publish.await {
-            Ok(_) => {
-                ledger.tail = Tail::after(&entry)?;
-                ledger.tree.push(leaf_hash(record));
-                if ledger.tree.size() - ledger.checkpointed >= self.every {
-                    self.checkpoint(ledger).await?;
-                }
-                Ok(true)
-            }
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(false),
-            Err(e) => Err(e.to_string()),
+    /// Appends `batch` (record bytes and DECISIONS sequences, in order) with
+    /// pipelined publishes, each stating the sequence LEDGER must end at;
+    /// `Ok(false)` if another writer moved the ledger first.
+    async fn append(&self, ledger: &mut Ledger, batch: &[(&[u8], u64)]) -> Result<bool, String> {
+        let mut tail = ledger.tail.clone();
+        let mut acks = Vec::with_capacity(batch.len());
+        for (record, source_seq) in batch {
+            let entry = tail.append(record.to_vec(), *source_seq);
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                tail.next_index.to_string().as_str(),
+            );
+            acks.push(
+                self.js
+                    .publish_with_headers(
+                        subjects::LEDGER_ENTRIES,
+                        headers,
+                        entry.encode_to_vec().into(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            tail = Tail::after(&entry)?;
         }
+        for ack in acks {
+            match ack.await {
+                Ok(_) => {}
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => return Ok(false),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        ledger.tail = tail;
+        for (record, _) in batch {
+            ledger.tree.push(leaf_hash(record));
+        }
+        if ledger.tree.size() - ledger.checkpointed >= self.every {
+            self.checkpoint(ledger).await?;
+        }
+        Ok(true)
     }
 
     /// Signs and publishes a checkpoint if records were added since the last.
@@ -148,29 +160,53 @@ impl Writer {
         Ok(ledger.latest_note.clone())
     }
 
-    /// Appends decision records until `shutdown`; the record in hand is finished first.
+    /// Appends decision records until `shutdown`; the batch in hand is finished first.
+    ///
+    /// Records arrive in DECISIONS order; whatever is already waiting is taken
+    /// with the first (up to [`BATCH`]) and appended in one pipelined round.
     pub async fn serve(
         &self,
         consumer: PullConsumer,
         shutdown: CancellationToken,
     ) -> Result<(), String> {
-        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-        while let Some(message) =
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(BATCH)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        while let Some(first) =
             consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER).await?
         {
-            let source_seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
-            if AuditRecord::decode(message.payload.as_ref()).is_err() {
-                error!(source_seq, "Undecodable decision record, not chained");
-                let _ = message.ack_with(AckKind::Term).await;
-                continue;
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(m))) => batch.push(m),
+                    _ => break,
+                }
+            }
+            let mut records = Vec::with_capacity(batch.len());
+            for message in &batch {
+                let source_seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
+                if AuditRecord::decode(message.payload.as_ref()).is_err() {
+                    error!(source_seq, "Undecodable decision record, not chained");
+                    let _ = message.ack_with(AckKind::Term).await;
+                    continue;
+                }
+                records.push((message.payload.as_ref(), source_seq));
             }
             loop {
                 let mut ledger = self.ledger.lock().await;
-                if source_seq <= ledger.tail.source_seq {
-                    debug!(source_seq, "Decision already chained");
+                // Records appended before a crash or a conflict are not appended again.
+                let pending: Vec<(&[u8], u64)> = records
+                    .iter()
+                    .copied()
+                    .filter(|(_, seq)| *seq > ledger.tail.source_seq)
+                    .collect();
+                if pending.is_empty() {
                     break;
                 }
-                match self.append(&mut ledger, &message.payload, source_seq).await {
+                match self.append(&mut ledger, &pending).await {
                     Ok(true) => break,
                     Ok(false) => {
                         warn!("LEDGER moved under this writer; re-reading it");
@@ -190,8 +226,10 @@ impl Writer {
                     }
                 }
             }
-            if let Err(e) = message.ack().await {
-                error!(error = %e, "Could not acknowledge decision record");
+            for message in &batch {
+                if let Err(e) = message.ack().await {
+                    error!(error = %e, "Could not acknowledge decision record");
+                }
             }
         }
         Ok(())

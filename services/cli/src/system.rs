@@ -258,6 +258,13 @@ impl System {
         Ok(())
     }
 
+    /// Kills the audit service at once, as a crash would.
+    pub async fn kill_audit(&mut self) {
+        if let Some(audit) = self.audit.take() {
+            audit.kill().await;
+        }
+    }
+
     /// Stops the audit service.
     pub async fn stop_audit(&mut self) {
         if let Some(audit) = self.audit.take() {

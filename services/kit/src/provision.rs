@@ -125,10 +125,10 @@ pub async fn provision(
             s::EVENTS_STREAM,
             durable(settings, s::ROUTER_CONSUMER, None, 256),
         ),
-        // One at a time: the ledger writer appends in source order.
+        // The ledger writer appends in source order, in batches.
         (
             s::DECISIONS_STREAM,
-            durable(settings, s::LEDGER_WRITER_CONSUMER, None, 1),
+            durable(settings, s::LEDGER_WRITER_CONSUMER, None, 1024),
         ),
     ];
     for agency in agencies {
