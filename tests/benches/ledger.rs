@@ -107,8 +107,10 @@ fn in_memory(n: u64) {
     );
 }
 
-async fn over_nats(n: u64) -> anyhow::Result<()> {
-    let system = liaison_tests::start().await?;
+async fn over_nats(n: u64, sync_interval: &str) -> anyhow::Result<()> {
+    let mut config = liaison_tests::config();
+    config.nats.sync_interval = sync_interval.to_owned();
+    let system = liaison_tests::start_with(config).await?;
     let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
     let records: Vec<Vec<u8>> = (0..n).map(record).collect();
 
@@ -171,7 +173,12 @@ async fn over_nats(n: u64) -> anyhow::Result<()> {
     );
 
     println!();
-    println!("| over NATS, {n} records | rate | vs raw JetStream publish |");
+    let sync = if sync_interval.is_empty() {
+        "default (2 min)"
+    } else {
+        sync_interval
+    };
+    println!("| over NATS, {n} records, sync_interval {sync} | rate | vs raw JetStream publish |");
     println!("|---|---|---|");
     println!(
         "| raw JetStream publish, 256 in flight (baseline) | {:.0} /s | 1.00 |",
@@ -196,5 +203,7 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
-    tokio::runtime::Runtime::new()?.block_on(over_nats(n))
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(over_nats(n, ""))?;
+    runtime.block_on(over_nats(n, "always"))
 }

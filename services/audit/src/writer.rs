@@ -8,7 +8,7 @@
 //! DECISIONS are appended in batches of pipelined publishes, in order.
 //! Exactly once: each entry records the DECISIONS sequence it came from, and a
 //! record redelivered after a crash (appended, not yet acknowledged) is
-//! recognised and skipped.
+//! recognised by that sequence and skipped, whatever order it comes back in.
 //! At start the writer reads and verifies the whole ledger, and refuses to
 //! extend one that is broken.
 
@@ -23,6 +23,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use liaison_kit::{consume, subjects};
 use liaison_proto::v1::AuditRecord;
 use prost::Message as _;
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -30,10 +31,16 @@ use tracing::{debug, error, info, warn};
 
 /// Most decision records appended in one pipelined round.
 pub const BATCH: usize = 1024;
+/// Remembered DECISIONS sequences before the acknowledged ones are dropped.
+const PRUNE_ABOVE: usize = 100_000;
 
 /// What the writer knows of the ledger.
 struct Ledger {
     tail: Tail,
+    /// DECISIONS sequences already in the ledger, above the consumer's
+    /// acknowledgement floor: a redelivered record is skipped only if it is
+    /// here (redeliveries can come after later records).
+    appended: BTreeSet<u64>,
     tree: CompactRange,
     /// Size of the last signed checkpoint.
     checkpointed: u64,
@@ -51,7 +58,11 @@ pub struct Writer {
 
 /// Reads and verifies the ledger and its checkpoints.
 async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result<Ledger, String> {
-    let inspector = crate::verify::scan(js, verifier, |_| {}).await?;
+    let mut appended = BTreeSet::new();
+    let inspector = crate::verify::scan(js, verifier, |entry| {
+        appended.insert(entry.source_seq);
+    })
+    .await?;
     let (tail, tree, checkpointed) = inspector.into_state().map_err(|finding| {
         format!(
             "the ledger is broken and will not be extended: {finding} (run `liaison audit verify`)"
@@ -60,6 +71,7 @@ async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result<Led
     let notes = crate::verify::checkpoints(js).await?;
     Ok(Ledger {
         tail,
+        appended,
         tree,
         checkpointed,
         latest_note: notes.last().cloned(),
@@ -121,8 +133,9 @@ impl Writer {
             }
         }
         ledger.tail = tail;
-        for (record, _) in batch {
+        for (record, source_seq) in batch {
             ledger.tree.push(leaf_hash(record));
+            ledger.appended.insert(*source_seq);
         }
         if ledger.tree.size() - ledger.checkpointed >= self.every {
             self.checkpoint(ledger).await?;
@@ -151,6 +164,19 @@ impl Writer {
         ledger.checkpointed = size;
         ledger.latest_note = Some(note);
         Ok(())
+    }
+
+    /// Drops remembered sequences the consumer will never redeliver (at or
+    /// below its acknowledgement floor), once there are many.
+    async fn forget_acknowledged(&self, consumer: &PullConsumer) {
+        if self.ledger.lock().await.appended.len() < PRUNE_ABOVE {
+            return;
+        }
+        if let Ok(info) = consumer.get_info().await {
+            let floor = info.ack_floor.stream_sequence;
+            let mut ledger = self.ledger.lock().await;
+            ledger.appended = ledger.appended.split_off(&(floor + 1));
+        }
     }
 
     /// Checkpoints now (if needed) and returns the latest signed note.
@@ -201,7 +227,7 @@ impl Writer {
                 let pending: Vec<(&[u8], u64)> = records
                     .iter()
                     .copied()
-                    .filter(|(_, seq)| *seq > ledger.tail.source_seq)
+                    .filter(|(_, seq)| !ledger.appended.contains(seq))
                     .collect();
                 if pending.is_empty() {
                     break;
@@ -231,6 +257,7 @@ impl Writer {
                     error!(error = %e, "Could not acknowledge decision record");
                 }
             }
+            self.forget_acknowledged(&consumer).await;
         }
         Ok(())
     }

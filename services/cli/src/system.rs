@@ -28,7 +28,7 @@ pub struct UpOptions {
     pub port: Option<u16>,
     /// JetStream store; `None` uses a temporary one.
     pub store_dir: Option<PathBuf>,
-    /// JetStream `sync_interval`, e.g. "always".
+    /// JetStream `sync_interval`, e.g. "always" (default: `nats.sync_interval`).
     pub sync_interval: Option<String>,
 }
 
@@ -124,7 +124,10 @@ impl System {
         let server = NatsServer::start(&ServerOptions {
             port: options.port,
             store_dir: options.store_dir.clone(),
-            sync_interval: options.sync_interval.clone(),
+            sync_interval: options
+                .sync_interval
+                .clone()
+                .or_else(|| Some(config.nats.sync_interval.clone()).filter(|s| !s.is_empty())),
             users: plan.clone(),
         })?;
         let session = Session {

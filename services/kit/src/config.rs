@@ -23,6 +23,10 @@ pub struct NatsConfig {
     /// This process's NATS user and password (empty: from the `liaison up` session).
     pub user: String,
     pub password: String,
+    /// JetStream `sync_interval` of a nats-server Liaison starts or configures:
+    /// "always" flushes every write to disk before acknowledging it; empty
+    /// keeps nats-server's default (every 2 minutes). See docs/durability.md.
+    pub sync_interval: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +99,7 @@ impl Default for NatsConfig {
             url: "nats://127.0.0.1:4222".into(),
             user: String::new(),
             password: String::new(),
+            sync_interval: String::new(),
         }
     }
 }

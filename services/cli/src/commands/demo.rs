@@ -86,6 +86,11 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
 
     system.wait_until_settled(Duration::from_secs(60)).await?;
     let auditor = system.connect_as(users::AUDITOR).await?;
+    // A signed checkpoint of the day's ledger, as an auditor would ask for one.
+    auditor
+        .request(liaison_kit::subjects::CHECKPOINT_REQUEST, "".into())
+        .await
+        .map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
     let verifier = liaison_audit::signer(&config)?.verifier();
     let report =
         liaison_audit::verify::verify(&async_nats::jetstream::new(auditor), &verifier, |_, _| {})

@@ -23,7 +23,7 @@ pub struct NatsConfigArgs {
     /// JetStream store directory.
     #[arg(long, default_value = "/var/lib/liaison/jetstream")]
     store: PathBuf,
-    /// JetStream sync_interval ("always" flushes every write to disk).
+    /// JetStream sync_interval ("always" flushes every write to disk) [default: nats.sync_interval].
     #[arg(long)]
     sync_interval: Option<String>,
 }
@@ -43,7 +43,9 @@ pub fn nats_config(cli: &Cli, args: &NatsConfigArgs) -> Result<ExitCode> {
             Some(args.port),
             None,
             &args.store,
-            args.sync_interval.as_deref(),
+            args.sync_interval
+                .as_deref()
+                .or(Some(config.nats.sync_interval.as_str()).filter(|s| !s.is_empty())),
             &plan
         )
     );
