@@ -23,7 +23,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use liaison_kit::{consume, subjects};
 use liaison_proto::v1::AuditRecord;
 use prost::Message as _;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,40 @@ pub const BATCH: usize = 1024;
 /// Remembered DECISIONS sequences before the acknowledged ones are dropped.
 const PRUNE_ABOVE: usize = 100_000;
 
+/// Record ids remembered to refuse a second copy of a record.
+const RECENT_IDS: usize = 100_000;
+
+/// The ids of the last [`RECENT_IDS`] records appended.
+#[derive(Default)]
+struct RecentIds {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl RecentIds {
+    fn contains(&self, id: &str) -> bool {
+        !id.is_empty() && self.ids.contains(id)
+    }
+
+    fn insert(&mut self, id: String) {
+        if !id.is_empty() && self.ids.insert(id.clone()) {
+            self.order.push_back(id);
+        }
+        while self.order.len() > RECENT_IDS {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+    }
+}
+
+/// The record id of an encoded `AuditRecord` (empty if it does not decode).
+fn record_id(record: &[u8]) -> String {
+    AuditRecord::decode(record)
+        .map(|r| r.record_id)
+        .unwrap_or_default()
+}
+
 /// What the writer knows of the ledger.
 struct Ledger {
     tail: Tail,
@@ -41,6 +75,10 @@ struct Ledger {
     /// acknowledgement floor: a redelivered record is skipped only if it is
     /// here (redeliveries can come after later records).
     appended: BTreeSet<u64>,
+    /// Record ids of the most recent entries: a record published twice under
+    /// the same id (a sender's retry around a nats-server crash, when the
+    /// server's own de-duplication did not hold) is chained once.
+    recent: RecentIds,
     tree: CompactRange,
     /// Size of the last signed checkpoint.
     checkpointed: u64,
@@ -59,8 +97,10 @@ pub struct Writer {
 /// Reads and verifies the ledger and its checkpoints.
 async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result<Ledger, String> {
     let mut appended = BTreeSet::new();
+    let mut recent = RecentIds::default();
     let inspector = crate::verify::scan(js, verifier, |entry| {
         appended.insert(entry.source_seq);
+        recent.insert(record_id(&entry.record));
     })
     .await?;
     let (tail, tree, checkpointed) = inspector.into_state().map_err(|finding| {
@@ -72,6 +112,7 @@ async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result<Led
     Ok(Ledger {
         tail,
         appended,
+        recent,
         tree,
         checkpointed,
         latest_note: notes.last().cloned(),
@@ -136,6 +177,7 @@ impl Writer {
         for (record, source_seq) in batch {
             ledger.tree.push(leaf_hash(record));
             ledger.appended.insert(*source_seq);
+            ledger.recent.insert(record_id(record));
         }
         if ledger.tree.size() - ledger.checkpointed >= self.every {
             self.checkpoint(ledger).await?;
@@ -214,20 +256,26 @@ impl Writer {
             let mut records = Vec::with_capacity(batch.len());
             for message in &batch {
                 let source_seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
-                if AuditRecord::decode(message.payload.as_ref()).is_err() {
+                let Ok(record) = AuditRecord::decode(message.payload.as_ref()) else {
                     error!(source_seq, "Undecodable decision record, not chained");
                     let _ = message.ack_with(AckKind::Term).await;
                     continue;
-                }
-                records.push((message.payload.as_ref(), source_seq));
+                };
+                records.push((message.payload.as_ref(), source_seq, record.record_id));
             }
             loop {
                 let mut ledger = self.ledger.lock().await;
-                // Records appended before a crash or a conflict are not appended again.
+                // Records appended before a crash or a conflict, and second
+                // copies of a record, are not appended again.
+                let mut ids = HashSet::new();
                 let pending: Vec<(&[u8], u64)> = records
                     .iter()
-                    .copied()
-                    .filter(|(_, seq)| !ledger.appended.contains(seq))
+                    .filter(|(_, seq, id)| {
+                        !ledger.appended.contains(seq)
+                            && !ledger.recent.contains(id)
+                            && ids.insert(id.as_str())
+                    })
+                    .map(|(record, seq, _)| (*record, *seq))
                     .collect();
                 if pending.is_empty() {
                     break;
