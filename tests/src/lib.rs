@@ -30,6 +30,7 @@ pub fn config() -> Config {
     config.paths.registry = repo_root().join("deploy/agencies/registry.toml");
     config.paths.policies = repo_root().join("deploy/policies");
     config.audit.checkpoint_key = repo_root().join("deploy/audit/dev-checkpoint-key.pem");
+    config.audit.auditors = repo_root().join("deploy/audit/auditors.toml");
     config.gateway.max_envelope_bytes = 64 * 1024;
     // A killed service's unacknowledged messages come back quickly.
     config.streams.ack_wait_secs = 2;

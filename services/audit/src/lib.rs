@@ -10,6 +10,7 @@
 pub mod bundle;
 pub mod chain;
 pub mod checkpoint;
+pub mod consult;
 pub mod inspect;
 pub mod merkle;
 pub mod replay;
@@ -54,12 +55,20 @@ pub struct AuditService {
     writer: Arc<writer::Writer>,
     consumer: PullConsumer,
     requests: async_nats::Subscriber,
+    consultations: async_nats::Subscriber,
+    auditors: liaison_kit::tokens::TokenVerifier,
     interval: Duration,
 }
 
 impl AuditService {
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, AuditError> {
         let signer = signer(&config)?;
+        let auditors = consult::load_auditors(
+            &config.audit.auditors,
+            config.gateway.clock_skew_secs,
+            config.gateway.max_token_lifetime_secs,
+        )
+        .map_err(AuditError::Ledger)?;
         let js = jetstream::new(client.clone());
         let consumer = js
             .get_consumer_from_stream(subjects::LEDGER_WRITER_CONSUMER, subjects::DECISIONS_STREAM)
@@ -82,11 +91,17 @@ impl AuditService {
             .subscribe(subjects::CHECKPOINT_REQUEST)
             .await
             .map_err(|e| AuditError::Nats(e.to_string()))?;
+        let consultations = client
+            .subscribe(subjects::CONSULT_REQUEST)
+            .await
+            .map_err(|e| AuditError::Nats(e.to_string()))?;
         Ok(Self {
             client,
             writer: Arc::new(writer),
             consumer,
             requests,
+            consultations,
+            auditors,
             interval: Duration::from_secs(config.audit.checkpoint_interval_secs.max(1)),
         })
     }
@@ -100,9 +115,17 @@ impl AuditService {
             self.interval,
             shutdown.clone(),
         ));
+        let consultations = tokio::spawn(consult::serve(
+            self.client.clone(),
+            self.writer.clone(),
+            self.auditors,
+            self.consultations,
+            shutdown.clone(),
+        ));
         let written = self.writer.serve(self.consumer, shutdown.clone()).await;
         shutdown.cancel();
         let _ = checkpoints.await;
+        let _ = consultations.await;
         // A last checkpoint covers everything written before stopping.
         if let Err(e) = self.writer.checkpoint_now().await {
             warn!(error = %e, "No final checkpoint");

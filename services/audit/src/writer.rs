@@ -75,6 +75,8 @@ struct Ledger {
     /// acknowledgement floor: a redelivered record is skipped only if it is
     /// here (redeliveries can come after later records).
     appended: BTreeSet<u64>,
+    /// Sequences at or below this were acknowledged and forgotten.
+    forgotten_below: u64,
     /// Record ids of the most recent entries: a record published twice under
     /// the same id (a sender's retry around a nats-server crash, when the
     /// server's own de-duplication did not hold) is chained once.
@@ -112,6 +114,7 @@ async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result<Led
     Ok(Ledger {
         tail,
         appended,
+        forgotten_below: 0,
         recent,
         tree,
         checkpointed,
@@ -218,7 +221,22 @@ impl Writer {
             let floor = info.ack_floor.stream_sequence;
             let mut ledger = self.ledger.lock().await;
             ledger.appended = ledger.appended.split_off(&(floor + 1));
+            ledger.forgotten_below = ledger.forgotten_below.max(floor);
         }
+    }
+
+    /// Waits until the decision at DECISIONS sequence `seq` is in the ledger.
+    pub async fn wait_chained(&self, seq: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut ticks = tokio::time::interval(Duration::from_millis(5));
+        while tokio::time::Instant::now() < deadline {
+            ticks.tick().await;
+            let ledger = self.ledger.lock().await;
+            if ledger.appended.contains(&seq) || seq <= ledger.forgotten_below {
+                return true;
+            }
+        }
+        false
     }
 
     /// Checkpoints now (if needed) and returns the latest signed note.

@@ -64,18 +64,7 @@ impl AgencyClient {
 
     /// A fresh token for `subject` (the person or system sending).
     pub fn token(&self, subject: &str) -> Result<String> {
-        let now = unix_now();
-        let claims = json!({
-            "iss": self.agency.as_str(),
-            "sub": subject,
-            "aud": self.audience,
-            "iat": now,
-            "nbf": now,
-            "exp": now + TOKEN_LIFETIME_SECS,
-            "jti": uuid::Uuid::new_v4().to_string(),
-        });
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
-            .context("signing the token")
+        mint(&self.key, self.agency.as_str(), subject, &self.audience)
     }
 
     /// Sends `envelope`, signed for its author, and returns the gateway's verdict.
@@ -156,6 +145,22 @@ impl AgencyClient {
         }
         Ok(out)
     }
+}
+
+/// A short-lived EdDSA token: `iss` the principal (agency or auditor), `sub`
+/// the person or system acting for it, `aud` the service it is for.
+pub fn mint(key: &EncodingKey, issuer: &str, subject: &str, audience: &str) -> Result<String> {
+    let now = unix_now();
+    let claims = json!({
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + TOKEN_LIFETIME_SECS,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key).context("signing the token")
 }
 
 /// Sends one ingress request on `subject` and decodes the verdict.

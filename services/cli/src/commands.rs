@@ -57,8 +57,7 @@ enum Command {
     /// Print and acknowledge what was delivered to an agency.
     Inbox(agency::InboxArgs),
     /// Auditor commands.
-    #[command(subcommand)]
-    Audit(audit::AuditCommand),
+    Audit(audit::AuditArgs),
     /// Agency keys.
     #[command(subcommand)]
     Keys(agency::KeysCommand),
@@ -117,7 +116,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(&cli, args).await,
         Command::Send(args) => agency::send(&cli, args).await,
         Command::Inbox(args) => agency::inbox(&cli, args).await,
-        Command::Audit(command) => audit::run(&cli, command).await,
+        Command::Audit(args) => audit::run(&cli, args).await,
         Command::Keys(command) => agency::keys(command),
         Command::NatsConfig(args) => operator::nats_config(&cli, args),
         Command::Provision => operator::provision_streams(&cli).await,

@@ -79,6 +79,8 @@ pub struct AuditConfig {
     pub checkpoint_every: u64,
     /// ... or this many seconds after the last one, if records were added.
     pub checkpoint_interval_secs: u64,
+    /// The auditors' registry: who may consult the ledger, with their keys.
+    pub auditors: PathBuf,
 }
 
 impl Default for AuditConfig {
@@ -89,6 +91,7 @@ impl Default for AuditConfig {
             verifier_key: String::new(),
             checkpoint_every: 1000,
             checkpoint_interval_secs: 5,
+            auditors: "deploy/audit/auditors.toml".into(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod session;
 pub mod subjects;
 pub mod telemetry;
 pub mod time;
+pub mod tokens;
 pub mod users;
 
 pub use ids::{AgencyId, IdError};

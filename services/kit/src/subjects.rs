@@ -10,6 +10,7 @@
 //! | `liaison.ledger.entries` | audit (single writer) | LEDGER |
 //! | `liaison.ledger.checkpoints` | audit | CHECKPOINTS |
 //! | `liaison.audit.checkpoint` | auditors (request/reply) | — |
+//! | `liaison.audit.consult` | auditors (request/reply) | — |
 
 use crate::ids::{AgencyId, IdError};
 
@@ -28,6 +29,8 @@ pub const LEDGER_ENTRIES: &str = "liaison.ledger.entries";
 pub const LEDGER_CHECKPOINTS: &str = "liaison.ledger.checkpoints";
 /// Request/reply: ask the audit service for a checkpoint of the ledger now.
 pub const CHECKPOINT_REQUEST: &str = "liaison.audit.checkpoint";
+/// Request/reply: an auditor states who they are and why before reading the ledger.
+pub const CONSULT_REQUEST: &str = "liaison.audit.consult";
 
 /// Queue group the gateways share for ingress.
 pub const GATEWAY_QUEUE: &str = "gateway";

@@ -119,19 +119,26 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 vec![
                     s::LEDGER_ENTRIES.to_owned(),
                     s::LEDGER_CHECKPOINTS.to_owned(),
+                    s::decisions("audit"),
                 ],
                 consume(s::DECISIONS_STREAM, s::LEDGER_WRITER_CONSUMER),
                 read_stream(s::LEDGER_STREAM),
                 read_stream(s::CHECKPOINTS_STREAM),
             ]
             .concat(),
-            vec![s::CHECKPOINT_REQUEST.to_owned()],
+            vec![
+                s::CHECKPOINT_REQUEST.to_owned(),
+                s::CONSULT_REQUEST.to_owned(),
+            ],
             true,
         ),
         user(
             AUDITOR,
             [
-                vec![s::CHECKPOINT_REQUEST.to_owned()],
+                vec![
+                    s::CHECKPOINT_REQUEST.to_owned(),
+                    s::CONSULT_REQUEST.to_owned(),
+                ],
                 read_stream(s::LEDGER_STREAM),
                 read_stream(s::CHECKPOINTS_STREAM),
             ]

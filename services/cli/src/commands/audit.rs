@@ -3,8 +3,11 @@
 use super::Cli;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
+use liaison::client::mint;
+use liaison::keys;
 use liaison_audit::bundle::Bundle;
 use liaison_audit::checkpoint::NoteVerifier;
+use liaison_audit::consult::{AUDIENCE, ConsultReply, ConsultRequest};
 use liaison_audit::inspect::Report;
 use liaison_audit::merkle::{self, Hash};
 use liaison_audit::replay::{self, Filter};
@@ -16,6 +19,31 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    consult: ConsultArgs,
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+/// Who is consulting the ledger, and why: recorded in the ledger before any read.
+#[derive(Debug, clap::Args)]
+struct ConsultArgs {
+    /// Why you are consulting the ledger (recorded with your identity).
+    #[arg(long, global = true)]
+    purpose: Option<String>,
+    /// Your auditor id, as registered in the auditors' registry.
+    #[arg(long, global = true, default_value = "ig-officer")]
+    auditor: String,
+    /// Your Ed25519 signing key [default: deploy/audit/dev-auditor-keys/AUDITOR.pem].
+    #[arg(long, global = true)]
+    auditor_key: Option<PathBuf>,
+    /// The person consulting [default: $USER].
+    #[arg(long, global = true)]
+    person: Option<String>,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -87,6 +115,25 @@ fn time(flag: &str, value: Option<&String>) -> Result<Option<prost_types::Timest
 }
 
 impl ReplayArgs {
+    /// The filter in words, for the consultation record (ids only, no personal data).
+    fn scope(&self) -> String {
+        let parts = [
+            ("from", self.from.map(|v| v.to_string())),
+            ("to", self.to.map(|v| v.to_string())),
+            ("since", self.since.clone()),
+            ("until", self.until.clone()),
+            ("agency", self.agency.clone()),
+            ("case", self.case.clone()),
+            ("token", self.token.clone()),
+            ("operation", self.operation.clone()),
+        ];
+        parts
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("--{k} {v}")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     fn filter(&self) -> Result<Filter> {
         Ok(Filter {
             from_index: self.from,
@@ -107,10 +154,13 @@ impl ReplayArgs {
 }
 
 /// Prints the records that pass the filter, as the ledger is verified.
-async fn replay_ledger(cli: &Cli, config: &Config, args: &ReplayArgs) -> Result<ExitCode> {
-    let filter = args.filter()?;
+async fn replay_ledger(
+    js: &async_nats::jetstream::Context,
+    config: &Config,
+    args: &ReplayArgs,
+    filter: &Filter,
+) -> Result<ExitCode> {
     let verifier = trusted_key(config)?;
-    let (_, js) = auditor(cli).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.format {
         ReplayFormat::Csv => writeln!(
@@ -127,7 +177,7 @@ async fn replay_ledger(cli: &Cli, config: &Config, args: &ReplayArgs) -> Result<
     }
     let mut shown = 0u64;
     let mut written = Ok(());
-    let report = liaison_audit::verify::verify(&js, &verifier, |entry, record| {
+    let report = liaison_audit::verify::verify(js, &verifier, |entry, record| {
         if written.is_err() || !filter.matches(entry.index, record) {
             return;
         }
@@ -181,9 +231,79 @@ async fn auditor(cli: &Cli) -> Result<(async_nats::Client, async_nats::jetstream
     Ok((client.clone(), async_nats::jetstream::new(client)))
 }
 
+/// Connects as the auditor after the audit service has recorded this
+/// consultation (`action`, `scope`) in the ledger.
+///
+/// Verification alone may go ahead unrecorded when no audit service answers
+/// (it refuses to run on a broken ledger, exactly when an auditor must be able
+/// to verify); it says so. Every other consultation needs its record.
+async fn consulted(
+    cli: &Cli,
+    who: &ConsultArgs,
+    action: &str,
+    scope: String,
+) -> Result<async_nats::jetstream::Context> {
+    let purpose = who
+        .purpose
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| anyhow!("state the purpose of this consultation with --purpose: it is recorded in the ledger"))?;
+    let key_path = who.auditor_key.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("deploy/audit/dev-auditor-keys/{}.pem", who.auditor))
+    });
+    let pem = keys::read_key(&key_path)?;
+    let key =
+        jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).context("auditor signing key")?;
+    let person = who
+        .person
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| who.auditor.clone());
+    let token = mint(&key, &who.auditor, &person, AUDIENCE)?;
+    let (client, js) = auditor(cli).await?;
+    let request = ConsultRequest {
+        auditor: who.auditor.clone(),
+        purpose: purpose.to_owned(),
+        action: action.to_owned(),
+        scope,
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(subjects::TOKEN_HEADER, token.as_str());
+    let answer = tokio::time::timeout(
+        Duration::from_secs(15),
+        client.request_with_headers(
+            subjects::CONSULT_REQUEST,
+            headers,
+            serde_json::to_vec(&request)?.into(),
+        ),
+    )
+    .await
+    .map_err(|_| anyhow!("the audit service did not answer within 15 s"))
+    .and_then(|r| r.map_err(|e| anyhow!("audit service unreachable: {e}")));
+    let reply = match answer {
+        Ok(reply) => reply,
+        Err(e) if action == "verify" => {
+            eprintln!("warning: {e}; this verification is not recorded in the ledger");
+            return Ok(js);
+        }
+        Err(e) => {
+            return Err(e.context("the consultation could not be recorded, so it is not made"));
+        }
+    };
+    let reply: ConsultReply =
+        serde_json::from_slice(&reply.payload).context("the audit service's reply")?;
+    if !reply.granted {
+        bail!("consultation refused ({}): {}", reply.code, reply.reason);
+    }
+    Ok(js)
+}
+
 /// Leaf hashes of every intact record, and the latest signed checkpoint.
-async fn tree(cli: &Cli, verifier: &NoteVerifier) -> Result<(Vec<Hash>, String)> {
-    let (_, js) = auditor(cli).await?;
+async fn tree(
+    js: &async_nats::jetstream::Context,
+    verifier: &NoteVerifier,
+) -> Result<(Vec<Hash>, String)> {
+    let js = js.clone();
     let mut leaves = Vec::new();
     let inspector = liaison_audit::verify::scan(&js, verifier, |entry| {
         leaves.push(merkle::leaf_hash(&entry.record))
@@ -204,9 +324,10 @@ async fn tree(cli: &Cli, verifier: &NoteVerifier) -> Result<(Vec<Hash>, String)>
     Ok((leaves, latest))
 }
 
-pub async fn run(cli: &Cli, command: &AuditCommand) -> Result<ExitCode> {
+pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
     let config = cli.load_config()?;
-    match command {
+    let who = &args.consult;
+    match &args.command {
         AuditCommand::Verify { bundle: Some(path) } => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
@@ -229,7 +350,7 @@ pub async fn run(cli: &Cli, command: &AuditCommand) -> Result<ExitCode> {
         }
         AuditCommand::Verify { bundle: None } => {
             let verifier = trusted_key(&config)?;
-            let (_, js) = auditor(cli).await?;
+            let js = consulted(cli, who, "verify", String::new()).await?;
             let report = liaison_audit::verify::verify(&js, &verifier, |_, _| {}).await?;
             Ok(print_report(&report))
         }
@@ -253,7 +374,8 @@ pub async fn run(cli: &Cli, command: &AuditCommand) -> Result<ExitCode> {
         }
         AuditCommand::Prove { index } => {
             let verifier = trusted_key(&config)?;
-            let (leaves, note) = tree(cli, &verifier).await?;
+            let js = consulted(cli, who, "prove", format!("record {index}")).await?;
+            let (leaves, note) = tree(&js, &verifier).await?;
             let checkpoint = verifier.open(&note)?;
             let size = checkpoint.size;
             let covered = leaves
@@ -282,7 +404,14 @@ pub async fn run(cli: &Cli, command: &AuditCommand) -> Result<ExitCode> {
             let old = verifier
                 .open(&old_note)
                 .with_context(|| format!("{}", checkpoint.display()))?;
-            let (leaves, note) = tree(cli, &verifier).await?;
+            let js = consulted(
+                cli,
+                who,
+                "consistency",
+                format!("from checkpoint size {}", old.size),
+            )
+            .await?;
+            let (leaves, note) = tree(&js, &verifier).await?;
             let new = verifier.open(&note)?;
             let covered = leaves
                 .get(..new.size as usize)
@@ -302,7 +431,7 @@ pub async fn run(cli: &Cli, command: &AuditCommand) -> Result<ExitCode> {
         }
         AuditCommand::Export { file } => {
             let verifier = trusted_key(&config)?;
-            let (_, js) = auditor(cli).await?;
+            let js = consulted(cli, who, "export", String::new()).await?;
             let bundle = Bundle::export(&js, &config.audit.origin, &verifier)
                 .await
                 .map_err(|e| anyhow!(e))?;
@@ -317,7 +446,11 @@ pub async fn run(cli: &Cli, command: &AuditCommand) -> Result<ExitCode> {
             );
             Ok(print_report(&report))
         }
-        AuditCommand::Replay(args) => replay_ledger(cli, &config, args).await,
+        AuditCommand::Replay(args) => {
+            let filter = args.filter()?;
+            let js = consulted(cli, who, "replay", args.scope()).await?;
+            replay_ledger(&js, &config, args, &filter).await
+        }
         AuditCommand::VerifierKey => {
             println!("{}", liaison_audit::signer(&config)?.verifier().vkey());
             Ok(ExitCode::SUCCESS)
