@@ -3,16 +3,21 @@
 //! `(liaison.v1.label)` field option.
 
 use crate::v1::DataLabel;
-use prost_reflect::{FieldDescriptor, Value};
+use prost_reflect::{ExtensionDescriptor, FieldDescriptor, Value};
+use std::sync::LazyLock;
+
+/// The `(liaison.v1.label)` extension, looked up once.
+static LABEL: LazyLock<Option<ExtensionDescriptor>> =
+    LazyLock::new(|| crate::pool().get_extension_by_name("liaison.v1.label"));
 
 /// The data label a field carries, if any.
 pub fn label_of(field: &FieldDescriptor) -> Option<DataLabel> {
-    let ext = crate::pool().get_extension_by_name("liaison.v1.label")?;
+    let ext = LABEL.as_ref()?;
     let options = field.options();
-    if !options.has_extension(&ext) {
+    if !options.has_extension(ext) {
         return None;
     }
-    match options.get_extension(&ext).as_ref() {
+    match options.get_extension(ext).as_ref() {
         Value::EnumNumber(n) => DataLabel::try_from(*n)
             .ok()
             .filter(|l| *l != DataLabel::Unspecified),

@@ -53,7 +53,8 @@ pub struct Route {
 pub struct Policy {
     schema: Schema,
     policies: PolicySet,
-    agencies: Vec<Entity>,
+    /// The registry's agencies, validated against the schema once, at load.
+    agencies: Entities,
     authorizer: Authorizer,
 }
 
@@ -137,8 +138,10 @@ impl Policy {
         }
         let agencies = registry
             .agencies()
-            .map(|a| agency_entity(a, &schema))
+            .map(agency_entity)
             .collect::<Result<Vec<_>, _>>()?;
+        let agencies = Entities::from_entities(agencies, Some(&schema))
+            .map_err(|e| PolicyError::Entities(format!("agencies: {e}")))?;
         Ok(Self {
             schema,
             policies,
@@ -197,10 +200,11 @@ impl Policy {
         }
     }
 
+    /// The agencies plus this message; only the message is validated here.
     fn entities_with(&self, message: Entity) -> Result<Entities, PolicyError> {
-        let mut all = self.agencies.clone();
-        all.push(message);
-        Entities::from_entities(all, Some(&self.schema))
+        self.agencies
+            .clone()
+            .add_entities([message], Some(&self.schema))
             .map_err(|e| PolicyError::Entities(e.to_string()))
     }
 
@@ -269,7 +273,7 @@ impl Policy {
     }
 }
 
-fn agency_entity(agency: &Agency, schema: &Schema) -> Result<Entity, PolicyError> {
+fn agency_entity(agency: &Agency) -> Result<Entity, PolicyError> {
     let attrs: HashMap<String, RestrictedExpression> = [
         (
             "kind",
@@ -291,12 +295,8 @@ fn agency_entity(agency: &Agency, schema: &Schema) -> Result<Entity, PolicyError
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let entity = Entity::new(agency_uid(&agency.id), attrs, HashSet::new())
-        .map_err(|e| PolicyError::Entities(e.to_string()))?;
-    // Validate against the schema once, at load.
-    Entities::from_entities([entity.clone()], Some(schema))
-        .map_err(|e| PolicyError::Entities(format!("agency {}: {e}", agency.id)))?;
-    Ok(entity)
+    Entity::new(agency_uid(&agency.id), attrs, HashSet::new())
+        .map_err(|e| PolicyError::Entities(format!("agency {}: {e}", agency.id)))
 }
 
 fn message_entity(
