@@ -11,14 +11,11 @@ use liaison_kit::subjects;
 use liaison_proto::v1::{AuditRecord, LedgerEntry};
 use prost::Message as _;
 
-/// Reads every message of `stream` in order, up to the last present now,
-/// calling `each(seq, payload)` until it returns false.
-pub async fn read_stream(
+/// A stream and its last sequence now.
+async fn stream_end(
     js: &jetstream::Context,
-    stream: &str,
-    mut each: impl FnMut(u64, &[u8]) -> bool,
-) -> Result<u64, String> {
-    let name = stream;
+    name: &str,
+) -> Result<(jetstream::stream::Stream, u64), String> {
     let stream = js
         .get_stream(name)
         .await
@@ -29,8 +26,19 @@ pub async fn read_stream(
         .map_err(|e| e.to_string())?
         .state
         .last_sequence;
+    Ok((stream, last))
+}
+
+/// Reads the messages of `stream` in order up to sequence `last`, calling
+/// `each(seq, payload)` until it returns false.
+async fn read_until(
+    stream: &jetstream::stream::Stream,
+    name: &str,
+    last: u64,
+    mut each: impl FnMut(u64, &[u8]) -> bool,
+) -> Result<(), String> {
     if last == 0 {
-        return Ok(0);
+        return Ok(());
     }
     let reader = stream
         .create_consumer(consumer::pull::OrderedConfig::default())
@@ -40,10 +48,22 @@ pub async fn read_stream(
     while let Some(message) = messages.next().await {
         let message = message.map_err(|e| e.to_string())?;
         let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
-        if !each(seq, &message.payload) || seq >= last {
+        if seq > last || !each(seq, &message.payload) || seq == last {
             break;
         }
     }
+    Ok(())
+}
+
+/// Reads every message of `stream` in order, up to the last present now,
+/// calling `each(seq, payload)` until it returns false.
+pub async fn read_stream(
+    js: &jetstream::Context,
+    stream: &str,
+    each: impl FnMut(u64, &[u8]) -> bool,
+) -> Result<u64, String> {
+    let (handle, last) = stream_end(js, stream).await?;
+    read_until(&handle, stream, last, each).await?;
     Ok(last)
 }
 
@@ -66,18 +86,11 @@ pub async fn scan(
     mut each: impl FnMut(&LedgerEntry),
 ) -> Result<Inspector, String> {
     let notes = checkpoints(js).await?;
-    let stream = js
-        .get_stream(subjects::LEDGER_STREAM)
-        .await
-        .map_err(|e| format!("LEDGER stream: {e}"))?;
-    let total = stream
-        .get_info()
-        .await
-        .map_err(|e| e.to_string())?
-        .state
-        .last_sequence;
+    // Read exactly what the ledger held now: records appended while reading
+    // are left for the next verification.
+    let (stream, total) = stream_end(js, subjects::LEDGER_STREAM).await?;
     let mut inspector = Inspector::new(total, &notes, verifier);
-    read_stream(js, subjects::LEDGER_STREAM, |seq, payload| {
+    read_until(&stream, subjects::LEDGER_STREAM, total, |seq, payload| {
         if let Some(entry) = inspector.push(seq, payload) {
             each(&entry);
         }

@@ -10,6 +10,7 @@ use liaison_kit::subjects;
 use liaison_kit::time::timestamp_now;
 use liaison_proto::v1::{AuditRecord, Decision, Envelope, EnvelopeAccepted, Operation, Route};
 use prost::Message;
+use std::borrow::Cow;
 
 /// Publishes decision records and waits for JetStream to store each.
 #[derive(Clone)]
@@ -69,8 +70,16 @@ fn from_envelope(envelope: &Envelope) -> AuditRecord {
 }
 
 /// Collection of an accepted envelope; the id makes a re-send idempotent.
+/// The accepted envelope, without copying it.
+fn envelope_of(accepted: &EnvelopeAccepted) -> Cow<'_, Envelope> {
+    accepted
+        .envelope
+        .as_ref()
+        .map_or_else(|| Cow::Owned(Envelope::default()), Cow::Borrowed)
+}
+
 pub fn collection(accepted: &EnvelopeAccepted) -> AuditRecord {
-    let envelope = accepted.envelope.clone().unwrap_or_default();
+    let envelope = envelope_of(accepted);
     AuditRecord {
         record_id: format!("{}:collection", envelope.id),
         operation: Operation::Collection as i32,
@@ -89,7 +98,7 @@ pub fn collection(accepted: &EnvelopeAccepted) -> AuditRecord {
 
 /// Disclosure of one copy to one recipient.
 pub fn disclosure(accepted: &EnvelopeAccepted, route: &Route, removed: &[i32]) -> AuditRecord {
-    let envelope = accepted.envelope.clone().unwrap_or_default();
+    let envelope = envelope_of(accepted);
     AuditRecord {
         record_id: format!("{}:disclosure:{}", envelope.id, route.recipient),
         operation: Operation::Disclosure as i32,

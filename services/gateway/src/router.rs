@@ -56,26 +56,53 @@ pub async fn serve(
     Ok(())
 }
 
-/// The copy of `envelope` for a recipient who may not see `withheld`.
-pub fn redacted_copy(
-    envelope: &Envelope,
-    withheld: &BTreeSet<DataLabel>,
-) -> Result<(Envelope, BTreeSet<DataLabel>), String> {
-    if withheld.is_empty() {
-        return Ok((envelope.clone(), BTreeSet::new()));
+/// Makes each recipient's copy of one envelope. The envelope is decoded into
+/// a reflective message at most once, however many recipients need fields
+/// removed.
+struct Copies<'a> {
+    envelope: &'a Envelope,
+    dynamic: Option<DynamicMessage>,
+}
+
+impl<'a> Copies<'a> {
+    fn new(envelope: &'a Envelope) -> Self {
+        Self {
+            envelope,
+            dynamic: None,
+        }
     }
-    let bytes = envelope.encode_to_vec();
-    let mut dynamic = DynamicMessage::decode(liaison_proto::message("Envelope"), bytes.as_slice())
-        .map_err(|e| e.to_string())?;
-    let removed = redact(&mut dynamic, withheld);
-    let copy = dynamic
-        .transcode_to::<Envelope>()
-        .map_err(|e| e.to_string())?;
-    Ok((copy, removed))
+
+    /// The copy for a recipient who may not see `withheld`, and the labels
+    /// whose fields were actually removed.
+    fn for_recipient(
+        &mut self,
+        withheld: &BTreeSet<DataLabel>,
+    ) -> Result<(Envelope, BTreeSet<DataLabel>), String> {
+        if withheld.is_empty() {
+            return Ok((self.envelope.clone(), BTreeSet::new()));
+        }
+        let mut dynamic = match &self.dynamic {
+            Some(d) => d.clone(),
+            None => {
+                let bytes = self.envelope.encode_to_vec();
+                let d =
+                    DynamicMessage::decode(liaison_proto::message("Envelope"), bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
+                self.dynamic.insert(d).clone()
+            }
+        };
+        let removed = redact(&mut dynamic, withheld);
+        let copy = dynamic
+            .transcode_to::<Envelope>()
+            .map_err(|e| e.to_string())?;
+        Ok((copy, removed))
+    }
 }
 
 async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), String> {
-    let envelope = accepted.envelope.clone().unwrap_or_default();
+    let default = Envelope::default();
+    let envelope = accepted.envelope.as_ref().unwrap_or(&default);
+    let mut copies = Copies::new(envelope);
     for route in &accepted.routes {
         let recipient = AgencyId::parse(&route.recipient).map_err(|e| e.to_string())?;
         let withheld: BTreeSet<DataLabel> = route
@@ -83,7 +110,7 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), Str
             .iter()
             .filter_map(|l| DataLabel::try_from(*l).ok())
             .collect();
-        let (copy, removed) = redacted_copy(&envelope, &withheld)?;
+        let (copy, removed) = copies.for_recipient(&withheld)?;
         let removed: Vec<i32> = removed.into_iter().map(|l| l as i32).collect();
         let delivery = Delivery {
             envelope: Some(copy),

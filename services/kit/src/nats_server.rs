@@ -237,10 +237,6 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    pub fn store_dir(&self) -> &Path {
-        &self.store
-    }
-
     /// Kills the server (SIGKILL) and starts it again on the same port and store.
     pub fn restart(&mut self) -> Result<(), ServerError> {
         self.kill();
