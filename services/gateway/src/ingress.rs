@@ -51,10 +51,13 @@ pub async fn serve(
 }
 
 async fn handle(shared: &Shared, message: Message) {
-    let verdict = match admit(shared, &message).await {
-        Ok(verdict) => verdict,
-        Err(rejected) => refuse(shared, rejected).await,
-    };
+    let token = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(subjects::TOKEN_HEADER))
+        .map(|v| v.as_str());
+    let agency = subjects::ingress_agency_part(&message.subject);
+    let verdict = submit(shared, agency, token, &message.payload).await;
     if let Some(reply) = message.reply
         && let Err(e) = shared
             .client
@@ -62,6 +65,18 @@ async fn handle(shared: &Shared, message: Message) {
             .await
     {
         warn!(error = %e, "Verdict not sent");
+    }
+}
+
+/// The one ingress path, whatever door the envelope came through (NATS
+/// request/reply or HTTPS): `agency` as the transport named it (the ingress
+/// subject's token, the URL path), unvalidated; `token` the agency's JWT;
+/// `payload` the encoded envelope, not yet decoded. Every refusal is recorded
+/// before the verdict is returned; an acceptance is stored first.
+pub async fn submit(shared: &Shared, agency: &str, token: Option<&str>, payload: &[u8]) -> Verdict {
+    match admit(shared, agency, token, payload).await {
+        Ok(verdict) => verdict,
+        Err(rejected) => refuse(shared, rejected).await,
     }
 }
 
@@ -125,32 +140,32 @@ async fn refuse(shared: &Shared, rejected: Rejected) -> Verdict {
 }
 
 /// Decides on one request; on success the envelope is stored and recorded.
-async fn admit(shared: &Shared, message: &Message) -> Result<Verdict, Rejected> {
+async fn admit(
+    shared: &Shared,
+    agency: &str,
+    token: Option<&str>,
+    payload: &[u8],
+) -> Result<Verdict, Rejected> {
     let limit = shared.config.gateway.max_envelope_bytes;
-    if message.payload.len() > limit {
+    if payload.len() > limit {
         return Err(Rejected::new(Refusal::TooLarge {
-            size: message.payload.len(),
+            size: payload.len(),
             limit,
         }));
     }
-    let agency = subjects::agency_of_ingress(&message.subject)
+    let agency = AgencyId::parse(agency)
         .map_err(|e| Rejected::new(Refusal::InvalidAgencyId(e.to_string())))?;
     let from_agency = |refusal: Refusal| Rejected::new(refusal).by(&agency);
     if shared.registry.get(&agency).is_none() {
         return Err(from_agency(Refusal::UnknownAgency(agency.to_string())));
     }
-    let token = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(subjects::TOKEN_HEADER))
-        .map(|v| v.as_str().to_owned())
-        .ok_or_else(|| from_agency(Refusal::MissingToken))?;
+    let token = token.ok_or_else(|| from_agency(Refusal::MissingToken))?;
     let claims = shared
         .verifier
-        .verify(&agency, &token, unix_now())
+        .verify(&agency, token, unix_now())
         .map_err(from_agency)?;
-    let envelope = Envelope::decode(message.payload.as_ref())
-        .map_err(|e| from_agency(Refusal::Malformed(e.to_string())))?;
+    let envelope =
+        Envelope::decode(payload).map_err(|e| from_agency(Refusal::Malformed(e.to_string())))?;
     let about = |refusal: Refusal| from_agency(refusal).about(&envelope);
     validate::check(&envelope, &agency).map_err(about)?;
     if envelope.author != claims.sub {

@@ -23,6 +23,16 @@ pub enum Refusal {
     Malformed(String),
     #[error("envelope field {field}: {reason}")]
     InvalidField { field: &'static str, reason: String },
+    #[error("token id (jti) {0:?} was already used by another token")]
+    TokenReplayed(String),
+    #[error(
+        "agency {agency} is over its rate limit of {per_sec} envelopes/s (burst {burst}); retry later with the same id"
+    )]
+    RateLimited {
+        agency: String,
+        per_sec: u32,
+        burst: u32,
+    },
     #[error("{0}")]
     PolicyDenied(String),
     #[error("gateway cannot store the envelope now (retry with the same id): {0}")]
@@ -40,10 +50,86 @@ impl Refusal {
             Self::BadSignature => "bad_signature",
             Self::TokenExpired => "token_expired",
             Self::BadToken(_) => "invalid_token",
+            Self::TokenReplayed(_) => "token_replayed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Malformed(_) => "malformed_envelope",
             Self::InvalidField { .. } => "invalid_field",
             Self::PolicyDenied(_) => "policy_denied",
             Self::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The HTTP status the HTTPS door answers this refusal with; the NATS
+    /// door answers with the same code and reason in the verdict.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::TooLarge { .. } => 413,
+            Self::InvalidAgencyId(_) | Self::Malformed(_) | Self::InvalidField { .. } => 400,
+            Self::UnknownAgency(_)
+            | Self::MissingToken
+            | Self::BadSignature
+            | Self::TokenExpired
+            | Self::BadToken(_)
+            | Self::TokenReplayed(_) => 401,
+            Self::PolicyDenied(_) => 403,
+            Self::RateLimited { .. } => 429,
+            Self::Unavailable(_) => 503,
+        }
+    }
+
+    /// Every refusal code with its HTTP status, for the wire contract and the
+    /// OpenAPI document (one mapping, used by both doors).
+    pub fn codes() -> [(&'static str, u16); 13] {
+        [
+            ("too_large", 413),
+            ("invalid_agency_id", 400),
+            ("unknown_agency", 401),
+            ("missing_token", 401),
+            ("bad_signature", 401),
+            ("token_expired", 401),
+            ("invalid_token", 401),
+            ("token_replayed", 401),
+            ("rate_limited", 429),
+            ("malformed_envelope", 400),
+            ("invalid_field", 400),
+            ("policy_denied", 403),
+            ("unavailable", 503),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_statuses_are_one_mapping() {
+        let examples = [
+            Refusal::TooLarge { size: 2, limit: 1 },
+            Refusal::InvalidAgencyId(String::new()),
+            Refusal::UnknownAgency(String::new()),
+            Refusal::MissingToken,
+            Refusal::BadSignature,
+            Refusal::TokenExpired,
+            Refusal::BadToken(String::new()),
+            Refusal::TokenReplayed(String::new()),
+            Refusal::RateLimited {
+                agency: String::new(),
+                per_sec: 1,
+                burst: 1,
+            },
+            Refusal::Malformed(String::new()),
+            Refusal::InvalidField {
+                field: "id",
+                reason: String::new(),
+            },
+            Refusal::PolicyDenied(String::new()),
+            Refusal::Unavailable(String::new()),
+        ];
+        let table = Refusal::codes();
+        assert_eq!(examples.len(), table.len());
+        for (refusal, (code, status)) in examples.iter().zip(table) {
+            assert_eq!((refusal.code(), refusal.http_status()), (code, status));
         }
     }
 }

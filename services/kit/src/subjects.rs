@@ -56,11 +56,15 @@ pub fn ingress_of(agency: &AgencyId) -> String {
 
 /// The agency an ingress subject belongs to, validated.
 pub fn agency_of_ingress(subject: &str) -> Result<AgencyId, IdError> {
-    let token = subject
+    AgencyId::parse(ingress_agency_part(subject))
+}
+
+/// The agency token of an ingress subject, not yet validated ("" if none).
+pub fn ingress_agency_part(subject: &str) -> &str {
+    subject
         .strip_prefix(INGRESS_PREFIX)
         .and_then(|rest| rest.split('.').next())
-        .unwrap_or_default();
-    AgencyId::parse(token)
+        .unwrap_or_default()
 }
 
 /// Subject of an accepted envelope in EVENTS. `kind` is a body kind from the schema.
