@@ -3,6 +3,8 @@
 //! (killed when the system is dropped), the real services in-process, and
 //! helpers that wait by polling for a condition with a deadline.
 
+pub mod attacks;
+
 use anyhow::{Result, bail};
 use liaison::client::AgencyClient;
 use liaison::system::{System, UpOptions};
@@ -171,12 +173,9 @@ pub fn referral_of(delivery: &Delivery) -> Option<&ReferralMade> {
 
 /// Signs arbitrary `claims` with an agency's key (EdDSA), for hostile-token tests.
 pub fn sign(agency_key_of: &str, claims: &serde_json::Value) -> Result<String> {
-    let key = jsonwebtoken::EncodingKey::from_ed_pem(key_pem(agency_key_of)?.as_bytes())?;
-    Ok(jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
-        claims,
-        &key,
-    )?)
+    let signer = liaison_kit::tokens::Signer::from_pem(&key_pem(agency_key_of)?, None)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    signer.sign(claims).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// A sender sending `count` referrals one after another, each retried with

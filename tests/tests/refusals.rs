@@ -42,13 +42,13 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
     let good_bytes = good.encode_to_vec();
     let valid = |envelope_author: &str| claims("school-a", envelope_author, 60);
 
-    // Signed with another agency's key.
+    // Signed with another agency's key (its kid is not school-a's).
     let forged = sign("police", &valid("school-a-dsl"))?;
     let mut other = referral("school-a", "ref-forged");
     let verdict = school
         .send_raw(other.encode_to_vec().into(), Some(&forged))
         .await?;
-    assert_refused(&verdict, "bad_signature", "signature");
+    assert_refused(&verdict, "invalid_token", "kid");
 
     // Expired (beyond the allowed clock skew).
     let expired = sign("school-a", &claims("school-a", "school-a-dsl", -120))?;
@@ -137,7 +137,7 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
     assert_eq!(
         refused,
         vec![
-            "bad_signature",
+            "invalid_token",
             "token_expired",
             "missing_token",
             "unknown_agency",

@@ -57,7 +57,7 @@ struct Auditor {
     id: AgencyId,
     #[allow(dead_code)] // shown to people reading the file
     name: String,
-    public_key: String,
+    keys: Vec<liaison_kit::tokens::KeySpec>,
 }
 
 /// Loads the auditors' registry into a token verifier.
@@ -69,7 +69,7 @@ pub fn load_auditors(path: &Path, skew: u64, max_lifetime: u64) -> Result<TokenV
     let keys = file
         .auditor
         .iter()
-        .map(|a| (a.id.as_str(), a.public_key.as_str()));
+        .map(|a| (a.id.as_str(), a.keys.as_slice()));
     TokenVerifier::new(keys, AUDIENCE, skew, max_lifetime)
         .map_err(|e| format!("auditors {}: {e}", path.display()))
 }

@@ -1,5 +1,6 @@
 //! The agency client: what a partner agency's system does on the bus. It signs
-//! a short-lived token per envelope with the agency's own key, sends the
+//! short-lived tokens with the agency's own key (reusing one per author for
+//! half its lifetime, so the gateway's verification cache serves it), sends the
 //! envelope to the agency's ingress subject and waits for the gateway's
 //! verdict, and reads the agency's durable inbox with explicit acknowledgement.
 
@@ -8,14 +9,15 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use liaison_kit::connect::connect;
 use liaison_kit::time::unix_now;
+use liaison_kit::tokens::Signer;
 use liaison_kit::users::Credentials;
 use liaison_kit::{AgencyId, subjects};
 use liaison_proto::v1::{Delivery, Envelope, Verdict};
 use prost::Message as _;
-use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Lifetime of the tokens this client mints.
@@ -27,7 +29,8 @@ pub const VERDICT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AgencyClient {
     agency: AgencyId,
     client: async_nats::Client,
-    key: EncodingKey,
+    signer: Signer,
+    tokens: Mutex<HashMap<String, (String, u64)>>,
     audience: String,
     verdict_timeout: Duration,
 }
@@ -41,12 +44,14 @@ impl AgencyClient {
         key_pem: &str,
         audience: &str,
     ) -> Result<Self> {
-        let key = EncodingKey::from_ed_pem(key_pem.as_bytes()).context("agency signing key")?;
+        let signer =
+            Signer::from_pem(key_pem, None).map_err(|e| anyhow!("agency signing key: {e}"))?;
         let client = connect(url, credentials, &format!("agency-{agency}")).await?;
         Ok(Self {
             agency,
             client,
-            key,
+            signer,
+            tokens: Mutex::new(HashMap::new()),
             audience: audience.to_owned(),
             verdict_timeout: VERDICT_TIMEOUT,
         })
@@ -62,9 +67,27 @@ impl AgencyClient {
         &self.agency
     }
 
-    /// A fresh token for `subject` (the person or system sending).
+    /// A token for `subject` (the person or system sending): a fresh one, or
+    /// the last one minted for it while it has more than half its life left.
     pub fn token(&self, subject: &str) -> Result<String> {
-        mint(&self.key, self.agency.as_str(), subject, &self.audience)
+        let now = unix_now();
+        let mut tokens = self
+            .tokens
+            .lock()
+            .map_err(|_| anyhow!("token cache poisoned"))?;
+        if let Some((token, minted)) = tokens.get(subject)
+            && now < minted + TOKEN_LIFETIME_SECS / 2
+        {
+            return Ok(token.clone());
+        }
+        let token = mint(&self.signer, self.agency.as_str(), subject, &self.audience)?;
+        tokens.insert(subject.to_owned(), (token.clone(), now));
+        Ok(token)
+    }
+
+    /// A token minted now, never reused (tests of the replay cache use it).
+    pub fn fresh_token(&self, subject: &str) -> Result<String> {
+        mint(&self.signer, self.agency.as_str(), subject, &self.audience)
     }
 
     /// Sends `envelope`, signed for its author, and returns the gateway's verdict.
@@ -147,20 +170,12 @@ impl AgencyClient {
     }
 }
 
-/// A short-lived EdDSA token: `iss` the principal (agency or auditor), `sub`
-/// the person or system acting for it, `aud` the service it is for.
-pub fn mint(key: &EncodingKey, issuer: &str, subject: &str, audience: &str) -> Result<String> {
-    let now = unix_now();
-    let claims = json!({
-        "iss": issuer,
-        "sub": subject,
-        "aud": audience,
-        "iat": now,
-        "nbf": now,
-        "exp": now + TOKEN_LIFETIME_SECS,
-        "jti": uuid::Uuid::new_v4().to_string(),
-    });
-    jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key).context("signing the token")
+/// A short-lived token: `iss` the principal (agency or auditor), `sub` the
+/// person or system acting for it, `aud` the service it is for.
+pub fn mint(signer: &Signer, issuer: &str, subject: &str, audience: &str) -> Result<String> {
+    signer
+        .mint(issuer, subject, audience, unix_now(), TOKEN_LIFETIME_SECS)
+        .map_err(|e| anyhow!("signing the token: {e}"))
 }
 
 /// Sends one ingress request on `subject` and decodes the verdict.

@@ -58,9 +58,12 @@ enum Command {
     Inbox(agency::InboxArgs),
     /// Auditor commands.
     Audit(audit::AuditArgs),
-    /// Agency keys.
+    /// Signing keys of agencies and auditors.
     #[command(subcommand)]
     Keys(agency::KeysCommand),
+    /// Tokens signed with an agency's or auditor's key.
+    #[command(subcommand)]
+    Token(agency::TokenCommand),
     /// Print a nats-server configuration with a user per agency and service.
     NatsConfig(operator::NatsConfigArgs),
     /// Create or update the streams and consumers on a running nats-server.
@@ -118,6 +121,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inbox(args) => agency::inbox(&cli, args).await,
         Command::Audit(args) => audit::run(&cli, args).await,
         Command::Keys(command) => agency::keys(command),
+        Command::Token(command) => agency::token(&cli, command),
         Command::NatsConfig(args) => operator::nats_config(&cli, args),
         Command::Provision => operator::provision_streams(&cli).await,
     }

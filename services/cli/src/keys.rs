@@ -1,34 +1,48 @@
-//! Agency signing keys: Ed25519, stored as PKCS#8 PEM; the public half is
-//! registered as 32 bytes in base64url (a JWK `x`). Development keys for the
-//! agencies of the dev registry live in `deploy/agencies/dev-keys/`.
+//! Signing keys of agencies and auditors: Ed25519 (EdDSA, the default) or
+//! P-256 (ES256), stored as PKCS#8 PEM; the public half is registered in
+//! base64url with its `kid` (by default the key's RFC 7638 thumbprint).
+//! Development keys for the agencies of the dev registry live in
+//! `deploy/agencies/dev-keys/`.
 
-use anyhow::{Context as _, Result};
-use base64::Engine as _;
+use anyhow::{Context as _, Result, anyhow};
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
+use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
 use liaison_kit::AgencyId;
+use liaison_kit::tokens::{self, KeyAlg};
 use std::path::{Path, PathBuf};
 
 /// Default directory of development agency keys.
 pub const DEV_KEYS: &str = "deploy/agencies/dev-keys";
 
-/// A new key: (PKCS#8 PEM of the private key, base64url public key).
-pub fn generate() -> Result<(String, String)> {
-    let key = SigningKey::generate(&mut rand_core::OsRng);
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .context("encoding the private key")?;
-    Ok((pem.to_string(), public_key(&key)))
+/// A new key: the PKCS#8 PEM of the private key, and the registry entry of
+/// its public half (`[[agency.keys]]` lines).
+pub fn generate(alg: KeyAlg) -> Result<(String, String)> {
+    let pem = match alg {
+        KeyAlg::EdDSA => SigningKey::generate(&mut rand_core::OsRng)
+            .to_pkcs8_pem(LineEnding::LF)
+            .context("encoding the private key")?
+            .to_string(),
+        KeyAlg::ES256 => {
+            use p256::pkcs8::EncodePrivateKey as _;
+            p256::SecretKey::random(&mut rand_core::OsRng)
+                .to_pkcs8_pem(LineEnding::LF)
+                .context("encoding the private key")?
+                .to_string()
+        }
+    };
+    let entry = registry_entry(&pem)?;
+    Ok((pem, entry))
 }
 
-fn public_key(key: &SigningKey) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes())
-}
-
-/// The base64url public key of a PKCS#8 PEM private key.
-pub fn public_of_pem(pem: &str) -> Result<String> {
-    let key = SigningKey::from_pkcs8_pem(pem).context("not an Ed25519 PKCS#8 PEM private key")?;
-    Ok(public_key(&key))
+/// The registry lines (`kid`, `alg`, `public_key`) of a PEM private key.
+pub fn registry_entry(pem: &str) -> Result<String> {
+    let (alg, public) = tokens::public_of_pem(pem).map_err(|e| anyhow!(e))?;
+    let kid = tokens::thumbprint(alg, &public).map_err(|e| anyhow!(e))?;
+    Ok(format!(
+        "kid = \"{kid}\"\nalg = \"{}\"\npublic_key = \"{}\"",
+        alg.as_str(),
+        tokens::public_key_text(&public)
+    ))
 }
 
 /// Where an agency's development key is.
@@ -44,6 +58,8 @@ pub fn read_key(path: &Path) -> Result<String> {
             path.display()
         )
     })?;
-    public_of_pem(&pem).with_context(|| format!("{}", path.display()))?;
+    tokens::public_of_pem(&pem)
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("{}", path.display()))?;
     Ok(pem)
 }

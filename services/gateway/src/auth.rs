@@ -1,5 +1,5 @@
 //! Authentication of agency tokens: each agency signs short-lived JWTs with its
-//! own Ed25519 key, verified against the key in the registry by
+//! own key (EdDSA or ES256, named by `kid`), verified against the registry by
 //! [`liaison_kit::tokens`]; `iss` must be the agency whose ingress subject
 //! carried the message. This module maps token errors onto refusals.
 
@@ -18,7 +18,7 @@ impl Verifier {
     pub fn new(registry: &Registry, config: &GatewayConfig) -> Result<Self, String> {
         let keys = registry
             .agencies()
-            .map(|a| (a.id.as_str(), a.public_key.as_str()));
+            .map(|a| (a.id.as_str(), a.keys.as_slice()));
         TokenVerifier::new(
             keys,
             &config.audience,
@@ -36,6 +36,7 @@ impl Verifier {
                 TokenError::UnknownIssuer(id) => Refusal::UnknownAgency(id),
                 TokenError::BadSignature => Refusal::BadSignature,
                 TokenError::Expired => Refusal::TokenExpired,
+                TokenError::Replayed(jti) => Refusal::TokenReplayed(jti),
                 TokenError::Invalid(reason) => Refusal::BadToken(reason),
             })
     }

@@ -3,7 +3,7 @@
 //! from a TOML file (`deploy/agencies/registry.toml` in development).
 
 use crate::ids::AgencyId;
-use base64::Engine as _;
+use crate::tokens::{KeySpec, check_keys};
 use liaison_proto::v1::Classification;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -73,8 +73,28 @@ pub struct Agency {
     pub sector: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
-    /// Ed25519 public key, 32 bytes, base64url without padding (a JWK `x`).
-    pub public_key: String,
+    /// Handling caveats (e.g. "UK-EYES-ONLY") the agency may receive copies under.
+    #[serde(default)]
+    pub caveats: Vec<String>,
+    /// Envelopes per second it may send (token bucket, checked before decoding) ...
+    #[serde(default = "default_rate")]
+    pub rate_per_sec: u32,
+    /// ... with bursts of up to this many.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Largest envelope it may send, if smaller than the gateway's limit.
+    #[serde(default)]
+    pub max_envelope_bytes: Option<usize>,
+    /// The keys its tokens are signed with (more than one while rotating).
+    pub keys: Vec<KeySpec>,
+}
+
+fn default_rate() -> u32 {
+    200
+}
+
+fn default_burst() -> u32 {
+    400
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,14 +134,17 @@ impl Registry {
         let file: RegistryFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut agencies = BTreeMap::new();
         for agency in file.agency {
-            let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(agency.public_key.trim_end_matches('='))
-                .map_err(|e| format!("agency {}: public_key is not base64url: {e}", agency.id))?;
-            if key.len() != 32 {
+            check_keys(&agency.keys).map_err(|e| format!("agency {}: {e}", agency.id))?;
+            if agency.rate_per_sec == 0 || agency.burst == 0 {
                 return Err(format!(
-                    "agency {}: public_key must be a 32-byte Ed25519 key, found {} bytes",
-                    agency.id,
-                    key.len()
+                    "agency {}: rate_per_sec and burst must be at least 1",
+                    agency.id
+                ));
+            }
+            if let Some(caveat) = agency.caveats.iter().find(|c| !valid_caveat(c)) {
+                return Err(format!(
+                    "agency {}: caveat {caveat:?} must be 1 to 64 of A-Z, 0-9 and '-'",
+                    agency.id
                 ));
             }
             let id = agency.id.clone();
@@ -145,6 +168,16 @@ impl Registry {
     }
 }
 
+/// A handling caveat as written in the registry and on envelopes: upper-case
+/// letters, digits and '-', e.g. "UK-EYES-ONLY".
+pub fn valid_caveat(caveat: &str) -> bool {
+    !caveat.is_empty()
+        && caveat.len() <= 64
+        && caveat
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +187,7 @@ mod tests {
     #[test]
     fn a_registry_is_parsed_and_checked() {
         let good = format!(
-            "[[agency]]\nid = \"police\"\nname = \"P\"\nkind = \"police\"\nclearance = \"SECRET\"\npublic_key = \"{KEY}\"\n"
+            "[[agency]]\nid = \"police\"\nname = \"P\"\nkind = \"police\"\nclearance = \"SECRET\"\n[[agency.keys]]\npublic_key = \"{KEY}\"\n"
         );
         let registry = Registry::parse(&good).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(registry.ids().len(), 1);
@@ -162,7 +195,23 @@ mod tests {
         let bad_id = good.replace("\"police\"\nname", "\"Police!\"\nname");
         assert!(Registry::parse(&bad_id).is_err_and(|e| e.contains("agency id")));
         let bad_key = good.replace(KEY, "abc");
-        assert!(Registry::parse(&bad_key).is_err_and(|e| e.contains("32-byte")));
+        assert!(Registry::parse(&bad_key).is_err_and(|e| e.contains("32 bytes")));
+        let es256 = good.replace("public_key", "alg = \"ES256\"\npublic_key");
+        assert!(Registry::parse(&es256).is_err_and(|e| e.contains("65 bytes")));
+        let retired = good.replace("public_key", "not_after = 2026-01-01T00:00:00Z\npublic_key");
+        assert!(Registry::parse(&retired).is_ok());
+        let twice_key = format!("{good}[[agency.keys]]\npublic_key = \"{KEY}\"\n");
+        assert!(Registry::parse(&twice_key).is_err_and(|e| e.contains("registered twice")));
+        let caveat = good.replace(
+            "[[agency.keys]]",
+            "caveats = [\"uk eyes\"]\n[[agency.keys]]",
+        );
+        assert!(Registry::parse(&caveat).is_err_and(|e| e.contains("caveat")));
+        let no_keys = good.replace(
+            &format!("[[agency.keys]]\npublic_key = \"{KEY}\"\n"),
+            "keys = []\n",
+        );
+        assert!(Registry::parse(&no_keys).is_err_and(|e| e.contains("no keys")));
         let unknown = format!("{good}colour = \"red\"\n");
         assert!(Registry::parse(&unknown).is_err_and(|e| e.contains("colour")));
         let twice = format!("{good}{good}");

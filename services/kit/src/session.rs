@@ -65,12 +65,7 @@ impl Session {
         }
         let text =
             serde_json::to_string_pretty(self).map_err(|e| fail(std::io::Error::other(e)))?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(fail)?;
-        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(fail)
+        write_private(path, text.as_bytes()).map_err(fail)
     }
 
     /// Credentials of `user`, as recorded in the session.
@@ -84,4 +79,14 @@ impl Session {
             password: password.clone(),
         })
     }
+}
+
+/// Writes a file only its owner may read (0600): sessions, private keys.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, contents)
 }

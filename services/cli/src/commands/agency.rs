@@ -6,6 +6,8 @@ use clap::{Args, Subcommand};
 use liaison::client::AgencyClient;
 use liaison::keys;
 use liaison_kit::AgencyId;
+use liaison_kit::time::unix_now;
+use liaison_kit::tokens::{KeyAlg, Signer};
 use liaison_proto::json;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{DataLabel, Delivery, Envelope, Verdict};
@@ -47,14 +49,83 @@ pub struct InboxArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Make a new Ed25519 key pair for an agency: writes DIR/AGENCY.pem and
-    /// prints the public key to put in the registry.
+    /// Make a new key pair for an agency or auditor: writes DIR/ID.pem (0600)
+    /// and prints the `[[agency.keys]]` entry to put in the registry.
     Gen {
-        #[arg(long)]
+        /// The agency (or auditor) id the key is for.
+        #[arg(long, alias = "auditor")]
         agency: String,
+        /// EdDSA (Ed25519) or ES256 (P-256).
+        #[arg(long, default_value = "EdDSA", value_parser = parse_alg)]
+        alg: KeyAlg,
         #[arg(long, default_value = keys::DEV_KEYS)]
         out: PathBuf,
+        /// Replace DIR/ID.pem if it exists.
+        #[arg(long)]
+        force: bool,
     },
+}
+
+fn parse_alg(text: &str) -> Result<KeyAlg, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "EDDSA" | "ED25519" => Ok(KeyAlg::EdDSA),
+        "ES256" | "P-256" | "P256" => Ok(KeyAlg::ES256),
+        _ => Err(format!("{text:?} is not EdDSA or ES256")),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Sign a short-lived token and print it (for the HTTPS door, or to test a
+    /// deployment by hand). The gateway accepts it for its lifetime; each
+    /// token carries a fresh jti.
+    Mint {
+        /// The agency (or auditor) the token is issued by (`iss`).
+        #[arg(long, alias = "auditor")]
+        agency: String,
+        /// The person or system acting for it (`sub`).
+        #[arg(long)]
+        subject: String,
+        /// Private key (PKCS#8 PEM) [default: the agency's development key].
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Key id to put in `kid` [default: the key's RFC 7638 thumbprint].
+        #[arg(long)]
+        kid: Option<String>,
+        /// `aud` [default: the gateway's audience from the configuration].
+        #[arg(long)]
+        audience: Option<String>,
+        /// Lifetime in seconds (the gateway accepts at most its max_token_lifetime_secs).
+        #[arg(long, default_value_t = 120)]
+        lifetime: u64,
+    },
+}
+
+pub fn token(cli: &Cli, command: &TokenCommand) -> Result<ExitCode> {
+    let TokenCommand::Mint {
+        agency,
+        subject,
+        key,
+        kid,
+        audience,
+        lifetime,
+    } = command;
+    let agency = AgencyId::parse(agency)?;
+    if subject.trim().is_empty() {
+        anyhow::bail!("--subject must name the person or system acting for {agency}");
+    }
+    let key_path = key.clone().unwrap_or_else(|| keys::dev_key_path(&agency));
+    let pem = keys::read_key(&key_path)?;
+    let signer = Signer::from_pem(&pem, kid.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+    let audience = match audience {
+        Some(a) => a.clone(),
+        None => cli.load_config()?.gateway.audience,
+    };
+    let token = signer
+        .mint(agency.as_str(), subject, &audience, unix_now(), *lifetime)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn agency_client(cli: &Cli, agency: &str, key: Option<&PathBuf>) -> Result<AgencyClient> {
@@ -189,16 +260,28 @@ fn print_delivery(delivery: &Delivery) {
 
 pub fn keys(command: &KeysCommand) -> Result<ExitCode> {
     match command {
-        KeysCommand::Gen { agency, out } => {
+        KeysCommand::Gen {
+            agency,
+            alg,
+            out,
+            force,
+        } => {
             let agency = AgencyId::parse(agency)?;
-            let (pem, public) = keys::generate()?;
+            let (pem, entry) = keys::generate(*alg)?;
             std::fs::create_dir_all(out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let path = out.join(format!("{agency}.pem"));
-            std::fs::write(&path, pem)
+            if path.exists() && !force {
+                anyhow::bail!(
+                    "{} exists: give --force to replace it, or --out another directory",
+                    path.display()
+                );
+            }
+            liaison_kit::session::write_private(&path, pem.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            println!("private key  {}", path.display());
-            println!("public_key = \"{public}\"");
+            println!("# private key: {}", path.display());
+            println!("[[agency.keys]]");
+            println!("{entry}");
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -252,8 +252,8 @@ async fn consulted(
         PathBuf::from(format!("deploy/audit/dev-auditor-keys/{}.pem", who.auditor))
     });
     let pem = keys::read_key(&key_path)?;
-    let key =
-        jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).context("auditor signing key")?;
+    let key = liaison_kit::tokens::Signer::from_pem(&pem, None)
+        .map_err(|e| anyhow!("auditor signing key: {e}"))?;
     let person = who
         .person
         .clone()
