@@ -32,7 +32,7 @@ fn record(i: u64) -> Vec<u8> {
         envelope_id: format!("bench-{i}"),
         recipients: vec!["police".into()],
         purpose: "safeguarding".into(),
-        legal_basis: "DPA 2018 s.35(2)(b)".into(),
+        legal_basis: "DPA-2018-s35".into(),
         policy_ids: vec!["ISA-EDU-01/receive".into()],
         time: Some(liaison_kit::time::timestamp_now()),
         ..Default::default()

@@ -110,7 +110,8 @@ impl AgencyClient {
     }
 
     /// Sends `envelope`, retrying with the same id while the gateway is
-    /// unreachable or unavailable, for up to `give_up_after`. Safe: the id is
+    /// unreachable, unavailable or rate-limiting this agency, for up to
+    /// `give_up_after`. Safe: the id is
     /// the idempotency key, so a copy the gateway already accepted is answered
     /// `DUPLICATE` and never delivered twice.
     pub async fn send_until_answered(
@@ -122,7 +123,9 @@ impl AgencyClient {
         let mut backoff = Duration::from_millis(20);
         loop {
             let error = match self.send(envelope).await {
-                Ok(v) if v.code == "unavailable" => anyhow!("gateway unavailable: {}", v.reason),
+                Ok(v) if v.code == "unavailable" || v.code == "rate_limited" => {
+                    anyhow!("gateway {}: {}", v.code, v.reason)
+                }
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };

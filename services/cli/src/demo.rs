@@ -9,12 +9,17 @@
 use crate::client::AgencyClient;
 use anyhow::Result;
 use liaison_kit::AgencyId;
+use liaison_kit::participation::Participation;
 use liaison_proto::v1::alert_issued::ThreatLevel;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{AlertIssued, CaseUpdated, Classification, Envelope, Person, ReferralMade};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// How long the demo keeps re-sending one envelope while the gateway is
+/// unavailable or rate-limiting its sender.
+const SEND_PATIENCE: Duration = Duration::from_secs(30);
 
 const GIVEN: &[&str] = &[
     "Alex", "Sam", "Jordan", "Casey", "Riley", "Morgan", "Taylor", "Jamie", "Robin", "Drew",
@@ -91,11 +96,52 @@ fn envelope(
         classification: classification as i32,
         handling_caveats: vec![],
         purpose: purpose.into(),
-        legal_basis: "DPA 2018 s.35(2)(b); Counter-Terrorism and Security Act 2015 s.36".into(),
+        legal_basis: legal_basis(&body).into(),
         case_id,
         traceparent: String::new(),
+        addressees: vec![],
         body: Some(body),
     }
+}
+
+/// The legal-basis code (deploy/policies/vocabulary.toml) each kind is sent under.
+fn legal_basis(body: &Body) -> &'static str {
+    match body {
+        Body::Referral(_) => "CTSA-2015-s26",
+        Body::CaseUpdate(_) => "CTSA-2015-s36",
+        Body::Alert(_) => "DPA-2018-s35",
+    }
+}
+
+/// Who takes part in each demo case: the police own it and the council
+/// always take part; health and probation in most (so need to know shows:
+/// an update on a case an agency is not part of is neither sent nor received).
+pub fn participation(contributions: &[Contribution]) -> BTreeMap<String, Participation> {
+    let agency = |id: &str| AgencyId::parse(id).ok();
+    contributions
+        .iter()
+        .filter(|c| c.envelope.kind() == "case_update")
+        .filter_map(|c| {
+            let n: usize = c
+                .envelope
+                .case_id
+                .trim_start_matches("CASE-")
+                .parse()
+                .unwrap_or_default();
+            let mut participants = vec!["police", "council"];
+            if n % 5 != 0 {
+                participants.push("nhs-trust");
+            }
+            if n % 4 != 0 {
+                participants.push("probation");
+            }
+            let participation = Participation {
+                owner: agency("police")?,
+                participants: participants.into_iter().filter_map(agency).collect(),
+            };
+            Some((c.envelope.case_id.clone(), participation))
+        })
+        .collect()
 }
 
 /// The day's traffic: `count` contributions, the same every run.
@@ -261,7 +307,9 @@ pub async fn replay(
             continue;
         };
         let started = Instant::now();
-        let verdict = client.send(&c.envelope).await?;
+        let verdict = client
+            .send_until_answered(&c.envelope, SEND_PATIENCE)
+            .await?;
         summary.latencies.push(started.elapsed());
         *summary
             .sent
@@ -278,7 +326,7 @@ pub async fn replay(
         *summary.outcomes.entry(outcome).or_default() += 1;
     }
     if let Some((client, envelope)) = first_accepted {
-        let verdict = client.send(&envelope).await?;
+        let verdict = client.send_until_answered(&envelope, SEND_PATIENCE).await?;
         let outcome = if verdict.outcome == Outcome::Duplicate as i32 {
             "duplicate (re-sent id, not delivered again)".to_owned()
         } else {

@@ -134,13 +134,14 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
         stdout(&again)
     );
 
-    // Collection, two disclosures, one refusal; verifying is itself a
-    // consultation, recorded in the ledger before the ledger is read.
+    // The policy set the gateway started with, a collection, two
+    // disclosures, one refusal; verifying is itself a consultation, recorded
+    // in the ledger before the ledger is read.
     system.wait_until_settled(Duration::from_secs(30)).await?;
     let verified = audit(&session, &["verify"]);
     assert!(verified.status.success(), "{verified:?}");
     assert!(
-        stdout(&verified).contains("intact: 5 records"),
+        stdout(&verified).contains("intact: 6 records"),
         "{}",
         stdout(&verified)
     );

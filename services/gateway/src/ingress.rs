@@ -1,6 +1,6 @@
 //! Ingress: the request/reply door agencies send envelopes through. For each
-//! request, in order: size (before decoding), the agency in the subject, the
-//! token, decoding, required fields, policy. An accepted envelope is stored in
+//! request, in order: size (before decoding), the agency in the subject, its
+//! limits (size, rate), the token, decoding, required fields, policy. An accepted envelope is stored in
 //! EVENTS (de-duplicated on its id) and its collection recorded before the
 //! sender is told "accepted", so an acknowledged envelope is never lost. Every
 //! refusal is recorded and answered with a code and a reason.
@@ -17,6 +17,7 @@ use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{Envelope, EnvelopeAccepted, Route, Verdict};
 use prost::Message as _;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -156,9 +157,10 @@ async fn admit(
     let agency = AgencyId::parse(agency)
         .map_err(|e| Rejected::new(Refusal::InvalidAgencyId(e.to_string())))?;
     let from_agency = |refusal: Refusal| Rejected::new(refusal).by(&agency);
-    if shared.registry.get(&agency).is_none() {
-        return Err(from_agency(Refusal::UnknownAgency(agency.to_string())));
-    }
+    shared
+        .limits
+        .admit(&agency, payload.len(), Instant::now())
+        .map_err(from_agency)?;
     let token = token.ok_or_else(|| from_agency(Refusal::MissingToken))?;
     let claims = shared
         .verifier
@@ -174,9 +176,14 @@ async fn admit(
             reason: format!("must be the token subject {:?}", claims.sub),
         }));
     }
-    let (send, routes) = shared
-        .policy
-        .evaluate(&agency, &envelope, &shared.registry)
+    let policy = shared.policy();
+    policy
+        .vocabulary()
+        .check(&envelope)
+        .map_err(|(field, reason)| about(Refusal::InvalidField { field, reason }))?;
+    let participants = participants(shared, &envelope).await.map_err(about)?;
+    let (send, routes) = policy
+        .evaluate(&agency, &envelope, &shared.registry, &participants)
         .map_err(|e| {
             about(Refusal::PolicyDenied(format!(
                 "policy could not be evaluated: {e}"
@@ -234,6 +241,18 @@ async fn admit(
         recipients,
         policy_ids: send.clauses,
     })
+}
+
+/// The agencies participating in a case update's case (need to know); none
+/// for other kinds, or for a case the case service does not know.
+async fn participants(shared: &Shared, envelope: &Envelope) -> Result<Vec<AgencyId>, Refusal> {
+    if envelope.kind() != "case_update" || envelope.case_id.is_empty() {
+        return Ok(vec![]);
+    }
+    match shared.participation.get(&envelope.case_id).await {
+        Ok(found) => Ok(found.map(|p| p.participants).unwrap_or_default()),
+        Err(e) => Err(Refusal::Unavailable(format!("case participation: {e}"))),
+    }
 }
 
 /// Stores the accepted envelope in EVENTS; `Ok(true)` if it was already there.

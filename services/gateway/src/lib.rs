@@ -9,11 +9,14 @@
 
 pub mod auth;
 pub mod ingress;
+pub mod limits;
 pub mod policy;
 pub mod records;
 pub mod redact;
 pub mod refusal;
+pub mod reload;
 pub mod router;
+pub mod scenarios;
 pub mod validate;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
@@ -42,11 +45,24 @@ pub enum GatewayError {
 pub struct Shared {
     pub config: Config,
     pub registry: Registry,
-    pub policy: policy::Policy,
+    /// The policy set in force; replaced whole by a reload ([`reload`]).
+    pub policy: std::sync::RwLock<Arc<policy::Policy>>,
+    pub participation: liaison_kit::participation::Store,
     pub verifier: auth::Verifier,
+    pub limits: limits::Limits,
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub recorder: records::Recorder,
+}
+
+impl Shared {
+    /// The policy set in force now (a cheap clone of an `Arc`).
+    pub fn policy(&self) -> Arc<policy::Policy> {
+        match self.policy.read() {
+            Ok(policy) => policy.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 /// A gateway that has loaded its registry and policy, subscribed to ingress
@@ -66,6 +82,9 @@ impl Gateway {
         let verifier =
             auth::Verifier::new(&registry, &config.gateway).map_err(GatewayError::Keys)?;
         let js = jetstream::new(client.clone());
+        let participation = liaison_kit::participation::Store::open(&js)
+            .await
+            .map_err(|e| GatewayError::Nats(e.to_string()))?;
         let consumer: PullConsumer = js
             .get_consumer_from_stream(subjects::ROUTER_CONSUMER, subjects::EVENTS_STREAM)
             .await
@@ -85,9 +104,11 @@ impl Gateway {
             .map_err(|e| GatewayError::Nats(e.to_string()))?;
         let shared = Arc::new(Shared {
             recorder: records::Recorder::new(js.clone()),
+            limits: limits::Limits::new(&registry, config.gateway.max_envelope_bytes),
             config,
             registry,
-            policy,
+            policy: std::sync::RwLock::new(Arc::new(policy)),
+            participation,
             verifier,
             client,
             js,
@@ -102,6 +123,18 @@ impl Gateway {
     /// Serves ingress and routing until `shutdown`, then drains in-flight work.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), GatewayError> {
         let stop = shutdown.child_token();
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        reload::record_start(&self.shared, started).await;
+        let reload_secs = self.shared.config.gateway.policy_reload_secs;
+        let watcher = (reload_secs > 0).then(|| {
+            tokio::spawn(reload::watch(
+                self.shared.clone(),
+                std::time::Duration::from_secs(reload_secs),
+                stop.clone(),
+            ))
+        });
         let ingress = tokio::spawn(ingress::serve(
             self.shared.clone(),
             self.requests,
@@ -110,6 +143,9 @@ impl Gateway {
         let routed = router::serve(self.shared.clone(), self.consumer, stop.clone()).await;
         stop.cancel();
         let _ = ingress.await;
+        if let Some(watcher) = watcher {
+            let _ = watcher.await;
+        }
         let _ = self.shared.client.flush().await;
         routed.map_err(GatewayError::Router)
     }

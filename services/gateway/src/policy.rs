@@ -11,7 +11,8 @@ use cedar_policy::{
 use liaison_kit::AgencyId;
 use liaison_kit::registry::{Agency, Registry};
 use liaison_proto::v1::{DataLabel, Envelope};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use sha2::{Digest as _, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -29,6 +30,57 @@ pub enum PolicyError {
     Invalid { path: String, reason: String },
     #[error("cannot build policy entities: {0}")]
     Entities(String),
+    #[error("vocabulary {path}: {reason}")]
+    Vocabulary { path: String, reason: String },
+    #[error("policy {0} permits without naming its clause: add @id(\"ISA-…/…\")")]
+    Unnamed(String),
+}
+
+/// The purposes, legal bases and handling caveats an envelope may carry
+/// (`vocabulary.toml` beside the policies), each with what it means.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vocabulary {
+    pub purposes: BTreeMap<String, String>,
+    pub legal_bases: BTreeMap<String, String>,
+    #[serde(default)]
+    pub caveats: BTreeMap<String, String>,
+}
+
+impl Vocabulary {
+    /// Checks the envelope's purpose, legal basis and caveats are known terms,
+    /// naming the field and the terms allowed.
+    pub fn check(&self, envelope: &Envelope) -> Result<(), (&'static str, String)> {
+        let known =
+            |terms: &BTreeMap<String, String>| terms.keys().cloned().collect::<Vec<_>>().join(", ");
+        if !self.purposes.contains_key(&envelope.purpose) {
+            return Err((
+                "purpose",
+                format!("must be one of: {}", known(&self.purposes)),
+            ));
+        }
+        if !self.legal_bases.contains_key(&envelope.legal_basis) {
+            return Err((
+                "legal_basis",
+                format!("must be a code of: {}", known(&self.legal_bases)),
+            ));
+        }
+        if let Some(caveat) = envelope
+            .handling_caveats
+            .iter()
+            .find(|c| !self.caveats.contains_key(*c))
+        {
+            return Err((
+                "handling_caveats",
+                format!(
+                    "{:?} is not a caveat of the vocabulary ({})",
+                    caveat.chars().take(64).collect::<String>(),
+                    known(&self.caveats)
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A decision and the clauses behind it.
@@ -53,6 +105,9 @@ pub struct Route {
 pub struct Policy {
     schema: Schema,
     policies: PolicySet,
+    vocabulary: Vocabulary,
+    /// SHA-256 over the schema, policies and vocabulary as read.
+    digest: String,
     /// The registry's agencies, validated against the schema once, at load.
     agencies: Entities,
     authorizer: Authorizer,
@@ -76,7 +131,17 @@ fn agency_uid(id: &AgencyId) -> EntityUid {
     uid("Liaison::Agency", id.as_str())
 }
 
-fn read_dir(dir: &Path) -> Result<(String, String, String), PolicyError> {
+/// What a policy directory holds, as read.
+struct Sources {
+    schema_path: String,
+    schema: String,
+    policies: String,
+    vocabulary_path: String,
+    vocabulary: String,
+    digest: String,
+}
+
+fn read_dir(dir: &Path) -> Result<Sources, PolicyError> {
     let path = dir.display().to_string();
     let read_err = |e: std::io::Error| PolicyError::Read {
         path: path.clone(),
@@ -90,15 +155,28 @@ fn read_dir(dir: &Path) -> Result<(String, String, String), PolicyError> {
     files.sort();
     let mut schema = None;
     let mut policies = String::new();
+    let mut hasher = Sha256::new();
+    let vocabulary_file = dir.join("vocabulary.toml");
     for file in files {
         let ext = file
             .extension()
             .and_then(|e| e.to_str())
             .unwrap_or_default();
-        if ext != "cedar" && ext != "cedarschema" {
+        if ext != "cedar" && ext != "cedarschema" && file != vocabulary_file {
             continue;
         }
         let text = std::fs::read_to_string(&file).map_err(read_err)?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        hasher.update((name.len() as u64).to_be_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((text.len() as u64).to_be_bytes());
+        hasher.update(text.as_bytes());
+        if file == vocabulary_file {
+            continue;
+        }
         if ext == "cedarschema" {
             schema = Some((file.display().to_string(), text));
         } else {
@@ -111,23 +189,47 @@ fn read_dir(dir: &Path) -> Result<(String, String, String), PolicyError> {
             policies.push('\n');
         }
     }
-    let (schema_path, schema_text) = schema.ok_or(PolicyError::NoSchema { path: path.clone() })?;
-    Ok((schema_path, schema_text, policies))
+    let (schema_path, schema) = schema.ok_or(PolicyError::NoSchema { path: path.clone() })?;
+    let vocabulary_path = vocabulary_file.display().to_string();
+    let vocabulary =
+        std::fs::read_to_string(&vocabulary_file).map_err(|e| PolicyError::Vocabulary {
+            path: vocabulary_path.clone(),
+            reason: e.to_string(),
+        })?;
+    Ok(Sources {
+        schema_path,
+        schema,
+        policies,
+        vocabulary_path,
+        vocabulary,
+        digest: hex::encode(hasher.finalize()),
+    })
 }
 
 impl Policy {
     /// Loads and validates the schema and policies in `dir` for `registry`'s agencies.
     pub fn load(dir: &Path, registry: &Registry) -> Result<Self, PolicyError> {
-        let (schema_path, schema_text, policy_text) = read_dir(dir)?;
+        let sources = read_dir(dir)?;
+        let vocabulary: Vocabulary =
+            toml::from_str(&sources.vocabulary).map_err(|e| PolicyError::Vocabulary {
+                path: sources.vocabulary_path.clone(),
+                reason: e.to_string(),
+            })?;
         let (schema, _warnings) =
-            Schema::from_cedarschema_str(&schema_text).map_err(|e| PolicyError::Schema {
-                path: schema_path,
+            Schema::from_cedarschema_str(&sources.schema).map_err(|e| PolicyError::Schema {
+                path: sources.schema_path.clone(),
                 reason: format!("{e:?}"),
             })?;
-        let policies = PolicySet::from_str(&policy_text).map_err(|e| PolicyError::Parse {
+        let policies = PolicySet::from_str(&sources.policies).map_err(|e| PolicyError::Parse {
             path: dir.display().to_string(),
             reason: format!("{e:?}"),
         })?;
+        if let Some(unnamed) = policies
+            .policies()
+            .find(|p| p.effect() == cedar_policy::Effect::Permit && p.annotation("id").is_none())
+        {
+            return Err(PolicyError::Unnamed(unnamed.id().to_string()));
+        }
         let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
         if !result.validation_passed() {
             let reasons: Vec<String> = result.validation_errors().map(|e| format!("{e}")).collect();
@@ -145,9 +247,36 @@ impl Policy {
         Ok(Self {
             schema,
             policies,
+            vocabulary,
+            digest: sources.digest,
             agencies,
             authorizer: Authorizer::new(),
         })
+    }
+
+    /// The digest [`Policy::load`] would give the directory's files now,
+    /// without parsing them (the reload watcher's cheap look).
+    pub fn digest_of(dir: &Path) -> Result<String, PolicyError> {
+        read_dir(dir).map(|s| s.digest)
+    }
+
+    /// The vocabulary envelopes are checked against.
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocabulary
+    }
+
+    /// SHA-256 (hex) of the schema, policies and vocabulary this set was loaded from.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// How many policies the set holds.
+    pub fn len(&self) -> usize {
+        self.policies.policies().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn clause(&self, id: &cedar_policy::PolicyId) -> String {
@@ -209,67 +338,142 @@ impl Policy {
     }
 
     /// Decides whether `sender` may send `envelope`, and if so who receives it
-    /// and what each may see.
+    /// and what each may see. `participants`: the agencies participating in
+    /// the envelope's case (empty when it has none).
     pub fn evaluate(
         &self,
         sender: &AgencyId,
         envelope: &Envelope,
         registry: &Registry,
+        participants: &[AgencyId],
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
-        let message_uid = uid("Liaison::Message", &envelope.id);
-        let entities = self.entities_with(message_entity(&message_uid, sender, envelope)?)?;
-        let send = self.decide(
-            agency_uid(sender),
-            "send",
-            message_uid.clone(),
-            Context::empty(),
-            &entities,
-        );
+        let question = self.question(sender, envelope, participants)?;
+        let send = question.send(self);
         if !send.allowed {
             return Ok((send, vec![]));
         }
-        let label_context = Context::from_pairs([(
-            "message".to_owned(),
-            RestrictedExpression::new_entity_uid(message_uid.clone()),
-        )])
-        .map_err(|e| PolicyError::Entities(e.to_string()))?;
         let mut routes = Vec::new();
         for agency in registry.agencies().filter(|a| &a.id != sender) {
-            let receive = self.decide(
-                agency_uid(&agency.id),
-                "receive",
-                message_uid.clone(),
-                Context::empty(),
-                &entities,
-            );
-            if !receive.allowed {
+            let copy = question.copy_for(self, &agency.id);
+            if !copy.receive.allowed {
                 continue;
             }
+            let mut clauses: BTreeSet<String> = copy.receive.clauses.into_iter().collect();
             let mut withheld = BTreeSet::new();
-            let mut clauses: HashSet<String> = receive.clauses.into_iter().collect();
-            for label in DataLabel::all() {
-                let see = self.decide(
-                    agency_uid(&agency.id),
-                    "see-label",
-                    uid("Liaison::Label", label.short_name()),
-                    label_context.clone(),
-                    &entities,
-                );
+            for (label, see) in copy.labels {
                 if see.allowed {
                     clauses.extend(see.clauses);
                 } else {
                     withheld.insert(label);
                 }
             }
-            let mut clauses: Vec<String> = clauses.into_iter().collect();
-            clauses.sort();
             routes.push(Route {
                 recipient: agency.id.clone(),
                 withheld,
-                clauses,
+                clauses: clauses.into_iter().collect(),
             });
         }
         Ok((send, routes))
+    }
+
+    /// Every decision about one envelope and one would-be recipient, with the
+    /// clauses behind each: what `liaison policy explain` prints.
+    pub fn explain(
+        &self,
+        sender: &AgencyId,
+        envelope: &Envelope,
+        participants: &[AgencyId],
+        recipient: &AgencyId,
+    ) -> Result<Explanation, PolicyError> {
+        let question = self.question(sender, envelope, participants)?;
+        Ok(Explanation {
+            send: question.send(self),
+            copy: question.copy_for(self, recipient),
+        })
+    }
+
+    fn question(
+        &self,
+        sender: &AgencyId,
+        envelope: &Envelope,
+        participants: &[AgencyId],
+    ) -> Result<Question, PolicyError> {
+        let message = uid("Liaison::Message", &envelope.id);
+        let entities =
+            self.entities_with(message_entity(&message, sender, envelope, participants)?)?;
+        let label_context = Context::from_pairs([(
+            "message".to_owned(),
+            RestrictedExpression::new_entity_uid(message.clone()),
+        )])
+        .map_err(|e| PolicyError::Entities(e.to_string()))?;
+        Ok(Question {
+            sender: sender.clone(),
+            message,
+            entities,
+            label_context,
+        })
+    }
+}
+
+/// What was decided for one recipient: whether it receives a copy, and for
+/// each data label whether it may see the fields so labelled.
+#[derive(Debug, Clone)]
+pub struct Copy {
+    pub receive: Outcome,
+    pub labels: Vec<(DataLabel, Outcome)>,
+}
+
+/// `liaison policy explain`'s answer.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub send: Outcome,
+    pub copy: Copy,
+}
+
+/// One envelope, ready to ask the policy about.
+struct Question {
+    sender: AgencyId,
+    message: EntityUid,
+    entities: Entities,
+    label_context: Context,
+}
+
+impl Question {
+    fn send(&self, policy: &Policy) -> Outcome {
+        policy.decide(
+            agency_uid(&self.sender),
+            "send",
+            self.message.clone(),
+            Context::empty(),
+            &self.entities,
+        )
+    }
+
+    fn copy_for(&self, policy: &Policy, recipient: &AgencyId) -> Copy {
+        let receive = policy.decide(
+            agency_uid(recipient),
+            "receive",
+            self.message.clone(),
+            Context::empty(),
+            &self.entities,
+        );
+        let labels = if receive.allowed {
+            DataLabel::all()
+                .map(|label| {
+                    let see = policy.decide(
+                        agency_uid(recipient),
+                        "see-label",
+                        uid("Liaison::Label", label.short_name()),
+                        self.label_context.clone(),
+                        &self.entities,
+                    );
+                    (label, see)
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        Copy { receive, labels }
     }
 }
 
@@ -291,6 +495,7 @@ fn agency_entity(agency: &Agency) -> Result<Entity, PolicyError> {
             "region",
             RestrictedExpression::new_string(agency.region.clone().unwrap_or_default()),
         ),
+        ("caveats", strings(&agency.caveats)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -299,10 +504,25 @@ fn agency_entity(agency: &Agency) -> Result<Entity, PolicyError> {
         .map_err(|e| PolicyError::Entities(format!("agency {}: {e}", agency.id)))
 }
 
+fn strings(items: &[String]) -> RestrictedExpression {
+    RestrictedExpression::new_set(items.iter().cloned().map(RestrictedExpression::new_string))
+}
+
+/// Agencies as a set of entity references; ids that are not valid agency ids
+/// are left out (validation refuses them before policy is asked).
+fn agency_set<'a>(ids: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
+    RestrictedExpression::new_set(
+        ids.into_iter()
+            .filter_map(|id| AgencyId::parse(id).ok())
+            .map(|id| RestrictedExpression::new_entity_uid(agency_uid(&id))),
+    )
+}
+
 fn message_entity(
     uid: &EntityUid,
     sender: &AgencyId,
     envelope: &Envelope,
+    participants: &[AgencyId],
 ) -> Result<Entity, PolicyError> {
     let attrs: HashMap<String, RestrictedExpression> = [
         (
@@ -328,6 +548,15 @@ fn message_entity(
         (
             "has_case",
             RestrictedExpression::new_bool(!envelope.case_id.is_empty()),
+        ),
+        ("caveats", strings(&envelope.handling_caveats)),
+        (
+            "participants",
+            agency_set(participants.iter().map(AgencyId::as_str)),
+        ),
+        (
+            "addressees",
+            agency_set(envelope.addressees.iter().map(String::as_str)),
         ),
     ]
     .into_iter()

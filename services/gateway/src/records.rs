@@ -145,3 +145,28 @@ mod tests {
         assert_eq!(super::trace_id(""), "");
     }
 }
+
+/// A change of the policy set in force: `applied` when the new set replaced
+/// the old, refused (the old set kept) when it did not load. `id` makes the
+/// record unique per change; `reason` says what changed or what was wrong.
+pub fn policy_change(id: &str, applied: bool, reason: String) -> AuditRecord {
+    AuditRecord {
+        record_id: format!("policy:{id}"),
+        operation: Operation::PolicyChange as i32,
+        decision: if applied {
+            Decision::Accepted
+        } else {
+            Decision::Refused
+        } as i32,
+        code: if applied {
+            "policy_applied"
+        } else {
+            "policy_invalid"
+        }
+        .into(),
+        reason,
+        time: Some(timestamp_now()),
+        service: "gateway".into(),
+        ..Default::default()
+    }
+}

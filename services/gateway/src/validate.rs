@@ -5,9 +5,12 @@
 use crate::refusal::Refusal;
 use liaison_kit::AgencyId;
 use liaison_kit::ids::validate_envelope_id;
+use liaison_kit::participation::validate_case_id;
 use liaison_proto::v1::{Classification, Envelope};
 
 const MAX_TEXT: usize = 256;
+/// Most caveats or addressees on one envelope.
+const MAX_LIST: usize = 32;
 
 fn field(field: &'static str, reason: impl Into<String>) -> Refusal {
     Refusal::InvalidField {
@@ -56,8 +59,23 @@ pub fn check(envelope: &Envelope, agency: &AgencyId) -> Result<(), Refusal> {
     if envelope.body.is_none() {
         return Err(field("body", "is required (referral, caseUpdate or alert)"));
     }
-    if envelope.case_id.len() > MAX_TEXT {
-        return Err(field("case_id", format!("is longer than {MAX_TEXT} bytes")));
+    if !envelope.case_id.is_empty() {
+        validate_case_id(&envelope.case_id).map_err(|e| field("case_id", e.reason))?;
+    }
+    if envelope.handling_caveats.len() > MAX_LIST {
+        return Err(field(
+            "handling_caveats",
+            format!("has more than {MAX_LIST} entries"),
+        ));
+    }
+    if envelope.addressees.len() > MAX_LIST {
+        return Err(field(
+            "addressees",
+            format!("has more than {MAX_LIST} entries"),
+        ));
+    }
+    for addressee in &envelope.addressees {
+        AgencyId::parse(addressee).map_err(|e| field("addressees", e.to_string()))?;
     }
     Ok(())
 }

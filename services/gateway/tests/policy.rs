@@ -1,14 +1,12 @@
 //! The shipped policies (deploy/policies) against the development registry:
-//! who may send, who receives, and what each may see.
+//! every case of deploy/policies/tests passes (the same runner as
+//! `liaison policy test`), the runner can fail, and invalid policy sets are
+//! refused with what is wrong named.
 
-use liaison_gateway::policy::{Policy, Route};
-use liaison_kit::AgencyId;
+use liaison_gateway::policy::Policy;
+use liaison_gateway::scenarios::{self, Case, Expect};
 use liaison_kit::registry::Registry;
-use liaison_proto::v1::envelope::Body;
-use liaison_proto::v1::{
-    AlertIssued, CaseUpdated, Classification, DataLabel, Envelope, ReferralMade,
-};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn deploy(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -16,161 +14,86 @@ fn deploy(path: &str) -> PathBuf {
         .join(path)
 }
 
-fn load() -> (Policy, Registry) {
-    let registry =
-        Registry::load(&deploy("agencies/registry.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let policy = Policy::load(&deploy("policies"), &registry).unwrap_or_else(|e| panic!("{e}"));
-    (policy, registry)
+fn registry() -> Registry {
+    Registry::load(&deploy("agencies/registry.toml")).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn envelope(sender: &str, purpose: &str, classification: Classification, body: Body) -> Envelope {
-    Envelope {
-        id: "e-1".into(),
-        sender_agency: sender.into(),
-        purpose: purpose.into(),
-        legal_basis: "test".into(),
-        classification: classification as i32,
-        case_id: "CASE-1".into(),
-        body: Some(body),
-        ..Default::default()
-    }
+fn load(dir: &Path) -> Result<Policy, String> {
+    Policy::load(dir, &registry()).map_err(|e| e.to_string())
 }
 
-fn decide(sender: &str, e: &Envelope) -> (bool, Vec<Route>) {
-    let (policy, registry) = load();
-    let id = AgencyId::parse(sender).unwrap_or_else(|e| panic!("{e}"));
-    let (send, routes) = policy
-        .evaluate(&id, e, &registry)
+#[test]
+fn every_policy_test_case_passes() {
+    let policy = load(&deploy("policies")).unwrap_or_else(|e| panic!("{e}"));
+    let run = scenarios::run_dir(&policy, &registry(), &deploy("policies/tests"))
         .unwrap_or_else(|e| panic!("{e}"));
-    (send.allowed, routes)
-}
-
-fn recipients(routes: &[Route]) -> Vec<&str> {
-    routes.iter().map(|r| r.recipient.as_str()).collect()
+    assert!(run.failed.is_empty(), "{:#?}", run.failed);
+    assert!(run.passed.len() >= 20, "{} cases", run.passed.len());
 }
 
 #[test]
-fn a_school_referral_goes_to_police_and_council_and_only_the_council_sees_health() {
-    let e = envelope(
-        "school-a",
-        "safeguarding",
-        Classification::OfficialSensitive,
-        Body::Referral(ReferralMade::default()),
-    );
-    let (allowed, routes) = decide("school-a", &e);
-    assert!(allowed);
-    assert_eq!(recipients(&routes), vec!["council", "police"]);
-    let council = &routes[0];
-    let police = &routes[1];
-    assert!(!council.withheld.contains(&DataLabel::Health));
-    assert!(police.withheld.contains(&DataLabel::Health));
-    assert!(police.withheld.contains(&DataLabel::SocialCare));
-    assert!(!police.withheld.contains(&DataLabel::Identity));
-    assert!(police.clauses.contains(&"ISA-EDU-01/receive".to_owned()));
-}
-
-#[test]
-fn a_referral_for_a_purpose_no_clause_allows_is_refused() {
-    let e = envelope(
-        "school-a",
-        "marketing",
-        Classification::Official,
-        Body::Referral(ReferralMade::default()),
-    );
-    assert!(!decide("school-a", &e).0);
-}
-
-#[test]
-fn business_partners_may_not_send_referrals_and_schools_may_not_send_alerts() {
-    let referral = envelope(
-        "retail-bsp",
-        "safeguarding",
-        Classification::Official,
-        Body::Referral(ReferralMade::default()),
-    );
-    assert!(!decide("retail-bsp", &referral).0);
-    let alert = envelope(
-        "school-a",
-        "protective-security",
-        Classification::Official,
-        Body::Alert(AlertIssued::default()),
-    );
-    assert!(!decide("school-a", &alert).0);
-}
-
-#[test]
-fn a_secret_case_update_reaches_only_agencies_cleared_for_secret() {
-    let official = envelope(
-        "probation",
-        "safeguarding",
-        Classification::OfficialSensitive,
-        Body::CaseUpdate(CaseUpdated::default()),
-    );
-    let (allowed, routes) = decide("probation", &official);
-    assert!(allowed);
-    assert_eq!(recipients(&routes), vec!["council", "nhs-trust", "police"]);
-    let secret = envelope(
-        "probation",
-        "safeguarding",
-        Classification::Secret,
-        Body::CaseUpdate(CaseUpdated::default()),
-    );
-    let (_, routes) = decide("probation", &secret);
+fn a_wrong_expectation_fails_and_says_why() {
+    let policy = load(&deploy("policies")).unwrap_or_else(|e| panic!("{e}"));
+    let files = scenarios::load_dir(&deploy("policies/tests")).unwrap_or_else(|e| panic!("{e}"));
+    let mut case: Case = files[0].1[0].clone();
     assert_eq!(
-        recipients(&routes),
-        vec!["police"],
-        "only police hold SECRET clearance"
+        scenarios::check(&policy, &registry(), &case),
+        Vec::<String>::new()
     );
-}
-
-#[test]
-fn police_alerts_reach_business_partners_and_the_council_with_location_only() {
-    let alert = envelope(
-        "police",
-        "protective-security",
-        Classification::Official,
-        Body::Alert(AlertIssued::default()),
-    );
-    let (allowed, routes) = decide("police", &alert);
-    assert!(allowed);
-    assert_eq!(
-        recipients(&routes),
-        vec!["council", "retail-bsp", "transport-bsp"]
-    );
-    for route in &routes {
-        assert!(!route.withheld.contains(&DataLabel::Location));
-        assert!(route.withheld.contains(&DataLabel::Identity));
+    case.send = Expect::Deny;
+    case.recipients.retain(|a, _| a.as_str() == "council");
+    if let Some(sees) = case.recipients.values_mut().next() {
+        sees.retain(|l| l != "health");
     }
+    let problems = scenarios::check(&policy, &registry(), &case);
+    // The first case (isa-channel-01.toml): sent to police, council and nhs-trust.
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert!(
+        problems[0].contains("expected send denied"),
+        "{problems:#?}"
+    );
+    assert!(problems[1].contains("council sees"), "{problems:#?}");
+    assert!(
+        problems[2].contains("nhs-trust receives a copy"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[3].contains("police receives a copy"),
+        "{problems:#?}"
+    );
+}
+
+fn policy_dir_with(extra: &str, contents: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for file in ["liaison.cedarschema", "vocabulary.toml", "isa.cedar"] {
+        std::fs::copy(deploy(&format!("policies/{file}")), dir.path().join(file))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(dir.path().join(extra), contents).unwrap_or_else(|e| panic!("{e}"));
+    dir
 }
 
 #[test]
-fn an_invalid_policy_is_refused_with_the_file_named() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::copy(
-        deploy("policies/liaison.cedarschema"),
-        dir.path().join("liaison.cedarschema"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        dir.path().join("bad.cedar"),
-        "permit (principal, action, resource) when { resource.colour == \"red\" };",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let registry =
-        Registry::load(&deploy("agencies/registry.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let err = Policy::load(dir.path(), &registry)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+fn invalid_policy_sets_are_refused_with_what_is_wrong_named() {
+    let schema_error = policy_dir_with(
+        "bad.cedar",
+        "@id(\"X/1\")\npermit (principal, action, resource) when { resource.colour == \"red\" };",
+    );
+    let err = load(schema_error.path()).err().unwrap_or_default();
     assert!(err.contains("do not validate"), "{err}");
-    std::fs::write(
-        dir.path().join("bad.cedar"),
-        "permit (principal, action, resource) when {",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let err = Policy::load(dir.path(), &registry)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+
+    let syntax = policy_dir_with("bad.cedar", "permit (principal, action, resource) when {");
+    let err = load(syntax.path()).err().unwrap_or_default();
     assert!(err.contains("bad.cedar"), "{err}");
+
+    let unnamed = policy_dir_with(
+        "unnamed.cedar",
+        "permit (principal, action == Liaison::Action::\"send\", resource);",
+    );
+    let err = load(unnamed.path()).err().unwrap_or_default();
+    assert!(err.contains("@id"), "{err}");
+
+    let vocabulary = policy_dir_with("vocabulary.toml", "[purposes]\nx = 1\n");
+    let err = load(vocabulary.path()).err().unwrap_or_default();
+    assert!(err.contains("vocabulary"), "{err}");
 }

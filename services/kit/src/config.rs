@@ -42,6 +42,8 @@ pub struct GatewayConfig {
     pub clock_skew_secs: u64,
     /// Ingress messages handled at once by one gateway.
     pub concurrency: usize,
+    /// How often the gateway looks for a changed policy directory (0: never).
+    pub policy_reload_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,6 +117,7 @@ impl Default for GatewayConfig {
             max_token_lifetime_secs: 600,
             clock_skew_secs: 30,
             concurrency: 64,
+            policy_reload_secs: 2,
         }
     }
 }

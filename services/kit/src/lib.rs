@@ -11,6 +11,7 @@ pub mod connect;
 pub mod consume;
 pub mod ids;
 pub mod nats_server;
+pub mod participation;
 pub mod process;
 pub mod provision;
 pub mod registry;

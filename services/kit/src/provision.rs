@@ -120,6 +120,9 @@ pub async fn provision(
             .await
             .map_err(|e| fail(format!("stream {name}"))(e.to_string()))?;
     }
+    js.create_key_value(crate::participation::bucket_config(settings.replicas))
+        .await
+        .map_err(|e| fail(format!("KV bucket {}", crate::participation::BUCKET))(e.to_string()))?;
     let mut consumers = vec![
         (
             s::EVENTS_STREAM,

@@ -78,6 +78,15 @@ fn consume(stream: &str, consumer: &str) -> Vec<String> {
     ]
 }
 
+/// JetStream API subjects to read keys of a KV bucket (no watching, no writing).
+fn read_key_value(bucket: &str) -> Vec<String> {
+    vec![
+        format!("$JS.API.STREAM.INFO.KV_{bucket}"),
+        format!("$JS.API.STREAM.MSG.GET.KV_{bucket}"),
+        format!("$JS.API.DIRECT.GET.KV_{bucket}.>"),
+    ]
+}
+
 /// JetStream API subjects to read a whole stream with ephemeral ordered consumers.
 fn read_stream(stream: &str) -> Vec<String> {
     vec![
@@ -108,6 +117,7 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                     s::decisions("gateway"),
                 ],
                 consume(s::EVENTS_STREAM, s::ROUTER_CONSUMER),
+                read_key_value(crate::participation::BUCKET),
             ]
             .concat(),
             vec![s::INGRESS_ALL.to_owned()],

@@ -39,6 +39,13 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         clients.insert(agency, client);
     }
     let day = demo::day(args.contributions);
+    // The case service (issue 6) will own participation; the demo records it
+    // as an operator would, before the day starts.
+    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let store = liaison_kit::participation::Store::open(&operator).await?;
+    for (case, participation) in demo::participation(&day) {
+        store.put(&case, &participation).await?;
+    }
     println!(
         "Replaying {} contributions from the partnership's day ...",
         day.len()
