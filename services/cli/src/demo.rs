@@ -129,10 +129,10 @@ pub fn participation(contributions: &[Contribution]) -> BTreeMap<String, Partici
                 .parse()
                 .unwrap_or_default();
             let mut participants = vec!["police", "council"];
-            if n % 5 != 0 {
+            if !n.is_multiple_of(5) {
                 participants.push("nhs-trust");
             }
-            if n % 4 != 0 {
+            if !n.is_multiple_of(4) {
                 participants.push("probation");
             }
             let participation = Participation {

@@ -135,17 +135,6 @@ pub fn refusal(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn trace_ids_are_taken_only_from_well_formed_traceparents() {
-        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(super::trace_id(tp), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(super::trace_id("00-Robert Smith-x-01"), "");
-        assert_eq!(super::trace_id(""), "");
-    }
-}
-
 /// A change of the policy set in force: `applied` when the new set replaced
 /// the old, refused (the old set kept) when it did not load. `id` makes the
 /// record unique per change; `reason` says what changed or what was wrong.
@@ -168,5 +157,16 @@ pub fn policy_change(id: &str, applied: bool, reason: String) -> AuditRecord {
         time: Some(timestamp_now()),
         service: "gateway".into(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trace_ids_are_taken_only_from_well_formed_traceparents() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(super::trace_id(tp), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(super::trace_id("00-Robert Smith-x-01"), "");
+        assert_eq!(super::trace_id(""), "");
     }
 }
