@@ -4,6 +4,7 @@ mod agency;
 mod audit;
 mod demo;
 mod operator;
+mod policy;
 mod up;
 
 use anyhow::Result;
@@ -61,6 +62,8 @@ enum Command {
     /// Signing keys of agencies and auditors.
     #[command(subcommand)]
     Keys(agency::KeysCommand),
+    /// Check, explain and test the access policy (ISA clauses as code).
+    Policy(policy::PolicyArgs),
     /// Tokens signed with an agency's or auditor's key.
     #[command(subcommand)]
     Token(agency::TokenCommand),
@@ -122,6 +125,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(args) => audit::run(&cli, args).await,
         Command::Keys(command) => agency::keys(command),
         Command::Token(command) => agency::token(&cli, command),
+        Command::Policy(args) => policy::run(&cli, args),
         Command::NatsConfig(args) => operator::nats_config(&cli, args),
         Command::Provision => operator::provision_streams(&cli).await,
     }

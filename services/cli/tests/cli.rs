@@ -468,3 +468,74 @@ fn bad_configuration_and_an_old_nats_server_are_named_before_anything_starts() {
     assert!(err.contains("bash deploy/install-nats-server.sh"), "{err}");
     assert!(!session.exists());
 }
+
+#[test]
+fn policy_check_explain_and_test_answer_without_a_running_system() {
+    let none = Path::new("/nonexistent/session.json");
+    let checked = liaison(none, &["policy", "check"]);
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(
+        stdout(&checked).contains("ISA-EDU-01/send"),
+        "{}",
+        stdout(&checked)
+    );
+
+    let explained = liaison(
+        none,
+        &[
+            "policy",
+            "explain",
+            "deploy/examples/referral.json",
+            "--sender",
+            "school-a",
+            "--recipient",
+            "police",
+        ],
+    );
+    assert!(explained.status.success(), "{explained:?}");
+    let text = stdout(&explained);
+    assert!(text.contains("permitted by ISA-EDU-01/receive"), "{text}");
+    assert!(
+        text.contains("Withheld from police: health, social-care"),
+        "{text}"
+    );
+    let refused = liaison(
+        none,
+        &[
+            "policy",
+            "explain",
+            "deploy/examples/refused-case-update.json",
+            "--sender",
+            "school-a",
+            "--recipient",
+            "police",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(stdout(&refused).contains("no clause permits it"));
+
+    let tested = liaison(none, &["policy", "test"]);
+    assert!(tested.status.success(), "{tested:?}");
+    assert!(
+        stdout(&tested).contains(", 0 failed"),
+        "{}",
+        stdout(&tested)
+    );
+
+    // A failing case makes `policy test` fail, naming the case and the problem.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("wrong.toml"),
+        "[[case]]\nname = \"schools send alerts\"\nsender = \"school-a\"\nkind = \"alert\"\n\
+         purpose = \"protective-security\"\nlegal_basis = \"DPA-2018-s35\"\nsend = \"allow\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let failing = liaison(none, &["policy", "test", &dir.path().display().to_string()]);
+    assert_eq!(failing.status.code(), Some(1), "{failing:?}");
+    assert!(stdout(&failing).contains("FAIL  wrong.toml: schools send alerts"));
+    assert!(stdout(&failing).contains("expected send allowed"));
+
+    let broken = liaison(none, &["policy", "--policies", "/nonexistent", "check"]);
+    assert!(!broken.status.success());
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("/nonexistent"));
+}

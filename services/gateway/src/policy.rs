@@ -270,6 +270,17 @@ impl Policy {
         &self.digest
     }
 
+    /// The clause (`@id`) of every policy, in order.
+    pub fn clauses(&self) -> Vec<String> {
+        let mut clauses: Vec<String> = self
+            .policies
+            .policies()
+            .map(|p| self.clause(p.id()))
+            .collect();
+        clauses.sort();
+        clauses
+    }
+
     /// How many policies the set holds.
     pub fn len(&self) -> usize {
         self.policies.policies().count()
