@@ -190,7 +190,7 @@ fn explain(
     Ok(ExitCode::SUCCESS)
 }
 
-fn test(policy: &Policy, registry: &Registry, dir: &PathBuf) -> Result<ExitCode> {
+fn test(policy: &Policy, registry: &Registry, dir: &std::path::Path) -> Result<ExitCode> {
     let run = scenarios::run_dir(policy, registry, dir).map_err(|e| anyhow!(e))?;
     for (file, case) in &run.passed {
         println!("ok    {file}: {case}");
