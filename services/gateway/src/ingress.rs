@@ -192,9 +192,15 @@ async fn admit(
     if !send.allowed {
         let reason = if send.clauses.is_empty() {
             format!(
-                "no information-sharing agreement lets {agency} send a {} for purpose {:?}",
+                "no information-sharing agreement lets {agency} send a {} for purpose {:?} under legal basis {:?}{}",
                 envelope.kind(),
-                envelope.purpose
+                envelope.purpose,
+                envelope.legal_basis,
+                if envelope.kind() == "case_update" {
+                    " on a case it participates in"
+                } else {
+                    ""
+                }
             )
         } else {
             format!("forbidden by {}", send.clauses.join(", "))

@@ -17,7 +17,7 @@
 //! A token may be reused for many requests until it expires; its verification
 //! is cached (by SHA-256 of the token) so the per-message cost is a hash
 //! lookup plus the time checks, not a signature verification. See
-//! docs/decisions/0005-tokens.md.
+//! docs/decisions/0006-tokens.md.
 
 use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
