@@ -297,3 +297,47 @@ async fn an_agency_over_its_rate_is_refused_and_others_are_not() -> anyhow::Resu
     );
     system.shutdown().await
 }
+
+#[tokio::test]
+async fn nats_headers_a_sender_adds_do_not_reach_jetstream() -> anyhow::Result<()> {
+    use prost::Message as _;
+    let system = start().await?;
+    let school = agency(&system, "school-a").await?;
+    let police = agency(&system, "police").await?;
+    let raw = async_nats::ConnectOptions::with_user_and_password(
+        "school-a".into(),
+        system.credentials("school-a")?.password,
+    )
+    .custom_inbox_prefix(liaison_kit::subjects::inbox_prefix("school-a"))
+    .connect(system.url())
+    .await?;
+    // Headers that would steer JetStream if the gateway passed them on: a
+    // de-duplication id shared by two different envelopes, and an expected
+    // stream sequence that would make the store fail.
+    for id in ["hdr-1", "hdr-2"] {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            liaison_kit::subjects::TOKEN_HEADER,
+            school.token("school-a-dsl")?.as_str(),
+        );
+        headers.insert("Nats-Msg-Id", "same-for-both");
+        headers.insert("Nats-Expected-Last-Sequence", "999999");
+        let reply = raw
+            .request_with_headers(
+                liaison_kit::subjects::ingress(school.agency()),
+                headers,
+                referral("school-a", id).encode_to_vec().into(),
+            )
+            .await?;
+        let verdict = Verdict::decode(reply.payload)?;
+        assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+    }
+    let delivered = inbox_exactly(&police, 2).await?;
+    let mut ids: Vec<String> = delivered
+        .iter()
+        .filter_map(|d| d.envelope.as_ref().map(|e| e.id.clone()))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["hdr-1", "hdr-2"]);
+    system.shutdown().await
+}
