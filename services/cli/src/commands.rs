@@ -56,6 +56,9 @@ enum Command {
     Send(agency::SendArgs),
     /// Print and acknowledge what was delivered to an agency.
     Inbox(agency::InboxArgs),
+    /// Print a short-lived token signed with an agency's key (for the HTTPS
+    /// door: `Authorization: Bearer`).
+    Token(agency::TokenArgs),
     /// Auditor commands.
     Audit(audit::AuditArgs),
     /// Agency keys.
@@ -116,6 +119,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(&cli, args).await,
         Command::Send(args) => agency::send(&cli, args).await,
         Command::Inbox(args) => agency::inbox(&cli, args).await,
+        Command::Token(args) => agency::token(&cli, args),
         Command::Audit(args) => audit::run(&cli, args).await,
         Command::Keys(command) => agency::keys(command),
         Command::NatsConfig(args) => operator::nats_config(&cli, args),

@@ -1,9 +1,9 @@
-//! Agency commands: `send`, `inbox`, `keys gen`.
+//! Agency commands: `send`, `inbox`, `token`, `keys gen`.
 
 use super::Cli;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
-use liaison::client::AgencyClient;
+use liaison::client::{AgencyClient, mint};
 use liaison::keys;
 use liaison_kit::AgencyId;
 use liaison_proto::json;
@@ -43,6 +43,20 @@ pub struct InboxArgs {
     /// Seconds to wait for the first delivery.
     #[arg(long, default_value_t = 1)]
     wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The agency the token speaks for (its `iss`).
+    #[arg(long)]
+    agency: String,
+    /// The person or system acting for it (`sub`): an envelope's `author` must be this
+    /// [default: AGENCY-case-system].
+    #[arg(long)]
+    subject: Option<String>,
+    /// The agency's signing key [default: deploy/agencies/dev-keys/AGENCY.pem].
+    #[arg(long)]
+    key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +199,24 @@ fn print_delivery(delivery: &Delivery) {
             }
         }
     }
+}
+
+/// Prints a fresh token, e.g. for `Authorization: Bearer` at the HTTPS door.
+pub fn token(cli: &Cli, args: &TokenArgs) -> Result<ExitCode> {
+    let agency = AgencyId::parse(&args.agency)?;
+    let key_path = args
+        .key
+        .clone()
+        .unwrap_or_else(|| keys::dev_key_path(&agency));
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(keys::read_key(&key_path)?.as_bytes())
+        .with_context(|| format!("agency signing key {}", key_path.display()))?;
+    let subject = args
+        .subject
+        .clone()
+        .unwrap_or_else(|| format!("{agency}-case-system"));
+    let audience = cli.load_config()?.gateway.audience;
+    println!("{}", mint(&key, agency.as_str(), &subject, &audience)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn keys(command: &KeysCommand) -> Result<ExitCode> {
