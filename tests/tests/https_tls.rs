@@ -109,3 +109,19 @@ async fn client_certificates_are_verified_when_a_client_ca_is_set() -> anyhow::R
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_door_that_cannot_open_stops_the_gateway_naming_the_key() -> anyhow::Result<()> {
+    let mut required = config();
+    required.https.client_cert_required = true;
+    let mut no_key = config();
+    no_key.https.key = "/nonexistent/server-key.pem".into();
+    for (settings, names) in [(required, "client_ca"), (no_key, "https.key")] {
+        let error = start_with(settings).await.err().map(|e| format!("{e:#}"));
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains(names)),
+            "{error:?}"
+        );
+    }
+    Ok(())
+}

@@ -46,6 +46,8 @@ pub enum HttpsError {
         path: String,
         reason: String,
     },
+    #[error("https.{0} is not set: the door needs it")]
+    Missing(&'static str),
     #[error("https: {0}")]
     Config(String),
     #[error(

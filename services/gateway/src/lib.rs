@@ -40,7 +40,7 @@ pub enum GatewayError {
     Nats(String),
     #[error("router stopped: {0}")]
     Router(String),
-    #[error("HTTPS door: {0}")]
+    #[error(transparent)]
     Https(#[from] https::HttpsError),
 }
 

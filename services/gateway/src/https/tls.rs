@@ -80,7 +80,7 @@ fn certificates(
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, HttpsError> {
     if path.as_os_str().is_empty() {
-        return Err(pem_error(key, path, "is not set"));
+        return Err(HttpsError::Missing(key));
     }
     let chain = CertificateDer::pem_file_iter(path)
         .map_err(|e| pem_error(key, path, e))?
@@ -94,7 +94,7 @@ fn certificates(
 
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, HttpsError> {
     if path.as_os_str().is_empty() {
-        return Err(pem_error("key", path, "is not set"));
+        return Err(HttpsError::Missing("key"));
     }
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error("key", path, e))
 }
