@@ -2,10 +2,11 @@
 //!
 //! Owns the generated message types, the descriptor pool used for reflection,
 //! the data-label index (which field carries which [`v1::DataLabel`]) and the
-//! protobuf JSON mapping. It does not decide who may see what: that is the
+//! protobuf JSON mapping and its JSON Schemas. It does not decide who may see what: that is the
 //! gateway's policy.
 
 pub mod json;
+pub mod json_schema;
 pub mod labels;
 
 /// Generated prost types for the `liaison.v1` package.

@@ -1,7 +1,10 @@
 //! The end-to-end test harness: a whole Liaison system per test, on a real
 //! nats-server started on a random port with a temporary JetStream store
 //! (killed when the system is dropped), the real services in-process, and
-//! helpers that wait by polling for a condition with a deadline.
+//! helpers that wait by polling for a condition with a deadline. Every
+//! system's gateway also opens its HTTPS door on a free port ([`https`]).
+
+pub mod https;
 
 pub mod attacks;
 
@@ -36,7 +39,19 @@ pub fn config() -> Config {
     config.gateway.max_envelope_bytes = 64 * 1024;
     // A killed service's unacknowledged messages come back quickly.
     config.streams.ack_wait_secs = 2;
+    let pki = https::pki();
+    config.https.listen = "127.0.0.1:0".into();
+    config.https.cert = pki.cert.clone();
+    config.https.key = pki.key.clone();
     config
+}
+
+/// A client of `system`'s HTTPS door, trusting the harness CA.
+pub fn https_client(system: &System) -> Result<https::Https> {
+    let Some(addr) = system.https_addr() else {
+        bail!("the gateway's HTTPS door is not open");
+    };
+    https::Https::new(addr)
 }
 
 /// Starts a whole system on a fresh nats-server.

@@ -64,7 +64,8 @@ enum Command {
     Keys(agency::KeysCommand),
     /// Check, explain and test the access policy (ISA clauses as code).
     Policy(policy::PolicyArgs),
-    /// Tokens signed with an agency's or auditor's key.
+    /// Tokens signed with an agency's or auditor's key (`token mint` prints
+    /// one, e.g. for `Authorization: Bearer` at the HTTPS door).
     #[command(subcommand)]
     Token(agency::TokenCommand),
     /// Print a nats-server configuration with a user per agency and service.

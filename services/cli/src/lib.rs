@@ -2,10 +2,11 @@
 //!
 //! Owns running a whole Liaison system in one process ([`system`], behind
 //! `liaison up` and `liaison demo`), the agency client used to send and to read
-//! an inbox ([`client`]), agency keys ([`keys`]) and the demo day
-//! ([`demo`]). Services' own logic stays in their crates.
+//! an inbox ([`client`]), agency keys ([`keys`]), development certificates
+//! for the HTTPS door ([`devtls`]) and the demo day ([`demo`]). Services' own logic stays in their crates.
 
 pub mod client;
 pub mod demo;
+pub mod devtls;
 pub mod keys;
 pub mod system;

@@ -15,6 +15,7 @@ use liaison_kit::registry::Registry;
 use liaison_kit::session::Session;
 use liaison_kit::subjects;
 use liaison_kit::users::{self, Credentials};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -114,6 +115,7 @@ pub struct System {
     server: NatsServer,
     gateway: Option<Running>,
     audit: Option<Running>,
+    https_addr: Option<SocketAddr>,
 }
 
 impl System {
@@ -144,6 +146,7 @@ impl System {
             server,
             gateway: None,
             audit: None,
+            https_addr: None,
         };
         let operator = system.connect_as(users::OPERATOR).await?;
         provision(
@@ -216,16 +219,27 @@ impl System {
             return Ok(());
         }
         let config = self.config.clone();
+        let (door, bound) = oneshot::channel();
         let running = self
             .service(
                 "gateway",
                 users::GATEWAY,
-                |client| Gateway::start(config, client),
+                |client| async move {
+                    let gateway = Gateway::start(config, client).await?;
+                    let _ = door.send(gateway.https_addr());
+                    Ok::<_, liaison_gateway::GatewayError>(gateway)
+                },
                 |gateway, stop| gateway.run(stop),
             )
             .await?;
+        self.https_addr = bound.await.ok().flatten();
         self.gateway = Some(running);
         Ok(())
+    }
+
+    /// Where the gateway's HTTPS door listens, if it is open.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// Stops the gateway, letting in-flight work finish.

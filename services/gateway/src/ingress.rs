@@ -1,11 +1,15 @@
-//! Ingress: the request/reply door agencies send envelopes through. For each
-//! request, in order: size (before decoding), the agency in the subject, its
-//! limits (size, rate), the token, decoding, required fields, policy. An accepted envelope is stored in
+//! Ingress: the request/reply door agencies send envelopes through, and the
+//! one path every door's envelopes take ([`submit`]; the HTTPS door is the
+//! other caller). For each envelope, in order: size (before decoding), the
+//! agency in the subject or URL, its limits (size, rate), the token, decoding
+//! (protobuf or its JSON mapping), required fields, vocabulary, policy. An
+//! accepted envelope is stored in
 //! EVENTS (de-duplicated on its id) and its collection recorded before the
 //! sender is told "accepted", so an acknowledged envelope is never lost. Every
 //! refusal is recorded and answered with a code and a reason.
 
 use crate::Shared;
+use crate::decode::{Encoding, decode};
 use crate::records;
 use crate::refusal::Refusal;
 use crate::validate;
@@ -58,7 +62,7 @@ async fn handle(shared: &Shared, message: Message) {
         .and_then(|h| h.get(subjects::TOKEN_HEADER))
         .map(|v| v.as_str());
     let agency = subjects::ingress_agency_part(&message.subject);
-    let verdict = submit(shared, agency, token, &message.payload).await;
+    let verdict = submit(shared, agency, token, &message.payload, Encoding::Protobuf).await;
     if let Some(reply) = message.reply
         && let Err(e) = shared
             .client
@@ -72,13 +76,27 @@ async fn handle(shared: &Shared, message: Message) {
 /// The one ingress path, whatever door the envelope came through (NATS
 /// request/reply or HTTPS): `agency` as the transport named it (the ingress
 /// subject's token, the URL path), unvalidated; `token` the agency's JWT;
-/// `payload` the encoded envelope, not yet decoded. Every refusal is recorded
-/// before the verdict is returned; an acceptance is stored first.
-pub async fn submit(shared: &Shared, agency: &str, token: Option<&str>, payload: &[u8]) -> Verdict {
-    match admit(shared, agency, token, payload).await {
+/// `payload` the envelope as received, in `encoding`, not yet decoded. Every
+/// refusal is recorded before the verdict is returned; an acceptance is
+/// stored first.
+pub async fn submit(
+    shared: &Shared,
+    agency: &str,
+    token: Option<&str>,
+    payload: &[u8],
+    encoding: Encoding,
+) -> Verdict {
+    match admit(shared, agency, token, payload, encoding).await {
         Ok(verdict) => verdict,
         Err(rejected) => refuse(shared, rejected).await,
     }
+}
+
+/// Refuses, and records, an envelope a door would not read whole because it
+/// is longer than `limit` (`size`: its declared length, or what was read
+/// before the limit was passed). The same refusal [`submit`] gives first.
+pub async fn refuse_too_large(shared: &Shared, size: usize, limit: usize) -> Verdict {
+    refuse(shared, Rejected::new(Refusal::TooLarge { size, limit })).await
 }
 
 /// A refusal, with what was known of the request when it was refused.
@@ -146,6 +164,7 @@ async fn admit(
     agency: &str,
     token: Option<&str>,
     payload: &[u8],
+    encoding: Encoding,
 ) -> Result<Verdict, Rejected> {
     let limit = shared.config.gateway.max_envelope_bytes;
     if payload.len() > limit {
@@ -166,8 +185,7 @@ async fn admit(
         .verifier
         .verify(&agency, token, unix_now())
         .map_err(from_agency)?;
-    let envelope =
-        Envelope::decode(payload).map_err(|e| from_agency(Refusal::Malformed(e.to_string())))?;
+    let envelope = decode(payload, encoding).map_err(|e| from_agency(Refusal::Malformed(e)))?;
     let about = |refusal: Refusal| from_agency(refusal).about(&envelope);
     validate::check(&envelope, &agency).map_err(about)?;
     if envelope.author != claims.sub {

@@ -5,9 +5,13 @@
 //! ingress subject ([`ingress`]), is checked, stored in EVENTS, and one copy
 //! per permitted recipient, with the fields it may not see removed, goes to
 //! DELIVERY. Every decision becomes a record for the audit ledger
-//! ([`records`]). It does not keep the ledger, nor case state.
+//! ([`records`]). Agencies that do not speak NATS use the HTTPS door
+//! ([`https`]), which takes envelopes through the same ingress path and reads
+//! inboxes for them. It does not keep the ledger, nor case state.
 
 pub mod auth;
+pub mod decode;
+pub mod https;
 pub mod ingress;
 pub mod limits;
 pub mod policy;
@@ -39,6 +43,8 @@ pub enum GatewayError {
     Nats(String),
     #[error("router stopped: {0}")]
     Router(String),
+    #[error(transparent)]
+    Https(#[from] https::HttpsError),
 }
 
 /// What every gateway task shares.
@@ -71,6 +77,7 @@ pub struct Gateway {
     shared: Arc<Shared>,
     requests: async_nats::Subscriber,
     consumer: PullConsumer,
+    door: Option<https::Door>,
 }
 
 impl Gateway {
@@ -81,6 +88,11 @@ impl Gateway {
         let policy = policy::Policy::load(&config.paths.policies, &registry)?;
         let verifier =
             auth::Verifier::new(&registry, &config.gateway).map_err(GatewayError::Keys)?;
+        let door = if config.https.enabled() {
+            Some(https::Door::bind(&config.https).await?)
+        } else {
+            None
+        };
         let js = jetstream::new(client.clone());
         let participation = liaison_kit::participation::Store::open(&js)
             .await
@@ -117,10 +129,17 @@ impl Gateway {
             shared,
             requests,
             consumer,
+            door,
         })
     }
 
-    /// Serves ingress and routing until `shutdown`, then drains in-flight work.
+    /// Where the HTTPS door listens, if it is open.
+    pub fn https_addr(&self) -> Option<std::net::SocketAddr> {
+        self.door.as_ref().map(https::Door::local_addr)
+    }
+
+    /// Serves ingress, the HTTPS door (if configured) and routing until
+    /// `shutdown`, then drains in-flight work.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), GatewayError> {
         let stop = shutdown.child_token();
         let started = std::time::SystemTime::now()
@@ -140,11 +159,17 @@ impl Gateway {
             self.requests,
             stop.clone(),
         ));
+        let door = self
+            .door
+            .map(|door| tokio::spawn(https::serve(self.shared.clone(), door, stop.clone())));
         let routed = router::serve(self.shared.clone(), self.consumer, stop.clone()).await;
         stop.cancel();
         let _ = ingress.await;
         if let Some(watcher) = watcher {
             let _ = watcher.await;
+        }
+        if let Some(door) = door {
+            let _ = door.await;
         }
         let _ = self.shared.client.flush().await;
         routed.map_err(GatewayError::Router)

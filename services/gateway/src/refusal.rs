@@ -11,7 +11,9 @@ pub enum Refusal {
     InvalidAgencyId(String),
     #[error("agency {0:?} is not registered")]
     UnknownAgency(String),
-    #[error("no token: send a signed JWT in the Liaison-Token header")]
+    #[error(
+        "no token: send a signed JWT in the Liaison-Token header (NATS) or as Authorization: Bearer (HTTPS)"
+    )]
     MissingToken,
     #[error("token signature does not verify with the agency's registered key")]
     BadSignature,
@@ -77,6 +79,15 @@ impl Refusal {
         }
     }
 
+    /// The HTTP status of a refusal `code` (as a verdict carries it), from
+    /// [`Refusal::codes`]; `None` if it is not a refusal code.
+    pub fn http_status_of(code: &str) -> Option<u16> {
+        Self::codes()
+            .into_iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, status)| status)
+    }
+
     /// Every refusal code with its HTTP status, for the wire contract and the
     /// OpenAPI document (one mapping, used by both doors).
     pub fn codes() -> [(&'static str, u16); 13] {
@@ -130,6 +141,8 @@ mod tests {
         assert_eq!(examples.len(), table.len());
         for (refusal, (code, status)) in examples.iter().zip(table) {
             assert_eq!((refusal.code(), refusal.http_status()), (code, status));
+            assert_eq!(Refusal::http_status_of(code), Some(status));
         }
+        assert_eq!(Refusal::http_status_of("accepted"), None);
     }
 }

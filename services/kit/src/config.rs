@@ -13,6 +13,7 @@ pub struct Config {
     pub streams: StreamsConfig,
     pub paths: PathsConfig,
     pub audit: AuditConfig,
+    pub https: HttpsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +84,43 @@ pub struct AuditConfig {
     pub checkpoint_interval_secs: u64,
     /// The auditors' registry: who may consult the ledger, with their keys.
     pub auditors: PathBuf,
+}
+
+/// The gateway's HTTPS door, for agencies that do not speak NATS. Off unless
+/// `listen` is set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpsConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8443` (empty: no HTTPS door).
+    pub listen: String,
+    /// The server's certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// The server's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA certificates (PEM) client certificates are verified against
+    /// (empty: client certificates are not asked for).
+    pub client_ca: PathBuf,
+    /// Refuse connections without a client certificate signed by `client_ca`.
+    pub client_cert_required: bool,
+    /// Largest request body read (0: `gateway.max_envelope_bytes`). Envelopes
+    /// are also held to `gateway.max_envelope_bytes`, whatever their encoding.
+    pub max_body_bytes: usize,
+}
+
+impl HttpsConfig {
+    /// Whether the door is configured to open.
+    pub fn enabled(&self) -> bool {
+        !self.listen.trim().is_empty()
+    }
+
+    /// The body limit in force, given the gateway's envelope limit.
+    pub fn body_limit(&self, gateway: &GatewayConfig) -> usize {
+        if self.max_body_bytes == 0 {
+            gateway.max_envelope_bytes
+        } else {
+            self.max_body_bytes
+        }
+    }
 }
 
 impl Default for AuditConfig {
@@ -249,6 +287,36 @@ mod tests {
         assert_eq!(config.gateway.max_envelope_bytes, 1000);
         assert_eq!(config.nats.url, "nats://10.0.0.1:4222");
         assert_eq!(config.gateway.clock_skew_secs, 30);
+    }
+
+    #[test]
+    fn https_is_off_by_default_and_set_like_any_section() {
+        let config =
+            Config::from_sources("", "defaults", env(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.https.enabled());
+        assert_eq!(
+            config.https.body_limit(&config.gateway),
+            config.gateway.max_envelope_bytes
+        );
+        let config = Config::from_sources(
+            "[https]\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
+            "f.toml",
+            env(&[
+                ("LIAISON_HTTPS_LISTEN", "127.0.0.1:8443"),
+                ("LIAISON_HTTPS_CLIENT_CERT_REQUIRED", "true"),
+                ("LIAISON_HTTPS_MAX_BODY_BYTES", "1000"),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.https.enabled());
+        assert_eq!(config.https.cert, PathBuf::from("c.pem"));
+        assert!(config.https.client_cert_required);
+        assert_eq!(config.https.body_limit(&config.gateway), 1000);
+        let err = Config::from_sources("[https]\nport = 1\n", "f.toml", env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("port"), "{err}");
     }
 
     #[test]

@@ -87,6 +87,13 @@ pub fn delivery_consumer(agency: &AgencyId) -> String {
     format!("deliver-{agency}")
 }
 
+/// How every acknowledgement subject of an agency's delivery consumer begins:
+/// JetStream's `$JS.ACK.<stream>.<consumer>.`, followed by five numeric
+/// tokens (delivery count, stream and consumer sequences, time, pending).
+pub fn delivery_ack_prefix(agency: &AgencyId) -> String {
+    format!("$JS.ACK.{DELIVERY_STREAM}.{}.", delivery_consumer(agency))
+}
+
 /// Where a service publishes its decision records.
 pub fn decisions(service: &'static str) -> String {
     format!("liaison.decisions.{service}")
@@ -115,5 +122,15 @@ mod tests {
         assert!(agency_of_ingress("liaison.ingress.POLICE.envelope").is_err());
         assert!(agency_of_ingress("liaison.ingress.").is_err());
         assert!(agency_of_ingress("other.subject").is_err());
+    }
+
+    #[test]
+    fn ack_prefixes_name_the_agency_consumer_whole() {
+        let police = AgencyId::parse("police").unwrap_or_else(|e| panic!("{e}"));
+        let prefix = delivery_ack_prefix(&police);
+        assert_eq!(prefix, "$JS.ACK.DELIVERY.deliver-police.");
+        // The trailing dot: police's prefix is not a prefix of police-2's subjects.
+        let police2 = AgencyId::parse("police-2").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!delivery_ack_prefix(&police2).starts_with(&prefix));
     }
 }

@@ -118,6 +118,13 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 ],
                 consume(s::EVENTS_STREAM, s::ROUTER_CONSUMER),
                 read_key_value(crate::participation::BUCKET),
+                // The HTTPS door reads each agency's inbox for it: the same
+                // durable consumers the agencies read over NATS, named one by
+                // one (NATS wildcards match whole tokens only).
+                agencies
+                    .iter()
+                    .flat_map(|a| consume(s::DELIVERY_STREAM, &s::delivery_consumer(a)))
+                    .collect(),
             ]
             .concat(),
             vec![s::INGRESS_ALL.to_owned()],
@@ -225,5 +232,40 @@ mod tests {
         let rendered = render_authorization(&users);
         assert!(rendered.contains("user: \"police\""));
         assert_eq!(users.len(), 5);
+    }
+
+    #[test]
+    fn the_gateway_reads_and_acknowledges_exactly_the_agencies_inboxes() {
+        let ids: Vec<AgencyId> = ["police", "council"]
+            .iter()
+            .map(|a| AgencyId::parse(a).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let users = plan(&ids);
+        let gateway = users
+            .iter()
+            .find(|u| u.credentials.user == GATEWAY)
+            .unwrap_or_else(|| panic!("gateway user"));
+        for agency in ["police", "council"] {
+            for subject in [
+                format!("$JS.API.CONSUMER.INFO.DELIVERY.deliver-{agency}"),
+                format!("$JS.API.CONSUMER.MSG.NEXT.DELIVERY.deliver-{agency}"),
+                format!("$JS.ACK.DELIVERY.deliver-{agency}.>"),
+            ] {
+                assert!(gateway.publish.contains(&subject), "{subject}");
+            }
+        }
+        // Nothing on DELIVERY beyond those: no stream administration, no
+        // other consumers, no wildcard over consumer names.
+        let on_delivery: Vec<&String> = gateway
+            .publish
+            .iter()
+            .filter(|p| p.contains("DELIVERY"))
+            .collect();
+        assert_eq!(on_delivery.len(), 6, "{on_delivery:?}");
+        assert!(gateway.publish.iter().all(|p| !p.contains("STREAM.")));
+        assert_eq!(
+            gateway.subscribe,
+            vec!["liaison.ingress.>", "_INBOX_svc-gateway.>"]
+        );
     }
 }

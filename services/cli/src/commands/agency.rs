@@ -1,4 +1,4 @@
-//! Agency commands: `send`, `inbox`, `keys gen`.
+//! Agency commands: `send`, `inbox`, `token`, `keys gen`.
 
 use super::Cli;
 use anyhow::{Context as _, Result};
@@ -83,9 +83,10 @@ pub enum TokenCommand {
         /// The agency (or auditor) the token is issued by (`iss`).
         #[arg(long, alias = "auditor")]
         agency: String,
-        /// The person or system acting for it (`sub`).
+        /// The person or system acting for it (`sub`): an envelope's `author`
+        /// must be this [default: AGENCY-case-system].
         #[arg(long)]
-        subject: String,
+        subject: Option<String>,
         /// Private key (PKCS#8 PEM) [default: the agency's development key].
         #[arg(long)]
         key: Option<PathBuf>,
@@ -111,6 +112,9 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<ExitCode> {
         lifetime,
     } = command;
     let agency = AgencyId::parse(agency)?;
+    let subject = subject
+        .clone()
+        .unwrap_or_else(|| format!("{agency}-case-system"));
     if subject.trim().is_empty() {
         anyhow::bail!("--subject must name the person or system acting for {agency}");
     }
@@ -122,7 +126,7 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<ExitCode> {
         None => cli.load_config()?.gateway.audience,
     };
     let token = signer
-        .mint(agency.as_str(), subject, &audience, unix_now(), *lifetime)
+        .mint(agency.as_str(), &subject, &audience, unix_now(), *lifetime)
         .map_err(|e| anyhow::anyhow!(e))?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)

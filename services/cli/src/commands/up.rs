@@ -1,11 +1,15 @@
-//! `liaison up`: the whole system in one process until Ctrl-C or SIGTERM.
+//! `liaison up`: the whole system in one process until Ctrl-C or SIGTERM,
+//! with the gateway's HTTPS door on a development certificate made at start
+//! (unless the configuration names its own, or `--no-https`).
 
 use super::Cli;
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Args;
+use liaison::devtls;
 use liaison::system::{System, UpOptions};
+use liaison_kit::config::Config;
 use liaison_kit::session;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
@@ -16,10 +20,60 @@ pub struct UpArgs {
     /// Keep JetStream data in this directory (default: a temporary one, removed on exit).
     #[arg(long)]
     store: Option<PathBuf>,
+    /// Address of the gateway's HTTPS door, on a development certificate made
+    /// now (ignored when the configuration sets https.listen).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    https_listen: String,
+    /// Do not open the HTTPS door.
+    #[arg(long)]
+    no_https: bool,
+}
+
+/// How the HTTPS door was set up for this session.
+enum Door {
+    Off,
+    /// Development certificates in this directory, removed on exit.
+    Dev {
+        dir: PathBuf,
+        ca: PathBuf,
+    },
+    /// The configuration's own certificate.
+    Configured,
+}
+
+/// Sets up `config.https` for this session.
+fn https(config: &mut Config, args: &UpArgs, session_dir: &Path) -> Result<Door> {
+    if args.no_https {
+        config.https.listen.clear();
+        return Ok(Door::Off);
+    }
+    if config.https.enabled() {
+        return Ok(Door::Configured);
+    }
+    // Said plainly here, before anything starts, rather than as a gateway error.
+    if let Err(e) = std::net::TcpListener::bind(&args.https_listen) {
+        anyhow::bail!(
+            "the HTTPS door cannot listen on {} ({e}): stop what uses it, or choose another address with --https-listen (127.0.0.1:0 picks a free port), or --no-https",
+            args.https_listen
+        );
+    }
+    let dir = session_dir.join("tls");
+    let files = devtls::write_server_files(&dir).context("development certificates")?;
+    config.https.listen = args.https_listen.clone();
+    config.https.cert = files.cert;
+    config.https.key = files.key;
+    Ok(Door::Dev { dir, ca: files.ca })
 }
 
 pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
-    let config = cli.load_config()?;
+    let mut config = cli.load_config()?;
+    let path = cli.session.clone().unwrap_or_else(session::default_path);
+    let session_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let door = https(&mut config, args, &session_dir)?;
     println!("Starting Liaison: nats-server, gateway, audit ...");
     let system = System::start(
         config,
@@ -30,7 +84,6 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         },
     )
     .await?;
-    let path = cli.session.clone().unwrap_or_else(session::default_path);
     system.session.save(&path)?;
     let agencies: Vec<String> = system
         .registry
@@ -45,15 +98,37 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     );
     println!("  agencies  {}", agencies.join(", "));
     println!("  streams   EVENTS, DELIVERY, DECISIONS, LEDGER");
+    let url = system.https_addr().map(|a| format!("https://{a}"));
+    match (&door, &url) {
+        (Door::Dev { ca, .. }, Some(url)) => {
+            println!(
+                "  HTTPS     {url}  (development CA {}, made now)",
+                ca.display()
+            );
+        }
+        (Door::Configured, Some(url)) => {
+            println!(
+                "  HTTPS     {url}  (certificate {})",
+                system.config.https.cert.display()
+            );
+        }
+        _ => println!("  HTTPS     off"),
+    }
     println!("Try, in another terminal:");
     println!("  liaison send --agency school-a deploy/examples/referral.json");
     println!("  liaison inbox --agency police");
     println!("  liaison audit verify");
+    if let (Door::Dev { ca, .. }, Some(url)) = (&door, &url) {
+        println!("  curl --cacert {} {url}/v1/openapi.json", ca.display());
+    }
     println!("Liaison is ready. Press Ctrl-C to stop.");
     stop_signal().await?;
     println!("Stopping ...");
     system.shutdown().await?;
     let _ = std::fs::remove_file(&path);
+    if let Door::Dev { dir, .. } = &door {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     println!("Stopped.");
     Ok(ExitCode::SUCCESS)
 }
