@@ -61,7 +61,7 @@ async fn refusals_over_https_carry_the_nats_doors_codes_and_are_audited() -> any
     check(
         "another agency's token",
         reply,
-        (401, "bad_signature"),
+        (401, "invalid_token"),
         Some(nats.code),
     );
 
