@@ -284,3 +284,24 @@ pub async fn ledger_counts(system: &System) -> Result<(usize, usize)> {
         .count();
     Ok((collections, disclosures))
 }
+
+/// Asserts `verdict` refuses with `code` and a reason that mentions `mentions`;
+/// `what` names the case in the failure message.
+pub fn assert_refused(
+    verdict: &liaison_proto::v1::Verdict,
+    code: &str,
+    mentions: &str,
+    what: &str,
+) {
+    assert_eq!(
+        verdict.outcome,
+        Outcome::Refused as i32,
+        "{what}: {verdict:?}"
+    );
+    assert_eq!(verdict.code, code, "{what}: {verdict:?}");
+    assert!(
+        verdict.reason.contains(mentions),
+        "{what}: reason {:?} should mention {mentions:?}",
+        verdict.reason
+    );
+}

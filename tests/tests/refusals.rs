@@ -7,8 +7,8 @@ use liaison_kit::time::unix_now;
 use liaison_kit::users;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::verdict::Outcome;
-use liaison_proto::v1::{CaseUpdated, Decision, Verdict};
-use liaison_tests::{agency, inbox_exactly, ledger, referral, sign, start};
+use liaison_proto::v1::{CaseUpdated, Decision};
+use liaison_tests::{agency, assert_refused, inbox_exactly, ledger, referral, sign, start};
 use prost::Message;
 use serde_json::json;
 use std::time::Duration;
@@ -17,16 +17,6 @@ fn claims(iss: &str, sub: &str, exp_offset: i64) -> serde_json::Value {
     let now = unix_now() as i64;
     json!({"iss": iss, "sub": sub, "aud": "liaison-gateway", "iat": now - 10,
            "nbf": now - 10, "exp": now + exp_offset, "jti": uuid::Uuid::new_v4().to_string()})
-}
-
-fn assert_refused(verdict: &Verdict, code: &str, reason_mentions: &str) {
-    assert_eq!(verdict.outcome, Outcome::Refused as i32, "{verdict:?}");
-    assert_eq!(verdict.code, code, "{verdict:?}");
-    assert!(
-        verdict.reason.contains(reason_mentions),
-        "reason {:?} should mention {reason_mentions:?}",
-        verdict.reason
-    );
 }
 
 #[tokio::test]
@@ -48,7 +38,7 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
     let verdict = school
         .send_raw(other.encode_to_vec().into(), Some(&forged))
         .await?;
-    assert_refused(&verdict, "invalid_token", "kid");
+    assert_refused(&verdict, "invalid_token", "kid", "invalid_token");
 
     // Expired (beyond the allowed clock skew).
     let expired = sign("school-a", &claims("school-a", "school-a-dsl", -120))?;
@@ -56,11 +46,11 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
     let verdict = school
         .send_raw(other.encode_to_vec().into(), Some(&expired))
         .await?;
-    assert_refused(&verdict, "token_expired", "expired");
+    assert_refused(&verdict, "token_expired", "expired", "token_expired");
 
     // No token at all.
     let verdict = school.send_raw(good_bytes.clone().into(), None).await?;
-    assert_refused(&verdict, "missing_token", "Liaison-Token");
+    assert_refused(&verdict, "missing_token", "Liaison-Token", "missing_token");
 
     // An agency the registry does not know (only an operator could even publish here).
     let token = sign("school-a", &claims("ghost-agency", "x", 60))?;
@@ -72,7 +62,7 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
         timeout,
     )
     .await?;
-    assert_refused(&verdict, "unknown_agency", "ghost-agency");
+    assert_refused(&verdict, "unknown_agency", "ghost-agency", "unknown_agency");
 
     // An agency id that is not a valid id.
     let verdict = request(
@@ -83,24 +73,39 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
         timeout,
     )
     .await?;
-    assert_refused(&verdict, "invalid_agency_id", "School_A");
+    assert_refused(
+        &verdict,
+        "invalid_agency_id",
+        "School_A",
+        "invalid_agency_id",
+    );
 
     // Not a protobuf envelope.
     let token = school.token("school-a-dsl")?;
     let verdict = school
         .send_raw(vec![0xff, 0xff, 0xff, 0x01, 0x02].into(), Some(&token))
         .await?;
-    assert_refused(&verdict, "malformed_envelope", "Envelope");
+    assert_refused(
+        &verdict,
+        "malformed_envelope",
+        "Envelope",
+        "malformed_envelope",
+    );
 
     // Larger than the limit: refused before decoding.
     let huge = vec![0u8; 70 * 1024];
     let verdict = school.send_raw(huge.into(), Some(&token)).await?;
-    assert_refused(&verdict, "too_large", "65536");
+    assert_refused(&verdict, "too_large", "65536", "too_large");
 
     // A required field missing.
     let mut no_purpose = referral("school-a", "ref-no-purpose");
     no_purpose.purpose.clear();
-    assert_refused(&school.send(&no_purpose).await?, "invalid_field", "purpose");
+    assert_refused(
+        &school.send(&no_purpose).await?,
+        "invalid_field",
+        "purpose",
+        "invalid_field",
+    );
 
     // Claiming to be another agency inside the envelope.
     let mut impostor = referral("school-a", "ref-impostor");
@@ -109,6 +114,7 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
         &school.send(&impostor).await?,
         "invalid_field",
         "sender_agency",
+        "invalid_field",
     );
 
     // A share no information-sharing agreement permits.
@@ -118,7 +124,12 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
         summary: "not the school's to send".into(),
         ..Default::default()
     }));
-    assert_refused(&school.send(&update).await?, "policy_denied", "case_update");
+    assert_refused(
+        &school.send(&update).await?,
+        "policy_denied",
+        "case_update",
+        "policy_denied",
+    );
 
     // What was accepted before is delivered exactly once, and still is.
     let delivered = inbox_exactly(&police, 1).await?;

@@ -4,25 +4,11 @@
 //! each refusal is in the audit ledger with the reason the sender was given.
 //! A replayed `jti` is refused too; the same token used again is not a replay.
 
+use liaison_proto::v1::Decision;
 use liaison_proto::v1::verdict::Outcome;
-use liaison_proto::v1::{Decision, Verdict};
 use liaison_tests::attacks::{self, valid_claims};
-use liaison_tests::{agency, inbox_exactly, ledger, referral, sign, start};
+use liaison_tests::{agency, assert_refused, inbox_exactly, ledger, referral, sign, start};
 use prost::Message as _;
-
-fn refused(verdict: &Verdict, code: &str, mentions: &str, what: &str) {
-    assert_eq!(
-        verdict.outcome,
-        Outcome::Refused as i32,
-        "{what}: {verdict:?}"
-    );
-    assert_eq!(verdict.code, code, "{what}: {verdict:?}");
-    assert!(
-        verdict.reason.contains(mentions),
-        "{what}: reason {:?} should mention {mentions:?}",
-        verdict.reason
-    );
-}
 
 #[tokio::test]
 async fn no_hostile_token_is_accepted_and_each_refusal_is_audited() -> anyhow::Result<()> {
@@ -36,7 +22,7 @@ async fn no_hostile_token_is_accepted_and_each_refusal_is_audited() -> anyhow::R
         let verdict = school
             .send_raw(envelope.encode_to_vec().into(), Some(&attack.token))
             .await?;
-        refused(&verdict, attack.code, attack.mentions, attack.name);
+        assert_refused(&verdict, attack.code, attack.mentions, attack.name);
         expected.push((verdict.code.clone(), verdict.reason.clone()));
     }
 
@@ -64,7 +50,7 @@ async fn no_hostile_token_is_accepted_and_each_refusal_is_audited() -> anyhow::R
             Some(&replay),
         )
         .await?;
-    refused(&verdict, "token_replayed", "jti", "replayed jti");
+    assert_refused(&verdict, "token_replayed", "jti", "replayed jti");
     expected.push((verdict.code.clone(), verdict.reason.clone()));
 
     // Only the two genuine envelopes reached the police.
