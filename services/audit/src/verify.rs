@@ -12,7 +12,7 @@ use liaison_proto::v1::{AuditRecord, LedgerEntry};
 use prost::Message as _;
 
 /// A stream and its last sequence now.
-async fn stream_end(
+pub async fn stream_end(
     js: &jetstream::Context,
     name: &str,
 ) -> Result<(jetstream::stream::Stream, u64), String> {

@@ -9,4 +9,5 @@ pub mod client;
 pub mod demo;
 pub mod devtls;
 pub mod keys;
+pub mod progress;
 pub mod system;

@@ -30,7 +30,11 @@ fn main() {
         let signer = Signer::from_pem(&pem, None).unwrap();
         let n = 5_000;
         let tokens: Vec<String> = (0..n)
-            .map(|_| signer.mint("police", "bench", "liaison-gateway", now, 300).unwrap())
+            .map(|_| {
+                signer
+                    .mint("police", "bench", "liaison-gateway", now, 300)
+                    .unwrap()
+            })
             .collect();
         let verifier = Verifier::new(&registry, &GatewayConfig::default()).unwrap();
         let started = Instant::now();

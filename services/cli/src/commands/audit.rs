@@ -5,6 +5,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
 use liaison::client::mint;
 use liaison::keys;
+use liaison::progress::Progress;
 use liaison_audit::bundle::Bundle;
 use liaison_audit::checkpoint::NoteVerifier;
 use liaison_audit::consult::{AUDIENCE, ConsultReply, ConsultRequest};
@@ -153,6 +154,15 @@ impl ReplayArgs {
     }
 }
 
+/// A progress line over the ledger's records as they are now (none if the
+/// ledger's size cannot be read: the read that follows will say why).
+async fn ledger_progress(js: &async_nats::jetstream::Context, what: &'static str) -> Progress {
+    let total = liaison_audit::verify::stream_end(js, liaison_kit::subjects::LEDGER_STREAM)
+        .await
+        .map_or(0, |(_, last)| last);
+    Progress::new(what, total)
+}
+
 /// Prints the records that pass the filter, as the ledger is verified.
 async fn replay_ledger(
     js: &async_nats::jetstream::Context,
@@ -177,7 +187,9 @@ async fn replay_ledger(
     }
     let mut shown = 0u64;
     let mut written = Ok(());
+    let mut progress = ledger_progress(js, "replaying").await;
     let report = liaison_audit::verify::verify(js, &verifier, |entry, record| {
+        progress.tick(entry.index + 1);
         if written.is_err() || !filter.matches(entry.index, record) {
             return;
         }
@@ -204,6 +216,7 @@ async fn replay_ledger(
         };
     })
     .await?;
+    progress.finish();
     written?;
     out.flush()?;
     drop(out);
@@ -351,7 +364,12 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
         AuditCommand::Verify { bundle: None } => {
             let verifier = trusted_key(&config)?;
             let js = consulted(cli, who, "verify", String::new()).await?;
-            let report = liaison_audit::verify::verify(&js, &verifier, |_, _| {}).await?;
+            let mut progress = ledger_progress(&js, "verifying").await;
+            let report = liaison_audit::verify::verify(&js, &verifier, |entry, _| {
+                progress.tick(entry.index + 1)
+            })
+            .await?;
+            progress.finish();
             Ok(print_report(&report))
         }
         AuditCommand::Checkpoint => {
