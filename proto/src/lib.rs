@@ -5,6 +5,7 @@
 //! protobuf JSON mapping and its JSON Schemas. It does not decide who may see what: that is the
 //! gateway's policy.
 
+pub mod compat;
 pub mod json;
 pub mod json_schema;
 pub mod labels;
