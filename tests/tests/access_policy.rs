@@ -219,7 +219,23 @@ async fn a_new_policy_set_is_applied_live_and_a_broken_one_is_refused() -> anyho
         policies.path().join("broken.cedar"),
         "permit (principal, action, resource) when {",
     )?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let system_ref = &system;
+    liaison_tests::eventually(
+        "the broken set refused",
+        Duration::from_secs(15),
+        || async move {
+            let (_, records) = ledger_all(system_ref).await?;
+            Ok(records
+                .iter()
+                .any(|r| r.code == "policy_invalid")
+                .then_some(()))
+        },
+    )
+    .await?;
+    // The watcher keeps looking (every second) at the same broken directory:
+    // let it look twice more, to show the refusal is not recorded again. (A
+    // wait, because what is checked is that nothing happens.)
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     let after = school.send(&referral("school-a", "after-broken")).await?;
     assert_eq!(after.outcome, Outcome::Accepted as i32, "{after:?}");
     assert_eq!(recipients(&after), ["council"]);
