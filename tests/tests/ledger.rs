@@ -35,3 +35,43 @@ async fn a_record_published_twice_is_chained_once() -> anyhow::Result<()> {
     assert_eq!(ids, vec!["r-1", "r-2"]);
     system.shutdown().await
 }
+
+/// Several thousand records: the writer's batches and the readers' batched
+/// direct gets (1,000 per request, several in flight) cross many boundaries,
+/// and every record is read back once, in order.
+#[tokio::test]
+async fn a_ledger_of_thousands_is_read_back_whole_and_in_order() -> anyhow::Result<()> {
+    let system = start().await?;
+    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let n = 3_456;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let mut acks = Vec::new();
+        for i in chunk {
+            let record = AuditRecord {
+                record_id: format!("bulk-{i}"),
+                operation: Operation::Disclosure as i32,
+                agency: "school-a".into(),
+                ..Default::default()
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", format!("bulk-{i}").as_str());
+            acks.push(
+                js.publish_with_headers(
+                    "liaison.decisions.gateway",
+                    headers,
+                    record.encode_to_vec().into(),
+                )
+                .await?,
+            );
+        }
+        for ack in acks {
+            ack.await?;
+        }
+    }
+    let (report, records) = ledger(&system).await?;
+    assert!(report.intact(), "{report:?}");
+    let ids: Vec<String> = records.iter().map(|r| r.record_id.clone()).collect();
+    let expected: Vec<String> = (0..n).map(|i| format!("bulk-{i}")).collect();
+    assert_eq!(ids, expected);
+    system.shutdown().await
+}

@@ -5,7 +5,8 @@
 //! Single writer: every append states the sequence it expects LEDGER to end
 //! at (`Nats-Expected-Last-Sequence`), so a second writer cannot fork the
 //! chain; on a conflict the writer re-reads the ledger. Records waiting in
-//! DECISIONS are appended in batches of pipelined publishes, in order.
+//! DECISIONS are appended in order, up to 1,000 at a time, each batch as one
+//! atomic batch publish: stored whole or not at all, acknowledged once.
 //! Exactly once: each entry records the DECISIONS sequence it came from, and a
 //! record redelivered after a crash (appended, not yet acknowledged) is
 //! recognised by that sequence and skipped, whatever order it comes back in.
@@ -29,8 +30,8 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-/// Most decision records appended in one pipelined round.
-pub const BATCH: usize = 1024;
+/// Most decision records appended in one atomic batch (the server's limit is 1,000).
+pub const BATCH: usize = 1000;
 /// Remembered DECISIONS sequences before the acknowledged ones are dropped.
 const PRUNE_ABOVE: usize = 100_000;
 
@@ -144,33 +145,47 @@ impl Writer {
         })
     }
 
-    /// Appends `batch` (record bytes and DECISIONS sequences, in order) with
-    /// pipelined publishes, each stating the sequence LEDGER must end at;
-    /// `Ok(false)` if another writer moved the ledger first.
+    /// Appends `batch` (record bytes and DECISIONS sequences, in order) as
+    /// one atomic batch publish (ADR-50): all of it is stored, or none; the
+    /// first entry states the sequence LEDGER must end at, and the one
+    /// acknowledgement comes after the whole batch is stored. `Ok(false)` if
+    /// another writer moved the ledger first.
     async fn append(&self, ledger: &mut Ledger, batch: &[(&[u8], u64)]) -> Result<bool, String> {
+        use async_nats::header;
         let mut tail = ledger.tail.clone();
-        let mut acks = Vec::with_capacity(batch.len());
-        for (record, source_seq) in batch {
+        let batch_id = uuid::Uuid::new_v4().simple().to_string();
+        let client = self.js.client();
+        let mut commit = None;
+        for (k, (record, source_seq)) in batch.iter().enumerate() {
             let entry = tail.append(record.to_vec(), *source_seq);
             let mut headers = HeaderMap::new();
-            headers.insert(
-                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
-                tail.next_index.to_string().as_str(),
-            );
-            acks.push(
-                self.js
-                    .publish_with_headers(
-                        subjects::LEDGER_ENTRIES,
-                        headers,
-                        entry.encode_to_vec().into(),
-                    )
+            headers.insert(header::NATS_BATCH_ID, batch_id.as_str());
+            headers.insert(header::NATS_BATCH_SEQUENCE, (k + 1).to_string().as_str());
+            if k == 0 {
+                headers.insert(
+                    header::NATS_EXPECTED_LAST_SEQUENCE,
+                    tail.next_index.to_string().as_str(),
+                );
+            }
+            let payload = entry.encode_to_vec().into();
+            if k + 1 == batch.len() {
+                headers.insert(header::NATS_BATCH_COMMIT, header::NATS_BATCH_COMMIT_FINAL);
+                commit = Some(
+                    self.js
+                        .publish_with_headers(subjects::LEDGER_ENTRIES, headers, payload)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                );
+            } else {
+                client
+                    .publish_with_headers(subjects::LEDGER_ENTRIES, headers, payload)
                     .await
-                    .map_err(|e| e.to_string())?,
-            );
+                    .map_err(|e| e.to_string())?;
+            }
             tail = Tail::after(&entry)?;
         }
-        for ack in acks {
-            match ack.await {
+        if let Some(commit) = commit {
+            match commit.await {
                 Ok(_) => {}
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => return Ok(false),
                 Err(e) => return Err(e.to_string()),

@@ -71,6 +71,8 @@ pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
             deny_delete: true,
             deny_purge: true,
             allow_direct: true,
+            // The writer appends each batch atomically (ADR-50, nats-server 2.12+).
+            allow_atomic_publish: true,
             duplicate_window: Duration::from_secs(120),
             ..base(
                 s::LEDGER_STREAM,
