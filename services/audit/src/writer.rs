@@ -32,6 +32,8 @@ use tracing::{debug, error, info, warn};
 
 /// Most decision records appended in one atomic batch (the server's limit is 1,000).
 pub const BATCH: usize = 1000;
+/// How long the writer waits for one more decision before committing a batch.
+const LINGER: Duration = Duration::from_millis(2);
 /// Remembered DECISIONS sequences before the acknowledged ones are dropped.
 const PRUNE_ABOVE: usize = 100_000;
 
@@ -279,10 +281,19 @@ impl Writer {
         while let Some(first) =
             consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER).await?
         {
+            // Each atomic commit costs the server a few milliseconds whatever
+            // its size, so gather what arrives within LINGER of the last one.
             let mut batch = vec![first];
             while batch.len() < BATCH {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(m))) => batch.push(m),
+                let next = match messages.next().now_or_never() {
+                    Some(next) => next,
+                    None => match tokio::time::timeout(LINGER, messages.next()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    },
+                };
+                match next {
+                    Some(Ok(m)) => batch.push(m),
                     _ => break,
                 }
             }
@@ -313,7 +324,14 @@ impl Writer {
                 if pending.is_empty() {
                     break;
                 }
-                match self.append(&mut ledger, &pending).await {
+                let started = std::time::Instant::now();
+                let appended = self.append(&mut ledger, &pending).await;
+                debug!(
+                    records = pending.len(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "Batch appended"
+                );
+                match appended {
                     Ok(true) => break,
                     Ok(false) => {
                         warn!("LEDGER moved under this writer; re-reading it");
