@@ -265,8 +265,9 @@ impl Writer {
 
     /// Appends decision records until `shutdown`; the batch in hand is finished first.
     ///
-    /// Records arrive in DECISIONS order; whatever is already waiting is taken
-    /// with the first (up to [`BATCH`]) and appended in one pipelined round.
+    /// Records arrive in DECISIONS order; whatever is already waiting, or
+    /// arrives within [`LINGER`] of the last, is taken with the first (up to
+    /// [`BATCH`]) and appended as one atomic batch.
     pub async fn serve(
         &self,
         consumer: PullConsumer,
