@@ -123,6 +123,8 @@ impl<'a> Adapter<'a> {
 
 /// Writes `bytes` to `path` so that a reader sees either nothing or all of
 /// it: a temporary file beside it, synced, renamed, and the directory synced.
+/// A new file is readable by its owner only (deliveries carry personal
+/// data); a replaced one keeps its permissions.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -130,8 +132,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temporary = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o600);
+        options.mode(mode);
+    }
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&temporary)?;
+        let mut file = options.open(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)?;
@@ -164,4 +176,48 @@ fn move_into(from: &Path, dir: &Path, suffix: &str) -> Result<PathBuf, AdapterEr
 fn beside(moved: &Path, suffix: &str) -> PathBuf {
     let stem = moved.file_stem().unwrap_or_default().to_string_lossy();
     moved.with_file_name(format!("{stem}{suffix}"))
+}
+
+/// A JSON document as the adapter writes it: indented, for people reading the directories too.
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_written_whole_and_private_and_moves_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("a.json");
+        write_atomically(&path, b"one").unwrap_or_else(|e| panic!("{e}"));
+        write_atomically(&path, b"two").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read_to_string(&path).ok().as_deref(), Some("two"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
+            assert_eq!(mode.ok(), Some(0o600));
+        }
+        let into = dir.path().join("sent");
+        std::fs::create_dir(&into).unwrap_or_else(|e| panic!("{e}"));
+        let first = move_into(&path, &into, "id-1").unwrap_or_else(|e| panic!("{e}"));
+        write_atomically(&path, b"three").unwrap_or_else(|e| panic!("{e}"));
+        let second = move_into(&path, &into, "id-2").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first, into.join("a.json"));
+        assert_eq!(second, into.join("a-id-2.json"));
+        assert_eq!(
+            beside(&second, ".reason.txt"),
+            into.join("a-id-2.reason.txt")
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["sent"], "no temporary file is left behind");
+    }
 }

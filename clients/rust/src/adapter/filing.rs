@@ -3,7 +3,7 @@
 //! disk; a delivery already filed (it came again after a lost
 //! acknowledgement) is acknowledged without being written again.
 
-use super::{Adapter, AdapterError, write_atomically};
+use super::{Adapter, AdapterError, pretty, write_atomically};
 use liaison_kit::ids::validate_envelope_id;
 use liaison_proto::json;
 use std::time::Duration;
@@ -32,7 +32,7 @@ impl Adapter<'_> {
             let path = self.dirs.inbox.join(format!("{id}.json"));
             let already_filed = path.exists();
             if !already_filed {
-                let mut text = json::to_json("Delivery", &received.delivery).to_string();
+                let mut text = pretty(&json::to_json("Delivery", &received.delivery));
                 text.push('\n');
                 write_atomically(&path, text.as_bytes())?;
             }

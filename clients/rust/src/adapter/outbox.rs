@@ -3,7 +3,7 @@
 //! [`AgencyClient::submit`] (local checks, retries with the same id), and is
 //! moved to `sent/` or `refused/` once answered.
 
-use super::{Adapter, AdapterError, beside, io_error, move_into, write_atomically};
+use super::{Adapter, AdapterError, beside, io_error, move_into, pretty, write_atomically};
 use crate::client::Receipt;
 use crate::envelope::complete;
 use crate::error::SendError;
@@ -84,7 +84,7 @@ impl Adapter<'_> {
         if envelope != before {
             // The id must be on disk before the first attempt, so that a
             // re-send after a crash is the same envelope to the gateway.
-            let mut filled = json::to_json("Envelope", &envelope).to_string();
+            let mut filled = pretty(&json::to_json("Envelope", &envelope));
             filled.push('\n');
             write_atomically(path, filled.as_bytes())?;
         }
@@ -130,7 +130,7 @@ impl Adapter<'_> {
             ..Default::default()
         };
         let moved = move_into(path, &self.dirs.sent, &envelope.id)?;
-        let mut text = json::to_json("Verdict", &verdict).to_string();
+        let mut text = pretty(&json::to_json("Verdict", &verdict));
         text.push('\n');
         write_atomically(&beside(&moved, ".verdict.json"), text.as_bytes())?;
         Ok(Outcome::Sent(receipt))
