@@ -6,6 +6,7 @@
 //! idempotent when a file is sent again after a crash or a delivery comes
 //! again after a lost acknowledgement.
 
+use liaison_client::RetryPolicy;
 use liaison_client::adapter::{Adapter, Dirs, Outcome};
 use liaison_kit::participation::{Participation, Store};
 use liaison_kit::{AgencyId, users};
@@ -233,5 +234,63 @@ async fn the_council_adapter_forwards_its_updates_and_files_its_referrals() -> a
             (Decision::Refused as i32, "policy_denied")
         ]
     );
+    system.shutdown().await
+}
+
+#[tokio::test]
+async fn a_file_sent_while_the_gateway_is_down_waits_in_the_outbox_with_its_id()
+-> anyhow::Result<()> {
+    let mut system = start().await?;
+    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let participants = ["police", "council"]
+        .iter()
+        .map(|a| AgencyId::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    Store::open(&operator)
+        .await?
+        .put(
+            "CASE-0042",
+            &Participation {
+                owner: participants[0].clone(),
+                participants,
+            },
+        )
+        .await?;
+    let council = agency(&system, "council")
+        .await?
+        .with_retry(RetryPolicy::for_up_to(Duration::from_millis(300)));
+    let root = tempfile::tempdir()?;
+    let adapter = Adapter::new(&council, Dirs::under(root.path()), "council-case-system")?;
+    let outbox = adapter.dirs().outbox.clone();
+    let sample = read(&repo_root().join("clients/rust/examples/data/council-case-update.json"))?;
+    std::fs::write(outbox.join("01-first.json"), &sample)?;
+    std::fs::write(outbox.join("02-second.json"), &sample)?;
+
+    system.stop_gateway().await;
+    let pass = adapter.forward_outbox().await?;
+    assert_eq!(
+        pass.len(),
+        1,
+        "the pass stops at the first deferred file: {pass:?}"
+    );
+    assert!(matches!(pass[0].outcome, Outcome::Deferred(_)), "{pass:?}");
+    assert_eq!(names(&outbox)?, ["01-first.json", "02-second.json"]);
+    // Its id was written into the file before the first attempt.
+    let waiting: Envelope = json::from_json("Envelope", &read(&outbox.join("01-first.json"))?)?;
+    assert_eq!(Some(&waiting.id), pass[0].envelope_id.as_ref());
+
+    system.start_gateway().await?;
+    let pass = adapter.forward_outbox().await?;
+    let sent: Vec<(&str, Option<&str>, bool)> = pass
+        .iter()
+        .map(|f| {
+            let sent = matches!(&f.outcome, Outcome::Sent(r) if !r.duplicate);
+            (f.file.as_str(), f.envelope_id.as_deref(), sent)
+        })
+        .collect();
+    assert_eq!(sent[0], ("01-first.json", Some(waiting.id.as_str()), true));
+    assert!(sent[1].2, "{pass:?}");
+    assert_ne!(sent[1].1, sent[0].1, "each file is its own share");
+    assert!(names(&outbox)?.is_empty());
     system.shutdown().await
 }

@@ -14,7 +14,7 @@
 //! outbox file, so a file sent again after a crash keeps its id and is
 //! answered `DUPLICATE`, never delivered twice. A file that could not be sent
 //! now (gateway unavailable, rate-limited, unreachable until the client's
-//! retry deadline) stays in `outbox/` for the next pass.
+//! retry deadline) stays in `outbox/`, with those after it, for the next pass.
 //!
 //! Filing ([`Adapter::file_inbox`]) writes each delivery atomically (a
 //! temporary file, synced, then renamed) and acknowledges it only once the

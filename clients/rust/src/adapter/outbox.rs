@@ -50,12 +50,20 @@ pub(super) fn json_files(dir: &Path) -> Result<Vec<PathBuf>, AdapterError> {
 }
 
 impl Adapter<'_> {
-    /// Sends every envelope waiting in `outbox/`, in file-name order, and
-    /// says what became of each.
+    /// Sends the envelopes waiting in `outbox/`, in file-name order, and
+    /// says what became of each. The pass stops at the first one that could
+    /// not be sent now ([`Outcome::Deferred`]): the gateway is down or the
+    /// agency over its rate, the rest would wait as long, and the next pass
+    /// starts again there, so files go in order.
     pub async fn forward_outbox(&self) -> Result<Vec<Forwarded>, AdapterError> {
         let mut forwarded = Vec::new();
         for path in json_files(&self.dirs.outbox)? {
-            forwarded.push(self.forward(&path).await?);
+            let one = self.forward(&path).await?;
+            let deferred = matches!(one.outcome, Outcome::Deferred(_));
+            forwarded.push(one);
+            if deferred {
+                break;
+            }
         }
         Ok(forwarded)
     }
