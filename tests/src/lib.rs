@@ -9,10 +9,10 @@ pub mod https;
 pub mod attacks;
 
 use anyhow::{Result, bail};
-use liaison::client::AgencyClient;
 use liaison::system::{System, UpOptions};
 use liaison_audit::inspect::Report;
 use liaison_audit::verify::verify;
+use liaison_client::AgencyClient;
 use liaison_kit::config::Config;
 use liaison_kit::{AgencyId, users};
 use liaison_proto::v1::envelope::Body;

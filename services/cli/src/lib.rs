@@ -2,7 +2,7 @@
 //!
 //! Owns running a whole Liaison system in one process ([`system`], behind
 //! `liaison up` and `liaison demo`), the agency client used to send and to read
-//! an inbox ([`client`]), agency keys ([`keys`]), development certificates
+//! an inbox ([`client`], re-exported from `liaison-client`), agency keys ([`keys`]), development certificates
 //! for the HTTPS door ([`devtls`]) and the demo day ([`demo`]). Services' own logic stays in their crates.
 
 pub mod client;

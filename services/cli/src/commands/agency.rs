@@ -138,7 +138,9 @@ async fn agency_client(cli: &Cli, agency: &str, key: Option<&PathBuf>) -> Result
     let pem = keys::read_key(&key_path)?;
     let target = cli.target(agency.as_str())?;
     let audience = cli.load_config()?.gateway.audience;
-    AgencyClient::connect(&target.url, &target.credentials, agency, &pem, &audience).await
+    AgencyClient::connect(&target.url, &target.credentials, agency, &pem, &audience)
+        .await
+        .map_err(Into::into)
 }
 
 pub async fn send(cli: &Cli, args: &SendArgs) -> Result<ExitCode> {
@@ -146,19 +148,9 @@ pub async fn send(cli: &Cli, args: &SendArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let mut envelope: Envelope =
         json::from_json("Envelope", &text).with_context(|| format!("{}", args.file.display()))?;
-    if envelope.id.is_empty() {
-        envelope.id = uuid::Uuid::new_v4().to_string();
-    }
-    if envelope.sender_agency.is_empty() {
-        envelope.sender_agency = args.agency.clone();
-    }
-    if envelope.author.is_empty() {
-        envelope.author = format!("{}-case-system", args.agency);
-    }
-    if envelope.sent_at.is_none() {
-        envelope.sent_at = Some(liaison_kit::time::timestamp_now());
-    }
     let client = agency_client(cli, &args.agency, args.key.as_ref()).await?;
+    let author = format!("{}-case-system", args.agency);
+    liaison_client::envelope::complete(&mut envelope, client.agency(), &author);
     let verdict = client.send(&envelope).await?;
     println!("envelope {} from {}", envelope.id, args.agency);
     Ok(print_verdict(&verdict))

@@ -1,0 +1,89 @@
+//! `liaison-client`: what a partner agency's system needs to take part in
+//! Liaison over NATS, implementing the wire contract (docs/wire-contract.md).
+//!
+//! - [`connect`]: the agency's own NATS user (user and password, a `.creds`
+//!   file or an NKey seed), optional TLS, the agency's inbox prefix;
+//! - [`tokens`]: tokens signed with the agency's key (EdDSA or ES256, `kid`
+//!   the RFC 7638 thumbprint), each reused for half its two-minute life;
+//! - [`envelope`]: building an envelope (id = a UUID v4, the idempotency key;
+//!   sender, author, `sent_at`) and checking it as the gateway would;
+//! - [`AgencyClient::submit`]: sending with safe retries — only `unavailable`,
+//!   `rate_limited` and transport failures, always with the same id,
+//!   exponential backoff with a cap and an overall deadline ([`retry`]) —
+//!   answering a [`Receipt`] or a typed [`SendError`], whose
+//!   [`Refused`](SendError::Refused) variant holds a [`Refusal`] per
+//!   gateway code;
+//! - [`inbox`]: the agency's durable delivery consumer with explicit
+//!   acknowledgement ([`AgencyClient::next_batch`], [`Received::ack`]);
+//!   catching up after being offline needs nothing more. A delivery whose
+//!   acknowledgement was lost is delivered again: de-duplicate on the
+//!   envelope id (see [`inbox`]);
+//! - [`adapter`]: a file-drop adapter for case systems that exchange files.
+//!
+//! Not here yet, because the services behind them are not built: information
+//! requests (the cases service) and computing pseudonymous subject tokens
+//! (the linkage service). An envelope's `subject.token` is whatever the
+//! sending system puts there.
+//!
+//! ```no_run
+//! use liaison_client::{AgencyClient, NatsOptions, Refusal, SendError, signer_from_file};
+//! use liaison_kit::AgencyId;
+//! use liaison_kit::users::Credentials;
+//! use liaison_proto::v1::{CaseUpdated, Classification};
+//! use std::path::Path;
+//! use std::time::Duration;
+//!
+//! # async fn example() -> anyhow::Result<()> {
+//! let council = AgencyId::parse("council")?;
+//! let nats = NatsOptions::new(
+//!     "tls://liaison.example:4222",
+//!     Credentials { user: "council".into(), password: std::env::var("NATS_PASSWORD")? },
+//! )
+//! .require_tls(Some("partnership-ca.pem".into()));
+//! let key = signer_from_file(Path::new("council.pem"), None)?;
+//! let client = AgencyClient::connect_with(council, key, "liaison-gateway", &nats).await?;
+//!
+//! let update = client
+//!     .envelope("council-case-system")
+//!     .classification(Classification::OfficialSensitive)
+//!     .purpose("safeguarding")
+//!     .legal_basis("CTSA-2015-s36")
+//!     .case_id("CASE-0042")
+//!     .case_update(CaseUpdated { summary: "Home visit completed".into(), ..Default::default() })
+//!     .build()?;
+//! match client.submit(&update).await {
+//!     Ok(receipt) => println!("{} delivered to {:?}", receipt.envelope_id, receipt.recipients),
+//!     Err(SendError::Refused(Refusal::PolicyDenied(reason))) => println!("not shared: {reason}"),
+//!     Err(e) if e.is_retryable() => println!("try again later, same id: {e}"),
+//!     Err(e) => return Err(e.into()),
+//! }
+//!
+//! for received in client.next_batch(50, Duration::from_secs(5)).await? {
+//!     // Store it first (idempotently, by envelope id), then acknowledge.
+//!     println!("received {}", received.envelope_id());
+//!     received.ack().await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod adapter;
+pub mod client;
+pub mod connect;
+pub mod envelope;
+pub mod error;
+pub mod inbox;
+pub mod refusal;
+pub mod retry;
+pub mod tokens;
+
+pub use client::{
+    AgencyClient, DEFAULT_AUDIENCE, Receipt, VERDICT_TIMEOUT, request, signer_from_file,
+};
+pub use connect::{NatsAuth, NatsOptions, TlsOptions};
+pub use envelope::{EnvelopeBuilder, InvalidEnvelope};
+pub use error::{ConnectError, InboxError, SendError, TransportError};
+pub use inbox::Received;
+pub use refusal::Refusal;
+pub use retry::RetryPolicy;
+pub use tokens::{SigningError, TOKEN_LIFETIME_SECS, mint};
