@@ -18,10 +18,15 @@ pub const DEV_KEYS: &str = "deploy/agencies/dev-keys";
 /// its public half (`[[agency.keys]]` lines).
 pub fn generate(alg: KeyAlg) -> Result<(String, String)> {
     let pem = match alg {
-        KeyAlg::EdDSA => SigningKey::generate(&mut rand_core::OsRng)
-            .to_pkcs8_pem(LineEnding::LF)
-            .context("encoding the private key")?
-            .to_string(),
+        // PKCS#8 v1 (RFC 8410, no public key inside): what OpenSSL 3.0 and
+        // Python's `cryptography` read; v2 they refuse.
+        KeyAlg::EdDSA => ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: SigningKey::generate(&mut rand_core::OsRng).to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .context("encoding the private key")?
+        .to_string(),
         KeyAlg::ES256 => {
             use p256::pkcs8::EncodePrivateKey as _;
             p256::SecretKey::random(&mut rand_core::OsRng)
