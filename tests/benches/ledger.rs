@@ -107,6 +107,29 @@ fn in_memory(n: u64) {
     );
 }
 
+/// Publishes `records` as decisions, 256 in flight, each with its own message id.
+async fn decisions(
+    js: &jetstream::Context,
+    records: &[Vec<u8>],
+    prefix: &str,
+) -> anyhow::Result<()> {
+    for (i, chunk) in records.chunks(256).enumerate() {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for (j, r) in chunk.iter().enumerate() {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", format!("{prefix}-{}", i * 256 + j).as_str());
+            acks.push(
+                js.publish_with_headers("liaison.decisions.bench", headers, r.clone().into())
+                    .await?,
+            );
+        }
+        for ack in acks {
+            ack.await?;
+        }
+    }
+    Ok(())
+}
+
 async fn over_nats(n: u64, sync_interval: &str) -> anyhow::Result<()> {
     let mut config = liaison_tests::config();
     config.nats.sync_interval = sync_interval.to_owned();
@@ -135,20 +158,7 @@ async fn over_nats(n: u64, sync_interval: &str) -> anyhow::Result<()> {
 
     // The ledger: the same records as decisions, chained by the audit service.
     let started = Instant::now();
-    for (i, chunk) in records.chunks(256).enumerate() {
-        let mut acks = Vec::with_capacity(chunk.len());
-        for (j, r) in chunk.iter().enumerate() {
-            let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", format!("bench-{}", i * 256 + j).as_str());
-            acks.push(
-                js.publish_with_headers("liaison.decisions.bench", headers, r.clone().into())
-                    .await?,
-            );
-        }
-        for ack in acks {
-            ack.await?;
-        }
-    }
+    decisions(&js, &records, "bench").await?;
     system.wait_until_settled(Duration::from_secs(600)).await?;
     let append = started.elapsed();
 
@@ -157,20 +167,7 @@ async fn over_nats(n: u64, sync_interval: &str) -> anyhow::Result<()> {
     let mut system = system;
     system.stop_audit().await;
     let waiting: Vec<Vec<u8>> = (n..2 * n).map(record).collect();
-    for (i, chunk) in waiting.chunks(256).enumerate() {
-        let mut acks = Vec::with_capacity(chunk.len());
-        for (j, r) in chunk.iter().enumerate() {
-            let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", format!("waiting-{}", i * 256 + j).as_str());
-            acks.push(
-                js.publish_with_headers("liaison.decisions.bench", headers, r.clone().into())
-                    .await?,
-            );
-        }
-        for ack in acks {
-            ack.await?;
-        }
-    }
+    decisions(&js, &waiting, "waiting").await?;
     let started = Instant::now();
     system.start_audit().await?;
     system.wait_until_settled(Duration::from_secs(600)).await?;
