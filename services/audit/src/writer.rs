@@ -152,13 +152,17 @@ impl Writer {
     /// first entry states the sequence LEDGER must end at, and the one
     /// acknowledgement comes after the whole batch is stored. `Ok(false)` if
     /// another writer moved the ledger first.
-    async fn append(&self, ledger: &mut Ledger, batch: &[(&[u8], u64)]) -> Result<bool, String> {
+    async fn append(
+        &self,
+        ledger: &mut Ledger,
+        batch: &[(&[u8], u64, &str)],
+    ) -> Result<bool, String> {
         use async_nats::header;
         let mut tail = ledger.tail.clone();
         let batch_id = uuid::Uuid::new_v4().simple().to_string();
         let client = self.js.client();
         let mut commit = None;
-        for (k, (record, source_seq)) in batch.iter().enumerate() {
+        for (k, (record, source_seq, _)) in batch.iter().enumerate() {
             let entry = tail.append(record.to_vec(), *source_seq);
             let mut headers = HeaderMap::new();
             headers.insert(header::NATS_BATCH_ID, batch_id.as_str());
@@ -194,10 +198,10 @@ impl Writer {
             }
         }
         ledger.tail = tail;
-        for (record, source_seq) in batch {
+        for (record, source_seq, id) in batch {
             ledger.tree.push(leaf_hash(record));
             ledger.appended.insert(*source_seq);
-            ledger.recent.insert(record_id(record));
+            ledger.recent.insert((*id).to_owned());
         }
         if ledger.tree.size() - ledger.checkpointed >= self.every {
             self.checkpoint(ledger).await?;
@@ -313,14 +317,14 @@ impl Writer {
                 // Records appended before a crash or a conflict, and second
                 // copies of a record, are not appended again.
                 let mut ids = HashSet::new();
-                let pending: Vec<(&[u8], u64)> = records
+                let pending: Vec<(&[u8], u64, &str)> = records
                     .iter()
                     .filter(|(_, seq, id)| {
                         !ledger.appended.contains(seq)
                             && !ledger.recent.contains(id)
                             && ids.insert(id.as_str())
                     })
-                    .map(|(record, seq, _)| (*record, *seq))
+                    .map(|(record, seq, id)| (*record, *seq, id.as_str()))
                     .collect();
                 if pending.is_empty() {
                     break;
@@ -352,6 +356,10 @@ impl Writer {
                     }
                 }
             }
+            // Each message acknowledged on its own: one ack for the whole batch
+            // (AckPolicy::All) was tried and loses records — after a writer
+            // restart it also acknowledges earlier decisions still waiting to
+            // be redelivered (tests/tests/restart.rs caught it).
             for message in &batch {
                 if let Err(e) = message.ack().await {
                     error!(error = %e, "Could not acknowledge decision record");
