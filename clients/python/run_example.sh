@@ -8,7 +8,7 @@
 #   LIAISON_NATS_URL=nats://127.0.0.1:4222 SCHOOL_NATS_PASSWORD=… POLICE_NATS_PASSWORD=… \
 #     bash clients/python/run_example.sh
 #
-# Exit status: the example's; 3 when Python 3 or its venv module is missing.
+# Exit status: the example's; 3 when Python 3 or pip is missing.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 here="$root/clients/python"
@@ -23,22 +23,34 @@ mkdir -p "$root/.tools"
 # One installer at a time (two test runs may start together).
 exec 9>"$root/.tools/python-venv.lock"
 command -v flock >/dev/null 2>&1 && flock 9
-if [ ! -x "$venv/bin/python" ]; then
-  if ! "$python" -m venv "$venv" >/dev/null; then
-    rm -rf "$venv"
-    echo "run_example.sh: '$python -m venv' failed; install the venv module (Debian: apt-get install python3-venv)" >&2
-    exit 3
-  fi
+# A virtual environment when Python has the venv module; otherwise (Debian
+# without python3-venv) the packages go into a directory of their own with
+# pip --target, as deploy/install-nats-server.sh does.
+packages=""
+if [ ! -x "$venv/bin/python" ] && ! "$python" -m venv "$venv" >/dev/null 2>&1; then
+  rm -rf "$venv"
+  packages="$root/.tools/python-packages"
 fi
-stamp="$venv/.requirements.sha256"
+if [ -n "$packages" ]; then
+  run_python=("$python")
+  install=("$python" -m pip install --target "$packages")
+  stamp="$packages/.requirements.sha256"
+else
+  run_python=("$venv/bin/python")
+  install=("$venv/bin/python" -m pip install --require-virtualenv)
+  stamp="$venv/.requirements.sha256"
+fi
 want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   started=$(date +%s%N)
   # Every package is pinned, what they pull in too: no resolving, no
-  # byte-compiling ahead (Python does it on first import); then check.
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
-    --no-deps --no-compile -r "$here/requirements.txt"
-  "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null
+  # byte-compiling ahead (Python does it on first import).
+  if ! "${install[@]}" --quiet --disable-pip-version-check --no-deps --no-compile \
+    -r "$here/requirements.txt"; then
+    echo "run_example.sh: installing clients/python/requirements.txt failed; Python 3 with pip is needed (Debian: apt-get install python3-pip python3-venv)" >&2
+    exit 3
+  fi
+  mkdir -p "$(dirname "$stamp")"
   echo "$want" >"$stamp"
   echo "run_example.sh: installed clients/python/requirements.txt in $(( ($(date +%s%N) - started) / 1000000 )) ms" >&2
 fi
@@ -46,7 +58,8 @@ flock -u 9 2>/dev/null || true
 
 generated="$(mktemp -d)"
 trap 'rm -rf "$generated"' EXIT
-"$venv/bin/python" -m grpc_tools.protoc -I "$root/proto" --python_out="$generated" \
+path="$generated${packages:+:$packages}"
+PYTHONPATH="$path" "${run_python[@]}" -m grpc_tools.protoc -I "$root/proto" --python_out="$generated" \
   "$root"/proto/liaison/v1/*.proto
 cd "$root"
-PYTHONPATH="$generated" "$venv/bin/python" "$here/liaison_example.py" "$@"
+PYTHONPATH="$path" "${run_python[@]}" "$here/liaison_example.py" "$@"
