@@ -131,7 +131,7 @@ fn mutated_envelopes_are_decoded_checked_decided_and_redacted_without_a_panic() 
     let participants = [AgencyId::parse("police").unwrap_or_else(|e| panic!("{e}"))];
     let all: BTreeSet<DataLabel> = DataLabel::all().collect();
     let seeds = seed_envelopes();
-    let mut rng = Rng(0x5eed_0f_f00d);
+    let mut rng = Rng(0x005e_ed0f_f00d);
     let (mut decoded, mut valid) = (0, 0);
     for round in 0..rounds() {
         let bytes = mutate(&mut rng, &seeds[round % seeds.len()]);
