@@ -111,6 +111,28 @@ pub struct Policy {
     /// The registry's agencies, validated against the schema once, at load.
     agencies: Entities,
     authorizer: Authorizer,
+    /// Decisions already taken, by everything the policy can see of a
+    /// message (never its id or body): most traffic repeats a few shapes, so
+    /// most envelopes cost a lookup, not ~60 Cedar evaluations. Belongs to
+    /// this policy set: a reload starts a new one.
+    decided: std::sync::Mutex<HashMap<Shape, (Outcome, Vec<Route>)>>,
+}
+
+/// Most message shapes remembered; the cache starts again when full.
+const MAX_SHAPES: usize = 4096;
+
+/// What the policy sees of a message: the Cedar entity's attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Shape {
+    sender: AgencyId,
+    kind: &'static str,
+    classification: i32,
+    purpose: String,
+    legal_basis: String,
+    caveats: Vec<String>,
+    has_case: bool,
+    participants: Vec<AgencyId>,
+    addressees: Vec<String>,
 }
 
 fn type_name(name: &str) -> EntityTypeName {
@@ -251,6 +273,7 @@ impl Policy {
             digest: sources.digest,
             agencies,
             authorizer: Authorizer::new(),
+            decided: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -358,6 +381,42 @@ impl Policy {
         registry: &Registry,
         participants: &[AgencyId],
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
+        let shape = Shape {
+            sender: sender.clone(),
+            kind: envelope.kind(),
+            classification: envelope.classification,
+            purpose: envelope.purpose.clone(),
+            legal_basis: envelope.legal_basis.clone(),
+            caveats: envelope.handling_caveats.clone(),
+            has_case: !envelope.case_id.is_empty(),
+            participants: participants.to_vec(),
+            addressees: envelope.addressees.clone(),
+        };
+        if let Some(decided) = self
+            .decided
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&shape).cloned())
+        {
+            return Ok(decided);
+        }
+        let decided = self.decide_all(sender, envelope, registry, participants)?;
+        if let Ok(mut cache) = self.decided.lock() {
+            if cache.len() >= MAX_SHAPES {
+                cache.clear();
+            }
+            cache.insert(shape, decided.clone());
+        }
+        Ok(decided)
+    }
+
+    fn decide_all(
+        &self,
+        sender: &AgencyId,
+        envelope: &Envelope,
+        registry: &Registry,
+        participants: &[AgencyId],
+    ) -> Result<(Outcome, Vec<Route>), PolicyError> {
         let question = self.question(sender, envelope, participants)?;
         let send = question.send(self);
         if !send.allowed {
@@ -409,7 +468,9 @@ impl Policy {
         envelope: &Envelope,
         participants: &[AgencyId],
     ) -> Result<Question, PolicyError> {
-        let message = uid("Liaison::Message", &envelope.id);
+        // One uid for every message: a decision may depend only on the
+        // attributes (what the cache is keyed by), never on the envelope id.
+        let message = uid("Liaison::Message", "message");
         let entities =
             self.entities_with(message_entity(&message, sender, envelope, participants)?)?;
         let label_context = Context::from_pairs([(

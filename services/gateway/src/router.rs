@@ -10,6 +10,7 @@ use crate::redact::redact;
 use async_nats::HeaderMap;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
+use futures_util::future::join_all;
 use liaison_kit::{AgencyId, consume, subjects};
 use liaison_proto::v1::{DataLabel, Delivery, Envelope, EnvelopeAccepted};
 use prost::Message as _;
@@ -17,43 +18,68 @@ use prost_reflect::DynamicMessage;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
-/// Routes until `shutdown`; the message in hand is finished first.
+/// Routes until `shutdown`; the events in hand are finished first. Events
+/// are routed concurrently (up to `gateway.concurrency` at once), each
+/// acknowledged once all its copies and records are stored: copies of
+/// different envelopes may reach a recipient in another order than they were
+/// accepted (each carries its `accepted_at`).
 pub async fn serve(
     shared: Arc<Shared>,
     consumer: PullConsumer,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    while let Some(message) =
-        consume::next(&mut messages, &shutdown, subjects::ROUTER_CONSUMER).await?
-    {
-        let accepted = match EnvelopeAccepted::decode(message.payload.as_ref()) {
-            Ok(a) => a,
-            Err(e) => {
-                // Only the gateway writes EVENTS: this is a bug, not input to retry.
-                error!(error = %e, "Undecodable event in EVENTS, skipped");
-                let _ = message.ack_with(AckKind::Term).await;
-                continue;
-            }
-        };
-        let outcome = deliver(&shared, &accepted).await;
-        let ack = match outcome {
-            Ok(()) => message.ack().await,
-            Err(e) => {
-                error!(error = %e, "Delivery failed; will retry");
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await
-            }
-        };
-        if let Err(e) = ack {
-            error!(error = %e, "Could not acknowledge event");
+    let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(shared.config.gateway.concurrency.max(1)));
+    let result = async {
+        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        while let Some(message) =
+            consume::next(&mut messages, &shutdown, subjects::ROUTER_CONSUMER).await?
+        {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let shared = shared.clone();
+            tracker.spawn(async move {
+                route(&shared, message).await;
+                drop(permit);
+            });
         }
+        Ok(())
     }
-    Ok(())
+    .await;
+    tracker.close();
+    tracker.wait().await;
+    result
+}
+
+/// Delivers one event's copies and acknowledges it, or asks for it again.
+async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
+    let accepted = match EnvelopeAccepted::decode(message.payload.as_ref()) {
+        Ok(a) => a,
+        Err(e) => {
+            // Only the gateway writes EVENTS: this is a bug, not input to retry.
+            error!(error = %e, "Undecodable event in EVENTS, skipped");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let ack = match deliver(shared, &accepted).await {
+        Ok(()) => message.ack().await,
+        Err(e) => {
+            error!(error = %e, "Delivery failed; will retry");
+            message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await
+        }
+    };
+    if let Err(e) = ack {
+        error!(error = %e, "Could not acknowledge event");
+    }
 }
 
 /// Makes each recipient's copy of one envelope. The envelope is decoded into
@@ -99,10 +125,14 @@ impl<'a> Copies<'a> {
     }
 }
 
+/// Publishes every recipient's copy (their acknowledgements awaited
+/// together), then the disclosure records.
 async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), String> {
     let default = Envelope::default();
     let envelope = accepted.envelope.as_ref().unwrap_or(&default);
     let mut copies = Copies::new(envelope);
+    let mut stored = Vec::with_capacity(accepted.routes.len());
+    let mut disclosures = Vec::with_capacity(accepted.routes.len());
     for route in &accepted.routes {
         let recipient = AgencyId::parse(&route.recipient).map_err(|e| e.to_string())?;
         let withheld: BTreeSet<DataLabel> = route
@@ -124,22 +154,27 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), Str
             "Nats-Msg-Id",
             format!("{}:{}", envelope.id, route.recipient).as_str(),
         );
-        shared
-            .js
-            .publish_with_headers(
-                subjects::delivery(&recipient, envelope.kind()),
-                headers,
-                delivery.encode_to_vec().into(),
-            )
-            .await
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
-        shared
-            .recorder
-            .publish(&records::disclosure(accepted, route, &removed))
-            .await?;
-        info!(envelope_id = %envelope.id, recipient = %recipient, withheld = removed.len(), "Envelope delivered");
+        stored.push(
+            shared
+                .js
+                .publish_with_headers(
+                    subjects::delivery(&recipient, envelope.kind()),
+                    headers,
+                    delivery.encode_to_vec().into(),
+                )
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        disclosures.push(records::disclosure(accepted, route, &removed));
+    }
+    for ack in stored {
+        ack.await.map_err(|e| e.to_string())?;
+    }
+    for result in join_all(disclosures.iter().map(|r| shared.recorder.publish(r))).await {
+        result?;
+    }
+    for route in &accepted.routes {
+        info!(envelope_id = %envelope.id, recipient = %route.recipient, "Envelope delivered");
     }
     Ok(())
 }
