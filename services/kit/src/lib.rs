@@ -10,6 +10,7 @@ pub mod config;
 pub mod connect;
 pub mod consume;
 pub mod ids;
+pub mod metrics;
 pub mod nats_server;
 pub mod participation;
 pub mod process;
