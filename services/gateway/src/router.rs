@@ -139,6 +139,13 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), Str
             .recorder
             .publish(&records::disclosure(accepted, route, &removed))
             .await?;
+        shared
+            .metrics
+            .deliveries
+            .inc(&[recipient.as_str(), envelope.kind()]);
+        if !removed.is_empty() {
+            shared.metrics.redacted.inc(&[recipient.as_str()]);
+        }
         info!(envelope_id = %envelope.id, recipient = %recipient, withheld = removed.len(), "Envelope delivered");
     }
     Ok(())

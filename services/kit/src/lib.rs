@@ -12,6 +12,7 @@ pub mod consume;
 pub mod ids;
 pub mod metrics;
 pub mod nats_server;
+pub mod ops;
 pub mod participation;
 pub mod process;
 pub mod provision;
