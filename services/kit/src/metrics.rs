@@ -113,7 +113,11 @@ impl Histogram {
 
     /// How many observations were made.
     pub fn count(&self) -> u64 {
-        self.0.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.0
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -292,8 +296,7 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         let r = Registry::new();
-        r.counter("z_total", "Z.", &["code"])
-            .inc(&["a\"b\\c\nd"]);
+        r.counter("z_total", "Z.", &["code"]).inc(&["a\"b\\c\nd"]);
         assert!(
             r.render().contains(r#"z_total{code="a\"b\\c\nd"} 1"#),
             "{}",

@@ -93,6 +93,9 @@ async fn metrics_page(State(probe): State<Probe>) -> impl IntoResponse {
 async fn readyz(State(probe): State<Probe>) -> impl IntoResponse {
     match probe.ready() {
         Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }

@@ -69,7 +69,10 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
 
     println!("Consumers:                 pending  unacknowledged");
     let mut expected = vec![
-        (subjects::EVENTS_STREAM, subjects::ROUTER_CONSUMER.to_owned()),
+        (
+            subjects::EVENTS_STREAM,
+            subjects::ROUTER_CONSUMER.to_owned(),
+        ),
         (
             subjects::DECISIONS_STREAM,
             subjects::LEDGER_WRITER_CONSUMER.to_owned(),
@@ -134,7 +137,9 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         ),
     ] {
         let Some(addr) = addr.filter(|a| !a.trim().is_empty()) else {
-            println!("  {service:<8} not checked (no operations listener known: --{service}-telemetry)");
+            println!(
+                "  {service:<8} not checked (no operations listener known: --{service}-telemetry)"
+            );
             continue;
         };
         match ready(&addr).await {
