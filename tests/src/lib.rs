@@ -305,3 +305,39 @@ pub fn assert_refused(
         verdict.reason
     );
 }
+
+/// A plain-HTTP `GET path` of a service's operations listener: the status
+/// code and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).await?;
+    let reply = String::from_utf8(reply)?;
+    let Some((head, body)) = reply.split_once("\r\n\r\n") else {
+        bail!("no HTTP reply from {addr}{path}: {reply:?}");
+    };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default();
+    Ok((status, body.to_owned()))
+}
+
+/// The value of one series in a Prometheus text page (`series` exactly as
+/// rendered, labels included), if present.
+pub fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}

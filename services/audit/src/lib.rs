@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod consult;
 pub mod inspect;
 pub mod merkle;
+pub mod metrics;
 pub mod replay;
 pub mod verify;
 pub mod writer;
@@ -36,6 +37,8 @@ pub enum AuditError {
     Ledger(String),
     #[error("ledger writer stopped: {0}")]
     Writer(String),
+    #[error(transparent)]
+    Telemetry(#[from] liaison_kit::ops::OpsError),
 }
 
 /// Loads the checkpoint signing key named in `config`.
@@ -58,11 +61,17 @@ pub struct AuditService {
     consultations: async_nats::Subscriber,
     auditors: liaison_kit::tokens::TokenVerifier,
     interval: Duration,
+    telemetry: Option<liaison_kit::ops::Listener>,
 }
 
 impl AuditService {
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, AuditError> {
         let signer = signer(&config)?;
+        let telemetry = if config.telemetry.enabled() {
+            Some(liaison_kit::ops::Listener::bind(&config.telemetry.listen).await?)
+        } else {
+            None
+        };
         let auditors = consult::load_auditors(
             &config.audit.auditors,
             config.gateway.clock_skew_secs,
@@ -103,7 +112,15 @@ impl AuditService {
             consultations,
             auditors,
             interval: Duration::from_secs(config.audit.checkpoint_interval_secs.max(1)),
+            telemetry,
         })
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if configured.
+    pub fn telemetry_addr(&self) -> Option<std::net::SocketAddr> {
+        self.telemetry
+            .as_ref()
+            .and_then(liaison_kit::ops::Listener::local_addr)
     }
 
     /// Appends decision records and signs checkpoints until `shutdown`.
@@ -122,8 +139,21 @@ impl AuditService {
             self.consultations,
             shutdown.clone(),
         ));
+        let bound = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let telemetry = self.telemetry.map(|listener| {
+            let probe = liaison_kit::ops::Probe {
+                registry: self.writer.metrics.registry.clone(),
+                client: self.client.clone(),
+                bound: bound.clone(),
+            };
+            tokio::spawn(listener.serve(probe, shutdown.child_token()))
+        });
         let written = self.writer.serve(self.consumer, shutdown.clone()).await;
+        bound.store(false, std::sync::atomic::Ordering::Relaxed);
         shutdown.cancel();
+        if let Some(telemetry) = telemetry {
+            telemetry.abort();
+        }
         let _ = checkpoints.await;
         let _ = consultations.await;
         // A last checkpoint covers everything written before stopping.

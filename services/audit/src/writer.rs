@@ -97,6 +97,8 @@ pub struct Writer {
     origin: String,
     every: u64,
     ledger: Mutex<Ledger>,
+    /// The ledger's gauges and counters, served at `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Reads and verifies the ledger and its checkpoints.
@@ -138,12 +140,16 @@ impl Writer {
             records = ledger.tree.size(),
             "Ledger recovered and verified"
         );
+        let metrics = crate::metrics::Metrics::new();
+        metrics.height.set(&[], ledger.tree.size());
+        metrics.last_checkpoint_size.set(&[], ledger.checkpointed);
         Ok(Self {
             js,
             signer,
             origin,
             every: every.max(1),
             ledger: Mutex::new(ledger),
+            metrics,
         })
     }
 
@@ -203,6 +209,10 @@ impl Writer {
             ledger.appended.insert(*source_seq);
             ledger.recent.insert((*id).to_owned());
         }
+        let appended = batch.len() as u64;
+        self.metrics.appended.add(&[], appended);
+        self.metrics.batch_records.observe(appended as f64);
+        self.metrics.height.set(&[], ledger.tree.size());
         if ledger.tree.size() - ledger.checkpointed >= self.every {
             self.checkpoint(ledger).await?;
         }
@@ -228,6 +238,7 @@ impl Writer {
             .map_err(|e| e.to_string())?;
         debug!(size, "Checkpoint signed");
         ledger.checkpointed = size;
+        self.metrics.last_checkpoint_size.set(&[], size);
         ledger.latest_note = Some(note);
         Ok(())
     }

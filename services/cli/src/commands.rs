@@ -5,6 +5,7 @@ mod audit;
 mod demo;
 mod operator;
 mod policy;
+mod status;
 mod up;
 
 use anyhow::Result;
@@ -72,6 +73,9 @@ enum Command {
     NatsConfig(operator::NatsConfigArgs),
     /// Create or update the streams and consumers on a running nats-server.
     Provision,
+    /// Server, streams, consumers, ledger and services at a glance; exit 1 if
+    /// something is wrong.
+    Status(status::StatusArgs),
 }
 
 /// Where to connect and as whom, resolved from flags, environment and session.
@@ -129,5 +133,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy(args) => policy::run(&cli, args),
         Command::NatsConfig(args) => operator::nats_config(&cli, args),
         Command::Provision => operator::provision_streams(&cli).await,
+        Command::Status(args) => status::run(&cli, args).await,
     }
 }

@@ -31,6 +31,13 @@ pub struct UpOptions {
     pub store_dir: Option<PathBuf>,
     /// JetStream `sync_interval`, e.g. "always" (default: `nats.sync_interval`).
     pub sync_interval: Option<String>,
+    /// The gateway's operations listener (`/metrics`, `/healthz`, `/readyz`),
+    /// e.g. `127.0.0.1:9464`; `None`: off. In one process the services share
+    /// a configuration, so `[telemetry] listen` (for the separate binaries)
+    /// is not used here.
+    pub gateway_telemetry: Option<String>,
+    /// The audit service's operations listener, e.g. `127.0.0.1:9465`.
+    pub audit_telemetry: Option<String>,
 }
 
 /// A service running on its own runtime and thread, as if in its own
@@ -116,6 +123,16 @@ pub struct System {
     gateway: Option<Running>,
     audit: Option<Running>,
     https_addr: Option<SocketAddr>,
+    telemetry: UpTelemetry,
+}
+
+/// Where each service's operations listener is asked to listen, and where it does.
+#[derive(Debug, Default)]
+struct UpTelemetry {
+    gateway_listen: String,
+    audit_listen: String,
+    gateway: Option<SocketAddr>,
+    audit: Option<SocketAddr>,
 }
 
 impl System {
@@ -138,6 +155,7 @@ impl System {
                 .iter()
                 .map(|u| (u.credentials.user.clone(), u.credentials.password.clone()))
                 .collect(),
+            telemetry: Default::default(),
         };
         let mut system = Self {
             config,
@@ -147,6 +165,11 @@ impl System {
             gateway: None,
             audit: None,
             https_addr: None,
+            telemetry: UpTelemetry {
+                gateway_listen: options.gateway_telemetry.clone().unwrap_or_default(),
+                audit_listen: options.audit_telemetry.clone().unwrap_or_default(),
+                ..UpTelemetry::default()
+            },
         };
         let operator = system.connect_as(users::OPERATOR).await?;
         provision(
@@ -157,6 +180,17 @@ impl System {
         .await?;
         system.start_audit().await?;
         system.start_gateway().await?;
+        for (service, addr) in [
+            ("gateway", system.telemetry.gateway),
+            ("audit", system.telemetry.audit),
+        ] {
+            if let Some(addr) = addr {
+                system
+                    .session
+                    .telemetry
+                    .insert(service.to_owned(), addr.to_string());
+            }
+        }
         Ok(system)
     }
 
@@ -218,7 +252,8 @@ impl System {
         if self.gateway.is_some() {
             return Ok(());
         }
-        let config = self.config.clone();
+        let mut config = self.config.clone();
+        config.telemetry.listen = self.telemetry.gateway_listen.clone();
         let (door, bound) = oneshot::channel();
         let running = self
             .service(
@@ -226,13 +261,15 @@ impl System {
                 users::GATEWAY,
                 |client| async move {
                     let gateway = Gateway::start(config, client).await?;
-                    let _ = door.send(gateway.https_addr());
+                    let _ = door.send((gateway.https_addr(), gateway.telemetry_addr()));
                     Ok::<_, liaison_gateway::GatewayError>(gateway)
                 },
                 |gateway, stop| gateway.run(stop),
             )
             .await?;
-        self.https_addr = bound.await.ok().flatten();
+        let (https, telemetry) = bound.await.unwrap_or_default();
+        self.https_addr = https;
+        self.telemetry.gateway = telemetry;
         self.gateway = Some(running);
         Ok(())
     }
@@ -240,6 +277,16 @@ impl System {
     /// Where the gateway's HTTPS door listens, if it is open.
     pub fn https_addr(&self) -> Option<SocketAddr> {
         self.https_addr
+    }
+
+    /// Where the gateway serves `/metrics`, `/healthz` and `/readyz`, if it does.
+    pub fn gateway_telemetry_addr(&self) -> Option<SocketAddr> {
+        self.telemetry.gateway
+    }
+
+    /// Where the audit service serves `/metrics`, `/healthz` and `/readyz`, if it does.
+    pub fn audit_telemetry_addr(&self) -> Option<SocketAddr> {
+        self.telemetry.audit
     }
 
     /// Stops the gateway, letting in-flight work finish.
@@ -262,15 +309,22 @@ impl System {
         if self.audit.is_some() {
             return Ok(());
         }
-        let config = self.config.clone();
+        let mut config = self.config.clone();
+        config.telemetry.listen = self.telemetry.audit_listen.clone();
+        let (listener, bound) = oneshot::channel();
         let running = self
             .service(
                 "audit",
                 users::AUDIT,
-                |client| AuditService::start(config, client),
+                |client| async move {
+                    let audit = AuditService::start(config, client).await?;
+                    let _ = listener.send(audit.telemetry_addr());
+                    Ok::<_, liaison_audit::AuditError>(audit)
+                },
                 |audit, stop| audit.run(stop),
             )
             .await?;
+        self.telemetry.audit = bound.await.ok().flatten();
         self.audit = Some(running);
         Ok(())
     }

@@ -45,6 +45,53 @@ async fn system() -> anyhow::Result<System> {
     System::start(config, UpOptions::default()).await
 }
 
+#[tokio::test]
+async fn status_prints_streams_consumers_and_services_and_fails_when_one_is_down()
+-> anyhow::Result<()> {
+    let mut config = Config::default();
+    config.paths.registry = root().join("deploy/agencies/registry.toml");
+    config.paths.policies = root().join("deploy/policies");
+    config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
+    config.audit.auditors = root().join("deploy/audit/auditors.toml");
+    let options = UpOptions {
+        gateway_telemetry: Some("127.0.0.1:0".into()),
+        audit_telemetry: Some("127.0.0.1:0".into()),
+        ..UpOptions::default()
+    };
+    let mut system = System::start(config, options).await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+
+    let status = liaison(&session, &["status"]);
+    let out = stdout(&status);
+    assert!(status.status.success(), "{status:?}");
+    for expected in [
+        "nats-server ",
+        "EVENTS",
+        "DELIVERY",
+        "DECISIONS",
+        "LEDGER",
+        "CHECKPOINTS",
+        "gateway-router",
+        "audit-ledger",
+        "deliver-police",
+        "Ledger: ",
+        "gateway  ready",
+        "audit    ready",
+        "All well.",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in {out}");
+    }
+
+    system.stop_gateway().await;
+    let status = liaison(&session, &["status"]);
+    let out = stdout(&status);
+    assert_eq!(status.status.code(), Some(1), "{out}");
+    assert!(out.contains("PROBLEM: gateway at 127.0.0.1:"), "{out}");
+    system.shutdown().await
+}
+
 const PURPOSE: &str = "DPA 2018 s.62 log review";
 
 /// Runs `liaison audit ARGS --purpose PURPOSE` as the development auditor.

@@ -10,6 +10,7 @@
 
 use crate::Shared;
 use crate::decode::{Encoding, decode};
+use crate::metrics::agency_label;
 use crate::records;
 use crate::refusal::Refusal;
 use crate::validate;
@@ -86,10 +87,16 @@ pub async fn submit(
     payload: &[u8],
     encoding: Encoding,
 ) -> Verdict {
-    match admit(shared, agency, token, payload, encoding).await {
+    let started = Instant::now();
+    let verdict = match admit(shared, agency, token, payload, encoding).await {
         Ok(verdict) => verdict,
         Err(rejected) => refuse(shared, rejected).await,
-    }
+    };
+    shared
+        .metrics
+        .verdict_seconds
+        .observe(started.elapsed().as_secs_f64());
+    verdict
 }
 
 /// Refuses, and records, an envelope a door would not read whole because it
@@ -142,6 +149,10 @@ async fn refuse(shared: &Shared, rejected: Rejected) -> Verdict {
         policy_ids,
     } = rejected;
     info!(agency = %agency, code = refusal.code(), "Envelope refused");
+    shared
+        .metrics
+        .refused
+        .inc(&[agency_label(shared, &agency), refusal.code()]);
     if !matches!(refusal, Refusal::Unavailable(_)) {
         let record = records::refusal(&agency, envelope.as_ref(), &refusal, &policy_ids);
         if let Err(e) = shared.recorder.publish(&record).await {
@@ -252,6 +263,10 @@ async fn admit(
         .iter()
         .map(|r| r.recipient.clone())
         .collect();
+    shared
+        .metrics
+        .accepted
+        .inc(&[agency_label(shared, agency.as_str()), envelope.kind()]);
     info!(agency = %agency, kind = envelope.kind(), envelope_id = %envelope.id, recipients = recipients.len(), duplicate, "Envelope accepted");
     Ok(Verdict {
         outcome: if duplicate {

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod https;
 pub mod ingress;
 pub mod limits;
+pub mod metrics;
 pub mod policy;
 pub mod records;
 pub mod redact;
@@ -45,7 +46,12 @@ pub enum GatewayError {
     Router(String),
     #[error(transparent)]
     Https(#[from] https::HttpsError),
+    #[error(transparent)]
+    Telemetry(#[from] liaison_kit::ops::OpsError),
 }
+
+/// How often the DELIVERY consumers' pending counts are read.
+const PENDING_REFRESH_SECS: u64 = 5;
 
 /// What every gateway task shares.
 pub struct Shared {
@@ -59,6 +65,7 @@ pub struct Shared {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub recorder: records::Recorder,
+    pub metrics: metrics::Metrics,
 }
 
 impl Shared {
@@ -78,6 +85,7 @@ pub struct Gateway {
     requests: async_nats::Subscriber,
     consumer: PullConsumer,
     door: Option<https::Door>,
+    telemetry: Option<liaison_kit::ops::Listener>,
 }
 
 impl Gateway {
@@ -90,6 +98,11 @@ impl Gateway {
             auth::Verifier::new(&registry, &config.gateway).map_err(GatewayError::Keys)?;
         let door = if config.https.enabled() {
             Some(https::Door::bind(&config.https).await?)
+        } else {
+            None
+        };
+        let telemetry = if config.telemetry.enabled() {
+            Some(liaison_kit::ops::Listener::bind(&config.telemetry.listen).await?)
         } else {
             None
         };
@@ -116,6 +129,7 @@ impl Gateway {
             .map_err(|e| GatewayError::Nats(e.to_string()))?;
         let shared = Arc::new(Shared {
             recorder: records::Recorder::new(js.clone()),
+            metrics: metrics::Metrics::new(),
             limits: limits::Limits::new(&registry, config.gateway.max_envelope_bytes),
             config,
             registry,
@@ -130,12 +144,20 @@ impl Gateway {
             requests,
             consumer,
             door,
+            telemetry,
         })
     }
 
     /// Where the HTTPS door listens, if it is open.
     pub fn https_addr(&self) -> Option<std::net::SocketAddr> {
         self.door.as_ref().map(https::Door::local_addr)
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if configured.
+    pub fn telemetry_addr(&self) -> Option<std::net::SocketAddr> {
+        self.telemetry
+            .as_ref()
+            .and_then(liaison_kit::ops::Listener::local_addr)
     }
 
     /// Serves ingress, the HTTPS door (if configured) and routing until
@@ -162,8 +184,27 @@ impl Gateway {
         let door = self
             .door
             .map(|door| tokio::spawn(https::serve(self.shared.clone(), door, stop.clone())));
+        let bound = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let telemetry = self.telemetry.map(|listener| {
+            let probe = liaison_kit::ops::Probe {
+                registry: self.shared.metrics.registry.clone(),
+                client: self.shared.client.clone(),
+                bound: bound.clone(),
+            };
+            tokio::spawn(listener.serve(probe, shutdown.child_token()))
+        });
+        let pending = tokio::spawn(metrics::watch_pending(
+            self.shared.clone(),
+            std::time::Duration::from_secs(PENDING_REFRESH_SECS),
+            stop.clone(),
+        ));
         let routed = router::serve(self.shared.clone(), self.consumer, stop.clone()).await;
+        bound.store(false, std::sync::atomic::Ordering::Relaxed);
         stop.cancel();
+        let _ = pending.await;
+        if let Some(telemetry) = telemetry {
+            telemetry.abort();
+        }
         let _ = ingress.await;
         if let Some(watcher) = watcher {
             let _ = watcher.await;

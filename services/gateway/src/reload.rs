@@ -118,6 +118,10 @@ pub async fn watch(shared: Arc<Shared>, interval: Duration, shutdown: Cancellati
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        check(&shared, &mut last_refused).await;
+        match check(&shared, &mut last_refused).await {
+            Reload::Unchanged => {}
+            Reload::Applied(_) => shared.metrics.policy_reloads.inc(&["applied"]),
+            Reload::Refused(_) => shared.metrics.policy_reloads.inc(&["refused"]),
+        }
     }
 }

@@ -133,6 +133,7 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), Str
     let mut copies = Copies::new(envelope);
     let mut stored = Vec::with_capacity(accepted.routes.len());
     let mut disclosures = Vec::with_capacity(accepted.routes.len());
+    let mut delivered = Vec::with_capacity(accepted.routes.len());
     for route in &accepted.routes {
         let recipient = AgencyId::parse(&route.recipient).map_err(|e| e.to_string())?;
         let withheld: BTreeSet<DataLabel> = route
@@ -166,6 +167,7 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), Str
                 .map_err(|e| e.to_string())?,
         );
         disclosures.push(records::disclosure(accepted, route, &removed));
+        delivered.push((recipient, !removed.is_empty()));
     }
     for ack in stored {
         ack.await.map_err(|e| e.to_string())?;
@@ -173,8 +175,15 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), Str
     for result in join_all(disclosures.iter().map(|r| shared.recorder.publish(r))).await {
         result?;
     }
-    for route in &accepted.routes {
-        info!(envelope_id = %envelope.id, recipient = %route.recipient, "Envelope delivered");
+    for (recipient, redacted) in delivered {
+        shared
+            .metrics
+            .deliveries
+            .inc(&[recipient.as_str(), envelope.kind()]);
+        if redacted {
+            shared.metrics.redacted.inc(&[recipient.as_str()]);
+        }
+        info!(envelope_id = %envelope.id, recipient = %recipient, redacted, "Envelope delivered");
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ pub struct Config {
     pub paths: PathsConfig,
     pub audit: AuditConfig,
     pub https: HttpsConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +106,23 @@ pub struct HttpsConfig {
     /// Largest request body read (0: `gateway.max_envelope_bytes`). Envelopes
     /// are also held to `gateway.max_envelope_bytes`, whatever their encoding.
     pub max_body_bytes: usize,
+}
+
+/// The plain-HTTP operations listener (`/metrics`, `/healthz`, `/readyz`).
+/// Off unless `listen` is set; keep it on loopback or a private network: it
+/// has no authentication.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Address to listen on, e.g. `127.0.0.1:9464` (empty: off).
+    pub listen: String,
+}
+
+impl TelemetryConfig {
+    /// Whether the listener is configured to open.
+    pub fn enabled(&self) -> bool {
+        !self.listen.trim().is_empty()
+    }
 }
 
 impl HttpsConfig {

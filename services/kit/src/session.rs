@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 pub struct Session {
     pub nats_url: String,
     pub users: BTreeMap<String, String>,
+    /// Each service's operations listener (`gateway`, `audit`), if open:
+    /// where `liaison status` asks for `/readyz` and `/metrics`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub telemetry: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,26 @@ pub struct UpArgs {
     /// Do not open the HTTPS door.
     #[arg(long)]
     no_https: bool,
+    /// Plain-HTTP /metrics, /healthz and /readyz of the gateway (no
+    /// authentication: keep it on loopback; empty: off).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    gateway_telemetry: String,
+    /// Plain-HTTP /metrics, /healthz and /readyz of the audit service.
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    audit_telemetry: String,
+}
+
+/// Checks that an operations listener's address is free, naming the flag if not.
+fn telemetry_free(addr: &str, flag: &str) -> Result<Option<String>> {
+    if addr.trim().is_empty() {
+        return Ok(None);
+    }
+    if let Err(e) = std::net::TcpListener::bind(addr) {
+        anyhow::bail!(
+            "cannot listen on {addr} ({e}): stop what uses it, or choose another address with {flag} (127.0.0.1:0 picks a free port; empty: off)"
+        );
+    }
+    Ok(Some(addr.to_owned()))
 }
 
 /// How the HTTPS door was set up for this session.
@@ -74,6 +94,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let door = https(&mut config, args, &session_dir)?;
+    let gateway_telemetry = telemetry_free(&args.gateway_telemetry, "--gateway-telemetry")?;
+    let audit_telemetry = telemetry_free(&args.audit_telemetry, "--audit-telemetry")?;
     println!("Starting Liaison: nats-server, gateway, audit ...");
     let system = System::start(
         config,
@@ -81,6 +103,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             port: (args.port != 0).then_some(args.port),
             store_dir: args.store.clone(),
             sync_interval: None,
+            gateway_telemetry,
+            audit_telemetry,
         },
     )
     .await?;
@@ -114,10 +138,20 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         }
         _ => println!("  HTTPS     off"),
     }
+    for (name, addr) in [
+        ("gateway", system.gateway_telemetry_addr()),
+        ("audit", system.audit_telemetry_addr()),
+    ] {
+        match addr {
+            Some(a) => println!("  metrics   http://{a}/metrics  ({name}; /healthz, /readyz)"),
+            None => println!("  metrics   off ({name})"),
+        }
+    }
     println!("Try, in another terminal:");
     println!("  liaison send --agency school-a deploy/examples/referral.json");
     println!("  liaison inbox --agency police");
     println!("  liaison audit verify");
+    println!("  liaison status");
     if let (Door::Dev { ca, .. }, Some(url)) = (&door, &url) {
         println!("  curl --cacert {} {url}/v1/openapi.json", ca.display());
     }

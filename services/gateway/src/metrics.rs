@@ -1,0 +1,120 @@
+//! The gateway's metrics: what was accepted, refused, delivered and
+//! redacted, how long verdicts took, policy reloads, and how many copies
+//! wait in each agency's DELIVERY consumer. Labels are agency ids from the
+//! registry, refusal codes and message kinds only: an agency named on the
+//! wire that the registry does not know is counted as `invalid`.
+
+use crate::Shared;
+use liaison_kit::metrics::{Counter, Gauge, Histogram, Registry};
+use liaison_kit::{AgencyId, subjects};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+/// Verdict time buckets, in seconds.
+const VERDICT_BOUNDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// The label for an agency that is not (or not yet known to be) registered.
+pub const INVALID_AGENCY: &str = "invalid";
+
+/// Every gateway metric, registered in one [`Registry`].
+pub struct Metrics {
+    pub registry: Arc<Registry>,
+    pub accepted: Counter,
+    pub refused: Counter,
+    pub deliveries: Counter,
+    pub redacted: Counter,
+    pub verdict_seconds: Histogram,
+    pub policy_reloads: Counter,
+    pub delivery_pending: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        Self {
+            accepted: r.counter(
+                "liaison_gateway_envelopes_accepted_total",
+                "Envelopes accepted (or re-sent duplicates), by sending agency and kind.",
+                &["agency", "kind"],
+            ),
+            refused: r.counter(
+                "liaison_gateway_envelopes_refused_total",
+                "Envelopes refused, by sending agency (\"invalid\" if not registered) and refusal code.",
+                &["agency", "code"],
+            ),
+            deliveries: r.counter(
+                "liaison_gateway_deliveries_total",
+                "Copies delivered to DELIVERY, by recipient and kind.",
+                &["recipient", "kind"],
+            ),
+            redacted: r.counter(
+                "liaison_gateway_redacted_total",
+                "Delivered copies with fields withheld, by recipient.",
+                &["recipient"],
+            ),
+            verdict_seconds: r.histogram(
+                "liaison_gateway_verdict_seconds",
+                "Time from receiving an envelope to its verdict.",
+                VERDICT_BOUNDS,
+            ),
+            policy_reloads: r.counter(
+                "liaison_gateway_policy_reloads_total",
+                "Policy directory changes seen, by result (applied, refused).",
+                &["result"],
+            ),
+            delivery_pending: r.gauge(
+                "liaison_delivery_pending",
+                "Copies waiting for an agency: pending plus unacknowledged in its DELIVERY consumer.",
+                &["agency"],
+            ),
+            registry: Arc::new(r),
+        }
+    }
+}
+
+/// The label for an agency named by a request: its id if registered, else
+/// [`INVALID_AGENCY`] (never an unvalidated string from the wire).
+pub fn agency_label<'a>(shared: &'a Shared, agency: &str) -> &'a str {
+    AgencyId::parse(agency)
+        .ok()
+        .and_then(|id| shared.registry.get(&id))
+        .map_or(INVALID_AGENCY, |a| a.id.as_str())
+}
+
+/// Refreshes `liaison_delivery_pending` every `interval` until `shutdown`.
+pub async fn watch_pending(shared: Arc<Shared>, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        for agency in shared.registry.ids() {
+            let name = subjects::delivery_consumer(&agency);
+            let info = shared
+                .js
+                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                    name.as_str(),
+                    subjects::DELIVERY_STREAM,
+                )
+                .await;
+            match info {
+                Ok(mut consumer) => match consumer.info().await {
+                    Ok(info) => shared.metrics.delivery_pending.set(
+                        &[agency.as_str()],
+                        info.num_pending + info.num_ack_pending as u64,
+                    ),
+                    Err(e) => debug!(agency = %agency, error = %e, "Consumer info not read"),
+                },
+                Err(e) => debug!(agency = %agency, error = %e, "Consumer not found"),
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
