@@ -341,3 +341,27 @@ pub fn metric(page: &str, series: &str) -> Option<f64> {
             .ok()
     })
 }
+
+/// Records, as the cases service will, that `participants` (the first the
+/// owner) take part in `case`.
+pub async fn set_participants(system: &System, case: &str, participants: &[&str]) -> Result<()> {
+    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let participants = participants
+        .iter()
+        .map(|a| AgencyId::parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(owner) = participants.first().cloned() else {
+        bail!("a case needs an owner");
+    };
+    liaison_kit::participation::Store::open(&operator)
+        .await?
+        .put(
+            case,
+            &liaison_kit::participation::Participation {
+                owner,
+                participants,
+            },
+        )
+        .await?;
+    Ok(())
+}

@@ -8,8 +8,7 @@
 
 use liaison_client::RetryPolicy;
 use liaison_client::adapter::{Adapter, Dirs, Outcome};
-use liaison_kit::participation::{Participation, Store};
-use liaison_kit::{AgencyId, users};
+use liaison_kit::users;
 use liaison_proto::json;
 use liaison_proto::v1::{Decision, Delivery, Envelope, Operation};
 use liaison_tests::{agency, eventually, inbox_exactly, ledger, referral, repo_root, start};
@@ -32,20 +31,7 @@ fn names(dir: &Path) -> anyhow::Result<Vec<String>> {
 async fn the_council_adapter_forwards_its_updates_and_files_its_referrals() -> anyhow::Result<()> {
     let system = start().await?;
     // The cases service will own participation; an operator records it here.
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let participants = ["police", "council", "nhs-trust"]
-        .iter()
-        .map(|a| AgencyId::parse(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    Store::open(&operator)
-        .await?
-        .put(
-            "CASE-0042",
-            &Participation {
-                owner: participants[0].clone(),
-                participants,
-            },
-        )
+    liaison_tests::set_participants(&system, "CASE-0042", &["police", "council", "nhs-trust"])
         .await?;
     let school = agency(&system, "school-a").await?;
     let nhs = agency(&system, "nhs-trust").await?;
@@ -208,6 +194,7 @@ async fn the_council_adapter_forwards_its_updates_and_files_its_referrals() -> a
         read(&dirs.inbox.join("school-ref-2.json"))?,
         "written before the crash\n"
     );
+    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
     let mut consumer = operator
         .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
             "deliver-council",
@@ -241,21 +228,7 @@ async fn the_council_adapter_forwards_its_updates_and_files_its_referrals() -> a
 async fn a_file_sent_while_the_gateway_is_down_waits_in_the_outbox_with_its_id()
 -> anyhow::Result<()> {
     let mut system = start().await?;
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let participants = ["police", "council"]
-        .iter()
-        .map(|a| AgencyId::parse(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    Store::open(&operator)
-        .await?
-        .put(
-            "CASE-0042",
-            &Participation {
-                owner: participants[0].clone(),
-                participants,
-            },
-        )
-        .await?;
+    liaison_tests::set_participants(&system, "CASE-0042", &["police", "council"]).await?;
     let council = agency(&system, "council")
         .await?
         .with_retry(RetryPolicy::for_up_to(Duration::from_millis(300)));
