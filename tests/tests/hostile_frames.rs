@@ -7,6 +7,7 @@
 use futures_util::future::join_all;
 use liaison_proto::v1::Decision;
 use liaison_proto::v1::verdict::Outcome;
+use liaison_tests::Rng;
 use liaison_tests::{agency, config, inbox_exactly, ledger, referral, repo_root, start_with};
 use prost::Message as _;
 
@@ -24,32 +25,21 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Frame `n`: random bytes, a valid envelope with bytes flipped or cut, or
 /// one over the size limit.
 fn frame(rng: &mut Rng, n: usize, seed: &[u8]) -> Vec<u8> {
     match n % 4 {
-        0 => (0..(rng.next() % 400) as usize)
-            .map(|_| rng.next() as u8)
+        0 => (0..(rng.next_u64() % 400) as usize)
+            .map(|_| rng.next_u64() as u8)
             .collect(),
         1 => {
             let mut bytes = seed.to_vec();
-            let i = (rng.next() as usize) % bytes.len();
+            let i = (rng.next_u64() as usize) % bytes.len();
             bytes[i] ^= 0xff;
             bytes.truncate(i + 1);
             bytes
         }
-        2 => vec![0x0a; 64 * 1024 + 1 + (rng.next() % 1024) as usize],
+        2 => vec![0x0a; 64 * 1024 + 1 + (rng.next_u64() % 1024) as usize],
         _ => {
             let mut bytes = seed.to_vec();
             bytes.insert(0, 0xff);

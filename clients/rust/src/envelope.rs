@@ -9,16 +9,10 @@
 //! purposes, legal bases and caveats, the agency's size limit, and the policy.
 
 use liaison_kit::AgencyId;
-use liaison_kit::ids::validate_envelope_id;
-use liaison_kit::participation::validate_case_id;
+use liaison_kit::envelope_rules;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{AlertIssued, CaseUpdated, Classification, Envelope, ReferralMade};
 use prost_types::Timestamp;
-
-/// Longest `author`, `purpose` or `legal_basis` the gateway accepts.
-const MAX_TEXT: usize = 256;
-/// Most handling caveats or addressees on one envelope.
-const MAX_LIST: usize = 32;
 
 /// An envelope the gateway would refuse (`invalid_field`), found before sending.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,75 +54,18 @@ pub fn complete(envelope: &mut Envelope, sender: &AgencyId, author: &str) {
     }
 }
 
-fn required(field: &'static str, value: &str) -> Result<(), InvalidEnvelope> {
-    if value.trim().is_empty() {
-        return Err(invalid(field, "is required"));
-    }
-    if value.len() > MAX_TEXT {
-        return Err(invalid(field, format!("is longer than {MAX_TEXT} bytes")));
-    }
-    Ok(())
-}
-
 /// Checks `envelope` as `sender` would send it, as the gateway does before
-/// its policy: the id's format, the sender, the required fields, the
-/// classification, the body, the case id (required on a case update, as the
-/// wire contract says), and the bounded lists.
+/// its policy ([`liaison_kit::envelope_rules`]: the id's format, the sender,
+/// the required fields, the classification, the body, the case id, the
+/// bounded lists), and one rule more: a case update needs its case id, as
+/// the wire contract says.
 pub fn check(envelope: &Envelope, sender: &AgencyId) -> Result<(), InvalidEnvelope> {
-    validate_envelope_id(&envelope.id).map_err(|e| invalid("id", e.reason))?;
-    if envelope.sender_agency != sender.as_str() {
-        return Err(invalid(
-            "sender_agency",
-            format!(
-                "is {:?} but this client sends as {sender:?}",
-                envelope.sender_agency
-            ),
-        ));
-    }
-    required("author", &envelope.author)?;
-    required("purpose", &envelope.purpose)?;
-    required("legal_basis", &envelope.legal_basis)?;
-    if envelope.sent_at.is_none() {
-        return Err(invalid("sent_at", "is required"));
-    }
-    match Classification::try_from(envelope.classification) {
-        Ok(Classification::Unspecified) | Err(_) => {
-            return Err(invalid(
-                "classification",
-                "must be OFFICIAL, OFFICIAL_SENSITIVE, SECRET or TOP_SECRET",
-            ));
-        }
-        Ok(_) => {}
-    }
-    match &envelope.body {
-        None => {
-            return Err(invalid(
-                "body",
-                "is required (referral, caseUpdate or alert)",
-            ));
-        }
-        Some(Body::CaseUpdate(_)) if envelope.case_id.is_empty() => {
-            return Err(invalid("case_id", "is required on a case update"));
-        }
-        Some(_) => {}
-    }
-    if !envelope.case_id.is_empty() {
-        validate_case_id(&envelope.case_id).map_err(|e| invalid("case_id", e.reason))?;
-    }
-    if envelope.handling_caveats.len() > MAX_LIST {
-        return Err(invalid(
-            "handling_caveats",
-            format!("has more than {MAX_LIST} entries"),
-        ));
-    }
-    if envelope.addressees.len() > MAX_LIST {
-        return Err(invalid(
-            "addressees",
-            format!("has more than {MAX_LIST} entries"),
-        ));
-    }
-    for addressee in &envelope.addressees {
-        AgencyId::parse(addressee).map_err(|e| invalid("addressees", e.to_string()))?;
+    envelope_rules::check(envelope, sender, |sender| {
+        format!("this client sends as {sender:?}")
+    })
+    .map_err(|e| invalid(e.field, e.reason))?;
+    if matches!(envelope.body, Some(Body::CaseUpdate(_))) && envelope.case_id.is_empty() {
+        return Err(invalid("case_id", "is required on a case update"));
     }
     Ok(())
 }

@@ -1,81 +1,19 @@
-//! Checks on a decoded envelope before policy: the fields every share must
-//! carry (DPA 2018 Part 3 asks for purpose and legal basis on every disclosure),
-//! and that the envelope claims to come from the agency that sent it.
+//! Checks on a decoded envelope before policy: the field rules every share
+//! must meet ([`liaison_kit::envelope_rules`], which the agency client checks
+//! too), and that the envelope claims to come from the agency that sent it.
 
 use crate::refusal::Refusal;
 use liaison_kit::AgencyId;
-use liaison_kit::ids::validate_envelope_id;
-use liaison_kit::participation::validate_case_id;
-use liaison_proto::v1::{Classification, Envelope};
-
-const MAX_TEXT: usize = 256;
-/// Most caveats or addressees on one envelope.
-const MAX_LIST: usize = 32;
-
-fn field(field: &'static str, reason: impl Into<String>) -> Refusal {
-    Refusal::InvalidField {
-        field,
-        reason: reason.into(),
-    }
-}
-
-fn required(name: &'static str, value: &str) -> Result<(), Refusal> {
-    if value.trim().is_empty() {
-        return Err(field(name, "is required"));
-    }
-    if value.len() > MAX_TEXT {
-        return Err(field(name, format!("is longer than {MAX_TEXT} bytes")));
-    }
-    Ok(())
-}
+use liaison_kit::envelope_rules;
+use liaison_proto::v1::Envelope;
 
 /// Checks `envelope` as sent by `agency`.
 pub fn check(envelope: &Envelope, agency: &AgencyId) -> Result<(), Refusal> {
-    validate_envelope_id(&envelope.id).map_err(|e| field("id", e.reason))?;
-    if envelope.sender_agency != agency.as_str() {
-        return Err(field(
-            "sender_agency",
-            format!(
-                "is {:?} but the envelope came from {agency:?}",
-                envelope.sender_agency
-            ),
-        ));
-    }
-    required("author", &envelope.author)?;
-    required("purpose", &envelope.purpose)?;
-    required("legal_basis", &envelope.legal_basis)?;
-    if envelope.sent_at.is_none() {
-        return Err(field("sent_at", "is required"));
-    }
-    match Classification::try_from(envelope.classification) {
-        Ok(Classification::Unspecified) | Err(_) => {
-            return Err(field(
-                "classification",
-                "must be OFFICIAL, OFFICIAL_SENSITIVE, SECRET or TOP_SECRET",
-            ));
-        }
-        Ok(_) => {}
-    }
-    if envelope.body.is_none() {
-        return Err(field("body", "is required (referral, caseUpdate or alert)"));
-    }
-    if !envelope.case_id.is_empty() {
-        validate_case_id(&envelope.case_id).map_err(|e| field("case_id", e.reason))?;
-    }
-    if envelope.handling_caveats.len() > MAX_LIST {
-        return Err(field(
-            "handling_caveats",
-            format!("has more than {MAX_LIST} entries"),
-        ));
-    }
-    if envelope.addressees.len() > MAX_LIST {
-        return Err(field(
-            "addressees",
-            format!("has more than {MAX_LIST} entries"),
-        ));
-    }
-    for addressee in &envelope.addressees {
-        AgencyId::parse(addressee).map_err(|e| field("addressees", e.to_string()))?;
-    }
-    Ok(())
+    envelope_rules::check(envelope, agency, |agency| {
+        format!("the envelope came from {agency:?}")
+    })
+    .map_err(|e| Refusal::InvalidField {
+        field: e.field,
+        reason: e.reason,
+    })
 }

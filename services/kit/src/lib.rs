@@ -9,6 +9,7 @@
 pub mod config;
 pub mod connect;
 pub mod consume;
+pub mod envelope_rules;
 pub mod ids;
 pub mod metrics;
 pub mod nats_server;

@@ -15,29 +15,11 @@ use liaison_kit::participation::validate_case_id;
 use liaison_kit::registry::Registry;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{CaseUpdated, Classification, DataLabel, Envelope, Person, ReferralMade};
+use liaison_tests::Rng;
 use prost::Message as _;
 use prost_reflect::DynamicMessage;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn rounds() -> usize {
     std::env::var("LIAISON_HOSTILE_ROUNDS")
@@ -47,9 +29,7 @@ fn rounds() -> usize {
 }
 
 fn deploy(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy")
-        .join(path)
+    liaison_tests::repo_root().join("deploy").join(path)
 }
 
 fn seed_envelopes() -> Vec<Vec<u8>> {
@@ -111,7 +91,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
             }
             3 if !bytes.is_empty() => {
                 let i = rng.below(bytes.len());
-                bytes[i] = rng.next() as u8;
+                bytes[i] = rng.next_u64() as u8;
             }
             _ => {
                 let len = rng.below(300);
