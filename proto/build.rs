@@ -5,6 +5,7 @@ use std::{env, error::Error, fs, path::PathBuf};
 const FILES: &[&str] = &[
     "liaison/v1/labels.proto",
     "liaison/v1/bodies.proto",
+    "liaison/v1/cases.proto",
     "liaison/v1/envelope.proto",
     "liaison/v1/audit.proto",
 ];

@@ -170,6 +170,7 @@ pub fn referral(sender: &str, id: &str) -> Envelope {
         case_id: String::new(),
         traceparent: String::new(),
         addressees: vec![],
+        in_reply_to: String::new(),
         body: Some(Body::Referral(ReferralMade {
             subject: Some(Person {
                 token: "tok-test-subject".into(),
@@ -360,6 +361,7 @@ pub async fn set_participants(system: &System, case: &str, participants: &[&str]
             &liaison_kit::participation::Participation {
                 owner,
                 participants,
+                status: 0,
             },
         )
         .await?;

@@ -69,6 +69,7 @@ async fn case_updates_go_only_to_participants_and_caveats_and_classification_hol
             &Participation {
                 owner: ids(&["police"])[0].clone(),
                 participants: ids(&["police", "probation", "nhs-trust"]),
+                status: 0,
             },
         )
         .await?;
@@ -102,6 +103,7 @@ async fn case_updates_go_only_to_participants_and_caveats_and_classification_hol
             &Participation {
                 owner: ids(&["police"])[0].clone(),
                 participants: ids(&["police", "probation", "nhs-trust", "council"]),
+                status: 0,
             },
         )
         .await?;

@@ -129,7 +129,8 @@ fn mutated_envelopes_are_decoded_checked_decided_and_redacted_without_a_panic() 
             });
         if checked.is_ok() {
             valid += 1;
-            let _ = policy.evaluate(&school, &envelope, &registry, &participants);
+            let facts = liaison_gateway::policy::Facts::case(&participants);
+            let _ = policy.evaluate(&school, &envelope, &registry, &facts);
         }
         let mut message = DynamicMessage::new(liaison_proto::message("Envelope"));
         if message.merge(bytes.as_slice()).is_ok() {

@@ -101,6 +101,7 @@ fn envelope(
         traceparent: String::new(),
         addressees: vec![],
         body: Some(body),
+        ..Default::default()
     }
 }
 
@@ -109,7 +110,7 @@ fn legal_basis(body: &Body) -> &'static str {
     match body {
         Body::Referral(_) => "CTSA-2015-s26",
         Body::CaseUpdate(_) => "CTSA-2015-s36",
-        Body::Alert(_) => "DPA-2018-s35",
+        _ => "DPA-2018-s35",
     }
 }
 
@@ -138,6 +139,7 @@ pub fn participation(contributions: &[Contribution]) -> BTreeMap<String, Partici
             let participation = Participation {
                 owner: agency("police")?,
                 participants: participants.into_iter().filter_map(agency).collect(),
+                status: 0,
             };
             Some((c.envelope.case_id.clone(), participation))
         })

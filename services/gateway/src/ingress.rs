@@ -11,6 +11,7 @@
 use crate::Shared;
 use crate::decode::{Encoding, decode};
 use crate::metrics::agency_label;
+use crate::policy::{Facts, Replied};
 use crate::records;
 use crate::refusal::Refusal;
 use crate::validate;
@@ -19,7 +20,7 @@ use futures_util::StreamExt;
 use liaison_kit::time::{timestamp_now, unix_now};
 use liaison_kit::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
-use liaison_proto::v1::{Envelope, EnvelopeAccepted, Route, Verdict};
+use liaison_proto::v1::{CaseStatus, Envelope, EnvelopeAccepted, Route, Verdict};
 use prost::Message as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,7 +32,7 @@ use tracing::{error, info, warn};
 /// Serves ingress until `shutdown`, then finishes the requests in hand.
 pub async fn serve(
     shared: Arc<Shared>,
-    mut requests: async_nats::Subscriber,
+    mut requests: crate::Requests,
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
@@ -51,7 +52,9 @@ pub async fn serve(
             drop(permit);
         });
     }
-    let _ = requests.unsubscribe().await;
+    let (mut ingress, mut internal) = requests.into_inner();
+    let _ = ingress.unsubscribe().await;
+    let _ = internal.unsubscribe().await;
     tracker.close();
     tracker.wait().await;
 }
@@ -62,8 +65,30 @@ async fn handle(shared: &Shared, message: Message) {
         .as_ref()
         .and_then(|h| h.get(subjects::TOKEN_HEADER))
         .map(|v| v.as_str());
-    let agency = subjects::ingress_agency_part(&message.subject);
-    let verdict = submit(shared, agency, token, &message.payload, Encoding::Protobuf).await;
+    if subjects::is_ingress_query(&message.subject) {
+        let agency = subjects::ingress_agency_part(&message.subject);
+        let answer = crate::query::answer(shared, agency, token, &message.payload).await;
+        if let Some(reply) = message.reply
+            && let Err(e) = shared.client.publish(reply, answer.into()).await
+        {
+            warn!(error = %e, "Case query answer not sent");
+        }
+        return;
+    }
+    let verdict = if let Some(service) = subjects::service_of_internal(&message.subject) {
+        submit_internal(shared, service, &message.payload).await
+    } else if message.subject.starts_with("liaison.internal.") {
+        refuse(
+            shared,
+            Rejected::new(Refusal::InvalidAgencyId(
+                "no Liaison service sends on this internal subject".to_owned(),
+            )),
+        )
+        .await
+    } else {
+        let agency = subjects::ingress_agency_part(&message.subject);
+        submit(shared, agency, token, &message.payload, Encoding::Protobuf).await
+    };
     if let Some(reply) = message.reply
         && let Err(e) = shared
             .client
@@ -99,6 +124,45 @@ pub async fn submit(
     verdict
 }
 
+/// The internal door: one of Liaison's own services sends its event. NATS
+/// permissions authenticate it (only the service's user may publish on its
+/// subject), so no token; everything after is the path agencies' envelopes
+/// take.
+pub async fn submit_internal(
+    shared: &Shared,
+    service: liaison_kit::system::Service,
+    payload: &[u8],
+) -> Verdict {
+    let started = Instant::now();
+    let sender = service.sender();
+    let admitted = async {
+        let limit = shared.config.gateway.max_envelope_bytes;
+        if payload.len() > limit {
+            return Err(Rejected::new(Refusal::TooLarge {
+                size: payload.len(),
+                limit,
+            })
+            .by(&sender));
+        }
+        let envelope = decode(payload, Encoding::Protobuf)
+            .map_err(|e| Rejected::new(Refusal::Malformed(e)).by(&sender))?;
+        validate::check(&envelope, &sender)
+            .map_err(|r| Rejected::new(r).by(&sender).about(&envelope))?;
+        let author = envelope.author.clone();
+        decide(shared, &sender, envelope, author).await
+    }
+    .await;
+    let verdict = match admitted {
+        Ok(verdict) => verdict,
+        Err(rejected) => refuse(shared, rejected).await,
+    };
+    shared
+        .metrics
+        .verdict_seconds
+        .observe(started.elapsed().as_secs_f64());
+    verdict
+}
+
 /// Refuses, and records, an envelope a door would not read whole because it
 /// is longer than `limit` (`size`: its declared length, or what was read
 /// before the limit was passed). The same refusal [`submit`] gives first.
@@ -107,7 +171,7 @@ pub async fn refuse_too_large(shared: &Shared, size: usize, limit: usize) -> Ver
 }
 
 /// A refusal, with what was known of the request when it was refused.
-struct Rejected {
+pub(crate) struct Rejected {
     refusal: Refusal,
     agency: String,
     envelope: Option<Envelope>,
@@ -115,7 +179,7 @@ struct Rejected {
 }
 
 impl Rejected {
-    fn new(refusal: Refusal) -> Self {
+    pub(crate) fn new(refusal: Refusal) -> Self {
         Self {
             refusal,
             agency: String::new(),
@@ -124,7 +188,7 @@ impl Rejected {
         }
     }
 
-    fn by(mut self, agency: &AgencyId) -> Self {
+    pub(crate) fn by(mut self, agency: &AgencyId) -> Self {
         self.agency = agency.to_string();
         self
     }
@@ -141,7 +205,7 @@ impl Rejected {
 }
 
 /// Records a refusal (unless nothing could be stored at all) and words the verdict.
-async fn refuse(shared: &Shared, rejected: Rejected) -> Verdict {
+pub(crate) async fn refuse(shared: &Shared, rejected: Rejected) -> Verdict {
     let Rejected {
         refusal,
         agency,
@@ -205,14 +269,40 @@ async fn admit(
             reason: format!("must be the token subject {:?}", claims.sub),
         }));
     }
+    decide(shared, &agency, envelope, claims.sub).await
+}
+
+/// Decides on an authenticated, well-formed envelope from `agency`
+/// (`subject`: the person or system that signed for it); on acceptance the
+/// envelope is stored and its collection recorded.
+async fn decide(
+    shared: &Shared,
+    agency: &AgencyId,
+    envelope: Envelope,
+    subject: String,
+) -> Result<Verdict, Rejected> {
+    let about = |refusal: Refusal| Rejected::new(refusal).by(agency).about(&envelope);
+    let kind = envelope.kind();
+    let system = liaison_kit::system::is_reserved(agency);
+    if liaison_proto::SYSTEM_KINDS.contains(&kind) != system {
+        return Err(about(Refusal::InvalidField {
+            field: "body",
+            reason: if system {
+                format!("a Liaison service may not send a {kind}")
+            } else {
+                format!("a {kind} is raised only by Liaison's own services")
+            },
+        }));
+    }
     let policy = shared.policy();
     policy
         .vocabulary()
         .check(&envelope)
         .map_err(|(field, reason)| about(Refusal::InvalidField { field, reason }))?;
-    let participants = participants(shared, &envelope).await.map_err(about)?;
+    let (facts, status) = facts(shared, &envelope).await.map_err(about)?;
+    case_rules(shared, &policy, agency, &envelope, &facts, status).map_err(about)?;
     let (send, routes) = policy
-        .evaluate(&agency, &envelope, &shared.registry, &participants)
+        .evaluate(agency, &envelope, &shared.registry, &facts)
         .map_err(|e| {
             about(Refusal::PolicyDenied(format!(
                 "policy could not be evaluated: {e}"
@@ -239,7 +329,7 @@ async fn admit(
     let accepted = EnvelopeAccepted {
         envelope: Some(envelope.clone()),
         accepted_at: Some(timestamp_now()),
-        token_subject: claims.sub,
+        token_subject: subject,
         policy_ids: send.clauses.clone(),
         routes: routes
             .into_iter()
@@ -282,16 +372,119 @@ async fn admit(
     })
 }
 
-/// The agencies participating in a case update's case (need to know); none
-/// for other kinds, or for a case the case service does not know.
-async fn participants(shared: &Shared, envelope: &Envelope) -> Result<Vec<AgencyId>, Refusal> {
-    if envelope.kind() != "case_update" || envelope.case_id.is_empty() {
-        return Ok(vec![]);
+/// What policy needs to know beyond the envelope: who participates in its
+/// case and who owns it (need to know; from the cases service), and who sent
+/// and received the envelope it answers (from the receipts); with the case's
+/// lifecycle status, if the case exists.
+async fn facts(
+    shared: &Shared,
+    envelope: &Envelope,
+) -> Result<(Facts, Option<CaseStatus>), Refusal> {
+    let mut facts = Facts::default();
+    let mut status = None;
+    if !envelope.case_id.is_empty() {
+        let found = shared
+            .participation
+            .get(&envelope.case_id)
+            .await
+            .map_err(|e| Refusal::Unavailable(format!("case participation: {e}")))?;
+        if let Some(p) = found {
+            status = Some(CaseStatus::try_from(p.status).unwrap_or(CaseStatus::Unspecified));
+            facts.owner = Some(p.owner);
+            facts.participants = p.participants;
+        }
     }
-    match shared.participation.get(&envelope.case_id).await {
-        Ok(found) => Ok(found.map(|p| p.participants).unwrap_or_default()),
-        Err(e) => Err(Refusal::Unavailable(format!("case participation: {e}"))),
+    if !envelope.in_reply_to.is_empty() {
+        let receipt = shared
+            .receipts
+            .get(&envelope.in_reply_to)
+            .await
+            .map_err(|e| Refusal::Unavailable(format!("receipts: {e}")))?
+            .ok_or_else(|| Refusal::InvalidField {
+                field: "in_reply_to",
+                reason: format!(
+                    "no envelope {:?} was delivered (or it is older than copies are kept)",
+                    envelope.in_reply_to
+                ),
+            })?;
+        facts.replied = Some(Replied {
+            sender: receipt.sender,
+            recipients: receipt.recipients,
+            kind: receipt.kind,
+        });
     }
+    Ok((facts, status))
+}
+
+/// The case rules policy cannot state alone: a lifecycle move must be one
+/// the case's status allows; a participation change may add only agencies
+/// the information-sharing agreements let receive the case's updates, and
+/// may not remove the owner.
+fn case_rules(
+    shared: &Shared,
+    policy: &crate::policy::Policy,
+    agency: &AgencyId,
+    envelope: &Envelope,
+    facts: &Facts,
+    status: Option<CaseStatus>,
+) -> Result<(), Refusal> {
+    use liaison_proto::v1::envelope::Body;
+    let invalid = |field: &'static str, reason: String| Refusal::InvalidField { field, reason };
+    match &envelope.body {
+        Some(Body::CaseStatus(c)) => {
+            let to = CaseStatus::try_from(c.status).unwrap_or(CaseStatus::Unspecified);
+            liaison_kit::lifecycle::check(status, to)
+                .map_err(|reason| invalid("case_status.status", reason))?;
+        }
+        Some(Body::Participation(p)) => {
+            if status.is_none() {
+                return Err(invalid("case_id", "the case does not exist".to_owned()));
+            }
+            if let Some(owner) = &facts.owner
+                && p.removed.iter().any(|r| r == owner.as_str())
+            {
+                return Err(invalid(
+                    "participation.removed",
+                    format!("{owner} owns the case and cannot be removed"),
+                ));
+            }
+            for added in &p.added {
+                let Ok(id) = AgencyId::parse(added) else {
+                    continue;
+                };
+                if shared.registry.get(&id).is_none() {
+                    return Err(invalid(
+                        "participation.added",
+                        format!("{id} is not a registered agency"),
+                    ));
+                }
+                // As if it already took part: would it receive the case's updates?
+                let mut joined = facts.clone();
+                joined.participants.push(id.clone());
+                let probe = Envelope {
+                    body: Some(Body::CaseUpdate(liaison_proto::v1::CaseUpdated::default())),
+                    addressees: vec![],
+                    ..envelope.clone()
+                };
+                let receives = policy
+                    .explain(agency, &probe, &joined, &id)
+                    .map(|e| e.copy.receive.allowed)
+                    .unwrap_or(false);
+                if !receives {
+                    return Err(Refusal::PolicyDenied(format!(
+                        "no information-sharing agreement lets {id} receive this case's updates, so it cannot participate"
+                    )));
+                }
+            }
+        }
+        Some(Body::Reprioritisation(_) | Body::RiskAssessment(_) | Body::InformationRequest(_))
+            if status.is_none() =>
+        {
+            return Err(invalid("case_id", "the case does not exist".to_owned()));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Stores the accepted envelope in EVENTS; `Ok(true)` if it was already there.

@@ -16,6 +16,7 @@ pub mod ingress;
 pub mod limits;
 pub mod metrics;
 pub mod policy;
+pub mod query;
 pub mod records;
 pub mod redact;
 pub mod refusal;
@@ -60,6 +61,7 @@ pub struct Shared {
     /// The policy set in force; replaced whole by a reload ([`reload`]).
     pub policy: std::sync::RwLock<Arc<policy::Policy>>,
     pub participation: liaison_kit::participation::Store,
+    pub receipts: liaison_kit::receipts::Store,
     pub verifier: auth::Verifier,
     pub limits: limits::Limits,
     pub client: async_nats::Client,
@@ -78,11 +80,14 @@ impl Shared {
     }
 }
 
+/// Ingress and the internal door, served together.
+pub type Requests = futures_util::stream::Select<async_nats::Subscriber, async_nats::Subscriber>;
+
 /// A gateway that has loaded its registry and policy, subscribed to ingress
 /// and bound to its EVENTS consumer: ready to serve.
 pub struct Gateway {
     shared: Arc<Shared>,
-    requests: async_nats::Subscriber,
+    requests: Requests,
     consumer: PullConsumer,
     door: Option<https::Door>,
     telemetry: Option<liaison_kit::ops::Listener>,
@@ -110,6 +115,9 @@ impl Gateway {
         let participation = liaison_kit::participation::Store::open(&js)
             .await
             .map_err(|e| GatewayError::Nats(e.to_string()))?;
+        let receipts = liaison_kit::receipts::Store::open(&js)
+            .await
+            .map_err(|e| GatewayError::Nats(e.to_string()))?;
         let consumer: PullConsumer = js
             .get_consumer_from_stream(subjects::ROUTER_CONSUMER, subjects::EVENTS_STREAM)
             .await
@@ -123,6 +131,10 @@ impl Gateway {
             .queue_subscribe(subjects::INGRESS_ALL, subjects::GATEWAY_QUEUE.to_owned())
             .await
             .map_err(|e| GatewayError::Nats(format!("subscribe to ingress: {e}")))?;
+        let internal = client
+            .queue_subscribe(subjects::INTERNAL_ALL, subjects::GATEWAY_QUEUE.to_owned())
+            .await
+            .map_err(|e| GatewayError::Nats(format!("subscribe to the internal door: {e}")))?;
         client
             .flush()
             .await
@@ -135,13 +147,14 @@ impl Gateway {
             registry,
             policy: std::sync::RwLock::new(Arc::new(policy)),
             participation,
+            receipts,
             verifier,
             client,
             js,
         });
         Ok(Self {
             shared,
-            requests,
+            requests: futures_util::stream::select(requests, internal),
             consumer,
             door,
             telemetry,

@@ -118,6 +118,38 @@ pub struct Policy {
     decided: std::sync::Mutex<HashMap<Shape, (Outcome, Vec<Route>)>>,
 }
 
+/// What the gateway looked up about an envelope before asking the policy:
+/// its case (from the cases service's participation) and the envelope it
+/// answers (from the receipts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Facts {
+    /// Agencies participating in the envelope's case (empty if none).
+    pub participants: Vec<AgencyId>,
+    /// The owner of the envelope's case, if the case exists.
+    pub owner: Option<AgencyId>,
+    /// The envelope named in `in_reply_to`, if any.
+    pub replied: Option<Replied>,
+}
+
+/// Who sent, and who received, the envelope an envelope answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Replied {
+    pub sender: AgencyId,
+    pub recipients: Vec<AgencyId>,
+    pub kind: String,
+}
+
+impl Facts {
+    /// Facts about a case only (no reply).
+    pub fn case(participants: &[AgencyId]) -> Self {
+        Self {
+            owner: participants.first().cloned(),
+            participants: participants.to_vec(),
+            replied: None,
+        }
+    }
+}
+
 /// Most message shapes remembered; the cache starts again when full.
 const MAX_SHAPES: usize = 4096;
 
@@ -131,8 +163,11 @@ struct Shape {
     legal_basis: String,
     caveats: Vec<String>,
     has_case: bool,
-    participants: Vec<AgencyId>,
+    facts: Facts,
     addressees: Vec<String>,
+    added: Vec<String>,
+    sectors: Vec<String>,
+    region: String,
 }
 
 fn type_name(name: &str) -> EntityTypeName {
@@ -260,10 +295,19 @@ impl Policy {
                 reason: reasons.join("; "),
             });
         }
-        let agencies = registry
+        let mut agencies = registry
             .agencies()
             .map(agency_entity)
             .collect::<Result<Vec<_>, _>>()?;
+        // Liaison's own services send through the internal door as
+        // principals of kind "system".
+        let caveats: Vec<String> = vocabulary.caveats.keys().cloned().collect();
+        for service in liaison_kit::system::Service::ALL {
+            agencies.push(agency_entity(&Agency::system(
+                service.sender(),
+                caveats.clone(),
+            ))?);
+        }
         let agencies = Entities::from_entities(agencies, Some(&schema))
             .map_err(|e| PolicyError::Entities(format!("agencies: {e}")))?;
         Ok(Self {
@@ -379,8 +423,9 @@ impl Policy {
         sender: &AgencyId,
         envelope: &Envelope,
         registry: &Registry,
-        participants: &[AgencyId],
+        facts: &Facts,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
+        let alert = alert_addressing(envelope);
         let shape = Shape {
             sender: sender.clone(),
             kind: envelope.kind(),
@@ -389,8 +434,11 @@ impl Policy {
             legal_basis: envelope.legal_basis.clone(),
             caveats: envelope.handling_caveats.clone(),
             has_case: !envelope.case_id.is_empty(),
-            participants: participants.to_vec(),
+            facts: facts.clone(),
             addressees: envelope.addressees.clone(),
+            added: added(envelope).to_vec(),
+            sectors: alert.0.to_vec(),
+            region: alert.1.to_owned(),
         };
         if let Some(decided) = self
             .decided
@@ -400,7 +448,7 @@ impl Policy {
         {
             return Ok(decided);
         }
-        let decided = self.decide_all(sender, envelope, registry, participants)?;
+        let decided = self.decide_all(sender, envelope, registry, facts)?;
         if let Ok(mut cache) = self.decided.lock() {
             if cache.len() >= MAX_SHAPES {
                 cache.clear();
@@ -415,9 +463,9 @@ impl Policy {
         sender: &AgencyId,
         envelope: &Envelope,
         registry: &Registry,
-        participants: &[AgencyId],
+        facts: &Facts,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
-        let question = self.question(sender, envelope, participants)?;
+        let question = self.question(sender, envelope, facts)?;
         let send = question.send(self);
         if !send.allowed {
             return Ok((send, vec![]));
@@ -452,10 +500,10 @@ impl Policy {
         &self,
         sender: &AgencyId,
         envelope: &Envelope,
-        participants: &[AgencyId],
+        facts: &Facts,
         recipient: &AgencyId,
     ) -> Result<Explanation, PolicyError> {
-        let question = self.question(sender, envelope, participants)?;
+        let question = self.question(sender, envelope, facts)?;
         Ok(Explanation {
             send: question.send(self),
             copy: question.copy_for(self, recipient),
@@ -466,13 +514,12 @@ impl Policy {
         &self,
         sender: &AgencyId,
         envelope: &Envelope,
-        participants: &[AgencyId],
+        facts: &Facts,
     ) -> Result<Question, PolicyError> {
         // One uid for every message: a decision may depend only on the
         // attributes (what the cache is keyed by), never on the envelope id.
         let message = uid("Liaison::Message", "message");
-        let entities =
-            self.entities_with(message_entity(&message, sender, envelope, participants)?)?;
+        let entities = self.entities_with(message_entity(&message, sender, envelope, facts)?)?;
         let label_context = Context::from_pairs([(
             "message".to_owned(),
             RestrictedExpression::new_entity_uid(message.clone()),
@@ -590,12 +637,30 @@ fn agency_set<'a>(ids: impl IntoIterator<Item = &'a str>) -> RestrictedExpressio
     )
 }
 
+/// The agencies a participation change adds (they are told, as addressees).
+fn added(envelope: &Envelope) -> &[String] {
+    match &envelope.body {
+        Some(liaison_proto::v1::envelope::Body::Participation(p)) => &p.added,
+        _ => &[],
+    }
+}
+
+/// The sectors and region an alert is addressed to (none for other kinds).
+fn alert_addressing(envelope: &Envelope) -> (&[String], &str) {
+    match &envelope.body {
+        Some(liaison_proto::v1::envelope::Body::Alert(a)) => (&a.sectors, &a.region),
+        _ => (&[], ""),
+    }
+}
+
 fn message_entity(
     uid: &EntityUid,
     sender: &AgencyId,
     envelope: &Envelope,
-    participants: &[AgencyId],
+    facts: &Facts,
 ) -> Result<Entity, PolicyError> {
+    let (sectors, region) = alert_addressing(envelope);
+    let replied = facts.replied.as_ref();
     let attrs: HashMap<String, RestrictedExpression> = [
         (
             "kind",
@@ -624,11 +689,46 @@ fn message_entity(
         ("caveats", strings(&envelope.handling_caveats)),
         (
             "participants",
-            agency_set(participants.iter().map(AgencyId::as_str)),
+            agency_set(facts.participants.iter().map(AgencyId::as_str)),
+        ),
+        (
+            "owner",
+            agency_set(facts.owner.iter().map(AgencyId::as_str)),
         ),
         (
             "addressees",
-            agency_set(envelope.addressees.iter().map(String::as_str)),
+            agency_set(
+                envelope
+                    .addressees
+                    .iter()
+                    .chain(added(envelope))
+                    .map(String::as_str),
+            ),
+        ),
+        (
+            "added",
+            agency_set(added(envelope).iter().map(String::as_str)),
+        ),
+        (
+            "reply_sender",
+            agency_set(replied.map(|r| r.sender.as_str())),
+        ),
+        (
+            "reply_recipients",
+            agency_set(
+                replied
+                    .into_iter()
+                    .flat_map(|r| r.recipients.iter().map(AgencyId::as_str)),
+            ),
+        ),
+        (
+            "reply_kind",
+            RestrictedExpression::new_string(replied.map(|r| r.kind.clone()).unwrap_or_default()),
+        ),
+        ("sectors", strings(sectors)),
+        (
+            "region",
+            RestrictedExpression::new_string(region.to_owned()),
         ),
     ]
     .into_iter()

@@ -82,7 +82,13 @@ pub fn collection(accepted: &EnvelopeAccepted) -> AuditRecord {
     let envelope = envelope_of(accepted);
     AuditRecord {
         record_id: format!("{}:collection", envelope.id),
-        operation: Operation::Collection as i32,
+        // What the sender did, in s.62's words: an erasure confirmation
+        // records an erasure, a correction an alteration.
+        operation: match envelope.kind() {
+            "erasure_confirmed" => Operation::Erasure,
+            "correction" => Operation::Alteration,
+            _ => Operation::Collection,
+        } as i32,
         decision: Decision::Accepted as i32,
         recipients: accepted
             .routes
@@ -132,6 +138,35 @@ pub fn refusal(
         agency: agency.to_owned(),
         policy_ids: policy_ids.to_vec(),
         ..base
+    }
+}
+
+/// An agency consulting the case record (`liaison cases list|show`): who,
+/// which case (for one), which cases' subjects it touched. `id` is unique
+/// per query.
+pub fn consultation(
+    id: &str,
+    agency: &str,
+    author: &str,
+    case_id: &str,
+    cases: usize,
+    subject_tokens: Vec<String>,
+) -> AuditRecord {
+    AuditRecord {
+        record_id: format!("consultation:{id}"),
+        operation: Operation::Consultation as i32,
+        decision: Decision::Accepted as i32,
+        code: "case_query".into(),
+        reason: format!("{cases} case(s) returned"),
+        agency: agency.to_owned(),
+        author: author.to_owned(),
+        recipients: vec![agency.to_owned()],
+        case_id: case_id.to_owned(),
+        kind: "case_query".into(),
+        subject_tokens,
+        time: Some(timestamp_now()),
+        service: "gateway".into(),
+        ..Default::default()
     }
 }
 

@@ -11,6 +11,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::future::join_all;
+use liaison_kit::receipts::Receipt;
 use liaison_kit::{AgencyId, consume, subjects};
 use liaison_proto::v1::{DataLabel, Delivery, Envelope, EnvelopeAccepted};
 use prost::Message as _;
@@ -125,11 +126,30 @@ impl<'a> Copies<'a> {
     }
 }
 
-/// Publishes every recipient's copy (their acknowledgements awaited
-/// together), then the disclosure records.
+/// Stores the envelope's receipt, publishes every recipient's copy (their
+/// acknowledgements awaited together), then the disclosure records.
 async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), String> {
     let default = Envelope::default();
     let envelope = accepted.envelope.as_ref().unwrap_or(&default);
+    // The receipt first: a recipient that answers this envelope (or a
+    // sender that corrects it) is then sure to find who received it.
+    let receipt = Receipt {
+        sender: AgencyId::parse(&envelope.sender_agency).map_err(|e| e.to_string())?,
+        kind: envelope.kind().to_owned(),
+        case_id: envelope.case_id.clone(),
+        recipients: accepted
+            .routes
+            .iter()
+            .map(|r| AgencyId::parse(&r.recipient))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?,
+        classification: envelope.classification,
+    };
+    shared
+        .receipts
+        .put(&envelope.id, &receipt)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut copies = Copies::new(envelope);
     let mut stored = Vec::with_capacity(accepted.routes.len());
     let mut disclosures = Vec::with_capacity(accepted.routes.len());

@@ -19,13 +19,11 @@
 //! council = ["education", "health", "identity", "location", "safeguarding", "social-care"]
 //! ```
 
-use crate::policy::Policy;
+use crate::policy::{Facts, Policy, Replied};
 use liaison_kit::AgencyId;
 use liaison_kit::registry::Registry;
 use liaison_proto::v1::envelope::Body;
-use liaison_proto::v1::{
-    AlertIssued, CaseUpdated, Classification, DataLabel, Envelope, ReferralMade,
-};
+use liaison_proto::v1::{Classification, DataLabel, Envelope};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,12 +57,51 @@ pub struct Case {
     /// The case's participants (case updates).
     #[serde(default)]
     pub participants: Vec<AgencyId>,
+    /// The case's owner (default: the first participant).
+    #[serde(default)]
+    pub owner: Option<AgencyId>,
     #[serde(default)]
     pub addressees: Vec<String>,
+    /// For a participation change: the agencies it adds.
+    #[serde(default)]
+    pub added: Vec<String>,
+    /// For an answer (`in_reply_to`): who sent and who received the envelope answered.
+    #[serde(default)]
+    pub reply: Option<ReplyCase>,
+    /// For an alert: the sectors and region addressed.
+    #[serde(default)]
+    pub sectors: Vec<String>,
+    #[serde(default)]
+    pub region: String,
     pub send: Expect,
     /// Exactly who receives a copy, with the labels each may see.
     #[serde(default)]
     pub recipients: BTreeMap<AgencyId, Vec<String>>,
+}
+
+/// The envelope a test case answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyCase {
+    pub sender: AgencyId,
+    pub recipients: Vec<AgencyId>,
+    pub kind: String,
+}
+
+impl Case {
+    /// What the gateway would have looked up for this case.
+    pub fn facts(&self) -> Facts {
+        let mut facts = Facts::case(&self.participants);
+        if self.owner.is_some() {
+            facts.owner = self.owner.clone();
+        }
+        facts.replied = self.reply.as_ref().map(|r| Replied {
+            sender: r.sender.clone(),
+            recipients: r.recipients.clone(),
+            kind: r.kind.clone(),
+        });
+        facts
+    }
 }
 
 fn official_sensitive() -> String {
@@ -130,16 +167,21 @@ fn classification(text: &str) -> Result<Classification, String> {
 
 /// The envelope a case describes (bodies empty: policy sees only the shape).
 pub fn envelope_of(case: &Case) -> Result<Envelope, String> {
-    let body = match case.kind.as_str() {
-        "referral" => Body::Referral(ReferralMade::default()),
-        "case_update" => Body::CaseUpdate(CaseUpdated::default()),
-        "alert" => Body::Alert(AlertIssued::default()),
-        other => {
-            return Err(format!(
-                "kind {other:?} is not referral, case_update or alert"
-            ));
+    let mut body = Body::empty(&case.kind).ok_or_else(|| {
+        format!(
+            "kind {:?} is not one of {}",
+            case.kind,
+            liaison_proto::KINDS.join(", ")
+        )
+    })?;
+    match &mut body {
+        Body::Participation(p) => p.added = case.added.clone(),
+        Body::Alert(a) => {
+            a.sectors = case.sectors.clone();
+            a.region = case.region.clone();
         }
-    };
+        _ => {}
+    }
     Ok(Envelope {
         id: "policy-test".into(),
         sender_agency: case.sender.to_string(),
@@ -148,7 +190,9 @@ pub fn envelope_of(case: &Case) -> Result<Envelope, String> {
         handling_caveats: case.caveats.clone(),
         purpose: case.purpose.clone(),
         legal_basis: case.legal_basis.clone(),
-        case_id: if case.kind == "case_update" {
+        case_id: if liaison_kit::envelope_rules::CASE_KINDS.contains(&case.kind.as_str())
+            || !case.participants.is_empty()
+        {
             "CASE-TEST".into()
         } else {
             String::new()
@@ -175,11 +219,10 @@ pub fn check(policy: &Policy, registry: &Registry, case: &Case) -> Vec<String> {
     if case.send == Expect::Invalid {
         return vec!["expected invalid, but the vocabulary accepts it".into()];
     }
-    let (send, routes) =
-        match policy.evaluate(&case.sender, &envelope, registry, &case.participants) {
-            Ok(r) => r,
-            Err(e) => return vec![format!("policy could not be evaluated: {e}")],
-        };
+    let (send, routes) = match policy.evaluate(&case.sender, &envelope, registry, &case.facts()) {
+        Ok(r) => r,
+        Err(e) => return vec![format!("policy could not be evaluated: {e}")],
+    };
     let mut problems = vec![];
     match (case.send, send.allowed) {
         (Expect::Allow, false) => problems.push(format!(

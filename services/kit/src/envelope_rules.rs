@@ -88,5 +88,208 @@ pub fn check(
     for addressee in &envelope.addressees {
         AgencyId::parse(addressee).map_err(|e| field("addressees", e.to_string()))?;
     }
+    let kind = envelope.kind();
+    let replies = liaison_proto::REPLY_KINDS.contains(&kind);
+    if envelope.in_reply_to.is_empty() {
+        if replies {
+            return Err(field(
+                "in_reply_to",
+                format!("is required on a {kind}: the id of the envelope it answers"),
+            ));
+        }
+    } else {
+        if !replies {
+            return Err(field(
+                "in_reply_to",
+                format!(
+                    "is only for {}, not a {kind}",
+                    liaison_proto::REPLY_KINDS.join(", ")
+                ),
+            ));
+        }
+        validate_envelope_id(&envelope.in_reply_to).map_err(|e| field("in_reply_to", e.reason))?;
+    }
+    if CASE_KINDS.contains(&kind) && envelope.case_id.is_empty() {
+        return Err(field("case_id", format!("is required on a {kind}")));
+    }
+    body(envelope)
+}
+
+/// Kinds that are about one case, and must name it.
+pub const CASE_KINDS: &[&str] = &[
+    "case_update",
+    "case_status",
+    "participation",
+    "reprioritisation",
+    "risk_assessment",
+    "information_request",
+    "priority_changed",
+    "review_due",
+];
+
+fn agencies(name: &'static str, ids: &[String]) -> Result<(), FieldError> {
+    if ids.len() > MAX_LIST {
+        return Err(field(name, format!("has more than {MAX_LIST} entries")));
+    }
+    for id in ids {
+        AgencyId::parse(id).map_err(|e| field(name, e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn code(name: &'static str, value: &str) -> Result<(), FieldError> {
+    if value.len() > 64
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(field(
+            name,
+            "must be a code: at most 64 of a-z, 0-9 and '-'",
+        ));
+    }
+    Ok(())
+}
+
+fn tokens(name: &'static str, values: &[String]) -> Result<(), FieldError> {
+    if values.len() > MAX_LIST {
+        return Err(field(name, format!("has more than {MAX_LIST} entries")));
+    }
+    for value in values {
+        subject_token(name, value)?;
+    }
+    Ok(())
+}
+
+/// A pseudonymous subject token: 1 to 128 of A-Z, a-z, 0-9, '_', '-' and ':'.
+fn subject_token(name: &'static str, value: &str) -> Result<(), FieldError> {
+    if value.is_empty()
+        || value.len() > 128
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'))
+    {
+        return Err(field(
+            name,
+            "must be a subject token: 1 to 128 of A-Z, a-z, 0-9, '_', '-' and ':'",
+        ));
+    }
+    Ok(())
+}
+
+/// The rules of each body kind.
+fn body(envelope: &Envelope) -> Result<(), FieldError> {
+    use liaison_proto::v1::envelope::Body;
+    use liaison_proto::v1::{CaseStatus, correction_issued, risk_statement};
+    match &envelope.body {
+        Some(Body::CaseStatus(c)) => {
+            if matches!(
+                CaseStatus::try_from(c.status),
+                Ok(CaseStatus::Unspecified) | Err(_)
+            ) {
+                return Err(field(
+                    "case_status.status",
+                    "must be REFERRED, TRIAGE, OPEN, UNDER_REVIEW or CLOSED",
+                ));
+            }
+            code("case_status.unit", &c.unit)?;
+            code("case_status.reason_code", &c.reason_code)?;
+            if !c.referral_envelope_id.is_empty() {
+                validate_envelope_id(&c.referral_envelope_id)
+                    .map_err(|e| field("case_status.referral_envelope_id", e.reason))?;
+            }
+            tokens("case_status.subject_tokens", &c.subject_tokens)?;
+        }
+        Some(Body::Participation(p)) => {
+            if p.added.is_empty() && p.removed.is_empty() {
+                return Err(field("participation", "adds or removes no agency"));
+            }
+            agencies("participation.added", &p.added)?;
+            agencies("participation.removed", &p.removed)?;
+        }
+        Some(Body::Reprioritisation(r)) => {
+            if r.rank == 0 || r.rank > 100_000 {
+                return Err(field(
+                    "reprioritisation.rank",
+                    "must be 1 (the top) or more",
+                ));
+            }
+            code("reprioritisation.reason_code", &r.reason_code)?;
+        }
+        Some(Body::RiskAssessment(r)) => {
+            let Some(subject) = &r.subject else {
+                return Err(field("risk_assessment.subject", "is required"));
+            };
+            if !matches!(
+                subject.category.as_str(),
+                "suspect" | "victim" | "witness" | "person-at-risk"
+            ) {
+                return Err(field(
+                    "risk_assessment.subject.category",
+                    "must say whom the data is about (DPA 2018 s.38(3)): suspect, victim, witness or person-at-risk",
+                ));
+            }
+            subject_token("risk_assessment.subject.token", &subject.token)?;
+            if r.risk_level == 0 {
+                return Err(field("risk_assessment.risk_level", "is required"));
+            }
+            if r.statements.len() > 256 {
+                return Err(field(
+                    "risk_assessment.statements",
+                    "has more than 256 entries",
+                ));
+            }
+            if r.statements.iter().any(|s| {
+                matches!(
+                    risk_statement::Basis::try_from(s.basis),
+                    Ok(risk_statement::Basis::Unspecified) | Err(_)
+                )
+            }) {
+                return Err(field(
+                    "risk_assessment.statements.basis",
+                    "must mark each statement FACT or ASSESSMENT (DPA 2018 s.38(2))",
+                ));
+            }
+        }
+        Some(Body::InformationRequest(r)) => {
+            if envelope.addressees.is_empty() {
+                return Err(field("addressees", "must name the agencies asked"));
+            }
+            if r.respond_by.is_none() {
+                return Err(field("information_request.respond_by", "is required"));
+            }
+        }
+        Some(Body::Correction(c)) => {
+            if matches!(
+                correction_issued::Action::try_from(c.action),
+                Ok(correction_issued::Action::Unspecified) | Err(_)
+            ) {
+                return Err(field("correction.action", "must be CORRECTED or WITHDRAWN"));
+            }
+            code("correction.reason_code", &c.reason_code)?;
+        }
+        Some(Body::Referral(r)) => {
+            if let Some(subject) = &r.subject
+                && !subject.token.is_empty()
+            {
+                subject_token("referral.subject.token", &subject.token)?;
+            }
+        }
+        Some(Body::Reengagement(r)) => {
+            subject_token("reengagement.subject_token", &r.subject_token)?
+        }
+        Some(Body::DuplicateSubject(d)) => {
+            subject_token("duplicate_subject.subject_token", &d.subject_token)?;
+            agencies(
+                "duplicate_subject.referring_agencies",
+                &d.referring_agencies,
+            )?;
+        }
+        Some(Body::RequestOverdue(r)) => agencies("request_overdue.unanswered", &r.unanswered)?,
+        Some(Body::AlertEscalated(a)) => {
+            agencies("alert_escalated.unacknowledged", &a.unacknowledged)?;
+        }
+        _ => {}
+    }
     Ok(())
 }

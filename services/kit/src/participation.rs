@@ -20,6 +20,10 @@ pub struct Participation {
     pub owner: AgencyId,
     /// Every participating agency, the owner included.
     pub participants: Vec<AgencyId>,
+    /// Where the case is in its lifecycle (a `liaison.v1.CaseStatus` number;
+    /// 0 when the case was recorded by hand, without the cases service).
+    #[serde(default)]
+    pub status: i32,
 }
 
 /// A case id: 1 to 64 of A-Z, a-z, 0-9, '_' and '-' (it is a KV key).

@@ -109,6 +109,24 @@ fn durable(
     }
 }
 
+/// The KV bucket a service keeps its state in (rebuildable from EVENTS).
+pub fn service_bucket(
+    service: crate::system::Service,
+    replicas: usize,
+) -> async_nats::jetstream::kv::Config {
+    async_nats::jetstream::kv::Config {
+        bucket: service.bucket().to_owned(),
+        description: format!(
+            "State of the {} service, folded from EVENTS",
+            service.name()
+        ),
+        history: 1,
+        num_replicas: replicas.max(1),
+        max_value_size: 1024 * 1024,
+        ..Default::default()
+    }
+}
+
 /// Creates or updates every stream, the services' consumers and one durable
 /// delivery consumer per agency.
 pub async fn provision(
@@ -125,6 +143,17 @@ pub async fn provision(
     js.create_key_value(crate::participation::bucket_config(settings.replicas))
         .await
         .map_err(|e| fail(format!("KV bucket {}", crate::participation::BUCKET))(e.to_string()))?;
+    js.create_key_value(crate::receipts::bucket_config(
+        settings.replicas,
+        Duration::from_secs(settings.delivery_max_age_days * 24 * 3600),
+    ))
+    .await
+    .map_err(|e| fail(format!("KV bucket {}", crate::receipts::BUCKET))(e.to_string()))?;
+    for service in crate::system::Service::ALL {
+        js.create_key_value(service_bucket(service, settings.replicas))
+            .await
+            .map_err(|e| fail(format!("KV bucket {}", service.bucket()))(e.to_string()))?;
+    }
     let mut consumers = vec![
         (
             s::EVENTS_STREAM,

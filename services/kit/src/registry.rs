@@ -20,6 +20,9 @@ pub enum AgencyKind {
     Council,
     Probation,
     Business,
+    /// One of Liaison's own services (never in a registry file).
+    #[serde(skip)]
+    System,
 }
 
 impl AgencyKind {
@@ -32,6 +35,7 @@ impl AgencyKind {
             Self::Council => "council",
             Self::Probation => "probation",
             Self::Business => "business",
+            Self::System => "system",
         }
     }
 }
@@ -89,6 +93,26 @@ pub struct Agency {
     pub keys: Vec<KeySpec>,
 }
 
+impl Agency {
+    /// A Liaison service as a sender (`liaison-cases`, ...): cleared for
+    /// everything, national, registered for every caveat of the vocabulary.
+    pub fn system(id: AgencyId, caveats: Vec<String>) -> Self {
+        Self {
+            name: id.to_string(),
+            id,
+            kind: AgencyKind::System,
+            clearance: Clearance::TopSecret,
+            sector: None,
+            region: Some("national".to_owned()),
+            caveats,
+            rate_per_sec: default_rate(),
+            burst: default_burst(),
+            max_envelope_bytes: None,
+            keys: vec![],
+        }
+    }
+}
+
 fn default_rate() -> u32 {
     200
 }
@@ -134,6 +158,13 @@ impl Registry {
         let file: RegistryFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut agencies = BTreeMap::new();
         for agency in file.agency {
+            if crate::system::is_reserved(&agency.id) {
+                return Err(format!(
+                    "agency {}: ids beginning {:?} are reserved for Liaison's own services",
+                    agency.id,
+                    crate::system::PREFIX
+                ));
+            }
             check_keys(&agency.keys).map_err(|e| format!("agency {}: {e}", agency.id))?;
             if agency.rate_per_sec == 0 || agency.burst == 0 {
                 return Err(format!(
@@ -214,6 +245,8 @@ mod tests {
         assert!(Registry::parse(&no_keys).is_err_and(|e| e.contains("no keys")));
         let unknown = format!("{good}colour = \"red\"\n");
         assert!(Registry::parse(&unknown).is_err_and(|e| e.contains("colour")));
+        let reserved = good.replace("\"police\"\nname", "\"liaison-cases\"\nname");
+        assert!(Registry::parse(&reserved).is_err_and(|e| e.contains("reserved")));
         let twice = format!("{good}{good}");
         assert!(Registry::parse(&twice).is_err_and(|e| e.contains("twice")));
     }

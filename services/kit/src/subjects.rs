@@ -4,6 +4,9 @@
 //! | subject | who publishes | stream |
 //! |---|---|---|
 //! | `liaison.ingress.<agency>.envelope` | the agency (request/reply) | — |
+//! | `liaison.ingress.<agency>.query` | the agency: case queries (request/reply) | — |
+//! | `liaison.internal.<service>.envelope` | a Liaison service: its own events (request/reply) | — |
+//! | `liaison.cases.query` | gateway, for an authenticated agency (request/reply) | — |
 //! | `liaison.events.<kind>` | gateway | EVENTS |
 //! | `liaison.deliver.<agency>.<kind>` | gateway | DELIVERY |
 //! | `liaison.decisions.<service>` | gateway, other services | DECISIONS |
@@ -21,6 +24,9 @@ pub const LEDGER_STREAM: &str = "LEDGER";
 pub const CHECKPOINTS_STREAM: &str = "CHECKPOINTS";
 
 pub const INGRESS_ALL: &str = "liaison.ingress.>";
+pub const INTERNAL_ALL: &str = "liaison.internal.>";
+/// Request/reply: the gateway asks the cases service on an agency's behalf.
+pub const CASES_QUERY: &str = "liaison.cases.query";
 pub const EVENTS_ALL: &str = "liaison.events.>";
 pub const DELIVERY_ALL: &str = "liaison.deliver.>";
 pub const DECISIONS_ALL: &str = "liaison.decisions.>";
@@ -43,6 +49,31 @@ pub const LEDGER_WRITER_CONSUMER: &str = "audit-ledger";
 pub const TOKEN_HEADER: &str = "Liaison-Token";
 
 const INGRESS_PREFIX: &str = "liaison.ingress.";
+const INTERNAL_PREFIX: &str = "liaison.internal.";
+
+/// Where a Liaison service sends its own events, through the gateway.
+pub fn internal(service: crate::system::Service) -> String {
+    format!("{INTERNAL_PREFIX}{}.envelope", service.name())
+}
+
+/// The service an internal subject belongs to, if it is one.
+pub fn service_of_internal(subject: &str) -> Option<crate::system::Service> {
+    let rest = subject.strip_prefix(INTERNAL_PREFIX)?;
+    let (name, tail) = rest.split_once('.')?;
+    (tail == "envelope")
+        .then(|| crate::system::Service::of_name(name))
+        .flatten()
+}
+
+/// Where an agency asks about its cases (through the gateway).
+pub fn ingress_query(agency: &AgencyId) -> String {
+    format!("{INGRESS_PREFIX}{agency}.query")
+}
+
+/// Whether an ingress subject is a case query rather than an envelope.
+pub fn is_ingress_query(subject: &str) -> bool {
+    subject.ends_with(".query")
+}
 
 /// Where an agency sends envelopes.
 pub fn ingress(agency: &AgencyId) -> String {

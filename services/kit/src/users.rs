@@ -6,6 +6,7 @@
 
 use crate::ids::AgencyId;
 use crate::subjects::{self as s, inbox_prefix};
+use crate::system::Service;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +88,15 @@ fn read_key_value(bucket: &str) -> Vec<String> {
     ]
 }
 
+/// JetStream API subjects to read, watch and write a KV bucket.
+fn write_key_value(bucket: &str) -> Vec<String> {
+    [
+        vec![format!("$KV.{bucket}.>")],
+        read_stream(&format!("KV_{bucket}")),
+    ]
+    .concat()
+}
+
 /// JetStream API subjects to read a whole stream with ephemeral ordered consumers.
 fn read_stream(stream: &str) -> Vec<String> {
     vec![
@@ -104,6 +114,30 @@ fn read_stream(stream: &str) -> Vec<String> {
     ]
 }
 
+/// A Liaison service that reads EVENTS, keeps its state in its own KV
+/// bucket, sends its own events through the gateway's internal door and
+/// records its decisions. The cases service also answers case queries for
+/// the gateway and keeps case participation (need to know) for it.
+fn service_user(service: Service) -> NatsUser {
+    let mut publish = [
+        vec![s::internal(service), service.decisions()],
+        read_stream(s::EVENTS_STREAM),
+        write_key_value(service.bucket()),
+    ]
+    .concat();
+    let mut subscribe = vec![];
+    if service == Service::Cases {
+        publish.extend(write_key_value(crate::participation::BUCKET));
+        subscribe.push(s::CASES_QUERY.to_owned());
+    }
+    user(
+        &service.user(),
+        publish,
+        subscribe,
+        service == Service::Cases,
+    )
+}
+
 /// Every user of a Liaison deployment, with fresh random passwords.
 pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
     let mut users = vec![
@@ -118,6 +152,12 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 ],
                 consume(s::EVENTS_STREAM, s::ROUTER_CONSUMER),
                 read_key_value(crate::participation::BUCKET),
+                // Receipts: written before an envelope's copies go out, read
+                // when a later envelope answers or corrects it.
+                vec![format!("$KV.{}.>", crate::receipts::BUCKET)],
+                read_key_value(crate::receipts::BUCKET),
+                // Case queries, asked on an authenticated agency's behalf.
+                vec![s::CASES_QUERY.to_owned()],
                 // The HTTPS door reads each agency's inbox for it: the same
                 // durable consumers the agencies read over NATS, named one by
                 // one (NATS wildcards match whole tokens only).
@@ -127,7 +167,7 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                     .collect(),
             ]
             .concat(),
-            vec![s::INGRESS_ALL.to_owned()],
+            vec![s::INGRESS_ALL.to_owned(), s::INTERNAL_ALL.to_owned()],
             true,
         ),
         user(
@@ -164,6 +204,9 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
             false,
         ),
     ];
+    for service in Service::ALL {
+        users.push(service_user(service));
+    }
     for agency in agencies {
         users.push(user(
             agency.as_str(),
@@ -231,7 +274,23 @@ mod tests {
         assert!(!agency.allow_responses);
         let rendered = render_authorization(&users);
         assert!(rendered.contains("user: \"police\""));
-        assert_eq!(users.len(), 5);
+        // operator, gateway, audit, auditor, three services, one agency.
+        assert_eq!(users.len(), 8);
+        // No service may send on an agency's ingress or read deliveries.
+        for service in Service::ALL {
+            let svc = users
+                .iter()
+                .find(|u| u.credentials.user == service.user())
+                .unwrap_or_else(|| panic!("{service:?} user"));
+            assert!(
+                svc.publish.iter().all(|p| !p.contains("ingress")
+                    && !p.contains("DELIVERY")
+                    && !p.contains("LEDGER")),
+                "{:?}",
+                svc.publish
+            );
+            assert!(svc.publish.contains(&s::internal(service)));
+        }
     }
 
     #[test]
@@ -262,19 +321,23 @@ mod tests {
             .filter(|p| p.contains("DELIVERY"))
             .collect();
         assert_eq!(on_delivery.len(), 6, "{on_delivery:?}");
-        // Stream APIs only to read case participation (a KV bucket).
+        // Stream APIs only to read case participation and receipts (KV buckets).
         assert!(
             gateway
                 .publish
                 .iter()
                 .filter(|p| p.contains("STREAM."))
-                .all(|p| p.ends_with(".KV_PARTICIPATION")),
+                .all(|p| p.ends_with(".KV_PARTICIPATION") || p.ends_with(".KV_RECEIPTS")),
             "{:?}",
             gateway.publish
         );
         assert_eq!(
             gateway.subscribe,
-            vec!["liaison.ingress.>", "_INBOX_svc-gateway.>"]
+            vec![
+                "liaison.ingress.>",
+                "liaison.internal.>",
+                "_INBOX_svc-gateway.>"
+            ]
         );
     }
 }

@@ -157,7 +157,12 @@ fn explain(
         println!("Refused before policy: {field} {reason}");
         return Ok(ExitCode::from(1));
     }
-    let explanation = policy.explain(&sender, &envelope, &participants, &recipient)?;
+    let explanation = policy.explain(
+        &sender,
+        &envelope,
+        &liaison_gateway::policy::Facts::case(&participants),
+        &recipient,
+    )?;
     println!("May {sender} send it? {}", decided(&explanation.send));
     if !explanation.send.allowed {
         return Ok(ExitCode::from(1));
