@@ -287,6 +287,50 @@ impl AgencyClient {
     }
 }
 
+impl AgencyClient {
+    /// Asks the gateway about the cases this agency participates in, signed
+    /// for `author` (the consultation is recorded in the ledger under that
+    /// name). A refusal (`unknown_case`, or any ingress refusal) is
+    /// [`SendError::Refused`].
+    pub async fn cases(
+        &self,
+        author: &str,
+        query: &liaison_proto::v1::CaseQuery,
+    ) -> Result<liaison_proto::v1::CaseQueryAnswer, SendError> {
+        use async_nats::RequestErrorKind;
+        let token = self.tokens.token(author)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(subjects::TOKEN_HEADER, token.as_str());
+        let subject = subjects::ingress_query(&self.agency);
+        let timeout = self.verdict_timeout;
+        let reply = tokio::time::timeout(
+            timeout,
+            self.client.request_with_headers(
+                subject.clone(),
+                headers,
+                query.encode_to_vec().into(),
+            ),
+        )
+        .await
+        .map_err(|_| TransportError::Timeout(timeout))?
+        .map_err(|e| match e.kind() {
+            RequestErrorKind::TimedOut => TransportError::Timeout(timeout),
+            RequestErrorKind::NoResponders => TransportError::NoResponders(subject),
+            _ => TransportError::Request(e.to_string()),
+        })?;
+        let answer = liaison_proto::v1::CaseQueryAnswer::decode(reply.payload.as_ref())
+            .map_err(|e| TransportError::BadReply(e.to_string()))?;
+        if answer.code.is_empty() {
+            Ok(answer)
+        } else {
+            Err(SendError::Refused(Refusal::from_code(
+                &answer.code,
+                answer.reason,
+            )))
+        }
+    }
+}
+
 /// Sends one ingress request on `subject` and decodes the verdict.
 pub async fn request(
     client: &async_nats::Client,

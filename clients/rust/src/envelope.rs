@@ -181,6 +181,20 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// Any body: a case status change, a participation change, a risk
+    /// assessment, an information request or answer, a correction, ...
+    pub fn body(mut self, body: Body) -> Self {
+        self.envelope.body = Some(body);
+        self
+    }
+
+    /// The envelope this one answers, acknowledges, corrects or confirms
+    /// the erasure of.
+    pub fn in_reply_to(mut self, envelope_id: impl Into<String>) -> Self {
+        self.envelope.in_reply_to = envelope_id.into();
+        self
+    }
+
     /// The envelope, if the gateway's cheap checks would pass it.
     pub fn build(self) -> Result<Envelope, InvalidEnvelope> {
         check(&self.envelope, &self.sender)?;

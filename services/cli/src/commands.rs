@@ -2,6 +2,7 @@
 
 mod agency;
 mod audit;
+mod cases;
 mod demo;
 mod operator;
 mod policy;
@@ -58,6 +59,8 @@ enum Command {
     Send(agency::SendArgs),
     /// Print and acknowledge what was delivered to an agency.
     Inbox(agency::InboxArgs),
+    /// The cases an agency participates in (`list`, `show ID`), asked through the gateway.
+    Cases(cases::CasesArgs),
     /// Auditor commands.
     Audit(audit::AuditArgs),
     /// Signing keys of agencies and auditors.
@@ -127,6 +130,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(&cli, args).await,
         Command::Send(args) => agency::send(&cli, args).await,
         Command::Inbox(args) => agency::inbox(&cli, args).await,
+        Command::Cases(args) => cases::run(&cli, args).await,
         Command::Audit(args) => audit::run(&cli, args).await,
         Command::Keys(command) => agency::keys(command),
         Command::Token(command) => agency::token(&cli, command),

@@ -6,6 +6,7 @@
 use anyhow::{Result, anyhow};
 use async_nats::jetstream::consumer::PullConsumer;
 use liaison_audit::AuditService;
+use liaison_cases::CasesService;
 use liaison_gateway::Gateway;
 use liaison_kit::config::Config;
 use liaison_kit::connect::connect;
@@ -14,6 +15,7 @@ use liaison_kit::provision::provision;
 use liaison_kit::registry::Registry;
 use liaison_kit::session::Session;
 use liaison_kit::subjects;
+use liaison_kit::system::Service;
 use liaison_kit::users::{self, Credentials};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -122,6 +124,7 @@ pub struct System {
     server: NatsServer,
     gateway: Option<Running>,
     audit: Option<Running>,
+    cases: Option<Running>,
     https_addr: Option<SocketAddr>,
     telemetry: UpTelemetry,
 }
@@ -164,6 +167,7 @@ impl System {
             server,
             gateway: None,
             audit: None,
+            cases: None,
             https_addr: None,
             telemetry: UpTelemetry {
                 gateway_listen: options.gateway_telemetry.clone().unwrap_or_default(),
@@ -180,6 +184,7 @@ impl System {
         .await?;
         system.start_audit().await?;
         system.start_gateway().await?;
+        system.start_cases().await?;
         for (service, addr) in [
             ("gateway", system.telemetry.gateway),
             ("audit", system.telemetry.audit),
@@ -343,6 +348,38 @@ impl System {
         }
     }
 
+    /// Starts the cases service (if it is not running).
+    pub async fn start_cases(&mut self) -> Result<()> {
+        if self.cases.is_some() {
+            return Ok(());
+        }
+        let config = self.config.clone();
+        let running = self
+            .service(
+                "cases",
+                &Service::Cases.user(),
+                |client| CasesService::start(config, client),
+                |cases, stop| cases.run(stop),
+            )
+            .await?;
+        self.cases = Some(running);
+        Ok(())
+    }
+
+    /// Stops the cases service, letting the event in hand finish.
+    pub async fn stop_cases(&mut self) {
+        if let Some(cases) = self.cases.take() {
+            cases.stop().await;
+        }
+    }
+
+    /// Kills the cases service at once, as a crash would.
+    pub async fn kill_cases(&mut self) {
+        if let Some(cases) = self.cases.take() {
+            cases.kill().await;
+        }
+    }
+
     /// Waits until every accepted envelope is routed and every decision record
     /// is chained into the ledger, or fails after `timeout`.
     pub async fn wait_until_settled(&self, timeout: Duration) -> Result<()> {
@@ -378,6 +415,7 @@ impl System {
 
     /// Stops the services, then nats-server, cleanly.
     pub async fn shutdown(mut self) -> Result<()> {
+        self.stop_cases().await;
         self.stop_gateway().await;
         self.stop_audit().await;
         let mut server = self.server;

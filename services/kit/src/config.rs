@@ -15,6 +15,28 @@ pub struct Config {
     pub audit: AuditConfig,
     pub https: HttpsConfig,
     pub telemetry: TelemetryConfig,
+    pub cases: CasesConfig,
+}
+
+/// The cases service's timers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CasesConfig {
+    /// A live case's review is due this many days after it opened or was
+    /// last reviewed (risk is re-assessed week by week).
+    pub review_every_days: u64,
+    /// A closed case (a former subject) is reviewed this many days after
+    /// closing, unless the closure names a review date.
+    pub former_review_days: u64,
+}
+
+impl Default for CasesConfig {
+    fn default() -> Self {
+        Self {
+            review_every_days: 7,
+            former_review_days: 180,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
