@@ -336,3 +336,78 @@ async fn cases_move_through_their_lifecycle_with_priorities_requests_and_queries
     assert!(consultations >= 4, "{consultations} consultation records");
     system.shutdown().await
 }
+
+/// DPA 2018 s.38: a school withdraws a referral it should not have sent;
+/// every agency that received it is told, each confirms its erasure, and
+/// the ledger holds the alteration and each erasure.
+#[tokio::test]
+async fn a_withdrawn_referral_reaches_every_recipient_and_each_erasure_is_recorded() -> Result<()> {
+    use liaison_proto::v1::{CorrectionIssued, ErasureConfirmed, correction_issued};
+    let system = start().await?;
+    let school = agency(&system, "school-a").await?;
+    let police = agency(&system, "police").await?;
+    let council = agency(&system, "council").await?;
+    let referral = liaison_tests::referral("school-a", "ref-wrong-child");
+    accepted(&school, &referral).await?;
+    inbox_exactly(&police, 1).await?;
+    inbox_exactly(&council, 1).await?;
+    let withdraw = school
+        .envelope("school-a-dsl")
+        .id("withdraw-1")
+        .purpose("safeguarding")
+        .legal_basis("DPA-2018-sch1-p18")
+        .classification(Classification::OfficialSensitive)
+        .in_reply_to("ref-wrong-child")
+        .body(Body::Correction(CorrectionIssued {
+            action: correction_issued::Action::Withdrawn as i32,
+            reason_code: "wrong-person".into(),
+            correction: "Referred in error: a different pupil".into(),
+        }))
+        .build()?;
+    accepted(&school, &withdraw).await?;
+    // Only the original sender may correct it.
+    let by_police = Envelope {
+        id: "withdraw-by-police".into(),
+        sender_agency: "police".into(),
+        author: "police-officer".into(),
+        ..withdraw.clone()
+    };
+    assert_eq!(police.send(&by_police).await?.code, "policy_denied");
+    for recipient in [&police, &council] {
+        let got = inbox_exactly(recipient, 1).await?;
+        assert_eq!(kinds(&got), ["correction"]);
+        let confirm = recipient
+            .envelope(format!("{}-officer", recipient.agency()))
+            .id(format!("erased-{}", recipient.agency()))
+            .purpose("safeguarding")
+            .legal_basis("DPA-2018-sch1-p18")
+            .classification(Classification::OfficialSensitive)
+            .in_reply_to("withdraw-1")
+            .body(Body::ErasureConfirmed(ErasureConfirmed {
+                records_erased: 1,
+            }))
+            .build()?;
+        accepted(recipient, &confirm).await?;
+    }
+    assert_eq!(
+        kinds(&inbox_exactly(&school, 2).await?),
+        ["erasure_confirmed", "erasure_confirmed"]
+    );
+    let (report, records) = liaison_tests::ledger(&system).await?;
+    assert!(report.intact(), "{report:?}");
+    let count = |op: Operation| {
+        records
+            .iter()
+            .filter(|r| r.operation == op as i32 && r.decision == Decision::Accepted as i32)
+            .count()
+    };
+    assert_eq!(count(Operation::Alteration), 1, "the withdrawal");
+    assert_eq!(count(Operation::Erasure), 2, "one per recipient");
+    let corrected: Vec<&str> = records
+        .iter()
+        .filter(|r| r.kind == "correction" && r.operation == Operation::Disclosure as i32)
+        .flat_map(|r| r.recipients.iter().map(String::as_str))
+        .collect();
+    assert_eq!(corrected.len(), 2, "{corrected:?}");
+    system.shutdown().await
+}
