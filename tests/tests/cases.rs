@@ -15,7 +15,8 @@ use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{
     CaseQuery, CaseReprioritised, CaseStatus, CaseStatusChanged, CaseUpdated, Classification,
-    Delivery, Envelope, InformationProvided, InformationRequested, Operation, ParticipationChanged,
+    Decision, Delivery, Envelope, InformationProvided, InformationRequested, Operation,
+    ParticipationChanged,
 };
 use liaison_tests::{agency, eventually, inbox_exactly, ledger_all, start};
 use std::time::Duration;
