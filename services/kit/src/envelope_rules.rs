@@ -88,5 +88,9 @@ pub fn check(
     for addressee in &envelope.addressees {
         AgencyId::parse(addressee).map_err(|e| field("addressees", e.to_string()))?;
     }
+    if !envelope.traceparent.is_empty() {
+        crate::trace::TraceParent::parse(&envelope.traceparent)
+            .map_err(|e| field("traceparent", format!("is not a W3C traceparent: {e}")))?;
+    }
     Ok(())
 }

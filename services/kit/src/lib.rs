@@ -2,7 +2,8 @@
 //!
 //! It owns configuration, identifiers and the subjects built from them, the
 //! NATS users and their permissions, connecting to NATS, provisioning streams,
-//! locating and launching a nats-server, the agency registry and telemetry.
+//! locating and launching a nats-server, the agency registry, and telemetry:
+//! logs, W3C trace context ([`trace`]) and spans ([`hop`]).
 //! It holds no business logic: services share only this crate, the generated
 //! protobuf types and NATS subjects.
 
@@ -10,6 +11,7 @@ pub mod config;
 pub mod connect;
 pub mod consume;
 pub mod envelope_rules;
+pub mod hop;
 pub mod ids;
 pub mod metrics;
 pub mod nats_server;
@@ -23,6 +25,7 @@ pub mod subjects;
 pub mod telemetry;
 pub mod time;
 pub mod tokens;
+pub mod trace;
 pub mod users;
 
 pub use ids::{AgencyId, IdError};
