@@ -7,6 +7,11 @@
 //! EVENTS (de-duplicated on its id) and its collection recorded before the
 //! sender is told "accepted", so an acknowledged envelope is never lost. Every
 //! refusal is recorded and answered with a code and a reason.
+//!
+//! Each envelope is handled in a `gateway.ingress` span, the child of the
+//! sender's trace context (its `traceparent` header, else the envelope's
+//! `traceparent` field), and stored in EVENTS with this span's context in
+//! its headers, for the router to continue (docs/decisions/0009-tracing.md).
 
 use crate::Shared;
 use crate::decode::{Encoding, decode};
@@ -16,7 +21,10 @@ use crate::refusal::Refusal;
 use crate::validate;
 use async_nats::{HeaderMap, Message};
 use futures_util::StreamExt;
+use liaison_kit::hop::Hop;
 use liaison_kit::time::{timestamp_now, unix_now};
+use liaison_kit::tokens::Claims;
+use liaison_kit::trace::{self, TraceContext};
 use liaison_kit::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{Envelope, EnvelopeAccepted, Route, Verdict};
@@ -26,7 +34,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{Instrument as _, error, field, info, info_span, warn};
 
 /// Serves ingress until `shutdown`, then finishes the requests in hand.
 pub async fn serve(
@@ -63,7 +71,16 @@ async fn handle(shared: &Shared, message: Message) {
         .and_then(|h| h.get(subjects::TOKEN_HEADER))
         .map(|v| v.as_str());
     let agency = subjects::ingress_agency_part(&message.subject);
-    let verdict = submit(shared, agency, token, &message.payload, Encoding::Protobuf).await;
+    let context = trace::extract(message.headers.as_ref());
+    let verdict = submit(
+        shared,
+        agency,
+        token,
+        &message.payload,
+        Encoding::Protobuf,
+        context,
+    )
+    .await;
     if let Some(reply) = message.reply
         && let Err(e) = shared
             .client
@@ -77,7 +94,8 @@ async fn handle(shared: &Shared, message: Message) {
 /// The one ingress path, whatever door the envelope came through (NATS
 /// request/reply or HTTPS): `agency` as the transport named it (the ingress
 /// subject's token, the URL path), unvalidated; `token` the agency's JWT;
-/// `payload` the envelope as received, in `encoding`, not yet decoded. Every
+/// `payload` the envelope as received, in `encoding`, not yet decoded;
+/// `context` the W3C trace context the door received with it. Every
 /// refusal is recorded before the verdict is returned; an acceptance is
 /// stored first.
 pub async fn submit(
@@ -86,11 +104,27 @@ pub async fn submit(
     token: Option<&str>,
     payload: &[u8],
     encoding: Encoding,
+    context: Option<TraceContext>,
 ) -> Verdict {
     let started = Instant::now();
-    let verdict = match admit(shared, agency, token, payload, encoding).await {
+    let mut hop = Hop::continuing(
+        info_span!(
+            "gateway.ingress",
+            otel.kind = "server",
+            agency = field::Empty,
+            kind = field::Empty,
+            envelope_id = field::Empty,
+            recipients = field::Empty,
+            code = field::Empty,
+        ),
+        context,
+    );
+    let verdict = match admit(shared, &mut hop, agency, token, payload, encoding).await {
         Ok(verdict) => verdict,
-        Err(rejected) => refuse(shared, rejected).await,
+        Err(rejected) => {
+            let span = hop.span().clone();
+            refuse(shared, &hop, rejected).instrument(span).await
+        }
     };
     shared
         .metrics
@@ -103,7 +137,11 @@ pub async fn submit(
 /// is longer than `limit` (`size`: its declared length, or what was read
 /// before the limit was passed). The same refusal [`submit`] gives first.
 pub async fn refuse_too_large(shared: &Shared, size: usize, limit: usize) -> Verdict {
-    refuse(shared, Rejected::new(Refusal::TooLarge { size, limit })).await
+    let hop = Hop::continuing(info_span!("gateway.ingress", otel.kind = "server"), None);
+    let span = hop.span().clone();
+    refuse(shared, &hop, Rejected::new(Refusal::TooLarge { size, limit }))
+        .instrument(span)
+        .await
 }
 
 /// A refusal, with what was known of the request when it was refused.
@@ -141,20 +179,24 @@ impl Rejected {
 }
 
 /// Records a refusal (unless nothing could be stored at all) and words the verdict.
-async fn refuse(shared: &Shared, rejected: Rejected) -> Verdict {
+async fn refuse(shared: &Shared, hop: &Hop, rejected: Rejected) -> Verdict {
     let Rejected {
         refusal,
         agency,
         envelope,
         policy_ids,
     } = rejected;
+    hop.span().record("code", refusal.code());
     info!(agency = %agency, code = refusal.code(), "Envelope refused");
     shared
         .metrics
         .refused
         .inc(&[agency_label(shared, &agency), refusal.code()]);
     if !matches!(refusal, Refusal::Unavailable(_)) {
-        let record = records::refusal(&agency, envelope.as_ref(), &refusal, &policy_ids);
+        let mut record = records::refusal(&agency, envelope.as_ref(), &refusal, &policy_ids);
+        if record.trace_id.is_empty() {
+            record.trace_id = hop.trace_id().unwrap_or_default();
+        }
         if let Err(e) = shared.recorder.publish(&record).await {
             error!(code = refusal.code(), error = %e, "Refusal record not stored");
         }
@@ -170,8 +212,12 @@ async fn refuse(shared: &Shared, rejected: Rejected) -> Verdict {
 }
 
 /// Decides on one request; on success the envelope is stored and recorded.
+/// The checks before decoding run outside `hop`'s span, so that an envelope
+/// whose sender set no `traceparent` header can still name its parent in
+/// its `traceparent` field.
 async fn admit(
     shared: &Shared,
+    hop: &mut Hop,
     agency: &str,
     token: Option<&str>,
     payload: &[u8],
@@ -196,7 +242,41 @@ async fn admit(
         .verifier
         .verify(&agency, token, unix_now())
         .map_err(from_agency)?;
-    let envelope = decode(payload, encoding).map_err(|e| from_agency(Refusal::Malformed(e)))?;
+    hop.span().record("agency", agency.as_str());
+    let mut envelope =
+        decode(payload, encoding).map_err(|e| from_agency(Refusal::Malformed(e)))?;
+    follow(hop, &mut envelope);
+    let span = hop.span().clone();
+    decide(shared, agency, claims, envelope)
+        .instrument(span)
+        .await
+}
+
+/// The header wins, the envelope's field is the fallback: the hop's parent
+/// is the first of them that is well formed, and the envelope keeps that
+/// one, so that EVENTS, the deliveries and the records agree.
+fn follow(hop: &mut Hop, envelope: &mut Envelope) {
+    let span = hop.span();
+    span.record("kind", envelope.kind());
+    if liaison_kit::ids::validate_envelope_id(&envelope.id).is_ok() {
+        span.record("envelope_id", envelope.id.as_str());
+    }
+    if let Some(field) = TraceContext::from_field(&envelope.traceparent) {
+        hop.adopt(field);
+    }
+    if let Some(received) = hop.received() {
+        envelope.traceparent = received.parent.to_string();
+    }
+}
+
+/// Decides on a decoded envelope from an authenticated agency.
+async fn decide(
+    shared: &Shared,
+    agency: AgencyId,
+    claims: Claims,
+    envelope: Envelope,
+) -> Result<Verdict, Rejected> {
+    let from_agency = |refusal: Refusal| Rejected::new(refusal).by(&agency);
     let about = |refusal: Refusal| from_agency(refusal).about(&envelope);
     validate::check(&envelope, &agency).map_err(about)?;
     if envelope.author != claims.sub {
@@ -267,6 +347,7 @@ async fn admit(
         .metrics
         .accepted
         .inc(&[agency_label(shared, agency.as_str()), envelope.kind()]);
+    tracing::Span::current().record("recipients", recipients.len());
     info!(agency = %agency, kind = envelope.kind(), envelope_id = %envelope.id, recipients = recipients.len(), duplicate, "Envelope accepted");
     Ok(Verdict {
         outcome: if duplicate {
@@ -303,6 +384,9 @@ async fn store(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<bool, Ref
         .unwrap_or_default();
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", envelope.0);
+    if let Some(context) = liaison_kit::hop::current() {
+        trace::inject(&mut headers, &context);
+    }
     let ack = shared
         .js
         .publish_with_headers(

@@ -21,6 +21,8 @@ use tracing_opentelemetry::{OpenTelemetrySpanExt as _, SetParentError};
 #[derive(Debug, Clone)]
 pub struct Hop {
     span: Span,
+    /// The context this hop continues, if any.
+    incoming: Option<TraceContext>,
     /// What is handed on when the span has no OpenTelemetry context: the
     /// incoming context (or, for a hop that starts traces, a new root).
     fallback: Option<TraceContext>,
@@ -46,6 +48,7 @@ impl Hop {
     pub fn pending(span: Span) -> Self {
         Self {
             span,
+            incoming: None,
             fallback: None,
         }
     }
@@ -79,9 +82,11 @@ impl Hop {
     /// A hop under this one: `span` must have been made with
     /// `parent: self.span()`.
     pub fn child(&self, span: Span) -> Self {
+        let context = self.context();
         Self {
             span,
-            fallback: self.context(),
+            incoming: context.clone(),
+            fallback: context,
         }
     }
 
@@ -89,15 +94,21 @@ impl Hop {
     /// not started (entered, or its context read); `false` if it was too late
     /// or there was one already.
     pub fn adopt(&mut self, incoming: TraceContext) -> bool {
-        if self.fallback.is_some() {
+        if self.incoming.is_some() {
             return false;
         }
         let late = matches!(
             self.span.set_parent(remote_parent(&incoming)),
             Err(SetParentError::AlreadyStarted)
         );
+        self.incoming = Some(incoming.clone());
         self.fallback = Some(incoming);
         !late
+    }
+
+    /// The context this hop continues (its remote or given parent), if any.
+    pub fn received(&self) -> Option<&TraceContext> {
+        self.incoming.as_ref()
     }
 
     pub fn span(&self) -> &Span {
