@@ -247,7 +247,7 @@ async fn admit(
         decode(payload, encoding).map_err(|e| from_agency(Refusal::Malformed(e)))?;
     follow(hop, &mut envelope);
     let span = hop.span().clone();
-    decide(shared, agency, claims, envelope)
+    decide(shared, agency, claims, envelope, hop.context())
         .instrument(span)
         .await
 }
@@ -269,12 +269,14 @@ fn follow(hop: &mut Hop, envelope: &mut Envelope) {
     }
 }
 
-/// Decides on a decoded envelope from an authenticated agency.
+/// Decides on a decoded envelope from an authenticated agency; `context` is
+/// the ingress span's, to store with it.
 async fn decide(
     shared: &Shared,
     agency: AgencyId,
     claims: Claims,
     envelope: Envelope,
+    context: Option<TraceContext>,
 ) -> Result<Verdict, Rejected> {
     let from_agency = |refusal: Refusal| Rejected::new(refusal).by(&agency);
     let about = |refusal: Refusal| from_agency(refusal).about(&envelope);
@@ -330,7 +332,9 @@ async fn decide(
             })
             .collect(),
     };
-    let duplicate = store(shared, &accepted).await.map_err(about)?;
+    let duplicate = store(shared, &accepted, context.as_ref())
+        .await
+        .map_err(about)?;
     // Recorded on a re-send too: the record id de-duplicates, and a gateway
     // that died between storing and recording is made whole here.
     shared
@@ -375,8 +379,13 @@ async fn participants(shared: &Shared, envelope: &Envelope) -> Result<Vec<Agency
     }
 }
 
-/// Stores the accepted envelope in EVENTS; `Ok(true)` if it was already there.
-async fn store(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<bool, Refusal> {
+/// Stores the accepted envelope in EVENTS, with its trace context;
+/// `Ok(true)` if it was already there.
+async fn store(
+    shared: &Shared,
+    accepted: &EnvelopeAccepted,
+    context: Option<&TraceContext>,
+) -> Result<bool, Refusal> {
     let envelope = accepted
         .envelope
         .as_ref()
@@ -384,8 +393,8 @@ async fn store(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<bool, Ref
         .unwrap_or_default();
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", envelope.0);
-    if let Some(context) = liaison_kit::hop::current() {
-        trace::inject(&mut headers, &context);
+    if let Some(context) = context {
+        trace::inject(&mut headers, context);
     }
     let ack = shared
         .js
