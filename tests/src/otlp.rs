@@ -203,9 +203,11 @@ pub fn exporting() -> Result<&'static Exporting> {
     EXPORTING
         .get_or_init(|| {
             let receiver = Receiver::start().map_err(|e| format!("{e:#}"))?;
-            let mut wanted = liaison_kit::config::TelemetryConfig::default();
-            wanted.otlp_endpoint = receiver.endpoint();
-            wanted.service_name = "liaison-tests".into();
+            let wanted = liaison_kit::config::TelemetryConfig {
+                otlp_endpoint: receiver.endpoint(),
+                service_name: "liaison-tests".into(),
+                ..Default::default()
+            };
             let telemetry = liaison_kit::telemetry::init_with("warn", &wanted, "liaison")
                 .map_err(|e| e.to_string())?;
             if !telemetry.exporting() {

@@ -194,7 +194,10 @@ async fn one_referral_is_one_trace_with_a_span_from_every_hop() -> Result<()> {
     disclosed_under.sort();
     let mut deliver_ids: Vec<String> = deliver_by_recipient.values().cloned().collect();
     deliver_ids.sort();
-    assert_eq!(disclosed_under, deliver_ids, "each disclosure under its copy");
+    assert_eq!(
+        disclosed_under, deliver_ids,
+        "each disclosure under its copy"
+    );
 
     // Span kinds: client, server, consumer, producer (OTLP numbering).
     assert_eq!(
@@ -286,7 +289,10 @@ async fn the_https_door_continues_the_callers_traceparent_header() -> Result<()>
     let ingress = one(&spans, "gateway.ingress")?;
     assert_eq!(ingress.trace_id, caller.trace_id_hex());
     assert_eq!(ingress.parent_span_id, caller.span_id_hex());
-    assert_eq!(ingress.trace_state, "", "trace state travels in headers only");
+    assert_eq!(
+        ingress.trace_state, "",
+        "trace state travels in headers only"
+    );
     no_personal_data(&spans)?;
     let (_, records) = ledger(&system).await?;
     assert!(
@@ -344,7 +350,10 @@ async fn a_hostile_header_is_ignored_and_the_envelope_field_is_the_fallback() ->
     let ingress = one(&spans, "gateway.ingress")?;
     assert_eq!(
         (ingress.trace_id.as_str(), ingress.parent_span_id.as_str()),
-        (caller.trace_id_hex().as_str(), caller.span_id_hex().as_str())
+        (
+            caller.trace_id_hex().as_str(),
+            caller.span_id_hex().as_str()
+        )
     );
     no_personal_data(&spans)?;
 

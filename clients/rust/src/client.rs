@@ -276,7 +276,8 @@ impl AgencyClient {
         if let Some(context) = context {
             trace::inject(&mut headers, context);
         }
-        let verdict = request_with_headers(&self.client, subject, payload, headers, timeout).await?;
+        let verdict =
+            request_with_headers(&self.client, subject, payload, headers, timeout).await?;
         if Refusal::from_code(&verdict.code, "").needs_new_token() {
             self.tokens.forget(&envelope.author);
         }

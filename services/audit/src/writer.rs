@@ -80,7 +80,13 @@ fn record_id(record: &[u8]) -> String {
 /// record's ids, kind, operation, decision and code, nothing of its content.
 fn append_span(message: &jetstream::Message, record: &AuditRecord, batch: usize) -> Option<Hop> {
     let context = trace::extract(message.headers.as_ref())?;
-    let name = |valid: bool, value: &str| if valid { value.to_owned() } else { String::new() };
+    let name = |valid: bool, value: &str| {
+        if valid {
+            value.to_owned()
+        } else {
+            String::new()
+        }
+    };
     let span = info_span!(
         "audit.append",
         otel.kind = "consumer",

@@ -108,10 +108,7 @@ impl Cli {
     /// `telemetry.service_name`). Keep the result until the command ends: it
     /// sends the spans still waiting when dropped.
     pub fn telemetry(&self) -> Result<Telemetry> {
-        let mut wanted = self
-            .load_config()
-            .map(|c| c.telemetry)
-            .unwrap_or_default();
+        let mut wanted = self.load_config().map(|c| c.telemetry).unwrap_or_default();
         wanted.otlp_endpoint = self.otlp_endpoint();
         let filter = if self.verbose { "info" } else { "warn" };
         Ok(liaison_kit::telemetry::init_with(

@@ -139,9 +139,13 @@ pub async fn submit(
 pub async fn refuse_too_large(shared: &Shared, size: usize, limit: usize) -> Verdict {
     let hop = Hop::continuing(info_span!("gateway.ingress", otel.kind = "server"), None);
     let span = hop.span().clone();
-    refuse(shared, &hop, Rejected::new(Refusal::TooLarge { size, limit }))
-        .instrument(span)
-        .await
+    refuse(
+        shared,
+        &hop,
+        Rejected::new(Refusal::TooLarge { size, limit }),
+    )
+    .instrument(span)
+    .await
 }
 
 /// A refusal, with what was known of the request when it was refused.
@@ -243,8 +247,7 @@ async fn admit(
         .verify(&agency, token, unix_now())
         .map_err(from_agency)?;
     hop.span().record("agency", agency.as_str());
-    let mut envelope =
-        decode(payload, encoding).map_err(|e| from_agency(Refusal::Malformed(e)))?;
+    let mut envelope = decode(payload, encoding).map_err(|e| from_agency(Refusal::Malformed(e)))?;
     follow(hop, &mut envelope);
     let span = hop.span().clone();
     decide(shared, agency, claims, envelope, hop.context())

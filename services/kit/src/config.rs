@@ -358,10 +358,7 @@ mod tests {
         let config = Config::from_sources(
             "[telemetry]\nservice_name = \"gw\"\n",
             "f.toml",
-            env(&[(
-                "LIAISON_TELEMETRY_OTLP_ENDPOINT",
-                "http://127.0.0.1:4318",
-            )]),
+            env(&[("LIAISON_TELEMETRY_OTLP_ENDPOINT", "http://127.0.0.1:4318")]),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(config.telemetry.exports());

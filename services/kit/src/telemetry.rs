@@ -164,18 +164,22 @@ pub fn init_with(
     } else {
         Ok(None)
     };
-    let spans = provider.as_ref().ok().and_then(Option::as_ref).map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("liaison"))
-            .with_location(false)
-            .with_threads(false)
-            // Liaison's own spans only: no events, no other crate's spans.
-            .with_filter(filter_fn(|meta| {
-                meta.is_span()
-                    && meta.target().starts_with("liaison")
-                    && *meta.level() <= tracing::Level::INFO
-            }))
-    });
+    let spans = provider
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(|provider| {
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("liaison"))
+                .with_location(false)
+                .with_threads(false)
+                // Liaison's own spans only: no events, no other crate's spans.
+                .with_filter(filter_fn(|meta| {
+                    meta.is_span()
+                        && meta.target().starts_with("liaison")
+                        && *meta.level() <= tracing::Level::INFO
+                }))
+        });
     // Logs are installed even when the endpoint is wrong, so the error is seen.
     let installed = tracing_subscriber::registry()
         .with(logs)

@@ -99,7 +99,11 @@ impl TraceParent {
             span_id,
             "parent id must be 16 lower-case hex digits, not all zero",
         )?;
-        if flags.len() != 2 || !flags.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if flags.len() != 2
+            || !flags
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(TraceError("trace flags must be 2 lower-case hex digits"));
         }
         let flags = u8::from_str_radix(flags, 16).map_err(|_| TraceError("bad trace flags"))?;
@@ -184,7 +188,10 @@ fn valid_key(key: &str) -> bool {
     let tenant_ok = match system {
         None => {
             tenant.len() <= 256
-                && tenant.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+                && tenant
+                    .as_bytes()
+                    .first()
+                    .is_some_and(u8::is_ascii_lowercase)
                 && tenant.bytes().all(key_char)
         }
         Some(_) => {

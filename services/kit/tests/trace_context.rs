@@ -87,7 +87,10 @@ fn tracestate_is_passed_only_when_well_formed_and_bounded() {
         assert!(TraceState::parse(good).is_ok(), "refused {good:?}");
     }
     let too_long = format!("k={}", "v".repeat(MAX_TRACESTATE_BYTES));
-    let too_many = (0..33).map(|n| format!("k{n}=v")).collect::<Vec<_>>().join(",");
+    let too_many = (0..33)
+        .map(|n| format!("k{n}=v"))
+        .collect::<Vec<_>>()
+        .join(",");
     for bad in [
         "",
         ",",
@@ -141,7 +144,10 @@ fn http_headers_carry_the_context() {
     headers.insert("tracestate", HeaderValue::from_static("rojo=1"));
     let found = extract_http(&headers).unwrap_or_else(|| panic!("no context"));
     assert_eq!(found.parent.to_string(), GOOD);
-    assert_eq!(found.state.map(|s| s.as_str().to_owned()).as_deref(), Some("rojo=1"));
+    assert_eq!(
+        found.state.map(|s| s.as_str().to_owned()).as_deref(),
+        Some("rojo=1")
+    );
     headers.insert(
         "traceparent",
         HeaderValue::from_bytes(b"00-\xff").unwrap_or_else(|e| panic!("{e}")),
