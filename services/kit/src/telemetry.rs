@@ -195,3 +195,47 @@ pub fn init_with(
 pub fn init(default_filter: &str) {
     let _ = init_with(default_filter, &TelemetryConfig::default(), "liaison");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_get_the_traces_path_and_bad_ones_are_named() {
+        let url = |e: &str| traces_url(e).map_err(|e| e.to_string());
+        assert_eq!(
+            url("http://127.0.0.1:4318").as_deref(),
+            Ok("http://127.0.0.1:4318/v1/traces")
+        );
+        assert_eq!(
+            url(" http://collector:4318/ ").as_deref(),
+            Ok("http://collector:4318/v1/traces")
+        );
+        assert_eq!(
+            url("http://collector/otlp/v1/traces").as_deref(),
+            Ok("http://collector/otlp/v1/traces")
+        );
+        for (bad, says) in [
+            ("https://collector:4318", "https is not supported"),
+            ("collector:4318", "http://"),
+            ("ftp://collector", "http://"),
+            ("http://", "URL"),
+            ("http://c:4318/v1/traces?x=1", "query"),
+            ("http://exa mple", "URL"),
+        ] {
+            let err = url(bad).err().unwrap_or_default();
+            assert!(
+                err.contains("telemetry.otlp_endpoint") && err.contains(says),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_an_endpoint_nothing_is_exported() {
+        let telemetry = init_with("warn", &TelemetryConfig::default(), "liaison")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!telemetry.exporting());
+        telemetry.flush();
+    }
+}
