@@ -363,6 +363,15 @@ async fn a_hostile_header_is_ignored_and_the_envelope_field_is_the_fallback() ->
     let verdict = send_with_headers(&school, &bad, &[]).await?;
     assert_refused(&verdict, "invalid_field", "traceparent", "malformed field");
     assert!(!verdict.reason.contains(PERSONAL[0]), "{}", verdict.reason);
+    // ... even when a good header makes the field unnecessary.
+    let header = callers_context().to_string();
+    let verdict = send_with_headers(&school, &bad, &[("traceparent", &header)]).await?;
+    assert_refused(
+        &verdict,
+        "invalid_field",
+        "traceparent",
+        "field with header",
+    );
     let (_, records) = ledger(&system).await?;
     let collection = records
         .iter()

@@ -264,7 +264,12 @@ fn follow(hop: &mut Hop, envelope: &mut Envelope) {
     if liaison_kit::ids::validate_envelope_id(&envelope.id).is_ok() {
         span.record("envelope_id", envelope.id.as_str());
     }
-    if let Some(field) = TraceContext::from_field(&envelope.traceparent) {
+    let field = TraceContext::from_field(&envelope.traceparent);
+    // A malformed field is left as it is, to be refused as any bad field.
+    if field.is_none() && !envelope.traceparent.is_empty() {
+        return;
+    }
+    if let Some(field) = field {
         hop.adopt(field);
     }
     if let Some(received) = hop.received() {
