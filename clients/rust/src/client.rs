@@ -10,6 +10,13 @@
 //! - [`send_until_answered`](AgencyClient::send_until_answered) retries like
 //!   `submit` but returns the final verdict, refusals included.
 //!
+//! Each send of an envelope (all its attempts) is one `envelope.send` span,
+//! which starts the share's trace — or continues the caller's: the current
+//! span's, or the W3C context in the envelope's `traceparent` field — and
+//! whose context goes in the request's `traceparent` header and, the same,
+//! in the envelope's `traceparent` field (docs/decisions/0009-tracing.md).
+//! [`send_raw`](AgencyClient::send_raw) sends its bytes as they are.
+//!
 //! Reading the inbox is in [`crate::inbox`].
 
 use crate::connect::{NatsOptions, connect};
@@ -21,7 +28,9 @@ use crate::tokens::{SigningError, Tokens};
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::PullConsumer;
 use bytes::Bytes;
+use liaison_kit::hop::Hop;
 use liaison_kit::tokens::Signer;
+use liaison_kit::trace::{self, TraceContext};
 use liaison_kit::users::Credentials;
 use liaison_kit::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
@@ -29,6 +38,7 @@ use liaison_proto::v1::{Envelope, Verdict};
 use prost::Message as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 /// How long to wait for the gateway's verdict on one attempt.
 pub const VERDICT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -190,7 +200,14 @@ impl AgencyClient {
     /// Sends `envelope` as it is, once, signed for its author, and returns
     /// the gateway's verdict whatever it is.
     pub async fn send(&self, envelope: &Envelope) -> Result<Verdict, SendError> {
-        self.send_once(envelope, self.verdict_timeout).await
+        let (hop, traced) = self.traced(envelope);
+        let span = hop.span().clone();
+        let sent = self
+            .send_once(&traced, hop.context().as_ref(), self.verdict_timeout)
+            .instrument(span)
+            .await;
+        record_outcome(&hop, &sent);
+        sent
     }
 
     /// Sends raw bytes with an optional token (tools and tests).
@@ -209,6 +226,30 @@ impl AgencyClient {
         .await
     }
 
+    /// The `envelope.send` span of one share, and the envelope carrying its
+    /// context in its `traceparent` field.
+    fn traced(&self, envelope: &Envelope) -> (Hop, Envelope) {
+        let span = tracing::info_span!(
+            "envelope.send",
+            otel.kind = "client",
+            agency = self.agency.as_str(),
+            kind = envelope.kind(),
+            envelope_id = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            code = tracing::field::Empty,
+        );
+        if liaison_kit::ids::validate_envelope_id(&envelope.id).is_ok() {
+            span.record("envelope_id", envelope.id.as_str());
+        }
+        let hop = Hop::starting(span, TraceContext::from_field(&envelope.traceparent));
+        let mut traced = envelope.clone();
+        if let Some(context) = hop.context() {
+            traced.traceparent = context.parent.to_string();
+        }
+        (hop, traced)
+    }
+
     /// Sends `envelope`, retrying with the same id while the gateway is
     /// unavailable, rate-limiting or unreachable, for up to `give_up_after`,
     /// and returns the final verdict (a refusal that would repeat included).
@@ -224,12 +265,19 @@ impl AgencyClient {
     async fn send_once(
         &self,
         envelope: &Envelope,
+        context: Option<&TraceContext>,
         timeout: Duration,
     ) -> Result<Verdict, SendError> {
         let token = self.tokens.token(&envelope.author)?;
         let payload = envelope.encode_to_vec().into();
         let subject = subjects::ingress(&self.agency);
-        let verdict = request(&self.client, subject, payload, Some(&token), timeout).await?;
+        let mut headers = HeaderMap::new();
+        headers.insert(subjects::TOKEN_HEADER, token.as_str());
+        if let Some(context) = context {
+            trace::inject(&mut headers, context);
+        }
+        let verdict =
+            request_with_headers(&self.client, subject, payload, headers, timeout).await?;
         if Refusal::from_code(&verdict.code, "").needs_new_token() {
             self.tokens.forget(&envelope.author);
         }
@@ -243,6 +291,22 @@ impl AgencyClient {
         envelope: &Envelope,
         policy: RetryPolicy,
     ) -> Result<Verdict, SendError> {
+        let (hop, traced) = self.traced(envelope);
+        let span = hop.span().clone();
+        let sent = self
+            .attempts(&traced, hop.context().as_ref(), policy)
+            .instrument(span)
+            .await;
+        record_outcome(&hop, &sent);
+        sent
+    }
+
+    async fn attempts(
+        &self,
+        envelope: &Envelope,
+        context: Option<&TraceContext>,
+        policy: RetryPolicy,
+    ) -> Result<Verdict, SendError> {
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
@@ -251,7 +315,8 @@ impl AgencyClient {
                 Some(left) if attempts > 1 => self.verdict_timeout.min(left),
                 _ => self.verdict_timeout,
             };
-            let error = match self.send_once(envelope, timeout).await {
+            tracing::Span::current().record("attempts", attempts);
+            let error = match self.send_once(envelope, context, timeout).await {
                 Ok(v) if v.outcome == Outcome::Refused as i32 => {
                     let refusal = Refusal::from_code(&v.code, v.reason.clone());
                     if !refusal.is_retryable() {
@@ -331,6 +396,23 @@ impl AgencyClient {
     }
 }
 
+/// Notes the verdict (its outcome and refusal code) on the send's span.
+fn record_outcome(hop: &Hop, sent: &Result<Verdict, SendError>) {
+    let span = hop.span();
+    match sent {
+        Ok(verdict) => {
+            let outcome = Outcome::try_from(verdict.outcome).map_or("", |o| o.as_str_name());
+            span.record("outcome", outcome);
+            if Refusal::CODES.contains(&verdict.code.as_str()) {
+                span.record("code", verdict.code.as_str());
+            }
+        }
+        Err(_) => {
+            span.record("outcome", "not_answered");
+        }
+    }
+}
+
 /// Sends one ingress request on `subject` and decodes the verdict.
 pub async fn request(
     client: &async_nats::Client,
@@ -339,11 +421,22 @@ pub async fn request(
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<Verdict, TransportError> {
-    use async_nats::RequestErrorKind;
     let mut headers = HeaderMap::new();
     if let Some(token) = token {
         headers.insert(subjects::TOKEN_HEADER, token);
     }
+    request_with_headers(client, subject, payload, headers, timeout).await
+}
+
+/// Sends one ingress request with `headers` and decodes the verdict.
+async fn request_with_headers(
+    client: &async_nats::Client,
+    subject: String,
+    payload: Bytes,
+    headers: HeaderMap,
+    timeout: Duration,
+) -> Result<Verdict, TransportError> {
+    use async_nats::RequestErrorKind;
     let reply = tokio::time::timeout(
         timeout,
         client.request_with_headers(subject.clone(), headers, payload),

@@ -16,12 +16,20 @@
 //! it (up to `streams.delivery_max_age_days`) the next time it asks, with no
 //! catch-up step of its own. [`AgencyClient::inbox`] is the convenience that
 //! acknowledges each delivery as soon as it is decoded.
+//!
+//! Each delivery taken is an `envelope.receive` span, the child of the
+//! gateway's `gateway.deliver` span whose W3C context the delivery carries in
+//! its headers; it ends when the [`Received`] is dropped. The receiving
+//! system can make its own work part of the trace ([`Received::span`],
+//! [`Received::trace_context`]).
 
 use crate::client::AgencyClient;
 use crate::error::InboxError;
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures_util::StreamExt as _;
-use liaison_kit::subjects;
+use liaison_kit::hop::Hop;
+use liaison_kit::trace::{self, TraceContext};
+use liaison_kit::{ids, subjects};
 use liaison_proto::v1::Delivery;
 use prost::Message as _;
 use std::time::Duration;
@@ -35,6 +43,7 @@ pub struct Received {
     /// removed, the labels withheld and the clauses that permitted it.
     pub delivery: Delivery,
     message: jetstream::Message,
+    hop: Hop,
 }
 
 impl std::fmt::Debug for Received {
@@ -60,6 +69,18 @@ impl Received {
     /// How many times this delivery has been handed out (1 the first time).
     pub fn delivery_count(&self) -> i64 {
         self.message.info().map(|i| i.delivered).unwrap_or(1)
+    }
+
+    /// The `envelope.receive` span of this delivery (open until it is
+    /// dropped): instrument storing it with this to make that part of the
+    /// sender's trace.
+    pub fn span(&self) -> &tracing::Span {
+        self.hop.span()
+    }
+
+    /// The W3C trace context to continue from this delivery, if it came with one.
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        self.hop.context()
     }
 
     /// Whether it was handed out before and not acknowledged then.
@@ -121,6 +142,25 @@ impl AgencyClient {
             .await
     }
 
+    /// The `envelope.receive` span of a delivery: ids, kind and delivery
+    /// count, nothing of its content.
+    fn receive_span(&self, delivery: &Delivery, message: &jetstream::Message) -> Hop {
+        let envelope = delivery.envelope.as_ref();
+        let envelope_id = envelope
+            .map(|e| e.id.as_str())
+            .filter(|id| ids::validate_envelope_id(id).is_ok())
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "envelope.receive",
+            otel.kind = "consumer",
+            agency = self.agency.as_str(),
+            kind = envelope.map(|e| e.kind()).unwrap_or_default(),
+            envelope_id,
+            delivered = message.info().map(|i| i.delivered).unwrap_or(1),
+        );
+        Hop::continuing(span, trace::extract(message.headers.as_ref()))
+    }
+
     /// Takes up to `max` deliveries, waiting up to `wait` for the first, and
     /// returns as soon as some are there. Nothing is acknowledged: call
     /// [`Received::ack`] on each once it is stored.
@@ -150,7 +190,12 @@ impl AgencyClient {
                     reason: e.to_string(),
                 }
             })?;
-            out.push(Received { delivery, message });
+            let hop = self.receive_span(&delivery, &message);
+            out.push(Received {
+                delivery,
+                message,
+                hop,
+            });
         }
         Ok(out)
     }

@@ -12,6 +12,10 @@
 //! recognised by that sequence and skipped, whatever order it comes back in.
 //! At start the writer reads and verifies the whole ledger, and refuses to
 //! extend one that is broken.
+//!
+//! A record that came with a W3C trace context (the span it was decided in)
+//! is appended in an `audit.append` span, that span's child: the envelope's
+//! trace ends in the ledger.
 
 use crate::chain::Tail;
 use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
@@ -21,14 +25,15 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, AckKind};
 use futures_util::{FutureExt as _, StreamExt as _};
-use liaison_kit::{consume, subjects};
-use liaison_proto::v1::AuditRecord;
+use liaison_kit::hop::Hop;
+use liaison_kit::{AgencyId, consume, subjects, trace};
+use liaison_proto::v1::{AuditRecord, Decision, Operation};
 use prost::Message as _;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, info_span, warn};
 
 /// Most decision records appended in one atomic batch (the server's limit is 1,000).
 pub const BATCH: usize = 1000;
@@ -69,6 +74,34 @@ fn record_id(record: &[u8]) -> String {
     AuditRecord::decode(record)
         .map(|r| r.record_id)
         .unwrap_or_default()
+}
+
+/// The `audit.append` span of a record that carries a trace context: the
+/// record's ids, kind, operation, decision and code, nothing of its content.
+fn append_span(message: &jetstream::Message, record: &AuditRecord, batch: usize) -> Option<Hop> {
+    let context = trace::extract(message.headers.as_ref())?;
+    let name = |valid: bool, value: &str| {
+        if valid {
+            value.to_owned()
+        } else {
+            String::new()
+        }
+    };
+    let span = info_span!(
+        "audit.append",
+        otel.kind = "consumer",
+        operation = Operation::try_from(record.operation).map_or("", |o| o.as_str_name()),
+        decision = Decision::try_from(record.decision).map_or("", |d| d.as_str_name()),
+        code = record.code.as_str(),
+        kind = record.kind.as_str(),
+        agency = name(AgencyId::parse(&record.agency).is_ok(), &record.agency),
+        envelope_id = name(
+            liaison_kit::ids::validate_envelope_id(&record.envelope_id).is_ok(),
+            &record.envelope_id
+        ),
+        batch,
+    );
+    Some(Hop::continuing(span, Some(context)))
 }
 
 /// What the writer knows of the ledger.
@@ -314,6 +347,8 @@ impl Writer {
                 }
             }
             let mut records = Vec::with_capacity(batch.len());
+            // Open until the batch is appended and acknowledged.
+            let mut spans = Vec::new();
             for message in &batch {
                 let source_seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
                 let Ok(record) = AuditRecord::decode(message.payload.as_ref()) else {
@@ -321,6 +356,7 @@ impl Writer {
                     let _ = message.ack_with(AckKind::Term).await;
                     continue;
                 };
+                spans.extend(append_span(message, &record, batch.len()));
                 records.push((message.payload.as_ref(), source_seq, record.record_id));
             }
             loop {
@@ -376,6 +412,7 @@ impl Writer {
                     error!(error = %e, "Could not acknowledge decision record");
                 }
             }
+            drop(spans);
             self.forget_acknowledged(&consumer).await;
         }
         Ok(())

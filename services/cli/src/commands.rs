@@ -13,6 +13,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use liaison_kit::config::Config;
 use liaison_kit::session::{self, Session};
+use liaison_kit::telemetry::Telemetry;
 use liaison_kit::users::Credentials;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +46,10 @@ pub struct Cli {
     /// Log what the services do (to stderr).
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Export spans over OTLP/HTTP to this collector, e.g.
+    /// http://127.0.0.1:4318 [default: telemetry.otlp_endpoint; empty: off].
+    #[arg(long, global = true, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -88,6 +93,32 @@ pub struct Target {
 }
 
 impl Cli {
+    /// Where spans are exported: `--otlp-endpoint`, else the configuration's
+    /// `telemetry.otlp_endpoint` (empty: nowhere).
+    fn otlp_endpoint(&self) -> String {
+        match &self.otlp_endpoint {
+            Some(endpoint) => endpoint.trim().to_owned(),
+            // A configuration that does not load is reported by the command.
+            None => self
+                .load_config()
+                .map(|c| c.telemetry.otlp_endpoint.trim().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Installs logging (`--verbose`: info, else warnings) and, when an OTLP
+    /// endpoint is configured, span export as `service.name` `liaison` (or
+    /// `telemetry.service_name`). Keep the result until the command ends: it
+    /// sends the spans still waiting when dropped.
+    pub fn telemetry(&self) -> Result<Telemetry> {
+        let mut wanted = self.load_config().map(|c| c.telemetry).unwrap_or_default();
+        wanted.otlp_endpoint = self.otlp_endpoint();
+        let filter = if self.verbose { "info" } else { "warn" };
+        Ok(liaison_kit::telemetry::init_with(
+            filter, &wanted, "liaison",
+        )?)
+    }
+
     fn load_config(&self) -> Result<Config> {
         let default = Path::new("deploy/config/liaison.toml");
         let file = self

@@ -8,12 +8,21 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = commands::Cli::parse();
-    liaison_kit::telemetry::init(if cli.verbose { "info" } else { "warn" });
-    match commands::run(cli).await {
+    let telemetry = match cli.telemetry() {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = match commands::run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // Sends the spans still waiting (a `liaison send` ends at once).
+    telemetry.shutdown();
+    code
 }

@@ -7,6 +7,11 @@
 //! EVENTS (de-duplicated on its id) and its collection recorded before the
 //! sender is told "accepted", so an acknowledged envelope is never lost. Every
 //! refusal is recorded and answered with a code and a reason.
+//!
+//! Each envelope is handled in a `gateway.ingress` span, the child of the
+//! sender's trace context (its `traceparent` header, else the envelope's
+//! `traceparent` field), and stored in EVENTS with this span's context in
+//! its headers, for the router to continue (docs/decisions/0009-tracing.md).
 
 use crate::Shared;
 use crate::decode::{Encoding, decode};
@@ -17,7 +22,9 @@ use crate::refusal::Refusal;
 use crate::validate;
 use async_nats::{HeaderMap, Message};
 use futures_util::StreamExt;
+use liaison_kit::hop::Hop;
 use liaison_kit::time::{timestamp_now, unix_now};
+use liaison_kit::trace::{self, TraceContext};
 use liaison_kit::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{CaseStatus, Envelope, EnvelopeAccepted, Route, Verdict};
@@ -27,7 +34,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{Instrument as _, error, field, info, info_span, warn};
 
 /// Serves ingress until `shutdown`, then finishes the requests in hand.
 pub async fn serve(
@@ -65,6 +72,7 @@ async fn handle(shared: &Shared, message: Message) {
         .as_ref()
         .and_then(|h| h.get(subjects::TOKEN_HEADER))
         .map(|v| v.as_str());
+    let context = trace::extract(message.headers.as_ref());
     if subjects::is_ingress_query(&message.subject) {
         let agency = subjects::ingress_agency_part(&message.subject);
         let answer = crate::query::answer(shared, agency, token, &message.payload).await;
@@ -76,10 +84,12 @@ async fn handle(shared: &Shared, message: Message) {
         return;
     }
     let verdict = if let Some(service) = subjects::service_of_internal(&message.subject) {
-        submit_internal(shared, service, &message.payload).await
+        submit_internal(shared, service, &message.payload, context).await
     } else if message.subject.starts_with("liaison.internal.") {
+        let hop = Hop::continuing(info_span!("gateway.ingress", otel.kind = "server"), None);
         refuse(
             shared,
+            &hop,
             Rejected::new(Refusal::InvalidAgencyId(
                 "no Liaison service sends on this internal subject".to_owned(),
             )),
@@ -87,7 +97,15 @@ async fn handle(shared: &Shared, message: Message) {
         .await
     } else {
         let agency = subjects::ingress_agency_part(&message.subject);
-        submit(shared, agency, token, &message.payload, Encoding::Protobuf).await
+        submit(
+            shared,
+            agency,
+            token,
+            &message.payload,
+            Encoding::Protobuf,
+            context,
+        )
+        .await
     };
     if let Some(reply) = message.reply
         && let Err(e) = shared
@@ -102,7 +120,8 @@ async fn handle(shared: &Shared, message: Message) {
 /// The one ingress path, whatever door the envelope came through (NATS
 /// request/reply or HTTPS): `agency` as the transport named it (the ingress
 /// subject's token, the URL path), unvalidated; `token` the agency's JWT;
-/// `payload` the envelope as received, in `encoding`, not yet decoded. Every
+/// `payload` the envelope as received, in `encoding`, not yet decoded;
+/// `context` the W3C trace context the door received with it. Every
 /// refusal is recorded before the verdict is returned; an acceptance is
 /// stored first.
 pub async fn submit(
@@ -111,50 +130,27 @@ pub async fn submit(
     token: Option<&str>,
     payload: &[u8],
     encoding: Encoding,
+    context: Option<TraceContext>,
 ) -> Verdict {
     let started = Instant::now();
-    let verdict = match admit(shared, agency, token, payload, encoding).await {
+    let mut hop = Hop::continuing(
+        info_span!(
+            "gateway.ingress",
+            otel.kind = "server",
+            agency = field::Empty,
+            kind = field::Empty,
+            envelope_id = field::Empty,
+            recipients = field::Empty,
+            code = field::Empty,
+        ),
+        context,
+    );
+    let verdict = match admit(shared, &mut hop, agency, token, payload, encoding).await {
         Ok(verdict) => verdict,
-        Err(rejected) => refuse(shared, rejected).await,
-    };
-    shared
-        .metrics
-        .verdict_seconds
-        .observe(started.elapsed().as_secs_f64());
-    verdict
-}
-
-/// The internal door: one of Liaison's own services sends its event. NATS
-/// permissions authenticate it (only the service's user may publish on its
-/// subject), so no token; everything after is the path agencies' envelopes
-/// take.
-pub async fn submit_internal(
-    shared: &Shared,
-    service: liaison_kit::system::Service,
-    payload: &[u8],
-) -> Verdict {
-    let started = Instant::now();
-    let sender = service.sender();
-    let admitted = async {
-        let limit = shared.config.gateway.max_envelope_bytes;
-        if payload.len() > limit {
-            return Err(Rejected::new(Refusal::TooLarge {
-                size: payload.len(),
-                limit,
-            })
-            .by(&sender));
+        Err(rejected) => {
+            let span = hop.span().clone();
+            refuse(shared, &hop, rejected).instrument(span).await
         }
-        let envelope = decode(payload, Encoding::Protobuf)
-            .map_err(|e| Rejected::new(Refusal::Malformed(e)).by(&sender))?;
-        validate::check(&envelope, &sender)
-            .map_err(|r| Rejected::new(r).by(&sender).about(&envelope))?;
-        let author = envelope.author.clone();
-        decide(shared, &sender, envelope, author).await
-    }
-    .await;
-    let verdict = match admitted {
-        Ok(verdict) => verdict,
-        Err(rejected) => refuse(shared, rejected).await,
     };
     shared
         .metrics
@@ -167,7 +163,72 @@ pub async fn submit_internal(
 /// is longer than `limit` (`size`: its declared length, or what was read
 /// before the limit was passed). The same refusal [`submit`] gives first.
 pub async fn refuse_too_large(shared: &Shared, size: usize, limit: usize) -> Verdict {
-    refuse(shared, Rejected::new(Refusal::TooLarge { size, limit })).await
+    let hop = Hop::continuing(info_span!("gateway.ingress", otel.kind = "server"), None);
+    let span = hop.span().clone();
+    refuse(
+        shared,
+        &hop,
+        Rejected::new(Refusal::TooLarge { size, limit }),
+    )
+    .instrument(span)
+    .await
+}
+
+/// The internal door: one of Liaison's own services sends its event. NATS
+/// permissions authenticate it (only the service's user may publish on its
+/// subject), so no token; everything after is the path agencies' envelopes
+/// take.
+pub async fn submit_internal(
+    shared: &Shared,
+    service: liaison_kit::system::Service,
+    payload: &[u8],
+    context: Option<TraceContext>,
+) -> Verdict {
+    let started = Instant::now();
+    let sender = service.sender();
+    let mut hop = Hop::continuing(
+        info_span!(
+            "gateway.ingress",
+            otel.kind = "server",
+            agency = sender.as_str(),
+            kind = field::Empty,
+            envelope_id = field::Empty,
+            recipients = field::Empty,
+            code = field::Empty,
+        ),
+        context,
+    );
+    let admitted = async {
+        let limit = shared.config.gateway.max_envelope_bytes;
+        if payload.len() > limit {
+            return Err(Rejected::new(Refusal::TooLarge {
+                size: payload.len(),
+                limit,
+            })
+            .by(&sender));
+        }
+        let mut envelope = decode(payload, Encoding::Protobuf)
+            .map_err(|e| Rejected::new(Refusal::Malformed(e)).by(&sender))?;
+        follow(&mut hop, &mut envelope);
+        let span = hop.span().clone();
+        let author = envelope.author.clone();
+        decide(shared, sender.clone(), author, envelope, hop.context())
+            .instrument(span)
+            .await
+    }
+    .await;
+    let verdict = match admitted {
+        Ok(verdict) => verdict,
+        Err(rejected) => {
+            let span = hop.span().clone();
+            refuse(shared, &hop, rejected).instrument(span).await
+        }
+    };
+    shared
+        .metrics
+        .verdict_seconds
+        .observe(started.elapsed().as_secs_f64());
+    verdict
 }
 
 /// A refusal, with what was known of the request when it was refused.
@@ -205,20 +266,24 @@ impl Rejected {
 }
 
 /// Records a refusal (unless nothing could be stored at all) and words the verdict.
-pub(crate) async fn refuse(shared: &Shared, rejected: Rejected) -> Verdict {
+pub(crate) async fn refuse(shared: &Shared, hop: &Hop, rejected: Rejected) -> Verdict {
     let Rejected {
         refusal,
         agency,
         envelope,
         policy_ids,
     } = rejected;
+    hop.span().record("code", refusal.code());
     info!(agency = %agency, code = refusal.code(), "Envelope refused");
     shared
         .metrics
         .refused
         .inc(&[agency_label(shared, &agency), refusal.code()]);
     if !matches!(refusal, Refusal::Unavailable(_)) {
-        let record = records::refusal(&agency, envelope.as_ref(), &refusal, &policy_ids);
+        let mut record = records::refusal(&agency, envelope.as_ref(), &refusal, &policy_ids);
+        if record.trace_id.is_empty() {
+            record.trace_id = hop.trace_id().unwrap_or_default();
+        }
         if let Err(e) = shared.recorder.publish(&record).await {
             error!(code = refusal.code(), error = %e, "Refusal record not stored");
         }
@@ -234,8 +299,12 @@ pub(crate) async fn refuse(shared: &Shared, rejected: Rejected) -> Verdict {
 }
 
 /// Decides on one request; on success the envelope is stored and recorded.
+/// The checks before decoding run outside `hop`'s span, so that an envelope
+/// whose sender set no `traceparent` header can still name its parent in
+/// its `traceparent` field.
 async fn admit(
     shared: &Shared,
+    hop: &mut Hop,
     agency: &str,
     token: Option<&str>,
     payload: &[u8],
@@ -260,30 +329,63 @@ async fn admit(
         .verifier
         .verify(&agency, token, unix_now())
         .map_err(from_agency)?;
-    let envelope = decode(payload, encoding).map_err(|e| from_agency(Refusal::Malformed(e)))?;
-    let about = |refusal: Refusal| from_agency(refusal).about(&envelope);
-    validate::check(&envelope, &agency).map_err(about)?;
+    hop.span().record("agency", agency.as_str());
+    let mut envelope = decode(payload, encoding).map_err(|e| from_agency(Refusal::Malformed(e)))?;
+    follow(hop, &mut envelope);
+    let span = hop.span().clone();
     if envelope.author != claims.sub {
-        return Err(about(Refusal::InvalidField {
+        validate::check(&envelope, &agency)
+            .map_err(|r| Rejected::new(r).by(&agency).about(&envelope))?;
+        return Err(Rejected::new(Refusal::InvalidField {
             field: "author",
             reason: format!("must be the token subject {:?}", claims.sub),
-        }));
+        })
+        .by(&agency)
+        .about(&envelope));
     }
-    decide(shared, &agency, envelope, claims.sub).await
+    decide(shared, agency, claims.sub, envelope, hop.context())
+        .instrument(span)
+        .await
 }
 
-/// Decides on an authenticated, well-formed envelope from `agency`
-/// (`subject`: the person or system that signed for it); on acceptance the
-/// envelope is stored and its collection recorded.
+/// The header wins, the envelope's field is the fallback: the hop's parent
+/// is the first of them that is well formed, and the envelope keeps that
+/// one, so that EVENTS, the deliveries and the records agree.
+fn follow(hop: &mut Hop, envelope: &mut Envelope) {
+    let span = hop.span();
+    span.record("kind", envelope.kind());
+    if liaison_kit::ids::validate_envelope_id(&envelope.id).is_ok() {
+        span.record("envelope_id", envelope.id.as_str());
+    }
+    let field = TraceContext::from_field(&envelope.traceparent);
+    // A malformed field is left as it is, to be refused as any bad field.
+    if field.is_none() && !envelope.traceparent.is_empty() {
+        return;
+    }
+    if let Some(field) = field {
+        hop.adopt(field);
+    }
+    if let Some(received) = hop.received() {
+        envelope.traceparent = received.parent.to_string();
+    }
+}
+
+/// Decides on a decoded envelope from an authenticated agency or service
+/// (`subject`: the person or system that signed for it); `context` is the
+/// ingress span's, to store with it. On acceptance the envelope is stored
+/// and its collection recorded.
 async fn decide(
     shared: &Shared,
-    agency: &AgencyId,
-    envelope: Envelope,
+    agency: AgencyId,
     subject: String,
+    envelope: Envelope,
+    context: Option<TraceContext>,
 ) -> Result<Verdict, Rejected> {
-    let about = |refusal: Refusal| Rejected::new(refusal).by(agency).about(&envelope);
+    let from_agency = |refusal: Refusal| Rejected::new(refusal).by(&agency);
+    let about = |refusal: Refusal| from_agency(refusal).about(&envelope);
+    validate::check(&envelope, &agency).map_err(about)?;
     let kind = envelope.kind();
-    let system = liaison_kit::system::is_reserved(agency);
+    let system = liaison_kit::system::is_reserved(&agency);
     if liaison_proto::SYSTEM_KINDS.contains(&kind) != system {
         return Err(about(Refusal::InvalidField {
             field: "body",
@@ -300,9 +402,9 @@ async fn decide(
         .check(&envelope)
         .map_err(|(field, reason)| about(Refusal::InvalidField { field, reason }))?;
     let (facts, status) = facts(shared, &envelope).await.map_err(about)?;
-    case_rules(shared, &policy, agency, &envelope, &facts, status).map_err(about)?;
+    case_rules(shared, &policy, &agency, &envelope, &facts, status).map_err(about)?;
     let (send, routes) = policy
-        .evaluate(agency, &envelope, &shared.registry, &facts)
+        .evaluate(&agency, &envelope, &shared.registry, &facts)
         .map_err(|e| {
             about(Refusal::PolicyDenied(format!(
                 "policy could not be evaluated: {e}"
@@ -340,7 +442,9 @@ async fn decide(
             })
             .collect(),
     };
-    let duplicate = store(shared, &accepted).await.map_err(about)?;
+    let duplicate = store(shared, &accepted, context.as_ref())
+        .await
+        .map_err(about)?;
     // Recorded on a re-send too: the record id de-duplicates, and a gateway
     // that died between storing and recording is made whole here.
     shared
@@ -357,6 +461,7 @@ async fn decide(
         .metrics
         .accepted
         .inc(&[agency_label(shared, agency.as_str()), envelope.kind()]);
+    tracing::Span::current().record("recipients", recipients.len());
     info!(agency = %agency, kind = envelope.kind(), envelope_id = %envelope.id, recipients = recipients.len(), duplicate, "Envelope accepted");
     Ok(Verdict {
         outcome: if duplicate {
@@ -487,8 +592,13 @@ fn case_rules(
     Ok(())
 }
 
-/// Stores the accepted envelope in EVENTS; `Ok(true)` if it was already there.
-async fn store(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<bool, Refusal> {
+/// Stores the accepted envelope in EVENTS, with its trace context;
+/// `Ok(true)` if it was already there.
+async fn store(
+    shared: &Shared,
+    accepted: &EnvelopeAccepted,
+    context: Option<&TraceContext>,
+) -> Result<bool, Refusal> {
     let envelope = accepted
         .envelope
         .as_ref()
@@ -496,6 +606,9 @@ async fn store(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<bool, Ref
         .unwrap_or_default();
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", envelope.0);
+    if let Some(context) = context {
+        trace::inject(&mut headers, context);
+    }
     let ack = shared
         .js
         .publish_with_headers(

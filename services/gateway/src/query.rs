@@ -28,7 +28,11 @@ pub async fn answer(shared: &Shared, agency: &str, token: Option<&str>, payload:
     let answer = match ask(shared, agency, token, payload).await {
         Ok(answer) => answer,
         Err(rejected) => {
-            let verdict = refuse(shared, rejected).await;
+            let hop = liaison_kit::hop::Hop::continuing(
+                tracing::info_span!("gateway.query", otel.kind = "server"),
+                None,
+            );
+            let verdict = refuse(shared, &hop, rejected).await;
             CaseQueryAnswer {
                 code: verdict.code,
                 reason: verdict.reason,

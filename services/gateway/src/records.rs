@@ -1,7 +1,9 @@
 //! Decision records: the gateway's account of each collection, refusal and
 //! disclosure, published to DECISIONS (de-duplicated on the record id) for the
 //! audit service to chain into the ledger. Records hold ids, codes and
-//! categories, never the envelope's personal fields.
+//! categories, never the envelope's personal fields. Each record carries
+//! its trace id, and is published with the trace context of the span it is
+//! made in, so the audit service's append joins the envelope's trace.
 
 use crate::refusal::Refusal;
 use async_nats::HeaderMap;
@@ -30,6 +32,9 @@ impl Recorder {
     pub async fn publish(&self, record: &AuditRecord) -> Result<(), String> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", record.record_id.as_str());
+        if let Some(context) = liaison_kit::hop::current() {
+            liaison_kit::trace::inject(&mut headers, &context);
+        }
         let ack = self
             .js
             .publish_with_headers(self.subject.clone(), headers, record.encode_to_vec().into())
@@ -40,15 +45,15 @@ impl Recorder {
     }
 }
 
-/// The trace id of a W3C `traceparent`, if it is well formed.
+/// The trace id of the envelope's W3C `traceparent` (at ingress, the one
+/// the sender gave), if it is well formed; else that of the span the record
+/// is made in, if any.
 fn trace_id(traceparent: &str) -> String {
-    let mut parts = traceparent.split('-');
-    match (parts.next(), parts.next()) {
-        (Some("00"), Some(id)) if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            id.to_owned()
-        }
-        _ => String::new(),
-    }
+    liaison_kit::trace::TraceParent::parse(traceparent)
+        .ok()
+        .map(|p| p.trace_id_hex())
+        .or_else(|| liaison_kit::hop::current().map(|c| c.parent.trace_id_hex()))
+        .unwrap_or_default()
 }
 
 fn from_envelope(envelope: &Envelope) -> AuditRecord {

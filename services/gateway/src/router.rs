@@ -3,6 +3,10 @@
 //! de-duplicated on (envelope id, recipient), so a router that dies mid-way
 //! and starts again delivers nothing twice; the event is acknowledged only
 //! after every copy and its disclosure record are stored.
+//!
+//! Each event is routed in a `gateway.route` span, the child of the ingress
+//! span whose context EVENTS carries; each copy is made in a `gateway.deliver`
+//! span under it, whose context the copy carries to its recipient.
 
 use crate::Shared;
 use crate::records;
@@ -11,7 +15,9 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::future::join_all;
+use liaison_kit::hop::Hop;
 use liaison_kit::receipts::Receipt;
+use liaison_kit::trace::{self, TraceContext};
 use liaison_kit::{AgencyId, consume, subjects};
 use liaison_proto::v1::{DataLabel, Delivery, Envelope, EnvelopeAccepted};
 use prost::Message as _;
@@ -22,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info};
+use tracing::{Instrument as _, error, info, info_span};
 
 /// Routes until `shutdown`; the events in hand are finished first. Events
 /// are routed concurrently (up to `gateway.concurrency` at once), each
@@ -69,7 +75,21 @@ async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
             return;
         }
     };
-    let ack = match deliver(shared, &accepted).await {
+    let envelope = accepted.envelope.as_ref();
+    let context = trace::extract(message.headers.as_ref())
+        .or_else(|| envelope.and_then(|e| TraceContext::from_field(&e.traceparent)));
+    let hop = Hop::continuing(
+        info_span!(
+            "gateway.route",
+            otel.kind = "consumer",
+            kind = envelope.map(Envelope::kind).unwrap_or_default(),
+            envelope_id = envelope.map(|e| e.id.as_str()).unwrap_or_default(),
+            recipients = accepted.routes.len(),
+        ),
+        context,
+    );
+    let span = hop.span().clone();
+    let ack = match deliver(shared, &accepted, &hop).instrument(span).await {
         Ok(()) => message.ack().await,
         Err(e) => {
             error!(error = %e, "Delivery failed; will retry");
@@ -127,8 +147,9 @@ impl<'a> Copies<'a> {
 }
 
 /// Stores the envelope's receipt, publishes every recipient's copy (their
-/// acknowledgements awaited together), then the disclosure records.
-async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), String> {
+/// acknowledgements awaited together), then the disclosure records, each in
+/// its copy's span.
+async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted, hop: &Hop) -> Result<(), String> {
     let default = Envelope::default();
     let envelope = accepted.envelope.as_ref().unwrap_or(&default);
     // The receipt first: a recipient that answers this envelope (or a
@@ -154,6 +175,7 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), Str
     let mut stored = Vec::with_capacity(accepted.routes.len());
     let mut disclosures = Vec::with_capacity(accepted.routes.len());
     let mut delivered = Vec::with_capacity(accepted.routes.len());
+    let mut hops = Vec::with_capacity(accepted.routes.len());
     for route in &accepted.routes {
         let recipient = AgencyId::parse(&route.recipient).map_err(|e| e.to_string())?;
         let withheld: BTreeSet<DataLabel> = route
@@ -170,11 +192,22 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), Str
             policy_ids: route.policy_ids.clone(),
             accepted_at: accepted.accepted_at,
         };
+        let copy = hop.child(info_span!(
+            parent: hop.span(),
+            "gateway.deliver",
+            otel.kind = "producer",
+            recipient = route.recipient.as_str(),
+            kind = envelope.kind(),
+            envelope_id = envelope.id.as_str(),
+            withheld = removed.len(),
+        ));
         let mut headers = HeaderMap::new();
         headers.insert(
             "Nats-Msg-Id",
             format!("{}:{}", envelope.id, route.recipient).as_str(),
         );
+        copy.inject(&mut headers);
+        hops.push(copy);
         stored.push(
             shared
                 .js
@@ -192,7 +225,11 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted) -> Result<(), Str
     for ack in stored {
         ack.await.map_err(|e| e.to_string())?;
     }
-    for result in join_all(disclosures.iter().map(|r| shared.recorder.publish(r))).await {
+    let recorded = disclosures
+        .iter()
+        .zip(&hops)
+        .map(|(r, copy)| shared.recorder.publish(r).instrument(copy.span().clone()));
+    for result in join_all(recorded).await {
         result?;
     }
     for (recipient, redacted) in delivered {

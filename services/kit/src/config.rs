@@ -132,18 +132,31 @@ pub struct HttpsConfig {
 
 /// The plain-HTTP operations listener (`/metrics`, `/healthz`, `/readyz`).
 /// Off unless `listen` is set; keep it on loopback or a private network: it
-/// has no authentication.
+/// has no authentication. And where spans are exported (OTLP), off unless
+/// `otlp_endpoint` is set (docs/decisions/0009-tracing.md).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// Address to listen on, e.g. `127.0.0.1:9464` (empty: off).
     pub listen: String,
+    /// OTLP/HTTP (protobuf) collector spans are exported to, e.g.
+    /// `http://127.0.0.1:4318` (`/v1/traces` is added when no path is
+    /// given; empty: no export).
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans (empty: the process's name,
+    /// e.g. `liaison-gateway`, or `liaison` for `liaison up`).
+    pub service_name: String,
 }
 
 impl TelemetryConfig {
     /// Whether the listener is configured to open.
     pub fn enabled(&self) -> bool {
         !self.listen.trim().is_empty()
+    }
+
+    /// Whether spans are to be exported.
+    pub fn exports(&self) -> bool {
+        !self.otlp_endpoint.trim().is_empty()
     }
 }
 
@@ -357,6 +370,27 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn span_export_is_off_by_default_and_set_like_any_key() {
+        let config =
+            Config::from_sources("", "defaults", env(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.telemetry.exports());
+        let config = Config::from_sources(
+            "[telemetry]\nservice_name = \"gw\"\n",
+            "f.toml",
+            env(&[("LIAISON_TELEMETRY_OTLP_ENDPOINT", "http://127.0.0.1:4318")]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.telemetry.exports());
+        assert_eq!(config.telemetry.otlp_endpoint, "http://127.0.0.1:4318");
+        assert_eq!(config.telemetry.service_name, "gw");
+        let err = Config::from_sources("[telemetry]\notlp = \"x\"\n", "f.toml", env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("otlp"), "{err}");
     }
 
     #[test]

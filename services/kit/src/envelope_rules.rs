@@ -88,6 +88,10 @@ pub fn check(
     for addressee in &envelope.addressees {
         AgencyId::parse(addressee).map_err(|e| field("addressees", e.to_string()))?;
     }
+    if !envelope.traceparent.is_empty() {
+        crate::trace::TraceParent::parse(&envelope.traceparent)
+            .map_err(|e| field("traceparent", format!("is not a W3C traceparent: {e}")))?;
+    }
     let kind = envelope.kind();
     let replies = liaison_proto::REPLY_KINDS.contains(&kind);
     if envelope.in_reply_to.is_empty() {

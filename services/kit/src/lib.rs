@@ -2,7 +2,8 @@
 //!
 //! It owns configuration, identifiers and the subjects built from them, the
 //! NATS users and their permissions, connecting to NATS, provisioning streams,
-//! locating and launching a nats-server, the agency registry and telemetry.
+//! locating and launching a nats-server, the agency registry, and telemetry:
+//! logs, W3C trace context ([`trace`]) and spans ([`hop`]).
 //! It holds no business logic: services share only this crate, the generated
 //! protobuf types and NATS subjects.
 
@@ -11,6 +12,7 @@ pub mod connect;
 pub mod consume;
 pub mod envelope_rules;
 pub mod fold;
+pub mod hop;
 pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
@@ -27,6 +29,7 @@ pub mod system;
 pub mod telemetry;
 pub mod time;
 pub mod tokens;
+pub mod trace;
 pub mod users;
 
 pub use ids::{AgencyId, IdError};

@@ -20,8 +20,22 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    telemetry::init("info");
-    match start(name, run).await {
+    let path = std::env::args_os().nth(1).map(PathBuf::from);
+    let config = Config::load(path.as_deref());
+    let wanted = config
+        .as_ref()
+        .map(|c| c.telemetry.clone())
+        .unwrap_or_default();
+    let result = match (telemetry::init_with("info", &wanted, name), config) {
+        (Err(e), _) => Err(e.to_string()),
+        (Ok(_), Err(e)) => Err(e.to_string()),
+        (Ok(telemetry), Ok(config)) => {
+            let result = start(name, config, run).await;
+            telemetry.shutdown();
+            result
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(service = name, error = %e, "Stopped with an error");
@@ -30,14 +44,12 @@ where
     }
 }
 
-async fn start<F, Fut, E>(name: &'static str, run: F) -> Result<(), String>
+async fn start<F, Fut, E>(name: &'static str, config: Config, run: F) -> Result<(), String>
 where
     F: FnOnce(Config, async_nats::Client, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let path = std::env::args_os().nth(1).map(PathBuf::from);
-    let config = Config::load(path.as_deref()).map_err(|e| e.to_string())?;
     let credentials = Credentials {
         user: config.nats.user.clone(),
         password: config.nats.password.clone(),

@@ -1,6 +1,7 @@
 //! `liaison up`: the whole system in one process until Ctrl-C or SIGTERM,
 //! with the gateway's HTTPS door on a development certificate made at start
-//! (unless the configuration names its own, or `--no-https`).
+//! (unless the configuration names its own, or `--no-https`). Spans are
+//! exported only when asked (`--otlp-endpoint`, `telemetry.otlp_endpoint`).
 
 use super::Cli;
 use anyhow::{Context as _, Result};
@@ -146,6 +147,10 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             Some(a) => println!("  metrics   http://{a}/metrics  ({name}; /healthz, /readyz)"),
             None => println!("  metrics   off ({name})"),
         }
+    }
+    match cli.otlp_endpoint().as_str() {
+        "" => println!("  traces    off (--otlp-endpoint URL exports spans over OTLP/HTTP)"),
+        endpoint => println!("  traces    {endpoint}  (OTLP/HTTP)"),
     }
     println!("Try, in another terminal:");
     println!("  liaison send --agency school-a deploy/examples/referral.json");

@@ -2,7 +2,8 @@
 //! door's path, refusals audited there); inbox reads and acknowledgements
 //! authenticate the agency with the same verifier first. Every reply is JSON;
 //! every error is `{"code", "reason"}` ([`Problem`]). Nothing here logs an
-//! envelope's content: only agencies, codes and counts.
+//! envelope's content: only agencies, codes and counts. A request's W3C
+//! `traceparent`/`tracestate` headers are the parent of its ingress span.
 //!
 //! | route | |
 //! |---|---|
@@ -123,8 +124,16 @@ async fn envelopes(
         Err(Unread::Problem(problem)) => return problem.into_response(),
     };
     let token = bearer(&headers);
-    let verdict =
-        ingress::submit(&door.shared, &agency, token.as_deref(), &payload, encoding).await;
+    let context = liaison_kit::trace::extract_http(&headers);
+    let verdict = ingress::submit(
+        &door.shared,
+        &agency,
+        token.as_deref(),
+        &payload,
+        encoding,
+        context,
+    )
+    .await;
     verdict_response(&verdict)
 }
 
