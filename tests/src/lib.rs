@@ -8,6 +8,8 @@ pub mod https;
 
 pub mod attacks;
 
+pub mod fault;
+
 use anyhow::{Result, bail};
 use liaison::system::{System, UpOptions};
 use liaison_audit::inspect::Report;

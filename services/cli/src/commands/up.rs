@@ -105,6 +105,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             sync_interval: None,
             gateway_telemetry,
             audit_telemetry,
+            max_file_store: None,
         },
     )
     .await?;
