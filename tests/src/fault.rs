@@ -81,7 +81,9 @@ impl Process {
         };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         // `PID (COMM) STATE ...`; COMM may hold spaces and parentheses.
-        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
         Ok(state == Some("T"))
     }
 
@@ -233,10 +235,7 @@ impl Copies {
         // be caught half-written.
         let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
         Ok(Self(
-            complete
-                .lines()
-                .map(Handed::parse)
-                .collect::<Result<_>>()?,
+            complete.lines().map(Handed::parse).collect::<Result<_>>()?,
         ))
     }
 
@@ -279,7 +278,10 @@ impl Copies {
             }
             *fresh += usize::from(copy.delivery_count < 2);
             if *fresh > 1 {
-                bail!("{} was handed out twice as new, not redelivered", copy.envelope_id);
+                bail!(
+                    "{} was handed out twice as new, not redelivered",
+                    copy.envelope_id
+                );
             }
         }
         Ok(Outcome {
@@ -325,7 +327,10 @@ pub async fn read_inbox(
 pub async fn inbox_pending(system: &System, agency: &AgencyId) -> Result<u64> {
     let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
     let mut consumer: PullConsumer = js
-        .get_consumer_from_stream(subjects::delivery_consumer(agency), subjects::DELIVERY_STREAM)
+        .get_consumer_from_stream(
+            subjects::delivery_consumer(agency),
+            subjects::DELIVERY_STREAM,
+        )
         .await?;
     let info = consumer.info().await?;
     Ok(info.num_pending + info.num_ack_pending as u64)
@@ -358,7 +363,9 @@ pub async fn ledger_shares(
         }
     }
     let expected: BTreeSet<&str> = acknowledged.iter().map(String::as_str).collect();
-    let recorded = collections.keys().chain(disclosures.keys().map(|(id, _)| id));
+    let recorded = collections
+        .keys()
+        .chain(disclosures.keys().map(|(id, _)| id));
     if let Some(extra) = recorded.into_iter().find(|id| !expected.contains(*id)) {
         bail!("the ledger records {extra}, never acknowledged to its sender");
     }

@@ -45,21 +45,34 @@ async fn killed_during(updates: usize, senders: usize, kills: usize) -> Result<(
         std::fs::write(&config.paths.registry, registry)?;
     }
     let mut system = start_with(config).await?;
+    let started = Instant::now();
     let mut bursts = Vec::new();
     for sender in 0..senders {
         let school = agency(&system, "school-a")
             .await?
             .with_verdict_timeout(Duration::from_millis(500));
-        bursts.push(Burst::start(school, &format!("s{sender}"), updates / senders));
+        bursts.push(Burst::start(
+            school,
+            &format!("s{sender}"),
+            updates / senders,
+        ));
     }
     let counters: Vec<_> = bursts.iter().map(|b| b.answered.clone()).collect();
-    let answered = || counters.iter().map(|c| c.load(Ordering::SeqCst)).sum::<usize>();
+    let answered = || {
+        counters
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .sum::<usize>()
+    };
     let long = Duration::from_secs(30 + updates as u64 / 50);
 
     let mut recoveries = Vec::new();
     for kill in 1..=kills {
         let at = updates * kill / (kills + 1);
-        eventually("answers", long, || async { Ok((answered() >= at).then_some(())) }).await?;
+        eventually("answers", long, || async {
+            Ok((answered() >= at).then_some(()))
+        })
+        .await?;
         let killed = Instant::now();
         tokio::task::block_in_place(|| system.server_mut().restart())?;
         let before = answered();
@@ -75,6 +88,7 @@ async fn killed_during(updates: usize, senders: usize, kills: usize) -> Result<(
         acknowledged.extend(burst.finish().await?);
     }
     ensure!(acknowledged.len() == updates, "every update answered");
+    let answered_in = started.elapsed();
 
     system.wait_until_settled(long).await?;
     let mut outcome = fault::ledger_shares(&system, &acknowledged, 2).await?;
@@ -91,9 +105,13 @@ async fn killed_during(updates: usize, senders: usize, kills: usize) -> Result<(
         &outcome,
         slowest,
         &format!(
-            "{senders} senders; kill to the next verdict, each kill: {:?} ms; \
-             deliveries to 2 recipients and ledger records counted",
-            recoveries.iter().map(Duration::as_millis).collect::<Vec<_>>()
+            "senders: {senders}, all answered in {:.1} s; kill to the next verdict, each kill: \
+             {:?} ms; deliveries to 2 recipients and ledger records counted",
+            answered_in.as_secs_f64(),
+            recoveries
+                .iter()
+                .map(Duration::as_millis)
+                .collect::<Vec<_>>()
         ),
     );
     assert_eq!(

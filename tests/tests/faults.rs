@@ -66,7 +66,10 @@ async fn settled(
     eventually("every envelope stored", Duration::from_secs(60), || async {
         let stored = read()?;
         let ids_stored = stored.ids();
-        Ok(ids.iter().all(|id| ids_stored.contains(id.as_str())).then_some(()))
+        Ok(ids
+            .iter()
+            .all(|id| ids_stored.contains(id.as_str()))
+            .then_some(()))
     })
     .await?;
     eventually("the inbox drained", Duration::from_secs(30), || async {
@@ -144,8 +147,8 @@ async fn a_consumer_stopped_past_ack_wait_and_resumed_misses_nothing() -> Result
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_consumer_instance_is_covered_by_another_with_duplicates_only_by_id()
--> Result<()> {
+async fn a_stopped_consumer_instance_is_covered_by_another_with_duplicates_only_by_id() -> Result<()>
+{
     const ENVELOPES: usize = 200;
     let system = start().await?;
     let dir = tempfile::tempdir()?;
@@ -154,8 +157,7 @@ async fn a_stopped_consumer_instance_is_covered_by_another_with_duplicates_only_
     burst.until_answered(ENVELOPES / 4).await?;
     // Two instances of the police's system share its durable consumer; one
     // is stopped holding a stored, unacknowledged batch.
-    let mut police_a =
-        fault::recorder(binary(), &system, "police", &out_a, Some(Hold::Stop(1)))?;
+    let mut police_a = fault::recorder(binary(), &system, "police", &out_a, Some(Hold::Stop(1)))?;
     let held = stopped_holding(&police_a, &out_a).await?;
     let stopped = Instant::now();
     let mut police_b = fault::recorder(binary(), &system, "police", &out_b, None)?;
@@ -215,7 +217,12 @@ async fn a_consumer_killed_between_storing_and_acknowledging_gets_those_again() 
     eventually(
         "the unacknowledged batch again",
         Duration::from_secs(30),
-        || async { Ok(Copies::read(&out)?.duplicated_ids().is_superset(&held).then_some(())) },
+        || async {
+            Ok(Copies::read(&out)?
+                .duplicated_ids()
+                .is_superset(&held)
+                .then_some(()))
+        },
     )
     .await?;
     let recovered = crashed.elapsed();
@@ -296,7 +303,13 @@ async fn a_gateway_process_killed_mid_stream_loses_nothing_acknowledged() -> Res
              deliveries to 2 recipients and ledger records counted"
         ),
     );
-    assert_eq!(outcome, Outcome { lost: 0, duplicates: 0 });
+    assert_eq!(
+        outcome,
+        Outcome {
+            lost: 0,
+            duplicates: 0
+        }
+    );
     system.shutdown().await
 }
 
@@ -352,7 +365,13 @@ async fn an_audit_process_killed_mid_stream_chains_every_decision_once() -> Resu
             2 * ENVELOPES / 3
         ),
     );
-    assert_eq!(outcome, Outcome { lost: 0, duplicates: 0 });
+    assert_eq!(
+        outcome,
+        Outcome {
+            lost: 0,
+            duplicates: 0
+        }
+    );
     system.shutdown().await
 }
 
@@ -400,14 +419,20 @@ async fn a_full_store_refuses_clearly_and_recovers_when_space_is_freed() -> Resu
             acknowledged.push(id);
         }
     }
-    ensure!(acknowledged.len() >= 3, "the store was full before traffic began");
+    ensure!(
+        acknowledged.len() >= 3,
+        "the store was full before traffic began"
+    );
     // Recipients still read (and acknowledge) what was delivered.
     let mut council_copies = Copies::default();
     for received in council.next_batch(1000, Duration::from_millis(500)).await? {
         council_copies.0.push(fault::Handed::of(&received));
         received.ack().await?;
     }
-    ensure!(!council_copies.0.is_empty(), "the council could not read while the store was full");
+    ensure!(
+        !council_copies.0.is_empty(),
+        "the council could not read while the store was full"
+    );
 
     // Space is freed (the volume grown, the limit raised); senders re-send
     // what was refused, with the same ids.
@@ -440,9 +465,11 @@ async fn a_full_store_refuses_clearly_and_recovers_when_space_is_freed() -> Resu
         .filter(|id| !read_before.contains(id.as_str()))
         .cloned()
         .collect();
-    council_copies
-        .0
-        .extend(fault::read_inbox(&system, &council, &rest, Duration::from_secs(60)).await?.0);
+    council_copies.0.extend(
+        fault::read_inbox(&system, &council, &rest, Duration::from_secs(60))
+            .await?
+            .0,
+    );
     for copies in [police_copies, council_copies] {
         let o = copies.against(&acknowledged)?;
         outcome.lost += o.lost;
@@ -461,6 +488,12 @@ async fn a_full_store_refuses_clearly_and_recovers_when_space_is_freed() -> Resu
             settled.as_millis()
         ),
     );
-    assert_eq!(outcome, Outcome { lost: 0, duplicates: 0 });
+    assert_eq!(
+        outcome,
+        Outcome {
+            lost: 0,
+            duplicates: 0
+        }
+    );
     system.shutdown().await
 }

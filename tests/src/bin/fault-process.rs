@@ -111,7 +111,12 @@ async fn record() -> Result<()> {
             let partial = out.with_extension("held.partial");
             std::fs::write(&partial, ids.join("\n"))?;
             std::fs::rename(&partial, out.with_extension("held"))?;
-            tracing::info!(stored = n, held = ids.len(), then, "Holding a stored batch unacknowledged");
+            tracing::info!(
+                stored = n,
+                held = ids.len(),
+                then,
+                "Holding a stored batch unacknowledged"
+            );
             if then == "hang" {
                 // Wait here for the SIGKILL.
                 std::future::pending::<()>().await;
