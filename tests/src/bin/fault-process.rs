@@ -1,6 +1,6 @@
-//! The separate processes the fault suites (`tests/tests/faults.rs`) stop,
-//! resume and kill with real signals; a test cannot SIGSTOP or SIGKILL a part
-//! of itself. `FAULT_ROLE` says which:
+//! The separate processes the fault suites (`consumer_faults.rs`,
+//! `service_faults.rs`) stop, resume and kill with real signals; a test
+//! cannot SIGSTOP or SIGKILL a part of itself. `FAULT_ROLE` says which:
 //!
 //! - `gateway`, `audit`: the service exactly as its own binary runs it
 //!   (`liaison-gateway CONFIG.toml`, `liaison-audit CONFIG.toml`: the same
