@@ -10,6 +10,10 @@ pub mod attacks;
 
 pub mod otlp;
 
+pub mod fault;
+
+pub mod fault_process;
+
 use anyhow::{Result, bail};
 use liaison::system::{System, UpOptions};
 use liaison_audit::inspect::Report;

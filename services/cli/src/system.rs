@@ -40,6 +40,10 @@ pub struct UpOptions {
     pub gateway_telemetry: Option<String>,
     /// The audit service's operations listener, e.g. `127.0.0.1:9465`.
     pub audit_telemetry: Option<String>,
+    /// JetStream `max_file_store` in bytes, as on a small disk (`None`:
+    /// nats-server's default). Set, it can be changed while running
+    /// ([`NatsServer::set_max_file_store`], [`NatsServer::reload`]).
+    pub max_file_store: Option<u64>,
 }
 
 /// A service running on its own runtime and thread, as if in its own
@@ -150,6 +154,7 @@ impl System {
                 .sync_interval
                 .clone()
                 .or_else(|| Some(config.nats.sync_interval.clone()).filter(|s| !s.is_empty())),
+            max_file_store: options.max_file_store,
             users: plan.clone(),
         })?;
         let session = Session {

@@ -1,7 +1,8 @@
 //! Finding, checking and running a nats-server: the child server of
 //! `liaison up` and of every test. It is started with a configuration rendered
 //! from [`crate::users`], on a given or random port, with its own JetStream
-//! store, and killed when the handle is dropped.
+//! store (optionally capped, as a small disk would be), and killed when the
+//! handle is dropped.
 
 use crate::users::{NatsUser, render_authorization};
 use std::path::{Path, PathBuf};
@@ -128,6 +129,10 @@ pub struct ServerOptions {
     pub store_dir: Option<PathBuf>,
     /// JetStream `sync_interval` (e.g. "2m", "always"); `None` keeps the server default.
     pub sync_interval: Option<String>,
+    /// JetStream `max_file_store` in bytes: past it, writes are refused
+    /// ("insufficient resources"), as on a full disk. `None`: the server's
+    /// default (most of the disk).
+    pub max_file_store: Option<u64>,
     pub users: Vec<NatsUser>,
 }
 
@@ -140,6 +145,9 @@ pub struct NatsServer {
     work: tempfile::TempDir,
     store: PathBuf,
     port: u16,
+    /// The client port as written in the running configuration (`None`:
+    /// random), which a reload must repeat unchanged.
+    listen: Option<u16>,
 }
 
 impl NatsServer {
@@ -161,6 +169,7 @@ impl NatsServer {
             work,
             store,
             port: 0,
+            listen: None,
         };
         server.launch(options.port)?;
         Ok(server)
@@ -171,17 +180,8 @@ impl NatsServer {
         let _ = std::fs::remove_dir_all(&ports_dir);
         std::fs::create_dir_all(&ports_dir)
             .map_err(|e| ServerError::Start(format!("ports directory: {e}")))?;
-        let config = render_config(
-            "127.0.0.1",
-            port,
-            Some(&ports_dir),
-            &self.store,
-            self.options.sync_interval.as_deref(),
-            &self.options.users,
-        );
-        let config_path = self.work.path().join("nats-server.conf");
-        std::fs::write(&config_path, config)
-            .map_err(|e| ServerError::Start(format!("writing config: {e}")))?;
+        self.listen = port;
+        let config_path = self.write_config()?;
         let log = std::fs::File::create(self.work.path().join("nats-server.log"))
             .map_err(|e| ServerError::Start(format!("log file: {e}")))?;
         let child = Command::new(&self.binary)
@@ -194,6 +194,31 @@ impl NatsServer {
         self.child = Some(child);
         self.port = self.wait_for_port(&ports_dir)?;
         Ok(())
+    }
+
+    /// Renders the configuration for the current options and writes it.
+    fn write_config(&self) -> Result<PathBuf, ServerError> {
+        let ports_dir = self.work.path().join("ports");
+        let config = render_config(
+            "127.0.0.1",
+            self.listen,
+            Some(&ports_dir),
+            &self.store,
+            self.options.sync_interval.as_deref(),
+            &self.options.users,
+        );
+        let config = match self.options.max_file_store {
+            Some(bytes) => config.replacen(
+                "jetstream {\n",
+                &format!("jetstream {{\n  max_file_store: {bytes}\n"),
+                1,
+            ),
+            None => config,
+        };
+        let config_path = self.work.path().join("nats-server.conf");
+        std::fs::write(&config_path, config)
+            .map_err(|e| ServerError::Start(format!("writing config: {e}")))?;
+        Ok(config_path)
     }
 
     fn wait_for_port(&mut self, ports_dir: &Path) -> Result<u16, ServerError> {
@@ -241,6 +266,51 @@ impl NatsServer {
     pub fn restart(&mut self) -> Result<(), ServerError> {
         self.kill();
         self.launch(Some(self.port))
+    }
+
+    /// Sets JetStream's `max_file_store` (see [`ServerOptions`]); it takes
+    /// effect at the next [`reload`](Self::reload) or [`restart`](Self::restart).
+    /// nats-server reloads a changed limit, but not a limit where the server
+    /// started without one: start it with one to change it while running.
+    pub fn set_max_file_store(&mut self, bytes: Option<u64>) {
+        self.options.max_file_store = bytes;
+    }
+
+    /// Rewrites the configuration and has the running server reload it
+    /// (SIGHUP), as an operator would after growing its volume; waits
+    /// (polling, with a deadline) until the server logs that it reloaded.
+    pub fn reload(&mut self) -> Result<(), ServerError> {
+        const RELOADED: &str = "Reloaded server configuration";
+        let log = self.work.path().join("nats-server.log");
+        let reloads = || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches(RELOADED)
+                .count()
+        };
+        let before = reloads();
+        self.write_config()?;
+        let Some(child) = self.child.as_ref() else {
+            return Err(ServerError::Start("nats-server is not running".into()));
+        };
+        let signalled = Command::new("kill")
+            .args(["-s", "HUP", &child.id().to_string()])
+            .status()
+            .map_err(|e| ServerError::Start(format!("signalling nats-server: {e}")))?;
+        if !signalled.success() {
+            return Err(ServerError::Start(format!("kill -s HUP: {signalled}")));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while reloads() == before {
+            if Instant::now() > deadline {
+                return Err(ServerError::Start(format!(
+                    "nats-server did not reload within 10 s: {}",
+                    self.log_tail()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     /// Stops the server gracefully (SIGTERM, so JetStream flushes its store),
@@ -319,6 +389,35 @@ mod tests {
         assert_eq!(parse_version("nats-server: v2.12.6-RC.1"), Some((2, 12, 6)));
         assert!(parse_version("nats-server: v2.9.20").is_some_and(|v| v < MIN_VERSION));
         assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn a_store_limit_goes_into_the_jetstream_block() -> Result<(), ServerError> {
+        let work = tempfile::tempdir().map_err(|e| ServerError::Start(e.to_string()))?;
+        let mut server = NatsServer {
+            binary: PathBuf::new(),
+            options: ServerOptions {
+                port: None,
+                store_dir: None,
+                sync_interval: Some("always".into()),
+                max_file_store: Some(65536),
+                users: vec![],
+            },
+            child: None,
+            store: work.path().join("jetstream"),
+            work,
+            port: 0,
+            listen: None,
+        };
+        let text = std::fs::read_to_string(server.write_config()?).unwrap_or_default();
+        assert!(
+            text.contains("jetstream {\n  max_file_store: 65536\n  store_dir: "),
+            "{text}"
+        );
+        server.set_max_file_store(None);
+        let text = std::fs::read_to_string(server.write_config()?).unwrap_or_default();
+        assert!(!text.contains("max_file_store"), "{text}");
+        Ok(())
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             sync_interval: None,
             gateway_telemetry,
             audit_telemetry,
+            max_file_store: None,
         },
     )
     .await?;
