@@ -160,6 +160,18 @@ fn record(
     }
 }
 
+/// A change of a case refused (recorded, not applied).
+fn refused(
+    seq: u64,
+    what: &str,
+    envelope: &Envelope,
+    case: &str,
+    code: &str,
+    reason: String,
+) -> AuditRecord {
+    record(seq, what, envelope, case, Decision::Refused, code, reason)
+}
+
 impl State {
     /// Builds the state from stored objects.
     pub fn from_parts(cases: Vec<Case>, units: Vec<(UnitKey, Unit)>) -> Self {
@@ -203,12 +215,11 @@ impl State {
                 let to = CaseStatus::try_from(change.status).unwrap_or(CaseStatus::Unspecified);
                 let from = self.cases.get(case_id).map(Case::status);
                 if let Err(reason) = lifecycle::check(from, to) {
-                    changes.records.push(record(
+                    changes.records.push(refused(
                         seq,
                         "status",
                         envelope,
                         case_id,
-                        Decision::Refused,
                         "invalid_transition",
                         reason,
                     ));
@@ -217,12 +228,11 @@ impl State {
                 if let Some(case) = self.cases.get(case_id)
                     && case.owner != sender
                 {
-                    changes.records.push(record(
+                    changes.records.push(refused(
                         seq,
                         "status",
                         envelope,
                         case_id,
-                        Decision::Refused,
                         "not_owner",
                         format!("only the owner {} moves the case", case.owner),
                     ));
@@ -287,12 +297,11 @@ impl State {
                     return changes;
                 }
                 if case.owner != sender {
-                    changes.records.push(record(
+                    changes.records.push(refused(
                         seq,
                         "participation",
                         envelope,
                         case_id,
-                        Decision::Refused,
                         "not_owner",
                         format!("only the owner {} changes participation", case.owner),
                     ));
@@ -317,12 +326,11 @@ impl State {
                     return changes;
                 }
                 if case.owner != sender || !lifecycle::is_live(case.status()) {
-                    changes.records.push(record(
+                    changes.records.push(refused(
                         seq,
                         "priority",
                         envelope,
                         case_id,
-                        Decision::Refused,
                         "not_listed",
                         "only the owner re-prioritises a live case".into(),
                     ));

@@ -145,11 +145,23 @@ pub async fn submit(
         ),
         context,
     );
-    let verdict = match admit(shared, &mut hop, agency, token, payload, encoding).await {
+    let admitted = admit(shared, &mut hop, agency, token, payload, encoding).await;
+    conclude(shared, &hop, admitted, started).await
+}
+
+/// The verdict of one request through either door: a refusal is recorded
+/// in the request's span; the time to decide is observed either way.
+async fn conclude(
+    shared: &Shared,
+    hop: &Hop,
+    admitted: Result<Verdict, Rejected>,
+    started: Instant,
+) -> Verdict {
+    let verdict = match admitted {
         Ok(verdict) => verdict,
         Err(rejected) => {
             let span = hop.span().clone();
-            refuse(shared, &hop, rejected).instrument(span).await
+            refuse(shared, hop, rejected).instrument(span).await
         }
     };
     shared
@@ -217,18 +229,7 @@ pub async fn submit_internal(
             .await
     }
     .await;
-    let verdict = match admitted {
-        Ok(verdict) => verdict,
-        Err(rejected) => {
-            let span = hop.span().clone();
-            refuse(shared, &hop, rejected).instrument(span).await
-        }
-    };
-    shared
-        .metrics
-        .verdict_seconds
-        .observe(started.elapsed().as_secs_f64());
-    verdict
+    conclude(shared, &hop, admitted, started).await
 }
 
 /// A refusal, with what was known of the request when it was refused.
