@@ -281,7 +281,7 @@ async fn a_former_subject_re_engaging_alerts_the_owner_within_a_second() -> Resu
         record.record_id,
         "combination:reengagement:re-ref-2:CASE-RE-1"
     );
-    assert_eq!(record.subject_tokens, [alex.clone()]);
+    assert_eq!(record.subject_tokens, std::slice::from_ref(&alex));
     assert_eq!(record.case_id, "CASE-RE-1");
     assert_eq!(record.recipients, ["police"]);
     assert_eq!(record.agency, "liaison-linkage");
@@ -536,5 +536,80 @@ async fn an_emptied_linkage_bucket_is_rebuilt_from_events_without_raising_again(
             .ids_once("reengagement")?
             .contains(&"reengagement:rb-ref-5:CASE-F-002".to_owned())
     );
+    system.shutdown().await
+}
+
+#[tokio::test]
+async fn alerts_waiting_in_the_outbox_when_the_service_dies_are_raised_once() -> Result<()> {
+    let mut system = start().await?;
+    let key = key()?;
+    let police_client = agency(&system, "police").await?;
+    let formers = former_subjects(&system, &key, &police_client, 3).await?;
+    let nhs = agency(&system, "nhs-trust").await?;
+    linkage_caught_up(&system).await?;
+
+    // Referrals while the service is down; then it comes back while the
+    // gateway is down: it decides, keeps the alerts in its outbox, cannot
+    // raise them, stores its index, and dies.
+    system.kill_linkage().await;
+    for (i, former) in formers.iter().enumerate() {
+        refer(&nhs, &format!("ob-ref-{i}"), former).await?;
+    }
+    system.stop_gateway().await;
+    system.start_linkage().await?;
+    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let bucket = operator.get_key_value("LINKAGE").await?;
+    let end = operator
+        .get_stream("EVENTS")
+        .await?
+        .info()
+        .await?
+        .state
+        .last_sequence;
+    eventually(
+        "three alerts waiting and the index stored",
+        Duration::from_secs(30),
+        || {
+            let bucket = bucket.clone();
+            async move {
+                let mut keys = bucket.keys().await?;
+                let mut waiting = 0;
+                while let Some(k) = futures_util::StreamExt::next(&mut keys).await {
+                    if k?.starts_with("outbox.") {
+                        waiting += 1;
+                    }
+                }
+                let cursor: u64 = bucket
+                    .get("meta.cursor")
+                    .await?
+                    .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+                    .unwrap_or(0);
+                Ok((waiting == 3 && cursor >= end).then_some(()))
+            }
+        },
+    )
+    .await?;
+    system.kill_linkage().await;
+
+    // Back: each alert raised once, none lost, each recorded once.
+    system.start_gateway().await?;
+    system.start_linkage().await?;
+    let mut police = Inbox::of(&system, "police").await?;
+    police.until("reengagement", 3).await?;
+    linkage_caught_up(&system).await?;
+    police.settle(Duration::from_millis(500)).await?;
+    assert_eq!(
+        police.ids_once("reengagement")?,
+        [
+            "reengagement:ob-ref-0:CASE-F-000",
+            "reengagement:ob-ref-1:CASE-F-001",
+            "reengagement:ob-ref-2:CASE-F-002"
+        ]
+    );
+    assert_eq!(combinations(&system).await?.len(), 3);
+    let mut keys = bucket.keys().await?;
+    while let Some(k) = futures_util::StreamExt::next(&mut keys).await {
+        ensure!(!k?.starts_with("outbox."), "the outbox is not empty");
+    }
     system.shutdown().await
 }

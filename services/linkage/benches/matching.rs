@@ -64,7 +64,11 @@ fn accepted(id: String, sender: &str, case_id: String, when: i64, body: Body) ->
 fn status(case: usize, status: CaseStatus, token: Option<String>) -> EnvelopeAccepted {
     accepted(
         format!("status-{case}-{}", status as i32),
-        if case % 2 == 0 { "police" } else { "council" },
+        if case.is_multiple_of(2) {
+            "police"
+        } else {
+            "council"
+        },
         format!("CASE-{case:06}"),
         T0 - 200 * DAY,
         Body::CaseStatus(CaseStatusChanged {

@@ -64,7 +64,7 @@ fn status(
             body: Some(Body::CaseStatus(CaseStatusChanged {
                 status: status as i32,
                 subject_tokens: tokens.iter().map(|t| (*t).into()).collect(),
-                review_date: (review != 0).then(|| Timestamp {
+                review_date: (review != 0).then_some(Timestamp {
                     seconds: review,
                     nanos: 0,
                 }),
