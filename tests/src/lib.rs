@@ -162,7 +162,13 @@ pub async fn ledger_all(system: &System) -> Result<(Report, Vec<AuditRecord>)> {
 pub fn test_token(id: &str) -> String {
     let id: String = id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("tok-test-{id}")
 }

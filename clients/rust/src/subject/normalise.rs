@@ -227,7 +227,7 @@ pub fn date_of_birth(raw: &str) -> Result<String, IdentifierError> {
         .filter(|p| !p.is_empty())
         .collect();
     let (year, month, day) = match parts.as_slice() {
-        [whole] if whole.len() == 8 => (
+        [whole] if whole.len() == 8 && whole.bytes().all(|b| b.is_ascii_digit()) => (
             digits(&whole[..4], 4, 4),
             digits(&whole[4..6], 2, 2),
             digits(&whole[6..], 2, 2),
@@ -471,6 +471,33 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(!err.contains("943"), "errors never quote values: {err}");
+    }
+
+    #[test]
+    fn any_text_is_refused_or_normalised_never_a_panic() {
+        const PIECES: &[&str] = &[
+            "a", "Z", "1", "9", "/", "-", ".", " ", ",", "'", "€", "é", "ß", "日", "\u{301}", "=",
+            "Apr", "2010", "\u{0}", "ǅ", "İ", "ﬁ",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 12) as usize;
+            let text: String = (0..len)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            let _ = full_name(&text);
+            let _ = date_of_birth(&text);
+            for scheme in ["nhs", "nino", "upn", "pnc", "other", &text] {
+                let _ = other_identifier(scheme, &text);
+            }
+        }
+        assert_eq!(date_of_birth("ab€def").ok(), None);
     }
 
     #[test]
