@@ -1,7 +1,7 @@
 //! Pseudonymous subject tokens, computed inside the sending agency so that
 //! raw identifiers never cross the bus: `st1:` followed by the base64url
 //! (no padding) HMAC-SHA256, under the partnership's 32-byte [`SubjectKey`],
-//! of the person's identifiers once normalised ([`normalise`]). Two agencies
+//! of the person's identifiers once normalised ([`mod@normalise`]). Two agencies
 //! that hold the same key and the same identifiers get the same token, so the
 //! linkage service can match referrals and cases without ever seeing a name;
 //! anyone without the key cannot test a guess of name and date of birth
@@ -17,6 +17,7 @@
 //! print redacted, and no error quotes an identifier's value.
 
 pub mod normalise;
+pub mod schemes;
 
 pub use normalise::{IdentifierError, Normalised, normalise};
 

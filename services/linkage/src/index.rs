@@ -10,13 +10,15 @@
 //! referral's acceptance time, never the clock, so replaying EVENTS (after a
 //! crash, or to rebuild) decides exactly as the first time did.
 //!
-//! It does not store itself ([`crate::store`]) or raise anything
-//! ([`crate::raise`]).
+//! What a referral matches is decided in [`crate::matching`]. It does not
+//! store itself ([`crate::store`]) or raise anything ([`crate::alert`]).
 
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{CaseStatus, EnvelopeAccepted};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
+
+pub use crate::matching::Match;
 
 /// Most cases remembered per token (later ones are not linked), and
 /// referrals per token in the window (the oldest go first): bounds what one
@@ -87,28 +89,6 @@ pub struct Subject {
     pub referrals: Vec<Referral>,
     /// The last EVENTS sequence applied to this token.
     pub seq: u64,
-}
-
-/// A referral matched something the partnership already knows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Match {
-    /// The token is a former subject's, on a closed case still under review.
-    Reengagement {
-        token: String,
-        referral: Referral,
-        case_id: String,
-        owner: String,
-        review_until: i64,
-    },
-    /// The token is on live cases, or another agency referred it within the window.
-    Duplicate {
-        token: String,
-        referral: Referral,
-        /// Other agencies' referrals in the window not already on a case.
-        others: Vec<Referral>,
-        /// Live cases and their owners, sorted.
-        live: Vec<(String, String)>,
-    },
 }
 
 /// The index, with what changed since it was last stored.
@@ -322,7 +302,7 @@ impl Index {
             r.at >= now.saturating_sub(window) && r.envelope_id != referral.envelope_id
         });
         let matches = if decide {
-            decide_matches(&self.cases, token, subject, &referral)
+            crate::matching::decide(&self.cases, token, subject, &referral)
         } else {
             vec![]
         };
@@ -333,53 +313,4 @@ impl Index {
         self.dirty_subjects.insert(token.to_owned());
         matches
     }
-}
-
-/// What a referral of `token` matches, given what is known before it.
-fn decide_matches(
-    cases: &HashMap<String, Case>,
-    token: &str,
-    subject: &Subject,
-    referral: &Referral,
-) -> Vec<Match> {
-    let mut matches = vec![];
-    let mut live = vec![];
-    let mut on_cases = BTreeSet::new();
-    for case_id in &subject.cases {
-        let Some(case) = cases.get(case_id) else {
-            continue;
-        };
-        if !case.referral.is_empty() {
-            on_cases.insert(case.referral.as_str());
-        }
-        match case.state {
-            CaseState::Live => live.push((case_id.clone(), case.owner.clone())),
-            CaseState::Closed if case.review_until >= referral.at => {
-                matches.push(Match::Reengagement {
-                    token: token.to_owned(),
-                    referral: referral.clone(),
-                    case_id: case_id.clone(),
-                    owner: case.owner.clone(),
-                    review_until: case.review_until,
-                });
-            }
-            CaseState::Closed => {}
-        }
-    }
-    // A referral a case was opened from is represented by its case.
-    let others: Vec<Referral> = subject
-        .referrals
-        .iter()
-        .filter(|r| r.agency != referral.agency && !on_cases.contains(r.envelope_id.as_str()))
-        .cloned()
-        .collect();
-    if !live.is_empty() || !others.is_empty() {
-        matches.push(Match::Duplicate {
-            token: token.to_owned(),
-            referral: referral.clone(),
-            others,
-            live,
-        });
-    }
-    matches
 }

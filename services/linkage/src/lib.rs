@@ -19,6 +19,7 @@
 
 pub mod alert;
 pub mod index;
+pub mod matching;
 pub mod service;
 pub mod store;
 
