@@ -162,6 +162,23 @@ pub async fn ledger_all(system: &System) -> Result<(Report, Vec<AuditRecord>)> {
     Ok((report, records))
 }
 
+/// The subject token of the child in [`referral`]`(_, id)`: one child per
+/// referral id, so that referrals of different tests' ids are not taken by
+/// the linkage service for one person referred twice.
+pub fn test_token(id: &str) -> String {
+    let id: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("tok-test-{id}")
+}
+
 /// A school's referral of a child, with health and education notes.
 pub fn referral(sender: &str, id: &str) -> Envelope {
     Envelope {
@@ -179,7 +196,7 @@ pub fn referral(sender: &str, id: &str) -> Envelope {
         in_reply_to: String::new(),
         body: Some(Body::Referral(ReferralMade {
             subject: Some(Person {
-                token: "tok-test-subject".into(),
+                token: test_token(id),
                 full_name: "Alex Example".into(),
                 date_of_birth: "2010-04-12".into(),
                 address: "12 Demo Street".into(),

@@ -20,10 +20,14 @@
 //!   envelope id (see [`inbox`]);
 //! - [`adapter`]: a file-drop adapter for case systems that exchange files.
 //!
-//! Not here yet, because the services behind them are not built: information
-//! requests (the cases service) and computing pseudonymous subject tokens
-//! (the linkage service). An envelope's `subject.token` is whatever the
-//! sending system puts there.
+//! - [`subject`]: pseudonymous subject tokens (`st1:…`, HMAC-SHA256 of the
+//!   person's normalised identifiers under the partnership's
+//!   [`SubjectKey`]), computed here so that raw identifiers never need to
+//!   cross the bus for the linkage service to match people
+//!   ([`subject_token`]).
+//!
+//! Not here yet, because the service behind them is not built: information
+//! requests (the cases service).
 //!
 //! ```no_run
 //! use liaison_client::{AgencyClient, NatsOptions, Refusal, SendError, signer_from_file};
@@ -75,6 +79,7 @@ pub mod error;
 pub mod inbox;
 pub mod refusal;
 pub mod retry;
+pub mod subject;
 pub mod tokens;
 
 pub use client::{
@@ -86,4 +91,5 @@ pub use error::{ConnectError, InboxError, SendError, TransportError};
 pub use inbox::Received;
 pub use refusal::Refusal;
 pub use retry::RetryPolicy;
+pub use subject::{IdentifierError, Identifiers, KeyError, SubjectKey, subject_token};
 pub use tokens::{SigningError, TOKEN_LIFETIME_SECS, mint};

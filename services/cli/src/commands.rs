@@ -4,6 +4,7 @@ mod agency;
 mod audit;
 mod cases;
 mod demo;
+mod link;
 mod operator;
 mod policy;
 mod status;
@@ -71,6 +72,10 @@ enum Command {
     /// Signing keys of agencies and auditors.
     #[command(subcommand)]
     Keys(agency::KeysCommand),
+    /// Pseudonymous subject tokens (`link token`), computed locally with the
+    /// partnership's subject key.
+    #[command(subcommand)]
+    Link(link::LinkCommand),
     /// Check, explain and test the access policy (ISA clauses as code).
     Policy(policy::PolicyArgs),
     /// Tokens signed with an agency's or auditor's key (`token mint` prints
@@ -165,6 +170,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(args) => audit::run(&cli, args).await,
         Command::Keys(command) => agency::keys(command),
         Command::Token(command) => agency::token(&cli, command),
+        Command::Link(command) => link::run(command),
         Command::Policy(args) => policy::run(&cli, args),
         Command::NatsConfig(args) => operator::nats_config(&cli, args),
         Command::Provision => operator::provision_streams(&cli).await,

@@ -6,7 +6,7 @@
 //! re-sent envelope). Each agency then
 //! reads its inbox, and the audit ledger is verified. All people are fictional.
 
-use crate::client::AgencyClient;
+use crate::client::{AgencyClient, Identifiers, SubjectKey, subject_token};
 use anyhow::Result;
 use liaison_kit::AgencyId;
 use liaison_kit::participation::Participation;
@@ -49,7 +49,7 @@ impl Dice {
     }
 }
 
-fn person(dice: &mut Dice, category: &str) -> Person {
+fn person(dice: &mut Dice, key: &SubjectKey, category: &str) -> Person {
     let name = format!("{} {}", dice.pick(GIVEN), dice.pick(FAMILY));
     let dob = format!(
         "20{:02}-{:02}-{:02}",
@@ -58,7 +58,7 @@ fn person(dice: &mut Dice, category: &str) -> Person {
         1 + dice.next() % 28
     );
     Person {
-        token: pseudonym(&name, &dob),
+        token: pseudonym(key, &name, &dob),
         full_name: name,
         date_of_birth: dob,
         address: format!("{} Demo Street, Exampletown", 1 + dice.next() % 200),
@@ -66,12 +66,16 @@ fn person(dice: &mut Dice, category: &str) -> Person {
     }
 }
 
-/// A demonstration pseudonymous token (the linkage issue brings the keyed hash).
-fn pseudonym(name: &str, dob: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    ("liaison-demo-partnership", name.to_lowercase(), dob).hash(&mut h);
-    format!("tok-{:016x}", h.finish())
+/// The person's subject token under the development partnership key, as a
+/// referring agency's system computes it (a generated name and date always
+/// normalise; an empty token would only mean "not linked").
+fn pseudonym(key: &SubjectKey, name: &str, dob: &str) -> String {
+    let identifiers = Identifiers {
+        full_name: name.to_owned(),
+        date_of_birth: dob.to_owned(),
+        other: vec![],
+    };
+    subject_token(key, &identifiers).unwrap_or_default()
 }
 
 /// One planned contribution: who sends what, and what the sender should expect.
@@ -146,8 +150,9 @@ pub fn participation(contributions: &[Contribution]) -> BTreeMap<String, Partici
         .collect()
 }
 
-/// The day's traffic: `count` contributions, the same every run.
-pub fn day(count: usize) -> Vec<Contribution> {
+/// The day's traffic: `count` contributions, the same every run; subject
+/// tokens under the partnership's subject `key`.
+pub fn day(count: usize, key: &SubjectKey) -> Vec<Contribution> {
     let mut dice = Dice(0x5eed_11a1_5011);
     let attack_at = count * 3 / 4;
     (0..count)
@@ -188,7 +193,7 @@ pub fn day(count: usize) -> Vec<Contribution> {
                     "school-b"
                 };
                 let body = Body::Referral(ReferralMade {
-                    subject: Some(person(&mut dice, "person at risk")),
+                    subject: Some(person(&mut dice, key, "person at risk")),
                     source: "school".into(),
                     concern: "Expressed support for violent extremist material in class".into(),
                     risk_indicators: vec!["online radicalisation".into()],
@@ -209,7 +214,7 @@ pub fn day(count: usize) -> Vec<Contribution> {
                 )
             } else if roll < 50 {
                 let body = Body::Referral(ReferralMade {
-                    subject: Some(person(&mut dice, "person at risk")),
+                    subject: Some(person(&mut dice, key, "person at risk")),
                     source: "health".into(),
                     concern: "Patient disclosed intent to travel to a conflict zone".into(),
                     health_notes: "Under community mental health team".into(),
@@ -235,7 +240,7 @@ pub fn day(count: usize) -> Vec<Contribution> {
                     Classification::OfficialSensitive
                 };
                 let body = Body::CaseUpdate(CaseUpdated {
-                    subject: Some(person(&mut dice, "person at risk")),
+                    subject: Some(person(&mut dice, key, "person at risk")),
                     update_type: "review".into(),
                     summary: "Weekly review: risk re-assessed".into(),
                     health_notes: if sender == "nhs-trust" {
@@ -257,7 +262,7 @@ pub fn day(count: usize) -> Vec<Contribution> {
             } else {
                 // A share no agreement permits: a business partner sending a referral.
                 let body = Body::Referral(ReferralMade {
-                    subject: Some(person(&mut dice, "person at risk")),
+                    subject: Some(person(&mut dice, key, "person at risk")),
                     source: "business".into(),
                     concern: "Suspicious purchase".into(),
                     ..Default::default()

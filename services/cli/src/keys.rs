@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// Default directory of development agency keys.
 pub const DEV_KEYS: &str = "deploy/agencies/dev-keys";
+/// The development partnership's subject key (pseudonymous tokens), public
+/// and for development only: `liaison up`, the demo, the examples.
+pub const DEV_SUBJECT_KEY: &str = "deploy/linkage/dev-partnership.key";
 
 /// A new key: the PKCS#8 PEM of the private key, and the registry entry of
 /// its public half (`[[agency.keys]]` lines).

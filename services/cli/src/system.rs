@@ -1,6 +1,6 @@
 //! A whole Liaison system in one process: a child nats-server with one user
-//! per service and per agency, the streams provisioned, and the gateway and
-//! audit services running in-process with their own users. Behind
+//! per service and per agency, the streams provisioned, and the gateway,
+//! audit and linkage services running in-process with their own users. Behind
 //! `liaison up`, `liaison demo` and the end-to-end tests.
 
 use anyhow::{Result, anyhow};
@@ -17,6 +17,7 @@ use liaison_kit::session::Session;
 use liaison_kit::subjects;
 use liaison_kit::system::Service;
 use liaison_kit::users::{self, Credentials};
+use liaison_linkage::LinkageService;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -129,6 +130,7 @@ pub struct System {
     gateway: Option<Running>,
     audit: Option<Running>,
     cases: Option<Running>,
+    linkage: Option<Running>,
     https_addr: Option<SocketAddr>,
     telemetry: UpTelemetry,
 }
@@ -173,6 +175,7 @@ impl System {
             gateway: None,
             audit: None,
             cases: None,
+            linkage: None,
             https_addr: None,
             telemetry: UpTelemetry {
                 gateway_listen: options.gateway_telemetry.clone().unwrap_or_default(),
@@ -190,6 +193,7 @@ impl System {
         system.start_audit().await?;
         system.start_gateway().await?;
         system.start_cases().await?;
+        system.start_linkage().await?;
         for (service, addr) in [
             ("gateway", system.telemetry.gateway),
             ("audit", system.telemetry.audit),
@@ -385,6 +389,39 @@ impl System {
         }
     }
 
+    /// Starts the linkage service (if it is not running), as `svc-linkage`.
+    pub async fn start_linkage(&mut self) -> Result<()> {
+        if self.linkage.is_some() {
+            return Ok(());
+        }
+        let config = self.config.clone();
+        let user = liaison_kit::system::Service::Linkage.user();
+        let running = self
+            .service(
+                "linkage",
+                &user,
+                |client| LinkageService::start(config, client),
+                |linkage, stop| linkage.run(stop),
+            )
+            .await?;
+        self.linkage = Some(running);
+        Ok(())
+    }
+
+    /// Stops the linkage service, letting it store its index.
+    pub async fn stop_linkage(&mut self) {
+        if let Some(linkage) = self.linkage.take() {
+            linkage.stop().await;
+        }
+    }
+
+    /// Kills the linkage service at once, as a crash would.
+    pub async fn kill_linkage(&mut self) {
+        if let Some(linkage) = self.linkage.take() {
+            linkage.kill().await;
+        }
+    }
+
     /// Waits until every accepted envelope is routed and every decision record
     /// is chained into the ledger, or fails after `timeout`.
     pub async fn wait_until_settled(&self, timeout: Duration) -> Result<()> {
@@ -421,6 +458,7 @@ impl System {
     /// Stops the services, then nats-server, cleanly.
     pub async fn shutdown(mut self) -> Result<()> {
         self.stop_cases().await;
+        self.stop_linkage().await;
         self.stop_gateway().await;
         self.stop_audit().await;
         let mut server = self.server;

@@ -15,6 +15,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub https: HttpsConfig,
     pub telemetry: TelemetryConfig,
+    pub linkage: LinkageConfig,
     pub cases: CasesConfig,
 }
 
@@ -146,6 +147,32 @@ pub struct TelemetryConfig {
     /// `service.name` of the exported spans (empty: the process's name,
     /// e.g. `liaison-gateway`, or `liaison` for `liaison up`).
     pub service_name: String,
+}
+
+/// The linkage service: how referrals are matched against the subject
+/// index, and the grounds its events are raised under.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkageConfig {
+    /// Two agencies referring the same token within this many days is a duplicate.
+    pub duplicate_window_days: u64,
+    /// A case closed without a review date is reviewed this many days after closing.
+    pub review_horizon_days: u64,
+    /// Purpose of re-engagement and duplicate-subject events (a vocabulary code).
+    pub purpose: String,
+    /// Legal basis of those events (a vocabulary code).
+    pub legal_basis: String,
+}
+
+impl Default for LinkageConfig {
+    fn default() -> Self {
+        Self {
+            duplicate_window_days: 30,
+            review_horizon_days: 365,
+            purpose: "counter-terrorism".into(),
+            legal_basis: "DPA-2018-s35".into(),
+        }
+    }
 }
 
 impl TelemetryConfig {
@@ -391,6 +418,26 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("otlp"), "{err}");
+    }
+
+    #[test]
+    fn linkage_has_defaults_and_is_set_like_any_section() {
+        let config =
+            Config::from_sources("", "defaults", env(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.linkage.duplicate_window_days, 30);
+        let config = Config::from_sources(
+            "[linkage]\nreview_horizon_days = 730\n",
+            "f.toml",
+            env(&[("LIAISON_LINKAGE_DUPLICATE_WINDOW_DAYS", "7")]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.linkage.duplicate_window_days, 7);
+        assert_eq!(config.linkage.review_horizon_days, 730);
+        let err = Config::from_sources("[linkage]\nwindow = 1\n", "f.toml", env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("window"), "{err}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{Envelope, EnvelopeAccepted, Verdict};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Largest EVENTS message decoded (the gateway's own limit is far below).
@@ -213,6 +213,9 @@ pub struct Outbox {
     store: kv::Store,
     service: Service,
     pending: BTreeMap<String, Envelope>,
+    /// Pending events this process already raised (stored in EVENTS): not
+    /// raised again while their echo is on its way.
+    raised: BTreeSet<String>,
 }
 
 impl Outbox {
@@ -239,6 +242,7 @@ impl Outbox {
             store,
             service,
             pending,
+            raised: BTreeSet::new(),
         })
     }
 
@@ -263,6 +267,7 @@ impl Outbox {
         {
             return Ok(false);
         }
+        self.raised.remove(&envelope.id);
         self.store
             .delete(outbox_key(&envelope.id))
             .await
@@ -279,18 +284,31 @@ impl Outbox {
         self.pending.is_empty()
     }
 
-    /// Raises every pending event through the internal door. An event the
-    /// gateway refuses is dropped from the outbox (and the refusal is in the
-    /// ledger); one it cannot take now stays for the next flush.
+    /// The pending events the next [`Outbox::flush`] will raise (those not
+    /// yet raised by this process).
+    pub fn to_raise(&self) -> impl Iterator<Item = &Envelope> {
+        self.pending
+            .values()
+            .filter(|e| !self.raised.contains(&e.id))
+    }
+
+    /// Raises every pending event through the internal door (once per
+    /// process: an accepted one is in EVENTS, and stays pending only until
+    /// its echo is [`Outbox::seen`]). An event the gateway refuses is dropped
+    /// from the outbox (and the refusal is in the ledger); one it cannot
+    /// take now stays for the next flush.
     pub async fn flush(&mut self, client: &async_nats::Client) -> Result<usize, FoldError> {
         let mut raised = 0;
-        let ids: Vec<String> = self.pending.keys().cloned().collect();
+        let ids: Vec<String> = self.to_raise().map(|e| e.id.clone()).collect();
         for id in ids {
             let Some(envelope) = self.pending.get(&id) else {
                 continue;
             };
             match raise(client, self.service, envelope).await {
-                Ok(_) => raised += 1,
+                Ok(_) => {
+                    self.raised.insert(id);
+                    raised += 1;
+                }
                 Err(FoldError::Raise { reason, .. }) if reason.starts_with("refused") => {
                     tracing::error!(kind = envelope.kind(), envelope_id = %id, reason, "Event refused by the gateway, dropped");
                     self.pending.remove(&id);

@@ -64,6 +64,15 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Make a new partnership subject key (pseudonymous subject tokens,
+    /// `liaison link token`): 32 random bytes as base64url, written to FILE
+    /// (0600). Never overwrites a key. Give it to every agency of the
+    /// partnership over a secure channel; never to Liaison's services.
+    GenLink {
+        /// Where to write the key (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn parse_alg(text: &str) -> Result<KeyAlg, String> {
@@ -282,6 +291,14 @@ pub fn keys(command: &KeysCommand) -> Result<ExitCode> {
             println!("# private key: {}", path.display());
             println!("[[agency.keys]]");
             println!("{entry}");
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::GenLink { out } => {
+            liaison::client::SubjectKey::generate().write_new(out)?;
+            println!(
+                "subject key written to {} (0600): give it to every agency of the partnership, never to Liaison's services",
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -38,7 +38,10 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         .await?;
         clients.insert(agency, client);
     }
-    let day = demo::day(args.contributions);
+    let key = liaison::client::SubjectKey::from_file(std::path::Path::new(
+        liaison::keys::DEV_SUBJECT_KEY,
+    ))?;
+    let day = demo::day(args.contributions, &key);
     // The case service (issue 6) will own participation; the demo records it
     // as an operator would, before the day starts.
     let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);

@@ -97,7 +97,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     let door = https(&mut config, args, &session_dir)?;
     let gateway_telemetry = telemetry_free(&args.gateway_telemetry, "--gateway-telemetry")?;
     let audit_telemetry = telemetry_free(&args.audit_telemetry, "--audit-telemetry")?;
-    println!("Starting Liaison: nats-server, gateway, audit ...");
+    println!("Starting Liaison: nats-server, gateway, audit, linkage ...");
     let system = System::start(
         config,
         UpOptions {
