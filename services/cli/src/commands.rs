@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each command's work is in `commands/`.
 
 mod agency;
+mod alerts;
 mod audit;
 mod demo;
 mod operator;
@@ -60,6 +61,9 @@ enum Command {
     Inbox(agency::InboxArgs),
     /// Auditor commands.
     Audit(audit::AuditArgs),
+    /// Alerts business partners have not all acknowledged (operator); `alerts
+    /// ack ALERT_ID --agency A` acknowledges one as that agency.
+    Alerts(alerts::AlertsArgs),
     /// Signing keys of agencies and auditors.
     #[command(subcommand)]
     Keys(agency::KeysCommand),
@@ -128,6 +132,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Send(args) => agency::send(&cli, args).await,
         Command::Inbox(args) => agency::inbox(&cli, args).await,
         Command::Audit(args) => audit::run(&cli, args).await,
+        Command::Alerts(args) => alerts::run(&cli, args).await,
         Command::Keys(command) => agency::keys(command),
         Command::Token(command) => agency::token(&cli, command),
         Command::Policy(args) => policy::run(&cli, args),

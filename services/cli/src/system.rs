@@ -1,7 +1,9 @@
 //! A whole Liaison system in one process: a child nats-server with one user
-//! per service and per agency, the streams provisioned, and the gateway and
-//! audit services running in-process with their own users. Behind
+//! per service and per agency, the streams provisioned, and the gateway,
+//! audit and alerts services running in-process with their own users. Behind
 //! `liaison up`, `liaison demo` and the end-to-end tests.
+
+mod alerts;
 
 use anyhow::{Result, anyhow};
 use async_nats::jetstream::consumer::PullConsumer;
@@ -122,6 +124,7 @@ pub struct System {
     server: NatsServer,
     gateway: Option<Running>,
     audit: Option<Running>,
+    alerts: Option<Running>,
     https_addr: Option<SocketAddr>,
     telemetry: UpTelemetry,
 }
@@ -164,6 +167,7 @@ impl System {
             server,
             gateway: None,
             audit: None,
+            alerts: None,
             https_addr: None,
             telemetry: UpTelemetry {
                 gateway_listen: options.gateway_telemetry.clone().unwrap_or_default(),
@@ -180,6 +184,7 @@ impl System {
         .await?;
         system.start_audit().await?;
         system.start_gateway().await?;
+        system.start_alerts().await?;
         for (service, addr) in [
             ("gateway", system.telemetry.gateway),
             ("audit", system.telemetry.audit),
@@ -378,6 +383,7 @@ impl System {
 
     /// Stops the services, then nats-server, cleanly.
     pub async fn shutdown(mut self) -> Result<()> {
+        self.stop_alerts().await;
         self.stop_gateway().await;
         self.stop_audit().await;
         let mut server = self.server;

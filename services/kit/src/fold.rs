@@ -279,6 +279,16 @@ impl Outbox {
         self.pending.is_empty()
     }
 
+    /// Whether the event with this envelope id waits to be raised.
+    pub fn contains(&self, envelope_id: &str) -> bool {
+        self.pending.contains_key(envelope_id)
+    }
+
+    /// The events waiting to be raised, by envelope id.
+    pub fn pending(&self) -> impl Iterator<Item = &Envelope> {
+        self.pending.values()
+    }
+
     /// Raises every pending event through the internal door. An event the
     /// gateway refuses is dropped from the outbox (and the refusal is in the
     /// ledger); one it cannot take now stays for the next flush.

@@ -132,7 +132,7 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn agency_client(cli: &Cli, agency: &str, key: Option<&PathBuf>) -> Result<AgencyClient> {
+pub(super) async fn agency_client(cli: &Cli, agency: &str, key: Option<&PathBuf>) -> Result<AgencyClient> {
     let agency = AgencyId::parse(agency)?;
     let key_path = key.cloned().unwrap_or_else(|| keys::dev_key_path(&agency));
     let pem = keys::read_key(&key_path)?;
@@ -156,7 +156,7 @@ pub async fn send(cli: &Cli, args: &SendArgs) -> Result<ExitCode> {
     Ok(print_verdict(&verdict))
 }
 
-fn print_verdict(verdict: &Verdict) -> ExitCode {
+pub(super) fn print_verdict(verdict: &Verdict) -> ExitCode {
     let via = if verdict.policy_ids.is_empty() {
         String::new()
     } else {

@@ -1,0 +1,398 @@
+//! Business alerts end to end, over a real nats-server with the services
+//! in-process: alerts reach business partners by sector and region (and the
+//! time from the police verdict to each partner's delivery is printed),
+//! acknowledgements reach the issuing unit, and an alert a partner never
+//! acknowledges is escalated — exactly once, across a crash of the alerts
+//! service and a rebuild of its state from EVENTS — and repeatedly up to the
+//! configured maximum. `liaison alerts` (its function) shows what is
+//! outstanding. Escalation periods are configured in seconds; nothing sleeps.
+
+use anyhow::{Result, bail};
+use futures_util::StreamExt;
+use liaison::system::System;
+use liaison_alerts::alert::escalation_id;
+use liaison_alerts::board;
+use liaison_client::AgencyClient;
+use liaison_kit::fold::Cursor;
+use liaison_kit::system::Service;
+use liaison_kit::{subjects, users};
+use liaison_proto::v1::alert_issued::ThreatLevel;
+use liaison_proto::v1::envelope::Body;
+use liaison_proto::v1::verdict::Outcome;
+use liaison_proto::v1::{
+    AlertAcknowledged, AlertIssued, Classification, Delivery, Envelope, Operation,
+};
+use liaison_tests::{agency, config, eventually, inbox_exactly, ledger, referral, start_with};
+use prost::Message as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn alert(id: &str, level: ThreatLevel, sectors: &[&str], region: &str) -> Envelope {
+    Envelope {
+        purpose: "protective-security".into(),
+        legal_basis: "DPA-2018-s35".into(),
+        author: "police-dsl".into(),
+        classification: Classification::Official as i32,
+        body: Some(Body::Alert(AlertIssued {
+            threat_level: level as i32,
+            sectors: sectors.iter().map(|s| (*s).to_owned()).collect(),
+            region: region.into(),
+            headline: "Vehicle used as a weapon: heighten protective security".into(),
+            protective_advice: "Activate barriers; brief staff on Run Hide Tell".into(),
+            location: "Oxford Street".into(),
+        })),
+        ..referral("police", id)
+    }
+}
+
+fn ack(sender: &str, id: &str, alert_id: &str) -> Envelope {
+    Envelope {
+        purpose: "protective-security".into(),
+        legal_basis: "DPA-2018-s35".into(),
+        author: format!("{sender}-dsl"),
+        classification: Classification::Official as i32,
+        in_reply_to: alert_id.into(),
+        body: Some(Body::AlertAck(AlertAcknowledged {
+            action: "actioned".into(),
+        })),
+        ..referral(sender, id)
+    }
+}
+
+fn sorted(list: &[String]) -> Vec<String> {
+    let mut list = list.to_vec();
+    list.sort();
+    list
+}
+
+fn kinds(deliveries: &[Delivery]) -> Vec<(String, String)> {
+    let mut kinds: Vec<(String, String)> = deliveries
+        .iter()
+        .filter_map(|d| d.envelope.as_ref())
+        .map(|e| (e.kind().to_owned(), e.id.clone()))
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// Sends `alert` as the police while each business partner in `partners`
+/// already waits on its inbox; prints how long after the verdict each got it.
+async fn issue_and_time(
+    police: &AgencyClient,
+    alert: &Envelope,
+    partners: Vec<AgencyClient>,
+) -> Result<(Vec<String>, Vec<AgencyClient>)> {
+    let waiting: Vec<_> = partners
+        .into_iter()
+        .map(|client| {
+            tokio::spawn(async move {
+                let deliveries = client.inbox(1, Duration::from_secs(20)).await?;
+                anyhow::Ok((client, deliveries, Instant::now()))
+            })
+        })
+        .collect();
+    let sent = Instant::now();
+    let verdict = police.send(alert).await?;
+    let decided = Instant::now();
+    assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+    let mut partners = vec![];
+    for task in waiting {
+        let (client, deliveries, received) = task.await??;
+        let Some(delivery) = deliveries.first() else {
+            bail!("{} did not receive the alert", client.agency());
+        };
+        assert_eq!(delivery.envelope.as_ref().map(|e| e.id.as_str()), Some(alert.id.as_str()));
+        report(client.agency().as_str(), sent, decided, received);
+        partners.push(client);
+    }
+    Ok((sorted(&verdict.recipients), partners))
+}
+
+#[allow(clippy::print_stderr)] // the figure the partnership asks for: in the test log
+fn report(partner: &str, sent: Instant, decided: Instant, received: Instant) {
+    let from_verdict = received.saturating_duration_since(decided);
+    eprintln!(
+        "ALERT LATENCY {partner}: delivered {:.1} ms after the police sent it, {:.1} ms after the police verdict{}",
+        received.duration_since(sent).as_secs_f64() * 1e3,
+        from_verdict.as_secs_f64() * 1e3,
+        if received < decided { " (before the verdict reached the police)" } else { "" }
+    );
+}
+
+async fn operator(system: &System) -> Result<async_nats::jetstream::Context> {
+    Ok(async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?))
+}
+
+/// Waits until `liaison alerts --all` shows `id` as `probe` wants it.
+async fn alert_row(
+    system: &System,
+    id: &str,
+    what: &str,
+    probe: impl Fn(&board::Row) -> bool,
+) -> Result<board::Row> {
+    let js = operator(system).await?;
+    eventually(what, WAIT, || {
+        let js = js.clone();
+        let probe = &probe;
+        async move {
+            let alerts = board::read(&js).await?;
+            let rows = board::rows(&alerts, liaison_alerts::now_ms(), true);
+            Ok(rows.into_iter().find(|r| r.id == id && probe(r)))
+        }
+    })
+    .await
+}
+
+/// Waits until the alerts service has applied every event in EVENTS.
+async fn alerts_caught_up(system: &System) -> Result<()> {
+    let js = operator(system).await?;
+    let last = js
+        .get_stream(subjects::EVENTS_STREAM)
+        .await?
+        .info()
+        .await?
+        .state
+        .last_sequence;
+    let cursor = Cursor::new(js.get_key_value(Service::Alerts.bucket()).await?, Service::Alerts);
+    eventually("the alerts service to catch up", WAIT, || {
+        let cursor = &cursor;
+        async move { Ok((cursor.get().await? >= last).then_some(())) }
+    })
+    .await
+}
+
+/// Every escalation the alerts service raises through the gateway's internal
+/// door, seen by the operator (who may read every subject).
+async fn watch_raises(system: &System) -> Result<Arc<Mutex<Vec<String>>>> {
+    let client = system.connect_as(users::OPERATOR).await?;
+    let mut requests = client.subscribe(subjects::internal(Service::Alerts)).await?;
+    client.flush().await?;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let into = seen.clone();
+    tokio::spawn(async move {
+        let _client = client;
+        while let Some(message) = requests.next().await {
+            if let Ok(envelope) = Envelope::decode(message.payload.as_ref())
+                && let Ok(mut seen) = into.lock()
+            {
+                seen.push(envelope.id);
+            }
+        }
+    });
+    Ok(seen)
+}
+
+fn raised(seen: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+    seen.lock().map(|s| s.clone()).unwrap_or_default()
+}
+
+fn escalation_of(delivery: &Delivery) -> Option<(&Envelope, &liaison_proto::v1::AlertEscalated)> {
+    let envelope = delivery.envelope.as_ref()?;
+    match envelope.body.as_ref()? {
+        Body::AlertEscalated(e) => Some((envelope, e)),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn alerts_reach_partners_by_sector_and_region_and_acknowledgements_reach_the_issuer()
+-> Result<()> {
+    let system = start_with(config()).await?;
+    let police = agency(&system, "police").await?;
+    let council = agency(&system, "council").await?;
+    let transport = agency(&system, "transport-bsp").await?;
+    let retail = agency(&system, "retail-bsp").await?;
+
+    // Retail in London: the council and the retail partner; not transport.
+    let issued = alert("alert-retail-1", ThreatLevel::Severe, &["retail"], "london");
+    let (recipients, partners) = issue_and_time(&police, &issued, vec![retail]).await?;
+    assert_eq!(recipients, ["council", "retail-bsp"]);
+    let retail = partners.into_iter().next().unwrap_or_else(|| panic!("retail"));
+    assert_eq!(kinds(&inbox_exactly(&council, 1).await?), [("alert".into(), issued.id.clone())]);
+    inbox_exactly(&transport, 0).await?;
+
+    // `liaison alerts`: outstanding, retail-bsp has not acknowledged.
+    let row = alert_row(&system, &issued.id, "the alert tracked", |_| true).await?;
+    assert_eq!((row.acknowledged, row.to_acknowledge), (0, 1));
+    assert_eq!(row.not_acknowledged, ["retail-bsp"]);
+    assert_eq!((row.issued_by.as_str(), row.threat_level.as_str()), ("police", "SEVERE"));
+    assert_eq!((row.sectors.clone(), row.region.as_str()), (vec!["retail".to_owned()], "london"));
+    let listed = board::outstanding(&operator(&system).await?, liaison_alerts::now_ms()).await?;
+    assert!(board::table(&listed).contains("retail / london"), "{listed:?}");
+
+    // Transport never received it: it cannot acknowledge it.
+    let verdict = transport.send(&ack("transport-bsp", "ack-t-1", &issued.id)).await?;
+    assert_eq!(verdict.code, "policy_denied", "{verdict:?}");
+
+    // Retail acknowledges; the police (who issued it) receive the acknowledgement.
+    let verdict = retail.send(&ack("retail-bsp", "ack-r-1", &issued.id)).await?;
+    assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+    assert_eq!(verdict.recipients, ["police"]);
+    let to_police = inbox_exactly(&police, 1).await?;
+    let acked = to_police[0].envelope.clone().unwrap_or_default();
+    assert_eq!((acked.kind(), acked.in_reply_to.as_str()), ("alert_ack", issued.id.as_str()));
+    inbox_exactly(&council, 0).await?;
+
+    let row = alert_row(&system, &issued.id, "the acknowledgement counted", |r| {
+        r.acknowledged == 1
+    })
+    .await?;
+    assert!(row.not_acknowledged.is_empty());
+    let listed = board::outstanding(&operator(&system).await?, liaison_alerts::now_ms()).await?;
+    assert!(listed.iter().all(|r| r.id != issued.id), "{listed:?}");
+
+    // The acknowledgement is in the ledger, recorded by the alerts service,
+    // without the alert's content.
+    alerts_caught_up(&system).await?;
+    let (report, records) = ledger(&system).await?;
+    assert!(report.intact(), "{report:?}");
+    let ours: Vec<_> = records.iter().filter(|r| r.service == "alerts").collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0].record_id, "alerts:ack:ack-r-1");
+    assert_eq!(ours[0].operation, Operation::Collection as i32);
+    assert_eq!(ours[0].recipients, ["police"]);
+    assert!(ours[0].reason.contains("1 of 1"), "{}", ours[0].reason);
+    let text = format!("{ours:?}");
+    assert!(!text.contains("Oxford") && !text.contains("Vehicle"), "{text}");
+    system.shutdown().await
+}
+
+#[tokio::test]
+async fn an_unacknowledged_alert_escalates_once_across_a_crash_and_a_rebuild() -> Result<()> {
+    let mut settings = config();
+    settings.alerts.escalate_severe_secs = 4;
+    settings.alerts.max_escalations = 1;
+    let mut system = start_with(settings).await?;
+    let raises = watch_raises(&system).await?;
+    let police = agency(&system, "police").await?;
+    let council = agency(&system, "council").await?;
+    let retail = agency(&system, "retail-bsp").await?;
+    let transport = agency(&system, "transport-bsp").await?;
+
+    // Retail and transport in London: the national transport lead receives it too.
+    let issued = alert("alert-2", ThreatLevel::Severe, &["retail", "transport"], "london");
+    let due = SystemTime::now() + Duration::from_secs(4);
+    let (recipients, partners) =
+        issue_and_time(&police, &issued, vec![retail, transport]).await?;
+    assert_eq!(recipients, ["council", "retail-bsp", "transport-bsp"]);
+    assert_eq!(kinds(&inbox_exactly(&council, 1).await?), [("alert".into(), issued.id.clone())]);
+    let [retail, transport]: [AgencyClient; 2] =
+        partners.try_into().unwrap_or_else(|_| panic!("two partners"));
+    let verdict = retail.send(&ack("retail-bsp", "ack-2", &issued.id)).await?;
+    assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+    let row = alert_row(&system, &issued.id, "retail's acknowledgement", |r| r.acknowledged == 1).await?;
+    assert_eq!(row.not_acknowledged, ["transport-bsp"]);
+    assert_eq!(row.escalations, 0);
+
+    // The alerts service crashes before the escalation is due, and comes back after.
+    system.kill_alerts().await;
+    eventually("the escalation to fall due", WAIT, || async {
+        Ok((SystemTime::now() >= due).then_some(()))
+    })
+    .await?;
+    system.start_alerts().await?;
+
+    // Police and transport receive the escalation, once; retail (which
+    // acknowledged) and the council do not.
+    let to_police = inbox_exactly(&police, 2).await?;
+    let expected_id = escalation_id(&issued.id, 1);
+    let escalations: Vec<_> = to_police.iter().filter_map(escalation_of).collect();
+    assert_eq!(escalations.len(), 1, "{to_police:?}");
+    let (envelope, body) = escalations[0];
+    assert_eq!(envelope.id, expected_id);
+    assert_eq!(envelope.in_reply_to, issued.id);
+    assert_eq!(envelope.sender_agency, "liaison-alerts");
+    assert_eq!(body.unacknowledged, ["transport-bsp"]);
+    assert_eq!(body.after_seconds, 4);
+    assert_eq!(body.threat_level, ThreatLevel::Severe as i32);
+    let to_transport = inbox_exactly(&transport, 1).await?;
+    assert_eq!(kinds(&to_transport), [("alert_escalated".into(), expected_id.clone())]);
+    inbox_exactly(&retail, 0).await?;
+    inbox_exactly(&council, 0).await?;
+    let row = alert_row(&system, &issued.id, "the escalation's echo", |r| r.escalations == 1).await?;
+    assert_eq!(row.not_acknowledged, ["transport-bsp"]);
+
+    // Another crash and restart: nothing raised again.
+    system.kill_alerts().await;
+    system.start_alerts().await?;
+    alerts_caught_up(&system).await?;
+
+    // An empty bucket: the state is rebuilt from EVENTS, nothing raised again.
+    system.stop_alerts().await;
+    let js = operator(&system).await?;
+    js.delete_key_value(Service::Alerts.bucket()).await?;
+    js.create_key_value(liaison_kit::provision::service_bucket(Service::Alerts, 1))
+        .await?;
+    system.start_alerts().await?;
+    alerts_caught_up(&system).await?;
+    let rebuilt = alert_row(&system, &issued.id, "the rebuilt alert", |_| true).await?;
+    assert_eq!(rebuilt, board::Row { age_secs: rebuilt.age_secs, ..row });
+    let listed = board::outstanding(&js, liaison_alerts::now_ms()).await?;
+    assert_eq!(listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [issued.id.as_str()]);
+    assert!(board::table(&listed).contains("yes (1)"), "{listed:?}");
+    inbox_exactly(&police, 0).await?;
+    inbox_exactly(&transport, 0).await?;
+    assert_eq!(raised(&raises), [expected_id.clone()], "raised through the internal door");
+
+    // One escalation record (and one acknowledgement record) in the ledger.
+    let (report, records) = ledger(&system).await?;
+    assert!(report.intact(), "{report:?}");
+    let ours: Vec<&str> = records
+        .iter()
+        .filter(|r| r.service == "alerts")
+        .map(|r| r.record_id.as_str())
+        .collect();
+    assert_eq!(ours, ["alerts:ack:ack-2", &format!("alerts:escalation:{expected_id}")]);
+    let escalated = records
+        .iter()
+        .find(|r| r.code == "alert_escalated")
+        .unwrap_or_else(|| panic!("escalation record"));
+    assert_eq!(escalated.operation, Operation::Combination as i32);
+    assert_eq!(escalated.recipients, ["police", "transport-bsp"]);
+    let disclosed: Vec<&str> = records
+        .iter()
+        .filter(|r| r.envelope_id == expected_id && r.operation == Operation::Disclosure as i32)
+        .flat_map(|r| r.recipients.iter().map(String::as_str))
+        .collect();
+    assert_eq!(sorted(&disclosed.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()), ["police", "transport-bsp"]);
+    system.shutdown().await
+}
+
+#[tokio::test]
+async fn escalation_repeats_each_period_up_to_the_maximum() -> Result<()> {
+    let mut settings = config();
+    settings.alerts.escalate_critical_secs = 1;
+    settings.alerts.max_escalations = 2;
+    let system = start_with(settings).await?;
+    let police = agency(&system, "police").await?;
+    let transport = agency(&system, "transport-bsp").await?;
+
+    let issued = alert("alert-3", ThreatLevel::Critical, &["transport"], "national");
+    let (recipients, partners) = issue_and_time(&police, &issued, vec![transport]).await?;
+    assert_eq!(recipients, ["council", "transport-bsp"]);
+    let transport = partners.into_iter().next().unwrap_or_else(|| panic!("transport"));
+
+    let to_police = inbox_exactly(&police, 2).await?;
+    let mut after: Vec<(String, u32)> = to_police
+        .iter()
+        .filter_map(escalation_of)
+        .map(|(e, body)| (e.id.clone(), body.after_seconds))
+        .collect();
+    after.sort();
+    assert_eq!(after, [(escalation_id("alert-3", 1), 1), (escalation_id("alert-3", 2), 2)]);
+    assert_eq!(inbox_exactly(&transport, 2).await?.len(), 2);
+
+    // No third: wait until it would have been due, and the service caught up.
+    let due = SystemTime::now() + Duration::from_secs(2);
+    eventually("a third period to pass", WAIT, || async {
+        Ok((SystemTime::now() >= due).then_some(()))
+    })
+    .await?;
+    alerts_caught_up(&system).await?;
+    inbox_exactly(&police, 0).await?;
+    let row = alert_row(&system, &issued.id, "two escalations", |r| r.escalations == 2).await?;
+    assert_eq!(row.not_acknowledged, ["transport-bsp"]);
+    system.shutdown().await
+}
