@@ -103,7 +103,10 @@ async fn issue_and_time(
         let Some(delivery) = deliveries.first() else {
             bail!("{} did not receive the alert", client.agency());
         };
-        assert_eq!(delivery.envelope.as_ref().map(|e| e.id.as_str()), Some(alert.id.as_str()));
+        assert_eq!(
+            delivery.envelope.as_ref().map(|e| e.id.as_str()),
+            Some(alert.id.as_str())
+        );
         report(client.agency().as_str(), sent, decided, received);
         partners.push(client);
     }
@@ -117,12 +120,18 @@ fn report(partner: &str, sent: Instant, decided: Instant, received: Instant) {
         "ALERT LATENCY {partner}: delivered {:.1} ms after the police sent it, {:.1} ms after the police verdict{}",
         received.duration_since(sent).as_secs_f64() * 1e3,
         from_verdict.as_secs_f64() * 1e3,
-        if received < decided { " (before the verdict reached the police)" } else { "" }
+        if received < decided {
+            " (before the verdict reached the police)"
+        } else {
+            ""
+        }
     );
 }
 
 async fn operator(system: &System) -> Result<async_nats::jetstream::Context> {
-    Ok(async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?))
+    Ok(async_nats::jetstream::new(
+        system.connect_as(users::OPERATOR).await?,
+    ))
 }
 
 /// Waits until `liaison alerts --all` shows `id` as `probe` wants it.
@@ -155,7 +164,10 @@ async fn alerts_caught_up(system: &System) -> Result<()> {
         .await?
         .state
         .last_sequence;
-    let cursor = Cursor::new(js.get_key_value(Service::Alerts.bucket()).await?, Service::Alerts);
+    let cursor = Cursor::new(
+        js.get_key_value(Service::Alerts.bucket()).await?,
+        Service::Alerts,
+    );
     eventually("the alerts service to catch up", WAIT, || {
         let cursor = &cursor;
         async move { Ok((cursor.get().await? >= last).then_some(())) }
@@ -167,7 +179,9 @@ async fn alerts_caught_up(system: &System) -> Result<()> {
 /// door, seen by the operator (who may read every subject).
 async fn watch_raises(system: &System) -> Result<Arc<Mutex<Vec<String>>>> {
     let client = system.connect_as(users::OPERATOR).await?;
-    let mut requests = client.subscribe(subjects::internal(Service::Alerts)).await?;
+    let mut requests = client
+        .subscribe(subjects::internal(Service::Alerts))
+        .await?;
     client.flush().await?;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let into = seen.clone();
@@ -209,30 +223,52 @@ async fn alerts_reach_partners_by_sector_and_region_and_acknowledgements_reach_t
     let issued = alert("alert-retail-1", ThreatLevel::Severe, &["retail"], "london");
     let (recipients, partners) = issue_and_time(&police, &issued, vec![retail]).await?;
     assert_eq!(recipients, ["council", "retail-bsp"]);
-    let retail = partners.into_iter().next().unwrap_or_else(|| panic!("retail"));
-    assert_eq!(kinds(&inbox_exactly(&council, 1).await?), [("alert".into(), issued.id.clone())]);
+    let retail = partners
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("retail"));
+    assert_eq!(
+        kinds(&inbox_exactly(&council, 1).await?),
+        [("alert".into(), issued.id.clone())]
+    );
     inbox_exactly(&transport, 0).await?;
 
     // `liaison alerts`: outstanding, retail-bsp has not acknowledged.
     let row = alert_row(&system, &issued.id, "the alert tracked", |_| true).await?;
     assert_eq!((row.acknowledged, row.to_acknowledge), (0, 1));
     assert_eq!(row.not_acknowledged, ["retail-bsp"]);
-    assert_eq!((row.issued_by.as_str(), row.threat_level.as_str()), ("police", "SEVERE"));
-    assert_eq!((row.sectors.clone(), row.region.as_str()), (vec!["retail".to_owned()], "london"));
+    assert_eq!(
+        (row.issued_by.as_str(), row.threat_level.as_str()),
+        ("police", "SEVERE")
+    );
+    assert_eq!(
+        (row.sectors.clone(), row.region.as_str()),
+        (vec!["retail".to_owned()], "london")
+    );
     let listed = board::outstanding(&operator(&system).await?, liaison_alerts::now_ms()).await?;
-    assert!(board::table(&listed).contains("retail / london"), "{listed:?}");
+    assert!(
+        board::table(&listed).contains("retail / london"),
+        "{listed:?}"
+    );
 
     // Transport never received it: it cannot acknowledge it.
-    let verdict = transport.send(&ack("transport-bsp", "ack-t-1", &issued.id)).await?;
+    let verdict = transport
+        .send(&ack("transport-bsp", "ack-t-1", &issued.id))
+        .await?;
     assert_eq!(verdict.code, "policy_denied", "{verdict:?}");
 
     // Retail acknowledges; the police (who issued it) receive the acknowledgement.
-    let verdict = retail.send(&ack("retail-bsp", "ack-r-1", &issued.id)).await?;
+    let verdict = retail
+        .send(&ack("retail-bsp", "ack-r-1", &issued.id))
+        .await?;
     assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
     assert_eq!(verdict.recipients, ["police"]);
     let to_police = inbox_exactly(&police, 1).await?;
     let acked = to_police[0].envelope.clone().unwrap_or_default();
-    assert_eq!((acked.kind(), acked.in_reply_to.as_str()), ("alert_ack", issued.id.as_str()));
+    assert_eq!(
+        (acked.kind(), acked.in_reply_to.as_str()),
+        ("alert_ack", issued.id.as_str())
+    );
     inbox_exactly(&council, 0).await?;
 
     let row = alert_row(&system, &issued.id, "the acknowledgement counted", |r| {
@@ -255,7 +291,10 @@ async fn alerts_reach_partners_by_sector_and_region_and_acknowledgements_reach_t
     assert_eq!(ours[0].recipients, ["police"]);
     assert!(ours[0].reason.contains("1 of 1"), "{}", ours[0].reason);
     let text = format!("{ours:?}");
-    assert!(!text.contains("Oxford") && !text.contains("Vehicle"), "{text}");
+    assert!(
+        !text.contains("Oxford") && !text.contains("Vehicle"),
+        "{text}"
+    );
     system.shutdown().await
 }
 
@@ -272,21 +311,35 @@ async fn an_unacknowledged_alert_escalates_once_across_a_crash_and_a_rebuild() -
     let transport = agency(&system, "transport-bsp").await?;
 
     // Retail and transport in London: the national transport lead receives it too.
-    let issued = alert("alert-2", ThreatLevel::Severe, &["retail", "transport"], "london");
+    let issued = alert(
+        "alert-2",
+        ThreatLevel::Severe,
+        &["retail", "transport"],
+        "london",
+    );
     let due = SystemTime::now() + Duration::from_secs(4);
-    let (recipients, partners) =
-        issue_and_time(&police, &issued, vec![retail, transport]).await?;
+    let (recipients, partners) = issue_and_time(&police, &issued, vec![retail, transport]).await?;
     assert_eq!(recipients, ["council", "retail-bsp", "transport-bsp"]);
-    assert_eq!(kinds(&inbox_exactly(&council, 1).await?), [("alert".into(), issued.id.clone())]);
-    let [retail, transport]: [AgencyClient; 2] =
-        partners.try_into().unwrap_or_else(|_| panic!("two partners"));
+    assert_eq!(
+        kinds(&inbox_exactly(&council, 1).await?),
+        [("alert".into(), issued.id.clone())]
+    );
+    let [retail, transport]: [AgencyClient; 2] = partners
+        .try_into()
+        .unwrap_or_else(|_| panic!("two partners"));
     let verdict = retail.send(&ack("retail-bsp", "ack-2", &issued.id)).await?;
     assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
-    let row = alert_row(&system, &issued.id, "retail's acknowledgement", |r| r.acknowledged == 1).await?;
+    let row = alert_row(&system, &issued.id, "retail's acknowledgement", |r| {
+        r.acknowledged == 1
+    })
+    .await?;
     assert_eq!(row.not_acknowledged, ["transport-bsp"]);
     assert_eq!(row.escalations, 0);
 
     // The alerts service crashes before the escalation is due, and comes back after.
+    if SystemTime::now() < due {
+        assert!(raised(&raises).is_empty(), "{:?}", raised(&raises));
+    }
     system.kill_alerts().await;
     eventually("the escalation to fall due", WAIT, || async {
         Ok((SystemTime::now() >= due).then_some(()))
@@ -308,10 +361,16 @@ async fn an_unacknowledged_alert_escalates_once_across_a_crash_and_a_rebuild() -
     assert_eq!(body.after_seconds, 4);
     assert_eq!(body.threat_level, ThreatLevel::Severe as i32);
     let to_transport = inbox_exactly(&transport, 1).await?;
-    assert_eq!(kinds(&to_transport), [("alert_escalated".into(), expected_id.clone())]);
+    assert_eq!(
+        kinds(&to_transport),
+        [("alert_escalated".into(), expected_id.clone())]
+    );
     inbox_exactly(&retail, 0).await?;
     inbox_exactly(&council, 0).await?;
-    let row = alert_row(&system, &issued.id, "the escalation's echo", |r| r.escalations == 1).await?;
+    let row = alert_row(&system, &issued.id, "the escalation's echo", |r| {
+        r.escalations == 1
+    })
+    .await?;
     assert_eq!(row.not_acknowledged, ["transport-bsp"]);
 
     // Another crash and restart: nothing raised again.
@@ -328,13 +387,26 @@ async fn an_unacknowledged_alert_escalates_once_across_a_crash_and_a_rebuild() -
     system.start_alerts().await?;
     alerts_caught_up(&system).await?;
     let rebuilt = alert_row(&system, &issued.id, "the rebuilt alert", |_| true).await?;
-    assert_eq!(rebuilt, board::Row { age_secs: rebuilt.age_secs, ..row });
+    assert_eq!(
+        rebuilt,
+        board::Row {
+            age_secs: rebuilt.age_secs,
+            ..row
+        }
+    );
     let listed = board::outstanding(&js, liaison_alerts::now_ms()).await?;
-    assert_eq!(listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [issued.id.as_str()]);
+    assert_eq!(
+        listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [issued.id.as_str()]
+    );
     assert!(board::table(&listed).contains("yes (1)"), "{listed:?}");
     inbox_exactly(&police, 0).await?;
     inbox_exactly(&transport, 0).await?;
-    assert_eq!(raised(&raises), [expected_id.clone()], "raised through the internal door");
+    assert_eq!(
+        raised(&raises),
+        std::slice::from_ref(&expected_id),
+        "raised through the internal door"
+    );
 
     // One escalation record (and one acknowledgement record) in the ledger.
     let (report, records) = ledger(&system).await?;
@@ -344,7 +416,13 @@ async fn an_unacknowledged_alert_escalates_once_across_a_crash_and_a_rebuild() -
         .filter(|r| r.service == "alerts")
         .map(|r| r.record_id.as_str())
         .collect();
-    assert_eq!(ours, ["alerts:ack:ack-2", &format!("alerts:escalation:{expected_id}")]);
+    assert_eq!(
+        ours,
+        [
+            "alerts:ack:ack-2",
+            &format!("alerts:escalation:{expected_id}")
+        ]
+    );
     let escalated = records
         .iter()
         .find(|r| r.code == "alert_escalated")
@@ -356,7 +434,15 @@ async fn an_unacknowledged_alert_escalates_once_across_a_crash_and_a_rebuild() -
         .filter(|r| r.envelope_id == expected_id && r.operation == Operation::Disclosure as i32)
         .flat_map(|r| r.recipients.iter().map(String::as_str))
         .collect();
-    assert_eq!(sorted(&disclosed.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()), ["police", "transport-bsp"]);
+    assert_eq!(
+        sorted(
+            &disclosed
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>()
+        ),
+        ["police", "transport-bsp"]
+    );
     system.shutdown().await
 }
 
@@ -372,7 +458,10 @@ async fn escalation_repeats_each_period_up_to_the_maximum() -> Result<()> {
     let issued = alert("alert-3", ThreatLevel::Critical, &["transport"], "national");
     let (recipients, partners) = issue_and_time(&police, &issued, vec![transport]).await?;
     assert_eq!(recipients, ["council", "transport-bsp"]);
-    let transport = partners.into_iter().next().unwrap_or_else(|| panic!("transport"));
+    let transport = partners
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("transport"));
 
     let to_police = inbox_exactly(&police, 2).await?;
     let mut after: Vec<(String, u32)> = to_police
@@ -381,7 +470,13 @@ async fn escalation_repeats_each_period_up_to_the_maximum() -> Result<()> {
         .map(|(e, body)| (e.id.clone(), body.after_seconds))
         .collect();
     after.sort();
-    assert_eq!(after, [(escalation_id("alert-3", 1), 1), (escalation_id("alert-3", 2), 2)]);
+    assert_eq!(
+        after,
+        [
+            (escalation_id("alert-3", 1), 1),
+            (escalation_id("alert-3", 2), 2)
+        ]
+    );
     assert_eq!(inbox_exactly(&transport, 2).await?.len(), 2);
 
     // No third: wait until it would have been due, and the service caught up.
@@ -392,7 +487,84 @@ async fn escalation_repeats_each_period_up_to_the_maximum() -> Result<()> {
     .await?;
     alerts_caught_up(&system).await?;
     inbox_exactly(&police, 0).await?;
-    let row = alert_row(&system, &issued.id, "two escalations", |r| r.escalations == 2).await?;
+    let row = alert_row(&system, &issued.id, "two escalations", |r| {
+        r.escalations == 2
+    })
+    .await?;
     assert_eq!(row.not_acknowledged, ["transport-bsp"]);
+    system.shutdown().await
+}
+
+#[tokio::test]
+async fn an_escalation_waiting_in_the_outbox_is_raised_once_after_a_crash() -> Result<()> {
+    let mut settings = config();
+    settings.alerts.escalate_critical_secs = 1;
+    settings.alerts.max_escalations = 1;
+    let mut system = start_with(settings).await?;
+    let raises = watch_raises(&system).await?;
+    let police = agency(&system, "police").await?;
+    let transport = agency(&system, "transport-bsp").await?;
+    let issued = alert("alert-4", ThreatLevel::Critical, &["transport"], "national");
+    let (_, partners) = issue_and_time(&police, &issued, vec![transport]).await?;
+    let transport = partners
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("transport"));
+    alert_row(&system, &issued.id, "the alert tracked", |_| true).await?;
+
+    // The gateway is down when the escalation falls due: it waits in the
+    // outbox (in the bucket), and the alerts service crashes.
+    system.kill_gateway().await;
+    let js = operator(&system).await?;
+    let bucket = js.get_key_value(Service::Alerts.bucket()).await?;
+    eventually("the escalation in the outbox", WAIT, || {
+        let bucket = bucket.clone();
+        async move {
+            let mut keys = bucket.keys().await?;
+            while let Some(key) = keys.next().await {
+                if key?.starts_with("outbox.") {
+                    return Ok(Some(()));
+                }
+            }
+            Ok(None)
+        }
+    })
+    .await?;
+    system.kill_alerts().await;
+    system.start_gateway().await?;
+    system.start_alerts().await?;
+
+    let expected_id = escalation_id(&issued.id, 1);
+    let to_police = inbox_exactly(&police, 1).await?;
+    assert_eq!(
+        kinds(&to_police),
+        [("alert_escalated".into(), expected_id.clone())]
+    );
+    assert_eq!(
+        kinds(&inbox_exactly(&transport, 1).await?),
+        [("alert_escalated".into(), expected_id.clone())]
+    );
+    alert_row(&system, &issued.id, "the escalation's echo", |r| {
+        r.escalations == 1
+    })
+    .await?;
+    alerts_caught_up(&system).await?;
+    eventually("the outbox emptied", WAIT, || {
+        let bucket = bucket.clone();
+        async move {
+            let mut keys = bucket.keys().await?;
+            while let Some(key) = keys.next().await {
+                if key?.starts_with("outbox.") {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        }
+    })
+    .await?;
+    // Raised while the gateway was down (no one answered), then once more.
+    let accepted: Vec<String> = raised(&raises);
+    assert!(accepted.iter().all(|id| *id == expected_id), "{accepted:?}");
+    inbox_exactly(&police, 0).await?;
     system.shutdown().await
 }

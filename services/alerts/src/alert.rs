@@ -136,7 +136,12 @@ impl Alert {
             id: envelope.id.clone(),
             issued_by,
             threat_level: body.threat_level,
-            sectors: body.sectors.iter().take(MAX_SECTORS).map(|s| code(s)).collect(),
+            sectors: body
+                .sectors
+                .iter()
+                .take(MAX_SECTORS)
+                .map(|s| code(s))
+                .collect(),
             region: code(&body.region),
             classification: envelope.classification,
             caveats: envelope.handling_caveats.clone(),
@@ -285,7 +290,10 @@ pub(crate) mod tests {
         // The council may acknowledge; it is not among those who must.
         assert!(alert.acknowledge(&ack("council", "ack-4"), 3_000));
         assert_eq!(alert.acknowledged_count(), 1);
-        assert_eq!(alert.unacknowledged(), vec![AgencyId::parse("transport-bsp").unwrap_or_else(|e| panic!("{e}"))]);
+        assert_eq!(
+            alert.unacknowledged(),
+            vec![AgencyId::parse("transport-bsp").unwrap_or_else(|e| panic!("{e}"))]
+        );
         assert!(alert.acknowledge(&ack("transport-bsp", "ack-5"), 4_000));
         assert!(!alert.outstanding());
     }

@@ -59,7 +59,11 @@ fn row(alert: &Alert, now_ms: i64) -> Row {
         age_secs: now_ms.saturating_sub(alert.accepted_at_ms).max(0) / 1000,
         acknowledged: alert.acknowledged_count(),
         to_acknowledge: alert.must_acknowledge.len(),
-        not_acknowledged: alert.unacknowledged().iter().map(ToString::to_string).collect(),
+        not_acknowledged: alert
+            .unacknowledged()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         escalations: alert.escalation_count(),
     }
 }
@@ -112,8 +116,15 @@ fn cell(text: &str, width: usize) -> String {
 /// The rows as a table with a header line.
 pub fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<36}  {:<10}  {:<11}  {:<24}  {:>6}  {:>5}  {:<24}  {}\n",
-        "alert", "issued by", "threat", "sectors / region", "age", "acked", "not acknowledged", "escalated"
+        "{:<36}  {:<10}  {:<11}  {:<30}  {:>6}  {:>5}  {:<24}  {}\n",
+        "alert",
+        "issued by",
+        "threat",
+        "sectors / region",
+        "age",
+        "acked",
+        "not acknowledged",
+        "escalated"
     );
     for r in rows {
         let sectors = if r.sectors.is_empty() {
@@ -121,7 +132,11 @@ pub fn table(rows: &[Row]) -> String {
         } else {
             r.sectors.join(",")
         };
-        let region = if r.region.is_empty() { "national" } else { &r.region };
+        let region = if r.region.is_empty() {
+            "national"
+        } else {
+            &r.region
+        };
         let silent = if r.not_acknowledged.is_empty() {
             "-".to_owned()
         } else {
@@ -132,11 +147,11 @@ pub fn table(rows: &[Row]) -> String {
             n => format!("yes ({n})"),
         };
         out.push_str(&format!(
-            "{:<36}  {:<10}  {:<11}  {:<24}  {:>6}  {:>5}  {:<24}  {}\n",
+            "{:<36}  {:<10}  {:<11}  {:<30}  {:>6}  {:>5}  {:<24}  {}\n",
             cell(&r.id, 36),
             cell(&r.issued_by, 10),
             r.threat_level,
-            cell(&format!("{sectors} / {region}"), 24),
+            cell(&format!("{sectors} / {region}"), 30),
             age(r.age_secs),
             format!("{}/{}", r.acknowledged, r.to_acknowledge),
             cell(&silent, 24),
@@ -153,8 +168,12 @@ mod tests {
 
     #[test]
     fn outstanding_alerts_are_listed_oldest_first_with_who_has_not_acknowledged() {
-        let a = Alert::issued(1, &accepted_alert("a-1", &["retail-bsp", "transport-bsp"]), business)
-            .unwrap_or_else(|| panic!("alert"));
+        let a = Alert::issued(
+            1,
+            &accepted_alert("a-1", &["retail-bsp", "transport-bsp"]),
+            business,
+        )
+        .unwrap_or_else(|| panic!("alert"));
         let mut b = Alert::issued(2, &accepted_alert("a-2", &["retail-bsp"]), business)
             .unwrap_or_else(|| panic!("alert"));
         b.accepted_at_ms += 1;
@@ -164,7 +183,10 @@ mod tests {
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert_eq!(rows[0].id, "a-1");
         assert_eq!(rows[0].threat_level, "SEVERE");
-        assert_eq!(rows[0].not_acknowledged, vec!["retail-bsp", "transport-bsp"]);
+        assert_eq!(
+            rows[0].not_acknowledged,
+            vec!["retail-bsp", "transport-bsp"]
+        );
         assert_eq!(rows[0].age_secs, 3725);
         let text = table(&rows);
         assert!(text.contains("retail / london"), "{text}");

@@ -41,7 +41,10 @@ impl Policy {
         Ok(Self {
             critical: period("escalate_critical_secs", config.escalate_critical_secs)?,
             severe: period("escalate_severe_secs", config.escalate_severe_secs)?,
-            substantial: period("escalate_substantial_secs", config.escalate_substantial_secs)?,
+            substantial: period(
+                "escalate_substantial_secs",
+                config.escalate_substantial_secs,
+            )?,
             moderate: period("escalate_moderate_secs", config.escalate_moderate_secs)?,
             low: period("escalate_low_secs", config.escalate_low_secs)?,
             max: config.max_escalations,
@@ -125,8 +128,12 @@ mod tests {
     }
 
     fn alert() -> Alert {
-        Alert::issued(1, &accepted_alert("a-1", &["retail-bsp", "council"]), business)
-            .unwrap_or_else(|| panic!("alert"))
+        Alert::issued(
+            1,
+            &accepted_alert("a-1", &["retail-bsp", "council"]),
+            business,
+        )
+        .unwrap_or_else(|| panic!("alert"))
     }
 
     #[test]
@@ -177,7 +184,8 @@ mod tests {
 
     #[test]
     fn periods_follow_the_threat_level_and_bad_periods_are_named() {
-        let policy = Policy::from_config(&AlertsConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        let policy =
+            Policy::from_config(&AlertsConfig::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(policy.period_secs(ThreatLevel::Critical as i32), 900);
         assert_eq!(policy.period_secs(ThreatLevel::Severe as i32), 1800);
         assert_eq!(policy.period_secs(ThreatLevel::Low as i32), 86_400);

@@ -145,13 +145,20 @@ mod tests {
         assert_eq!(record.recipients, vec!["police"]);
         assert_eq!(record.service, "alerts");
         assert!(!record.reason.contains("Robert"), "{}", record.reason);
-        assert_eq!(record.time.map(|t| (t.seconds, t.nanos)), Some((1, 500_000_000)));
+        assert_eq!(
+            record.time.map(|t| (t.seconds, t.nanos)),
+            Some((1, 500_000_000))
+        );
         let ack = Envelope {
             body: Some(Body::AlertAck(AlertAcknowledged {
                 action: "actioned".into(),
             })),
             ..ack
         };
-        assert!(acknowledgement(&alert, &ack, 0).reason.contains("(actioned)"));
+        assert!(
+            acknowledgement(&alert, &ack, 0)
+                .reason
+                .contains("(actioned)")
+        );
     }
 }

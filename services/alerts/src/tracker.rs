@@ -9,7 +9,7 @@
 //! event whose step failed is applied again whole, and a record already
 //! published is de-duplicated on its id.
 
-use crate::alert::{Alert, accepted_ms};
+use crate::alert::{Alert, accepted_ms, escalation_id};
 use crate::escalation::Policy;
 use crate::metrics::Metrics;
 use crate::records::{self, Recorder};
@@ -110,7 +110,8 @@ impl Tracker {
                     return Ok(false);
                 }
                 let business = &self.business;
-                let Some(alert) = Alert::issued(event.seq, &event.accepted, |a| business.contains(a))
+                let Some(alert) =
+                    Alert::issued(event.seq, &event.accepted, |a| business.contains(a))
                 else {
                     return Ok(false);
                 };
@@ -187,11 +188,14 @@ impl Tracker {
         Ok(queued)
     }
 
-    /// When the next escalation is due (Unix ms), if one will be.
+    /// When the next escalation not yet queued is due (Unix ms), if one will be.
     pub fn next_due_ms(&self) -> Option<i64> {
         self.alerts
             .values()
-            .filter_map(|a| self.policy.next_due(a).map(|(_, due)| due))
+            .filter_map(|a| {
+                let (n, due) = self.policy.next_due(a)?;
+                (!self.outbox.contains(&escalation_id(&a.id, n))).then_some(due)
+            })
             .min()
     }
 

@@ -132,7 +132,11 @@ pub fn token(cli: &Cli, command: &TokenCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) async fn agency_client(cli: &Cli, agency: &str, key: Option<&PathBuf>) -> Result<AgencyClient> {
+pub(super) async fn agency_client(
+    cli: &Cli,
+    agency: &str,
+    key: Option<&PathBuf>,
+) -> Result<AgencyClient> {
     let agency = AgencyId::parse(agency)?;
     let key_path = key.cloned().unwrap_or_else(|| keys::dev_key_path(&agency));
     let pem = keys::read_key(&key_path)?;

@@ -115,6 +115,9 @@ async fn acknowledge(
     liaison_client::envelope::complete(&mut envelope, client.agency(), &author);
     liaison_client::envelope::check(&envelope, client.agency())?;
     let verdict = client.send(&envelope).await?;
-    println!("envelope {} from {agency}: alert_ack of {alert_id}", envelope.id);
+    println!(
+        "envelope {} from {agency}: alert_ack of {alert_id}",
+        envelope.id
+    );
     Ok(print_verdict(&verdict))
 }
