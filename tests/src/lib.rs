@@ -4,6 +4,7 @@
 //! helpers that wait by polling for a condition with a deadline. Every
 //! system's gateway also opens its HTTPS door on a free port ([`https`]).
 
+pub mod alerts;
 pub mod https;
 
 pub mod attacks;

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each command's work is in `commands/`.
 
 mod agency;
+mod alerts;
 mod audit;
 mod cases;
 mod demo;
@@ -69,6 +70,9 @@ enum Command {
     Cases(cases::CasesArgs),
     /// Auditor commands.
     Audit(audit::AuditArgs),
+    /// Alerts business partners have not all acknowledged (operator); `alerts
+    /// ack ALERT_ID --agency A` acknowledges one as that agency.
+    Alerts(alerts::AlertsArgs),
     /// Signing keys of agencies and auditors.
     #[command(subcommand)]
     Keys(agency::KeysCommand),
@@ -168,6 +172,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inbox(args) => agency::inbox(&cli, args).await,
         Command::Cases(args) => cases::run(&cli, args).await,
         Command::Audit(args) => audit::run(&cli, args).await,
+        Command::Alerts(args) => alerts::run(&cli, args).await,
         Command::Keys(command) => agency::keys(command),
         Command::Token(command) => agency::token(&cli, command),
         Command::Link(command) => link::run(command),

@@ -109,6 +109,27 @@ fn envelope(
     }
 }
 
+/// A business partner's acknowledgement of an alert it received (ISA-PSA-02):
+/// the alerts service counts it, the issuing unit receives it. Its id is
+/// derived from the alert's, so a re-run of the demo's inbox step re-sends
+/// the same acknowledgement.
+pub fn acknowledgement(alert: &Envelope, partner: &AgencyId) -> Envelope {
+    Envelope {
+        id: format!("{}-ack-{partner}", alert.id),
+        sender_agency: partner.to_string(),
+        author: format!("{partner}-case-system"),
+        sent_at: Some(liaison_kit::time::timestamp_now()),
+        classification: Classification::Official as i32,
+        purpose: "protective-security".into(),
+        legal_basis: "DPA-2018-s35".into(),
+        in_reply_to: alert.id.clone(),
+        body: Some(Body::AlertAck(liaison_proto::v1::AlertAcknowledged {
+            action: "actioned".into(),
+        })),
+        ..Default::default()
+    }
+}
+
 /// The legal-basis code (deploy/policies/vocabulary.toml) each kind is sent under.
 fn legal_basis(body: &Body) -> &'static str {
     match body {

@@ -1,7 +1,10 @@
 //! A whole Liaison system in one process: a child nats-server with one user
 //! per service and per agency, the streams provisioned, and the gateway,
-//! audit and linkage services running in-process with their own users. Behind
+//! audit, cases, linkage and alerts services running in-process with their
+//! own users. Behind
 //! `liaison up`, `liaison demo` and the end-to-end tests.
+
+mod alerts;
 
 use anyhow::{Result, anyhow};
 use async_nats::jetstream::consumer::PullConsumer;
@@ -131,6 +134,7 @@ pub struct System {
     audit: Option<Running>,
     cases: Option<Running>,
     linkage: Option<Running>,
+    alerts: Option<Running>,
     https_addr: Option<SocketAddr>,
     telemetry: UpTelemetry,
 }
@@ -176,6 +180,7 @@ impl System {
             audit: None,
             cases: None,
             linkage: None,
+            alerts: None,
             https_addr: None,
             telemetry: UpTelemetry {
                 gateway_listen: options.gateway_telemetry.clone().unwrap_or_default(),
@@ -194,6 +199,7 @@ impl System {
         system.start_gateway().await?;
         system.start_cases().await?;
         system.start_linkage().await?;
+        system.start_alerts().await?;
         for (service, addr) in [
             ("gateway", system.telemetry.gateway),
             ("audit", system.telemetry.audit),
@@ -459,6 +465,7 @@ impl System {
     pub async fn shutdown(mut self) -> Result<()> {
         self.stop_cases().await;
         self.stop_linkage().await;
+        self.stop_alerts().await;
         self.stop_gateway().await;
         self.stop_audit().await;
         let mut server = self.server;

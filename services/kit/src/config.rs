@@ -17,6 +17,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub linkage: LinkageConfig,
     pub cases: CasesConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// The cases service's timers.
@@ -171,6 +172,40 @@ impl Default for LinkageConfig {
             review_horizon_days: 365,
             purpose: "counter-terrorism".into(),
             legal_basis: "DPA-2018-s35".into(),
+        }
+    }
+}
+
+/// The alerts service: when an alert that business partners have not all
+/// acknowledged is escalated (docs/decisions/0012-alerts.md). The n-th
+/// escalation is due n periods after the alert was accepted, up to
+/// `max_escalations`; the period depends on the alert's threat level.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Escalation period of a CRITICAL alert (an attack is expected imminently).
+    pub escalate_critical_secs: u64,
+    /// ... of a SEVERE alert (an attack is highly likely).
+    pub escalate_severe_secs: u64,
+    /// ... of a SUBSTANTIAL alert.
+    pub escalate_substantial_secs: u64,
+    /// ... of a MODERATE alert.
+    pub escalate_moderate_secs: u64,
+    /// ... of a LOW alert, or one without a threat level.
+    pub escalate_low_secs: u64,
+    /// How many times an alert is escalated at most (0: never).
+    pub max_escalations: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            escalate_critical_secs: 15 * 60,
+            escalate_severe_secs: 30 * 60,
+            escalate_substantial_secs: 2 * 3600,
+            escalate_moderate_secs: 8 * 3600,
+            escalate_low_secs: 24 * 3600,
+            max_escalations: 3,
         }
     }
 }
@@ -438,6 +473,24 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("window"), "{err}");
+    }
+
+    #[test]
+    fn alert_escalation_times_are_set_like_any_section() {
+        let config = Config::from_sources(
+            "[alerts]\nescalate_critical_secs = 60\n",
+            "f.toml",
+            env(&[("LIAISON_ALERTS_MAX_ESCALATIONS", "1")]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.alerts.escalate_critical_secs, 60);
+        assert_eq!(config.alerts.escalate_severe_secs, 30 * 60);
+        assert_eq!(config.alerts.max_escalations, 1);
+        let err = Config::from_sources("[alerts]\nescalate_after = 1\n", "f.toml", env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("escalate_after"), "{err}");
     }
 
     #[test]

@@ -284,6 +284,16 @@ impl Outbox {
         self.pending.is_empty()
     }
 
+    /// Whether the event with this envelope id waits to be raised.
+    pub fn contains(&self, envelope_id: &str) -> bool {
+        self.pending.contains_key(envelope_id)
+    }
+
+    /// The events waiting to be raised, by envelope id.
+    pub fn pending(&self) -> impl Iterator<Item = &Envelope> {
+        self.pending.values()
+    }
+
     /// The pending events the next [`Outbox::flush`] will raise (those not
     /// yet raised by this process).
     pub fn to_raise(&self) -> impl Iterator<Item = &Envelope> {

@@ -169,7 +169,7 @@ pub async fn send(cli: &Cli, args: &SendArgs) -> Result<ExitCode> {
     Ok(print_verdict(&verdict))
 }
 
-fn print_verdict(verdict: &Verdict) -> ExitCode {
+pub(super) fn print_verdict(verdict: &Verdict) -> ExitCode {
     let via = if verdict.policy_ids.is_empty() {
         String::new()
     } else {

@@ -74,9 +74,14 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     );
 
     println!("\nInboxes (read and acknowledged by each agency):");
+    let mut alerts_acknowledged = 0;
     for (agency, client) in &clients {
         let mut received = 0;
         let mut withheld = 0;
+        let business = system
+            .registry
+            .get(agency)
+            .is_some_and(|a| a.kind == liaison_kit::registry::AgencyKind::Business);
         loop {
             let batch = client.inbox(500, Duration::from_millis(300)).await?;
             if batch.is_empty() {
@@ -87,12 +92,24 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
                 .iter()
                 .filter(|d| !d.withheld_labels.is_empty())
                 .count();
+            // Business partners acknowledge the alerts they receive.
+            for alert in batch.iter().filter_map(|d| d.envelope.as_ref()) {
+                if business && alert.kind() == "alert" {
+                    let ack = demo::acknowledgement(alert, agency);
+                    client
+                        .send_until_answered(&ack, Duration::from_secs(30))
+                        .await?;
+                    alerts_acknowledged += 1;
+                }
+            }
         }
         println!(
             "  {:<14} {received:>5} delivered, {withheld:>5} with fields withheld",
             agency.as_str()
         );
     }
+
+    print_alerts(&system, alerts_acknowledged).await?;
 
     system.wait_until_settled(Duration::from_secs(60)).await?;
     let auditor = system.connect_as(users::AUDITOR).await?;
@@ -110,4 +127,26 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     system.shutdown().await?;
     println!("\nDemo finished; everything stopped.");
     Ok(code)
+}
+
+/// What `liaison alerts --all` shows once the alerts service has counted the
+/// partners' acknowledgements.
+async fn print_alerts(system: &System, acknowledged: usize) -> Result<()> {
+    use liaison_alerts::board;
+    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ticks = tokio::time::interval(Duration::from_millis(50));
+    let rows = loop {
+        ticks.tick().await;
+        let alerts = board::read(&js).await?;
+        let counted: usize = alerts.iter().map(|a| a.acknowledged_count()).sum();
+        if counted >= acknowledged || Instant::now() > deadline {
+            break board::rows(&alerts, liaison_alerts::now_ms(), true);
+        }
+    };
+    println!(
+        "\nAlerts to business partners ({acknowledged} acknowledgements sent; liaison alerts --all):"
+    );
+    print!("{}", board::table(&rows));
+    Ok(())
 }

@@ -157,6 +157,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     println!("  liaison send --agency school-a deploy/examples/referral.json");
     println!("  liaison inbox --agency police");
     println!("  liaison audit verify");
+    println!("  liaison alerts");
     println!("  liaison status");
     if let (Door::Dev { ca, .. }, Some(url)) = (&door, &url) {
         println!("  curl --cacert {} {url}/v1/openapi.json", ca.display());

@@ -1,0 +1,45 @@
+//! The alerts service in the in-process system: started after the gateway
+//! (it raises its escalations through the gateway's internal door), with its
+//! own NATS user `svc-alerts`; stopped, killed and restarted by tests.
+
+use super::{Running, System};
+use anyhow::Result;
+use liaison_alerts::AlertsService;
+use liaison_kit::system::Service;
+
+impl System {
+    /// Starts the alerts service (if it is not running).
+    pub async fn start_alerts(&mut self) -> Result<()> {
+        if self.alerts.is_some() {
+            return Ok(());
+        }
+        let mut config = self.config.clone();
+        // In one process the services share a configuration: `[telemetry]`
+        // is for the separate binaries.
+        config.telemetry.listen.clear();
+        let running: Running = self
+            .service(
+                "alerts",
+                &Service::Alerts.user(),
+                |client| AlertsService::start(config, client),
+                |alerts, stop| alerts.run(stop),
+            )
+            .await?;
+        self.alerts = Some(running);
+        Ok(())
+    }
+
+    /// Stops the alerts service, letting it store its cursor.
+    pub async fn stop_alerts(&mut self) {
+        if let Some(alerts) = self.alerts.take() {
+            alerts.stop().await;
+        }
+    }
+
+    /// Kills the alerts service at once, as a crash would.
+    pub async fn kill_alerts(&mut self) {
+        if let Some(alerts) = self.alerts.take() {
+            alerts.kill().await;
+        }
+    }
+}
