@@ -5,6 +5,7 @@
 //! `liaison up`, `liaison demo` and the end-to-end tests.
 
 mod alerts;
+mod folds;
 
 use anyhow::{Result, anyhow};
 use async_nats::jetstream::consumer::PullConsumer;

@@ -418,11 +418,7 @@ async fn decide(
                 envelope.kind(),
                 envelope.purpose,
                 envelope.legal_basis,
-                if envelope.kind() == "case_update" {
-                    " on a case it participates in"
-                } else {
-                    ""
-                }
+                need_to_know(&agency, &envelope, &facts)
             )
         } else {
             format!("forbidden by {}", send.clauses.join(", "))
@@ -476,6 +472,21 @@ async fn decide(
         recipients,
         policy_ids: send.clauses,
     })
+}
+
+/// The part of a refusal's reason that says the sender is not on the case's
+/// panel, when it is not (the usual cause of a case share refused).
+fn need_to_know(agency: &AgencyId, envelope: &Envelope, facts: &Facts) -> String {
+    if envelope.case_id.is_empty() || facts.participants.contains(agency) {
+        String::new()
+    } else if facts.owner.is_none() {
+        format!(" (case {} is not known to Liaison)", envelope.case_id)
+    } else {
+        format!(
+            " ({agency} does not take part in case {}: need to know)",
+            envelope.case_id
+        )
+    }
 }
 
 /// What policy needs to know beyond the envelope: who participates in its

@@ -1,117 +1,120 @@
-//! `liaison demo`: start a system, replay a day through it, report, stop.
+//! `liaison demo`: start a system, run the partnership's day through it
+//! (`liaison::demo`), report what happened, verify the ledger, stop.
 
 use super::Cli;
 use anyhow::Result;
 use clap::Args;
 use liaison::client::AgencyClient;
-use liaison::demo;
+use liaison::demo::agencies::{BUSY_PARTNER, CLOSED_TODAY};
+use liaison::demo::run::PhaseReport;
+use liaison::demo::tally::{Tally, percentile};
+use liaison::demo::{DemoOptions, Plan, run as run_day};
 use liaison::keys;
 use liaison::system::{System, UpOptions};
 use liaison_kit::users;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Contributions to replay (a real day is ~3,600).
-    #[arg(long, default_value_t = 600)]
-    contributions: usize,
+    /// Contributions in the day (a real day is ~3,600); the case load at
+    /// dawn scales with it (~500 live investigations at 3,600).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(40..=100_000))]
+    contributions: u64,
+    /// Seconds before an unacknowledged CRITICAL alert is escalated (a
+    /// real partnership: 900; the demo compresses its day).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    escalate_after: u64,
+    /// Kill the cases, linkage and alerts services mid-day (events waiting
+    /// for them) and start them again, to see that nothing is lost or
+    /// raised twice.
+    #[arg(long)]
+    kill_services: bool,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn print_phase(p: &PhaseReport) {
+    println!(
+        "  {:<7} {:<45} {:>5} sent, {:>5} accepted, {:>6.1} s",
+        p.part,
+        p.name,
+        p.sent,
+        p.accepted,
+        p.took.as_secs_f64()
+    );
+}
+
+/// Counts by agency, one line each: `kind n, kind n, ...`.
+fn print_by_agency(title: &str, counts: &BTreeMap<(String, String), usize>) {
+    println!("\n{title}:");
+    let mut lines: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for ((agency, kind), n) in counts {
+        lines.entry(agency).or_default().push(format!("{kind} {n}"));
+    }
+    for (agency, kinds) in lines {
+        println!("  {agency:<16} {}", kinds.join(", "));
+    }
 }
 
 pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
-    let config = cli.load_config()?;
-    println!("Starting Liaison (nats-server on a free port, gateway, audit) ...");
-    let system = System::start(config.clone(), UpOptions::default()).await?;
+    let mut config = cli.load_config()?;
+    config.alerts.escalate_critical_secs = args.escalate_after;
+    println!(
+        "Starting Liaison (nats-server on a free port; gateway, audit, cases, linkage, alerts) ..."
+    );
+    let mut system = System::start(config.clone(), UpOptions::default()).await?;
     println!("  NATS {}", system.url());
-    let mut clients = BTreeMap::new();
-    for agency in system.registry.ids() {
-        let pem = keys::read_key(&keys::dev_key_path(&agency))?;
-        let credentials = system.credentials(agency.as_str())?;
-        let client = AgencyClient::connect(
-            &system.url(),
-            &credentials,
-            agency.clone(),
-            &pem,
-            &config.gateway.audience,
-        )
-        .await?;
-        clients.insert(agency, client);
-    }
-    let key = liaison::client::SubjectKey::from_file(std::path::Path::new(
-        liaison::keys::DEV_SUBJECT_KEY,
-    ))?;
-    let day = demo::day(args.contributions, &key);
-    // The case service (issue 6) will own participation; the demo records it
-    // as an operator would, before the day starts.
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let store = liaison_kit::participation::Store::open(&operator).await?;
-    for (case, participation) in demo::participation(&day) {
-        store.put(&case, &participation).await?;
-    }
+    let (clients, business) =
+        liaison::demo::agencies::connect(&system, &config, std::path::Path::new(keys::DEV_KEYS))
+            .await?;
+    let key = liaison::client::SubjectKey::from_file(std::path::Path::new(keys::DEV_SUBJECT_KEY))?;
+    let plan = Plan::new(args.contributions as usize, &key);
     println!(
-        "Replaying {} contributions from the partnership's day ...",
-        day.len()
+        "\nThe case load at dawn: {} live investigations, {} former subjects under review; then a day of {} contributions.",
+        plan.live_cases, plan.former_subjects, args.contributions
     );
-    let started = Instant::now();
-    let summary = demo::replay(&clients, &day).await?;
-    let elapsed = started.elapsed();
-
-    println!("\nSent, by agency and kind:");
-    for ((agency, kind), n) in &summary.sent {
-        println!("  {agency:<14} {kind:<12} {n:>5}");
-    }
-    println!("\nGateway verdicts:");
-    for (outcome, n) in &summary.outcomes {
-        println!("  {outcome:<50} {n:>5}");
-    }
     println!(
-        "\nVerdict latency: p50 {:.1} ms, p99 {:.1} ms; {:.0} envelopes/s over {:.1} s",
-        summary.percentile(0.5).as_secs_f64() * 1e3,
-        summary.percentile(0.99).as_secs_f64() * 1e3,
-        summary.latencies.len() as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64()
+        "({CLOSED_TODAY} is closed today and answers no request; {BUSY_PARTNER} acknowledges alerts only when reminded; escalation after {} s.)\n",
+        args.escalate_after
     );
-
-    println!("\nInboxes (read and acknowledged by each agency):");
-    let mut alerts_acknowledged = 0;
-    for (agency, client) in &clients {
-        let mut received = 0;
-        let mut withheld = 0;
-        let business = system
-            .registry
-            .get(agency)
-            .is_some_and(|a| a.kind == liaison_kit::registry::AgencyKind::Business);
-        loop {
-            let batch = client.inbox(500, Duration::from_millis(300)).await?;
-            if batch.is_empty() {
-                break;
-            }
-            received += batch.len();
-            withheld += batch
-                .iter()
-                .filter(|d| !d.withheld_labels.is_empty())
-                .count();
-            // Business partners acknowledge the alerts they receive.
-            for alert in batch.iter().filter_map(|d| d.envelope.as_ref()) {
-                if business && alert.kind() == "alert" {
-                    let ack = demo::acknowledgement(alert, agency);
-                    client
-                        .send_until_answered(&ack, Duration::from_secs(30))
-                        .await?;
-                    alerts_acknowledged += 1;
-                }
-            }
-        }
+    let tally = Tally::default();
+    let options = DemoOptions {
+        escalation: Duration::from_secs(args.escalate_after),
+        kill_after: args.kill_services.then_some(liaison::demo::day::KILL_AFTER),
+    };
+    let report = run_day(
+        &mut system,
+        &clients,
+        &business,
+        &plan,
+        &tally,
+        &options,
+        print_phase,
+    )
+    .await?;
+    if report.killed {
         println!(
-            "  {:<14} {received:>5} delivered, {withheld:>5} with fields withheld",
-            agency.as_str()
+            "  (the cases, linkage and alerts services were killed after \"{}\" and started again)",
+            liaison::demo::day::KILL_AFTER
         );
     }
 
-    print_alerts(&system, alerts_acknowledged).await?;
+    print_report(&plan, &tally, &report);
+    print_cases(&clients).await?;
+    let acknowledged = tally
+        .lock()
+        .sent
+        .iter()
+        .filter(|((_, kind), _)| kind == "alert_ack")
+        .map(|(_, n)| n)
+        .sum();
+    print_alerts(&system, acknowledged).await?;
 
-    system.wait_until_settled(Duration::from_secs(60)).await?;
     let auditor = system.connect_as(users::AUDITOR).await?;
     // A signed checkpoint of the day's ledger, as an auditor would ask for one.
     auditor
@@ -119,14 +122,137 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
     let verifier = liaison_audit::signer(&config)?.verifier();
-    let report =
+    let ledger =
         liaison_audit::verify::verify(&async_nats::jetstream::new(auditor), &verifier, |_, _| {})
             .await?;
     println!("\nAudit ledger:");
-    let code = super::audit::print_report(&report);
+    let code = super::audit::print_report(&ledger);
     system.shutdown().await?;
     println!("\nDemo finished; everything stopped.");
     Ok(code)
+}
+
+fn print_report(plan: &Plan, tally: &Tally, report: &liaison::demo::Report) {
+    let moments = &plan.moments;
+    {
+        let c = tally.lock();
+        print_by_agency("Sent, by agency and kind", &c.sent);
+        println!("\nGateway verdicts:");
+        for (outcome, n) in &c.outcomes {
+            println!("  {outcome:<40} {n:>6}");
+        }
+        print_by_agency("Refused, by sender, kind and code", &c.refused);
+        print_by_agency(
+            "Delivered (read and acknowledged), by agency and kind",
+            &c.delivered,
+        );
+        println!("\nWith fields withheld by the agreements (per recipient):");
+        for (agency, n) in &c.withheld {
+            println!("  {agency:<16} {n:>6}");
+        }
+        println!(
+            "\nLatency: verdict p50 {}, p99 {} ({} envelopes); sent → read by a recipient p50 {}, p99 {}, max {} ({} deliveries)",
+            ms(percentile(&c.verdicts, 0.5)),
+            ms(percentile(&c.verdicts, 0.99)),
+            c.verdicts.len(),
+            ms(percentile(&c.deliveries, 0.5)),
+            ms(percentile(&c.deliveries, 0.99)),
+            ms(percentile(&c.deliveries, 1.0)),
+            c.deliveries.len(),
+        );
+        println!(
+            "Deliveries read twice by the same agency: {}.",
+            c.duplicates
+        );
+        println!(
+            "The day: {} contributions in {:.1} s ({:.0}/s, eight in flight).",
+            report.day_sent,
+            report.day_took.as_secs_f64(),
+            report.day_sent as f64 / report.day_took.as_secs_f64().max(1e-9)
+        );
+    }
+    println!("\nWhat Liaison raised:");
+    println!(
+        "  weekly re-prioritisation and case moves: {} priority changes told to the owners",
+        tally.delivered_kind("priority_changed")
+    );
+    if let Some((referral, case)) = &moments.reengaging {
+        let alert = format!("reengagement:{referral}:{case}");
+        match tally.between(referral, "police", &alert) {
+            Some(d) => println!(
+                "  a former subject of {case} referred again ({referral}): re-engagement alert to the owner {} after the referral was sent",
+                ms(d)
+            ),
+            None => println!(
+                "  a former subject of {case} referred again ({referral}): no re-engagement alert read"
+            ),
+        }
+    }
+    if let Some(second) = moments.referred_twice.last() {
+        let ids = tally.read_ids("police", "duplicate:");
+        let took = ids
+            .iter()
+            .find_map(|id| tally.between(second, "police", id));
+        println!(
+            "  one person referred by two agencies: {} duplicate-subject notices{}",
+            tally.delivered_kind("duplicate_subject"),
+            took.map(|d| format!(", the police told {} after the second referral", ms(d)))
+                .unwrap_or_default()
+        );
+    }
+    for alert in &moments.alerts {
+        let reads: Vec<String> = ["retail-bsp", "transport-bsp", "council"]
+            .into_iter()
+            .filter_map(|a| {
+                tally
+                    .between(alert, a, alert)
+                    .map(|d| format!("{a} {}", ms(d)))
+            })
+            .collect();
+        println!("  alert {alert} read by {}", reads.join(", "));
+    }
+    println!(
+        "  {} alert escalations, {} acknowledgements; {} overdue information-request reminders; {} review reminders",
+        tally.delivered_kind("alert_escalated"),
+        tally.delivered_kind("alert_ack"),
+        tally.delivered_kind("request_overdue"),
+        tally.delivered_kind("review_due"),
+    );
+}
+
+/// The live case lists per unit, as their owners see them (ids and ranks
+/// only: `liaison cases list --agency OWNER`).
+async fn print_cases(clients: &BTreeMap<liaison_kit::AgencyId, Arc<AgencyClient>>) -> Result<()> {
+    use liaison_proto::v1::CaseQuery;
+    println!("\nCase lists at the end of the day (liaison cases list --agency OWNER):");
+    for (owner, unit) in liaison::demo::casebook::UNITS {
+        let Some(client) = liaison_kit::AgencyId::parse(owner)
+            .ok()
+            .and_then(|a| clients.get(&a))
+        else {
+            continue;
+        };
+        let query = CaseQuery {
+            unit: unit.into(),
+            limit: 1000,
+            ..Default::default()
+        };
+        let answer = client.cases(&format!("{owner}-analyst"), &query).await?;
+        let mut cases: Vec<(u32, &str)> = answer
+            .cases
+            .iter()
+            .filter(|c| c.owner == owner && c.rank > 0)
+            .map(|c| (c.rank, c.case_id.as_str()))
+            .collect();
+        cases.sort();
+        let top: Vec<&str> = cases.iter().take(5).map(|(_, id)| *id).collect();
+        println!(
+            "  {owner:<8} {unit:<14} {:>4} live; top of the list: {}",
+            cases.len(),
+            top.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// What `liaison alerts --all` shows once the alerts service has counted the
@@ -134,13 +260,13 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
 async fn print_alerts(system: &System, acknowledged: usize) -> Result<()> {
     use liaison_alerts::board;
     let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut ticks = tokio::time::interval(Duration::from_millis(50));
     let rows = loop {
         ticks.tick().await;
         let alerts = board::read(&js).await?;
         let counted: usize = alerts.iter().map(|a| a.acknowledged_count()).sum();
-        if counted >= acknowledged || Instant::now() > deadline {
+        if counted >= acknowledged || std::time::Instant::now() > deadline {
             break board::rows(&alerts, liaison_alerts::now_ms(), true);
         }
     };
