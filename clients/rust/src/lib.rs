@@ -26,8 +26,14 @@
 //!   cross the bus for the linkage service to match people
 //!   ([`subject_token`]).
 //!
-//! Not here yet, because the service behind them is not built: information
-//! requests (the cases service).
+//! - [`reply`]: replies to what the agency received — answering an
+//!   information request ([`AgencyClient::answer`]), acknowledging an alert
+//!   ([`AgencyClient::acknowledge`]), confirming the erasure of an envelope
+//!   withdrawn as shared in error ([`AgencyClient::confirm_erasure`]) — each
+//!   with an id derived from what it answers, so a retry is a duplicate;
+//!   [`ReplyDue`] says what a delivery asks for;
+//! - [`AgencyClient::cases`]: the cases this agency takes part in (request
+//!   and reply to the cases service, policy applied).
 //!
 //! ```no_run
 //! use liaison_client::{AgencyClient, NatsOptions, Refusal, SendError, signer_from_file};
@@ -78,6 +84,7 @@ pub mod envelope;
 pub mod error;
 pub mod inbox;
 pub mod refusal;
+pub mod reply;
 pub mod retry;
 pub mod subject;
 pub mod tokens;
@@ -90,6 +97,7 @@ pub use envelope::{EnvelopeBuilder, InvalidEnvelope};
 pub use error::{ConnectError, InboxError, SendError, TransportError};
 pub use inbox::Received;
 pub use refusal::Refusal;
+pub use reply::{ReplyDue, reply_id};
 pub use retry::RetryPolicy;
 pub use subject::{IdentifierError, Identifiers, KeyError, SubjectKey, subject_token};
 pub use tokens::{SigningError, TOKEN_LIFETIME_SECS, mint};

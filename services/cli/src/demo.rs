@@ -20,7 +20,7 @@ pub mod run;
 pub mod shares;
 pub mod tally;
 
-pub use envelopes::{Contribution, acknowledgement};
+pub use envelopes::Contribution;
 pub use run::{DemoOptions, Report, run};
 
 /// A part of the script: sent in order, or as fast as the agencies can

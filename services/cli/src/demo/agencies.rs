@@ -5,13 +5,12 @@
 //! (the transport partner only once reminded by an escalation), and a
 //! referral withdrawn as wrongly shared is erased and the erasure confirmed.
 
-use super::envelopes::{acknowledgement, answer, erasure};
+use super::envelopes::answer;
 use super::tally::{Tally, outcome};
 use crate::client::AgencyClient;
 use anyhow::Result;
+use liaison_client::ReplyDue;
 use liaison_kit::AgencyId;
-use liaison_proto::v1::correction_issued::Action;
-use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{Delivery, Envelope};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -140,20 +139,20 @@ impl Reader {
             &envelope.id,
             !delivery.withheld_labels.is_empty(),
         );
-        match envelope.body.as_ref()? {
-            Body::InformationRequest(_) if me != CLOSED_TODAY => {
-                Some(answer(envelope, &self.agency))
+        let author = format!("{me}-case-system");
+        let reply = match ReplyDue::of(envelope)? {
+            ReplyDue::Answer if me != CLOSED_TODAY => {
+                self.client.answer(&author, envelope, answer(me))
             }
-            Body::Alert(_) if self.business && me != BUSY_PARTNER => {
-                Some(acknowledgement(&envelope.id, &self.agency))
+            ReplyDue::Acknowledge
+                if self.business
+                    && (me != BUSY_PARTNER || envelope.kind() == "alert_escalated") =>
+            {
+                self.client.acknowledge(&author, envelope, "actioned")
             }
-            Body::AlertEscalated(_) if self.business => {
-                Some(acknowledgement(&envelope.in_reply_to, &self.agency))
-            }
-            Body::Correction(c) if c.action == Action::Withdrawn as i32 => {
-                Some(erasure(envelope, &self.agency))
-            }
-            _ => None,
-        }
+            ReplyDue::ConfirmErasure => self.client.confirm_erasure(&author, envelope, 1),
+            _ => return None,
+        };
+        reply.ok()
     }
 }

@@ -2,11 +2,9 @@
 //! purpose and legal basis its agreement names (deploy/policies). Ids are
 //! deterministic (`demo-…`), so a re-run sends the same day.
 
-use liaison_kit::AgencyId;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{
-    AlertAcknowledged, CaseStatus, CaseStatusChanged, Classification, CorrectionIssued, Envelope,
-    ErasureConfirmed, InformationProvided,
+    CaseStatus, CaseStatusChanged, Classification, CorrectionIssued, Envelope, InformationProvided,
 };
 use prost_types::Timestamp;
 
@@ -80,86 +78,21 @@ pub fn in_secs(secs: u64) -> Timestamp {
     }
 }
 
-/// Replies an agency's system sends on its own when a delivery asks for one.
-pub fn reply(
-    id: String,
-    to: &Envelope,
-    from: &AgencyId,
-    purpose: &str,
-    legal_basis: &str,
-    body: Body,
-) -> Envelope {
-    Envelope {
-        id,
-        sender_agency: from.to_string(),
-        author: format!("{from}-case-system"),
-        sent_at: Some(liaison_kit::time::timestamp_now()),
-        classification: Classification::OfficialSensitive as i32,
-        purpose: purpose.into(),
-        legal_basis: legal_basis.into(),
-        case_id: to.case_id.clone(),
-        in_reply_to: to.id.clone(),
-        body: Some(body),
-        ..Default::default()
-    }
-}
-
-/// An agency's answer to an information request it was asked (ISA-CHANNEL-04):
-/// each fills in what its records hold; the policy decides what the one who
-/// asked sees.
-pub fn answer(request: &Envelope, from: &AgencyId) -> Envelope {
+/// What an agency's records say in answer to an information request
+/// (ISA-CHANNEL-04): each fills in what it holds; the policy decides what
+/// the one who asked sees.
+pub fn answer(agency: &str) -> InformationProvided {
     let mut provided = InformationProvided {
         answer: "Checked our records: contact in the last month, no new concern".into(),
         ..Default::default()
     };
-    match from.as_str() {
+    match agency {
         "nhs-trust" => provided.health_notes = "Attending outpatient appointments".into(),
         "council" => provided.social_care_notes = "Family known to early help".into(),
         "police" => provided.criminal_history = "No recorded offences".into(),
         _ => {}
     }
-    reply(
-        format!("{}-answer-{from}", request.id),
-        request,
-        from,
-        "safeguarding",
-        "DPA-2018-sch1-p18",
-        Body::InformationResponse(provided),
-    )
-}
-
-/// A business partner's acknowledgement of an alert it received (ISA-PSA-02):
-/// the alerts service counts it, the issuing unit receives it.
-pub fn acknowledgement(alert_id: &str, partner: &AgencyId) -> Envelope {
-    let alert = Envelope {
-        id: alert_id.to_owned(),
-        ..Default::default()
-    };
-    let mut ack = reply(
-        format!("{alert_id}-ack-{partner}"),
-        &alert,
-        partner,
-        "protective-security",
-        "DPA-2018-s35",
-        Body::AlertAck(AlertAcknowledged {
-            action: "actioned".into(),
-        }),
-    );
-    ack.classification = Classification::Official as i32;
-    ack
-}
-
-/// A recipient's confirmation that it erased an envelope withdrawn as
-/// wrongly shared (ISA-ACCURACY-01, DPA 2018 s.38).
-pub fn erasure(correction: &Envelope, from: &AgencyId) -> Envelope {
-    reply(
-        format!("{}-erased-{from}", correction.id),
-        correction,
-        from,
-        "safeguarding",
-        "DPA-2018-s35",
-        Body::ErasureConfirmed(ErasureConfirmed { records_erased: 1 }),
-    )
+    provided
 }
 
 /// The sender's correction of an envelope it sent: corrected, or withdrawn
