@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The full test suite, as CI runs it: installs what it needs (nats-server),
-# then formatting, lints, and every test (unit and end to end, each against
+# The full test suite, as CI runs it: installs what it needs (nats-server,
+# cargo-deny), then formatting, lints, supply-chain checks, and every test (unit and end to end, each against
 # its own real nats-server on a random port).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +14,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+bash tests/supply-chain.sh
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
