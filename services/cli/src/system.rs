@@ -129,7 +129,8 @@ pub struct System {
     pub config: Config,
     pub registry: Registry,
     pub session: Session,
-    server: NatsServer,
+    /// The child nats-server (`None`: a server or cluster run elsewhere, [`System::start_on`]).
+    server: Option<NatsServer>,
     gateway: Option<Running>,
     audit: Option<Running>,
     cases: Option<Running>,
@@ -163,15 +164,45 @@ impl System {
             max_file_store: options.max_file_store,
             users: plan.clone(),
         })?;
+        let url = server.url();
+        let mut system = Self::boot(config, registry, Some(server), url, &plan, &options);
+        system.provision_and_start().await?;
+        Ok(system)
+    }
+
+    /// Starts the services against NATS run elsewhere (e.g. a cluster: `url`
+    /// may list several servers, comma-separated, and the clients fail over
+    /// between them) whose users are `plan`, after provisioning the streams
+    /// with `config.streams.replicas` replicas.
+    pub async fn start_on(
+        config: Config,
+        url: &str,
+        plan: &[users::NatsUser],
+        options: UpOptions,
+    ) -> Result<Self> {
+        let registry = Registry::load(&config.paths.registry)?;
+        let mut system = Self::boot(config, registry, None, url.to_owned(), plan, &options);
+        system.provision_and_start().await?;
+        Ok(system)
+    }
+
+    fn boot(
+        config: Config,
+        registry: Registry,
+        server: Option<NatsServer>,
+        nats_url: String,
+        plan: &[users::NatsUser],
+        options: &UpOptions,
+    ) -> Self {
         let session = Session {
-            nats_url: server.url(),
+            nats_url,
             users: plan
                 .iter()
                 .map(|u| (u.credentials.user.clone(), u.credentials.password.clone()))
                 .collect(),
             telemetry: Default::default(),
         };
-        let mut system = Self {
+        Self {
             config,
             registry,
             session,
@@ -187,7 +218,12 @@ impl System {
                 audit_listen: options.audit_telemetry.clone().unwrap_or_default(),
                 ..UpTelemetry::default()
             },
-        };
+        }
+    }
+
+    /// Provisions the streams as the operator and starts every service.
+    async fn provision_and_start(&mut self) -> Result<()> {
+        let system = self;
         let operator = system.connect_as(users::OPERATOR).await?;
         provision(
             &async_nats::jetstream::new(operator),
@@ -211,11 +247,12 @@ impl System {
                     .insert(service.to_owned(), addr.to_string());
             }
         }
-        Ok(system)
+        Ok(())
     }
 
+    /// Where clients connect (several URLs, comma-separated, on a cluster).
     pub fn url(&self) -> String {
-        self.server.url()
+        self.session.nats_url.clone()
     }
 
     pub fn credentials(&self, user: &str) -> Result<Credentials> {
@@ -226,7 +263,7 @@ impl System {
 
     /// Connects as one of the system's NATS users.
     pub async fn connect_as(&self, user: &str) -> Result<async_nats::Client> {
-        Ok(connect(&self.server.url(), &self.credentials(user)?, user).await?)
+        Ok(connect(&self.url(), &self.credentials(user)?, user).await?)
     }
 
     /// Runs a service on its own runtime as NATS user `user`: `start` connects
@@ -456,9 +493,12 @@ impl System {
         }
     }
 
-    /// The child nats-server (for fault tests).
-    pub fn server_mut(&mut self) -> &mut NatsServer {
-        &mut self.server
+    /// The child nats-server (for fault tests); an error when the system
+    /// runs on NATS run elsewhere.
+    pub fn server_mut(&mut self) -> Result<&mut NatsServer> {
+        self.server
+            .as_mut()
+            .ok_or_else(|| anyhow!("this system runs on a nats-server it did not start"))
     }
 
     /// Stops the services, then nats-server, cleanly.
@@ -468,7 +508,9 @@ impl System {
         self.stop_alerts().await;
         self.stop_gateway().await;
         self.stop_audit().await;
-        let mut server = self.server;
+        let Some(mut server) = self.server else {
+            return Ok(());
+        };
         tokio::task::spawn_blocking(move || server.stop(Duration::from_secs(10)))
             .await
             .map_err(|e| anyhow!("stopping nats-server: {e}"))

@@ -16,6 +16,8 @@ pub mod hop;
 pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
+pub mod nats_conf;
+pub mod nats_secrets;
 pub mod nats_server;
 pub mod ops;
 pub mod participation;
