@@ -1,8 +1,10 @@
-//! An agency site's leaf node, configured by `liaison nats-config --leaf`'s
-//! renderer and connected to a 3-node cluster as the agency's own NATS user:
-//! the site's systems send through the gateway and read their own
-//! consumer, and reach nothing else — not another agency's ingress or
-//! consumer, not a subject outside the agency's permissions.
+//! Agency sites' leaf nodes, configured by `liaison nats-config --leaf`'s
+//! renderer and connected to a 3-node cluster as their agency's own NATS
+//! user: a school's system sends through the gateway from its site, the
+//! police's system reads and acknowledges its copy from its own (JetStream
+//! requests cross into the cluster's domain), and neither reaches anything
+//! else — not another agency's ingress or consumer, not a subject outside
+//! its agency's permissions.
 
 use anyhow::{Result, bail, ensure};
 use futures_util::StreamExt as _;
@@ -14,8 +16,9 @@ use liaison_kit::users::{self, Credentials, password};
 use liaison_kit::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
 use liaison_tests::cluster::Cluster;
+use liaison_tests::fault::inbox_pending;
 use liaison_tests::nats_process::{NatsProcess, free_ports};
-use liaison_tests::{agency, config, each_delivered_once, eventually, key_pem, referral};
+use liaison_tests::{config, each_delivered_once, eventually, key_pem, referral};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -28,15 +31,18 @@ async fn ask(client: &async_nats::Client, subject: String) -> Result<String, Str
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_site_behind_a_leaf_node_reaches_only_what_its_agency_may() -> Result<()> {
-    let mut config = config();
-    config.streams.replicas = 3;
-    let plan = users::plan(&Registry::load(&config.paths.registry)?.ids());
-    let cluster = Cluster::start(3, &plan).await?;
-    let system = System::start_on(config, &cluster.urls(), &plan, UpOptions::default()).await?;
+/// An agency's site: its leaf node and how its systems log in to it.
+struct Site {
+    _leaf: NatsProcess,
+    _work: tempfile::TempDir,
+    url: String,
+    login: Credentials,
+}
 
-    let school = AgencyId::parse("school-a")?;
+/// Starts `agency`'s leaf node (the renderer of `liaison nats-config --leaf`)
+/// connected to every node of `cluster` with the agency's own credentials,
+/// and waits until the cluster sees it.
+async fn site(cluster: &Cluster, system: &System, agency: &str) -> Result<Site> {
     let port = free_ports(1)?[0];
     let hubs = (0..3)
         .map(|i| cluster.leaf_addr(i))
@@ -46,7 +52,7 @@ async fn a_site_behind_a_leaf_node_reaches_only_what_its_agency_may() -> Result<
     std::fs::write(
         &conf,
         nats_conf::leaf(&LeafSite {
-            agency: school.clone(),
+            agency: AgencyId::parse(agency)?,
             host: "127.0.0.1".into(),
             port,
             hubs: hubs.clone(),
@@ -57,84 +63,111 @@ async fn a_site_behind_a_leaf_node_reaches_only_what_its_agency_may() -> Result<
         (nats_conf::LOCAL_PASSWORD_ENV.to_owned(), local.clone()),
         (
             nats_conf::HUB_URLS_ENV.to_owned(),
-            nats_conf::hub_urls(&system.credentials("school-a")?, &hubs),
+            nats_conf::hub_urls(&system.credentials(agency)?, &hubs),
         ),
     ]);
-    let _leaf = NatsProcess::start(&conf, &env, &work.path().join("leaf.log"), port)?;
+    let before = leaf_count(cluster).await?;
+    let leaf = NatsProcess::start(&conf, &env, &work.path().join("leaf.log"), port)?;
     eventually(
         "the leaf node to connect",
         Duration::from_secs(20),
-        || async {
-            let mut leafs = 0;
-            for i in 0..3 {
-                leafs += cluster.monitor(i, "/leafz").await?["leafnodes"]
-                    .as_u64()
-                    .unwrap_or_default();
-            }
-            Ok((leafs > 0).then_some(()))
-        },
+        || async { Ok((leaf_count(cluster).await? > before).then_some(())) },
     )
     .await?;
-    let leaf_url = format!("nats://127.0.0.1:{port}");
-    let site = Credentials {
-        user: school.to_string(),
-        password: local,
-    };
+    Ok(Site {
+        _leaf: leaf,
+        _work: work,
+        url: format!("nats://127.0.0.1:{port}"),
+        login: Credentials {
+            user: agency.to_owned(),
+            password: local,
+        },
+    })
+}
 
-    // The site's system sends through the gateway and is answered.
-    let sender = AgencyClient::connect(
-        &leaf_url,
-        &site,
-        school.clone(),
-        &key_pem("school-a")?,
+/// Leaf nodes connected to the cluster, over all its nodes.
+async fn leaf_count(cluster: &Cluster) -> Result<u64> {
+    let mut leafs = 0;
+    for i in 0..cluster.nodes().len() {
+        leafs += cluster.monitor(i, "/leafz").await?["leafnodes"]
+            .as_u64()
+            .unwrap_or_default();
+    }
+    Ok(leafs)
+}
+
+/// A system of `site` as the agency's client.
+async fn client_at(site: &Site, system: &System) -> Result<AgencyClient> {
+    let agency = AgencyId::parse(&site.login.user)?;
+    Ok(AgencyClient::connect(
+        &site.url,
+        &site.login,
+        agency,
+        &key_pem(&site.login.user)?,
         &system.config.gateway.audience,
     )
-    .await?;
+    .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_behind_leaf_nodes_reach_only_what_their_agency_may() -> Result<()> {
+    let mut config = config();
+    config.streams.replicas = 3;
+    let plan = users::plan(&Registry::load(&config.paths.registry)?.ids());
+    let cluster = Cluster::start(3, &plan).await?;
+    let system = System::start_on(config, &cluster.urls(), &plan, UpOptions::default()).await?;
+    let school = site(&cluster, &system, "school-a").await?;
+    let police = site(&cluster, &system, "police").await?;
+
+    // The school's system sends through its leaf node and is answered; the
+    // police's system reads and acknowledges its copy through its own.
     let envelope = referral("school-a", "leaf-0001");
-    let verdict = sender
+    let verdict = client_at(&school, &system)
+        .await?
         .send_until_answered(&envelope, Duration::from_secs(20))
         .await?;
     ensure!(verdict.outcome == Outcome::Accepted as i32, "{verdict:?}");
-    let police = agency(&system, "police").await?;
-    each_delivered_once(&police, &[envelope.id.clone()]).await?;
+    each_delivered_once(&client_at(&police, &system).await?, &[envelope.id.clone()]).await?;
+    let pending = inbox_pending(&system, &AgencyId::parse("police")?).await?;
+    ensure!(
+        pending == 0,
+        "{pending} police deliveries left unacknowledged"
+    );
 
-    // Its own consumer answers through the leaf; another agency's does not,
-    // nor does another agency's ingress.
-    let raw = async_nats::ConnectOptions::with_user_and_password(site.user.clone(), site.password)
-        .custom_inbox_prefix(subjects::inbox_prefix(school.as_str()))
-        .connect(&leaf_url)
-        .await?;
+    // At the police's site: its own consumer answers; the school's does
+    // not, nor does the school's ingress.
+    let raw = async_nats::ConnectOptions::with_user_and_password(
+        police.login.user.clone(),
+        police.login.password.clone(),
+    )
+    .custom_inbox_prefix(subjects::inbox_prefix("police"))
+    .connect(&police.url)
+    .await?;
     let info = |consumer: &str| {
         format!(
             "$JS.API.CONSUMER.INFO.{}.{consumer}",
             subjects::DELIVERY_STREAM
         )
     };
-    let own = ask(&raw, info("deliver-school-a")).await;
+    let own = ask(&raw, info("deliver-police")).await;
     ensure!(
-        own.as_ref().is_ok_and(|r| r.contains("deliver-school-a")),
+        own.as_ref().is_ok_and(|r| r.contains("deliver-police")),
         "its own consumer: {own:?}"
     );
-    let other = ask(&raw, info("deliver-police")).await;
-    ensure!(
-        other.is_err(),
-        "police's consumer answered the site: {other:?}"
-    );
-    let police_id = AgencyId::parse("police")?;
-    let ingress = ask(&raw, subjects::ingress(&police_id)).await;
+    let other = ask(&raw, info("deliver-school-a")).await;
+    ensure!(other.is_err(), "the school's consumer answered: {other:?}");
+    let ingress = ask(&raw, subjects::ingress(&AgencyId::parse("school-a")?)).await;
     ensure!(
         ingress.is_err(),
-        "police's ingress answered the site: {ingress:?}"
+        "the school's ingress answered: {ingress:?}"
     );
 
     // Nothing outside the agency's permissions comes down to the site.
-    let mut replies = raw
-        .subscribe(format!("{}.probe", subjects::inbox_prefix("school-a")))
-        .await?;
+    let marker = format!("{}.probe", subjects::inbox_prefix("police"));
+    let mut replies = raw.subscribe(marker.clone()).await?;
     let mut elsewhere = raw.subscribe("liaison.probe.>").await?;
     raw.flush().await?;
     let operator = system.connect_as(users::OPERATOR).await?;
-    let marker = format!("{}.probe", subjects::inbox_prefix("school-a"));
     // Polled: the subscriptions' interest takes a moment to reach the cluster.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

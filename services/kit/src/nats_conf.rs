@@ -149,8 +149,9 @@ fn jetstream(node: &Node) -> String {
         .map(|s| format!("  sync_interval: {s:?}\n"))
         .unwrap_or_default();
     format!(
-        "jetstream {{\n  store_dir: {:?}\n{sync}}}\n",
-        node.store.display().to_string()
+        "jetstream {{\n  store_dir: {:?}\n  domain: {:?}\n{sync}}}\n",
+        node.store.display().to_string(),
+        crate::subjects::JETSTREAM_DOMAIN,
     )
 }
 
@@ -221,7 +222,10 @@ pub fn leaf(site: &LeafSite) -> String {
          listen: \"{host}:{port}\"\n\
          max_payload: {MAX_PAYLOAD}\n\
          authorization {{\n  users = [\n    {{ user: {agency:?}, password: ${LOCAL_PASSWORD_ENV} }}\n  ]\n}}\n\
+         # The site's JetStream requests (reading its inbox) go to the cluster's domain.\n\
+         default_js_domain: {{ \"$G\": {domain:?} }}\n\
          leafnodes {{\n  remotes = [\n    {{ urls: ${HUB_URLS_ENV} }}\n  ]\n}}\n",
+        domain = crate::subjects::JETSTREAM_DOMAIN,
         hubs = site.hubs.join(", "),
         host = site.host,
         port = site.port,

@@ -211,13 +211,16 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
         users.push(service_user(service));
     }
     for agency in agencies {
+        let inbox = consume(s::DELIVERY_STREAM, &s::delivery_consumer(agency));
+        // The same requests from the agency's leaf node, into the cluster's domain.
+        let from_leaf: Vec<String> = inbox
+            .iter()
+            .filter(|api| api.starts_with("$JS.API."))
+            .map(|api| s::in_domain(api))
+            .collect();
         users.push(user(
             agency.as_str(),
-            [
-                vec![s::ingress_of(agency)],
-                consume(s::DELIVERY_STREAM, &s::delivery_consumer(agency)),
-            ]
-            .concat(),
+            [vec![s::ingress_of(agency)], inbox, from_leaf].concat(),
             vec![],
             false,
         ));
@@ -250,6 +253,8 @@ mod tests {
                 "$JS.API.CONSUMER.INFO.DELIVERY.deliver-police",
                 "$JS.API.CONSUMER.MSG.NEXT.DELIVERY.deliver-police",
                 "$JS.ACK.DELIVERY.deliver-police.>",
+                "$JS.liaison.API.CONSUMER.INFO.DELIVERY.deliver-police",
+                "$JS.liaison.API.CONSUMER.MSG.NEXT.DELIVERY.deliver-police",
             ]
         );
         assert_eq!(agency.subscribe, vec!["_INBOX_police.>"]);
