@@ -5,7 +5,10 @@
 //! its signed checkpoints. Nothing is re-signed: the restored ledger proves
 //! itself against the checkpoints it was exported with, and the audit
 //! service, started afterwards, verifies it again and continues the chain.
-//! Run by the operator before the audit service starts.
+//! Each entry names the DECISIONS sequence it came from (the writer's
+//! exactly-once key), so the new, empty DECISIONS is moved past the highest
+//! one: new decisions are never taken for ones already chained. Run by the
+//! operator before any service starts.
 
 use crate::bundle::Bundle;
 use crate::checkpoint::NoteVerifier;
@@ -13,6 +16,8 @@ use async_nats::jetstream;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use liaison_kit::subjects;
+use liaison_proto::v1::LedgerEntry;
+use prost::Message as _;
 
 /// What was restored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +37,7 @@ pub enum RestoreError {
     NotEmpty { stream: &'static str, messages: u64 },
     #[error("NATS: {0}")]
     Nats(String),
-    #[error("entry {index} of the bundle is not base64")]
+    #[error("entry {index} of the bundle is not a base64 ledger entry")]
     Entry { index: usize },
 }
 
@@ -59,7 +64,23 @@ pub async fn restore(
     if !report.intact() {
         return Err(RestoreError::Broken(format!("{report:?}")));
     }
-    for stream in [subjects::LEDGER_STREAM, subjects::CHECKPOINTS_STREAM] {
+    let mut highest_source = 0;
+    let mut decoded = Vec::with_capacity(bundle.entries.len());
+    for (index, entry) in bundle.entries.iter().enumerate() {
+        let bytes = B64
+            .decode(entry)
+            .map_err(|_| RestoreError::Entry { index })?;
+        let source = LedgerEntry::decode(bytes.as_slice())
+            .map_err(|_| RestoreError::Entry { index })?
+            .source_seq;
+        highest_source = highest_source.max(source);
+        decoded.push(bytes);
+    }
+    for stream in [
+        subjects::LEDGER_STREAM,
+        subjects::CHECKPOINTS_STREAM,
+        subjects::DECISIONS_STREAM,
+    ] {
         let held = messages(js, stream).await?;
         if held > 0 {
             return Err(RestoreError::NotEmpty {
@@ -68,10 +89,7 @@ pub async fn restore(
             });
         }
     }
-    for (index, entry) in bundle.entries.iter().enumerate() {
-        let bytes = B64
-            .decode(entry)
-            .map_err(|_| RestoreError::Entry { index })?;
+    for (index, bytes) in decoded.into_iter().enumerate() {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Expected-Last-Sequence", index.to_string().as_str());
         js.publish_with_headers(subjects::LEDGER_ENTRIES, headers, bytes.into())
@@ -86,6 +104,27 @@ pub async fn restore(
             .map_err(|e| RestoreError::Nats(format!("checkpoint {index}: {e}")))?
             .await
             .map_err(|e| RestoreError::Nats(format!("checkpoint {index}: {e}")))?;
+    }
+    // The next decision gets a sequence above every one the ledger names.
+    let mut decisions = js
+        .get_stream(subjects::DECISIONS_STREAM)
+        .await
+        .map_err(|e| RestoreError::Nats(format!("stream DECISIONS: {e}")))?;
+    decisions
+        .purge()
+        .sequence(highest_source + 1)
+        .await
+        .map_err(|e| RestoreError::Nats(format!("moving DECISIONS on: {e}")))?;
+    let last = decisions
+        .info()
+        .await
+        .map_err(|e| RestoreError::Nats(format!("stream DECISIONS: {e}")))?
+        .state
+        .last_sequence;
+    if last < highest_source {
+        return Err(RestoreError::Nats(format!(
+            "DECISIONS ends at sequence {last}, not past {highest_source}, the highest the ledger names"
+        )));
     }
     Ok(Restored {
         entries: bundle.entries.len() as u64,
