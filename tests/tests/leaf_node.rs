@@ -127,7 +127,11 @@ async fn sites_behind_leaf_nodes_reach_only_what_their_agency_may() -> Result<()
         .send_until_answered(&envelope, Duration::from_secs(20))
         .await?;
     ensure!(verdict.outcome == Outcome::Accepted as i32, "{verdict:?}");
-    each_delivered_once(&client_at(&police, &system).await?, &[envelope.id.clone()]).await?;
+    each_delivered_once(
+        &client_at(&police, &system).await?,
+        std::slice::from_ref(&envelope.id),
+    )
+    .await?;
     let pending = inbox_pending(&system, &AgencyId::parse("police")?).await?;
     ensure!(
         pending == 0,

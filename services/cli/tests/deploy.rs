@@ -172,10 +172,10 @@ fn bad_cluster_and_leaf_arguments_are_refused_by_name() -> Result {
 fn arrays(file: &Path, key: &str) -> Result<Vec<Vec<String>>> {
     let mut out = Vec::new();
     for line in std::fs::read_to_string(file)?.lines() {
-        if let Some(rest) = line.trim().strip_prefix(&format!("{key}: ")) {
-            if rest.starts_with('[') {
-                out.push(serde_json::from_str(rest)?);
-            }
+        if let Some(rest) = line.trim().strip_prefix(&format!("{key}: "))
+            && rest.starts_with('[')
+        {
+            out.push(serde_json::from_str(rest)?);
         }
     }
     Ok(out)
