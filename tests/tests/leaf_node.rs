@@ -10,7 +10,7 @@ use anyhow::{Result, bail, ensure};
 use futures_util::StreamExt as _;
 use liaison::system::{System, UpOptions};
 use liaison_client::AgencyClient;
-use liaison_kit::nats_conf::{self, LeafSite};
+use liaison_kit::nats_leaf::{self, LeafSite};
 use liaison_kit::registry::Registry;
 use liaison_kit::users::{self, Credentials, password};
 use liaison_kit::{AgencyId, subjects};
@@ -51,7 +51,7 @@ async fn site(cluster: &Cluster, system: &System, agency: &str) -> Result<Site> 
     let conf = work.path().join("leaf.conf");
     std::fs::write(
         &conf,
-        nats_conf::leaf(&LeafSite {
+        nats_leaf::leaf(&LeafSite {
             agency: AgencyId::parse(agency)?,
             host: "127.0.0.1".into(),
             port,
@@ -60,10 +60,10 @@ async fn site(cluster: &Cluster, system: &System, agency: &str) -> Result<Site> 
     )?;
     let local = password();
     let env = BTreeMap::from([
-        (nats_conf::LOCAL_PASSWORD_ENV.to_owned(), local.clone()),
+        (nats_leaf::LOCAL_PASSWORD_ENV.to_owned(), local.clone()),
         (
-            nats_conf::HUB_URLS_ENV.to_owned(),
-            nats_conf::hub_urls(&system.credentials(agency)?, &hubs),
+            nats_leaf::HUB_URLS_ENV.to_owned(),
+            nats_leaf::hub_urls(&system.credentials(agency)?, &hubs),
         ),
     ]);
     let before = leaf_count(cluster).await?;

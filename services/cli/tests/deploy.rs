@@ -6,7 +6,7 @@
 //! cluster's service configuration loads with three replicas.
 
 use liaison_kit::config::Config;
-use liaison_kit::nats_conf::{HUB_URLS_ENV, LOCAL_PASSWORD_ENV, hub_urls};
+use liaison_kit::nats_leaf::{HUB_URLS_ENV, LOCAL_PASSWORD_ENV, hub_urls};
 use liaison_kit::nats_secrets::parse_env;
 use liaison_kit::users::Credentials;
 use std::collections::BTreeMap;

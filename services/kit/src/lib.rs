@@ -17,6 +17,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
 pub mod nats_conf;
+pub mod nats_leaf;
 pub mod nats_secrets;
 pub mod nats_server;
 pub mod ops;

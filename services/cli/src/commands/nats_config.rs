@@ -8,7 +8,8 @@
 use super::Cli;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use liaison_kit::nats_conf::{self, Cluster, LeafSite, Node};
+use liaison_kit::nats_conf::{self, Cluster, Node};
+use liaison_kit::nats_leaf::{self, LeafSite};
 use liaison_kit::nats_secrets::{parse_env, reuse};
 use liaison_kit::nats_server::render_config;
 use liaison_kit::registry::Registry;
@@ -236,7 +237,7 @@ fn leaf(args: &NatsConfigArgs, agency: &str, registry: &Registry) -> Result<Exit
     };
     print!(
         "{}",
-        nats_conf::leaf(&LeafSite {
+        nats_leaf::leaf(&LeafSite {
             agency,
             host,
             port: args.port,
