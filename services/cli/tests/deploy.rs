@@ -234,3 +234,63 @@ fn the_cluster_configuration_loads_with_three_replicas() -> Result {
     assert_eq!(liaison_kit::connect::servers(&config.nats.url).len(), 3);
     Ok(())
 }
+
+/// `liaison serve gateway`, as a container runs it: its own process with
+/// its own NATS user from `LIAISON_NATS_*`, ready on `/readyz`, beside the
+/// in-process gateway (they share ingress), and gone on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liaison_serve_runs_a_service_until_sigterm() -> Result {
+    let mut config = Config::default();
+    config.paths.registry = root().join("deploy/agencies/registry.toml");
+    config.paths.policies = root().join("deploy/policies");
+    config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
+    config.audit.auditors = root().join("deploy/audit/auditors.toml");
+    let system =
+        liaison::system::System::start(config, liaison::system::UpOptions::default()).await?;
+    let credentials = system.credentials(liaison_kit::users::GATEWAY)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .current_dir(root())
+        .args(["serve", "gateway"])
+        .env("LIAISON_CONFIG", root().join("deploy/config/liaison.toml"))
+        .env("LIAISON_NATS_URL", system.url())
+        .env("LIAISON_NATS_USER", &credentials.user)
+        .env("LIAISON_NATS_PASSWORD", &credentials.password)
+        .env("LIAISON_TELEMETRY_LISTEN", format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        ticks.tick().await;
+        let ready = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            use std::io::{Read as _, Write as _};
+            s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+            let mut reply = String::new();
+            s.read_to_string(&mut reply)?;
+            Ok(reply.starts_with("HTTP/1.1 200"))
+        });
+        if ready.unwrap_or(false) {
+            break;
+        }
+        assert!(
+            child.try_wait()?.is_none(),
+            "liaison serve gateway exited early"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready within 30 s"
+        );
+    }
+    let pid = child.id().ok_or("no pid")?;
+    Command::new("kill")
+        .args(["-s", "TERM", &pid.to_string()])
+        .status()?;
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait()).await??;
+    assert!(status.success(), "{status}");
+    system.shutdown().await?;
+    Ok(())
+}
