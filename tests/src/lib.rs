@@ -5,7 +5,9 @@
 //! system's gateway also opens its HTTPS door on a free port ([`https`]).
 
 pub mod alerts;
+pub mod cluster;
 pub mod https;
+pub mod nats_process;
 
 pub mod attacks;
 

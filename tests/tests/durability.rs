@@ -74,7 +74,9 @@ async fn killed_during(updates: usize, senders: usize, kills: usize) -> Result<(
         })
         .await?;
         let killed = Instant::now();
-        tokio::task::block_in_place(|| system.server_mut().restart())?;
+        tokio::task::block_in_place(|| {
+            system.server_mut()?.restart().map_err(anyhow::Error::from)
+        })?;
         let before = answered();
         ensure!(before < updates, "nats-server was killed mid-burst");
         eventually("an answer after the restart", long, || async {

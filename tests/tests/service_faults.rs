@@ -211,10 +211,10 @@ async fn a_full_store_refuses_clearly_and_recovers_when_space_is_freed() -> Resu
     // Space is freed (the volume grown, the limit raised); senders re-send
     // what was refused, with the same ids.
     let freed = Instant::now();
-    tokio::task::block_in_place(|| {
-        let server = system.server_mut();
+    tokio::task::block_in_place(|| -> Result<()> {
+        let server = system.server_mut()?;
         server.set_max_file_store(Some(GROWN));
-        server.reload()
+        Ok(server.reload()?)
     })?;
     let mut recovered = None;
     for id in &refused {

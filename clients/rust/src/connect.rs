@@ -144,7 +144,7 @@ pub async fn connect(
         .name(name)
         .custom_inbox_prefix(inbox_prefix(agency.as_str()))
         .connection_timeout(options.connect_timeout)
-        .connect(options.url.as_str())
+        .connect(liaison_kit::connect::servers(&options.url))
         .await
         .map_err(|e| nats_error(e.to_string()))
 }

@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod merkle;
 pub mod metrics;
 pub mod replay;
+pub mod restore;
 pub mod verify;
 pub mod writer;
 

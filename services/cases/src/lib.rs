@@ -241,3 +241,15 @@ impl Fold {
         Ok(())
     }
 }
+
+/// Starts the cases service and serves until `shutdown`.
+pub async fn run(
+    config: Config,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+) -> Result<(), CasesError> {
+    CasesService::start(config, client)
+        .await?
+        .run(shutdown)
+        .await
+}

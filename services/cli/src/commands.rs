@@ -5,9 +5,12 @@ mod alerts;
 mod audit;
 mod cases;
 mod demo;
+mod ledger_restore;
 mod link;
+mod nats_config;
 mod operator;
 mod policy;
+mod serve;
 mod status;
 mod up;
 
@@ -86,13 +89,18 @@ enum Command {
     /// one, e.g. for `Authorization: Bearer` at the HTTPS door).
     #[command(subcommand)]
     Token(agency::TokenCommand),
-    /// Print a nats-server configuration with a user per agency and service.
-    NatsConfig(operator::NatsConfigArgs),
+    /// Print a nats-server configuration with a user per agency and service;
+    /// `--cluster-dir` writes one per node of a cluster, `--leaf` an agency
+    /// site's leaf node.
+    NatsConfig(nats_config::NatsConfigArgs),
     /// Create or update the streams and consumers on a running nats-server.
     Provision,
     /// Server, streams, consumers, ledger and services at a glance; exit 1 if
     /// something is wrong.
     Status(status::StatusArgs),
+    /// Run one service as its own process (as the container image does).
+    #[command(subcommand)]
+    Serve(serve::ServeCommand),
 }
 
 /// Where to connect and as whom, resolved from flags, environment and session.
@@ -128,13 +136,22 @@ impl Cli {
         )?)
     }
 
-    fn load_config(&self) -> Result<Config> {
+    /// Whether the command runs a service, which sets up its own telemetry.
+    pub fn runs_service(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+
+    /// The configuration file: `--config`, else deploy/config/liaison.toml
+    /// when present (`None`: defaults and `LIAISON_*` variables only).
+    fn config_file(&self) -> Option<PathBuf> {
         let default = Path::new("deploy/config/liaison.toml");
-        let file = self
-            .config
+        self.config
             .clone()
-            .or_else(|| default.is_file().then(|| default.to_path_buf()));
-        Ok(Config::load(file.as_deref())?)
+            .or_else(|| default.is_file().then(|| default.to_path_buf()))
+    }
+
+    fn load_config(&self) -> Result<Config> {
+        Ok(Config::load(self.config_file().as_deref())?)
     }
 
     /// The NATS URL and credentials for `user` (flags win over the session).
@@ -177,8 +194,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(command) => agency::token(&cli, command),
         Command::Link(command) => link::run(command),
         Command::Policy(args) => policy::run(&cli, args),
-        Command::NatsConfig(args) => operator::nats_config(&cli, args),
+        Command::NatsConfig(args) => nats_config::run(&cli, args),
         Command::Provision => operator::provision_streams(&cli).await,
         Command::Status(args) => status::run(&cli, args).await,
+        Command::Serve(service) => serve::run(&cli, *service).await,
     }
 }

@@ -8,9 +8,11 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = commands::Cli::parse();
-    let telemetry = match cli.telemetry() {
-        Ok(telemetry) => telemetry,
-        Err(e) => {
+    // A service (`liaison serve`) sets up its own logs and span export.
+    let telemetry = match (!cli.runs_service()).then(|| cli.telemetry()) {
+        None => None,
+        Some(Ok(telemetry)) => Some(telemetry),
+        Some(Err(e)) => {
             eprintln!("error: {e:#}");
             return std::process::ExitCode::FAILURE;
         }
@@ -23,6 +25,8 @@ async fn main() -> std::process::ExitCode {
         }
     };
     // Sends the spans still waiting (a `liaison send` ends at once).
-    telemetry.shutdown();
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     code
 }

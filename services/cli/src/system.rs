@@ -6,6 +6,9 @@
 
 mod alerts;
 mod folds;
+mod running;
+
+use running::Running;
 
 use anyhow::{Result, anyhow};
 use async_nats::jetstream::consumer::PullConsumer;
@@ -51,86 +54,13 @@ pub struct UpOptions {
     pub max_file_store: Option<u64>,
 }
 
-/// A service running on its own runtime and thread, as if in its own
-/// process: stopping it drains its work; killing it drops every task and its
-/// NATS connection at once, as a crash would.
-struct Running {
-    stop: CancellationToken,
-    kill: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Running {
-    /// Starts `body` on a new runtime; `body` reports on `ready` once started.
-    async fn spawn<F, Fut>(name: &'static str, body: F) -> Result<Self>
-    where
-        F: FnOnce(CancellationToken, oneshot::Sender<Result<()>>) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + 'static,
-    {
-        let stop = CancellationToken::new();
-        let (kill, killed) = oneshot::channel::<()>();
-        let (ready, is_ready) = oneshot::channel();
-        let token = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name(name)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let _ = ready.send(Err(anyhow!("{name} runtime: {e}")));
-                        return;
-                    }
-                };
-                runtime.block_on(async {
-                    tokio::select! {
-                        () = body(token, ready) => {}
-                        _ = killed => {}
-                    }
-                });
-                runtime.shutdown_background();
-            })?;
-        let running = Self {
-            stop,
-            kill: Some(kill),
-            thread: Some(thread),
-        };
-        match is_ready.await {
-            Ok(Ok(())) => Ok(running),
-            Ok(Err(e)) => Err(e.context(name)),
-            Err(_) => Err(anyhow!("{name} ended while starting")),
-        }
-    }
-
-    async fn join(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.join().await;
-    }
-
-    async fn kill(mut self) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(());
-        }
-        self.join().await;
-    }
-}
-
 /// A running system; [`System::shutdown`] stops it cleanly, dropping it kills the server.
 pub struct System {
     pub config: Config,
     pub registry: Registry,
     pub session: Session,
-    server: NatsServer,
+    /// The child nats-server (`None`: a server or cluster run elsewhere, [`System::start_on`]).
+    server: Option<NatsServer>,
     gateway: Option<Running>,
     audit: Option<Running>,
     cases: Option<Running>,
@@ -164,15 +94,45 @@ impl System {
             max_file_store: options.max_file_store,
             users: plan.clone(),
         })?;
+        let url = server.url();
+        let mut system = Self::boot(config, registry, Some(server), url, &plan, &options);
+        system.provision_and_start().await?;
+        Ok(system)
+    }
+
+    /// Starts the services against NATS run elsewhere (e.g. a cluster: `url`
+    /// may list several servers, comma-separated, and the clients fail over
+    /// between them) whose users are `plan`, after provisioning the streams
+    /// with `config.streams.replicas` replicas.
+    pub async fn start_on(
+        config: Config,
+        url: &str,
+        plan: &[users::NatsUser],
+        options: UpOptions,
+    ) -> Result<Self> {
+        let registry = Registry::load(&config.paths.registry)?;
+        let mut system = Self::boot(config, registry, None, url.to_owned(), plan, &options);
+        system.provision_and_start().await?;
+        Ok(system)
+    }
+
+    fn boot(
+        config: Config,
+        registry: Registry,
+        server: Option<NatsServer>,
+        nats_url: String,
+        plan: &[users::NatsUser],
+        options: &UpOptions,
+    ) -> Self {
         let session = Session {
-            nats_url: server.url(),
+            nats_url,
             users: plan
                 .iter()
                 .map(|u| (u.credentials.user.clone(), u.credentials.password.clone()))
                 .collect(),
             telemetry: Default::default(),
         };
-        let mut system = Self {
+        Self {
             config,
             registry,
             session,
@@ -188,7 +148,12 @@ impl System {
                 audit_listen: options.audit_telemetry.clone().unwrap_or_default(),
                 ..UpTelemetry::default()
             },
-        };
+        }
+    }
+
+    /// Provisions the streams as the operator and starts every service.
+    async fn provision_and_start(&mut self) -> Result<()> {
+        let system = self;
         let operator = system.connect_as(users::OPERATOR).await?;
         provision(
             &async_nats::jetstream::new(operator),
@@ -212,11 +177,12 @@ impl System {
                     .insert(service.to_owned(), addr.to_string());
             }
         }
-        Ok(system)
+        Ok(())
     }
 
+    /// Where clients connect (several URLs, comma-separated, on a cluster).
     pub fn url(&self) -> String {
-        self.server.url()
+        self.session.nats_url.clone()
     }
 
     pub fn credentials(&self, user: &str) -> Result<Credentials> {
@@ -227,7 +193,7 @@ impl System {
 
     /// Connects as one of the system's NATS users.
     pub async fn connect_as(&self, user: &str) -> Result<async_nats::Client> {
-        Ok(connect(&self.server.url(), &self.credentials(user)?, user).await?)
+        Ok(connect(&self.url(), &self.credentials(user)?, user).await?)
     }
 
     /// Runs a service on its own runtime as NATS user `user`: `start` connects
@@ -457,9 +423,12 @@ impl System {
         }
     }
 
-    /// The child nats-server (for fault tests).
-    pub fn server_mut(&mut self) -> &mut NatsServer {
-        &mut self.server
+    /// The child nats-server (for fault tests); an error when the system
+    /// runs on NATS run elsewhere.
+    pub fn server_mut(&mut self) -> Result<&mut NatsServer> {
+        self.server
+            .as_mut()
+            .ok_or_else(|| anyhow!("this system runs on a nats-server it did not start"))
     }
 
     /// Stops the services, then nats-server, cleanly.
@@ -469,7 +438,9 @@ impl System {
         self.stop_alerts().await;
         self.stop_gateway().await;
         self.stop_audit().await;
-        let mut server = self.server;
+        let Some(mut server) = self.server else {
+            return Ok(());
+        };
         tokio::task::spawn_blocking(move || server.stop(Duration::from_secs(10)))
             .await
             .map_err(|e| anyhow!("stopping nats-server: {e}"))

@@ -362,7 +362,27 @@ impl Config {
         } else {
             format!("{origin} and {}", from_env.join(", "))
         };
-        Config::deserialize(toml::Value::Table(table)).map_err(|e| invalid(&origin, e.to_string()))
+        let config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| invalid(&origin, e.to_string()))?;
+        config.streams.check().map_err(|e| invalid(&origin, e))?;
+        Ok(config)
+    }
+}
+
+impl StreamsConfig {
+    /// Most replicas JetStream keeps of a stream.
+    pub const MAX_REPLICAS: usize = 5;
+
+    /// Refuses values JetStream would refuse later, naming the key.
+    fn check(&self) -> Result<(), String> {
+        if !(1..=Self::MAX_REPLICAS).contains(&self.replicas) {
+            return Err(format!(
+                "streams.replicas = {}: must be 1 (one nats-server) to {} (3 on a 3-node cluster)",
+                self.replicas,
+                Self::MAX_REPLICAS
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -491,6 +511,23 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("escalate_after"), "{err}");
+    }
+
+    #[test]
+    fn replicas_out_of_range_are_refused_by_key() {
+        let config = Config::from_sources("[streams]\nreplicas = 3\n", "f.toml", env(&[]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.streams.replicas, 3);
+        for bad in ["0", "7"] {
+            let err = Config::from_sources("", "f.toml", env(&[("LIAISON_STREAMS_REPLICAS", bad)]))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.contains("streams.replicas") && err.contains("LIAISON_STREAMS_REPLICAS"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

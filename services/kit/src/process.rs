@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
-/// Runs `run(config, client, shutdown)` as the process `name`.
+/// Runs `run(config, client, shutdown)` as the process `name`, its
+/// configuration file named by the first argument.
 pub async fn serve<F, Fut, E>(name: &'static str, run: F) -> ExitCode
 where
     F: FnOnce(Config, async_nats::Client, CancellationToken) -> Fut,
@@ -21,6 +22,17 @@ where
     E: Display,
 {
     let path = std::env::args_os().nth(1).map(PathBuf::from);
+    serve_with(name, path, run).await
+}
+
+/// [`serve`], with the configuration file given (`None`: defaults and
+/// `LIAISON_*` variables only), as `liaison serve SERVICE` runs it.
+pub async fn serve_with<F, Fut, E>(name: &'static str, path: Option<PathBuf>, run: F) -> ExitCode
+where
+    F: FnOnce(Config, async_nats::Client, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
     let config = Config::load(path.as_deref());
     let wanted = config
         .as_ref()

@@ -1,5 +1,6 @@
 //! Creating (or updating, idempotently) the streams and durable consumers of a
-//! Liaison deployment. Run by the operator (`liaison up`, `liaison provision`):
+//! Liaison deployment, each with `[streams] replicas` copies (1 on one
+//! server, 3 on a 3-node cluster; consumers and KV buckets follow). Run by the operator (`liaison up`, `liaison provision`):
 //! services only bind to what exists, so their NATS users need no rights to
 //! create or change streams.
 //!
@@ -27,6 +28,19 @@ pub struct ProvisionError {
 fn fail(what: impl Into<String>) -> impl FnOnce(String) -> ProvisionError {
     let what = what.into();
     move |reason| ProvisionError { what, reason }
+}
+
+/// The reason a stream was refused, naming `streams.replicas` when more than
+/// one replica was asked for (the usual cause: fewer JetStream servers).
+fn with_replicas(settings: &StreamsConfig, error: impl std::fmt::Display) -> String {
+    if settings.replicas > 1 {
+        format!(
+            "{error} (streams.replicas = {}: needs a cluster of at least {} JetStream servers)",
+            settings.replicas, settings.replicas
+        )
+    } else {
+        error.to_string()
+    }
 }
 
 /// The configuration of each Liaison stream.
@@ -138,7 +152,7 @@ pub async fn provision(
         let name = config.name.clone();
         js.create_or_update_stream(config)
             .await
-            .map_err(|e| fail(format!("stream {name}"))(e.to_string()))?;
+            .map_err(|e| fail(format!("stream {name}"))(with_replicas(settings, e)))?;
     }
     js.create_key_value(crate::participation::bucket_config(settings.replicas))
         .await

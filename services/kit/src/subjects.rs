@@ -45,6 +45,21 @@ pub const ROUTER_CONSUMER: &str = "gateway-router";
 /// Durable consumer on DECISIONS that appends to the ledger.
 pub const LEDGER_WRITER_CONSUMER: &str = "audit-ledger";
 
+/// The JetStream domain of a Liaison cluster. An agency site's leaf node
+/// (no JetStream of its own) sends its systems' JetStream API requests into
+/// this domain (`$JS.liaison.API.…`): nats-server carries the plain
+/// `$JS.API.…` across a leaf-node connection for no one.
+pub const JETSTREAM_DOMAIN: &str = "liaison";
+
+/// A JetStream API subject (`$JS.API.…`) as a leaf node sends it into
+/// [`JETSTREAM_DOMAIN`]; other subjects are returned unchanged.
+pub fn in_domain(api_subject: &str) -> String {
+    match api_subject.strip_prefix("$JS.API.") {
+        Some(rest) => format!("$JS.{JETSTREAM_DOMAIN}.API.{rest}"),
+        None => api_subject.to_owned(),
+    }
+}
+
 /// Header carrying the agency's signed JWT on ingress.
 pub const TOKEN_HEADER: &str = "Liaison-Token";
 

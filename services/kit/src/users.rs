@@ -45,10 +45,13 @@ pub struct NatsUser {
     pub allow_responses: bool,
 }
 
-fn password() -> String {
+/// A fresh random password: 24 random bytes in hex after a letter, so
+/// that nats-server reads it as a string even from an environment variable
+/// (where `1234e5` would be a number).
+pub fn password() -> String {
     let mut bytes = [0u8; 24];
     OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    format!("p{}", hex::encode(bytes))
 }
 
 fn user(
@@ -208,13 +211,16 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
         users.push(service_user(service));
     }
     for agency in agencies {
+        let inbox = consume(s::DELIVERY_STREAM, &s::delivery_consumer(agency));
+        // The same requests from the agency's leaf node, into the cluster's domain.
+        let from_leaf: Vec<String> = inbox
+            .iter()
+            .filter(|api| api.starts_with("$JS.API."))
+            .map(|api| s::in_domain(api))
+            .collect();
         users.push(user(
             agency.as_str(),
-            [
-                vec![s::ingress_of(agency)],
-                consume(s::DELIVERY_STREAM, &s::delivery_consumer(agency)),
-            ]
-            .concat(),
+            [vec![s::ingress_of(agency)], inbox, from_leaf].concat(),
             vec![],
             false,
         ));
@@ -222,31 +228,10 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
     users
 }
 
-fn quoted_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-/// The `authorization { users = [...] }` block of a nats-server configuration.
+/// The `authorization { users = [...] }` block of a nats-server
+/// configuration, passwords written in it (see [`crate::nats_conf`]).
 pub fn render_authorization(users: &[NatsUser]) -> String {
-    let mut out = String::from("authorization {\n  users = [\n");
-    for u in users {
-        let responses = if u.allow_responses {
-            ", allow_responses: true"
-        } else {
-            ""
-        };
-        out.push_str(&format!(
-            "    {{ user: {:?}, password: {:?}, permissions: {{ publish: {}, subscribe: {}{} }} }}\n",
-            u.credentials.user,
-            u.credentials.password,
-            quoted_list(&u.publish),
-            quoted_list(&u.subscribe),
-            responses,
-        ));
-    }
-    out.push_str("  ]\n}\n");
-    out
+    crate::nats_conf::authorization(users, crate::nats_conf::Passwords::Inline)
 }
 
 #[cfg(test)]
@@ -268,6 +253,8 @@ mod tests {
                 "$JS.API.CONSUMER.INFO.DELIVERY.deliver-police",
                 "$JS.API.CONSUMER.MSG.NEXT.DELIVERY.deliver-police",
                 "$JS.ACK.DELIVERY.deliver-police.>",
+                "$JS.liaison.API.CONSUMER.INFO.DELIVERY.deliver-police",
+                "$JS.liaison.API.CONSUMER.MSG.NEXT.DELIVERY.deliver-police",
             ]
         );
         assert_eq!(agency.subscribe, vec!["_INBOX_police.>"]);

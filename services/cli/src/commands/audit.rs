@@ -67,6 +67,10 @@ pub enum AuditCommand {
     VerifierKey,
     /// Replay the ledger, verified as it is read, filtered and formatted.
     Replay(ReplayArgs),
+    /// Restore an exported bundle into the empty LEDGER of a rebuilt
+    /// cluster, as the operator, before the audit service starts
+    /// (docs/runbooks/restore-from-the-ledger.md).
+    Restore { bundle: PathBuf },
 }
 
 #[derive(Debug, clap::Args)]
@@ -229,7 +233,7 @@ async fn replay_ledger(
 }
 
 /// The auditor's trusted verifier key, from `audit.verifier_key`.
-fn trusted_key(config: &Config) -> Result<NoteVerifier> {
+pub(super) fn trusted_key(config: &Config) -> Result<NoteVerifier> {
     if config.audit.verifier_key.is_empty() {
         bail!(
             "no verifier key: set audit.verifier_key in the config file or LIAISON_AUDIT_VERIFIER_KEY"
@@ -464,6 +468,7 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
             );
             Ok(print_report(&report))
         }
+        AuditCommand::Restore { bundle } => super::ledger_restore::run(cli, &config, bundle).await,
         AuditCommand::Replay(args) => {
             let filter = args.filter()?;
             let js = consulted(cli, who, "replay", args.scope()).await?;

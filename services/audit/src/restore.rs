@@ -1,0 +1,133 @@
+//! Restoring the ledger from an exported bundle ([`crate::bundle`]) into
+//! empty LEDGER and CHECKPOINTS streams, as after the loss of every node of
+//! a cluster: the bundle is verified first, its entries are appended in
+//! order, each at the sequence it held (`Nats-Expected-Last-Sequence`), then
+//! its signed checkpoints. Nothing is re-signed: the restored ledger proves
+//! itself against the checkpoints it was exported with, and the audit
+//! service, started afterwards, verifies it again and continues the chain.
+//! Each entry names the DECISIONS sequence it came from (the writer's
+//! exactly-once key), so the new, empty DECISIONS is moved past the highest
+//! one: new decisions are never taken for ones already chained. Run by the
+//! operator before any service starts.
+
+use crate::bundle::Bundle;
+use crate::checkpoint::NoteVerifier;
+use async_nats::jetstream;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use liaison_kit::subjects;
+use liaison_proto::v1::LedgerEntry;
+use prost::Message as _;
+
+/// What was restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    pub entries: u64,
+    pub checkpoints: usize,
+}
+
+/// Why a restore was refused or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("the bundle does not verify: {0}")]
+    Broken(String),
+    #[error(
+        "{stream} already holds {messages} messages: restore only into empty streams (provision a fresh cluster first)"
+    )]
+    NotEmpty { stream: &'static str, messages: u64 },
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("entry {index} of the bundle is not a base64 ledger entry")]
+    Entry { index: usize },
+}
+
+async fn messages(js: &jetstream::Context, stream: &'static str) -> Result<u64, RestoreError> {
+    let mut handle = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| RestoreError::Nats(format!("stream {stream}: {e}")))?;
+    let info = handle
+        .info()
+        .await
+        .map_err(|e| RestoreError::Nats(format!("stream {stream}: {e}")))?;
+    Ok(info.state.messages)
+}
+
+/// Verifies `bundle` with `verifier`, then appends it to the empty LEDGER
+/// and CHECKPOINTS streams.
+pub async fn restore(
+    js: &jetstream::Context,
+    bundle: &Bundle,
+    verifier: &NoteVerifier,
+) -> Result<Restored, RestoreError> {
+    let report = bundle.inspect(verifier);
+    if !report.intact() {
+        return Err(RestoreError::Broken(format!("{report:?}")));
+    }
+    let mut highest_source = 0;
+    let mut decoded = Vec::with_capacity(bundle.entries.len());
+    for (index, entry) in bundle.entries.iter().enumerate() {
+        let bytes = B64
+            .decode(entry)
+            .map_err(|_| RestoreError::Entry { index })?;
+        let source = LedgerEntry::decode(bytes.as_slice())
+            .map_err(|_| RestoreError::Entry { index })?
+            .source_seq;
+        highest_source = highest_source.max(source);
+        decoded.push(bytes);
+    }
+    for stream in [
+        subjects::LEDGER_STREAM,
+        subjects::CHECKPOINTS_STREAM,
+        subjects::DECISIONS_STREAM,
+    ] {
+        let held = messages(js, stream).await?;
+        if held > 0 {
+            return Err(RestoreError::NotEmpty {
+                stream,
+                messages: held,
+            });
+        }
+    }
+    for (index, bytes) in decoded.into_iter().enumerate() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Expected-Last-Sequence", index.to_string().as_str());
+        js.publish_with_headers(subjects::LEDGER_ENTRIES, headers, bytes.into())
+            .await
+            .map_err(|e| RestoreError::Nats(format!("entry {index}: {e}")))?
+            .await
+            .map_err(|e| RestoreError::Nats(format!("entry {index}: {e}")))?;
+    }
+    for (index, note) in bundle.checkpoints.iter().enumerate() {
+        js.publish(subjects::LEDGER_CHECKPOINTS, note.clone().into())
+            .await
+            .map_err(|e| RestoreError::Nats(format!("checkpoint {index}: {e}")))?
+            .await
+            .map_err(|e| RestoreError::Nats(format!("checkpoint {index}: {e}")))?;
+    }
+    // The next decision gets a sequence above every one the ledger names.
+    let mut decisions = js
+        .get_stream(subjects::DECISIONS_STREAM)
+        .await
+        .map_err(|e| RestoreError::Nats(format!("stream DECISIONS: {e}")))?;
+    decisions
+        .purge()
+        .sequence(highest_source + 1)
+        .await
+        .map_err(|e| RestoreError::Nats(format!("moving DECISIONS on: {e}")))?;
+    let last = decisions
+        .info()
+        .await
+        .map_err(|e| RestoreError::Nats(format!("stream DECISIONS: {e}")))?
+        .state
+        .last_sequence;
+    if last < highest_source {
+        return Err(RestoreError::Nats(format!(
+            "DECISIONS ends at sequence {last}, not past {highest_source}, the highest the ledger names"
+        )));
+    }
+    Ok(Restored {
+        entries: bundle.entries.len() as u64,
+        checkpoints: bundle.checkpoints.len(),
+    })
+}
