@@ -5,11 +5,16 @@
 //! system's gateway also opens its HTTPS door on a free port ([`https`]).
 
 pub mod alerts;
+pub mod browser;
+pub mod casework;
 pub mod https;
+pub mod observed;
 
 pub mod attacks;
 
 pub mod otlp;
+
+pub mod traces;
 
 pub mod fault;
 
