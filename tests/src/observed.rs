@@ -36,11 +36,16 @@ pub struct Traffic {
     pub height: u64,
 }
 
+/// [`shares`], then [`settle`].
+pub async fn traffic(system: &System, prefix: &str, referrals: usize) -> Result<Traffic> {
+    shares(system, prefix, referrals).await?;
+    settle(system).await
+}
+
 /// School-a refers `referrals` children (police and council each receive a
 /// copy, and read none), once without a token (`missing_token`); the retail
 /// partner sends a referral no agreement lets it send (`policy_denied`).
-/// Then waits until everything is recorded, and has a checkpoint signed.
-pub async fn traffic(system: &System, prefix: &str, referrals: usize) -> Result<Traffic> {
+pub async fn shares(system: &System, prefix: &str, referrals: usize) -> Result<()> {
     let school = agency(system, "school-a").await?;
     for n in 0..referrals {
         let verdict = school
@@ -58,6 +63,12 @@ pub async fn traffic(system: &System, prefix: &str, referrals: usize) -> Result<
         .send(&referral("retail-bsp", &format!("{prefix}-retail")))
         .await?;
     ensure!(verdict.code == "policy_denied", "{verdict:?}");
+    Ok(())
+}
+
+/// Waits until everything sent is routed and recorded, then has a
+/// checkpoint of the whole ledger signed.
+pub async fn settle(system: &System) -> Result<Traffic> {
     let (report, _) = ledger(system).await?;
     ensure!(report.intact(), "{report:?}");
     let auditor = system.connect_as(users::AUDITOR).await?;

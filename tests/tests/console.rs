@@ -1,17 +1,84 @@
 //! The operator console as an operator sees it: a real system, real traffic
 //! (referrals delivered to the police and the council, refusals of two
-//! kinds, a signed checkpoint), then the page loaded in a real headless
-//! Chromium. The rendered page names the agencies, the refusal reasons,
-//! each agency's lag and the ledger's height; its JSON holds counts only,
-//! never the referrals' personal data or ids. Set LIAISON_CONSOLE_SCREENSHOT
-//! to a path to keep the screenshot (docs/console.png is one).
+//! kinds, a police alert to business partners and an acknowledgement, a
+//! former subject re-engaging and the linkage service's alert, a signed
+//! checkpoint), then the page loaded in a real headless Chromium. The
+//! rendered page names the agencies, the refusal reasons, each agency's lag
+//! and the ledger's height; its JSON holds counts only, never the
+//! referrals' personal data or ids. Set LIAISON_CONSOLE_SCREENSHOT to a
+//! path to keep the screenshot (docs/console.png is one).
 
 use anyhow::{Result, ensure};
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use liaison::system::System;
+use liaison_kit::{subjects, users};
+use liaison_proto::v1::alert_issued::ThreatLevel;
+use liaison_tests::alerts::{ack, alert};
 use liaison_tests::browser::{Chromium, png_size};
-use liaison_tests::observed::{start_observed, traffic};
-use liaison_tests::{eventually, http_get};
+use liaison_tests::casework::{close_case, open_case, refer};
+use liaison_tests::observed::{settle, shares, start_observed};
+use liaison_tests::{agency, eventually, http_get, metric};
 use serde_json::Value;
 use std::time::Duration;
+
+/// A police alert to the retail and transport partners, acknowledged by
+/// retail; a former subject referred again, which the linkage service tells
+/// the police about.
+async fn a_busier_day(system: &System) -> Result<()> {
+    let police = agency(system, "police").await?;
+    let verdict = police
+        .send(&alert(
+            "alert-console-1",
+            ThreatLevel::Severe,
+            &["retail", "transport"],
+            "london",
+        ))
+        .await?;
+    ensure!(verdict.recipients.len() == 3, "{verdict:?}");
+    let retail = agency(system, "retail-bsp").await?;
+    retail
+        .send(&ack("retail-bsp", "ack-console-1", "alert-console-1"))
+        .await?;
+    let (school, nhs) = (
+        agency(system, "school-b").await?,
+        agency(system, "nhs-trust").await?,
+    );
+    refer(&school, "ref-console-former", "tok-console-former").await?;
+    open_case(
+        system,
+        &police,
+        "CASE-CONSOLE-1",
+        "tok-console-former",
+        "ref-console-former",
+    )
+    .await?;
+    close_case(&police, "CASE-CONSOLE-1").await?;
+    refer(&nhs, "ref-console-again", "tok-console-former").await?;
+    let Some(gateway) = system.gateway_telemetry_addr() else {
+        anyhow::bail!("the gateway's operations listener is not open");
+    };
+    eventually(
+        "the re-engagement alert",
+        Duration::from_secs(20),
+        || async {
+            let (_, page) = http_get(gateway, "/metrics").await?;
+            let series =
+                "liaison_gateway_flows_total{sender=\"liaison-linkage\",recipient=\"police\"}";
+            Ok((metric(&page, series) == Some(1.0)).then_some(()))
+        },
+    )
+    .await
+}
+
+/// Copies waiting for `agency`, as JetStream counts them.
+async fn waiting(system: &System, agency: &str) -> Result<u64> {
+    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let mut consumer: PullConsumer = js
+        .get_consumer_from_stream(format!("deliver-{agency}"), subjects::DELIVERY_STREAM)
+        .await?;
+    let info = consumer.info().await?;
+    Ok(info.num_pending + info.num_ack_pending as u64)
+}
 
 #[tokio::test]
 async fn the_console_shows_flows_refusals_lag_and_checkpoints_in_a_real_browser() -> Result<()> {
@@ -20,7 +87,10 @@ async fn the_console_shows_flows_refusals_lag_and_checkpoints_in_a_real_browser(
     let Some(console) = system.console_addr() else {
         anyhow::bail!("the console is not open");
     };
-    let sent = traffic(&system, "ref-console", 3).await?;
+    shares(&system, "ref-console", 3).await?;
+    a_busier_day(&system).await?;
+    let sent = settle(&system).await?;
+    let police_lag = waiting(&system, "police").await?;
 
     // The state the page draws, once the console has read all of it.
     let state: Value = eventually("the console's state", Duration::from_secs(30), || async {
@@ -39,7 +109,7 @@ async fn the_console_shows_flows_refusals_lag_and_checkpoints_in_a_real_browser(
             .as_array()
             .into_iter()
             .flatten()
-            .any(|a| a["id"] == "police" && a["lag"] == 3);
+            .any(|a| a["id"] == "police" && a["lag"].as_u64() == Some(police_lag));
         let services = state["services"].as_array().map_or(0, Vec::len);
         Ok((flow("police")
             && flow("council")
@@ -102,17 +172,20 @@ async fn the_console_shows_flows_refusals_lag_and_checkpoints_in_a_real_browser(
         "missing_token",
         "policy_denied",
         "deliver-police",
-        "lag 3",
+        &format!("lag {police_lag}"),
         "liaison-gateway",
         "liaison-alerts",
         &format!("id=\"ledger-height\">{}<", sent.height),
         "class=\"flow\" data-from=\"school-a\" data-to=\"police\"",
+        "class=\"flow\" data-from=\"liaison-linkage\" data-to=\"police\"",
+        "class=\"flow\" data-from=\"police\" data-to=\"transport-bsp\"",
+        "data-agency=\"liaison-linkage\"",
         "class=\"refused\"",
     ] {
         assert!(dom.contains(shown), "{shown:?} not on the page: {dom}");
     }
     assert!(
-        !dom.contains("not updated"),
+        dom.contains("id=\"generated\">as of "),
         "the page could not read its state: {dom}"
     );
 
