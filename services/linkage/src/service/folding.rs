@@ -30,7 +30,7 @@ impl LinkageService {
                     ""
                 },
                 seq = event.seq,
-                matches = 0,
+                matches = tracing::field::Empty,
             ),
             event.trace.clone(),
         );
