@@ -70,7 +70,7 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         }
     }
 
-    println!("Consumers:                 pending  unacknowledged    lag");
+    println!("Consumers:                    pending  unacknowledged    lag");
     let mut expected = vec![
         (
             subjects::EVENTS_STREAM,
@@ -94,7 +94,7 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
             Ok(mut consumer) => {
                 let info = consumer.info().await?;
                 println!(
-                    "  {stream:<9} {name:<18} {:>6}  {:>14}  {:>5}",
+                    "  {stream:<9} {name:<21} {:>6}  {:>14}  {:>5}",
                     info.num_pending,
                     info.num_ack_pending,
                     info.num_pending + info.num_ack_pending as u64
