@@ -2,14 +2,15 @@
 //! live flows between agencies as a picture (agencies as nodes, edges
 //! weighted by the copies delivered in the recent window, refusals by
 //! reason), each agency's consumer lag and the audit ledger's checkpoints,
-//! from a JSON state (`GET /console/state`) gathered every few seconds
-//! ([`state`]). Plain HTML and JavaScript in one file ([`PAGE`]), no build
+//! from a JSON state (`GET /console/state`, [`state`]) gathered every few
+//! seconds ([`sampler`]). Plain HTML and JavaScript in one file ([`PAGE`]), no build
 //! step, nothing fetched from anywhere but this listener (its
 //! Content-Security-Policy says so to the browser). Counts by agency, kind
 //! and reason only: no personal data, no envelope or case id. No
 //! authentication, like the services' operations listeners: loopback or a
 //! private network only (docs/decisions/0014-operator-console.md).
 
+pub mod sampler;
 pub mod scrape;
 pub mod state;
 pub mod window;
@@ -19,7 +20,8 @@ use axum::extract::State as Extract;
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
-use state::{Sampler, Sources, State};
+use sampler::{Sampler, Sources};
+use state::State;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,6 +9,9 @@ mod alerts;
 mod cases;
 mod console;
 mod linkage;
+mod running;
+
+use running::Running;
 
 use anyhow::{Result, anyhow};
 use async_nats::jetstream::consumer::PullConsumer;
@@ -60,80 +63,6 @@ pub struct UpOptions {
     /// nats-server's default). Set, it can be changed while running
     /// ([`NatsServer::set_max_file_store`], [`NatsServer::reload`]).
     pub max_file_store: Option<u64>,
-}
-
-/// A service running on its own runtime and thread, as if in its own
-/// process: stopping it drains its work; killing it drops every task and its
-/// NATS connection at once, as a crash would.
-struct Running {
-    stop: CancellationToken,
-    kill: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Running {
-    /// Starts `body` on a new runtime; `body` reports on `ready` once started.
-    async fn spawn<F, Fut>(name: &'static str, body: F) -> Result<Self>
-    where
-        F: FnOnce(CancellationToken, oneshot::Sender<Result<()>>) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + 'static,
-    {
-        let stop = CancellationToken::new();
-        let (kill, killed) = oneshot::channel::<()>();
-        let (ready, is_ready) = oneshot::channel();
-        let token = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name(name)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let _ = ready.send(Err(anyhow!("{name} runtime: {e}")));
-                        return;
-                    }
-                };
-                runtime.block_on(async {
-                    tokio::select! {
-                        () = body(token, ready) => {}
-                        _ = killed => {}
-                    }
-                });
-                runtime.shutdown_background();
-            })?;
-        let running = Self {
-            stop,
-            kill: Some(kill),
-            thread: Some(thread),
-        };
-        match is_ready.await {
-            Ok(Ok(())) => Ok(running),
-            Ok(Err(e)) => Err(e.context(name)),
-            Err(_) => Err(anyhow!("{name} ended while starting")),
-        }
-    }
-
-    async fn join(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.join().await;
-    }
-
-    async fn kill(mut self) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(());
-        }
-        self.join().await;
-    }
 }
 
 /// A running system; [`System::shutdown`] stops it cleanly, dropping it kills the server.

@@ -68,6 +68,7 @@ async fn status_prints_streams_consumers_and_services_and_fails_when_one_is_down
     assert!(status.status.success(), "{status:?}");
     for expected in [
         "nats-server ",
+        "Servers: ",
         "EVENTS",
         "DELIVERY",
         "DECISIONS",

@@ -55,6 +55,18 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         "nats-server {} at {}  JetStream storage {} bytes, {} streams, {} consumers",
         info.version, target.url, account.storage, account.streams, account.consumers
     );
+    println!(
+        "Servers: {} ({}){}",
+        info.server_name,
+        info.cluster
+            .as_deref()
+            .map_or("no cluster".to_owned(), |c| format!("cluster {c}")),
+        if info.connect_urls.is_empty() {
+            String::new()
+        } else {
+            format!(", also at {}", info.connect_urls.join(", "))
+        }
+    );
 
     println!("Streams:");
     for name in STREAMS {

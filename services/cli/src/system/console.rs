@@ -4,7 +4,7 @@
 
 use super::System;
 use crate::console::Console;
-use crate::console::state::Sources;
+use crate::console::sampler::Sources;
 use anyhow::Result;
 use liaison_kit::users;
 use std::net::SocketAddr;
