@@ -5,13 +5,18 @@
 //! system's gateway also opens its HTTPS door on a free port ([`https`]).
 
 pub mod alerts;
+pub mod browser;
+pub mod casework;
 pub mod cluster;
 pub mod https;
 pub mod nats_process;
+pub mod observed;
 
 pub mod attacks;
 
 pub mod otlp;
+
+pub mod traces;
 
 pub mod fault;
 

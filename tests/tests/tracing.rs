@@ -16,7 +16,8 @@ use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{Operation, Verdict};
 use liaison_tests::https::envelope_json;
-use liaison_tests::otlp::{Exporting, ReceivedSpan, exporting};
+use liaison_tests::otlp::{ReceivedSpan, exporting};
+use liaison_tests::traces::{counts, named, one, trace_of};
 use liaison_tests::{
     agency, assert_refused, eventually, https_client, inbox_exactly, ledger, referral, start,
 };
@@ -52,50 +53,6 @@ fn personal_referral(id: &str) -> liaison_proto::v1::Envelope {
         r.risk_indicators = vec![PERSONAL[7].into()];
     }
     envelope
-}
-
-/// The spans of the trace(s) envelope `id`'s spans belong to, once `done`
-/// says they are all there.
-async fn trace_of(
-    exporting: &'static Exporting,
-    id: &str,
-    done: impl Fn(&BTreeMap<String, usize>) -> bool,
-) -> Result<Vec<ReceivedSpan>> {
-    eventually("the envelope's spans", Duration::from_secs(30), || async {
-        exporting.flush().await?;
-        let all = exporting.receiver.spans()?;
-        let traces: Vec<String> = all
-            .iter()
-            .filter(|s| s.attribute("envelope_id") == Some(id))
-            .map(|s| s.trace_id.clone())
-            .collect();
-        let spans: Vec<ReceivedSpan> = all
-            .into_iter()
-            .filter(|s| traces.contains(&s.trace_id))
-            .collect();
-        Ok(done(&counts(&spans)).then_some(spans))
-    })
-    .await
-}
-
-/// How many spans of each name.
-fn counts(spans: &[ReceivedSpan]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for span in spans {
-        *counts.entry(span.name.clone()).or_default() += 1;
-    }
-    counts
-}
-
-fn named<'a>(spans: &'a [ReceivedSpan], name: &str) -> Vec<&'a ReceivedSpan> {
-    spans.iter().filter(|s| s.name == name).collect()
-}
-
-fn one<'a>(spans: &'a [ReceivedSpan], name: &str) -> Result<&'a ReceivedSpan> {
-    match named(spans, name).as_slice() {
-        [span] => Ok(span),
-        other => bail!("{} {name} spans: {spans:#?}", other.len()),
-    }
 }
 
 /// No span name, attribute or trace state holds any of [`PERSONAL`].
@@ -141,6 +98,9 @@ async fn one_referral_is_one_trace_with_a_span_from_every_hop() -> Result<()> {
         ("gateway.deliver", 2),
         ("audit.append", 3),
         ("envelope.receive", 2),
+        ("cases.fold", 1),
+        ("linkage.fold", 1),
+        ("alerts.fold", 1),
     ];
     let spans = trace_of(exporting, &id, |counts| {
         expected
@@ -192,6 +152,12 @@ async fn one_referral_is_one_trace_with_a_span_from_every_hop() -> Result<()> {
         }
     }
     disclosed_under.sort();
+    for fold in ["cases.fold", "linkage.fold", "alerts.fold"] {
+        let fold = one(&spans, fold)?;
+        assert_eq!(fold.parent_span_id, ingress.span_id, "{fold:?}");
+        assert_eq!(fold.kind, 5, "consumer: {fold:?}");
+        assert_eq!(fold.attribute("envelope_id"), Some(id.as_str()));
+    }
     let mut deliver_ids: Vec<String> = deliver_by_recipient.values().cloned().collect();
     deliver_ids.sort();
     assert_eq!(

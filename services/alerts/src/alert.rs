@@ -51,6 +51,10 @@ pub struct Alert {
     /// ledger); the alert is not escalated again.
     #[serde(default)]
     pub escalation_refused: Option<String>,
+    /// The W3C `traceparent` of the span that tracked it: its escalations
+    /// continue the alert's trace (empty: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub traceparent: String,
 }
 
 /// A recipient's acknowledgement.
@@ -153,6 +157,7 @@ impl Alert {
             acknowledgements: BTreeMap::new(),
             escalations: vec![],
             escalation_refused: None,
+            traceparent: String::new(),
         })
     }
 

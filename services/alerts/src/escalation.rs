@@ -103,6 +103,7 @@ impl Policy {
             legal_basis,
             addressees: unacknowledged.clone(),
             in_reply_to: alert.id.clone(),
+            traceparent: alert.traceparent.clone(),
             body: Some(Body::AlertEscalated(AlertEscalated {
                 unacknowledged,
                 after_seconds: n.saturating_mul(self.period_secs(alert.threat_level)),

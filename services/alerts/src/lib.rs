@@ -11,7 +11,9 @@
 //! the issuing unit and the partners still silent. Each acknowledgement and
 //! escalation is a decision record ([`records`]). [`board`] is what
 //! `liaison alerts` shows. It decides nothing about who receives what: the
-//! gateway's policy does.
+//! gateway's policy does. It registers with the NATS service API
+//! (`liaison-alerts`) and serves `/metrics`, `/healthz` and `/readyz` on
+//! `[telemetry] listen` ([`metrics`]).
 
 pub mod alert;
 pub mod board;
@@ -45,6 +47,8 @@ pub enum AlertsError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Telemetry(#[from] liaison_kit::ops::OpsError),
+    #[error(transparent)]
+    Discovery(#[from] liaison_kit::discovery::DiscoveryError),
 }
 
 /// The wall clock, in Unix milliseconds.
@@ -64,6 +68,9 @@ pub struct AlertsService {
     dedup_window_ms: i64,
     metrics: Arc<metrics::Metrics>,
     telemetry: Option<liaison_kit::ops::Listener>,
+    /// Set while EVENTS is being read: what `/readyz` and `status` report.
+    ready: Arc<AtomicBool>,
+    discovery: liaison_kit::discovery::Registration,
 }
 
 impl AlertsService {
@@ -106,6 +113,13 @@ impl AlertsService {
             alerts = tracker.len(),
             "Alerts state loaded"
         );
+        let ready = Arc::new(AtomicBool::new(false));
+        let discovery = liaison_kit::discovery::Registration::start(
+            &client,
+            liaison_kit::discovery::Member::Alerts,
+            ready.clone(),
+        )
+        .await?;
         Ok(Self {
             client,
             js,
@@ -117,6 +131,8 @@ impl AlertsService {
                 .saturating_mul(1000),
             metrics,
             telemetry,
+            ready,
+            discovery,
         })
     }
 
@@ -138,8 +154,9 @@ impl AlertsService {
             dedup_window_ms,
             metrics,
             telemetry,
+            ready: bound,
+            discovery,
         } = self;
-        let bound = Arc::new(AtomicBool::new(false));
         let telemetry = telemetry.map(|listener| {
             let probe = liaison_kit::ops::Probe {
                 registry: metrics.registry.clone(),
@@ -152,6 +169,7 @@ impl AlertsService {
             .run(&bound, shutdown)
             .await;
         bound.store(false, Ordering::Relaxed);
+        discovery.stop().await;
         if let Some(telemetry) = telemetry {
             telemetry.abort();
         }

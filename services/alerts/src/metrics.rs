@@ -37,7 +37,10 @@ impl Metrics {
                 "Alert escalations raised and seen back in EVENTS by this process.",
                 &[],
             ),
-            registry: Arc::new(r),
+            registry: {
+                liaison_kit::discovery::info_gauge(&r, liaison_kit::discovery::Member::Alerts);
+                Arc::new(r)
+            },
         }
     }
 }

@@ -5,7 +5,9 @@
 //! `alert_escalated`: the alert's recipients combined with the
 //! acknowledgements). Record ids are derived from the envelope ids, so a
 //! record published again after a restart or a rebuild is de-duplicated.
-//! Records hold ids, agency ids and codes, never the alert's content.
+//! Records hold ids, agency ids and codes, never the alert's content. Each
+//! is published with the trace context of the span it is made in (the
+//! `alerts.fold` of its event), so the ledger's append joins that trace.
 
 use crate::alert::Alert;
 use async_nats::HeaderMap;
@@ -33,6 +35,9 @@ impl Recorder {
     pub async fn publish(&self, record: &AuditRecord) -> Result<(), String> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", record.record_id.as_str());
+        if let Some(context) = liaison_kit::hop::current() {
+            liaison_kit::trace::inject(&mut headers, &context);
+        }
         self.js
             .publish_with_headers(self.subject.clone(), headers, record.encode_to_vec().into())
             .await

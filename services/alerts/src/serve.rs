@@ -3,18 +3,41 @@
 //! outbox holds; sleep until the next event, the next escalation due, the
 //! next raise or the moment to store the cursor, whichever comes first.
 //! Failures are waited out and retried (reading EVENTS again from the last
-//! event applied whole), never spun on.
+//! event applied whole), never spun on. Each event is applied in an
+//! `alerts.fold` span that continues its trace.
 
 use crate::alert::accepted_ms;
 use crate::tracker::Tracker;
 use crate::{AlertsError, now_ms};
 use async_nats::jetstream;
 use liaison_kit::fold::{Cursor, Event, Events, FoldError};
+use liaison_kit::hop::Hop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{Instrument as _, info_span, warn};
+
+/// The `alerts.fold` span of one event, continuing its trace: its kind, id
+/// and sequence, nothing of its content.
+fn fold_span(event: &Event) -> Hop {
+    let envelope = event.envelope();
+    let id = if liaison_kit::ids::validate_envelope_id(&envelope.id).is_ok() {
+        envelope.id.as_str()
+    } else {
+        ""
+    };
+    Hop::continuing(
+        info_span!(
+            "alerts.fold",
+            otel.kind = "consumer",
+            kind = envelope.kind(),
+            envelope_id = id,
+            seq = event.seq,
+        ),
+        event.trace.clone(),
+    )
+}
 
 /// How long to wait before trying a failed step again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -125,7 +148,13 @@ impl Loop {
         let record = self.start != 0
             || caught_up
             || now_ms().saturating_sub(accepted_ms(&event.accepted)) < self.dedup_window_ms;
-        let changed = self.tracker.apply(&event, record, now_ms()).await?;
+        let hop = fold_span(&event);
+        let span = hop.span().clone();
+        let changed = self
+            .tracker
+            .apply(&event, record, now_ms(), hop.context())
+            .instrument(span)
+            .await?;
         self.applied = event.seq;
         if changed {
             self.store_cursor().await;

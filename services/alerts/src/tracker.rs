@@ -18,6 +18,7 @@ use async_nats::jetstream::kv;
 use liaison_kit::AgencyId;
 use liaison_kit::fold::{Event, Outbox};
 use liaison_kit::system::Service;
+use liaison_kit::trace::TraceContext;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tracing::{error, info};
@@ -93,12 +94,15 @@ impl Tracker {
 
     /// Applies one event; `record`: publish the decision records it causes
     /// (not when rebuilding past the de-duplication window: they were
-    /// published when the event was first applied). Whether state changed.
+    /// published when the event was first applied); `context`: the trace
+    /// context of the span it is applied in (an alert's escalations continue
+    /// it). Whether state changed.
     pub async fn apply(
         &mut self,
         event: &Event,
         record: bool,
         now_ms: i64,
+        context: Option<TraceContext>,
     ) -> Result<bool, AlertsError> {
         let envelope = event.envelope();
         let at_ms = accepted_ms(&event.accepted);
@@ -110,11 +114,12 @@ impl Tracker {
                     return Ok(false);
                 }
                 let business = &self.business;
-                let Some(alert) =
+                let Some(mut alert) =
                     Alert::issued(event.seq, &event.accepted, |a| business.contains(a))
                 else {
                     return Ok(false);
                 };
+                alert.traceparent = context.map(|c| c.parent.to_string()).unwrap_or_default();
                 info!(alert_id = %alert.id, business = alert.must_acknowledge.len(), "Alert tracked");
                 self.keep(alert).await?;
                 Ok(true)

@@ -20,10 +20,13 @@ pub mod verify;
 pub mod writer;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
+use async_nats::service::endpoint::Endpoint;
 use futures_util::StreamExt;
 use liaison_kit::config::Config;
+use liaison_kit::discovery::{Member, Registration};
 use liaison_kit::subjects;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
@@ -40,6 +43,8 @@ pub enum AuditError {
     Writer(String),
     #[error(transparent)]
     Telemetry(#[from] liaison_kit::ops::OpsError),
+    #[error(transparent)]
+    Discovery(#[from] liaison_kit::discovery::DiscoveryError),
 }
 
 /// Loads the checkpoint signing key named in `config`.
@@ -58,11 +63,14 @@ pub struct AuditService {
     client: async_nats::Client,
     writer: Arc<writer::Writer>,
     consumer: PullConsumer,
-    requests: async_nats::Subscriber,
+    requests: Endpoint,
     consultations: async_nats::Subscriber,
     auditors: liaison_kit::tokens::TokenVerifier,
     interval: Duration,
     telemetry: Option<liaison_kit::ops::Listener>,
+    /// Set while it appends: what `/readyz` and the `status` endpoint report.
+    ready: Arc<AtomicBool>,
+    discovery: Registration,
 }
 
 impl AuditService {
@@ -97,10 +105,11 @@ impl AuditService {
         )
         .await
         .map_err(AuditError::Ledger)?;
-        let requests = client
-            .subscribe(subjects::CHECKPOINT_REQUEST)
-            .await
-            .map_err(|e| AuditError::Nats(e.to_string()))?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let discovery = Registration::start(&client, Member::Audit, ready.clone()).await?;
+        let requests = discovery
+            .endpoint("checkpoint", subjects::CHECKPOINT_REQUEST)
+            .await?;
         let consultations = client
             .subscribe(subjects::CONSULT_REQUEST)
             .await
@@ -114,6 +123,8 @@ impl AuditService {
             auditors,
             interval: Duration::from_secs(config.audit.checkpoint_interval_secs.max(1)),
             telemetry,
+            ready,
+            discovery,
         })
     }
 
@@ -127,7 +138,6 @@ impl AuditService {
     /// Appends decision records and signs checkpoints until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AuditError> {
         let checkpoints = tokio::spawn(checkpointer(
-            self.client.clone(),
             self.writer.clone(),
             self.requests,
             self.interval,
@@ -140,7 +150,8 @@ impl AuditService {
             self.consultations,
             shutdown.clone(),
         ));
-        let bound = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let bound = self.ready;
+        bound.store(true, Ordering::Relaxed);
         let telemetry = self.telemetry.map(|listener| {
             let probe = liaison_kit::ops::Probe {
                 registry: self.writer.metrics.registry.clone(),
@@ -150,8 +161,9 @@ impl AuditService {
             tokio::spawn(listener.serve(probe, shutdown.child_token()))
         });
         let written = self.writer.serve(self.consumer, shutdown.clone()).await;
-        bound.store(false, std::sync::atomic::Ordering::Relaxed);
+        bound.store(false, Ordering::Relaxed);
         shutdown.cancel();
+        self.discovery.stop().await;
         if let Some(telemetry) = telemetry {
             telemetry.abort();
         }
@@ -167,26 +179,25 @@ impl AuditService {
 
 /// Signs a checkpoint every `interval` when records were added, and on request.
 async fn checkpointer(
-    client: async_nats::Client,
     writer: Arc<writer::Writer>,
-    mut requests: async_nats::Subscriber,
+    mut requests: Endpoint,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(interval);
     loop {
-        let reply = tokio::select! {
+        let request = tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => None,
             request = requests.next() => match request {
-                Some(r) => r.reply,
+                Some(r) => Some(r),
                 None => return,
             },
         };
         match writer.checkpoint_now().await {
             Ok(note) => {
-                if let Some(reply) = reply {
-                    let _ = client.publish(reply, note.unwrap_or_default().into()).await;
+                if let Some(request) = request {
+                    let _ = request.respond(Ok(note.unwrap_or_default().into())).await;
                 }
             }
             Err(e) => error!(error = %e, "Checkpoint failed"),

@@ -1,6 +1,6 @@
-//! The audit service's metrics: the ledger's height, the size of the last
-//! signed checkpoint, records appended and the size of append batches. No
-//! labels: nothing about a record's content is counted.
+//! The audit service's metrics: the ledger's height, the size and time of
+//! the last signed checkpoint, records appended and the size of append
+//! batches. No labels: nothing about a record's content is counted.
 
 use liaison_kit::metrics::{Counter, Gauge, Histogram, Registry};
 use std::sync::Arc;
@@ -13,6 +13,7 @@ pub struct Metrics {
     pub registry: Arc<Registry>,
     pub height: Gauge,
     pub last_checkpoint_size: Gauge,
+    pub last_checkpoint_time: Gauge,
     pub batch_records: Histogram,
     pub appended: Counter,
 }
@@ -37,6 +38,11 @@ impl Metrics {
                 "Tree size covered by the latest signed checkpoint.",
                 &[],
             ),
+            last_checkpoint_time: r.gauge(
+                "liaison_ledger_last_checkpoint_timestamp_seconds",
+                "When the latest signed checkpoint was published (Unix seconds; 0: none yet).",
+                &[],
+            ),
             batch_records: r.histogram(
                 "liaison_ledger_append_batch_records",
                 "Decision records appended per atomic batch.",
@@ -47,7 +53,10 @@ impl Metrics {
                 "Decision records appended to the ledger by this process.",
                 &[],
             ),
-            registry: Arc::new(r),
+            registry: {
+                liaison_kit::discovery::info_gauge(&r, liaison_kit::discovery::Member::Audit);
+                Arc::new(r)
+            },
         }
     }
 }

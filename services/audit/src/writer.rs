@@ -160,6 +160,20 @@ async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result<Led
     })
 }
 
+/// When the latest checkpoint in CHECKPOINTS was published (Unix seconds;
+/// 0 if there is none or it cannot be read).
+async fn last_checkpoint_time(js: &jetstream::Context) -> u64 {
+    let Ok(stream) = js.get_stream(subjects::CHECKPOINTS_STREAM).await else {
+        return 0;
+    };
+    stream
+        .get_last_raw_message_by_subject(subjects::LEDGER_CHECKPOINTS)
+        .await
+        .ok()
+        .and_then(|m| u64::try_from(m.time.unix_timestamp()).ok())
+        .unwrap_or(0)
+}
+
 impl Writer {
     /// Recovers the ledger's state; fails if it is broken.
     pub async fn start(
@@ -176,6 +190,9 @@ impl Writer {
         let metrics = crate::metrics::Metrics::new();
         metrics.height.set(&[], ledger.tree.size());
         metrics.last_checkpoint_size.set(&[], ledger.checkpointed);
+        metrics
+            .last_checkpoint_time
+            .set(&[], last_checkpoint_time(&js).await);
         Ok(Self {
             js,
             signer,
@@ -272,6 +289,9 @@ impl Writer {
         debug!(size, "Checkpoint signed");
         ledger.checkpointed = size;
         self.metrics.last_checkpoint_size.set(&[], size);
+        self.metrics
+            .last_checkpoint_time
+            .set(&[], liaison_kit::time::unix_now());
         ledger.latest_note = Some(note);
         Ok(())
     }

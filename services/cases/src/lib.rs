@@ -11,23 +11,30 @@
 //! InformationRequestOverdue through the gateway's internal door (kit
 //! [`liaison_kit::fold::Outbox`]); records every change of a case for the
 //! ledger; and answers the gateway's case queries for an agency with the
-//! cases that agency participates in ([`query`]).
+//! cases that agency participates in ([`query`]). It registers with the
+//! NATS service API (`liaison-cases`: the `query` and `status` endpoints)
+//! and serves `/metrics`, `/healthz` and `/readyz` on `[telemetry] listen`
+//! ([`metrics`]).
 
+mod folding;
+pub mod metrics;
 pub mod query;
 pub mod state;
 pub mod store;
 
 use async_nats::jetstream;
+use async_nats::service::endpoint::Endpoint;
 use futures_util::StreamExt;
 use liaison_kit::config::Config;
-use liaison_kit::fold::{Cursor, Events, FoldError, Outbox};
+use liaison_kit::discovery::{Member, Registration};
+use liaison_kit::fold::{Cursor, FoldError, Outbox};
+use liaison_kit::ops::{Listener, OpsError, Probe};
 use liaison_kit::subjects;
 use liaison_kit::system::Service;
-use liaison_proto::v1::AuditRecord;
 use prost::Message as _;
 use state::{State, Timers};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -38,10 +45,11 @@ pub enum CasesError {
     Fold(#[from] FoldError),
     #[error("NATS: {0}")]
     Nats(String),
+    #[error(transparent)]
+    Telemetry(#[from] OpsError),
+    #[error(transparent)]
+    Discovery(#[from] liaison_kit::discovery::DiscoveryError),
 }
-
-/// How long the fold waits for an event before looking at its timers.
-const TICK: Duration = Duration::from_millis(250);
 
 /// The cases service, its state loaded from KV.
 pub struct CasesService {
@@ -52,13 +60,23 @@ pub struct CasesService {
     outbox: Outbox,
     state: Arc<Mutex<State>>,
     timers: Timers,
-    queries: async_nats::Subscriber,
+    queries: Endpoint,
     after: u64,
+    metrics: Arc<metrics::Metrics>,
+    telemetry: Option<Listener>,
+    /// Set while EVENTS is being folded: what `/readyz` and `status` report.
+    ready: Arc<AtomicBool>,
+    discovery: Registration,
 }
 
 impl CasesService {
     /// Loads the state from the `CASES` bucket and subscribes to case queries.
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, CasesError> {
+        let telemetry = if config.telemetry.enabled() {
+            Some(Listener::bind(&config.telemetry.listen).await?)
+        } else {
+            None
+        };
         let js = jetstream::new(client.clone());
         let bucket = liaison_kit::fold::bucket(&js, Service::Cases).await?;
         let store = store::Store::open(&js, bucket.clone()).await?;
@@ -72,10 +90,12 @@ impl CasesService {
             pending = outbox.len(),
             "Cases loaded"
         );
-        let queries = client
-            .subscribe(subjects::CASES_QUERY)
-            .await
-            .map_err(|e| CasesError::Nats(format!("subscribe to case queries: {e}")))?;
+        let metrics = Arc::new(metrics::Metrics::new());
+        metrics.count_cases(&state);
+        metrics.cursor.set(&[], after);
+        let ready = Arc::new(AtomicBool::new(false));
+        let discovery = Registration::start(&client, Member::Cases, ready.clone()).await?;
+        let queries = discovery.endpoint("query", subjects::CASES_QUERY).await?;
         Ok(Self {
             client,
             js,
@@ -86,7 +106,16 @@ impl CasesService {
             timers: Timers::from_config(&config.cases),
             queries,
             after,
+            metrics,
+            telemetry,
+            ready,
+            discovery,
         })
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if configured.
+    pub fn telemetry_addr(&self) -> Option<std::net::SocketAddr> {
+        self.telemetry.as_ref().and_then(Listener::local_addr)
     }
 
     /// Folds EVENTS and answers queries until `shutdown`.
@@ -101,144 +130,54 @@ impl CasesService {
             timers,
             mut queries,
             after,
+            metrics,
+            telemetry,
+            ready,
+            discovery,
         } = self;
         let answering = {
             let state = state.clone();
-            let client = client.clone();
             let stop = shutdown.clone();
             tokio::spawn(async move {
                 loop {
-                    let message = tokio::select! {
+                    let request = tokio::select! {
                         () = stop.cancelled() => break,
-                        m = queries.next() => m,
+                        r = queries.next() => r,
                     };
-                    let Some(message) = message else { break };
-                    let answer = query::answer(&state, &message.payload);
-                    if let Some(reply) = message.reply
-                        && let Err(e) = client.publish(reply, answer.encode_to_vec().into()).await
-                    {
+                    let Some(request) = request else { break };
+                    let answer = query::answer(&state, &request.message.payload);
+                    if let Err(e) = request.respond(Ok(answer.encode_to_vec().into())).await {
                         warn!(error = %e, "Case query answer not sent");
                     }
                 }
             })
         };
-        let mut fold = Fold {
+        let telemetry = telemetry.map(|listener| {
+            let probe = Probe {
+                registry: metrics.registry.clone(),
+                client: client.clone(),
+                bound: ready.clone(),
+            };
+            tokio::spawn(listener.serve(probe, shutdown.child_token()))
+        });
+        let mut fold = folding::Fold {
             client,
-            js: js.clone(),
+            js,
             store,
             cursor,
             state,
             timers,
             last: after,
+            metrics,
         };
-        let result = fold.run(&mut outbox, after, &shutdown).await;
+        let result = fold.run(&mut outbox, after, &ready, &shutdown).await;
+        ready.store(false, Ordering::Relaxed);
+        discovery.stop().await;
         answering.abort();
+        if let Some(telemetry) = telemetry {
+            telemetry.abort();
+        }
         result
-    }
-}
-
-/// The fold loop's working set.
-struct Fold {
-    client: async_nats::Client,
-    js: jetstream::Context,
-    store: store::Store,
-    cursor: Cursor,
-    state: Arc<Mutex<State>>,
-    timers: Timers,
-    last: u64,
-}
-
-fn now() -> i64 {
-    i64::try_from(liaison_kit::time::unix_now()).unwrap_or(i64::MAX)
-}
-
-impl Fold {
-    async fn run(
-        &mut self,
-        outbox: &mut Outbox,
-        after: u64,
-        shutdown: &CancellationToken,
-    ) -> Result<(), CasesError> {
-        let mut events = Events::after(&self.js, after).await?;
-        let mut saved = after;
-        loop {
-            let event = tokio::select! {
-                () = shutdown.cancelled() => break,
-                event = events.next_within(TICK) => event?,
-            };
-            if let Some(event) = event {
-                self.apply(&event, outbox).await?;
-                self.last = event.seq;
-            }
-            if events.caught_up() {
-                if self.last != saved {
-                    self.cursor.set(self.last).await?;
-                    saved = self.last;
-                }
-                let due = self.lock().due(now());
-                for envelope in due {
-                    outbox.add(envelope).await?;
-                }
-                if !outbox.is_empty()
-                    && let Err(e) = outbox.flush(&self.client).await
-                {
-                    warn!(error = %e, "Events not raised yet; will retry");
-                }
-            }
-        }
-        if self.last != saved {
-            self.cursor.set(self.last).await?;
-        }
-        Ok(())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Applies one event: the events it raises are kept first, then the
-    /// changed objects stored, then its records published.
-    async fn apply(
-        &mut self,
-        event: &liaison_kit::fold::Event,
-        outbox: &mut Outbox,
-    ) -> Result<(), CasesError> {
-        outbox.seen(event).await?;
-        let at = event
-            .accepted
-            .accepted_at
-            .as_ref()
-            .map_or_else(now, |t| t.seconds);
-        let (changes, snapshot) = {
-            let mut state = self.lock();
-            let changes = state.apply(event.seq, at, event.envelope(), self.timers);
-            let snapshot = store::Snapshot::of(&state, &changes);
-            (changes, snapshot)
-        };
-        for envelope in changes.raise {
-            outbox.add(envelope).await?;
-        }
-        self.store.save(&snapshot).await?;
-        for record in &changes.records {
-            self.record(record).await?;
-        }
-        Ok(())
-    }
-
-    async fn record(&self, record: &AuditRecord) -> Result<(), CasesError> {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", record.record_id.as_str());
-        self.js
-            .publish_with_headers(
-                Service::Cases.decisions(),
-                headers,
-                record.encode_to_vec().into(),
-            )
-            .await
-            .map_err(|e| CasesError::Nats(e.to_string()))?
-            .await
-            .map_err(|e| CasesError::Nats(e.to_string()))?;
-        Ok(())
     }
 }
 

@@ -1,11 +1,15 @@
 //! A whole Liaison system in one process: a child nats-server with one user
 //! per service and per agency, the streams provisioned, and the gateway,
 //! audit, cases, linkage and alerts services running in-process with their
-//! own users. Behind
+//! own users, each with its operations listener when asked, and the
+//! operator console ([`crate::console`]) when asked. Behind
 //! `liaison up`, `liaison demo` and the end-to-end tests.
 
 mod alerts;
+mod cases;
+mod console;
 mod folds;
+mod linkage;
 mod running;
 
 use running::Running;
@@ -13,7 +17,6 @@ use running::Running;
 use anyhow::{Result, anyhow};
 use async_nats::jetstream::consumer::PullConsumer;
 use liaison_audit::AuditService;
-use liaison_cases::CasesService;
 use liaison_gateway::Gateway;
 use liaison_kit::config::Config;
 use liaison_kit::connect::connect;
@@ -22,9 +25,8 @@ use liaison_kit::provision::provision;
 use liaison_kit::registry::Registry;
 use liaison_kit::session::Session;
 use liaison_kit::subjects;
-use liaison_kit::system::Service;
 use liaison_kit::users::{self, Credentials};
-use liaison_linkage::LinkageService;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +50,16 @@ pub struct UpOptions {
     pub gateway_telemetry: Option<String>,
     /// The audit service's operations listener, e.g. `127.0.0.1:9465`.
     pub audit_telemetry: Option<String>,
+    /// The cases service's operations listener, e.g. `127.0.0.1:9466`.
+    pub cases_telemetry: Option<String>,
+    /// The linkage service's operations listener, e.g. `127.0.0.1:9467`.
+    pub linkage_telemetry: Option<String>,
+    /// The alerts service's operations listener, e.g. `127.0.0.1:9468`.
+    pub alerts_telemetry: Option<String>,
+    /// The operator console (`/console`), e.g. `127.0.0.1:9460`; `None`: off.
+    /// It draws the flows from the gateway's `/metrics`, so wants
+    /// `gateway_telemetry` too.
+    pub console: Option<String>,
     /// JetStream `max_file_store` in bytes, as on a small disk (`None`:
     /// nats-server's default). Set, it can be changed while running
     /// ([`NatsServer::set_max_file_store`], [`NatsServer::reload`]).
@@ -68,15 +80,33 @@ pub struct System {
     alerts: Option<Running>,
     https_addr: Option<SocketAddr>,
     telemetry: UpTelemetry,
+    console: Option<console::RunningConsole>,
 }
 
-/// Where each service's operations listener is asked to listen, and where it does.
+/// Where each service's operations listener is asked to listen (by service
+/// name: `gateway`, `audit`, `cases`, `linkage`, `alerts`), and where it does.
 #[derive(Debug, Default)]
 struct UpTelemetry {
-    gateway_listen: String,
-    audit_listen: String,
-    gateway: Option<SocketAddr>,
-    audit: Option<SocketAddr>,
+    listen: BTreeMap<&'static str, String>,
+    bound: BTreeMap<&'static str, SocketAddr>,
+}
+
+impl UpTelemetry {
+    /// The configuration for `service`: its listener, and no other's.
+    fn config_for(&self, config: &Config, service: &'static str) -> Config {
+        let mut config = config.clone();
+        // In one process the services share a configuration: `[telemetry]
+        // listen` (for the separate binaries) is chosen here per service.
+        config.telemetry.listen = self.listen.get(service).cloned().unwrap_or_default();
+        config
+    }
+
+    fn bound(&mut self, service: &'static str, addr: Option<SocketAddr>) {
+        match addr {
+            Some(addr) => self.bound.insert(service, addr),
+            None => self.bound.remove(service),
+        };
+    }
 }
 
 impl System {
@@ -96,7 +126,7 @@ impl System {
         })?;
         let url = server.url();
         let mut system = Self::boot(config, registry, Some(server), url, &plan, &options);
-        system.provision_and_start().await?;
+        system.provision_and_start(&options).await?;
         Ok(system)
     }
 
@@ -112,7 +142,7 @@ impl System {
     ) -> Result<Self> {
         let registry = Registry::load(&config.paths.registry)?;
         let mut system = Self::boot(config, registry, None, url.to_owned(), plan, &options);
-        system.provision_and_start().await?;
+        system.provision_and_start(&options).await?;
         Ok(system)
     }
 
@@ -144,15 +174,24 @@ impl System {
             alerts: None,
             https_addr: None,
             telemetry: UpTelemetry {
-                gateway_listen: options.gateway_telemetry.clone().unwrap_or_default(),
-                audit_listen: options.audit_telemetry.clone().unwrap_or_default(),
-                ..UpTelemetry::default()
+                listen: [
+                    ("gateway", &options.gateway_telemetry),
+                    ("audit", &options.audit_telemetry),
+                    ("cases", &options.cases_telemetry),
+                    ("linkage", &options.linkage_telemetry),
+                    ("alerts", &options.alerts_telemetry),
+                ]
+                .into_iter()
+                .filter_map(|(service, listen)| listen.clone().map(|l| (service, l)))
+                .collect(),
+                bound: BTreeMap::new(),
             },
+            console: None,
         }
     }
 
     /// Provisions the streams as the operator and starts every service.
-    async fn provision_and_start(&mut self) -> Result<()> {
+    async fn provision_and_start(&mut self, options: &UpOptions) -> Result<()> {
         let system = self;
         let operator = system.connect_as(users::OPERATOR).await?;
         provision(
@@ -166,16 +205,20 @@ impl System {
         system.start_cases().await?;
         system.start_linkage().await?;
         system.start_alerts().await?;
-        for (service, addr) in [
-            ("gateway", system.telemetry.gateway),
-            ("audit", system.telemetry.audit),
-        ] {
-            if let Some(addr) = addr {
-                system
-                    .session
-                    .telemetry
-                    .insert(service.to_owned(), addr.to_string());
-            }
+        if let Some(listen) = &options.console {
+            system.start_console(listen).await?;
+        }
+        for (service, addr) in &system.telemetry.bound {
+            system
+                .session
+                .telemetry
+                .insert((*service).to_owned(), addr.to_string());
+        }
+        if let Some(addr) = system.console_addr() {
+            system
+                .session
+                .telemetry
+                .insert("console".to_owned(), addr.to_string());
         }
         Ok(())
     }
@@ -239,8 +282,7 @@ impl System {
         if self.gateway.is_some() {
             return Ok(());
         }
-        let mut config = self.config.clone();
-        config.telemetry.listen = self.telemetry.gateway_listen.clone();
+        let config = self.telemetry.config_for(&self.config, "gateway");
         let (door, bound) = oneshot::channel();
         let running = self
             .service(
@@ -256,7 +298,7 @@ impl System {
             .await?;
         let (https, telemetry) = bound.await.unwrap_or_default();
         self.https_addr = https;
-        self.telemetry.gateway = telemetry;
+        self.telemetry.bound("gateway", telemetry);
         self.gateway = Some(running);
         Ok(())
     }
@@ -268,12 +310,18 @@ impl System {
 
     /// Where the gateway serves `/metrics`, `/healthz` and `/readyz`, if it does.
     pub fn gateway_telemetry_addr(&self) -> Option<SocketAddr> {
-        self.telemetry.gateway
+        self.telemetry_addr("gateway")
     }
 
     /// Where the audit service serves `/metrics`, `/healthz` and `/readyz`, if it does.
     pub fn audit_telemetry_addr(&self) -> Option<SocketAddr> {
-        self.telemetry.audit
+        self.telemetry_addr("audit")
+    }
+
+    /// Where `service` (`gateway`, `audit`, `cases`, `linkage`, `alerts`)
+    /// serves `/metrics`, `/healthz` and `/readyz`, if it does.
+    pub fn telemetry_addr(&self, service: &str) -> Option<SocketAddr> {
+        self.telemetry.bound.get(service).copied()
     }
 
     /// Stops the gateway, letting in-flight work finish.
@@ -296,8 +344,7 @@ impl System {
         if self.audit.is_some() {
             return Ok(());
         }
-        let mut config = self.config.clone();
-        config.telemetry.listen = self.telemetry.audit_listen.clone();
+        let config = self.telemetry.config_for(&self.config, "audit");
         let (listener, bound) = oneshot::channel();
         let running = self
             .service(
@@ -311,7 +358,7 @@ impl System {
                 |audit, stop| audit.run(stop),
             )
             .await?;
-        self.telemetry.audit = bound.await.ok().flatten();
+        self.telemetry.bound("audit", bound.await.ok().flatten());
         self.audit = Some(running);
         Ok(())
     }
@@ -327,71 +374,6 @@ impl System {
     pub async fn stop_audit(&mut self) {
         if let Some(audit) = self.audit.take() {
             audit.stop().await;
-        }
-    }
-
-    /// Starts the cases service (if it is not running).
-    pub async fn start_cases(&mut self) -> Result<()> {
-        if self.cases.is_some() {
-            return Ok(());
-        }
-        let config = self.config.clone();
-        let running = self
-            .service(
-                "cases",
-                &Service::Cases.user(),
-                |client| CasesService::start(config, client),
-                |cases, stop| cases.run(stop),
-            )
-            .await?;
-        self.cases = Some(running);
-        Ok(())
-    }
-
-    /// Stops the cases service, letting the event in hand finish.
-    pub async fn stop_cases(&mut self) {
-        if let Some(cases) = self.cases.take() {
-            cases.stop().await;
-        }
-    }
-
-    /// Kills the cases service at once, as a crash would.
-    pub async fn kill_cases(&mut self) {
-        if let Some(cases) = self.cases.take() {
-            cases.kill().await;
-        }
-    }
-
-    /// Starts the linkage service (if it is not running), as `svc-linkage`.
-    pub async fn start_linkage(&mut self) -> Result<()> {
-        if self.linkage.is_some() {
-            return Ok(());
-        }
-        let config = self.config.clone();
-        let user = liaison_kit::system::Service::Linkage.user();
-        let running = self
-            .service(
-                "linkage",
-                &user,
-                |client| LinkageService::start(config, client),
-                |linkage, stop| linkage.run(stop),
-            )
-            .await?;
-        self.linkage = Some(running);
-        Ok(())
-    }
-
-    /// Stops the linkage service, letting it store its index.
-    pub async fn stop_linkage(&mut self) {
-        if let Some(linkage) = self.linkage.take() {
-            linkage.stop().await;
-        }
-    }
-
-    /// Kills the linkage service at once, as a crash would.
-    pub async fn kill_linkage(&mut self) {
-        if let Some(linkage) = self.linkage.take() {
-            linkage.kill().await;
         }
     }
 
@@ -431,8 +413,9 @@ impl System {
             .ok_or_else(|| anyhow!("this system runs on a nats-server it did not start"))
     }
 
-    /// Stops the services, then nats-server, cleanly.
+    /// Stops the console and the services, then nats-server, cleanly.
     pub async fn shutdown(mut self) -> Result<()> {
+        self.stop_console().await;
         self.stop_cases().await;
         self.stop_linkage().await;
         self.stop_alerts().await;

@@ -68,6 +68,7 @@ async fn status_prints_streams_consumers_and_services_and_fails_when_one_is_down
     assert!(status.status.success(), "{status:?}");
     for expected in [
         "nats-server ",
+        "Servers: ",
         "EVENTS",
         "DELIVERY",
         "DECISIONS",
@@ -79,6 +80,14 @@ async fn status_prints_streams_consumers_and_services_and_fails_when_one_is_down
         "Ledger: ",
         "gateway  ready",
         "audit    ready",
+        "Registered services ($SRV.INFO):",
+        "liaison-gateway ",
+        "liaison-audit ",
+        "liaison-cases ",
+        "liaison-linkage ",
+        "liaison-alerts ",
+        "query (liaison.cases.query)",
+        "status (liaison.status.gateway)",
         "All well.",
     ] {
         assert!(out.contains(expected), "{expected:?} not in {out}");
@@ -89,6 +98,10 @@ async fn status_prints_streams_consumers_and_services_and_fails_when_one_is_down
     let out = stdout(&status);
     assert_eq!(status.status.code(), Some(1), "{out}");
     assert!(out.contains("PROBLEM: gateway at 127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("PROBLEM: liaison-gateway is not registered"),
+        "{out}"
+    );
     system.shutdown().await
 }
 

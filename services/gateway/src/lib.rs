@@ -49,6 +49,8 @@ pub enum GatewayError {
     Https(#[from] https::HttpsError),
     #[error(transparent)]
     Telemetry(#[from] liaison_kit::ops::OpsError),
+    #[error(transparent)]
+    Discovery(#[from] liaison_kit::discovery::DiscoveryError),
 }
 
 /// How often the DELIVERY consumers' pending counts are read.
@@ -91,6 +93,9 @@ pub struct Gateway {
     consumer: PullConsumer,
     door: Option<https::Door>,
     telemetry: Option<liaison_kit::ops::Listener>,
+    /// Set while it serves: what `/readyz` and the `status` endpoint report.
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    discovery: liaison_kit::discovery::Registration,
 }
 
 impl Gateway {
@@ -135,6 +140,13 @@ impl Gateway {
             .queue_subscribe(subjects::INTERNAL_ALL, subjects::GATEWAY_QUEUE.to_owned())
             .await
             .map_err(|e| GatewayError::Nats(format!("subscribe to the internal door: {e}")))?;
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let discovery = liaison_kit::discovery::Registration::start(
+            &client,
+            liaison_kit::discovery::Member::Gateway,
+            ready.clone(),
+        )
+        .await?;
         client
             .flush()
             .await
@@ -158,6 +170,8 @@ impl Gateway {
             consumer,
             door,
             telemetry,
+            ready,
+            discovery,
         })
     }
 
@@ -197,7 +211,8 @@ impl Gateway {
         let door = self
             .door
             .map(|door| tokio::spawn(https::serve(self.shared.clone(), door, stop.clone())));
-        let bound = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let bound = self.ready;
+        bound.store(true, std::sync::atomic::Ordering::Relaxed);
         let telemetry = self.telemetry.map(|listener| {
             let probe = liaison_kit::ops::Probe {
                 registry: self.shared.metrics.registry.clone(),
@@ -214,6 +229,7 @@ impl Gateway {
         let routed = router::serve(self.shared.clone(), self.consumer, stop.clone()).await;
         bound.store(false, std::sync::atomic::Ordering::Relaxed);
         stop.cancel();
+        self.discovery.stop().await;
         let _ = pending.await;
         if let Some(telemetry) = telemetry {
             telemetry.abort();

@@ -1,7 +1,10 @@
-//! The gateway's metrics: what was accepted, refused, delivered and
-//! redacted, how long verdicts took, policy reloads, and how many copies
-//! wait in each agency's DELIVERY consumer. Labels are agency ids from the
-//! registry, refusal codes and message kinds only: an agency named on the
+//! The gateway's metrics: what was accepted, refused, delivered (by
+//! recipient, and by sender and recipient: the flows the operator console
+//! draws) and redacted, how long verdicts took, how long from acceptance to
+//! each copy stored (end to end through the gateway), policy reloads, and how
+//! many copies wait in each agency's DELIVERY consumer. Labels are agency ids
+//! from the registry (or a Liaison service's sender id, for the events it
+//! raises), refusal codes and message kinds only: an agency named on the
 //! wire that the registry does not know is counted as `invalid`.
 
 use crate::Shared;
@@ -15,6 +18,11 @@ use tracing::debug;
 /// Verdict time buckets, in seconds.
 const VERDICT_BOUNDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
+/// Acceptance-to-delivery buckets, in seconds.
+const E2E_BOUNDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0,
+];
+
 /// The label for an agency that is not (or not yet known to be) registered.
 pub const INVALID_AGENCY: &str = "invalid";
 
@@ -24,7 +32,9 @@ pub struct Metrics {
     pub accepted: Counter,
     pub refused: Counter,
     pub deliveries: Counter,
+    pub flows: Counter,
     pub redacted: Counter,
+    pub e2e_seconds: Histogram,
     pub verdict_seconds: Histogram,
     pub policy_reloads: Counter,
     pub delivery_pending: Gauge,
@@ -55,6 +65,16 @@ impl Metrics {
                 "Copies delivered to DELIVERY, by recipient and kind.",
                 &["recipient", "kind"],
             ),
+            flows: r.counter(
+                "liaison_gateway_flows_total",
+                "Copies delivered to DELIVERY, by sending agency (or Liaison service) and recipient.",
+                &["sender", "recipient"],
+            ),
+            e2e_seconds: r.histogram(
+                "liaison_gateway_end_to_end_seconds",
+                "Time from an envelope's acceptance at ingress to each of its copies stored in DELIVERY.",
+                E2E_BOUNDS,
+            ),
             redacted: r.counter(
                 "liaison_gateway_redacted_total",
                 "Delivered copies with fields withheld, by recipient.",
@@ -75,7 +95,10 @@ impl Metrics {
                 "Copies waiting for an agency: pending plus unacknowledged in its DELIVERY consumer.",
                 &["agency"],
             ),
-            registry: Arc::new(r),
+            registry: {
+                liaison_kit::discovery::info_gauge(&r, liaison_kit::discovery::Member::Gateway);
+                Arc::new(r)
+            },
         }
     }
 }
@@ -87,6 +110,27 @@ pub fn agency_label<'a>(shared: &'a Shared, agency: &str) -> &'a str {
         .ok()
         .and_then(|id| shared.registry.get(&id))
         .map_or(INVALID_AGENCY, |a| a.id.as_str())
+}
+
+/// The label for the sender of an accepted envelope: a registered agency's
+/// id, or a Liaison service's sender id (`liaison-linkage`, ...).
+pub fn sender_label<'a>(shared: &'a Shared, sender: &'a str) -> &'a str {
+    match liaison_kit::system::Service::of_sender(sender) {
+        Some(_) => sender,
+        None => agency_label(shared, sender),
+    }
+}
+
+/// Seconds from `since` (a protobuf timestamp) to now; `None` if `since`
+/// is absent or in the future.
+pub fn seconds_since(since: Option<&prost_types::Timestamp>) -> Option<f64> {
+    let since = since?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    let then = since.seconds as f64 + f64::from(since.nanos) / 1e9;
+    (now >= then).then_some(now - then)
 }
 
 /// Refreshes `liaison_delivery_pending` every `interval` until `shutdown`.

@@ -232,11 +232,17 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted, hop: &Hop) -> Res
     for result in join_all(recorded).await {
         result?;
     }
+    let sender = crate::metrics::sender_label(shared, &envelope.sender_agency);
+    let e2e = crate::metrics::seconds_since(accepted.accepted_at.as_ref());
     for (recipient, redacted) in delivered {
         shared
             .metrics
             .deliveries
             .inc(&[recipient.as_str(), envelope.kind()]);
+        shared.metrics.flows.inc(&[sender, recipient.as_str()]);
+        if let Some(seconds) = e2e {
+            shared.metrics.e2e_seconds.observe(seconds);
+        }
         if redacted {
             shared.metrics.redacted.inc(&[recipient.as_str()]);
         }

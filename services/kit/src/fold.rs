@@ -18,6 +18,7 @@
 
 use crate::subjects;
 use crate::system::Service;
+use crate::trace::TraceContext;
 use async_nats::jetstream::{self, consumer, kv};
 use futures_util::StreamExt;
 use liaison_proto::v1::verdict::Outcome;
@@ -109,6 +110,10 @@ impl Cursor {
 pub struct Event {
     pub seq: u64,
     pub accepted: EnvelopeAccepted,
+    /// The trace context EVENTS carries (the gateway's ingress span), else
+    /// the envelope's `traceparent` field: what a service's span of this
+    /// event continues ([`crate::hop::Hop::continuing`]).
+    pub trace: Option<TraceContext>,
 }
 
 impl Event {
@@ -186,7 +191,19 @@ impl Events {
                 continue;
             }
             match EnvelopeAccepted::decode(message.payload.as_ref()) {
-                Ok(accepted) => return Ok(Event { seq, accepted }),
+                Ok(accepted) => {
+                    let trace = crate::trace::extract(message.headers.as_ref()).or_else(|| {
+                        accepted
+                            .envelope
+                            .as_ref()
+                            .and_then(|e| TraceContext::from_field(&e.traceparent))
+                    });
+                    return Ok(Event {
+                        seq,
+                        accepted,
+                        trace,
+                    });
+                }
                 Err(e) => tracing::error!(seq, error = %e, "Undecodable event in EVENTS skipped"),
             }
         }

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod connect;
 pub mod consume;
+pub mod discovery;
 pub mod envelope_rules;
 pub mod fold;
 pub mod hop;

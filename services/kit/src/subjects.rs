@@ -14,6 +14,8 @@
 //! | `liaison.ledger.checkpoints` | audit | CHECKPOINTS |
 //! | `liaison.audit.checkpoint` | auditors (request/reply) | — |
 //! | `liaison.audit.consult` | auditors (request/reply) | — |
+//! | `liaison.status.<service>` | the operator: a service's status endpoint (request/reply) | — |
+//! | `$SRV.<verb>[.<name>[.<id>]]` | the operator: NATS service discovery (`PING`, `INFO`, `STATS`) | — |
 
 use crate::ids::{AgencyId, IdError};
 
@@ -37,6 +39,9 @@ pub const LEDGER_CHECKPOINTS: &str = "liaison.ledger.checkpoints";
 pub const CHECKPOINT_REQUEST: &str = "liaison.audit.checkpoint";
 /// Request/reply: an auditor states who they are and why before reading the ledger.
 pub const CONSULT_REQUEST: &str = "liaison.audit.consult";
+
+/// Prefix of the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
+pub const SERVICE_API: &str = "$SRV";
 
 /// Queue group the gateways share for ingress.
 pub const GATEWAY_QUEUE: &str = "gateway";
@@ -143,6 +148,23 @@ pub fn delivery_ack_prefix(agency: &AgencyId) -> String {
 /// Where a service publishes its decision records.
 pub fn decisions(service: &'static str) -> String {
     format!("liaison.decisions.{service}")
+}
+
+/// Where a service's `status` endpoint answers (NATS service API), e.g.
+/// `liaison.status.gateway`. `service` is one of Liaison's own names.
+pub fn status(service: &'static str) -> String {
+    format!("liaison.status.{service}")
+}
+
+/// What a service registered as `name` with the NATS service API subscribes
+/// to: `$SRV.<verb>`, `$SRV.<verb>.<name>` and `$SRV.<verb>.<name>.<id>`
+/// (the id is random, chosen at start).
+pub fn service_api(name: &str) -> Vec<String> {
+    vec![
+        format!("{SERVICE_API}.*"),
+        format!("{SERVICE_API}.*.{name}"),
+        format!("{SERVICE_API}.*.{name}.*"),
+    ]
 }
 
 /// Inbox prefix of a NATS user: replies to one user cannot be read by another.

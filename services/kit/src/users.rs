@@ -4,6 +4,7 @@
 //! deliveries. This module is the single statement of those permissions; the
 //! nats-server configuration is rendered from it.
 
+use crate::discovery::Member;
 use crate::ids::AgencyId;
 use crate::subjects::{self as s, inbox_prefix};
 use crate::system::Service;
@@ -120,25 +121,22 @@ fn read_stream(stream: &str) -> Vec<String> {
 /// A Liaison service that reads EVENTS, keeps its state in its own KV
 /// bucket, sends its own events through the gateway's internal door and
 /// records its decisions. The cases service also answers case queries for
-/// the gateway and keeps case participation (need to know) for it.
-fn service_user(service: Service) -> NatsUser {
+/// the gateway and keeps case participation (need to know) for it. Each
+/// answers discovery under its own name ([`Member::subscriptions`]), so may
+/// reply to requests it received.
+fn service_user(service: Service, member: Member) -> NatsUser {
     let mut publish = [
         vec![s::internal(service), service.decisions()],
         read_stream(s::EVENTS_STREAM),
         write_key_value(service.bucket()),
     ]
     .concat();
-    let mut subscribe = vec![];
+    let mut subscribe = member.subscriptions();
     if service == Service::Cases {
         publish.extend(write_key_value(crate::participation::BUCKET));
         subscribe.push(s::CASES_QUERY.to_owned());
     }
-    user(
-        &service.user(),
-        publish,
-        subscribe,
-        service == Service::Cases,
-    )
+    user(&service.user(), publish, subscribe, true)
 }
 
 /// Every user of a Liaison deployment, with fresh random passwords.
@@ -170,7 +168,11 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                     .collect(),
             ]
             .concat(),
-            vec![s::INGRESS_ALL.to_owned(), s::INTERNAL_ALL.to_owned()],
+            [
+                vec![s::INGRESS_ALL.to_owned(), s::INTERNAL_ALL.to_owned()],
+                Member::Gateway.subscriptions(),
+            ]
+            .concat(),
             true,
         ),
         user(
@@ -186,10 +188,14 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 read_stream(s::CHECKPOINTS_STREAM),
             ]
             .concat(),
-            vec![
-                s::CHECKPOINT_REQUEST.to_owned(),
-                s::CONSULT_REQUEST.to_owned(),
-            ],
+            [
+                vec![
+                    s::CHECKPOINT_REQUEST.to_owned(),
+                    s::CONSULT_REQUEST.to_owned(),
+                ],
+                Member::Audit.subscriptions(),
+            ]
+            .concat(),
             true,
         ),
         user(
@@ -207,8 +213,12 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
             false,
         ),
     ];
-    for service in Service::ALL {
-        users.push(service_user(service));
+    for (service, member) in [
+        (Service::Cases, Member::Cases),
+        (Service::Linkage, Member::Linkage),
+        (Service::Alerts, Member::Alerts),
+    ] {
+        users.push(service_user(service, member));
     }
     for agency in agencies {
         let inbox = consume(s::DELIVERY_STREAM, &s::delivery_consumer(agency));
@@ -323,8 +333,55 @@ mod tests {
             vec![
                 "liaison.ingress.>",
                 "liaison.internal.>",
+                "$SRV.*",
+                "$SRV.*.liaison-gateway",
+                "$SRV.*.liaison-gateway.*",
+                "liaison.status.gateway",
                 "_INBOX_svc-gateway.>"
             ]
         );
+    }
+
+    #[test]
+    fn each_service_answers_discovery_under_its_own_name_only() {
+        let users = plan(&[]);
+        let of = |name: &str| {
+            users
+                .iter()
+                .find(|u| u.credentials.user == name)
+                .unwrap_or_else(|| panic!("{name} user"))
+        };
+        for (user, member) in [
+            (GATEWAY.to_owned(), Member::Gateway),
+            (AUDIT.to_owned(), Member::Audit),
+            (Service::Cases.user(), Member::Cases),
+            (Service::Linkage.user(), Member::Linkage),
+            (Service::Alerts.user(), Member::Alerts),
+        ] {
+            let u = of(&user);
+            let discovery: Vec<&String> = u
+                .subscribe
+                .iter()
+                .filter(|s| s.starts_with("$SRV") || s.starts_with("liaison.status."))
+                .collect();
+            let name = member.service_name();
+            assert_eq!(
+                discovery,
+                [
+                    "$SRV.*".to_owned(),
+                    format!("$SRV.*.{name}"),
+                    format!("$SRV.*.{name}.*"),
+                    format!("liaison.status.{}", member.name()),
+                ]
+                .iter()
+                .collect::<Vec<_>>(),
+                "{user}"
+            );
+            // Answers go to the asker's inbox: no publish right on $SRV.
+            assert!(u.allow_responses, "{user}");
+            assert!(u.publish.iter().all(|p| !p.starts_with("$SRV")), "{user}");
+        }
+        // Neither agencies nor auditors are discoverable services.
+        assert!(of(AUDITOR).subscribe.iter().all(|s| !s.starts_with("$SRV")));
     }
 }

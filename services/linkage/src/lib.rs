@@ -14,12 +14,19 @@
 //! applies the partnership's policy to them like any envelope, through kit's
 //! outbox, so a restart or a rebuild never raises one twice ([`service`]).
 //!
+//! Each event is folded in a `linkage.fold` span continuing the event's
+//! trace, and what it raises continues that span, so a referral and the
+//! re-engagement alert it causes are one trace. It registers with the NATS
+//! service API (`liaison-linkage`) and serves `/metrics`, `/healthz` and
+//! `/readyz` on `[telemetry] listen` ([`metrics`]).
+//!
 //! It never sees, stores or logs a name or a date of birth, and never holds
 //! the partnership key.
 
 pub mod alert;
 pub mod index;
 pub mod matching;
+pub mod metrics;
 pub mod service;
 pub mod store;
 

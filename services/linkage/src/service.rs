@@ -2,20 +2,29 @@
 //! each referral's matches kept in the outbox, then — once the reader has
 //! caught up with EVENTS — recorded (a COMBINATION record each) and raised
 //! through the gateway's internal door; the index stored every so often
-//! with the cursor. It reads no agency's inbox and keeps nothing but tokens.
+//! with the cursor. Each event is folded in a `linkage.fold` span that
+//! continues its trace; a match's envelope carries that span's context in
+//! its `traceparent` field (kept with it in the outbox), and so does the
+//! header of its COMBINATION record. It reads no agency's inbox and keeps
+//! nothing but tokens.
 
-use crate::alert::{self, Grounds};
+use crate::alert::Grounds;
 use crate::index::{Index, Settings};
+use crate::metrics::Metrics;
 use crate::store::{IndexStore, StoreError};
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, Context};
 use liaison_kit::config::{Config, LinkageConfig};
+use liaison_kit::discovery::{DiscoveryError, Member, Registration};
 use liaison_kit::fold::{self, Cursor, Events, FoldError, Outbox};
+use liaison_kit::ops::{Listener, OpsError, Probe};
 use liaison_kit::system::Service;
-use prost::Message as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+mod folding;
 
 /// How long the reader waits for the next event before it counts as idle
 /// (the index is stored when idle).
@@ -38,6 +47,10 @@ pub enum LinkageError {
     Store(#[from] StoreError),
     #[error("decision record {record}: {reason}")]
     Record { record: String, reason: String },
+    #[error(transparent)]
+    Telemetry(#[from] OpsError),
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
 }
 
 /// The settings of `[linkage]`, checked.
@@ -85,12 +98,22 @@ pub struct LinkageService {
     stored: u64,
     /// Events up to this one were decided before (their matches are in the outbox).
     decided: u64,
+    metrics: Arc<Metrics>,
+    telemetry: Option<Listener>,
+    /// Set while EVENTS is being read: what `/readyz` and `status` report.
+    ready: Arc<AtomicBool>,
+    discovery: Registration,
 }
 
 impl LinkageService {
     /// Loads the index from the service's bucket and binds EVENTS after its cursor.
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, LinkageError> {
         let (settings, grounds) = settings(&config.linkage)?;
+        let telemetry = if config.telemetry.enabled() {
+            Some(Listener::bind(&config.telemetry.listen).await?)
+        } else {
+            None
+        };
         let js = jetstream::new(client.clone());
         let kv = fold::bucket(&js, Service::Linkage).await?;
         let cursor = Cursor::new(kv.clone(), Service::Linkage);
@@ -108,6 +131,13 @@ impl LinkageService {
             outbox = outbox.len(),
             "Linkage index loaded"
         );
+        let metrics = Arc::new(Metrics::new());
+        metrics.tokens.set(&[], tokens as u64);
+        metrics.cases.set(&[], cases as u64);
+        metrics.outbox.set(&[], outbox.len() as u64);
+        metrics.cursor.set(&[], at);
+        let ready = Arc::new(AtomicBool::new(false));
+        let discovery = Registration::start(&client, Member::Linkage, ready.clone()).await?;
         Ok(Self {
             client,
             js,
@@ -120,12 +150,40 @@ impl LinkageService {
             applied: at,
             stored: at,
             decided: loaded.decided.max(at),
+            metrics,
+            telemetry,
+            ready,
+            discovery,
         })
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if configured.
+    pub fn telemetry_addr(&self) -> Option<std::net::SocketAddr> {
+        self.telemetry.as_ref().and_then(Listener::local_addr)
     }
 
     /// Folds EVENTS, matches referrals and raises what they match until
     /// `shutdown`; then stores the index.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), LinkageError> {
+        let telemetry = self.telemetry.take().map(|listener| {
+            let probe = Probe {
+                registry: self.metrics.registry.clone(),
+                client: self.client.clone(),
+                bound: self.ready.clone(),
+            };
+            tokio::spawn(listener.serve(probe, shutdown.child_token()))
+        });
+        self.ready.store(true, Ordering::Relaxed);
+        let served = self.serve(&shutdown).await;
+        self.ready.store(false, Ordering::Relaxed);
+        self.discovery.stop().await;
+        if let Some(telemetry) = telemetry {
+            telemetry.abort();
+        }
+        served
+    }
+
+    async fn serve(&mut self, shutdown: &CancellationToken) -> Result<(), LinkageError> {
         let mut last_store = Instant::now();
         let mut raise_after: Option<Instant> = None;
         loop {
@@ -180,57 +238,6 @@ impl LinkageService {
                 .store(&mut self.index, self.applied, &self.cursor)
                 .await?;
         }
-        Ok(())
-    }
-
-    /// Applies one event; keeps what a referral matches in the outbox.
-    async fn fold(&mut self, event: fold::Event) -> Result<(), LinkageError> {
-        self.outbox.seen(&event).await?;
-        let decide = event.seq > self.decided;
-        for found in self.index.apply(event.seq, &event.accepted, decide) {
-            if let Some(envelope) = alert::envelope(&found, &self.grounds) {
-                info!(
-                    kind = envelope.kind(),
-                    envelope_id = %envelope.id,
-                    case_id = %envelope.case_id,
-                    seq = event.seq,
-                    "Referral matched"
-                );
-                self.outbox.add(envelope).await?;
-            }
-        }
-        self.applied = event.seq;
-        Ok(())
-    }
-
-    /// Records each match about to be raised, then raises them.
-    async fn raise(&mut self) -> Result<(), LinkageError> {
-        let records: Vec<_> = self.outbox.to_raise().map(alert::combination).collect();
-        for record in &records {
-            self.record(record).await?;
-        }
-        self.outbox.flush(&self.client).await?;
-        Ok(())
-    }
-
-    /// Publishes a decision record to DECISIONS (de-duplicated on its id).
-    async fn record(&self, record: &liaison_proto::v1::AuditRecord) -> Result<(), LinkageError> {
-        let fail = |reason: String| LinkageError::Record {
-            record: record.record_id.clone(),
-            reason,
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", record.record_id.as_str());
-        self.js
-            .publish_with_headers(
-                Service::Linkage.decisions(),
-                headers,
-                record.encode_to_vec().into(),
-            )
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .await
-            .map_err(|e| fail(e.to_string()))?;
         Ok(())
     }
 }

@@ -1,21 +1,24 @@
 //! `liaison status`: what an operator checks first. The nats-server (version,
 //! JetStream storage), each stream and consumer (pending and unacknowledged,
-//! per agency for DELIVERY), the ledger's height and latest checkpoint, and
-//! whether the gateway and audit services answer `/readyz`. Exits 1, with
-//! the reasons, if a consumer is missing or a service does not answer.
-//! It reads; it changes nothing.
+//! and their sum, the lag, per agency for DELIVERY), the ledger's height and
+//! latest signed checkpoint (size, root, time), the services registered
+//! with the NATS service API (`$SRV.INFO`: name, version, endpoints) and
+//! whether each service's operations listener answers `/readyz`. Exits 1,
+//! with the reasons, if a stream or consumer is missing, one of the five
+//! services is not registered, or a listener does not answer. It reads; it
+//! changes nothing.
 
 use super::Cli;
 use anyhow::{Context as _, Result};
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use clap::Args;
 use liaison_kit::connect::connect;
+use liaison_kit::discovery::Member;
 use liaison_kit::registry::Registry;
 use liaison_kit::session::{self, Session};
 use liaison_kit::{subjects, users};
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -52,6 +55,18 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         "nats-server {} at {}  JetStream storage {} bytes, {} streams, {} consumers",
         info.version, target.url, account.storage, account.streams, account.consumers
     );
+    println!(
+        "Servers: {} ({}){}",
+        info.server_name,
+        info.cluster
+            .as_deref()
+            .map_or("no cluster".to_owned(), |c| format!("cluster {c}")),
+        if info.connect_urls.is_empty() {
+            String::new()
+        } else {
+            format!(", also at {}", info.connect_urls.join(", "))
+        }
+    );
 
     println!("Streams:");
     for name in STREAMS {
@@ -67,7 +82,7 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         }
     }
 
-    println!("Consumers:                 pending  unacknowledged");
+    println!("Consumers:                    pending  unacknowledged    lag");
     let mut expected = vec![
         (
             subjects::EVENTS_STREAM,
@@ -91,8 +106,10 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
             Ok(mut consumer) => {
                 let info = consumer.info().await?;
                 println!(
-                    "  {stream:<9} {name:<18} {:>6}  {:>6}",
-                    info.num_pending, info.num_ack_pending
+                    "  {stream:<9} {name:<21} {:>6}  {:>14}  {:>5}",
+                    info.num_pending,
+                    info.num_ack_pending,
+                    info.num_pending + info.num_ack_pending as u64
                 );
             }
             Err(e) => problems.push(format!("consumer {name} on {stream} missing: {e}")),
@@ -109,14 +126,49 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
             .get_last_raw_message_by_subject(subjects::LEDGER_CHECKPOINTS)
             .await
             .ok()
-            .and_then(|m| checkpoint_size(&String::from_utf8_lossy(&m.payload))),
+            .and_then(|m| {
+                let note = String::from_utf8_lossy(&m.payload).into_owned();
+                let root = note.lines().nth(2).unwrap_or_default().trim().to_owned();
+                checkpoint_size(&note).map(|size| (size, root, m.time))
+            }),
         Err(_) => None,
     };
     println!(
         "Ledger: {} records; latest signed checkpoint: {}",
         height.map_or("?".to_owned(), |h| h.to_string()),
-        checkpoint.map_or("none yet".to_owned(), |s| format!("{s} records"))
+        checkpoint.map_or("none yet".to_owned(), |(size, root, time)| format!(
+            "{size} records, root {root}, signed {time}"
+        ))
     );
+
+    println!("Registered services ($SRV.INFO):");
+    match liaison::discover::services(&client).await {
+        Ok(found) => {
+            for info in &found {
+                let endpoints: Vec<String> = info
+                    .endpoints
+                    .iter()
+                    .map(|e| format!("{} ({})", e.name, e.subject))
+                    .collect();
+                println!(
+                    "  {:<16} {:<8} {}  endpoints: {}",
+                    info.name,
+                    info.version,
+                    info.id,
+                    endpoints.join(", ")
+                );
+            }
+            for member in Member::ALL {
+                if !found.iter().any(|i| i.name == member.service_name()) {
+                    problems.push(format!(
+                        "{} is not registered (no answer to $SRV.INFO)",
+                        member.service_name()
+                    ));
+                }
+            }
+        }
+        Err(e) => problems.push(format!("service discovery: {e}")),
+    }
 
     let path = cli.session.clone().unwrap_or_else(session::default_path);
     let session = Session::load(&path).ok();
@@ -125,21 +177,19 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
             .as_ref()
             .and_then(|s| s.telemetry.get(service).cloned())
     };
-    println!("Services:");
-    for (service, addr) in [
-        (
-            "gateway",
-            args.gateway_telemetry.clone().or_else(|| known("gateway")),
-        ),
-        (
-            "audit",
-            args.audit_telemetry.clone().or_else(|| known("audit")),
-        ),
-    ] {
-        let Some(addr) = addr.filter(|a| !a.trim().is_empty()) else {
-            println!(
-                "  {service:<8} not checked (no operations listener known: --{service}-telemetry)"
-            );
+    println!("Operations listeners:");
+    for member in Member::ALL {
+        let service = member.name();
+        let given = match member {
+            Member::Gateway => args.gateway_telemetry.clone(),
+            Member::Audit => args.audit_telemetry.clone(),
+            _ => None,
+        };
+        let Some(addr) = given
+            .or_else(|| known(service))
+            .filter(|a| !a.trim().is_empty())
+        else {
+            println!("  {service:<8} not checked (no operations listener known)");
             continue;
         };
         match ready(&addr).await {
@@ -168,36 +218,12 @@ fn checkpoint_size(note: &str) -> Option<u64> {
     note.lines().nth(1)?.trim().parse().ok()
 }
 
-/// Asks a service's `/readyz` (plain HTTP/1.1, five seconds at most).
+/// Asks a service's `/readyz` (five seconds at most).
 async fn ready(addr: &str) -> Result<(), String> {
-    let ask = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("no answer: {e}"))?;
-        stream
-            .write_all(
-                format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut reply = Vec::new();
-        stream
-            .read_to_end(&mut reply)
-            .await
-            .map_err(|e| e.to_string())?;
-        let reply = String::from_utf8_lossy(&reply);
-        let status = reply.lines().next().unwrap_or_default().to_owned();
-        if status.split_whitespace().nth(1) == Some("200") {
-            Ok(())
-        } else {
-            let body = reply.split("\r\n\r\n").nth(1).unwrap_or_default().trim();
-            Err(format!("{status} {body}"))
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), ask)
-        .await
-        .unwrap_or_else(|_| Err("no answer within 5 s".to_owned()))
+    match liaison::ops_http::get(addr, "/readyz", Duration::from_secs(5)).await? {
+        (200, _) => Ok(()),
+        (status, body) => Err(format!("{status} {}", body.trim())),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! `liaison up`: the whole system in one process until Ctrl-C or SIGTERM,
 //! with the gateway's HTTPS door on a development certificate made at start
-//! (unless the configuration names its own, or `--no-https`). Spans are
-//! exported only when asked (`--otlp-endpoint`, `telemetry.otlp_endpoint`).
+//! (unless the configuration names its own, or `--no-https`), every
+//! service's operations listener and the operator console on loopback.
+//! Spans are exported only when asked (`--otlp-endpoint`,
+//! `telemetry.otlp_endpoint`).
 
 use super::Cli;
 use anyhow::{Context as _, Result};
@@ -35,6 +37,19 @@ pub struct UpArgs {
     /// Plain-HTTP /metrics, /healthz and /readyz of the audit service.
     #[arg(long, default_value = "127.0.0.1:9465")]
     audit_telemetry: String,
+    /// Plain-HTTP /metrics, /healthz and /readyz of the cases service.
+    #[arg(long, default_value = "127.0.0.1:9466")]
+    cases_telemetry: String,
+    /// Plain-HTTP /metrics, /healthz and /readyz of the linkage service.
+    #[arg(long, default_value = "127.0.0.1:9467")]
+    linkage_telemetry: String,
+    /// Plain-HTTP /metrics, /healthz and /readyz of the alerts service.
+    #[arg(long, default_value = "127.0.0.1:9468")]
+    alerts_telemetry: String,
+    /// The operator console, plain HTTP (GET /console; no authentication:
+    /// keep it on loopback; empty: off). It needs the gateway's listener.
+    #[arg(long, default_value = "127.0.0.1:9460")]
+    console: String,
 }
 
 /// Checks that an operations listener's address is free, naming the flag if not.
@@ -97,7 +112,11 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     let door = https(&mut config, args, &session_dir)?;
     let gateway_telemetry = telemetry_free(&args.gateway_telemetry, "--gateway-telemetry")?;
     let audit_telemetry = telemetry_free(&args.audit_telemetry, "--audit-telemetry")?;
-    println!("Starting Liaison: nats-server, gateway, audit, linkage ...");
+    let cases_telemetry = telemetry_free(&args.cases_telemetry, "--cases-telemetry")?;
+    let linkage_telemetry = telemetry_free(&args.linkage_telemetry, "--linkage-telemetry")?;
+    let alerts_telemetry = telemetry_free(&args.alerts_telemetry, "--alerts-telemetry")?;
+    let console = telemetry_free(&args.console, "--console")?;
+    println!("Starting Liaison: nats-server, gateway, audit, cases, linkage, alerts ...");
     let system = System::start(
         config,
         UpOptions {
@@ -106,6 +125,10 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             sync_interval: None,
             gateway_telemetry,
             audit_telemetry,
+            cases_telemetry,
+            linkage_telemetry,
+            alerts_telemetry,
+            console,
             max_file_store: None,
         },
     )
@@ -140,14 +163,15 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         }
         _ => println!("  HTTPS     off"),
     }
-    for (name, addr) in [
-        ("gateway", system.gateway_telemetry_addr()),
-        ("audit", system.audit_telemetry_addr()),
-    ] {
-        match addr {
+    for name in ["gateway", "audit", "cases", "linkage", "alerts"] {
+        match system.telemetry_addr(name) {
             Some(a) => println!("  metrics   http://{a}/metrics  ({name}; /healthz, /readyz)"),
             None => println!("  metrics   off ({name})"),
         }
+    }
+    match system.console_addr() {
+        Some(a) => println!("  console   http://{a}/console  (flows, refusals, lag, checkpoints)"),
+        None => println!("  console   off (--console ADDR opens it)"),
     }
     match cli.otlp_endpoint().as_str() {
         "" => println!("  traces    off (--otlp-endpoint URL exports spans over OTLP/HTTP)"),

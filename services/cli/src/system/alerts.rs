@@ -1,11 +1,13 @@
 //! The alerts service in the in-process system: started after the gateway
 //! (it raises its escalations through the gateway's internal door), with its
-//! own NATS user `svc-alerts`; stopped, killed and restarted by tests.
+//! own NATS user `svc-alerts` and, when asked, its operations listener;
+//! stopped, killed and restarted by tests.
 
 use super::{Running, System};
 use anyhow::Result;
 use liaison_alerts::AlertsService;
 use liaison_kit::system::Service;
+use tokio::sync::oneshot;
 
 impl System {
     /// Starts the alerts service (if it is not running).
@@ -13,18 +15,21 @@ impl System {
         if self.alerts.is_some() {
             return Ok(());
         }
-        let mut config = self.config.clone();
-        // In one process the services share a configuration: `[telemetry]`
-        // is for the separate binaries.
-        config.telemetry.listen.clear();
+        let config = self.telemetry.config_for(&self.config, "alerts");
+        let (listener, bound) = oneshot::channel();
         let running: Running = self
             .service(
                 "alerts",
                 &Service::Alerts.user(),
-                |client| AlertsService::start(config, client),
+                |client| async move {
+                    let alerts = AlertsService::start(config, client).await?;
+                    let _ = listener.send(alerts.telemetry_addr());
+                    Ok::<_, liaison_alerts::AlertsError>(alerts)
+                },
                 |alerts, stop| alerts.run(stop),
             )
             .await?;
+        self.telemetry.bound("alerts", bound.await.ok().flatten());
         self.alerts = Some(running);
         Ok(())
     }
