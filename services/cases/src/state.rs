@@ -544,7 +544,7 @@ impl State {
             };
             changes.raise.push(self.event(
                 case,
-                format!("priority:{}:{id}", cause.id),
+                liaison_kit::ids::event_id("priority", &[&cause.id, id]),
                 cause.sent_at,
                 Body::PriorityChanged(PriorityChanged {
                     unit: key.1.clone(),
@@ -587,7 +587,10 @@ impl State {
             if case.review_at > 0 && case.review_at <= now {
                 due.push(self.event(
                     case,
-                    format!("review-due:{}:{}", case.id, case.review_at),
+                    liaison_kit::ids::event_id(
+                        "review-due",
+                        &[&case.id, &case.review_at.to_string()],
+                    ),
                     Some(timestamp(now)),
                     Body::ReviewDue(ReviewDue {
                         due: Some(timestamp(case.review_at)),
@@ -600,7 +603,7 @@ impl State {
                     continue;
                 }
                 due.push(Envelope {
-                    id: format!("overdue:{}", request.envelope_id),
+                    id: liaison_kit::ids::event_id("overdue", &[&request.envelope_id]),
                     sender_agency: sender().to_string(),
                     author: sender().to_string(),
                     sent_at: Some(timestamp(now)),
@@ -678,6 +681,43 @@ mod tests {
 
     fn ranks(state: &State) -> Vec<String> {
         state.units.values().flat_map(|u| u.cases.clone()).collect()
+    }
+
+    #[test]
+    fn events_raised_for_long_case_ids_are_valid_envelopes() {
+        let mut state = State::default();
+        let (a, b) = ("A".repeat(64), "B".repeat(64));
+        state.apply(
+            1,
+            100,
+            &status(&"x".repeat(64), &a, CaseStatus::Referred),
+            TIMERS,
+        );
+        state.apply(
+            2,
+            100,
+            &status(&"y".repeat(64), &b, CaseStatus::Referred),
+            TIMERS,
+        );
+        let top = envelope(
+            &"z".repeat(64),
+            "police",
+            &b,
+            Body::Reprioritisation(CaseReprioritised {
+                rank: 1,
+                reason_code: "weekly-review".into(),
+            }),
+        );
+        let changes = state.apply(3, 200, &top, TIMERS);
+        assert_eq!(changes.raise.len(), 2);
+        for event in &changes.raise {
+            assert!(
+                liaison_kit::ids::validate_envelope_id(&event.id).is_ok(),
+                "{}",
+                event.id
+            );
+        }
+        assert_ne!(changes.raise[0].id, changes.raise[1].id);
     }
 
     #[test]

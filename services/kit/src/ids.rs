@@ -79,6 +79,22 @@ impl fmt::Display for AgencyId {
     }
 }
 
+/// The envelope id of an event Liaison raises, from what caused it:
+/// `prefix:part:part…` when that fits the envelope id rules (64
+/// characters), else `prefix:h-` and a hash of it (the same every time, so
+/// an event raised again is a duplicate). Parts must be envelope or case ids.
+pub fn event_id(prefix: &str, parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let readable = format!("{prefix}:{}", parts.join(":"));
+    if readable.len() <= MAX_ENVELOPE_ID_LEN {
+        return readable;
+    }
+    format!(
+        "{prefix}:h-{}",
+        hex::encode(&Sha256::digest(readable.as_bytes())[..20])
+    )
+}
+
 /// Checks an envelope id: 1–64 of `[A-Za-z0-9._:-]` (a UUID fits). It is used
 /// as the JetStream de-duplication key and in audit records.
 pub fn validate_envelope_id(value: &str) -> Result<(), IdError> {
@@ -137,5 +153,21 @@ mod tests {
         assert!(validate_envelope_id("").is_err());
         assert!(validate_envelope_id("a b").is_err());
         assert!(validate_envelope_id(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn event_ids_fit_whatever_caused_them() {
+        assert_eq!(
+            event_id("priority", &["cause-1", "CASE-1"]),
+            "priority:cause-1:CASE-1"
+        );
+        let long = "c".repeat(64);
+        let id = event_id("priority", &[&long, "CASE-1"]);
+        assert!(
+            id.starts_with("priority:h-") && validate_envelope_id(&id).is_ok(),
+            "{id}"
+        );
+        assert_eq!(id, event_id("priority", &[&long, "CASE-1"]));
+        assert_ne!(id, event_id("priority", &[&long, "CASE-2"]));
     }
 }

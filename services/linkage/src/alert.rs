@@ -15,7 +15,6 @@ use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{
     AuditRecord, Classification, Decision, DuplicateSubject, Envelope, Operation, ReengagementAlert,
 };
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
 /// The purpose and legal basis linkage's events are raised under (`[linkage]`).
@@ -25,18 +24,7 @@ pub struct Grounds {
     pub legal_basis: String,
 }
 
-/// An envelope id from what caused it: `prefix:parts…` when that fits the
-/// envelope id rules (64 characters), else `prefix:h-` and a hash of it.
-pub fn event_id(prefix: &str, parts: &[&str]) -> String {
-    let readable = format!("{prefix}:{}", parts.join(":"));
-    if readable.len() <= 64 {
-        return readable;
-    }
-    format!(
-        "{prefix}:h-{}",
-        hex::encode(&Sha256::digest(readable.as_bytes())[..20])
-    )
-}
+pub use liaison_kit::ids::event_id;
 
 /// Derived information keeps the highest classification, and every caveat,
 /// of what it was derived from; at least OFFICIAL-SENSITIVE.
