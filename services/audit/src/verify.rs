@@ -1,12 +1,13 @@
 //! Verifying the ledger online: reads every signed checkpoint from
 //! CHECKPOINTS and LEDGER from its first message to the last one present when
-//! verification began, and inspects them ([`crate::inspect`]).
+//! verification began ([`crate::reader`]), and inspects them
+//! ([`crate::inspect`]).
 
 use crate::AuditError;
+use crate::chain::Checked;
 use crate::checkpoint::NoteVerifier;
 use crate::inspect::{Inspector, Report};
-use async_nats::jetstream::{self, consumer};
-use futures_util::StreamExt;
+use async_nats::jetstream;
 use liaison_kit::subjects;
 use liaison_proto::v1::{AuditRecord, LedgerEntry};
 use prost::Message as _;
@@ -29,43 +30,23 @@ pub async fn stream_end(
     Ok((stream, last))
 }
 
-/// Reads the messages of `stream` in order up to sequence `last`, calling
-/// `each(seq, payload)` until it returns false. An ordered consumer: measured
-/// faster here than batched direct gets, even with several in flight
-/// (`cargo bench -p liaison-tests --bench jetstream_modes`).
-async fn read_until(
-    stream: &jetstream::stream::Stream,
-    name: &str,
-    last: u64,
-    mut each: impl FnMut(u64, &[u8]) -> bool,
-) -> Result<(), String> {
-    if last == 0 {
-        return Ok(());
-    }
-    let reader = stream
-        .create_consumer(consumer::pull::OrderedConfig::default())
-        .await
-        .map_err(|e| format!("reading {name}: {e}"))?;
-    let mut messages = reader.messages().await.map_err(|e| e.to_string())?;
-    while let Some(message) = messages.next().await {
-        let message = message.map_err(|e| e.to_string())?;
-        let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
-        if seq > last || !each(seq, &message.payload) || seq == last {
-            break;
-        }
-    }
-    Ok(())
-}
-
 /// Reads every message of `stream` in order, up to the last present now,
 /// calling `each(seq, payload)` until it returns false.
 pub async fn read_stream(
     js: &jetstream::Context,
     stream: &str,
-    each: impl FnMut(u64, &[u8]) -> bool,
+    mut each: impl FnMut(u64, &[u8]) -> bool,
 ) -> Result<u64, String> {
     let (handle, last) = stream_end(js, stream).await?;
-    read_until(&handle, stream, last, each).await?;
+    crate::reader::read_range(
+        &handle,
+        1,
+        last,
+        |seq, payload| (seq, payload),
+        |(seq, payload)| each(seq, &payload),
+    )
+    .await
+    .map_err(|e| format!("reading {stream}: {e}"))?;
     Ok(last)
 }
 
@@ -80,6 +61,42 @@ pub async fn checkpoints(js: &jetstream::Context) -> Result<Vec<String>, String>
     Ok(notes)
 }
 
+/// Reads and inspects the whole ledger as it is now, calling `each` on
+/// every intact entry with what `extra` made of it. Everything that needs
+/// one entry alone — decoding, hashing, `extra` — is done by the readers, in
+/// parallel; the inspector links the entries in order.
+async fn inspect<T: Send + 'static>(
+    js: &jetstream::Context,
+    verifier: &NoteVerifier,
+    extra: fn(&LedgerEntry) -> T,
+    mut each: impl FnMut(&LedgerEntry, T),
+) -> Result<Inspector, String> {
+    let notes = checkpoints(js).await?;
+    // Read exactly what the ledger held now: records appended while reading
+    // are left for the next verification.
+    let (stream, total) = stream_end(js, subjects::LEDGER_STREAM).await?;
+    let mut inspector = Inspector::new(total, &notes, verifier);
+    crate::reader::read_range(
+        &stream,
+        1,
+        total,
+        move |seq, payload| {
+            let checked = Checked::of(seq, payload);
+            let made = checked.entry().map(extra);
+            (checked, made)
+        },
+        |(checked, made)| {
+            if let (Some(entry), Some(made)) = (inspector.push_checked(checked), made) {
+                each(&entry, made);
+            }
+            !inspector.stopped()
+        },
+    )
+    .await
+    .map_err(|e| format!("reading {}: {e}", subjects::LEDGER_STREAM))?;
+    Ok(inspector)
+}
+
 /// Reads and inspects the whole ledger, calling `each` on every intact entry;
 /// returns the inspector before its report is drawn.
 pub async fn scan(
@@ -87,19 +104,7 @@ pub async fn scan(
     verifier: &NoteVerifier,
     mut each: impl FnMut(&LedgerEntry),
 ) -> Result<Inspector, String> {
-    let notes = checkpoints(js).await?;
-    // Read exactly what the ledger held now: records appended while reading
-    // are left for the next verification.
-    let (stream, total) = stream_end(js, subjects::LEDGER_STREAM).await?;
-    let mut inspector = Inspector::new(total, &notes, verifier);
-    read_until(&stream, subjects::LEDGER_STREAM, total, |seq, payload| {
-        if let Some(entry) = inspector.push(seq, payload) {
-            each(&entry);
-        }
-        !inspector.stopped()
-    })
-    .await?;
-    Ok(inspector)
+    inspect(js, verifier, |_| (), |entry, ()| each(entry)).await
 }
 
 /// Verifies the whole ledger, calling `each` on every intact entry's record.
@@ -108,10 +113,12 @@ pub async fn verify(
     verifier: &NoteVerifier,
     mut each: impl FnMut(&LedgerEntry, &AuditRecord),
 ) -> Result<Report, AuditError> {
-    let inspector = scan(js, verifier, |entry| {
-        let record = AuditRecord::decode(entry.record.as_slice()).unwrap_or_default();
-        each(entry, &record);
-    })
+    let inspector = inspect(
+        js,
+        verifier,
+        |entry| AuditRecord::decode(entry.record.clone()).unwrap_or_default(),
+        |entry, record| each(entry, &record),
+    )
     .await
     .map_err(AuditError::Nats)?;
     Ok(inspector.finish())
