@@ -15,6 +15,8 @@ pub mod fault;
 
 pub mod fault_process;
 
+pub mod operations;
+
 use anyhow::{Result, bail};
 use liaison::system::{System, UpOptions};
 use liaison_audit::inspect::Report;
