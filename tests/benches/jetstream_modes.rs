@@ -142,21 +142,15 @@ async fn pulls(js: &jetstream::Context, name: &str, n: usize) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The ledger's reader, preparing nothing.
+/// The ledger's reader (pulls of 5,000 on a task of its own).
 async fn ledger_reader(js: &jetstream::Context, name: &str, n: usize) -> f64 {
     let started = Instant::now();
     let stream = js.get_stream(name).await.unwrap();
     let mut seen = 0;
-    liaison_audit::reader::read_range(
-        &stream,
-        1,
-        n as u64,
-        |_, p| p.len(),
-        |_| {
-            seen += 1;
-            true
-        },
-    )
+    liaison_audit::reader::read_range(&stream, 1, n as u64, |_, _| {
+        seen += 1;
+        true
+    })
     .await
     .unwrap();
     assert_eq!(seen, n);

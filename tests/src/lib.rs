@@ -5,6 +5,7 @@
 //! system's gateway also opens its HTTPS door on a free port ([`https`]).
 
 pub mod alerts;
+pub mod bench;
 pub mod https;
 
 pub mod attacks;

@@ -38,15 +38,9 @@ pub async fn read_stream(
     mut each: impl FnMut(u64, &[u8]) -> bool,
 ) -> Result<u64, String> {
     let (handle, last) = stream_end(js, stream).await?;
-    crate::reader::read_range(
-        &handle,
-        1,
-        last,
-        |seq, payload| (seq, payload),
-        |(seq, payload)| each(seq, &payload),
-    )
-    .await
-    .map_err(|e| format!("reading {stream}: {e}"))?;
+    crate::reader::read_range(&handle, 1, last, |seq, payload| each(seq, &payload))
+        .await
+        .map_err(|e| format!("reading {stream}: {e}"))?;
     Ok(last)
 }
 
@@ -61,50 +55,28 @@ pub async fn checkpoints(js: &jetstream::Context) -> Result<Vec<String>, String>
     Ok(notes)
 }
 
-/// Reads and inspects the whole ledger as it is now, calling `each` on
-/// every intact entry with what `extra` made of it. Everything that needs
-/// one entry alone — decoding, hashing, `extra` — is done by the readers, in
-/// parallel; the inspector links the entries in order.
-async fn inspect<T: Send + 'static>(
+/// Reads and inspects the whole ledger as it is now, calling `each` on every
+/// intact entry; returns the inspector before its report is drawn.
+pub async fn scan(
     js: &jetstream::Context,
     verifier: &NoteVerifier,
-    extra: fn(&LedgerEntry) -> T,
-    mut each: impl FnMut(&LedgerEntry, T),
+    mut each: impl FnMut(&LedgerEntry),
 ) -> Result<Inspector, String> {
     let notes = checkpoints(js).await?;
     // Read exactly what the ledger held now: records appended while reading
     // are left for the next verification.
     let (stream, total) = stream_end(js, subjects::LEDGER_STREAM).await?;
     let mut inspector = Inspector::new(total, &notes, verifier);
-    crate::reader::read_range(
-        &stream,
-        1,
-        total,
-        move |seq, payload| {
-            let checked = Checked::of(seq, payload);
-            let made = checked.entry().map(extra);
-            (checked, made)
-        },
-        |(checked, made)| {
-            if let (Some(entry), Some(made)) = (inspector.push_checked(checked), made) {
-                each(&entry, made);
-            }
-            !inspector.stopped()
-        },
-    )
+    crate::reader::read_range(&stream, 1, total, |seq, payload| {
+        // The entry's fields share the received bytes: nothing is copied.
+        if let Some(entry) = inspector.push_checked(Checked::of(seq, payload)) {
+            each(&entry);
+        }
+        !inspector.stopped()
+    })
     .await
     .map_err(|e| format!("reading {}: {e}", subjects::LEDGER_STREAM))?;
     Ok(inspector)
-}
-
-/// Reads and inspects the whole ledger, calling `each` on every intact entry;
-/// returns the inspector before its report is drawn.
-pub async fn scan(
-    js: &jetstream::Context,
-    verifier: &NoteVerifier,
-    mut each: impl FnMut(&LedgerEntry),
-) -> Result<Inspector, String> {
-    inspect(js, verifier, |_| (), |entry, ()| each(entry)).await
 }
 
 /// Verifies the whole ledger, calling `each` on every intact entry's record.
@@ -113,12 +85,10 @@ pub async fn verify(
     verifier: &NoteVerifier,
     mut each: impl FnMut(&LedgerEntry, &AuditRecord),
 ) -> Result<Report, AuditError> {
-    let inspector = inspect(
-        js,
-        verifier,
-        |entry| AuditRecord::decode(entry.record.clone()).unwrap_or_default(),
-        |entry, record| each(entry, &record),
-    )
+    let inspector = scan(js, verifier, |entry| {
+        let record = AuditRecord::decode(entry.record.clone()).unwrap_or_default();
+        each(entry, &record);
+    })
     .await
     .map_err(AuditError::Nats)?;
     Ok(inspector.finish())
