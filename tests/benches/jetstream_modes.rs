@@ -16,13 +16,13 @@ use async_nats::jetstream::{self, consumer, stream};
 use async_nats::{HeaderMap, header};
 use futures_util::StreamExt;
 use liaison_kit::users;
+use liaison_tests::bench::{Clock, Took, rate};
 use std::collections::VecDeque;
-use std::time::Instant;
 
 const PAYLOAD: usize = 320;
 
-async fn pipelined(js: &jetstream::Context, subject: &str, n: usize) -> f64 {
-    let started = Instant::now();
+async fn pipelined(js: &jetstream::Context, subject: &str, n: usize) -> Took {
+    let clock = Clock::start();
     let payload = bytes::Bytes::from(vec![7u8; PAYLOAD]);
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let mut acks = Vec::with_capacity(chunk.len());
@@ -37,7 +37,7 @@ async fn pipelined(js: &jetstream::Context, subject: &str, n: usize) -> f64 {
             ack.await.unwrap();
         }
     }
-    n as f64 / started.elapsed().as_secs_f64()
+    clock.took()
 }
 
 /// How atomic batches of 1,000 follow one another.
@@ -52,10 +52,10 @@ enum Commits {
     Four,
 }
 
-async fn atomic(js: &jetstream::Context, subject: &str, n: usize, commits: Commits) -> f64 {
+async fn atomic(js: &jetstream::Context, subject: &str, n: usize, commits: Commits) -> Took {
     let client = js.client();
     let payload = bytes::Bytes::from(vec![7u8; PAYLOAD]);
-    let started = Instant::now();
+    let clock = Clock::start();
     let mut in_flight = VecDeque::new();
     for (b, chunk) in (0..n).collect::<Vec<_>>().chunks(1000).enumerate() {
         let id = format!("{}-{b}", commits as u8);
@@ -90,11 +90,11 @@ async fn atomic(js: &jetstream::Context, subject: &str, n: usize, commits: Commi
     for ack in in_flight {
         ack.await.unwrap();
     }
-    n as f64 / started.elapsed().as_secs_f64()
+    clock.took()
 }
 
-async fn ordered(js: &jetstream::Context, name: &str, n: usize) -> f64 {
-    let started = Instant::now();
+async fn ordered(js: &jetstream::Context, name: &str, n: usize) -> Took {
+    let clock = Clock::start();
     let stream = js.get_stream(name).await.unwrap();
     let reader = stream
         .create_consumer(consumer::pull::OrderedConfig::default())
@@ -109,12 +109,12 @@ async fn ordered(js: &jetstream::Context, name: &str, n: usize) -> f64 {
             break;
         }
     }
-    n as f64 / started.elapsed().as_secs_f64()
+    clock.took()
 }
 
 /// An ephemeral pull consumer without acknowledgements, 5,000 a pull.
-async fn pulls(js: &jetstream::Context, name: &str, n: usize) -> f64 {
-    let started = Instant::now();
+async fn pulls(js: &jetstream::Context, name: &str, n: usize) -> Took {
+    let clock = Clock::start();
     let stream = js.get_stream(name).await.unwrap();
     let reader = stream
         .create_consumer(consumer::pull::Config {
@@ -139,12 +139,12 @@ async fn pulls(js: &jetstream::Context, name: &str, n: usize) -> f64 {
             break;
         }
     }
-    n as f64 / started.elapsed().as_secs_f64()
+    clock.took()
 }
 
 /// The ledger's reader (pulls of 5,000 on a task of its own).
-async fn ledger_reader(js: &jetstream::Context, name: &str, n: usize) -> f64 {
-    let started = Instant::now();
+async fn ledger_reader(js: &jetstream::Context, name: &str, n: usize) -> Took {
+    let clock = Clock::start();
     let stream = js.get_stream(name).await.unwrap();
     let mut seen = 0;
     liaison_audit::reader::read_range(&stream, 1, n as u64, |_, _| {
@@ -154,12 +154,12 @@ async fn ledger_reader(js: &jetstream::Context, name: &str, n: usize) -> f64 {
     .await
     .unwrap();
     assert_eq!(seen, n);
-    n as f64 / started.elapsed().as_secs_f64()
+    clock.took()
 }
 
-async fn direct_batches(js: &jetstream::Context, name: &str, n: usize, in_flight: usize) -> f64 {
+async fn direct_batches(js: &jetstream::Context, name: &str, n: usize, in_flight: usize) -> Took {
     let client = js.client();
-    let started = Instant::now();
+    let clock = Clock::start();
     let mut next = 1u64;
     let mut pending = VecDeque::new();
     let mut seen = 0;
@@ -187,7 +187,7 @@ async fn direct_batches(js: &jetstream::Context, name: &str, n: usize, in_flight
             seen += 1;
         }
     }
-    n as f64 / started.elapsed().as_secs_f64()
+    clock.took()
 }
 
 async fn run(n: usize, sync: &str) -> anyhow::Result<()> {
@@ -222,29 +222,47 @@ async fn run(n: usize, sync: &str) -> anyhow::Result<()> {
         ]);
     }
     let sync = if sync.is_empty() { "default" } else { sync };
-    println!("\n| {n} messages of {PAYLOAD} B, sync_interval {sync} | rate | vs baseline |");
-    println!("|---|---|---|");
-    println!("| write: pipelined publishes, 1,000 in flight (baseline) | {pipe:.0} /s | 1.00 |");
-    for (what, rate) in [
-        ("atomic batches of 1,000, one at a time", one),
-        ("atomic batches of 1,000, the writer's way", overlapped),
-        ("atomic batches of 1,000, four commits in flight", four),
-    ] {
-        println!("| write: {what} | {rate:.0} /s | {:.2} |", rate / pipe);
-    }
+    let row = |what: &str, took: Took, base: Took| {
+        let (client, server) = took.cpu_per(n as u64);
+        println!(
+            "| {what} | {:.0} /s | {:.2} | {client:.1} µs | {server:.1} µs |",
+            rate(n as u64, took.wall),
+            base.wall.as_secs_f64() / took.wall.as_secs_f64()
+        );
+    };
+    println!(
+        "\n| {n} messages of {PAYLOAD} B, sync_interval {sync} | rate | vs baseline | CPU/message here | nats-server |"
+    );
+    println!("|---|---|---|---|---|");
+    row(
+        "write: pipelined publishes, 1,000 in flight (baseline)",
+        pipe,
+        pipe,
+    );
+    row("write: atomic batches of 1,000, one at a time", one, pipe);
+    row(
+        "write: atomic batches of 1,000, the writer's way",
+        overlapped,
+        pipe,
+    );
+    row(
+        "write: atomic batches of 1,000, four commits in flight",
+        four,
+        pipe,
+    );
     for (round, r) in reads.iter().enumerate() {
-        let ord = r[0];
-        println!("| read, round {round}: ordered consumer (baseline) | {ord:.0} /s | 1.00 |");
-        for (what, rate) in [
+        row(
+            &format!("read, round {round}: ordered consumer (baseline)"),
+            r[0],
+            r[0],
+        );
+        for (what, took) in [
             ("pulls of 5,000", r[1]),
             ("the ledger's reader", r[2]),
             ("batched direct get, 1 in flight", r[3]),
             ("batched direct get, 4 in flight", r[4]),
         ] {
-            println!(
-                "| read, round {round}: {what} | {rate:.0} /s | {:.2} |",
-                rate / ord
-            );
+            row(&format!("read, round {round}: {what}"), took, r[0]);
         }
     }
     system.shutdown().await
