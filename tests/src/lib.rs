@@ -5,6 +5,7 @@
 //! system's gateway also opens its HTTPS door on a free port ([`https`]).
 
 pub mod alerts;
+pub mod bench;
 pub mod browser;
 pub mod casework;
 pub mod cluster;
@@ -21,6 +22,8 @@ pub mod traces;
 pub mod fault;
 
 pub mod fault_process;
+
+pub mod operations;
 
 use anyhow::{Result, bail};
 use liaison::system::{System, UpOptions};

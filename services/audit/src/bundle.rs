@@ -2,6 +2,7 @@
 //! without NATS: every entry as stored, every signed checkpoint, and the
 //! verifier key. One JSON document; entries are base64 of their stored bytes.
 
+use crate::chain::Checked;
 use crate::checkpoint::NoteVerifier;
 use crate::inspect::{Inspector, Report};
 use async_nats::jetstream;
@@ -69,7 +70,7 @@ impl Bundle {
         for (i, entry) in self.entries.iter().enumerate() {
             // Undecodable base64 is checked as an empty (undecodable) entry.
             let bytes = B64.decode(entry).unwrap_or_default();
-            inspector.push(i as u64 + 1, &bytes);
+            inspector.push_checked(Checked::of(i as u64 + 1, bytes.into()));
             if inspector.stopped() {
                 break;
             }

@@ -1,6 +1,8 @@
-//! The hash chain: how a ledger entry's hash is computed, how the next entry
-//! is made, and how a sequence of entries is checked. Pure functions over
-//! bytes; reading and writing the LEDGER stream live elsewhere.
+//! The hash chain: how a ledger entry's hash is computed and how the next
+//! entry is made and encoded. Pure functions over bytes; reading and writing
+//! the LEDGER stream live elsewhere.
+//!
+//! Checking stored entries is [`crate::check`]'s (re-exported here).
 //!
 //! `hash = SHA-256("liaison.ledger.v1" || index || source_seq || prev_hash || record)`
 //! with `index` and `source_seq` as u64 big-endian, `prev_hash` 32 bytes (zeros
@@ -8,9 +10,12 @@
 //! an entry is covered, and entries must be in canonical protobuf encoding, so
 //! any change to the stored bytes is found at the entry changed.
 
+use bytes::Bytes;
 use liaison_proto::v1::LedgerEntry;
 use prost::Message;
 use sha2::{Digest, Sha256};
+
+pub use crate::check::{Break, Checked, Verifier};
 
 const DOMAIN: &[u8] = b"liaison.ledger.v1";
 /// `prev_hash` of the first entry.
@@ -49,23 +54,39 @@ impl Default for Tail {
 
 impl Tail {
     /// The entry that appends `record` (from DECISIONS sequence `source_seq`).
-    pub fn append(&self, record: Vec<u8>, source_seq: u64) -> LedgerEntry {
+    pub fn append(&self, record: impl Into<Bytes>, source_seq: u64) -> LedgerEntry {
+        let record = record.into();
         let hash = entry_hash(self.next_index, source_seq, &self.hash, &record);
         LedgerEntry {
             index: self.next_index,
-            prev_hash: self.hash.to_vec(),
+            prev_hash: Bytes::copy_from_slice(&self.hash),
             record,
-            hash: hash.to_vec(),
+            hash: Bytes::copy_from_slice(&hash),
             source_seq,
         }
     }
 
+    /// Appends `record` (sharing its bytes): the stored form of the entry,
+    /// encoded once, and the tail after it.
+    pub fn link(&self, record: Bytes, source_seq: u64) -> (Bytes, Self) {
+        let entry = self.append(record, source_seq);
+        let mut stored = bytes::BytesMut::with_capacity(entry.encoded_len());
+        entry.encode_raw(&mut stored);
+        let mut hash = GENESIS;
+        hash.copy_from_slice(&entry.hash);
+        let next = Self {
+            next_index: self.next_index + 1,
+            hash,
+            source_seq,
+        };
+        (stored.freeze(), next)
+    }
+
     /// The tail after `entry`.
     pub fn after(entry: &LedgerEntry) -> Result<Self, String> {
-        let hash: [u8; 32] =
-            entry.hash.as_slice().try_into().map_err(|_| {
-                format!("entry {} has a {}-byte hash", entry.index, entry.hash.len())
-            })?;
+        let hash: [u8; 32] = entry.hash[..]
+            .try_into()
+            .map_err(|_| format!("entry {} has a {}-byte hash", entry.index, entry.hash.len()))?;
         Ok(Self {
             next_index: entry.index + 1,
             hash,
@@ -74,171 +95,16 @@ impl Tail {
     }
 }
 
-/// Why a stored entry breaks the chain.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Break {
-    #[error("stream message {seq} is not a ledger entry: {reason}")]
-    Undecodable { seq: u64, reason: String },
-    #[error(
-        "stream message {seq} holds entry index {found}, expected {expected} (an entry was removed, duplicated or reordered)"
-    )]
-    Index { seq: u64, found: u64, expected: u64 },
-    #[error(
-        "record {index} (stream message {seq}) was altered and its hash recomputed: the record after it still names the original"
-    )]
-    Rehashed { seq: u64, index: u64 },
-    #[error(
-        "record {index} (stream message {seq}) was altered: its content does not match its hash"
-    )]
-    Content { seq: u64, index: u64 },
-}
-
-impl Break {
-    /// The stream sequence of the first bad record.
-    pub fn seq(&self) -> u64 {
-        match self {
-            Self::Undecodable { seq, .. }
-            | Self::Index { seq, .. }
-            | Self::Rehashed { seq, .. }
-            | Self::Content { seq, .. } => *seq,
-        }
-    }
-}
-
-/// Checks entries one by one, in stream order.
-#[derive(Debug, Default)]
-pub struct Verifier {
-    tail: Tail,
-}
-
-impl Verifier {
-    /// Checks the stream message `seq` (1-based) holding `payload`, returning
-    /// the entry on success.
-    pub fn check(&mut self, seq: u64, payload: &[u8]) -> Result<LedgerEntry, Break> {
-        let entry = LedgerEntry::decode(payload).map_err(|e| Break::Undecodable {
-            seq,
-            reason: e.to_string(),
-        })?;
-        if entry.encoded_len() != payload.len() || entry.encode_to_vec() != payload {
-            return Err(Break::Undecodable {
-                seq,
-                reason: "not in canonical protobuf encoding".into(),
-            });
-        }
-        let expected = self.tail.next_index;
-        if entry.index != expected || seq != expected + 1 {
-            return Err(Break::Index {
-                seq,
-                found: entry.index,
-                expected,
-            });
-        }
-        if entry_hash(
-            entry.index,
-            entry.source_seq,
-            &entry.prev_hash,
-            &entry.record,
-        )
-        .as_slice()
-            != entry.hash
-        {
-            return Err(Break::Content {
-                seq,
-                index: entry.index,
-            });
-        }
-        if entry.prev_hash != self.tail.hash {
-            if entry.index == 0 {
-                return Err(Break::Content { seq, index: 0 });
-            }
-            // This entry is intact and names its predecessor's original hash:
-            // the predecessor was altered and its hash recomputed.
-            return Err(Break::Rehashed {
-                seq: seq - 1,
-                index: entry.index.saturating_sub(1),
-            });
-        }
-        self.tail = Tail::after(&entry).map_err(|reason| Break::Undecodable { seq, reason })?;
-        Ok(entry)
-    }
-
-    /// Entries verified so far.
-    pub fn count(&self) -> u64 {
-        self.tail.next_index
-    }
-
-    pub fn tail(&self) -> &Tail {
-        &self.tail
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn chain(n: u64) -> Vec<Vec<u8>> {
-        let mut tail = Tail::default();
-        (0..n)
-            .map(|i| {
-                let entry = tail.append(format!("record {i}").into_bytes(), i + 1);
-                tail = Tail::after(&entry).unwrap_or_else(|e| panic!("{e}"));
-                entry.encode_to_vec()
-            })
-            .collect()
-    }
-
-    fn verify(entries: &[Vec<u8>]) -> Result<u64, Break> {
-        let mut v = Verifier::default();
-        for (i, bytes) in entries.iter().enumerate() {
-            v.check(i as u64 + 1, bytes)?;
-        }
-        Ok(v.count())
-    }
-
     #[test]
-    fn an_intact_chain_verifies() {
-        assert_eq!(verify(&chain(10)), Ok(10));
-    }
-
-    #[test]
-    fn an_altered_record_is_named() {
-        let mut entries = chain(10);
-        let mut entry = LedgerEntry::decode(entries[4].as_slice()).unwrap_or_default();
-        entry.record = b"record X".to_vec();
-        entries[4] = entry.encode_to_vec();
-        assert_eq!(verify(&entries), Err(Break::Content { seq: 5, index: 4 }));
-    }
-
-    #[test]
-    fn an_altered_record_with_a_recomputed_hash_is_named_by_the_next_link() {
-        let mut entries = chain(10);
-        let mut entry = LedgerEntry::decode(entries[4].as_slice()).unwrap_or_default();
-        entry.record = b"record X".to_vec();
-        entry.hash = entry_hash(4, entry.source_seq, &entry.prev_hash, &entry.record).to_vec();
-        entries[4] = entry.encode_to_vec();
-        assert_eq!(verify(&entries), Err(Break::Rehashed { seq: 5, index: 4 }));
-    }
-
-    #[test]
-    fn removed_and_reordered_entries_are_found() {
-        let mut entries = chain(10);
-        entries.remove(3);
-        assert!(matches!(
-            verify(&entries),
-            Err(Break::Index {
-                seq: 4,
-                found: 4,
-                expected: 3
-            })
-        ));
-        let mut entries = chain(10);
-        entries.swap(2, 7);
-        assert!(matches!(verify(&entries), Err(Break::Index { seq: 3, .. })));
-        let mut entries = chain(3);
-        entries[1] = b"\xff\xff garbage".to_vec();
-        assert!(matches!(
-            verify(&entries),
-            Err(Break::Undecodable { seq: 2, .. })
-        ));
+    fn a_linked_entry_is_stored_as_its_canonical_encoding() {
+        let tail = Tail::default();
+        let (stored, next) = tail.link(Bytes::from_static(b"record 0"), 7);
+        let entry = tail.append(b"record 0".to_vec(), 7);
+        assert_eq!(stored, entry.encode_to_vec());
+        assert_eq!(Tail::after(&entry), Ok(next));
     }
 }

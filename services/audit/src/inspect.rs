@@ -3,9 +3,9 @@
 //! Merkle tree over the records, and every signed checkpoint against the tree
 //! of the same size. The first problem found is named at its record.
 
-use crate::chain::{self, Break, Tail};
+use crate::chain::{self, Break, Checked, Tail};
 use crate::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
-use crate::merkle::{CompactRange, leaf_hash};
+use crate::merkle::CompactRange;
 use liaison_proto::v1::LedgerEntry;
 
 /// The first problem found in a ledger.
@@ -116,7 +116,17 @@ impl Inspector {
         if self.stopped() {
             return None;
         }
-        let checked = self.chain.check(seq, payload);
+        self.push_checked(Checked::of(seq, bytes::Bytes::copy_from_slice(payload)))
+    }
+
+    /// Takes the next entry, already checked alone ([`Checked::of`], which
+    /// may run on other threads), in stream order.
+    pub fn push_checked(&mut self, checked: Checked) -> Option<LedgerEntry> {
+        if self.stopped() {
+            return None;
+        }
+        let leaf = checked.leaf;
+        let checked = self.chain.link(checked);
         if let Some(size) = self.mismatched.take() {
             self.finding = Some(match checked {
                 Err(b) => b.into(),
@@ -131,7 +141,7 @@ impl Inspector {
                 return None;
             }
         };
-        self.tree.push(leaf_hash(&entry.record));
+        self.tree.push(leaf);
         while let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
             if cp.size != self.tree.size() {
                 break;

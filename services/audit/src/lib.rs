@@ -7,15 +7,21 @@
 //! end to end, online ([`verify`]) or from an exported bundle ([`bundle`]),
 //! through one inspector ([`inspect`]). It records decisions; it makes none.
 
+pub mod batch;
 pub mod bundle;
 pub mod chain;
+pub mod check;
 pub mod checkpoint;
 pub mod consult;
 pub mod inspect;
+pub mod intake;
 pub mod merkle;
 pub mod metrics;
+pub mod reader;
+pub mod recent;
 pub mod replay;
 pub mod restore;
+pub mod state;
 pub mod verify;
 pub mod writer;
 

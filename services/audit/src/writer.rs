@@ -1,127 +1,47 @@
-//! The ledger writer: consumes decision records from DECISIONS one at a time,
-//! in order, appends each to LEDGER as the next link of the hash chain and the
-//! next leaf of the Merkle tree, and signs checkpoints of the tree.
+//! The ledger writer: appends the decision records waiting in DECISIONS, in
+//! stream order, to LEDGER as the next links of the hash chain and the next
+//! leaves of the Merkle tree, and signs checkpoints of the tree.
 //!
-//! Single writer: every append states the sequence it expects LEDGER to end
-//! at (`Nats-Expected-Last-Sequence`), so a second writer cannot fork the
-//! chain; on a conflict the writer re-reads the ledger. Records waiting in
-//! DECISIONS are appended in order, up to 1,000 at a time, each batch as one
-//! atomic batch publish: stored whole or not at all, acknowledged once.
-//! Exactly once: each entry records the DECISIONS sequence it came from, and a
-//! record redelivered after a crash (appended, not yet acknowledged) is
-//! recognised by that sequence and skipped, whatever order it comes back in.
+//! A pipeline of three stages, each on its own task: the intake reads and
+//! decodes the next batches ([`crate::intake::read`]) while this writer
+//! chains one batch and sends it ([`crate::batch`]) while the server stores
+//! the one before; acknowledgements to DECISIONS go out behind
+//! ([`crate::intake::acknowledge`]). Every guarantee of one batch at a time
+//! holds:
+//!
+//! - **One writer.** Each batch is one atomic batch publish whose first entry
+//!   states the sequence LEDGER must end at. The next batch's entries are
+//!   sent while the previous commit is in flight, but its own commit only
+//!   once the previous batch is stored: so it can only be stored right after
+//!   it. If that batch was not stored, the next one is never committed (the
+//!   server drops it) and both are appended again after re-reading the ledger.
+//! - **Exactly once.** Each entry records the DECISIONS sequence it came from;
+//!   a record redelivered after a crash (appended, not yet acknowledged), or
+//!   while its first copy is in flight, is recognised by that sequence and
+//!   skipped, whatever order it comes back in. Records are acknowledged only
+//!   once their batch is stored.
+//! - **What is reported is stored.** The writer's state ([`crate::state`]),
+//!   which checkpoints and [`Writer::wait_chained`] read, only ever holds
+//!   stored batches.
+//!
 //! At start the writer reads and verifies the whole ledger, and refuses to
 //! extend one that is broken.
-//!
-//! A record that came with a W3C trace context (the span it was decided in)
-//! is appended in an `audit.append` span, that span's child: the envelope's
-//! trace ends in the ledger.
 
-use crate::chain::Tail;
-use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
-use crate::merkle::{CompactRange, leaf_hash};
-use async_nats::HeaderMap;
+mod pipeline;
+
+use crate::batch;
+use crate::checkpoint::{Checkpoint, NoteSigner};
+use crate::state::{Ledger, recover};
+use async_nats::jetstream;
 use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::{self, AckKind};
-use futures_util::{FutureExt as _, StreamExt as _};
-use liaison_kit::hop::Hop;
-use liaison_kit::{AgencyId, consume, subjects, trace};
-use liaison_proto::v1::{AuditRecord, Decision, Operation};
-use prost::Message as _;
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use liaison_kit::subjects;
 use std::time::Duration;
 use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, info_span, warn};
+use tracing::{debug, error, info};
 
-/// Most decision records appended in one atomic batch (the server's limit is 1,000).
-pub const BATCH: usize = 1000;
-/// How long the writer waits for one more decision before committing a batch.
-const LINGER: Duration = Duration::from_millis(2);
+pub use crate::intake::BATCH;
 /// Remembered DECISIONS sequences before the acknowledged ones are dropped.
 const PRUNE_ABOVE: usize = 100_000;
-
-/// Record ids remembered to refuse a second copy of a record.
-const RECENT_IDS: usize = 100_000;
-
-/// The ids of the last [`RECENT_IDS`] records appended.
-#[derive(Default)]
-struct RecentIds {
-    ids: HashSet<String>,
-    order: VecDeque<String>,
-}
-
-impl RecentIds {
-    fn contains(&self, id: &str) -> bool {
-        !id.is_empty() && self.ids.contains(id)
-    }
-
-    fn insert(&mut self, id: String) {
-        if !id.is_empty() && self.ids.insert(id.clone()) {
-            self.order.push_back(id);
-        }
-        while self.order.len() > RECENT_IDS {
-            if let Some(old) = self.order.pop_front() {
-                self.ids.remove(&old);
-            }
-        }
-    }
-}
-
-/// The record id of an encoded `AuditRecord` (empty if it does not decode).
-fn record_id(record: &[u8]) -> String {
-    AuditRecord::decode(record)
-        .map(|r| r.record_id)
-        .unwrap_or_default()
-}
-
-/// The `audit.append` span of a record that carries a trace context: the
-/// record's ids, kind, operation, decision and code, nothing of its content.
-fn append_span(message: &jetstream::Message, record: &AuditRecord, batch: usize) -> Option<Hop> {
-    let context = trace::extract(message.headers.as_ref())?;
-    let name = |valid: bool, value: &str| {
-        if valid {
-            value.to_owned()
-        } else {
-            String::new()
-        }
-    };
-    let span = info_span!(
-        "audit.append",
-        otel.kind = "consumer",
-        operation = Operation::try_from(record.operation).map_or("", |o| o.as_str_name()),
-        decision = Decision::try_from(record.decision).map_or("", |d| d.as_str_name()),
-        code = record.code.as_str(),
-        kind = record.kind.as_str(),
-        agency = name(AgencyId::parse(&record.agency).is_ok(), &record.agency),
-        envelope_id = name(
-            liaison_kit::ids::validate_envelope_id(&record.envelope_id).is_ok(),
-            &record.envelope_id
-        ),
-        batch,
-    );
-    Some(Hop::continuing(span, Some(context)))
-}
-
-/// What the writer knows of the ledger.
-struct Ledger {
-    tail: Tail,
-    /// DECISIONS sequences already in the ledger, above the consumer's
-    /// acknowledgement floor: a redelivered record is skipped only if it is
-    /// here (redeliveries can come after later records).
-    appended: BTreeSet<u64>,
-    /// Sequences at or below this were acknowledged and forgotten.
-    forgotten_below: u64,
-    /// Record ids of the most recent entries: a record published twice under
-    /// the same id (a sender's retry around a nats-server crash, when the
-    /// server's own de-duplication did not hold) is chained once.
-    recent: RecentIds,
-    tree: CompactRange,
-    /// Size of the last signed checkpoint.
-    checkpointed: u64,
-    latest_note: Option<String>,
-}
 
 /// The single writer of LEDGER and CHECKPOINTS.
 pub struct Writer {
@@ -132,32 +52,6 @@ pub struct Writer {
     ledger: Mutex<Ledger>,
     /// The ledger's gauges and counters, served at `/metrics`.
     pub metrics: crate::metrics::Metrics,
-}
-
-/// Reads and verifies the ledger and its checkpoints.
-async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result<Ledger, String> {
-    let mut appended = BTreeSet::new();
-    let mut recent = RecentIds::default();
-    let inspector = crate::verify::scan(js, verifier, |entry| {
-        appended.insert(entry.source_seq);
-        recent.insert(record_id(&entry.record));
-    })
-    .await?;
-    let (tail, tree, checkpointed) = inspector.into_state().map_err(|finding| {
-        format!(
-            "the ledger is broken and will not be extended: {finding} (run `liaison audit verify`)"
-        )
-    })?;
-    let notes = crate::verify::checkpoints(js).await?;
-    Ok(Ledger {
-        tail,
-        appended,
-        forgotten_below: 0,
-        recent,
-        tree,
-        checkpointed,
-        latest_note: notes.last().cloned(),
-    })
 }
 
 /// When the latest checkpoint in CHECKPOINTS was published (Unix seconds;
@@ -203,70 +97,21 @@ impl Writer {
         })
     }
 
-    /// Appends `batch` (record bytes and DECISIONS sequences, in order) as
-    /// one atomic batch publish (ADR-50): all of it is stored, or none; the
-    /// first entry states the sequence LEDGER must end at, and the one
-    /// acknowledgement comes after the whole batch is stored. `Ok(false)` if
-    /// another writer moved the ledger first.
-    async fn append(
-        &self,
-        ledger: &mut Ledger,
-        batch: &[(&[u8], u64, &str)],
-    ) -> Result<bool, String> {
-        use async_nats::header;
-        let mut tail = ledger.tail.clone();
-        let batch_id = uuid::Uuid::new_v4().simple().to_string();
-        let client = self.js.client();
-        let mut commit = None;
-        for (k, (record, source_seq, _)) in batch.iter().enumerate() {
-            let entry = tail.append(record.to_vec(), *source_seq);
-            let mut headers = HeaderMap::new();
-            headers.insert(header::NATS_BATCH_ID, batch_id.as_str());
-            headers.insert(header::NATS_BATCH_SEQUENCE, (k + 1).to_string().as_str());
-            if k == 0 {
-                headers.insert(
-                    header::NATS_EXPECTED_LAST_SEQUENCE,
-                    tail.next_index.to_string().as_str(),
-                );
-            }
-            let payload = entry.encode_to_vec().into();
-            if k + 1 == batch.len() {
-                headers.insert(header::NATS_BATCH_COMMIT, header::NATS_BATCH_COMMIT_FINAL);
-                commit = Some(
-                    self.js
-                        .publish_with_headers(subjects::LEDGER_ENTRIES, headers, payload)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                );
-            } else {
-                client
-                    .publish_with_headers(subjects::LEDGER_ENTRIES, headers, payload)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            tail = Tail::after(&entry)?;
-        }
-        if let Some(commit) = commit {
-            match commit.await {
-                Ok(_) => {}
-                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => return Ok(false),
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        ledger.tail = tail;
-        for (record, source_seq, id) in batch {
-            ledger.tree.push(leaf_hash(record));
-            ledger.appended.insert(*source_seq);
-            ledger.recent.insert((*id).to_owned());
-        }
-        let appended = batch.len() as u64;
+    /// Takes in a batch the server stored, and checkpoints if one is due.
+    async fn stored(&self, staged: &batch::Staged) -> Result<(), String> {
+        let mut ledger = self.ledger.lock().await;
+        ledger.stored(staged)?;
+        let appended = staged.leaves.len() as u64;
         self.metrics.appended.add(&[], appended);
         self.metrics.batch_records.observe(appended as f64);
         self.metrics.height.set(&[], ledger.tree.size());
-        if ledger.tree.size() - ledger.checkpointed >= self.every {
-            self.checkpoint(ledger).await?;
+        debug!(records = appended, "Batch stored");
+        if ledger.tree.size() - ledger.checkpointed >= self.every
+            && let Err(e) = self.checkpoint(&mut ledger).await
+        {
+            error!(error = %e, "Checkpoint failed");
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Signs and publishes a checkpoint if records were added since the last.
@@ -329,112 +174,5 @@ impl Writer {
         let mut ledger = self.ledger.lock().await;
         self.checkpoint(&mut ledger).await?;
         Ok(ledger.latest_note.clone())
-    }
-
-    /// Appends decision records until `shutdown`; the batch in hand is finished first.
-    ///
-    /// Records arrive in DECISIONS order; whatever is already waiting, or
-    /// arrives within [`LINGER`] of the last, is taken with the first (up to
-    /// [`BATCH`]) and appended as one atomic batch.
-    pub async fn serve(
-        &self,
-        consumer: PullConsumer,
-        shutdown: CancellationToken,
-    ) -> Result<(), String> {
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(BATCH)
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        while let Some(first) =
-            consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER).await?
-        {
-            // Each atomic commit costs the server a few milliseconds whatever
-            // its size, so gather what arrives within LINGER of the last one.
-            let mut batch = vec![first];
-            while batch.len() < BATCH {
-                let next = match messages.next().now_or_never() {
-                    Some(next) => next,
-                    None => match tokio::time::timeout(LINGER, messages.next()).await {
-                        Ok(next) => next,
-                        Err(_) => break,
-                    },
-                };
-                match next {
-                    Some(Ok(m)) => batch.push(m),
-                    _ => break,
-                }
-            }
-            let mut records = Vec::with_capacity(batch.len());
-            // Open until the batch is appended and acknowledged.
-            let mut spans = Vec::new();
-            for message in &batch {
-                let source_seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
-                let Ok(record) = AuditRecord::decode(message.payload.as_ref()) else {
-                    error!(source_seq, "Undecodable decision record, not chained");
-                    let _ = message.ack_with(AckKind::Term).await;
-                    continue;
-                };
-                spans.extend(append_span(message, &record, batch.len()));
-                records.push((message.payload.as_ref(), source_seq, record.record_id));
-            }
-            loop {
-                let mut ledger = self.ledger.lock().await;
-                // Records appended before a crash or a conflict, and second
-                // copies of a record, are not appended again.
-                let mut ids = HashSet::new();
-                let pending: Vec<(&[u8], u64, &str)> = records
-                    .iter()
-                    .filter(|(_, seq, id)| {
-                        !ledger.appended.contains(seq)
-                            && !ledger.recent.contains(id)
-                            && ids.insert(id.as_str())
-                    })
-                    .map(|(record, seq, id)| (*record, *seq, id.as_str()))
-                    .collect();
-                if pending.is_empty() {
-                    break;
-                }
-                let started = std::time::Instant::now();
-                let appended = self.append(&mut ledger, &pending).await;
-                debug!(
-                    records = pending.len(),
-                    micros = started.elapsed().as_micros() as u64,
-                    "Batch appended"
-                );
-                match appended {
-                    Ok(true) => break,
-                    Ok(false) => {
-                        warn!("LEDGER moved under this writer; re-reading it");
-                        *ledger = recover(&self.js, &self.signer.verifier()).await?;
-                    }
-                    Err(e) => {
-                        error!(error = %e, "Ledger append failed; retrying");
-                        drop(ledger);
-                        tokio::select! {
-                            () = shutdown.cancelled() => return Ok(()),
-                            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        }
-                        let mut ledger = self.ledger.lock().await;
-                        if let Ok(recovered) = recover(&self.js, &self.signer.verifier()).await {
-                            *ledger = recovered;
-                        }
-                    }
-                }
-            }
-            // Each message acknowledged on its own: one ack for the whole batch
-            // (AckPolicy::All) was tried and loses records — after a writer
-            // restart it also acknowledges earlier decisions still waiting to
-            // be redelivered (tests/tests/restart.rs caught it).
-            for message in &batch {
-                if let Err(e) = message.ack().await {
-                    error!(error = %e, "Could not acknowledge decision record");
-                }
-            }
-            drop(spans);
-            self.forget_acknowledged(&consumer).await;
-        }
-        Ok(())
     }
 }

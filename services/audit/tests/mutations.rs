@@ -137,16 +137,17 @@ fn every_mutation_is_detected_and_located() {
             }
             4 => {
                 let mut entry = LedgerEntry::decode(e[i as usize].as_slice()).unwrap_or_default();
-                let mut forged = AuditRecord::decode(entry.record.as_slice()).unwrap_or_default();
+                let mut forged = AuditRecord::decode(entry.record.as_ref()).unwrap_or_default();
                 forged.recipients = vec!["retail-bsp".into()];
-                entry.record = forged.encode_to_vec();
+                entry.record = forged.encode_to_vec().into();
                 entry.hash = liaison_audit::chain::entry_hash(
                     entry.index,
                     entry.source_seq,
                     &entry.prev_hash,
                     &entry.record,
                 )
-                .to_vec();
+                .to_vec()
+                .into();
                 e[i as usize] = entry.encode_to_vec();
                 // The last record has no successor naming it: its checkpoint does.
                 let at = if i == RECORDS - 1 {

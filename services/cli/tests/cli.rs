@@ -387,9 +387,9 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
             ledger.direct_get(seq).await?.payload.as_ref(),
         )?);
     }
-    let mut record = AuditRecord::decode(entries[1].record.as_slice())?;
+    let mut record = AuditRecord::decode(entries[1].record.as_ref())?;
     record.recipients = vec!["retail-bsp".into()];
-    entries[1].record = record.encode_to_vec();
+    entries[1].record = record.encode_to_vec().into();
     js.delete_stream(subjects::LEDGER_STREAM).await?;
     let config = stream_configs(&system.config.streams)
         .into_iter()

@@ -3,7 +3,8 @@
 //! gateway authenticates it and applies its limits, asks the cases service on
 //! its behalf (`liaison.cases.query`: the cases service answers only with
 //! cases the agency participates in: need to know), and records the
-//! consultation for the ledger before answering. Refusals are recorded as at
+//! consultation for the ledger before answering, a refused one (a case the
+//! agency does not take part in) too. Refusals are recorded as at
 //! ingress.
 
 use crate::Shared;
@@ -101,27 +102,39 @@ async fn ask(
             "the cases service's answer does not decode: {e}"
         )))
     })?;
-    if answer.code.is_empty() {
+    let id = uuid::Uuid::new_v4().to_string();
+    let record = if answer.code.is_empty() {
         let tokens: Vec<String> = answer
             .cases
             .iter()
             .flat_map(|c| c.subject_tokens.iter().cloned())
             .collect();
-        let record = records::consultation(
-            &uuid::Uuid::new_v4().to_string(),
+        records::consultation(
+            &id,
             agency.as_str(),
             &claims.sub,
             &query.case_id,
             answer.cases.len(),
             tokens,
-        );
-        // No answer without its record (DPA 2018 s.62: consultation).
-        shared
-            .recorder
-            .publish(&record)
-            .await
-            .map_err(|e| refused(Refusal::Unavailable(format!("consultation record: {e}"))))?;
-    }
+        )
+    } else {
+        // Refused by the cases service (a case the agency does not take
+        // part in): an attempt to consult, recorded like every refusal.
+        records::consultation_refused(
+            &id,
+            agency.as_str(),
+            &claims.sub,
+            &query.case_id,
+            &answer.code,
+            &answer.reason,
+        )
+    };
+    // No answer without its record (DPA 2018 s.62: consultation).
+    shared
+        .recorder
+        .publish(&record)
+        .await
+        .map_err(|e| refused(Refusal::Unavailable(format!("consultation record: {e}"))))?;
     Ok(answer)
 }
 

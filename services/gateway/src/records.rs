@@ -175,6 +175,25 @@ pub fn consultation(
     }
 }
 
+/// An agency's case query the cases service refused (`code`, `reason`):
+/// who asked, and for which case id.
+pub fn consultation_refused(
+    id: &str,
+    agency: &str,
+    author: &str,
+    case_id: &str,
+    code: &str,
+    reason: &str,
+) -> AuditRecord {
+    AuditRecord {
+        decision: Decision::Refused as i32,
+        code: code.to_owned(),
+        reason: reason.to_owned(),
+        recipients: vec![],
+        ..consultation(id, agency, author, case_id, 0, vec![])
+    }
+}
+
 /// A change of the policy set in force: `applied` when the new set replaced
 /// the old, refused (the old set kept) when it did not load. `id` makes the
 /// record unique per change; `reason` says what changed or what was wrong.

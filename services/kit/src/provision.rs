@@ -173,10 +173,12 @@ pub async fn provision(
             s::EVENTS_STREAM,
             durable(settings, s::ROUTER_CONSUMER, None, 256),
         ),
-        // The ledger writer appends in source order, in batches.
+        // The ledger writer appends in source order, in batches of up to
+        // 1,000, and reads ahead while it appends: a batch being gathered,
+        // two waiting, one staged, one being stored.
         (
             s::DECISIONS_STREAM,
-            durable(settings, s::LEDGER_WRITER_CONSUMER, None, 1024),
+            durable(settings, s::LEDGER_WRITER_CONSUMER, None, 5_000),
         ),
     ];
     for agency in agencies {

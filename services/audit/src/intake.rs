@@ -1,0 +1,151 @@
+//! The ledger writer's side of DECISIONS: batches in, acknowledgements out.
+//!
+//! [`read`] takes decision records in stream order, gathers what is waiting
+//! (or arrives within [`LINGER`] of the last one) into batches of at most
+//! [`BATCH`], decodes each record once (its id, its trace context) and hands
+//! the batches to the writer, reading ahead while the writer appends (the
+//! consumer lets several batches be outstanding). An undecodable record is
+//! refused here (terminated, never chained). [`acknowledge`] acknowledges the
+//! records of each batch the writer has committed, off the writer's path.
+//! Nothing here appends; nothing is acknowledged before its batch is stored.
+
+use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::{self, AckKind};
+use bytes::Bytes;
+use futures_util::{FutureExt as _, StreamExt as _};
+use liaison_kit::hop::Hop;
+use liaison_kit::{AgencyId, consume, subjects, trace};
+use liaison_proto::v1::{AuditRecord, Decision, Operation};
+use prost::Message as _;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info_span};
+
+/// Most decision records appended in one atomic batch (the server's limit is 1,000).
+pub const BATCH: usize = 1000;
+/// How long a batch waits for one more decision before it is handed over.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// One decision record to chain.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The encoded `AuditRecord`, exactly as published (shared, not copied).
+    pub bytes: Bytes,
+    /// Its sequence in DECISIONS.
+    pub source_seq: u64,
+    /// Its record id (empty if it has none).
+    pub id: String,
+}
+
+/// Decision records taken together, in stream order.
+pub struct Intake {
+    /// Every message taken (to acknowledge once the batch is stored).
+    pub messages: Vec<jetstream::Message>,
+    /// The records to chain (the undecodable ones left out).
+    pub records: Vec<Record>,
+    /// `audit.append` spans of traced records, open until they are chained.
+    pub spans: Vec<Hop>,
+}
+
+/// The `audit.append` span of a record that carries a trace context: the
+/// record's ids, kind, operation, decision and code, nothing of its content.
+fn append_span(message: &jetstream::Message, record: &AuditRecord, batch: usize) -> Option<Hop> {
+    let context = trace::extract(message.headers.as_ref())?;
+    let name = |valid: bool, value: &str| {
+        if valid {
+            value.to_owned()
+        } else {
+            String::new()
+        }
+    };
+    let span = info_span!(
+        "audit.append",
+        otel.kind = "consumer",
+        operation = Operation::try_from(record.operation).map_or("", |o| o.as_str_name()),
+        decision = Decision::try_from(record.decision).map_or("", |d| d.as_str_name()),
+        code = record.code.as_str(),
+        kind = record.kind.as_str(),
+        agency = name(AgencyId::parse(&record.agency).is_ok(), &record.agency),
+        envelope_id = name(
+            liaison_kit::ids::validate_envelope_id(&record.envelope_id).is_ok(),
+            &record.envelope_id
+        ),
+        batch,
+    );
+    Some(Hop::continuing(span, Some(context)))
+}
+
+/// Decodes a gathered batch; undecodable records are terminated.
+async fn decode(messages: Vec<jetstream::Message>) -> Result<Intake, String> {
+    let mut records = Vec::with_capacity(messages.len());
+    let mut spans = Vec::new();
+    for message in &messages {
+        let source_seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
+        let Ok(record) = AuditRecord::decode(message.payload.clone()) else {
+            error!(source_seq, "Undecodable decision record, not chained");
+            let _ = message.ack_with(AckKind::Term).await;
+            continue;
+        };
+        spans.extend(append_span(message, &record, messages.len()));
+        records.push(Record {
+            bytes: message.payload.clone(),
+            source_seq,
+            id: record.record_id,
+        });
+    }
+    Ok(Intake {
+        messages,
+        records,
+        spans,
+    })
+}
+
+/// Reads DECISIONS into batches for the writer until `shutdown` (or until
+/// the writer stops taking them); an error if the consumer ends.
+pub async fn read(
+    mut messages: pull::Stream,
+    batches: mpsc::Sender<Intake>,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    while let Some(first) =
+        consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER).await?
+    {
+        // Each atomic commit costs the server a few milliseconds whatever
+        // its size, so gather what arrives within LINGER of the last one.
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            let next = match messages.next().now_or_never() {
+                Some(next) => next,
+                None => match tokio::time::timeout(LINGER, messages.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Some(Ok(m)) => batch.push(m),
+                _ => break,
+            }
+        }
+        if batches.send(decode(batch).await?).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Acknowledges, one by one, the messages of each batch the writer stored.
+///
+/// Each message on its own: one acknowledgement for a whole batch
+/// (AckPolicy::All) was tried and loses records — after a writer restart
+/// it also acknowledges earlier decisions still waiting to be redelivered
+/// (tests/tests/restart.rs caught it).
+pub async fn acknowledge(mut stored: mpsc::UnboundedReceiver<Vec<jetstream::Message>>) {
+    while let Some(messages) = stored.recv().await {
+        for message in &messages {
+            if let Err(e) = message.ack().await {
+                error!(error = %e, "Could not acknowledge decision record");
+            }
+        }
+    }
+}

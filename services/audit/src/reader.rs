@@ -1,0 +1,155 @@
+//! Reading a stream's messages in order, fast, for verification and replay.
+//!
+//! One task reads — an ephemeral pull consumer without acknowledgements,
+//! asking for [`PULL`] messages a pull — and hands the messages over in
+//! parts of [`PART`] (each a sequence and the shared payload bytes), while
+//! the caller works through the parts before, in order. Measured against
+//! one ordered consumer (500 a pull) in `cargo bench -p liaison-tests
+//! --bench ledger`: less CPU per message on both sides, here and in
+//! nats-server. Checking entries on the reading task too was tried: moving
+//! the decoded, checked entries between tasks cost more CPU than the
+//! checks it moved, on a machine whose two cores are busy anyway.
+//!
+//! Nothing is hidden: a sequence missing from the stream is simply not
+//! there (the caller sees the next one), and a message lost in transit (a
+//! gap in the consumer's own sequence) makes the reader start again from
+//! the sequence it lacks, with a new consumer.
+
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::stream::Stream;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Messages asked for in one pull.
+pub const PULL: usize = 5_000;
+/// Messages handed over at once.
+pub const PART: usize = 1_000;
+/// Parts read ahead of the caller.
+const AHEAD: usize = 8;
+/// Times the reader starts again before giving up.
+const ATTEMPTS: u32 = 5;
+
+/// The reading task; it stops if the caller does.
+struct Reader(JoinHandle<Result<(), String>>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads `first..=last` of `stream` in order, handing each message's
+/// sequence and payload to `each` until it returns false.
+pub async fn read_range(
+    stream: &Stream,
+    first: u64,
+    last: u64,
+    mut each: impl FnMut(u64, Bytes) -> bool,
+) -> Result<(), String> {
+    if first > last {
+        return Ok(());
+    }
+    let (parts, mut taken) = mpsc::channel(AHEAD);
+    let mut reader = Reader(tokio::spawn(read(stream.clone(), first, last, parts)));
+    while let Some(part) = taken.recv().await {
+        for (seq, payload) in part {
+            if !each(seq, payload) {
+                return Ok(());
+            }
+        }
+    }
+    (&mut reader.0).await.map_err(|e| e.to_string())?
+}
+
+/// Reads `first..=last` into `parts`, starting again from the first
+/// sequence it lacks after a message went missing or an error.
+async fn read(
+    stream: Stream,
+    first: u64,
+    last: u64,
+    parts: mpsc::Sender<Vec<(u64, Bytes)>>,
+) -> Result<(), String> {
+    let mut next = first;
+    let mut attempt = 0;
+    loop {
+        let reader = stream
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: next,
+                },
+                ack_policy: AckPolicy::None,
+                memory_storage: true,
+                inactive_threshold: Duration::from_secs(30),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("reading from {next}: {e}"))?;
+        let name = reader.cached_info().name.clone();
+        let read = if reader.cached_info().num_pending == 0 {
+            Ok(true)
+        } else {
+            drain(&reader, &mut next, last, &parts).await
+        };
+        let _ = stream.delete_consumer(&name).await;
+        match read {
+            Ok(true) => return Ok(()),
+            Ok(false) | Err(_) if attempt + 1 < ATTEMPTS => attempt += 1,
+            Ok(false) => return Err(format!("messages keep going missing from {next}")),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Takes messages from `reader` until `last` (or the end of the stream):
+/// `Ok(true)` when done (or the caller stopped taking), `Ok(false)` after a
+/// message went missing in transit.
+async fn drain(
+    reader: &consumer::Consumer<pull::Config>,
+    next: &mut u64,
+    last: u64,
+    parts: &mpsc::Sender<Vec<(u64, Bytes)>>,
+) -> Result<bool, String> {
+    let wanted = usize::try_from(last - *next + 1).unwrap_or(PULL);
+    let mut messages = reader
+        .stream()
+        .max_messages_per_batch(PULL.min(wanted).max(1))
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut part = Vec::with_capacity(PART);
+    let mut delivered = 0;
+    let done = loop {
+        let Some(message) = messages.next().await else {
+            return Err("the reading consumer ended".into());
+        };
+        let message = message.map_err(|e| e.to_string())?;
+        let info = message.info().map_err(|e| e.to_string())?;
+        if info.consumer_sequence != delivered + 1 {
+            break false;
+        }
+        delivered = info.consumer_sequence;
+        let (seq, pending) = (info.stream_sequence, info.pending);
+        if seq > last {
+            break true;
+        }
+        part.push((seq, message.message.payload));
+        *next = seq + 1;
+        if seq == last || pending == 0 {
+            break true;
+        }
+        if part.len() == PART {
+            let full = std::mem::replace(&mut part, Vec::with_capacity(PART));
+            if parts.send(full).await.is_err() {
+                return Ok(true);
+            }
+        }
+    };
+    if !part.is_empty() && parts.send(part).await.is_err() {
+        return Ok(true);
+    }
+    Ok(done)
+}

@@ -1,0 +1,114 @@
+//! What the ledger writer knows of the ledger: the chain's tail, the Merkle
+//! tree, which DECISIONS sequences and record ids are already chained, and
+//! the last signed checkpoint. Rebuilt from LEDGER itself at start and after
+//! a conflict ([`recover`], which refuses a broken ledger), and advanced only
+//! by batches the server has stored ([`Ledger::stored`]). It decides what is
+//! still to be chained ([`Ledger::pending`]); it does no I/O of its own
+//! beyond [`recover`].
+
+use crate::batch::Staged;
+use crate::chain::Tail;
+use crate::checkpoint::NoteVerifier;
+use crate::intake::{Intake, Record};
+use crate::merkle::CompactRange;
+use crate::recent::RecentIds;
+use async_nats::jetstream;
+use liaison_proto::v1::AuditRecord;
+use prost::Message as _;
+use std::collections::{BTreeSet, HashSet};
+
+/// What the writer knows of the ledger.
+pub struct Ledger {
+    pub tail: Tail,
+    /// DECISIONS sequences already in the ledger, above the consumer's
+    /// acknowledgement floor: a redelivered record is skipped only if it is
+    /// here (redeliveries can come after later records).
+    pub appended: BTreeSet<u64>,
+    /// Sequences at or below this were acknowledged and forgotten.
+    pub forgotten_below: u64,
+    /// Record ids of the most recent entries: a record published twice under
+    /// the same id (a sender's retry around a nats-server crash, when the
+    /// server's own de-duplication did not hold) is chained once.
+    pub recent: RecentIds,
+    pub tree: CompactRange,
+    /// Size of the last signed checkpoint.
+    pub checkpointed: u64,
+    pub latest_note: Option<String>,
+}
+
+/// The record id of an encoded `AuditRecord` (empty if it does not decode).
+fn record_id(record: &bytes::Bytes) -> String {
+    AuditRecord::decode(record.clone())
+        .map(|r| r.record_id)
+        .unwrap_or_default()
+}
+
+/// Reads and verifies the ledger and its checkpoints.
+pub async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result<Ledger, String> {
+    let mut appended = BTreeSet::new();
+    let mut recent = RecentIds::default();
+    let inspector = crate::verify::scan(js, verifier, |entry| {
+        appended.insert(entry.source_seq);
+        recent.insert(record_id(&entry.record));
+    })
+    .await?;
+    let (tail, tree, checkpointed) = inspector.into_state().map_err(|finding| {
+        format!(
+            "the ledger is broken and will not be extended: {finding} (run `liaison audit verify`)"
+        )
+    })?;
+    let notes = crate::verify::checkpoints(js).await?;
+    Ok(Ledger {
+        tail,
+        appended,
+        forgotten_below: 0,
+        recent,
+        tree,
+        checkpointed,
+        latest_note: notes.last().cloned(),
+    })
+}
+
+impl Ledger {
+    /// The records of `intake` still to chain, each once: not in the ledger,
+    /// not in `ahead` (a batch sent but not yet stored), not repeated (by
+    /// DECISIONS sequence, or by record id when it has one).
+    pub fn pending<'a>(&self, intake: &'a Intake, ahead: Option<&Staged>) -> Vec<&'a Record> {
+        let mut seqs: HashSet<u64> = HashSet::new();
+        let mut ids: HashSet<&str> = HashSet::new();
+        if let Some(ahead) = ahead {
+            seqs.extend(ahead.seqs.iter().copied());
+            ids.extend(ahead.ids.iter().map(String::as_str));
+        }
+        intake
+            .records
+            .iter()
+            .filter(|r| {
+                !self.appended.contains(&r.source_seq)
+                    && !self.recent.contains(&r.id)
+                    && seqs.insert(r.source_seq)
+                    && (r.id.is_empty() || ids.insert(r.id.as_str()))
+            })
+            .collect()
+    }
+
+    /// Takes in a batch the server stored; it must start at the tail.
+    pub fn stored(&mut self, staged: &Staged) -> Result<(), String> {
+        let first = staged.tail.next_index - staged.leaves.len() as u64;
+        if first != self.tail.next_index {
+            return Err(format!(
+                "a batch stored from index {first}, but the ledger ends at {}",
+                self.tail.next_index
+            ));
+        }
+        self.tail = staged.tail.clone();
+        for leaf in &staged.leaves {
+            self.tree.push(*leaf);
+        }
+        self.appended.extend(staged.seqs.iter().copied());
+        for id in &staged.ids {
+            self.recent.insert(id.clone());
+        }
+        Ok(())
+    }
+}
