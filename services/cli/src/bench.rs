@@ -124,7 +124,11 @@ pub fn percentile(times: &mut [Duration], p: f64) -> Duration {
 /// Every row, measured in order: raw NATS, the pipeline and the ledger on
 /// one in-process system, linkage in memory, then the services as separate
 /// processes on a second nats-server. `progress` is told each step.
-pub async fn run(config: Config, options: &BenchOptions, progress: impl Fn(&str)) -> Result<Vec<Row>> {
+pub async fn run(
+    config: Config,
+    options: &BenchOptions,
+    progress: impl Fn(&str),
+) -> Result<Vec<Row>> {
     let dir = tempfile_dir()?;
     let config = envelopes::bench_config(config, dir.path())?;
     let mut rows = Vec::new();
@@ -141,7 +145,9 @@ pub async fn run(config: Config, options: &BenchOptions, progress: impl Fn(&str)
 
     progress("the gateway pipeline");
     let clients = pipeline::Clients::connect(&system).await?;
-    rows.extend(pipeline::throughput(&system, &clients, options.envelopes, baseline.jetstream).await?);
+    rows.extend(
+        pipeline::throughput(&system, &clients, options.envelopes, baseline.jetstream).await?,
+    );
     for &rate in &options.rates {
         progress(&format!("latency at {rate}/s"));
         let raw_latency = raw::latency(&js, size, rate, options.latency_sends).await?;
@@ -150,8 +156,20 @@ pub async fn run(config: Config, options: &BenchOptions, progress: impl Fn(&str)
     settle::settled(&js, Duration::from_secs(600)).await?;
 
     progress("the audit ledger");
-    rows.extend(ledger::in_memory(&config, options.ledger_records, baseline.jetstream)?);
-    rows.extend(ledger::over_nats(&system, &js, options.ledger_records.min(20_000), baseline.jetstream).await?);
+    rows.extend(ledger::in_memory(
+        &config,
+        options.ledger_records,
+        baseline.jetstream,
+    )?);
+    rows.extend(
+        ledger::over_nats(
+            &system,
+            &js,
+            options.ledger_records.min(20_000),
+            baseline.jetstream,
+        )
+        .await?,
+    );
     drop(clients);
     system.shutdown().await?;
 

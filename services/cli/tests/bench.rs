@@ -10,11 +10,20 @@ use std::process::Command;
 const ROWS: &[(&str, &str)] = &[
     ("baseline", "raw NATS core pub/sub"),
     ("baseline", "raw JetStream publish"),
-    ("pipeline", "gateway: envelopes accepted (verdicts), 1 recipient"),
+    (
+        "pipeline",
+        "gateway: envelopes accepted (verdicts), 1 recipient",
+    ),
     ("pipeline", "gateway: every copy in DELIVERY, 1 recipient"),
-    ("pipeline", "gateway: envelopes accepted (verdicts), 2 recipient"),
+    (
+        "pipeline",
+        "gateway: envelopes accepted (verdicts), 2 recipient",
+    ),
     ("pipeline", "gateway: every copy in DELIVERY, 2 recipient"),
-    ("pipeline", "gateway: envelopes accepted (verdicts), 3 recipient"),
+    (
+        "pipeline",
+        "gateway: envelopes accepted (verdicts), 3 recipient",
+    ),
     ("pipeline", "gateway: every copy in DELIVERY, 3 recipient"),
     ("latency", "raw JetStream publish → ack at 100/s"),
     ("latency", "send → verdict at 100/s"),

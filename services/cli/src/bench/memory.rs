@@ -122,9 +122,8 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
     let mut senders = Vec::new();
     for agency in ["police", "school-a"] {
         let id = AgencyId::parse(agency)?;
-        let pem = crate::keys::read_key(
-            &Path::new(crate::keys::DEV_KEYS).join(format!("{agency}.pem")),
-        )?;
+        let pem =
+            crate::keys::read_key(&Path::new(crate::keys::DEV_KEYS).join(format!("{agency}.pem")))?;
         let client = AgencyClient::connect(
             &server.url(),
             &session.credentials(agency, Path::new("<bench>"))?,
@@ -141,7 +140,10 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
     while senders[0].send(&first).await.is_err() {
         for (service, child) in &mut children {
             if let Some(status) = child.try_wait()? {
-                bail!("liaison serve {service} exited with {status} (log in {})", dir.display());
+                bail!(
+                    "liaison serve {service} exited with {status} (log in {})",
+                    dir.display()
+                );
             }
         }
         if Instant::now() > deadline {
@@ -150,7 +152,11 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for kind in [Kind::PoliceReferral, Kind::SchoolReferral, Kind::Alert] {
-        let sender = if kind.sender() == "police" { &senders[0] } else { &senders[1] };
+        let sender = if kind.sender() == "police" {
+            &senders[0]
+        } else {
+            &senders[1]
+        };
         let ids: Vec<String> = (0..count)
             .map(|i| format!("proc-{}-{i:06}", kind.recipients()))
             .collect();
@@ -158,7 +164,9 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
     }
     settle::settled(&js, Duration::from_secs(600)).await?;
 
-    let server_pid = server.pid().ok_or_else(|| anyhow!("nats-server is not running"))?;
+    let server_pid = server
+        .pid()
+        .ok_or_else(|| anyhow!("nats-server is not running"))?;
     let (server_peak, server_now) = rss(server_pid)?;
     let mut rows = vec![Row::new(
         "memory",

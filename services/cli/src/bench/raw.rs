@@ -87,7 +87,10 @@ pub async fn throughput(
             .await
             .context("publishing on NATS core")?;
     }
-    client.flush().await.context("flushing the core publishes")?;
+    client
+        .flush()
+        .await
+        .context("flushing the core publishes")?;
     let seen = counter.await.context("the core subscriber")?;
     if seen < count {
         bail!("the core subscriber counted {seen} of {count} messages");
