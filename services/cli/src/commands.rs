@@ -3,6 +3,7 @@
 mod agency;
 mod alerts;
 mod audit;
+mod bench;
 mod cases;
 mod demo;
 mod ledger_restore;
@@ -98,6 +99,9 @@ enum Command {
     /// Server, streams, consumers, ledger and services at a glance; exit 1 if
     /// something is wrong.
     Status(status::StatusArgs),
+    /// Measure the pipeline, latency, ledger, linkage and each service's
+    /// memory against raw NATS in one run on its own nats-server.
+    Bench(bench::BenchArgs),
     /// Run one service as its own process (as the container image does).
     #[command(subcommand)]
     Serve(serve::ServeCommand),
@@ -197,6 +201,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::NatsConfig(args) => nats_config::run(&cli, args),
         Command::Provision => operator::provision_streams(&cli).await,
         Command::Status(args) => status::run(&cli, args).await,
+        Command::Bench(args) => bench::run(&cli, args).await,
         Command::Serve(service) => serve::run(&cli, *service).await,
     }
 }

@@ -5,9 +5,11 @@
 //! an inbox ([`client`], re-exported from `liaison-client`), agency keys ([`keys`]), development certificates
 //! for the HTTPS door ([`devtls`]), the demo day ([`demo`]) and the operator
 //! console ([`console`], with service discovery [`discover`] and the
-//! operations listeners' pages [`ops_http`]). Services' own logic stays in
+//! operations listeners' pages [`ops_http`]) and the evidence benchmark
+//! behind `liaison bench` ([`bench`]). Services' own logic stays in
 //! their crates.
 
+pub mod bench;
 pub mod client;
 pub mod console;
 pub mod demo;

@@ -262,6 +262,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The running server's process id (for its memory, `/proc/PID/status`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server (SIGKILL) and starts it again on the same port and store.
     pub fn restart(&mut self) -> Result<(), ServerError> {
         self.kill();

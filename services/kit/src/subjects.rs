@@ -37,6 +37,12 @@ pub const LEDGER_ENTRIES: &str = "liaison.ledger.entries";
 pub const LEDGER_CHECKPOINTS: &str = "liaison.ledger.checkpoints";
 /// Request/reply: ask the audit service for a checkpoint of the ledger now.
 pub const CHECKPOINT_REQUEST: &str = "liaison.audit.checkpoint";
+
+/// `liaison bench`'s raw baselines, on its own nats-server only: core
+/// pub/sub, and JetStream publishes to their own stream.
+pub const BENCH_CORE: &str = "bench.core";
+pub const BENCH_RAW: &str = "bench.raw";
+pub const BENCH_RAW_STREAM: &str = "BENCH_RAW";
 /// Request/reply: an auditor states who they are and why before reading the ledger.
 pub const CONSULT_REQUEST: &str = "liaison.audit.consult";
 
