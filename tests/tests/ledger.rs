@@ -75,3 +75,66 @@ async fn a_ledger_of_thousands_is_read_back_whole_and_in_order() -> anyhow::Resu
     assert_eq!(ids, expected);
     system.shutdown().await
 }
+
+/// Two writers at once (a misconfiguration the ledger must survive): they
+/// share the decisions and race for LEDGER. Each append states where LEDGER
+/// must end, so the loser re-reads the ledger and appends again, and a batch
+/// staged behind one that lost is never committed: the chain stays whole,
+/// every record in it once.
+#[tokio::test]
+async fn two_writers_at_once_keep_one_chain_with_every_record_once() -> anyhow::Result<()> {
+    let system = start().await?;
+    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let second = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
+    let writer = liaison_audit::writer::Writer::start(
+        second.clone(),
+        liaison_audit::signer(&system.config)?,
+        system.config.audit.origin.clone(),
+        system.config.audit.checkpoint_every,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let consumer = second
+        .get_consumer_from_stream("audit-ledger", "DECISIONS")
+        .await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn({
+        let stop = stop.clone();
+        async move { writer.serve(consumer, stop).await }
+    });
+    let n = 3_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(250) {
+        let mut acks = Vec::new();
+        for i in chunk {
+            let record = AuditRecord {
+                record_id: format!("race-{i}"),
+                operation: Operation::Disclosure as i32,
+                agency: "school-a".into(),
+                ..Default::default()
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", format!("race-{i}").as_str());
+            acks.push(
+                js.publish_with_headers(
+                    "liaison.decisions.gateway",
+                    headers,
+                    record.encode_to_vec().into(),
+                )
+                .await?,
+            );
+        }
+        for ack in acks {
+            ack.await?;
+        }
+    }
+    let (report, records) = ledger(&system).await?;
+    stop.cancel();
+    serving.await?.map_err(anyhow::Error::msg)?;
+    assert!(report.intact(), "{report:?}");
+    let mut ids: Vec<String> = records.iter().map(|r| r.record_id.clone()).collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..n).map(|i| format!("race-{i}")).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    system.shutdown().await
+}

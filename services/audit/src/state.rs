@@ -112,3 +112,54 @@ impl Ledger {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64, id: &str) -> Record {
+        Record {
+            bytes: bytes::Bytes::from(format!("record {seq}")),
+            source_seq: seq,
+            id: id.to_owned(),
+        }
+    }
+
+    fn ledger() -> Ledger {
+        Ledger {
+            tail: Tail::default(),
+            appended: BTreeSet::new(),
+            forgotten_below: 0,
+            recent: RecentIds::default(),
+            tree: CompactRange::new(),
+            checkpointed: 0,
+            latest_note: None,
+        }
+    }
+
+    #[test]
+    fn each_record_is_pending_once_and_records_without_an_id_are_not_copies() {
+        let mut ledger = ledger();
+        ledger.appended.insert(1);
+        ledger.recent.insert("r-2".into());
+        let intake = Intake {
+            messages: vec![],
+            records: vec![
+                record(1, "r-1"), // already chained
+                record(2, "r-2"), // its id already chained (a re-publication)
+                record(3, "r-3"),
+                record(3, "r-3"), // redelivered within the batch
+                record(4, "r-3"), // the same record under another sequence
+                record(5, ""),
+                record(6, ""), // another record without an id: not a copy
+            ],
+            spans: vec![],
+        };
+        let pending: Vec<u64> = ledger
+            .pending(&intake, None)
+            .iter()
+            .map(|r| r.source_seq)
+            .collect();
+        assert_eq!(pending, [3, 5, 6]);
+    }
+}
