@@ -48,13 +48,13 @@ fn case_status(owner: &AgencyClient, case: &str, change: CaseStatusChanged) -> E
     }
 }
 
-/// `owner` opens `case` for `token` (from referral `from`) and is recorded
-/// as its participant.
+/// `owner` opens `case` for `tokens` (from referral `from`, if any) and is
+/// recorded as its participant.
 pub async fn open_case(
     system: &System,
     owner: &AgencyClient,
     case: &str,
-    token: &str,
+    tokens: &[&str],
     from: &str,
 ) -> Result<()> {
     let change = CaseStatusChanged {
@@ -62,7 +62,7 @@ pub async fn open_case(
         unit: "ctp-north".into(),
         reason_code: "referral-received".into(),
         referral_envelope_id: from.into(),
-        subject_tokens: vec![token.to_owned()],
+        subject_tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
         ..Default::default()
     };
     accepted(&owner.send(&case_status(owner, case, change)).await?)?;

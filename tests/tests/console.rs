@@ -48,7 +48,7 @@ async fn a_busier_day(system: &System) -> Result<()> {
         system,
         &police,
         "CASE-CONSOLE-1",
-        "tok-console-former",
+        &["tok-console-former"],
         "ref-console-former",
     )
     .await?;

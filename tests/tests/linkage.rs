@@ -11,16 +11,11 @@ use liaison::system::System;
 use liaison_client::{AgencyClient, Identifiers, SubjectKey, subject_token};
 use liaison_kit::users;
 use liaison_proto::v1::envelope::Body;
-use liaison_proto::v1::verdict::Outcome;
-use liaison_proto::v1::{
-    AuditRecord, CaseStatus, CaseStatusChanged, Classification, Delivery, Envelope, Operation,
-};
-use liaison_tests::{agency, eventually, ledger, referral, repo_root, set_participants, start};
-use prost_types::Timestamp;
+use liaison_proto::v1::{AuditRecord, Delivery, Envelope, Operation};
+use liaison_tests::casework::{close_case, open_case, refer};
+use liaison_tests::{agency, eventually, ledger, repo_root, start};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-const YEAR: i64 = 365 * 24 * 3600;
 
 fn key() -> Result<SubjectKey> {
     Ok(SubjectKey::from_file(
@@ -38,78 +33,6 @@ fn token(key: &SubjectKey, name: &str, dob: &str) -> Result<String> {
             other: vec![],
         },
     )?)
-}
-
-fn accepted(verdict: &liaison_proto::v1::Verdict) -> Result<()> {
-    ensure!(
-        verdict.outcome == Outcome::Accepted as i32,
-        "not accepted: {verdict:?}"
-    );
-    Ok(())
-}
-
-/// `sender` refers the person with `token`.
-async fn refer(sender: &AgencyClient, id: &str, token: &str) -> Result<()> {
-    let mut envelope = referral(sender.agency().as_str(), id);
-    if let Some(Body::Referral(r)) = envelope.body.as_mut()
-        && let Some(person) = r.subject.as_mut()
-    {
-        person.token = token.to_owned();
-    }
-    accepted(&sender.send(&envelope).await?)
-}
-
-fn case_status(owner: &AgencyClient, case: &str, change: CaseStatusChanged) -> Envelope {
-    Envelope {
-        id: format!("{case}-{}", change.status),
-        sender_agency: owner.agency().to_string(),
-        author: format!("{}-dsl", owner.agency()),
-        sent_at: Some(liaison_kit::time::timestamp_now()),
-        classification: Classification::OfficialSensitive as i32,
-        purpose: "counter-terrorism".into(),
-        legal_basis: "DPA-2018-s35".into(),
-        case_id: case.into(),
-        body: Some(Body::CaseStatus(change)),
-        ..Default::default()
-    }
-}
-
-/// `owner` opens `case` for `tokens` (from referral `from`, if any) and is
-/// recorded as its participant.
-async fn open_case(
-    system: &System,
-    owner: &AgencyClient,
-    case: &str,
-    tokens: &[&str],
-    from: &str,
-) -> Result<()> {
-    let change = CaseStatusChanged {
-        status: CaseStatus::Referred as i32,
-        unit: "ctp-north".into(),
-        reason_code: "referral-received".into(),
-        referral_envelope_id: from.into(),
-        subject_tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
-        ..Default::default()
-    };
-    accepted(&owner.send(&case_status(owner, case, change)).await?)?;
-    // Until the cases service keeps participation, record it as it will.
-    set_participants(system, case, &[owner.agency().as_str()]).await
-}
-
-/// `owner` closes `case`; its subject is reviewed for a year.
-async fn close_case(owner: &AgencyClient, case: &str) -> Result<()> {
-    let review = liaison_kit::time::unix_now() as i64 + YEAR;
-    let change = CaseStatusChanged {
-        status: CaseStatus::Closed as i32,
-        unit: "ctp-north".into(),
-        reason_code: "no-further-action".into(),
-        review_date: Some(Timestamp {
-            seconds: review,
-            nanos: 0,
-        }),
-        ..Default::default()
-    };
-    accepted(&owner.send(&case_status(owner, case, change)).await?)
 }
 
 /// Everything one agency has read from its inbox so far.
@@ -187,36 +110,6 @@ async fn combinations(system: &System) -> Result<Vec<AuditRecord>> {
         .into_iter()
         .filter(|r| r.operation == Operation::Combination as i32)
         .collect())
-}
-
-/// Waits until the linkage service has stored its index up to the end of
-/// EVENTS (so it has seen, matched and raised everything there).
-async fn linkage_caught_up(system: &System) -> Result<()> {
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let bucket = js.get_key_value("LINKAGE").await?;
-    eventually(
-        "linkage to catch up with EVENTS",
-        Duration::from_secs(30),
-        || {
-            let (js, bucket) = (js.clone(), bucket.clone());
-            async move {
-                let end = js
-                    .get_stream("EVENTS")
-                    .await?
-                    .info()
-                    .await?
-                    .state
-                    .last_sequence;
-                let cursor: u64 = bucket
-                    .get("meta.cursor")
-                    .await?
-                    .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
-                    .unwrap_or(0);
-                Ok((cursor >= end).then_some(()))
-            }
-        },
-    )
-    .await
 }
 
 #[tokio::test]
@@ -452,7 +345,7 @@ async fn a_linkage_service_killed_mid_stream_loses_nothing_and_raises_nothing_tw
     police.until("reengagement", N).await?;
     police.until("duplicate_subject", N).await?;
     council.until("duplicate_subject", N).await?;
-    linkage_caught_up(&system).await?;
+    system.wait_until_folded(Duration::from_secs(30)).await?;
     police.settle(Duration::from_millis(500)).await?;
     council.settle(Duration::from_millis(300)).await?;
     let re = police.ids_once("reengagement")?;
@@ -492,7 +385,7 @@ async fn an_emptied_linkage_bucket_is_rebuilt_from_events_without_raising_again(
     let mut police = Inbox::of(&system, "police").await?;
     police.until("reengagement", 1).await?;
     police.until("duplicate_subject", 1).await?;
-    linkage_caught_up(&system).await?;
+    system.wait_until_folded(Duration::from_secs(30)).await?;
     let before = combinations(&system).await?.len();
     assert_eq!(before, 2);
 
@@ -514,7 +407,7 @@ async fn an_emptied_linkage_bucket_is_rebuilt_from_events_without_raising_again(
         "bucket not emptied"
     );
     system.start_linkage().await?;
-    linkage_caught_up(&system).await?;
+    system.wait_until_folded(Duration::from_secs(30)).await?;
     police.settle(Duration::from_millis(800)).await?;
     assert_eq!(police.ids_once("reengagement")?.len(), 2);
     assert_eq!(police.ids_once("duplicate_subject")?.len(), 1);
@@ -546,7 +439,7 @@ async fn alerts_waiting_in_the_outbox_when_the_service_dies_are_raised_once() ->
     let police_client = agency(&system, "police").await?;
     let formers = former_subjects(&system, &key, &police_client, 3).await?;
     let nhs = agency(&system, "nhs-trust").await?;
-    linkage_caught_up(&system).await?;
+    system.wait_until_folded(Duration::from_secs(30)).await?;
 
     // Referrals while the service is down; then it comes back while the
     // gateway is down: it decides, keeps the alerts in its outbox, cannot
@@ -596,7 +489,7 @@ async fn alerts_waiting_in_the_outbox_when_the_service_dies_are_raised_once() ->
     system.start_linkage().await?;
     let mut police = Inbox::of(&system, "police").await?;
     police.until("reengagement", 3).await?;
-    linkage_caught_up(&system).await?;
+    system.wait_until_folded(Duration::from_secs(30)).await?;
     police.settle(Duration::from_millis(500)).await?;
     assert_eq!(
         police.ids_once("reengagement")?,

@@ -24,7 +24,7 @@ async fn a_referral_and_the_reengagement_alert_it_causes_are_one_trace() -> Resu
     let case = "CASE-TR-1";
     let first = uuid::Uuid::new_v4().to_string();
     refer(&school, &first, &token).await?;
-    open_case(&system, &police, case, &token, &first).await?;
+    open_case(&system, &police, case, &[&token], &first).await?;
     close_case(&police, case).await?;
 
     // The former subject is referred again: the linkage service raises a
