@@ -48,7 +48,7 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
     )
     .await
     .map_err(anyhow::Error::msg)?;
-    ensure!(bundle.entries.len() as u64 >= report.total && !bundle.checkpoints.is_empty());
+    ensure!(bundle.records() >= report.total && !bundle.checkpoints.is_empty());
     old.shutdown().await?;
 
     // The rebuilt deployment: streams provisioned, nothing started yet.
@@ -75,11 +75,11 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
     provision(&js, &config.streams, &registry.ids()).await?;
 
     let mut tampered = bundle.clone();
-    let mut bytes = B64.decode(&tampered.entries[1])?;
+    let mut bytes = B64.decode(&tampered.blocks[0])?;
     if let Some(b) = bytes.last_mut() {
         *b ^= 1;
     }
-    tampered.entries[1] = B64.encode(bytes);
+    tampered.blocks[0] = B64.encode(bytes);
     let refused = restore(&js, &tampered, &verifier).await;
     ensure!(
         matches!(refused, Err(RestoreError::Broken(_))),
@@ -88,7 +88,7 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
 
     let restored = restore(&js, &bundle, &verifier).await?;
     ensure!(
-        restored.entries as usize == bundle.entries.len(),
+        restored.entries == bundle.records() && restored.blocks as usize == bundle.blocks.len(),
         "{restored:?}"
     );
     let again = restore(&js, &bundle, &verifier).await;
@@ -109,9 +109,9 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
     let (after, records) = ledger_all(&system).await?;
     ensure!(after.intact(), "{after:?}");
     ensure!(
-        after.total > bundle.entries.len() as u64,
+        after.total > bundle.records(),
         "{after:?} after {} restored",
-        bundle.entries.len()
+        bundle.records()
     );
     ensure!(
         records.iter().any(|r| r.envelope_id == "rst-0")

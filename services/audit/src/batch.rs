@@ -1,142 +1,165 @@
-//! One atomic batch publish to LEDGER (ADR-50): decision records chained
-//! onto a tail, each entry encoded once into its message, every message but
-//! the last sent at once ([`stage`]), the last one committing the batch
-//! ([`Staged::commit`]): stored whole or not at all, and only if LEDGER still
-//! ends where the first entry says it must (`Nats-Expected-Last-Sequence`),
-//! so a second writer cannot fork the chain. One acknowledgement, awaited
-//! separately ([`InFlight::outcome`]), so the writer can stage the next batch
-//! meanwhile. What a failed commit means, and when to commit, is the
+//! Appending a batch of decision records to LEDGER: chained onto a tail into
+//! blocks of entries ([`crate::chain::Tail::link_blocks`]), each block one
+//! message, all sent at once ([`send`]); their acknowledgements awaited
+//! separately ([`InFlight::outcome`]), so the writer can send the next batch
+//! meanwhile. What a failed append means, and what to send when, is the
 //! writer's.
+//!
+//! Each block is stored only where it belongs: it carries
+//! `Nats-Expected-Last-Sequence` (the stream sequence of the block before
+//! it), and, when that block was sent by this writer and not yet known to
+//! be stored, `Nats-Expected-Last-Msg-Id` (that block's message id, the hex
+//! of its last entry's hash, unique to its place in the chain). nats-server
+//! stores the block only if LEDGER ends with exactly that block; if the
+//! block before was refused, every block sent behind it is refused too,
+//! whatever another writer appended meanwhile. A single message is stored
+//! whole or not at all: no atomic batch (ADR-50) is needed.
 
 use crate::chain::Tail;
 use crate::intake::Record;
 use crate::merkle::{Hash, leaf_hash};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, publish::PublishAck};
-use async_nats::{HeaderMap, Subject, header};
-use bytes::Bytes;
+use async_nats::{HeaderMap, header};
 use liaison_kit::subjects;
 use std::future::{Future, IntoFuture as _};
 use std::pin::Pin;
 
-/// A batch whose entries are chained and sent, all but the commit.
+/// Where LEDGER ends, as the writer knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct End {
+    /// Stream sequence of the last block (0 if none).
+    pub seq: u64,
+    /// Its message id, when this writer sent it since it last read the
+    /// ledger (`None` after reading: the first block sent then expects the
+    /// sequence alone).
+    pub id: Option<String>,
+}
+
+/// A batch chained and sent, as it will be once stored.
 pub struct Staged {
     /// The tail of the chain once the batch is stored.
     pub tail: Tail,
+    /// Where LEDGER ends once it is stored.
+    pub end: End,
     /// The Merkle leaf hash of each record, in order.
     pub leaves: Vec<Hash>,
     /// DECISIONS sequences and record ids of the records, in order.
     pub seqs: Vec<u64>,
     pub ids: Vec<String>,
-    /// The last entry's message, which commits the batch when sent.
-    last: (HeaderMap, Bytes),
+    /// Blocks the batch was sent as.
+    pub blocks: usize,
 }
 
-/// The acknowledgement of a commit, to come.
+/// The acknowledgement of one block, to come.
 type Ack = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
 
-/// A batch whose commit was sent, its acknowledgement awaited.
+/// A batch whose blocks were sent, their acknowledgements awaited.
 pub struct InFlight {
     pub staged: Staged,
-    ack: Option<Ack>,
+    /// Acknowledgements not yet received, in order.
+    acks: std::collections::VecDeque<Ack>,
+    /// A block that could not be sent (none after it was).
+    unsent: Option<String>,
     outcome: Option<Outcome>,
 }
 
-/// What became of a committed batch.
+/// What became of a batch sent.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// Stored, whole.
+    /// Stored, every block.
     Stored,
-    /// Not stored: LEDGER did not end where the batch expected (another
-    /// writer appended first, or an earlier batch was not stored).
+    /// Not (wholly) stored: LEDGER did not end where a block expected
+    /// (another writer appended first, or a block before was not stored).
     Moved,
-    /// Not stored, for another reason.
+    /// Not (known to be wholly) stored, for another reason.
     Failed(String),
 }
 
-/// A batch id: random, 16 characters (it is stored with every entry).
-fn batch_id() -> String {
-    format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0)
-}
-
-/// Chains `records` (at least one) after `tail` and sends every entry but
-/// the last as part of one new atomic batch.
-pub async fn stage(
-    client: &async_nats::Client,
+/// Chains `records` (at least one) after `tail`, LEDGER ending at `end`,
+/// and sends their blocks.
+pub async fn send(
+    js: &jetstream::Context,
     records: &[&Record],
     tail: &Tail,
-) -> Result<Staged, String> {
-    if records.is_empty() {
-        return Err("an empty batch".into());
-    }
-    let id = batch_id();
-    let subject = Subject::from_static(subjects::LEDGER_ENTRIES);
-    let mut staged = Staged {
-        tail: tail.clone(),
-        leaves: Vec::with_capacity(records.len()),
-        seqs: Vec::with_capacity(records.len()),
-        ids: Vec::with_capacity(records.len()),
-        last: (HeaderMap::new(), Bytes::new()),
+    end: &End,
+) -> InFlight {
+    let blocks = tail.link_blocks(records.iter().map(|r| (r.bytes.clone(), r.source_seq)));
+    let mut flight = InFlight {
+        staged: Staged {
+            tail: tail.clone(),
+            end: end.clone(),
+            leaves: records.iter().map(|r| leaf_hash(&r.bytes)).collect(),
+            seqs: records.iter().map(|r| r.source_seq).collect(),
+            ids: records.iter().map(|r| r.id.clone()).collect(),
+            blocks: blocks.len(),
+        },
+        acks: std::collections::VecDeque::with_capacity(blocks.len()),
+        unsent: None,
+        outcome: None,
     };
-    for (k, record) in records.iter().enumerate() {
+    for (payload, after) in blocks {
+        let id = hex::encode(after.hash);
         let mut headers = HeaderMap::new();
-        headers.insert(header::NATS_BATCH_ID, id.as_str());
-        headers.insert(header::NATS_BATCH_SEQUENCE, (k + 1).to_string().as_str());
-        if k == 0 {
-            headers.insert(
-                header::NATS_EXPECTED_LAST_SEQUENCE,
-                tail.next_index.to_string().as_str(),
-            );
+        headers.insert(header::NATS_MESSAGE_ID, id.as_str());
+        headers.insert(
+            header::NATS_EXPECTED_LAST_SEQUENCE,
+            flight.staged.end.seq.to_string().as_str(),
+        );
+        if let Some(last) = &flight.staged.end.id {
+            headers.insert(header::NATS_EXPECTED_LAST_MESSAGE_ID, last.as_str());
         }
-        let (payload, next) = staged.tail.link(record.bytes.clone(), record.source_seq);
-        staged.tail = next;
-        staged.leaves.push(leaf_hash(&record.bytes));
-        staged.seqs.push(record.source_seq);
-        staged.ids.push(record.id.clone());
-        if k + 1 == records.len() {
-            headers.insert(header::NATS_BATCH_COMMIT, header::NATS_BATCH_COMMIT_FINAL);
-            staged.last = (headers, payload);
-        } else {
-            client
-                .publish_with_headers(subject.clone(), headers, payload)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(staged)
-}
-
-impl Staged {
-    /// Sends the last entry, which commits the batch.
-    pub async fn commit(mut self, js: &jetstream::Context) -> Result<InFlight, String> {
-        let (headers, payload) = std::mem::take(&mut self.last);
-        let ack = js
+        match js
             .publish_with_headers(subjects::LEDGER_ENTRIES, headers, payload)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(InFlight {
-            staged: self,
-            ack: Some(Box::pin(ack.into_future())),
-            outcome: None,
-        })
+        {
+            Ok(ack) => flight.acks.push_back(Box::pin(ack.into_future())),
+            Err(e) => {
+                flight.unsent = Some(format!("sending a ledger block: {e}"));
+                break;
+            }
+        }
+        flight.staged.tail = after;
+        flight.staged.end = End {
+            seq: flight.staged.end.seq + 1,
+            id: Some(id),
+        };
     }
+    if records.is_empty() {
+        flight.unsent = Some("an empty batch".into());
+    }
+    flight
 }
 
 impl InFlight {
-    /// Waits for the batch's acknowledgement. Cancel-safe, and it may be
-    /// asked again once known.
+    /// Waits for every block's acknowledgement (all of them, even after one
+    /// was refused, so that nothing of this batch is still in flight).
+    /// Cancel-safe, and it may be asked again once known.
     pub async fn outcome(&mut self) -> Outcome {
-        if let Some(ack) = self.ack.as_mut() {
+        while let Some(ack) = self.acks.front_mut() {
             let outcome = match ack.await {
                 Ok(_) => Outcome::Stored,
-                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Outcome::Moved,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId
+                    ) =>
+                {
+                    Outcome::Moved
+                }
                 Err(e) => Outcome::Failed(e.to_string()),
             };
-            self.ack = None;
-            self.outcome = Some(outcome);
+            self.acks.pop_front();
+            if !matches!(outcome, Outcome::Stored) && self.outcome.is_none() {
+                self.outcome = Some(outcome);
+            }
         }
-        self.outcome
-            .clone()
-            .unwrap_or_else(|| Outcome::Failed("no acknowledgement".into()))
+        if let Some(outcome) = &self.outcome {
+            return outcome.clone();
+        }
+        match &self.unsent {
+            Some(e) => Outcome::Failed(e.clone()),
+            None => Outcome::Stored,
+        }
     }
 }

@@ -1,6 +1,14 @@
 //! Exported ledger bundles: all an auditor needs to verify the ledger offline,
-//! without NATS: every entry as stored, every signed checkpoint, and the
-//! verifier key. One JSON document; entries are base64 of their stored bytes.
+//! without NATS: every LEDGER message as stored (a block of entries), every
+//! signed checkpoint, and the verifier key. One JSON document; blocks are
+//! base64 of their stored bytes.
+//!
+//! Format 2 (`blocks`) since the ledger stores blocks of entries; format 1
+//! (`entries`, one stored `LedgerEntry` each, from before) is still read and
+//! verified: each of its entries is taken as a block of one, whose encoding
+//! is the entry's bytes behind a field key and a length, so it verifies
+//! exactly when the entry did and means the same records, proofs and
+//! checkpoints.
 
 use crate::chain::Checked;
 use crate::checkpoint::NoteVerifier;
@@ -8,11 +16,16 @@ use crate::inspect::{Inspector, Report};
 use async_nats::jetstream;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use bytes::{BufMut as _, Bytes, BytesMut};
 use liaison_kit::subjects;
+use liaison_proto::v1::LedgerBlock;
+use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
-/// The bundle format this version writes and reads.
-pub const FORMAT: &str = "liaison-ledger-bundle/1";
+/// The bundle format this version writes.
+pub const FORMAT: &str = "liaison-ledger-bundle/2";
+/// The format of bundles exported before blocks (one entry a message); read.
+pub const FORMAT_V1: &str = "liaison-ledger-bundle/1";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,8 +37,32 @@ pub struct Bundle {
     pub verifier_key: String,
     /// Signed checkpoint notes, oldest first.
     pub checkpoints: Vec<String>,
-    /// Ledger entries in order, base64 of the stored `LedgerEntry` bytes.
+    /// LEDGER messages in order, base64 of the stored `LedgerBlock` bytes
+    /// (format 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<String>,
+    /// Ledger entries in order, base64 of the stored `LedgerEntry` bytes
+    /// (format 1 only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<String>,
+}
+
+/// A format 1 entry's bytes as the block of one that holds it.
+fn block_of_one(entry: &[u8]) -> Bytes {
+    let mut block = BytesMut::with_capacity(entry.len() + 11);
+    block.put_u8(0x0a); // field 1, length-delimited
+    prost::encoding::encode_varint(entry.len() as u64, &mut block);
+    block.put_slice(entry);
+    block.freeze()
+}
+
+/// One more than the index of the last entry of the last of `stored`.
+fn records_in(stored: &[Bytes]) -> u64 {
+    stored
+        .last()
+        .and_then(|b| LedgerBlock::decode(b.clone()).ok())
+        .and_then(|b| b.entries.last().map(|e| e.index + 1))
+        .unwrap_or(0)
 }
 
 impl Bundle {
@@ -36,9 +73,9 @@ impl Bundle {
         verifier: &NoteVerifier,
     ) -> Result<Self, String> {
         let checkpoints = crate::verify::checkpoints(js).await?;
-        let mut entries = Vec::new();
+        let mut blocks = Vec::new();
         crate::verify::read_stream(js, subjects::LEDGER_STREAM, |_, payload| {
-            entries.push(B64.encode(payload));
+            blocks.push(B64.encode(payload));
             true
         })
         .await?;
@@ -47,7 +84,8 @@ impl Bundle {
             origin: origin.to_owned(),
             verifier_key: verifier.vkey(),
             checkpoints,
-            entries,
+            blocks,
+            entries: Vec::new(),
         })
     }
 
@@ -55,22 +93,56 @@ impl Bundle {
     pub fn parse(json: &str) -> Result<Self, String> {
         let bundle: Self =
             serde_json::from_str(json).map_err(|e| format!("not a ledger bundle: {e}"))?;
-        if bundle.format != FORMAT {
+        let fits = match bundle.format.as_str() {
+            FORMAT => bundle.entries.is_empty(),
+            FORMAT_V1 => bundle.blocks.is_empty(),
+            _ => {
+                return Err(format!(
+                    "bundle format {:?}, expected {FORMAT:?} (or {FORMAT_V1:?})",
+                    bundle.format
+                ));
+            }
+        };
+        if !fits {
             return Err(format!(
-                "bundle format {:?}, expected {FORMAT:?}",
+                "a {:?} bundle holds `blocks` (format 2) or `entries` (format 1), not the other",
                 bundle.format
             ));
         }
         Ok(bundle)
     }
 
+    /// The stored LEDGER messages, in order: the blocks, or each format 1
+    /// entry as a block of one. Undecodable base64 is an empty message
+    /// (which is not a block).
+    pub fn stored(&self) -> Vec<Bytes> {
+        if self.format == FORMAT_V1 {
+            self.entries
+                .iter()
+                .map(|e| block_of_one(&B64.decode(e).unwrap_or_default()))
+                .collect()
+        } else {
+            self.blocks
+                .iter()
+                .map(|b| B64.decode(b).unwrap_or_default().into())
+                .collect()
+        }
+    }
+
+    /// How many records the bundle says it holds: one more than the index
+    /// of its last block's last entry (0 if that block does not decode:
+    /// verification says why).
+    pub fn records(&self) -> u64 {
+        records_in(&self.stored())
+    }
+
     /// Verifies the bundle with `verifier` (the auditor's trusted key).
     pub fn inspect(&self, verifier: &NoteVerifier) -> Report {
-        let mut inspector = Inspector::new(self.entries.len() as u64, &self.checkpoints, verifier);
-        for (i, entry) in self.entries.iter().enumerate() {
-            // Undecodable base64 is checked as an empty (undecodable) entry.
-            let bytes = B64.decode(entry).unwrap_or_default();
-            inspector.push_checked(Checked::of(i as u64 + 1, bytes.into()));
+        let stored = self.stored();
+        let records = records_in(&stored);
+        let mut inspector = Inspector::new(records, &self.checkpoints, verifier);
+        for (i, block) in stored.into_iter().enumerate() {
+            inspector.push_checked(Checked::of(i as u64 + 1, block));
             if inspector.stopped() {
                 break;
             }

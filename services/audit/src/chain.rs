@@ -9,6 +9,12 @@
 //! for the first entry) and `record` the encoded `AuditRecord`. Every field of
 //! an entry is covered, and entries must be in canonical protobuf encoding, so
 //! any change to the stored bytes is found at the entry changed.
+//!
+//! Entries are stored in blocks: one LEDGER message is a `LedgerBlock` of
+//! consecutive entries ([`Tail::link_blocks`]), at most [`BLOCK_ENTRIES`] and
+//! [`BLOCK_BYTES`]. Blocks change nothing in the chain: `index` is the
+//! entry's position, and the hash, the Merkle leaves and checkpoints are per
+//! entry as before.
 
 use bytes::Bytes;
 use liaison_proto::v1::LedgerEntry;
@@ -18,6 +24,11 @@ use sha2::{Digest, Sha256};
 pub use crate::check::{Break, Checked, Verifier};
 
 const DOMAIN: &[u8] = b"liaison.ledger.v1";
+/// Most entries in one block (one LEDGER message).
+pub const BLOCK_ENTRIES: usize = 1000;
+/// Most bytes of one block (well under nats-server's `max_payload`, 1 MiB
+/// in Liaison's deployment); a single larger entry gets a block of its own.
+pub const BLOCK_BYTES: usize = 512 * 1024;
 /// `prev_hash` of the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
 
@@ -82,6 +93,44 @@ impl Tail {
         (stored.freeze(), next)
     }
 
+    /// Chains `records` (each with its DECISIONS sequence) after this tail
+    /// into blocks of at most [`BLOCK_ENTRIES`] entries and [`BLOCK_BYTES`]
+    /// bytes: the stored form of each block (a `LedgerBlock`, encoded once,
+    /// the records' bytes shared) and the tail after its last entry.
+    pub fn link_blocks(
+        &self,
+        records: impl IntoIterator<Item = (Bytes, u64)>,
+    ) -> Vec<(Bytes, Self)> {
+        let mut blocks = Vec::new();
+        let mut tail = self.clone();
+        let mut block = bytes::BytesMut::new();
+        let mut entries = 0;
+        for (record, source_seq) in records {
+            let entry = tail.append(record, source_seq);
+            let len = prost::encoding::message::encoded_len(1, &entry);
+            if entries > 0 && (entries == BLOCK_ENTRIES || block.len() + len > BLOCK_BYTES) {
+                blocks.push((std::mem::take(&mut block).freeze(), tail.clone()));
+                entries = 0;
+            }
+            if block.capacity() == 0 {
+                block.reserve(len.max(BLOCK_BYTES.min(64 * 1024)));
+            }
+            prost::encoding::message::encode(1, &entry, &mut block);
+            entries += 1;
+            let mut hash = GENESIS;
+            hash.copy_from_slice(&entry.hash);
+            tail = Self {
+                next_index: tail.next_index + 1,
+                hash,
+                source_seq,
+            };
+        }
+        if entries > 0 {
+            blocks.push((block.freeze(), tail));
+        }
+        blocks
+    }
+
     /// The tail after `entry`.
     pub fn after(entry: &LedgerEntry) -> Result<Self, String> {
         let hash: [u8; 32] = entry.hash[..]
@@ -106,5 +155,33 @@ mod tests {
         let entry = tail.append(b"record 0".to_vec(), 7);
         assert_eq!(stored, entry.encode_to_vec());
         assert_eq!(Tail::after(&entry), Ok(next));
+    }
+
+    #[test]
+    fn blocks_are_canonical_bounded_and_chain_on() {
+        use liaison_proto::v1::LedgerBlock;
+        let tail = Tail::default();
+        let records = (0..2500u64).map(|i| (Bytes::from(format!("record {i}")), i + 1));
+        let blocks = tail.link_blocks(records);
+        assert_eq!(blocks.len(), 3);
+        let mut expected = Tail::default();
+        for (stored, after) in &blocks {
+            let block = LedgerBlock::decode(stored.clone()).unwrap_or_default();
+            assert!(block.entries.len() <= BLOCK_ENTRIES);
+            assert_eq!(&block.encode_to_vec(), stored);
+            for entry in &block.entries {
+                assert_eq!(entry.index, expected.next_index);
+                assert_eq!(entry.prev_hash[..], expected.hash);
+                expected = Tail::after(entry).unwrap_or_default();
+            }
+            assert_eq!(&expected, after);
+        }
+        let big = vec![
+            (Bytes::from(vec![7u8; 300 * 1024]), 1),
+            (Bytes::from(vec![8u8; 300 * 1024]), 2),
+        ];
+        let blocks = tail.link_blocks(big);
+        assert_eq!(blocks.len(), 2);
+        assert!(blocks.iter().all(|(b, _)| b.len() <= BLOCK_BYTES));
     }
 }

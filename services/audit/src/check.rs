@@ -1,23 +1,36 @@
-//! Checking stored ledger entries, in two steps so that the first can run in
-//! parallel: [`Checked::of`] looks at one entry alone — it decodes, is in
-//! canonical protobuf encoding, its hash matches its content (every field is
-//! hashed) — and computes its Merkle leaf hash, on any thread; a
-//! [`Verifier`] then takes the checked entries in stream order and checks
-//! what needs the one before: the position, and the link. The first problem
-//! is named at its entry ([`Break`]). The hash itself is [`crate::chain`]'s.
+//! Checking stored ledger blocks, in two steps so that the first can run in
+//! parallel: [`Checked::of`] looks at one block (one LEDGER message) alone —
+//! it decodes, is in canonical protobuf encoding, holds entries, each
+//! entry's hash matches its content (every field is hashed) — and computes
+//! each entry's Merkle leaf hash, on any thread; a [`Verifier`] then takes
+//! the checked entries in stream order and checks what needs the one before:
+//! the position, and the link. The first problem is named at its entry
+//! ([`Break`]), or, for a block that does not decode, at its stream message
+//! and the first record it must have held. The hash itself is
+//! [`crate::chain`]'s.
 
-use crate::chain::{GENESIS, Tail, entry_hash};
+use crate::chain::{Tail, entry_hash};
 use crate::merkle::{Hash, leaf_hash};
 use bytes::Bytes;
-use liaison_proto::v1::LedgerEntry;
+use liaison_proto::v1::{LedgerBlock, LedgerEntry};
 use prost::Message;
 use std::cell::RefCell;
 
-/// Why a stored entry breaks the chain.
+/// Why a stored block or entry breaks the chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Break {
-    #[error("stream message {seq} is not a ledger entry: {reason}")]
-    Undecodable { seq: u64, reason: String },
+    #[error(
+        "stream message {seq} is not a block of ledger entries ({reason}): it must have held {}",
+        held(*first, *last)
+    )]
+    Undecodable {
+        seq: u64,
+        /// The first record it must have held (the one after its predecessor's last).
+        first: u64,
+        /// The last, when the next block tells (the one before its first).
+        last: Option<u64>,
+        reason: String,
+    },
     #[error(
         "stream message {seq} holds entry index {found}, expected {expected} (an entry was removed, duplicated or reordered)"
     )]
@@ -32,8 +45,17 @@ pub enum Break {
     Content { seq: u64, index: u64 },
 }
 
+/// The records an undecodable block must have held, in words.
+fn held(first: u64, last: Option<u64>) -> String {
+    match last {
+        Some(last) if last == first => format!("record {first}"),
+        Some(last) if last > first => format!("records {first} to {last}"),
+        _ => format!("records from {first} on"),
+    }
+}
+
 impl Break {
-    /// The stream sequence of the first bad record.
+    /// The stream sequence of the message holding the first bad record.
     pub fn seq(&self) -> u64 {
         match self {
             Self::Undecodable { seq, .. }
@@ -45,65 +67,81 @@ impl Break {
 }
 
 thread_local! {
-    /// Where an entry is re-encoded to check its encoding is canonical.
+    /// Where a block is re-encoded to check its encoding is canonical.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// One stored entry checked on its own, before its place in the chain is.
+/// One entry of a block, checked on its own.
 #[derive(Debug, Clone)]
-pub struct Checked {
-    /// Stream sequence (1-based).
-    pub seq: u64,
-    /// The entry, or why it is not one (undecodable, not canonical).
-    entry: Result<LedgerEntry, Break>,
+pub struct CheckedEntry {
+    pub entry: LedgerEntry,
     /// Whether its hash matches its content.
     content: bool,
     /// Its Merkle leaf hash (of the record).
     pub leaf: Hash,
 }
 
+/// One stored block checked on its own, before its place in the chain is.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Stream sequence (1-based) of the message holding the block.
+    pub seq: u64,
+    /// Its entries, or why it is not a block (undecodable, not canonical, empty).
+    pub entries: Result<Vec<CheckedEntry>, String>,
+}
+
 impl Checked {
-    /// Checks the stream message `seq` holding `payload` alone: the entry's
+    /// Checks the stream message `seq` holding `payload` alone: the entries'
     /// byte fields share `payload`, nothing is copied.
     pub fn of(seq: u64, payload: Bytes) -> Self {
-        let undecodable = |reason: String| Self {
-            seq,
-            entry: Err(Break::Undecodable { seq, reason }),
-            content: false,
-            leaf: GENESIS,
-        };
-        let entry = match LedgerEntry::decode(payload.clone()) {
-            Ok(entry) => entry,
-            Err(e) => return undecodable(e.to_string()),
-        };
-        let canonical = entry.encoded_len() == payload.len()
-            && SCRATCH.with_borrow_mut(|scratch| {
-                scratch.clear();
-                entry.encode_raw(scratch);
-                scratch.as_slice() == payload.as_ref()
-            });
-        if !canonical {
-            return undecodable("not in canonical protobuf encoding".into());
-        }
-        let content = entry_hash(
-            entry.index,
-            entry.source_seq,
-            &entry.prev_hash,
-            &entry.record,
-        )
-        .as_slice()
-            == entry.hash;
         Self {
             seq,
-            leaf: leaf_hash(&entry.record),
-            entry: Ok(entry),
-            content,
+            entries: Self::entries(&payload),
         }
     }
 
-    /// The entry, if it decoded (whether or not it is intact).
-    pub fn entry(&self) -> Option<&LedgerEntry> {
-        self.entry.as_ref().ok()
+    fn entries(payload: &Bytes) -> Result<Vec<CheckedEntry>, String> {
+        let block = LedgerBlock::decode(payload.clone()).map_err(|e| e.to_string())?;
+        let canonical = block.encoded_len() == payload.len()
+            && SCRATCH.with_borrow_mut(|scratch| {
+                scratch.clear();
+                block.encode_raw(scratch);
+                scratch.as_slice() == payload.as_ref()
+            });
+        if !canonical {
+            return Err("not in canonical protobuf encoding".into());
+        }
+        if block.entries.is_empty() {
+            return Err("it holds no entries".into());
+        }
+        Ok(block
+            .entries
+            .into_iter()
+            .map(|entry| {
+                let content = entry_hash(
+                    entry.index,
+                    entry.source_seq,
+                    &entry.prev_hash,
+                    &entry.record,
+                )
+                .as_slice()
+                    == entry.hash;
+                CheckedEntry {
+                    leaf: leaf_hash(&entry.record),
+                    entry,
+                    content,
+                }
+            })
+            .collect())
+    }
+
+    /// The index the block's first entry claims, if it decoded.
+    pub fn first_index(&self) -> Option<u64> {
+        self.entries
+            .as_ref()
+            .ok()
+            .and_then(|e| e.first())
+            .map(|c| c.entry.index)
     }
 }
 
@@ -111,22 +149,41 @@ impl Checked {
 #[derive(Debug, Default)]
 pub struct Verifier {
     tail: Tail,
+    /// Stream sequence of the block holding the last entry linked.
+    tail_seq: u64,
 }
 
 impl Verifier {
-    /// Checks the stream message `seq` (1-based) holding `payload`, returning
-    /// the entry on success.
-    pub fn check(&mut self, seq: u64, payload: &[u8]) -> Result<LedgerEntry, Break> {
-        self.link(Checked::of(seq, Bytes::copy_from_slice(payload)))
+    /// Checks the stream message `seq` (1-based) holding the block
+    /// `payload`, returning its entries on success.
+    pub fn check(&mut self, seq: u64, payload: &[u8]) -> Result<Vec<LedgerEntry>, Break> {
+        let checked = Checked::of(seq, Bytes::copy_from_slice(payload));
+        let entries = checked
+            .entries
+            .map_err(|reason| self.undecodable(seq, reason))?;
+        entries
+            .into_iter()
+            .map(|entry| self.link(seq, entry))
+            .collect()
     }
 
-    /// Places an entry checked alone in the chain (the entries before it
-    /// were linked), returning it on success.
-    pub fn link(&mut self, checked: Checked) -> Result<LedgerEntry, Break> {
-        let seq = checked.seq;
-        let entry = checked.entry?;
+    /// The break for the block at `seq` that is not one.
+    pub fn undecodable(&self, seq: u64, reason: String) -> Break {
+        Break::Undecodable {
+            seq,
+            first: self.tail.next_index,
+            last: None,
+            reason,
+        }
+    }
+
+    /// Places an entry of the block at stream sequence `seq`, checked alone,
+    /// in the chain (the entries before it were linked), returning it on
+    /// success.
+    pub fn link(&mut self, seq: u64, checked: CheckedEntry) -> Result<LedgerEntry, Break> {
+        let entry = checked.entry;
         let expected = self.tail.next_index;
-        if entry.index != expected || seq != expected + 1 {
+        if entry.index != expected {
             return Err(Break::Index {
                 seq,
                 found: entry.index,
@@ -146,11 +203,17 @@ impl Verifier {
             // This entry is intact and names its predecessor's original hash:
             // the predecessor was altered and its hash recomputed.
             return Err(Break::Rehashed {
-                seq: seq - 1,
+                seq: self.tail_seq,
                 index: entry.index.saturating_sub(1),
             });
         }
-        self.tail = Tail::after(&entry).map_err(|reason| Break::Undecodable { seq, reason })?;
+        self.tail = Tail::after(&entry).map_err(|reason| Break::Undecodable {
+            seq,
+            first: expected,
+            last: Some(expected),
+            reason,
+        })?;
+        self.tail_seq = seq;
         Ok(entry)
     }
 
@@ -162,6 +225,11 @@ impl Verifier {
     pub fn tail(&self) -> &Tail {
         &self.tail
     }
+
+    /// Stream sequence of the block holding the last entry verified (0 if none).
+    pub fn tail_seq(&self) -> u64 {
+        self.tail_seq
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +237,8 @@ mod tests {
     use super::*;
     use crate::chain::{Tail, entry_hash};
 
+    /// A chain of `n` entries, each in a block of its own (as one stored
+    /// message per entry), so that each can be altered alone.
     fn chain(n: u64) -> Vec<Vec<u8>> {
         let mut tail = Tail::default();
         (0..n)
@@ -180,12 +250,44 @@ mod tests {
             .collect()
     }
 
+    fn block(entry: &[u8]) -> Vec<u8> {
+        let entry = LedgerEntry::decode(entry).unwrap_or_default();
+        LedgerBlock {
+            entries: vec![entry],
+        }
+        .encode_to_vec()
+    }
+
     fn verify(entries: &[Vec<u8>]) -> Result<u64, Break> {
         let mut v = Verifier::default();
         for (i, bytes) in entries.iter().enumerate() {
-            v.check(i as u64 + 1, bytes)?;
+            let stored = if bytes.starts_with(b"\xff") {
+                bytes.clone()
+            } else {
+                block(bytes)
+            };
+            v.check(i as u64 + 1, &stored)?;
         }
         Ok(v.count())
+    }
+
+    #[test]
+    fn a_chain_in_several_blocks_verifies_and_an_empty_block_does_not() {
+        let blocks = Tail::default()
+            .link_blocks((0..2500u64).map(|i| (Bytes::from(format!("record {i}")), i + 1)));
+        let mut v = Verifier::default();
+        for (seq, (stored, _)) in blocks.iter().enumerate() {
+            assert!(v.check(seq as u64 + 1, stored).is_ok());
+        }
+        assert_eq!((v.count(), v.tail_seq()), (2500, 3));
+        assert!(matches!(
+            v.check(4, &[]),
+            Err(Break::Undecodable {
+                seq: 4,
+                first: 2500,
+                ..
+            })
+        ));
     }
 
     #[test]

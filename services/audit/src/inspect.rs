@@ -1,7 +1,9 @@
-//! Checking a ledger end to end, wherever its entries come from (the LEDGER
+//! Checking a ledger end to end, wherever its blocks come from (the LEDGER
 //! stream or an exported bundle): the hash chain link by link, the RFC 6962
 //! Merkle tree over the records, and every signed checkpoint against the tree
-//! of the same size. The first problem found is named at its record.
+//! of the same size. The first problem found is named at its record; a block
+//! that does not decode, at its stream message and the records it must have
+//! held (from the blocks either side of it).
 
 use crate::chain::{self, Break, Checked, Tail};
 use crate::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
@@ -69,6 +71,9 @@ pub struct Inspector {
     /// A checkpoint the tree did not match, held back for one more entry:
     /// if that entry's link names the record exactly, that finding is better.
     mismatched: Option<u64>,
+    /// A block that did not decode, held back for one more block: the next
+    /// one's first index tells which records it must have held.
+    undecodable: Option<Break>,
 }
 
 impl Inspector {
@@ -97,6 +102,7 @@ impl Inspector {
             total,
             finding,
             mismatched: None,
+            undecodable: None,
         }
     }
 
@@ -105,61 +111,93 @@ impl Inspector {
         self.finding.is_some()
     }
 
-    fn settle(&mut self) {
+    fn settle(&mut self, next_index: Option<u64>) {
         if let Some(size) = self.mismatched.take() {
             self.finding.get_or_insert(Finding::Rewritten { size });
         }
+        if let Some(mut undecodable) = self.undecodable.take() {
+            if let Break::Undecodable { first, last, .. } = &mut undecodable {
+                *last = next_index.filter(|n| n > first).map(|n| n - 1);
+            }
+            self.finding.get_or_insert(undecodable.into());
+        }
     }
 
-    /// Checks the entry stored at stream sequence `seq` (1-based).
-    pub fn push(&mut self, seq: u64, payload: &[u8]) -> Option<LedgerEntry> {
+    /// Checks the block stored at stream sequence `seq` (1-based), returning
+    /// its intact entries.
+    pub fn push(&mut self, seq: u64, payload: &[u8]) -> Vec<LedgerEntry> {
         if self.stopped() {
-            return None;
+            return Vec::new();
         }
         self.push_checked(Checked::of(seq, bytes::Bytes::copy_from_slice(payload)))
     }
 
-    /// Takes the next entry, already checked alone ([`Checked::of`], which
-    /// may run on other threads), in stream order.
-    pub fn push_checked(&mut self, checked: Checked) -> Option<LedgerEntry> {
+    /// Takes the next block, already checked alone ([`Checked::of`], which
+    /// may run on other threads), in stream order; returns its intact
+    /// entries (those before the first finding).
+    pub fn push_checked(&mut self, checked: Checked) -> Vec<LedgerEntry> {
         if self.stopped() {
-            return None;
+            return Vec::new();
         }
-        let leaf = checked.leaf;
-        let checked = self.chain.link(checked);
-        if let Some(size) = self.mismatched.take() {
-            self.finding = Some(match checked {
-                Err(b) => b.into(),
-                Ok(_) => Finding::Rewritten { size },
-            });
-            return None;
+        if self.undecodable.is_some() {
+            self.settle(checked.first_index());
+            return Vec::new();
         }
-        let entry = match checked {
-            Ok(entry) => entry,
-            Err(b) => {
-                self.finding = Some(b.into());
-                return None;
+        let seq = checked.seq;
+        let entries = match checked.entries {
+            Ok(entries) => entries,
+            Err(reason) => {
+                if self.mismatched.is_some() {
+                    self.settle(None);
+                } else {
+                    self.undecodable = Some(self.chain.undecodable(seq, reason));
+                }
+                return Vec::new();
             }
         };
-        self.tree.push(leaf);
-        while let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
-            if cp.size != self.tree.size() {
+        let mut intact = Vec::with_capacity(entries.len());
+        for checked in entries {
+            let leaf = checked.leaf;
+            let linked = self.chain.link(seq, checked);
+            if let Some(size) = self.mismatched.take() {
+                self.finding = Some(match linked {
+                    Err(b) => b.into(),
+                    Ok(_) => Finding::Rewritten { size },
+                });
                 break;
             }
-            if cp.root != self.tree.root() {
-                self.mismatched = Some(cp.size);
-                return None;
+            let entry = match linked {
+                Ok(entry) => entry,
+                Err(b) => {
+                    self.finding = Some(b.into());
+                    break;
+                }
+            };
+            self.tree.push(leaf);
+            let mut matched = true;
+            while let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
+                if cp.size != self.tree.size() {
+                    break;
+                }
+                if cp.root != self.tree.root() {
+                    self.mismatched = Some(cp.size);
+                    matched = false;
+                    break;
+                }
+                self.matched += 1;
+                self.latest = Some(cp.size);
+                self.next_checkpoint += 1;
             }
-            self.matched += 1;
-            self.latest = Some(cp.size);
-            self.next_checkpoint += 1;
+            if matched {
+                intact.push(entry);
+            }
         }
-        Some(entry)
+        intact
     }
 
     /// The report, including truncation against the checkpoints.
     pub fn finish(mut self) -> Report {
-        self.settle();
+        self.settle(None);
         let size = self.tree.size();
         if self.finding.is_none()
             && let Some(cp) = self.checkpoints.last().filter(|c| c.size > size)
@@ -180,16 +218,18 @@ impl Inspector {
         }
     }
 
-    /// What a writer needs to carry on appending: the chain's tail, the tree,
-    /// and the size of the last checkpoint; or the finding that forbids it.
-    pub fn into_state(self) -> Result<(Tail, CompactRange, u64), Finding> {
+    /// What a writer needs to carry on appending: the chain's tail, the
+    /// stream sequence of its last block, the tree, and the size of the last
+    /// checkpoint; or the finding that forbids it.
+    pub fn into_state(self) -> Result<(Tail, u64, CompactRange, u64), Finding> {
         let latest = self.checkpoints.last().map_or(0, |c| c.size);
         let tail = self.chain.tail().clone();
+        let last_block = self.chain.tail_seq();
         let tree = self.tree.clone();
         let report = self.finish();
         match report.first_finding {
             Some(finding) => Err(finding),
-            None => Ok((tail, tree, latest)),
+            None => Ok((tail, last_block, tree, latest)),
         }
     }
 }

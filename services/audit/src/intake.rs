@@ -22,7 +22,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info_span};
 
-/// Most decision records appended in one atomic batch (the server's limit is 1,000).
+/// Most decision records taken in one batch (chained into one block of at
+/// most [`crate::chain::BLOCK_ENTRIES`] entries, or more if it is larger
+/// than [`crate::chain::BLOCK_BYTES`]).
 pub const BATCH: usize = 1000;
 /// How long a batch waits for one more decision before it is handed over.
 const LINGER: Duration = Duration::from_millis(2);
@@ -111,8 +113,9 @@ pub async fn read(
     while let Some(first) =
         consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER).await?
     {
-        // Each atomic commit costs the server a few milliseconds whatever
-        // its size, so gather what arrives within LINGER of the last one.
+        // Each block costs the server a message and, with sync_interval =
+        // "always", a flush whatever its size, so gather what arrives within
+        // LINGER of the last one.
         let mut batch = vec![first];
         while batch.len() < BATCH {
             let next = match messages.next().now_or_never() {

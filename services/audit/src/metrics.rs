@@ -45,7 +45,7 @@ impl Metrics {
             ),
             batch_records: r.histogram(
                 "liaison_ledger_append_batch_records",
-                "Decision records appended per atomic batch.",
+                "Decision records appended per batch (one LEDGER message, or more when larger than a block).",
                 BATCH_BOUNDS,
             ),
             appended: r.counter(

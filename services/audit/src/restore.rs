@@ -1,8 +1,9 @@
 //! Restoring the ledger from an exported bundle ([`crate::bundle`]) into
 //! empty LEDGER and CHECKPOINTS streams, as after the loss of every node of
-//! a cluster: the bundle is verified first, its entries are appended in
+//! a cluster: the bundle is verified first, its blocks are appended in
 //! order, each at the sequence it held (`Nats-Expected-Last-Sequence`), then
-//! its signed checkpoints. Nothing is re-signed: the restored ledger proves
+//! its signed checkpoints (a format 1 bundle's entries each as a block of
+//! one). Nothing is re-signed: the restored ledger proves
 //! itself against the checkpoints it was exported with, and the audit
 //! service, started afterwards, verifies it again and continues the chain.
 //! Each entry names the DECISIONS sequence it came from (the writer's
@@ -13,16 +14,17 @@
 use crate::bundle::Bundle;
 use crate::checkpoint::NoteVerifier;
 use async_nats::jetstream;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use liaison_kit::subjects;
-use liaison_proto::v1::LedgerEntry;
+use liaison_proto::v1::LedgerBlock;
 use prost::Message as _;
 
 /// What was restored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Restored {
+    /// Records (ledger entries).
     pub entries: u64,
+    /// LEDGER messages (blocks).
+    pub blocks: u64,
     pub checkpoints: usize,
 }
 
@@ -37,7 +39,7 @@ pub enum RestoreError {
     NotEmpty { stream: &'static str, messages: u64 },
     #[error("NATS: {0}")]
     Nats(String),
-    #[error("entry {index} of the bundle is not a base64 ledger entry")]
+    #[error("block {index} of the bundle is not a base64 block of ledger entries")]
     Entry { index: usize },
 }
 
@@ -65,16 +67,15 @@ pub async fn restore(
         return Err(RestoreError::Broken(format!("{report:?}")));
     }
     let mut highest_source = 0;
-    let mut decoded = Vec::with_capacity(bundle.entries.len());
-    for (index, entry) in bundle.entries.iter().enumerate() {
-        let bytes = B64
-            .decode(entry)
-            .map_err(|_| RestoreError::Entry { index })?;
-        let source = LedgerEntry::decode(bytes.as_slice())
-            .map_err(|_| RestoreError::Entry { index })?
-            .source_seq;
-        highest_source = highest_source.max(source);
-        decoded.push(bytes);
+    let mut entries = 0;
+    let decoded = bundle.stored();
+    for (index, bytes) in decoded.iter().enumerate() {
+        let block =
+            LedgerBlock::decode(bytes.clone()).map_err(|_| RestoreError::Entry { index })?;
+        entries += block.entries.len() as u64;
+        for entry in &block.entries {
+            highest_source = highest_source.max(entry.source_seq);
+        }
     }
     for stream in [
         subjects::LEDGER_STREAM,
@@ -89,14 +90,15 @@ pub async fn restore(
             });
         }
     }
+    let decoded_blocks = decoded.len() as u64;
     for (index, bytes) in decoded.into_iter().enumerate() {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Expected-Last-Sequence", index.to_string().as_str());
-        js.publish_with_headers(subjects::LEDGER_ENTRIES, headers, bytes.into())
+        js.publish_with_headers(subjects::LEDGER_ENTRIES, headers, bytes)
             .await
-            .map_err(|e| RestoreError::Nats(format!("entry {index}: {e}")))?
+            .map_err(|e| RestoreError::Nats(format!("block {index}: {e}")))?
             .await
-            .map_err(|e| RestoreError::Nats(format!("entry {index}: {e}")))?;
+            .map_err(|e| RestoreError::Nats(format!("block {index}: {e}")))?;
     }
     for (index, note) in bundle.checkpoints.iter().enumerate() {
         js.publish(subjects::LEDGER_CHECKPOINTS, note.clone().into())
@@ -127,7 +129,8 @@ pub async fn restore(
         )));
     }
     Ok(Restored {
-        entries: bundle.entries.len() as u64,
+        entries,
+        blocks: decoded_blocks,
         checkpoints: bundle.checkpoints.len(),
     })
 }

@@ -6,7 +6,7 @@
 //! still to be chained ([`Ledger::pending`]); it does no I/O of its own
 //! beyond [`recover`].
 
-use crate::batch::Staged;
+use crate::batch::{End, Staged};
 use crate::chain::Tail;
 use crate::checkpoint::NoteVerifier;
 use crate::intake::{Intake, Record};
@@ -20,6 +20,8 @@ use std::collections::{BTreeSet, HashSet};
 /// What the writer knows of the ledger.
 pub struct Ledger {
     pub tail: Tail,
+    /// Where LEDGER ends (its last block).
+    pub end: End,
     /// DECISIONS sequences already in the ledger, above the consumer's
     /// acknowledgement floor: a redelivered record is skipped only if it is
     /// here (redeliveries can come after later records).
@@ -52,7 +54,7 @@ pub async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result
         recent.insert(record_id(&entry.record));
     })
     .await?;
-    let (tail, tree, checkpointed) = inspector.into_state().map_err(|finding| {
+    let (tail, last_block, tree, checkpointed) = inspector.into_state().map_err(|finding| {
         format!(
             "the ledger is broken and will not be extended: {finding} (run `liaison audit verify`)"
         )
@@ -60,6 +62,10 @@ pub async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result
     let notes = crate::verify::checkpoints(js).await?;
     Ok(Ledger {
         tail,
+        end: End {
+            seq: last_block,
+            id: None,
+        },
         appended,
         forgotten_below: 0,
         recent,
@@ -102,6 +108,7 @@ impl Ledger {
             ));
         }
         self.tail = staged.tail.clone();
+        self.end = staged.end.clone();
         for leaf in &staged.leaves {
             self.tree.push(*leaf);
         }
@@ -128,6 +135,7 @@ mod tests {
     fn ledger() -> Ledger {
         Ledger {
             tail: Tail::default(),
+            end: End::default(),
             appended: BTreeSet::new(),
             forgotten_below: 0,
             recent: RecentIds::default(),

@@ -1,5 +1,5 @@
 //! Verifying the ledger online: reads every signed checkpoint from
-//! CHECKPOINTS and LEDGER from its first message to the last one present when
+//! CHECKPOINTS and LEDGER from its first block to the last one present when
 //! verification began ([`crate::reader`]), and inspects them
 //! ([`crate::inspect`]).
 
@@ -9,7 +9,7 @@ use crate::checkpoint::NoteVerifier;
 use crate::inspect::{Inspector, Report};
 use async_nats::jetstream;
 use liaison_kit::subjects;
-use liaison_proto::v1::{AuditRecord, LedgerEntry};
+use liaison_proto::v1::{AuditRecord, LedgerBlock, LedgerEntry};
 use prost::Message as _;
 
 /// A stream and its last sequence now.
@@ -28,6 +28,33 @@ pub async fn stream_end(
         .state
         .last_sequence;
     Ok((stream, last))
+}
+
+/// How many records the ledger holds up to its block at stream sequence
+/// `last`: one more than the index of that block's last entry (0 if there
+/// is no block, or it does not decode: verification says why).
+pub async fn records_up_to(stream: &jetstream::stream::Stream, last: u64) -> Result<u64, String> {
+    if last == 0 {
+        return Ok(0);
+    }
+    let message = stream
+        .direct_get(last)
+        .await
+        .map_err(|e| format!("{} message {last}: {e}", subjects::LEDGER_STREAM))?;
+    Ok(LedgerBlock::decode(message.payload)
+        .ok()
+        .and_then(|b| b.entries.last().map(|e| e.index + 1))
+        .unwrap_or(0))
+}
+
+/// The LEDGER stream, the sequence of its last block and the number of
+/// records it holds, now.
+pub async fn ledger_end(
+    js: &jetstream::Context,
+) -> Result<(jetstream::stream::Stream, u64, u64), String> {
+    let (stream, last) = stream_end(js, subjects::LEDGER_STREAM).await?;
+    let records = records_up_to(&stream, last).await?;
+    Ok((stream, last, records))
 }
 
 /// Reads every message of `stream` in order, up to the last present now,
@@ -65,11 +92,11 @@ pub async fn scan(
     let notes = checkpoints(js).await?;
     // Read exactly what the ledger held now: records appended while reading
     // are left for the next verification.
-    let (stream, total) = stream_end(js, subjects::LEDGER_STREAM).await?;
-    let mut inspector = Inspector::new(total, &notes, verifier);
-    crate::reader::read_range(&stream, 1, total, |seq, payload| {
-        // The entry's fields share the received bytes: nothing is copied.
-        if let Some(entry) = inspector.push_checked(Checked::of(seq, payload)) {
+    let (stream, last, records) = ledger_end(js).await?;
+    let mut inspector = Inspector::new(records, &notes, verifier);
+    crate::reader::read_range(&stream, 1, last, |seq, payload| {
+        // The entries' fields share the received bytes: nothing is copied.
+        for entry in inspector.push_checked(Checked::of(seq, payload)) {
             each(&entry);
         }
         !inspector.stopped()

@@ -4,25 +4,30 @@
 //!
 //! A pipeline of three stages, each on its own task: the intake reads and
 //! decodes the next batches ([`crate::intake::read`]) while this writer
-//! chains one batch and sends it ([`crate::batch`]) while the server stores
-//! the one before; acknowledgements to DECISIONS go out behind
-//! ([`crate::intake::acknowledge`]). Every guarantee of one batch at a time
-//! holds:
+//! chains one batch into blocks of entries and sends them ([`crate::batch`])
+//! while the server stores the one before; acknowledgements to DECISIONS go
+//! out behind ([`crate::intake::acknowledge`]). Every guarantee of one batch
+//! at a time holds:
 //!
-//! - **One writer.** Each batch is one atomic batch publish whose first entry
-//!   states the sequence LEDGER must end at. The next batch's entries are
-//!   sent while the previous commit is in flight, but its own commit only
-//!   once the previous batch is stored: so it can only be stored right after
-//!   it. If that batch was not stored, the next one is never committed (the
-//!   server drops it) and both are appended again after re-reading the ledger.
+//! - **One writer.** Each block is one LEDGER message, stored whole or not
+//!   at all, and only if LEDGER ends with the block before it: its stream
+//!   sequence (`Nats-Expected-Last-Sequence`) and, when this writer sent that
+//!   block and it is not yet known to be stored, its message id
+//!   (`Nats-Expected-Last-Msg-Id`, the hash of its last entry). So the next
+//!   batch is sent while the one before is in flight, yet can only be stored
+//!   right after it: if that batch was refused (another writer appended
+//!   first), every block sent behind it is refused too, even if the other
+//!   writer appended exactly as many messages. After a refusal the writer
+//!   waits for every block it sent, re-reads the ledger and appends what is
+//!   missing.
 //! - **Exactly once.** Each entry records the DECISIONS sequence it came from;
 //!   a record redelivered after a crash (appended, not yet acknowledged), or
 //!   while its first copy is in flight, is recognised by that sequence and
 //!   skipped, whatever order it comes back in. Records are acknowledged only
-//!   once their batch is stored.
+//!   once every block of their batch is stored.
 //! - **What is reported is stored.** The writer's state ([`crate::state`]),
 //!   which checkpoints and [`Writer::wait_chained`] read, only ever holds
-//!   stored batches.
+//!   stored batches, taken in in order.
 //!
 //! At start the writer reads and verifies the whole ledger, and refuses to
 //! extend one that is broken.

@@ -1,11 +1,16 @@
 //! 1,000 random mutations of an exported ledger bundle — bit flips, deleted,
-//! reordered, duplicated, forged and truncated entries, rewritten tails and
-//! altered checkpoints: every one is detected, and located at its record (or,
-//! for a tail whose chain was recomputed, at the checkpoint interval it hides in).
+//! reordered, duplicated, forged and truncated entries (and whole blocks),
+//! rewritten tails and altered checkpoints: every one is detected, and
+//! located at its record (or, for a tail whose chain was recomputed, at the
+//! checkpoint interval it hides in; for a block that no longer decodes, at
+//! the records it held).
+//!
+//! The ledger is stored in blocks of several entries (one LEDGER message
+//! each), of uneven sizes so that checkpoints fall inside blocks too.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use liaison_audit::bundle::{Bundle, FORMAT};
+use liaison_audit::bundle::{Bundle, FORMAT, FORMAT_V1};
 use liaison_audit::chain::{Break, Tail};
 use liaison_audit::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use liaison_audit::inspect::Finding;
@@ -17,6 +22,8 @@ use std::ops::RangeInclusive;
 const RECORDS: u64 = 200;
 const EVERY: u64 = 50;
 const MUTATIONS: usize = 1000;
+/// Sizes of the blocks, in turn.
+const BLOCK_SIZES: [usize; 7] = [1, 3, 7, 2, 5, 13, 4];
 
 struct Dice(u64);
 
@@ -73,21 +80,72 @@ fn build(records: &[Vec<u8>], signer: &NoteSigner) -> (Vec<Vec<u8>>, Vec<String>
     (entries, notes)
 }
 
-fn bundle(entries: &[Vec<u8>], notes: &[String], verifier: &NoteVerifier) -> Bundle {
+/// Entries, each with the number of the block it is stored in.
+type Placed = Vec<(usize, Vec<u8>)>;
+
+/// Places `entries` in blocks of [`BLOCK_SIZES`] in turn.
+fn place(entries: Vec<Vec<u8>>) -> Placed {
+    let mut block = 0;
+    let mut left = BLOCK_SIZES[0];
+    entries
+        .into_iter()
+        .map(|e| {
+            if left == 0 {
+                block += 1;
+                left = BLOCK_SIZES[block % BLOCK_SIZES.len()];
+            }
+            left -= 1;
+            (block, e)
+        })
+        .collect()
+}
+
+/// The stored blocks (`LedgerBlock` encodings) of placed entries: each run
+/// of entries with the same block number is one block.
+fn blocks(placed: &Placed) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut current = None;
+    for (block, entry) in placed {
+        if current != Some(*block) {
+            out.push(Vec::new());
+            current = Some(*block);
+        }
+        if let Some(stored) = out.last_mut() {
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, stored);
+            prost::encoding::encode_varint(entry.len() as u64, stored);
+            stored.extend_from_slice(entry);
+        }
+    }
+    out
+}
+
+/// The records block `b` holds.
+fn range_of(placed: &Placed, b: usize) -> RangeInclusive<u64> {
+    let at: Vec<u64> = placed
+        .iter()
+        .enumerate()
+        .filter(|(_, (block, _))| *block == b)
+        .map(|(i, _)| i as u64)
+        .collect();
+    at[0]..=at[at.len() - 1]
+}
+
+fn bundle(blocks: &[Vec<u8>], notes: &[String], verifier: &NoteVerifier) -> Bundle {
     Bundle {
         format: FORMAT.into(),
         origin: "liaison.test/ledger".into(),
         verifier_key: verifier.vkey(),
         checkpoints: notes.to_vec(),
-        entries: entries.iter().map(|e| B64.encode(e)).collect(),
+        blocks: blocks.iter().map(|e| B64.encode(e)).collect(),
+        entries: vec![],
     }
 }
 
 /// The records a finding points at.
 fn located(finding: &Finding) -> RangeInclusive<u64> {
     match finding {
-        Finding::Chain(Break::Undecodable { seq, .. })
-        | Finding::Chain(Break::Index { seq, .. }) => seq - 1..=seq - 1,
+        Finding::Chain(Break::Undecodable { first, last, .. }) => *first..=last.unwrap_or(*first),
+        Finding::Chain(Break::Index { expected, .. }) => *expected..=*expected,
         Finding::Chain(Break::Content { index, .. })
         | Finding::Chain(Break::Rehashed { index, .. }) => *index..=*index,
         Finding::Rewritten { size } => size.saturating_sub(EVERY)..=size - 1,
@@ -102,8 +160,9 @@ fn every_mutation_is_detected_and_located() {
     let verifier = signer.verifier();
     let records: Vec<Vec<u8>> = (0..RECORDS).map(record).collect();
     let (entries, notes) = build(&records, &signer);
+    let placed = place(entries);
     assert!(
-        bundle(&entries, &notes, &verifier)
+        bundle(&blocks(&placed), &notes, &verifier)
             .inspect(&verifier)
             .intact()
     );
@@ -111,15 +170,22 @@ fn every_mutation_is_detected_and_located() {
     let mut dice = Dice(0x1ed9_e5ee_d5a1_7e01);
     let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
     for m in 0..MUTATIONS {
-        let mut e = entries.clone();
+        let mut e = placed.clone();
         let mut n = notes.clone();
         let i = dice.below(RECORDS);
+        let b = e[i as usize].0;
+        // Whole blocks (the other half: single entries within their blocks).
+        let whole = dice.below(2) == 0;
+        let mut flip = None;
         let (kind, expected): (&str, RangeInclusive<u64>) = match m % 8 {
             0 => {
-                let bytes = &mut e[i as usize];
-                let at = dice.below(bytes.len() as u64) as usize;
-                bytes[at] ^= 1 << dice.below(8);
-                ("bit flip", i..=i)
+                flip = Some(b);
+                ("bit flip", range_of(&e, b))
+            }
+            1 if whole => {
+                let at = range_of(&e, b);
+                e.retain(|(block, _)| *block != b);
+                ("deleted", *at.start()..=*at.start())
             }
             1 => {
                 e.remove(i as usize);
@@ -127,8 +193,21 @@ fn every_mutation_is_detected_and_located() {
             }
             2 => {
                 let j = (i + 1 + dice.below(RECORDS - 1)) % RECORDS;
-                e.swap(i as usize, j as usize);
+                let (x, y) = (e[i as usize].1.clone(), e[j as usize].1.clone());
+                e[i as usize].1 = y;
+                e[j as usize].1 = x;
                 ("reordered", i.min(j)..=i.min(j))
+            }
+            3 if whole => {
+                let at = range_of(&e, b);
+                let copies: Vec<(usize, Vec<u8>)> = e
+                    .iter()
+                    .filter(|(block, _)| *block == b)
+                    .map(|(_, entry)| (usize::MAX, entry.clone()))
+                    .collect();
+                let after = *at.end() as usize + 1;
+                e.splice(after..after, copies);
+                ("duplicated", at.end() + 1..=at.end() + 1)
             }
             3 => {
                 let copy = e[i as usize].clone();
@@ -136,7 +215,7 @@ fn every_mutation_is_detected_and_located() {
                 ("duplicated", i + 1..=i + 1)
             }
             4 => {
-                let mut entry = LedgerEntry::decode(e[i as usize].as_slice()).unwrap_or_default();
+                let mut entry = LedgerEntry::decode(e[i as usize].1.as_slice()).unwrap_or_default();
                 let mut forged = AuditRecord::decode(entry.record.as_ref()).unwrap_or_default();
                 forged.recipients = vec!["retail-bsp".into()];
                 entry.record = forged.encode_to_vec().into();
@@ -148,7 +227,7 @@ fn every_mutation_is_detected_and_located() {
                 )
                 .to_vec()
                 .into();
-                e[i as usize] = entry.encode_to_vec();
+                e[i as usize].1 = entry.encode_to_vec();
                 // The last record has no successor naming it: its checkpoint does.
                 let at = if i == RECORDS - 1 {
                     RECORDS - EVERY..=i
@@ -156,6 +235,13 @@ fn every_mutation_is_detected_and_located() {
                     i..=i
                 };
                 ("forged", at)
+            }
+            5 if whole && b > 0 => {
+                // Every block from one holding the last quarter's record.
+                let b = e[(RECORDS - 1 - dice.below(RECORDS / 4)) as usize].0.max(1);
+                let from = *range_of(&e, b).start();
+                e.retain(|(block, _)| *block < b);
+                ("truncated", from..=from)
             }
             5 => {
                 let keep = RECORDS - 1 - dice.below(RECORDS / 4);
@@ -168,7 +254,7 @@ fn every_mutation_is_detected_and_located() {
                 altered[i as usize] = record(RECORDS + i);
                 // Only the entries are replaced: the forger cannot sign checkpoints.
                 let (rewritten, _) = build(&altered, &signer);
-                e = rewritten;
+                e = place(rewritten);
                 let size = (i / EVERY + 1) * EVERY;
                 ("rewritten", size - EVERY..=size - 1)
             }
@@ -179,7 +265,13 @@ fn every_mutation_is_detected_and_located() {
                 ("checkpoint altered", u64::MAX..=u64::MAX)
             }
         };
-        let report = bundle(&e, &n, &verifier).inspect(&verifier);
+        let mut stored = blocks(&e);
+        if let Some(b) = flip {
+            let bytes = &mut stored[b];
+            let at = dice.below(bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << dice.below(8);
+        }
+        let report = bundle(&stored, &n, &verifier).inspect(&verifier);
         let finding = report
             .first_finding
             .clone()
@@ -201,7 +293,8 @@ fn an_intact_bundle_round_trips_through_json() {
     let verifier = signer.verifier();
     let records: Vec<Vec<u8>> = (0..10).map(record).collect();
     let (entries, notes) = build(&records, &signer);
-    let json = serde_json::to_string(&bundle(&entries, &notes, &verifier)).unwrap_or_default();
+    let json = serde_json::to_string(&bundle(&blocks(&place(entries.clone())), &notes, &verifier))
+        .unwrap_or_default();
     let parsed = Bundle::parse(&json).unwrap_or_else(|e| panic!("{e}"));
     let report = parsed.inspect(&verifier);
     assert!(report.intact(), "{report:?}");
@@ -214,4 +307,23 @@ fn an_intact_bundle_round_trips_through_json() {
         (10, 1, Some(10))
     );
     assert!(Bundle::parse("{\"format\":\"other\"}").is_err());
+
+    // A bundle exported before blocks (format 1, one entry each) still
+    // verifies, to the same records, head and root.
+    let v1 = Bundle {
+        format: FORMAT_V1.into(),
+        blocks: vec![],
+        entries: entries.iter().map(|e| B64.encode(e)).collect(),
+        ..parsed.clone()
+    };
+    let json = serde_json::to_string(&v1).unwrap_or_default();
+    let old = Bundle::parse(&json)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .inspect(&verifier);
+    assert!(old.intact(), "{old:?}");
+    assert_eq!(
+        (old.verified, &old.head, &old.root),
+        (10, &report.head, &report.root)
+    );
+    assert_eq!(parsed.records(), 10);
 }

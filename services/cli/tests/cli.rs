@@ -8,7 +8,7 @@ use liaison::system::{System, UpOptions};
 use liaison_kit::config::Config;
 use liaison_kit::provision::stream_configs;
 use liaison_kit::{subjects, users};
-use liaison_proto::v1::{AuditRecord, LedgerEntry};
+use liaison_proto::v1::{AuditRecord, LedgerBlock};
 use prost::Message;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -383,9 +383,7 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
     let mut entries = Vec::new();
     let last = ledger.get_info().await?.state.last_sequence;
     for seq in 1..=last {
-        entries.push(LedgerEntry::decode(
-            ledger.direct_get(seq).await?.payload.as_ref(),
-        )?);
+        entries.extend(LedgerBlock::decode(ledger.direct_get(seq).await?.payload)?.entries);
     }
     let mut record = AuditRecord::decode(entries[1].record.as_ref())?;
     record.recipients = vec!["retail-bsp".into()];
@@ -396,8 +394,12 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
         .find(|c| c.name == subjects::LEDGER_STREAM)
         .ok_or_else(|| anyhow::anyhow!("LEDGER config"))?;
     js.create_stream(config).await?;
-    for entry in &entries {
-        js.publish(subjects::LEDGER_ENTRIES, entry.encode_to_vec().into())
+    // Each entry as a block of its own: the ledger is still well formed.
+    for entry in entries {
+        let block = LedgerBlock {
+            entries: vec![entry],
+        };
+        js.publish(subjects::LEDGER_ENTRIES, block.encode_to_vec().into())
             .await?
             .await?;
     }

@@ -85,7 +85,9 @@ pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
             deny_delete: true,
             deny_purge: true,
             allow_direct: true,
-            // The writer appends each batch atomically (ADR-50, nats-server 2.12+).
+            // No longer used by the writer (each block is one message, stored
+            // whole or not at all); left on so that provisioning does not change
+            // the configuration of existing LEDGER streams.
             allow_atomic_publish: true,
             duplicate_window: Duration::from_secs(120),
             ..base(

@@ -20,12 +20,21 @@ pub fn in_memory(n: u64) {
     let started = Instant::now();
     let mut tail = Tail::default();
     let mut tree = CompactRange::new();
-    let mut entries = Vec::with_capacity(n as usize);
-    for (i, r) in records.iter().enumerate() {
-        let (stored, next) = tail.link(r.clone(), i as u64 + 1);
-        tail = next;
-        tree.push(leaf_hash(r));
-        entries.push(stored);
+    let mut entries = Vec::with_capacity(n as usize / 1000 + 1);
+    for (c, chunk) in records.chunks(1000).enumerate() {
+        let blocks = tail.link_blocks(
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.clone(), (c * 1000 + i) as u64 + 1)),
+        );
+        for r in chunk {
+            tree.push(leaf_hash(r));
+        }
+        for (stored, next) in blocks {
+            tail = next;
+            entries.push(stored);
+        }
     }
     let build = started.elapsed();
     let notes = vec![signer.sign(&Checkpoint {

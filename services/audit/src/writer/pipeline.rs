@@ -1,8 +1,8 @@
 //! The writer's pipeline ([`Writer::serve`]): the intake reads ahead, one
-//! batch is staged while the one before is being stored, acknowledgements
-//! go out behind; and the way back, one batch at a time, when a commit
-//! fails ([`Writer::append_now`]). The guarantees are the writer's
-//! ([`super`]).
+//! batch is chained and sent while the one before is being stored,
+//! acknowledgements go out behind; and the way back, one batch at a time,
+//! when an append fails ([`Writer::append_now`]). The guarantees are the
+//! writer's ([`super`]).
 
 use super::Writer;
 use crate::batch::{self, InFlight, Outcome};
@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
-/// A batch committed, its acknowledgement awaited, and what it came from.
+/// A batch sent, its acknowledgements awaited, and what it came from.
 type Ahead = (InFlight, Intake);
 
 /// How a batch ahead was settled.
@@ -39,25 +39,24 @@ impl Writer {
         shutdown: &CancellationToken,
     ) -> Result<bool, String> {
         loop {
-            let (pending, tail) = {
+            let (pending, tail, end) = {
                 let ledger = self.ledger.lock().await;
-                (ledger.pending(intake, None), ledger.tail.clone())
+                (
+                    ledger.pending(intake, None),
+                    ledger.tail.clone(),
+                    ledger.end.clone(),
+                )
             };
             if pending.is_empty() {
                 return Ok(true);
             }
-            let outcome = match batch::stage(&self.js.client(), &pending, &tail).await {
-                Ok(staged) => match staged.commit(&self.js).await {
-                    Ok(mut flight) => match flight.outcome().await {
-                        Outcome::Stored => {
-                            self.stored(&flight.staged).await?;
-                            continue;
-                        }
-                        failed => failed,
-                    },
-                    Err(e) => Outcome::Failed(e),
-                },
-                Err(e) => Outcome::Failed(e),
+            let mut flight = batch::send(&self.js, &pending, &tail, &end).await;
+            let outcome = match flight.outcome().await {
+                Outcome::Stored => {
+                    self.stored(&flight.staged).await?;
+                    continue;
+                }
+                failed => failed,
             };
             if let Outcome::Failed(e) = &outcome {
                 error!(error = %e, "Ledger append failed; retrying");
@@ -119,9 +118,8 @@ impl Writer {
         })
     }
 
-    /// Chains `intake` behind the batch `ahead` (if any): its entries are
-    /// sent at once, its commit once `ahead` is stored. Returns the batch now
-    /// ahead.
+    /// Chains `intake` behind the batch `ahead` (if any) and sends it at
+    /// once, then settles `ahead`. Returns the batch now ahead.
     async fn take(
         &self,
         intake: Intake,
@@ -129,46 +127,47 @@ impl Writer {
         acks: &mpsc::UnboundedSender<Vec<jetstream::Message>>,
         shutdown: &CancellationToken,
     ) -> Result<Option<Ahead>, String> {
-        let staged = {
+        let mut flight = {
             let ledger = self.ledger.lock().await;
             let in_flight = ahead.as_ref().map(|(f, _)| &f.staged);
             let pending = ledger.pending(&intake, in_flight);
-            let tail = in_flight.map_or_else(|| ledger.tail.clone(), |s| s.tail.clone());
+            let (tail, end) = in_flight.map_or_else(
+                || (ledger.tail.clone(), ledger.end.clone()),
+                |s| (s.tail.clone(), s.end.clone()),
+            );
             drop(ledger);
             if pending.is_empty() {
                 None
             } else {
-                Some(batch::stage(&self.js.client(), &pending, &tail).await)
+                Some(batch::send(&self.js, &pending, &tail, &end).await)
             }
         };
-        if let Some(ahead) = ahead
-            && self.settle(ahead, acks, shutdown).await? != Settled::AsSent
-        {
-            // The batch ahead was not stored as sent: this one, staged on
-            // top of it, is never committed (the server drops it after its
-            // batch timeout); its records are appended on their own.
-            if self.append_now(&intake, shutdown).await? {
-                let _ = acks.send(intake.messages);
+        if let Some(mut ahead) = ahead {
+            if !matches!(ahead.0.outcome().await, Outcome::Stored) {
+                // This batch was sent behind one that was not stored as
+                // sent: its first block expects LEDGER to end with that
+                // batch's last block, so it is refused (or, if that batch
+                // was stored after all and only its acknowledgement lost,
+                // stored behind it). Either way its outcome is awaited, so
+                // that nothing is in flight while the ledger is re-read and
+                // the records appended on their own.
+                if let Some(flight) = flight.as_mut() {
+                    let _ = flight.outcome().await;
+                }
             }
-            return Ok(None);
-        }
-        let flight = match staged {
-            None => {
-                let _ = acks.send(intake.messages);
-                return Ok(None);
-            }
-            Some(Ok(staged)) => staged.commit(&self.js).await,
-            Some(Err(e)) => Err(e),
-        };
-        match flight {
-            Ok(flight) => Ok(Some((flight, intake))),
-            Err(e) => {
-                error!(error = %e, "Ledger append failed; retrying");
+            if self.settle(ahead, acks, shutdown).await? != Settled::AsSent {
                 if self.append_now(&intake, shutdown).await? {
                     let _ = acks.send(intake.messages);
                 }
+                return Ok(None);
+            }
+        }
+        match flight {
+            None => {
+                let _ = acks.send(intake.messages);
                 Ok(None)
             }
+            Some(flight) => Ok(Some((flight, intake))),
         }
     }
 

@@ -7,7 +7,7 @@
 
 use super::{Figure, Row, settle};
 use crate::system::System;
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use liaison_audit::bundle::{Bundle, FORMAT};
@@ -15,6 +15,7 @@ use liaison_audit::chain::Tail;
 use liaison_audit::checkpoint::Checkpoint;
 use liaison_audit::inspect::Inspector;
 use liaison_audit::merkle::{CompactRange, leaf_hash};
+use liaison_audit::writer::BATCH;
 use liaison_kit::config::Config;
 use liaison_kit::{subjects, users};
 use liaison_proto::v1::{AuditRecord, Operation};
@@ -50,12 +51,21 @@ pub fn in_memory(config: &Config, n: usize, raw: f64) -> Result<Vec<Row>> {
     let started = Instant::now();
     let mut tail = Tail::default();
     let mut tree = CompactRange::new();
-    let mut entries = Vec::with_capacity(n);
-    for (i, r) in records.iter().enumerate() {
-        let entry = tail.append(r.clone(), i as u64 + 1);
-        tail = Tail::after(&entry).map_err(|e| anyhow!("chaining record {i}: {e}"))?;
-        tree.push(leaf_hash(r));
-        entries.push(entry.encode_to_vec());
+    let mut blocks = Vec::with_capacity(n / BATCH + 1);
+    for (c, chunk) in records.chunks(BATCH).enumerate() {
+        let linked = tail.link_blocks(
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.clone().into(), (c * BATCH + i) as u64 + 1)),
+        );
+        for r in chunk {
+            tree.push(leaf_hash(r));
+        }
+        for (stored, next) in linked {
+            tail = next;
+            blocks.push(stored);
+        }
     }
     let append = rate(n, started.elapsed());
     let note = signer.sign(&Checkpoint {
@@ -68,12 +78,13 @@ pub fn in_memory(config: &Config, n: usize, raw: f64) -> Result<Vec<Row>> {
         origin: config.audit.origin.clone(),
         verifier_key: verifier.vkey(),
         checkpoints: vec![note],
+        blocks: vec![],
         entries: vec![],
     };
     let started = Instant::now();
     let mut inspector = Inspector::new(n as u64, &bundle.checkpoints, &verifier);
-    for (i, e) in entries.iter().enumerate() {
-        inspector.push(i as u64 + 1, e);
+    for (i, b) in blocks.iter().enumerate() {
+        inspector.push(i as u64 + 1, b);
     }
     let report = inspector.finish();
     let verify = rate(n, started.elapsed());

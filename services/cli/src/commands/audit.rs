@@ -161,9 +161,9 @@ impl ReplayArgs {
 /// A progress line over the ledger's records as they are now (none if the
 /// ledger's size cannot be read: the read that follows will say why).
 async fn ledger_progress(js: &async_nats::jetstream::Context, what: &'static str) -> Progress {
-    let total = liaison_audit::verify::stream_end(js, liaison_kit::subjects::LEDGER_STREAM)
+    let total = liaison_audit::verify::ledger_end(js)
         .await
-        .map_or(0, |(_, last)| last);
+        .map_or(0, |(_, _, records)| records);
     Progress::new(what, total)
 }
 
@@ -461,8 +461,9 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
             std::fs::write(file, serde_json::to_string(&bundle)?)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             println!(
-                "Exported {} records and {} checkpoints to {}",
-                bundle.entries.len(),
+                "Exported {} records in {} blocks and {} checkpoints to {}",
+                bundle.records(),
+                bundle.blocks.len(),
                 bundle.checkpoints.len(),
                 file.display()
             );

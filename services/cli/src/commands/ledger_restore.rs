@@ -25,9 +25,10 @@ pub async fn run(cli: &Cli, config: &Config, path: &Path) -> Result<ExitCode> {
         liaison_audit::restore::restore(&async_nats::jetstream::new(client), &bundle, &verifier)
             .await?;
     println!(
-        "Restored {} records and {} signed checkpoints from {} into {}; start the audit service, \
-         then run `liaison audit verify`",
+        "Restored {} records ({} blocks) and {} signed checkpoints from {} into {}; start the audit \
+         service, then run `liaison audit verify`",
         restored.entries,
+        restored.blocks,
         restored.checkpoints,
         path.display(),
         target.url

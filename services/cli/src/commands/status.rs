@@ -116,11 +116,11 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         }
     }
 
-    let mut ledger = js.get_stream(subjects::LEDGER_STREAM).await;
-    let height = match &mut ledger {
-        Ok(s) => s.info().await.map(|i| i.state.messages).ok(),
-        Err(_) => None,
-    };
+    // Records, not messages: a LEDGER message holds a block of entries.
+    let height = liaison_audit::verify::ledger_end(&js)
+        .await
+        .ok()
+        .map(|(_, _, records)| records);
     let checkpoint = match js.get_stream(subjects::CHECKPOINTS_STREAM).await {
         Ok(s) => s
             .get_last_raw_message_by_subject(subjects::LEDGER_CHECKPOINTS)

@@ -197,11 +197,10 @@ impl Sampler {
     }
 
     async fn ledger(&self, state: &mut State) {
-        match self.js.get_stream(subjects::LEDGER_STREAM).await {
-            Ok(mut s) => match s.info().await {
-                Ok(info) => state.ledger_height = Some(info.state.messages),
-                Err(e) => state.problems.push(format!("LEDGER: {e}")),
-            },
+        // Records, not messages: a LEDGER message holds a block of entries,
+        // and its last one says how many records there are.
+        match liaison_audit::verify::ledger_end(&self.js).await {
+            Ok((_, _, records)) => state.ledger_height = Some(records),
             Err(e) => state.problems.push(format!("LEDGER: {e}")),
         }
         let stream = match self.js.get_stream(subjects::CHECKPOINTS_STREAM).await {
