@@ -138,3 +138,53 @@ async fn two_writers_at_once_keep_one_chain_with_every_record_once() -> anyhow::
     assert_eq!(ids, expected);
     system.shutdown().await
 }
+
+/// The pipelined writer's guarantee, at the server: a block sent behind one
+/// that was refused is refused too, even when another writer appended
+/// exactly one message meanwhile, so that the stream sequence it expects
+/// matches — it also names the message id of the block it was chained on,
+/// which was never stored.
+#[tokio::test]
+async fn a_block_sent_behind_a_refused_one_is_refused_whatever_the_sequence() -> anyhow::Result<()>
+{
+    use liaison_audit::batch::{self, Outcome};
+    use liaison_audit::intake::Record;
+    let mut system = start().await?;
+    system.stop_audit().await;
+    let js = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
+    let verifier = liaison_audit::signer(&system.config)?.verifier();
+    let ledger = liaison_audit::state::recover(&js, &verifier)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let record = |n: u64| Record {
+        bytes: AuditRecord {
+            record_id: format!("pipe-{n}"),
+            operation: Operation::Disclosure as i32,
+            agency: "school-a".into(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+        .into(),
+        source_seq: 1_000_000 + n,
+        id: format!("pipe-{n}"),
+    };
+    // Another writer appends a block at the end first.
+    let theirs = record(1);
+    let mut other = batch::send(&js, &[&theirs], &ledger.tail, &ledger.end).await;
+    assert!(matches!(other.outcome().await, Outcome::Stored));
+    // This writer's block, sent on the same end, is refused; the one sent
+    // behind it expects the very sequence the other writer's block got.
+    let (a, b) = (record(2), record(3));
+    let mut first = batch::send(&js, &[&a], &ledger.tail, &ledger.end).await;
+    let mut behind = batch::send(&js, &[&b], &first.staged.tail, &first.staged.end).await;
+    assert_eq!(first.staged.end.seq, other.staged.end.seq);
+    let (first, behind) = (first.outcome().await, behind.outcome().await);
+    assert!(matches!(first, Outcome::Moved), "{first:?}");
+    assert!(matches!(behind, Outcome::Moved), "{behind:?}");
+    let report = liaison_audit::verify::verify(&js, &verifier, |_, _| {}).await?;
+    assert!(
+        report.intact() && report.verified == ledger.tail.next_index + 1,
+        "{report:?}"
+    );
+    system.shutdown().await
+}
