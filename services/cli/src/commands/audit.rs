@@ -461,10 +461,10 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
             std::fs::write(file, serde_json::to_string(&bundle)?)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             println!(
-                "Exported {} records in {} blocks and {} checkpoints to {}",
+                "Exported {} records and {} checkpoints ({} blocks) to {}",
                 bundle.records(),
-                bundle.blocks.len(),
                 bundle.checkpoints.len(),
+                bundle.blocks.len(),
                 file.display()
             );
             Ok(print_report(&report))
