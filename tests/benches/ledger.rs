@@ -37,11 +37,20 @@ use std::time::Duration;
 
 /// Reads all `total` messages of `name` with an ordered consumer, doing
 /// nothing with them: the baseline of reading.
-async fn raw_read(js: &jetstream::Context, name: &str, total: u64) -> anyhow::Result<Took> {
+/// `max_batch` messages a pull at most (0: the client's default, 500).
+async fn raw_read(
+    js: &jetstream::Context,
+    name: &str,
+    total: u64,
+    max_batch: i64,
+) -> anyhow::Result<Took> {
     let clock = Clock::start();
     let stream = js.get_stream(name).await?;
     let reader = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            max_batch,
+            ..Default::default()
+        })
         .await?;
     let mut messages = reader.messages().await?;
     let mut seen = 0;
@@ -69,8 +78,13 @@ async fn replay_before(
         .await
         .map_err(anyhow::Error::msg)?;
     let stream = js.get_stream("LEDGER").await?;
+    // Few messages a pull: LEDGER's are blocks of up to 512 KiB (500 of
+    // them would overrun the connection).
     let reader = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            max_batch: 16,
+            ..Default::default()
+        })
         .await?;
     let mut messages = reader.messages().await?;
     let mut inspector = Inspector::new(total, &notes, verifier);
@@ -173,8 +187,10 @@ async fn over_nats(n: u64, sync_interval: &str) -> anyhow::Result<()> {
         .await?
         .state
         .last_sequence;
-    let read = raw_read(&auditor, "LEDGER", blocks).await?;
-    let one_a_message = raw_read(&js, "BENCH", n).await?;
+    // Few messages a pull from LEDGER: its messages are blocks of up to
+    // 512 KiB, and 500 of them would overrun the connection.
+    let read = raw_read(&auditor, "LEDGER", blocks, 16).await?;
+    let one_a_message = raw_read(&js, "BENCH", n, 0).await?;
     let (shown_before, before) = replay_before(&auditor, &verifier, &filter, total, blocks).await?;
     let (shown, now) = replay(&auditor, &verifier, &filter, total).await?;
     assert!(shown == 2 * n && shown_before == shown);

@@ -25,8 +25,14 @@ use tokio::task::JoinHandle;
 
 /// Messages asked for in one pull.
 pub const PULL: usize = 5_000;
-/// Messages handed over at once.
+/// Bytes asked for in one pull: LEDGER messages are blocks of up to 512 KiB,
+/// and 5,000 of them at once would overrun the connection (nats-server
+/// closes a client more than 64 MiB behind).
+pub const PULL_BYTES: usize = 8 * 1024 * 1024;
+/// Messages handed over at once, or fewer once they hold [`PART_BYTES`].
 pub const PART: usize = 1_000;
+/// Bytes handed over at once (so that the parts read ahead stay small).
+pub const PART_BYTES: usize = 4 * 1024 * 1024;
 /// Parts read ahead of the caller.
 const AHEAD: usize = 8;
 /// Times the reader starts again before giving up.
@@ -116,11 +122,13 @@ async fn drain(
     let mut messages = reader
         .stream()
         .max_messages_per_batch(PULL.min(wanted).max(1))
+        .max_bytes_per_batch(PULL_BYTES)
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await
         .map_err(|e| e.to_string())?;
     let mut part = Vec::with_capacity(PART);
+    let mut part_bytes = 0;
     let mut delivered = 0;
     let done = loop {
         let Some(message) = messages.next().await else {
@@ -136,12 +144,14 @@ async fn drain(
         if seq > last {
             break true;
         }
+        part_bytes += message.message.payload.len();
         part.push((seq, message.message.payload));
         *next = seq + 1;
         if seq == last || pending == 0 {
             break true;
         }
-        if part.len() == PART {
+        if part.len() == PART || part_bytes >= PART_BYTES {
+            part_bytes = 0;
             let full = std::mem::replace(&mut part, Vec::with_capacity(PART));
             if parts.send(full).await.is_err() {
                 return Ok(true);
