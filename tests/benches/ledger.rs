@@ -65,12 +65,11 @@ async fn raw_read(
 }
 
 /// Verify and replay with one ordered consumer, every check and the filter
-/// on the one task: `total` records in `blocks` messages.
+/// on the one task: the ledger's `blocks` messages.
 async fn replay_before(
     js: &jetstream::Context,
     verifier: &NoteVerifier,
     filter: &Filter,
-    total: u64,
     blocks: u64,
 ) -> anyhow::Result<(u64, Took)> {
     let clock = Clock::start();
@@ -87,7 +86,7 @@ async fn replay_before(
         })
         .await?;
     let mut messages = reader.messages().await?;
-    let mut inspector = Inspector::new(total, &notes, verifier);
+    let mut inspector = Inspector::new(blocks, &notes, verifier);
     let mut shown = 0;
     while let Some(m) = messages.next().await {
         let m = m?;
@@ -191,7 +190,7 @@ async fn over_nats(n: u64, sync_interval: &str) -> anyhow::Result<()> {
     // 512 KiB, and 500 of them would overrun the connection.
     let read = raw_read(&auditor, "LEDGER", blocks, 16).await?;
     let one_a_message = raw_read(&js, "BENCH", n, 0).await?;
-    let (shown_before, before) = replay_before(&auditor, &verifier, &filter, total, blocks).await?;
+    let (shown_before, before) = replay_before(&auditor, &verifier, &filter, blocks).await?;
     let (shown, now) = replay(&auditor, &verifier, &filter, total).await?;
     assert!(shown == 2 * n && shown_before == shown);
 

@@ -39,8 +39,10 @@ pub enum Finding {
 pub struct Report {
     /// Records checked and found intact.
     pub verified: u64,
-    /// Records the source held when inspection began.
+    /// LEDGER messages (blocks) the source held when inspection began.
     pub total: u64,
+    /// LEDGER messages (blocks) read, up to the last one checked.
+    pub read: u64,
     /// Hash-chain head of the last intact record (hex).
     pub head: String,
     /// Merkle root of the intact records (hex).
@@ -54,7 +56,7 @@ pub struct Report {
 
 impl Report {
     pub fn intact(&self) -> bool {
-        self.first_finding.is_none() && self.verified == self.total
+        self.first_finding.is_none() && self.read == self.total
     }
 }
 
@@ -67,6 +69,8 @@ pub struct Inspector {
     matched: usize,
     latest: Option<u64>,
     total: u64,
+    /// Stream sequence of the last block taken.
+    read: u64,
     finding: Option<Finding>,
     /// A checkpoint the tree did not match, held back for one more entry:
     /// if that entry's link names the record exactly, that finding is better.
@@ -77,7 +81,7 @@ pub struct Inspector {
 }
 
 impl Inspector {
-    /// An inspector for a ledger of `total` records with these signed
+    /// An inspector for a ledger of `total` messages (blocks) with these signed
     /// checkpoint notes, checked with `verifier`.
     pub fn new(total: u64, notes: &[String], verifier: &NoteVerifier) -> Self {
         let mut finding = None;
@@ -100,6 +104,7 @@ impl Inspector {
             matched: 0,
             latest: None,
             total,
+            read: 0,
             finding,
             mismatched: None,
             undecodable: None,
@@ -144,6 +149,7 @@ impl Inspector {
             return Vec::new();
         }
         let seq = checked.seq;
+        self.read = seq;
         let entries = match checked.entries {
             Ok(entries) => entries,
             Err(reason) => {
@@ -210,6 +216,7 @@ impl Inspector {
         Report {
             verified: self.chain.count(),
             total: self.total,
+            read: self.read,
             head: hex::encode(self.chain.tail().hash),
             root: hex::encode(self.tree.root()),
             checkpoints_matched: self.matched,

@@ -92,8 +92,8 @@ pub async fn scan(
     let notes = checkpoints(js).await?;
     // Read exactly what the ledger held now: records appended while reading
     // are left for the next verification.
-    let (stream, last, records) = ledger_end(js).await?;
-    let mut inspector = Inspector::new(records, &notes, verifier);
+    let (stream, last) = stream_end(js, subjects::LEDGER_STREAM).await?;
+    let mut inspector = Inspector::new(last, &notes, verifier);
     crate::reader::read_range(&stream, 1, last, |seq, payload| {
         // The entries' fields share the received bytes: nothing is copied.
         for entry in inspector.push_checked(Checked::of(seq, payload)) {

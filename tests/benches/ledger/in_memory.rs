@@ -51,7 +51,7 @@ pub fn in_memory(n: u64) {
     let raw = started.elapsed();
 
     let started = Instant::now();
-    let mut inspector = Inspector::new(n, &notes, &verifier);
+    let mut inspector = Inspector::new(entries.len() as u64, &notes, &verifier);
     for (i, e) in entries.iter().enumerate() {
         inspector.push_checked(Checked::of(i as u64 + 1, e.clone()));
     }
@@ -77,7 +77,7 @@ pub fn in_memory(n: u64) {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let mut inspector = Inspector::new(n, &notes, &verifier);
+    let mut inspector = Inspector::new(entries.len() as u64, &notes, &verifier);
     for checked in halves.into_iter().flatten() {
         inspector.push_checked(checked);
     }

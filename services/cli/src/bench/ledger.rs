@@ -82,7 +82,7 @@ pub fn in_memory(config: &Config, n: usize, raw: f64) -> Result<Vec<Row>> {
         entries: vec![],
     };
     let started = Instant::now();
-    let mut inspector = Inspector::new(n as u64, &bundle.checkpoints, &verifier);
+    let mut inspector = Inspector::new(blocks.len() as u64, &bundle.checkpoints, &verifier);
     for (i, b) in blocks.iter().enumerate() {
         inspector.push(i as u64 + 1, b);
     }

@@ -513,8 +513,8 @@ pub fn print_report(report: &Report) -> ExitCode {
                 report.verified
             ),
             None => println!(
-                "Ledger incomplete: {} of {} records read.",
-                report.verified, report.total
+                "Ledger incomplete: {} records in {} of {} LEDGER messages read.",
+                report.verified, report.read, report.total
             ),
         }
         ExitCode::from(2)
