@@ -65,6 +65,7 @@ impl Cluster {
                 monitor_port: Some(ports[n * 4 + 3]),
                 store: work.path().join(format!("node-{n}")).join("jetstream"),
                 sync_interval: None,
+                tls: None,
             })
             .collect();
         let layout = nats_conf::Cluster {
