@@ -60,7 +60,11 @@ async fn agencies_reach_only_their_own_subjects() -> anyhow::Result<()> {
         user: "police".into(),
         password: "guess".into(),
     };
-    assert!(connect(&system.url(), &wrong, &Default::default(), "intruder").await.is_err());
+    assert!(
+        connect(&system.url(), &wrong, &Default::default(), "intruder")
+            .await
+            .is_err()
+    );
 
     // The streams hold nothing the refused attempts tried to put there.
     let operator = jetstream::new(system.connect_as(users::OPERATOR).await?);

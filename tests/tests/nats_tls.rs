@@ -283,10 +283,7 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_and_accepts_one_with(
     assert!(error.contains("client certificate"), "{error}");
 
     // A certificate signed by another CA is refused too.
-    let other_cert = (
-        pki.other_server_cert.clone(),
-        pki.other_server_key.clone(),
-    );
+    let other_cert = (pki.other_server_cert.clone(), pki.other_server_key.clone());
     let outsider = TlsOptions::required(&pki.ca).with_client_cert(other_cert.0, other_cert.1);
     assert!(
         connect(&server.url(), &police, &outsider, "outsider")
@@ -297,9 +294,9 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_and_accepts_one_with(
     let with_cert =
         TlsOptions::required(&pki.ca).with_client_cert(&pki.client_cert, &pki.client_key);
     let client = connect(&server.url(), &police, &with_cert, "with-client-cert").await?;
-    // The user's permissions still apply: its own inbox, round trip.
-    let inbox = format!("{}.mtls", subjects::inbox_prefix("police"));
-    let mut sub = client.subscribe(inbox.clone()).await?;
+    // The user's permissions still apply: police sends on its own ingress,
+    // the operator (its own message back says its subscription is in place)
+    // receives it, both over mutual TLS.
     let operator = connect(
         &server.url(),
         &credentials(&plan, users::OPERATOR)?,
@@ -307,11 +304,15 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_and_accepts_one_with(
         "operator",
     )
     .await?;
-    operator.publish(inbox, "over mutual TLS".into()).await?;
-    operator.flush().await?;
-    let message = tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await?
-        .context("subscription closed")?;
+    let mut ingress = operator.subscribe("liaison.ingress.>").await?;
+    operator
+        .publish("liaison.ingress.operator.ready", "ready".into())
+        .await?;
+    next(&mut ingress, "the operator's own message").await?;
+    client
+        .publish("liaison.ingress.police.mtls", "over mutual TLS".into())
+        .await?;
+    let message = next(&mut ingress, "police's message").await?;
     assert_eq!(&message.payload[..], b"over mutual TLS");
     Ok(())
 }
@@ -397,13 +398,16 @@ fn start_raw(dir: &Path, conf: &str) -> Result<(NatsProcess, String)> {
     let port = free_ports(1)?[0];
     let path = dir.join("nats-server.conf");
     std::fs::write(&path, format!("listen: \"127.0.0.1:{port}\"\n{conf}"))?;
-    let process = NatsProcess::start(
-        &path,
-        &BTreeMap::new(),
-        &dir.join("nats-server.log"),
-        port,
-    )?;
+    let process = NatsProcess::start(&path, &BTreeMap::new(), &dir.join("nats-server.log"), port)?;
     Ok((process, format!("nats://127.0.0.1:{port}")))
+}
+
+/// The next message of `sub`, within 5 s.
+async fn next(sub: &mut async_nats::Subscriber, what: &str) -> Result<async_nats::Message> {
+    tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .with_context(|| format!("waiting for {what}"))?
+        .with_context(|| format!("subscription closed waiting for {what}"))
 }
 
 fn quoted(items: &[String]) -> String {
@@ -448,51 +452,50 @@ async fn an_nkey_user_reaches_its_own_subjects_and_no_others() -> Result<()> {
     };
     let police_id = AgencyId::parse("police")?;
     let police = liaison_client::connect::connect(&police_id, &nkey("police")?).await?;
-    let operator = liaison_client::connect::connect(
-        &AgencyId::parse("operator")?,
-        &nkey(users::OPERATOR)?,
-    )
-    .await?;
+    let operator =
+        liaison_client::connect::connect(&AgencyId::parse("operator")?, &nkey(users::OPERATOR)?)
+            .await?;
 
-    // Within its permissions: its own ingress (the operator listens) ...
+    // Within its permissions: its own ingress (the operator listens; its
+    // own message back says the server has its subscription) ...
     let mut ingress = operator.subscribe("liaison.ingress.>").await?;
-    operator.flush().await?;
-    // ... but not another agency's: refused, so the operator's first
-    // message is the allowed one sent after it.
+    operator
+        .publish("liaison.ingress.operator.ready", "ready".into())
+        .await?;
+    let ready = next(&mut ingress, "the operator's own message").await?;
+    assert_eq!(ready.subject.as_str(), "liaison.ingress.operator.ready");
+    // ... but not another agency's: refused, so the operator's next message
+    // is the allowed one police sent after it on the same connection.
     police
         .publish("liaison.ingress.council.envelope", "forged".into())
         .await?;
     police
         .publish("liaison.ingress.police.envelope", "own".into())
         .await?;
-    police.flush().await?;
-    let first = tokio::time::timeout(Duration::from_secs(5), ingress.next())
-        .await?
-        .context("subscription closed")?;
+    let first = next(&mut ingress, "police's own ingress message").await?;
     assert_eq!(first.subject.as_str(), "liaison.ingress.police.envelope");
     assert_eq!(&first.payload[..], b"own");
 
-    // It may read its own inbox, and nothing else.
-    let mut own = police
-        .subscribe(format!("{}.x", subjects::inbox_prefix("police")))
-        .await?;
+    // It may read its own inbox, and nothing else. Its message after the
+    // subscriptions says the server has them.
+    let own_inbox = format!("{}.x", subjects::inbox_prefix("police"));
+    let mut own = police.subscribe(own_inbox.clone()).await?;
     let mut other = police.subscribe("liaison.ingress.police.>").await?;
-    police.flush().await?;
+    police
+        .publish("liaison.ingress.police.subscribed", "".into())
+        .await?;
+    let subscribed = next(&mut ingress, "police's message after subscribing").await?;
+    assert_eq!(
+        subscribed.subject.as_str(),
+        "liaison.ingress.police.subscribed"
+    );
     operator
         .publish("liaison.ingress.police.echo", "not for police".into())
         .await?;
-    operator
-        .publish(
-            format!("{}.x", subjects::inbox_prefix("police")),
-            "for police".into(),
-        )
-        .await?;
-    operator.flush().await?;
-    let mine = tokio::time::timeout(Duration::from_secs(5), own.next())
-        .await?
-        .context("subscription closed")?;
+    operator.publish(own_inbox, "for police".into()).await?;
+    let mine = next(&mut own, "police's inbox message").await?;
     assert_eq!(&mine.payload[..], b"for police");
-    // Sent before, on the same connection: had the subscription been
+    // Sent before, by the same connection: had the subscription been
     // allowed, its message would already be here.
     assert!(
         other.next().now_or_never().is_none(),
@@ -513,11 +516,7 @@ async fn an_nkey_user_reaches_its_own_subjects_and_no_others() -> Result<()> {
         error.contains("NKey seed file") && error.contains(&missing.display().to_string()),
         "{error}"
     );
-    let stranger = secret_file(
-        dir.path(),
-        "stranger.nk",
-        &KeyPair::new_user().seed()?,
-    )?;
+    let stranger = secret_file(dir.path(), "stranger.nk", &KeyPair::new_user().seed()?)?;
     let error = liaison_client::connect::connect(
         &police_id,
         &NatsOptions::with_auth(url.clone(), NatsAuth::NKeySeedFile(stranger)),
@@ -664,11 +663,7 @@ async fn a_creds_file_connects_in_operator_mode_and_a_tampered_or_expired_one_is
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&widened)?),
         parts[2]
     );
-    let tampered = secret_file(
-        dir.path(),
-        "tampered.creds",
-        &creds(&tampered_jwt, &seed),
-    )?;
+    let tampered = secret_file(dir.path(), "tampered.creds", &creds(&tampered_jwt, &seed))?;
     let error = liaison_client::connect::connect(&police_id, &with_creds(tampered.clone()))
         .await
         .err()

@@ -156,13 +156,12 @@ pub async fn connect(
             async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
         }
     };
-    connect = liaison_kit::connect::apply_tls(connect, &options.tls).map_err(|e| {
-        ConnectError::File {
+    connect =
+        liaison_kit::connect::apply_tls(connect, &options.tls).map_err(|e| ConnectError::File {
             what: e.what,
             path: e.path,
             reason: e.reason,
-        }
-    })?;
+        })?;
     let name = options
         .name
         .clone()

@@ -245,7 +245,13 @@ impl System {
 
     /// Connects as one of the system's NATS users.
     pub async fn connect_as(&self, user: &str) -> Result<async_nats::Client> {
-        Ok(connect(&self.url(), &self.credentials(user)?, &self.config.nats.tls(), user).await?)
+        Ok(connect(
+            &self.url(),
+            &self.credentials(user)?,
+            &self.config.nats.tls(),
+            user,
+        )
+        .await?)
     }
 
     /// Runs a service on its own runtime as NATS user `user`: `start` connects

@@ -601,14 +601,10 @@ mod tests {
             TlsOptions::required("/etc/nats-tls/ca.pem")
                 .with_client_cert("/run/secrets/c.pem", "/run/secrets/k.pem")
         );
-        let err = Config::from_sources(
-            "[nats]\ntls_cert = \"c.pem\"\n",
-            "f.toml",
-            env(&[]),
-        )
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+        let err = Config::from_sources("[nats]\ntls_cert = \"c.pem\"\n", "f.toml", env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(
             err.contains("f.toml") && err.contains("nats.tls_cert") && err.contains("nats.tls_key"),
             "{err}"

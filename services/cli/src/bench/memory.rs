@@ -117,7 +117,8 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
         &operator_credentials,
         &Default::default(),
         users::OPERATOR,
-    ).await?;
+    )
+    .await?;
     let js = jetstream::new(operator);
     liaison_kit::provision::provision(&js, &config.streams, &registry.ids()).await?;
     let mut children = Vec::new();

@@ -244,7 +244,13 @@ pub(super) fn trusted_key(config: &Config) -> Result<NoteVerifier> {
 
 async fn auditor(cli: &Cli) -> Result<(async_nats::Client, async_nats::jetstream::Context)> {
     let target = cli.target(users::AUDITOR)?;
-    let client = connect(&target.url, &target.credentials, &target.tls, "liaison-auditor").await?;
+    let client = connect(
+        &target.url,
+        &target.credentials,
+        &target.tls,
+        "liaison-auditor",
+    )
+    .await?;
     Ok((client.clone(), async_nats::jetstream::new(client)))
 }
 
