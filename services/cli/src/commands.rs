@@ -184,7 +184,7 @@ impl Cli {
             ),
         };
         let nats = self.load_config()?.nats;
-        nats.check_tls_files()?;
+        nats.check_tls_files().map_err(anyhow::Error::msg)?;
         Ok(Target {
             url,
             credentials,
