@@ -85,6 +85,23 @@ pub async fn until_accepted(
 /// An auditor's consultation request, as `liaison audit` sends it, signed
 /// with the key in `key` (`deploy/…`); tallies the answer.
 pub async fn consult(system: &System, action: &str, key: &str, tally: &mut Tally) -> Result<bool> {
+    let (_, reply) = consultation(system, action, key).await?;
+    let decision = if reply.granted {
+        Decision::Accepted
+    } else {
+        Decision::Refused
+    };
+    tally.add(Operation::Consultation, decision, "audit");
+    Ok(reply.granted)
+}
+
+/// An auditor's consultation request, as `liaison audit` sends it, signed
+/// with the key in `key`: the auditor's connection and the service's answer.
+pub async fn consultation(
+    system: &System,
+    action: &str,
+    key: &str,
+) -> Result<(async_nats::Client, ConsultReply)> {
     let pem = std::fs::read_to_string(repo_root().join(key))?;
     let signer = liaison_kit::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
     let token = signer
@@ -113,13 +130,7 @@ pub async fn consult(system: &System, action: &str, key: &str, tally: &mut Tally
         )
         .await?;
     let reply: ConsultReply = serde_json::from_slice(&answer.payload)?;
-    let decision = if reply.granted {
-        Decision::Accepted
-    } else {
-        Decision::Refused
-    };
-    tally.add(Operation::Consultation, decision, "audit");
-    Ok(reply.granted)
+    Ok((client, reply))
 }
 
 /// Every message of `stream`, in order.
