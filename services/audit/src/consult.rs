@@ -338,55 +338,37 @@ async fn open_reader(
     body: &[u8],
     grants: &mut Grants,
 ) -> ReadReply {
-    let request: Result<ReadRequest, _> = if body.len() > MAX_REQUEST {
-        Err(format!("request is larger than {MAX_REQUEST} bytes"))
+    let request: Result<ReadRequest, Refused> = if body.len() > MAX_REQUEST {
+        Err((
+            "too_large",
+            format!("request is larger than {MAX_REQUEST} bytes"),
+        ))
     } else {
-        serde_json::from_slice(body).map_err(|e| format!("not a read request: {e}"))
+        serde_json::from_slice(body)
+            .map_err(|e| ("malformed_request", format!("not a read request: {e}")))
     };
-    let refuse = |code: &'static str, reason: String| ReadReply {
-        consumer: String::new(),
-        code: code.into(),
-        reason,
-    };
-    let (request, open) = match request {
-        Ok(r) => match grants.0.get_mut(&r.grant) {
-            Some(open) => {
-                open.used = Instant::now();
-                (r, open)
-            }
-            None => {
-                let reason = "no open consultation has this grant (it may have lapsed after 15 minutes unused): consult again".to_owned();
-                let refused = ConsultRequest {
-                    auditor: String::new(),
-                    purpose: String::new(),
-                    action: "read".into(),
-                    scope: format!("from {}", r.from),
-                };
-                let _ = record(
-                    js,
-                    writer,
-                    &refused,
-                    &Err(("unknown_grant", reason.clone())),
-                )
-                .await;
-                return refuse("unknown_grant", reason);
-            }
-        },
-        Err(reason) => {
+    let checked = request.and_then(|r| match grants.0.get_mut(&r.grant) {
+        Some(open) => {
+            open.used = Instant::now();
+            Ok((r, open))
+        }
+        None => Err((
+            "unknown_grant",
+            "no open consultation has this grant (it may have lapsed after 15 minutes unused): consult again".to_owned(),
+        )),
+    });
+    let (request, open) = match checked {
+        Ok(found) => found,
+        Err((code, reason)) => {
+            // Refused, and on the record like a refused consultation.
             let refused = ConsultRequest {
                 auditor: String::new(),
                 purpose: String::new(),
                 action: "read".into(),
                 scope: String::new(),
             };
-            let _ = record(
-                js,
-                writer,
-                &refused,
-                &Err(("malformed_request", reason.clone())),
-            )
-            .await;
-            return refuse("malformed_request", reason);
+            let _ = record(js, writer, &refused, &Err((code, reason.clone()))).await;
+            return refuse(code, reason);
         }
     };
     let name = format!(
@@ -428,6 +410,15 @@ async fn open_reader(
                 "the ledger cannot be read now; try again".into(),
             )
         }
+    }
+}
+
+/// A refused read request's answer.
+fn refuse(code: &str, reason: String) -> ReadReply {
+    ReadReply {
+        consumer: String::new(),
+        code: code.into(),
+        reason,
     }
 }
 
