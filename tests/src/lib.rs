@@ -163,7 +163,8 @@ pub async fn ledger(system: &System) -> Result<(Report, Vec<AuditRecord>)> {
 /// [`ledger`], with every record.
 pub async fn ledger_all(system: &System) -> Result<(Report, Vec<AuditRecord>)> {
     system.wait_until_settled(Duration::from_secs(30)).await?;
-    let auditor = async_nats::jetstream::new(system.connect_as(users::AUDITOR).await?);
+    // The audit service's own rights: no consultation record to count.
+    let auditor = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
     let mut records = Vec::new();
     let verifier = liaison_audit::signer(&system.config)?.verifier();
     let report = verify(&auditor, &verifier, |_, record| {

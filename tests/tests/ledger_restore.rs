@@ -42,7 +42,7 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
         .request(subjects::CHECKPOINT_REQUEST, "".into())
         .await?;
     let bundle = Bundle::export(
-        &async_nats::jetstream::new(auditor),
+        &async_nats::jetstream::new(old.connect_as(users::AUDIT).await?),
         &config.audit.origin,
         &verifier,
     )

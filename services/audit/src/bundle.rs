@@ -5,10 +5,9 @@
 use crate::chain::Checked;
 use crate::checkpoint::NoteVerifier;
 use crate::inspect::{Inspector, Report};
-use async_nats::jetstream;
+use crate::verify::Access;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use liaison_kit::subjects;
 use serde::{Deserialize, Serialize};
 
 /// The bundle format this version writes and reads.
@@ -31,13 +30,14 @@ pub struct Bundle {
 impl Bundle {
     /// Reads the whole ledger and its checkpoints from NATS.
     pub async fn export(
-        js: &jetstream::Context,
+        access: impl Into<Access>,
         origin: &str,
         verifier: &NoteVerifier,
     ) -> Result<Self, String> {
-        let checkpoints = crate::verify::checkpoints(js).await?;
+        let access = access.into();
+        let checkpoints = crate::verify::checkpoints(access.js()).await?;
         let mut entries = Vec::new();
-        crate::verify::read_stream(js, subjects::LEDGER_STREAM, |_, payload| {
+        crate::verify::read_ledger(&access, |_, payload| {
             entries.push(B64.encode(payload));
             true
         })

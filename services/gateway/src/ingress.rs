@@ -34,7 +34,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument as _, error, field, info, info_span, warn};
+use tracing::{Instrument as _, field, info, info_span, warn};
 
 /// Serves ingress until `shutdown`, then finishes the requests in hand.
 pub async fn serve(
@@ -285,9 +285,7 @@ pub(crate) async fn refuse(shared: &Shared, hop: &Hop, rejected: Rejected) -> Ve
         if record.trace_id.is_empty() {
             record.trace_id = hop.trace_id().unwrap_or_default();
         }
-        if let Err(e) = shared.recorder.publish(&record).await {
-            error!(code = refusal.code(), error = %e, "Refusal record not stored");
-        }
+        shared.recorder.keep(record).await;
     }
     Verdict {
         outcome: Outcome::Refused as i32,
