@@ -331,7 +331,13 @@ async fn consulted(cli: &Cli, who: &ConsultArgs, action: &str, scope: String) ->
 /// consultation (a ledger the audit service will not run on); says so.
 async fn unrecorded(cli: &Cli) -> Result<Access> {
     let target = cli.target(users::OPERATOR)?;
-    let client = connect(&target.url, &target.credentials, "liaison-operator").await?;
+    let client = connect(
+        &target.url,
+        &target.credentials,
+        &target.tls,
+        "liaison-operator",
+    )
+    .await?;
     eprintln!(
         "warning: reading with operator credentials; this verification is not recorded in the ledger"
     );
