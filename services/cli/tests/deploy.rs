@@ -121,13 +121,29 @@ fn the_committed_cluster_is_what_nats_config_generates_and_nats_server_accepts()
 #[test]
 fn the_committed_leaf_node_is_generated_and_accepted() -> Result {
     let hubs = ["liaison-nats.example.org:7422"];
-    let out = liaison(&["nats-config", "--leaf", "police", "--hub", hubs[0]])?;
+    let hub_ca = format!("{TLS_DIR}/ca.pem");
+    let out = liaison(&[
+        "nats-config",
+        "--leaf",
+        "police",
+        "--hub",
+        hubs[0],
+        "--hub-ca",
+        &hub_ca,
+    ])?;
     assert!(out.status.success(), "{}", text(&out));
     let committed = root().join("deploy/nats/leaf-police.conf");
+    let kept = std::fs::read_to_string(&committed)?;
     assert!(
-        String::from_utf8_lossy(&out.stdout) == std::fs::read_to_string(&committed)?,
-        "deploy/nats/leaf-police.conf differs from `liaison nats-config --leaf police --hub {}`",
+        String::from_utf8_lossy(&out.stdout) == kept,
+        "deploy/nats/leaf-police.conf differs from `liaison nats-config --leaf police --hub {} \
+         --hub-ca {hub_ca}`",
         hubs[0]
+    );
+    // The site reaches the cluster over TLS only.
+    assert!(
+        kept.contains(&format!("tls: {{ ca_file: \"{hub_ca}\"")),
+        "{kept}"
     );
     let police = Credentials {
         user: "police".into(),
@@ -140,7 +156,13 @@ fn the_committed_leaf_node_is_generated_and_accepted() -> Result {
             hub_urls(&police, &hubs.map(String::from)),
         ),
     ]);
-    nats_server_accepts(&committed, &env)
+    // nats-server -t loads the CA file: pointed at one made now.
+    let work = tempfile::tempdir()?;
+    let tls = work.path().join("nats-tls");
+    liaison::devtls::write_server_files(&tls)?;
+    let checked = work.path().join("leaf-police.conf");
+    std::fs::write(&checked, kept.replace(TLS_DIR, &tls.display().to_string()))?;
+    nats_server_accepts(&checked, &env)
 }
 
 #[test]
@@ -164,6 +186,18 @@ fn bad_cluster_and_leaf_arguments_are_refused_by_name() -> Result {
         (
             &["nats-config", "--leaf", "police", "--hub", "h"][..],
             "\"h\" is not HOST:PORT",
+        ),
+        (
+            &[
+                "nats-config",
+                "--leaf",
+                "police",
+                "--hub",
+                "h:7422",
+                "--hub-ca",
+                "ca.pem",
+            ][..],
+            "--hub-ca ca.pem",
         ),
         (
             &[

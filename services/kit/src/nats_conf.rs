@@ -198,9 +198,15 @@ pub fn node(cluster: &Cluster, node: &Node, users: &[NatsUser]) -> String {
         port = node.cluster_port,
     ));
     if let Some(port) = node.leaf_port {
+        // Over TLS like clients: a site's leaf logs in with its agency's password.
+        let leaf_tls = node
+            .tls
+            .as_ref()
+            .map(|tls| tls_block(tls, 2, tls.verify))
+            .unwrap_or_default();
         out.push_str(&format!(
             "leafnodes {{\n  # Agency sites' leaf nodes connect here as their agency's own user.\n  \
-             listen: \"{host}:{port}\"\n}}\n"
+             listen: \"{host}:{port}\"\n{leaf_tls}}}\n"
         ));
     }
     out.push_str(&authorization(users, Passwords::Env));
@@ -296,6 +302,11 @@ mod tests {
             text.contains("  tls {\n    cert_file: \"/etc/nats/tls/server.pem\"")
                 && text.contains("    verify: true\n"),
             "routes verify each other: {text}"
+        );
+        let leaf = text.split("leafnodes {").nth(1).unwrap_or_default();
+        assert!(
+            leaf.contains("  tls {\n    cert_file: \"/etc/nats/tls/server.pem\""),
+            "agency sites' leaf nodes connect over TLS: {text}"
         );
     }
 

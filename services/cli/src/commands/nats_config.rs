@@ -80,6 +80,11 @@ pub struct NatsConfigArgs {
     /// The cluster's leaf-node listeners, HOST:PORT, comma-separated (with --leaf).
     #[arg(long, value_delimiter = ',', requires = "leaf")]
     hub: Vec<String>,
+    /// With --leaf: the CA (PEM file, an absolute path on the site) that
+    /// signed the cluster's certificates; the leaf connects over TLS and
+    /// checks the cluster against it (a cluster generated with --tls-dir).
+    #[arg(long, value_name = "FILE", requires = "leaf")]
+    hub_ca: Option<PathBuf>,
 }
 
 /// Prints or writes the configuration asked for.
@@ -253,6 +258,14 @@ fn leaf(args: &NatsConfigArgs, agency: &str, registry: &Registry) -> Result<Exit
     } else {
         args.host.clone()
     };
+    if let Some(ca) = &args.hub_ca
+        && !ca.is_absolute()
+    {
+        bail!(
+            "--hub-ca {}: give the CA file's absolute path on the site",
+            ca.display()
+        );
+    }
     print!(
         "{}",
         nats_leaf::leaf(&LeafSite {
@@ -260,6 +273,7 @@ fn leaf(args: &NatsConfigArgs, agency: &str, registry: &Registry) -> Result<Exit
             host,
             port: args.port,
             hubs: args.hub.clone(),
+            hub_ca: args.hub_ca.clone(),
         })
     );
     Ok(ExitCode::SUCCESS)
