@@ -437,16 +437,11 @@ async fn decide(
             })
             .collect(),
     };
+    // Stored in EVENTS is accepted: the router records the collection as it
+    // routes the event (docs/decisions/0001-ingress-and-routing.md).
     let duplicate = store(shared, &accepted, context.as_ref())
         .await
         .map_err(about)?;
-    // Recorded on a re-send too: the record id de-duplicates, and a gateway
-    // that died between storing and recording is made whole here.
-    shared
-        .recorder
-        .publish(&records::collection(&accepted))
-        .await
-        .map_err(|e| about(Refusal::Unavailable(e)))?;
     let recipients: Vec<String> = accepted
         .routes
         .iter()
