@@ -130,13 +130,10 @@ pub async fn connect(
         NatsAuth::CredsFile(path) => {
             let now = i64::try_from(liaison_kit::time::unix_now()).unwrap_or(i64::MAX);
             if let Some(exp) = creds_expiry(path)?.filter(|exp| *exp <= now) {
-                return Err(ConnectError::File {
-                    what: "NATS credentials file",
+                return Err(ConnectError::CredsExpired {
                     path: path.display().to_string(),
-                    reason: format!(
-                        "its user JWT expired {} s ago (exp {exp}): ask the partnership for new credentials",
-                        now - exp
-                    ),
+                    expired_at: exp,
+                    ago_secs: now - exp,
                 });
             }
             async_nats::ConnectOptions::with_credentials_file(path)
