@@ -171,7 +171,8 @@ async fn over_nats(n: u64, sync_interval: &str) -> anyhow::Result<()> {
     system.wait_until_settled(Duration::from_secs(900)).await?;
     let writer_alone = clock.took();
 
-    let auditor = jetstream::new(system.connect_as(users::AUDITOR).await?);
+    // The audit service's own rights (an auditor's granted consumer reads the same way).
+    let auditor = jetstream::new(system.connect_as(users::AUDIT).await?);
     let verifier = liaison_audit::signer(&system.config)?.verifier();
     // Twice n records, and the policy set the gateway started with.
     let total = 2 * n + 1;

@@ -10,7 +10,7 @@
 use crate::nats_process::{NatsProcess, free_ports};
 use crate::{eventually, http_get};
 use anyhow::{Context as _, Result, bail};
-use liaison_kit::nats_conf::{self, Node};
+use liaison_kit::nats_conf::{self, Node, ServerTls};
 use liaison_kit::nats_secrets::parse_env;
 use liaison_kit::users::{NatsUser, password};
 use std::collections::BTreeMap;
@@ -36,9 +36,20 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `size` nodes with `users` and waits until the cluster formed.
     pub async fn start(size: usize, users: &[NatsUser]) -> Result<Self> {
+        Self::start_with_tls(size, users, None).await
+    }
+
+    /// [`Cluster::start`], serving clients, routes and leaf nodes over TLS
+    /// with `tls` (the node certificate must serve as a client's too: the
+    /// routes verify each other).
+    pub async fn start_with_tls(
+        size: usize,
+        users: &[NatsUser],
+        tls: Option<ServerTls>,
+    ) -> Result<Self> {
         let mut last = None;
         for _ in 0..ATTEMPTS {
-            match Self::try_start(size, users) {
+            match Self::try_start(size, users, tls.as_ref()) {
                 Ok(cluster) => {
                     cluster.until_formed(Duration::from_secs(30)).await?;
                     return Ok(cluster);
@@ -50,7 +61,7 @@ impl Cluster {
         Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
     }
 
-    fn try_start(size: usize, users: &[NatsUser]) -> Result<Self> {
+    fn try_start(size: usize, users: &[NatsUser], tls: Option<&ServerTls>) -> Result<Self> {
         let work = tempfile::Builder::new()
             .prefix("liaison-cluster-")
             .tempdir()?;
@@ -65,6 +76,7 @@ impl Cluster {
                 monitor_port: Some(ports[n * 4 + 3]),
                 store: work.path().join(format!("node-{n}")).join("jetstream"),
                 sync_interval: None,
+                tls: tls.cloned(),
             })
             .collect();
         let layout = nats_conf::Cluster {

@@ -163,7 +163,8 @@ pub async fn ledger(system: &System) -> Result<(Report, Vec<AuditRecord>)> {
 /// [`ledger`], with every record.
 pub async fn ledger_all(system: &System) -> Result<(Report, Vec<AuditRecord>)> {
     system.wait_until_settled(Duration::from_secs(30)).await?;
-    let auditor = async_nats::jetstream::new(system.connect_as(users::AUDITOR).await?);
+    // The audit service's own rights: no consultation record to count.
+    let auditor = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
     let mut records = Vec::new();
     let verifier = liaison_audit::signer(&system.config)?.verifier();
     let report = verify(&auditor, &verifier, |_, record| {
@@ -362,7 +363,36 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, St
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_default();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    if chunked {
+        return Ok((status, dechunk(body)?));
+    }
     Ok((status, body.to_owned()))
+}
+
+/// The body of a chunked HTTP/1.1 reply (nats-server's monitoring pages
+/// are sent chunked once they are large, e.g. `/varz`).
+fn dechunk(mut rest: &str) -> Result<String> {
+    let mut body = String::new();
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            bail!("a chunked reply ends without its last chunk");
+        };
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or_default().trim(), 16)?;
+        if size == 0 {
+            return Ok(body);
+        }
+        let chunk = after
+            .get(..size)
+            .ok_or_else(|| anyhow::anyhow!("a chunk is shorter than its size {size}"))?;
+        body.push_str(chunk);
+        rest = after
+            .get(size..)
+            .unwrap_or_default()
+            .trim_start_matches("\r\n");
+    }
 }
 
 /// The value of one series in a Prometheus text page (`series` exactly as

@@ -3,7 +3,8 @@
 //! operation logged, once). What each operation is, is read from where it
 //! happened: accepted envelopes from EVENTS, copies delivered from DELIVERY,
 //! case changes from the cases service's own record (each case counts the
-//! envelopes applied to it), refusals and consultations from the answers the
+//! envelopes applied to it), acknowledgements and escalations from the
+//! alerts service's board, refusals and consultations from the answers the
 //! test itself received ([`Tally`]; [`until_accepted`] and [`consult`] tally
 //! as they go).
 
@@ -85,6 +86,23 @@ pub async fn until_accepted(
 /// An auditor's consultation request, as `liaison audit` sends it, signed
 /// with the key in `key` (`deploy/…`); tallies the answer.
 pub async fn consult(system: &System, action: &str, key: &str, tally: &mut Tally) -> Result<bool> {
+    let (_, reply) = consultation(system, action, key).await?;
+    let decision = if reply.granted {
+        Decision::Accepted
+    } else {
+        Decision::Refused
+    };
+    tally.add(Operation::Consultation, decision, "audit");
+    Ok(reply.granted)
+}
+
+/// An auditor's consultation request, as `liaison audit` sends it, signed
+/// with the key in `key`: the auditor's connection and the service's answer.
+pub async fn consultation(
+    system: &System,
+    action: &str,
+    key: &str,
+) -> Result<(async_nats::Client, ConsultReply)> {
     let pem = std::fs::read_to_string(repo_root().join(key))?;
     let signer = liaison_kit::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
     let token = signer
@@ -113,13 +131,7 @@ pub async fn consult(system: &System, action: &str, key: &str, tally: &mut Tally
         )
         .await?;
     let reply: ConsultReply = serde_json::from_slice(&answer.payload)?;
-    let decision = if reply.granted {
-        Decision::Accepted
-    } else {
-        Decision::Refused
-    };
-    tally.add(Operation::Consultation, decision, "audit");
-    Ok(reply.granted)
+    Ok((client, reply))
 }
 
 /// Every message of `stream`, in order.
@@ -192,6 +204,17 @@ pub async fn performed(system: &System, tally: &Tally) -> Result<(Counts, Vec<De
             add(Operation::Alteration, Decision::Accepted, "cases");
         }
     }
+    // The alerts service's own board: each acknowledgement it counted, and
+    // each escalation it raised (combining who has not acknowledged).
+    let alerts = liaison_alerts::board::read(&js).await?;
+    for row in liaison_alerts::board::rows(&alerts, liaison_alerts::now_ms(), true) {
+        for _ in 0..row.acknowledged {
+            add(Operation::Collection, Decision::Accepted, "alerts");
+        }
+        for _ in 0..row.escalations {
+            add(Operation::Combination, Decision::Accepted, "alerts");
+        }
+    }
     Ok((counts, deliveries))
 }
 
@@ -221,7 +244,7 @@ pub async fn quiet(system: &System, timeout: Duration) -> Result<()> {
             .state
             .last_sequence;
         let mut behind = false;
-        for service in [Service::Cases, Service::Linkage] {
+        for service in [Service::Cases, Service::Linkage, Service::Alerts] {
             let bucket = js.get_key_value(service.bucket()).await?;
             let cursor: u64 = bucket
                 .get("meta.cursor")

@@ -4,12 +4,17 @@
 //! police's system reads and acknowledges its copy from its own (JetStream
 //! requests cross into the cluster's domain), and neither reaches anything
 //! else — not another agency's ingress or consumer, not a subject outside
-//! its agency's permissions.
+//! its agency's permissions. As in production, the cluster serves its
+//! clients, routes and leaf nodes over TLS only (certificates made for the
+//! test): the services connect with TLS, the sites' leaf nodes check the
+//! cluster against the partnership's CA.
 
 use anyhow::{Result, bail, ensure};
 use futures_util::StreamExt as _;
+use liaison::devtls::{DevCa, SERVER_NAMES, write};
 use liaison::system::{System, UpOptions};
 use liaison_client::AgencyClient;
+use liaison_kit::nats_conf::ServerTls;
 use liaison_kit::nats_leaf::{self, LeafSite};
 use liaison_kit::registry::Registry;
 use liaison_kit::users::{self, Credentials, password};
@@ -20,6 +25,7 @@ use liaison_tests::fault::inbox_pending;
 use liaison_tests::nats_process::{NatsProcess, free_ports};
 use liaison_tests::{config, each_delivered_once, eventually, key_pem, referral};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A request through the leaf: the reply, or why none came.
@@ -42,7 +48,7 @@ struct Site {
 /// Starts `agency`'s leaf node (the renderer of `liaison nats-config --leaf`)
 /// connected to every node of `cluster` with the agency's own credentials,
 /// and waits until the cluster sees it.
-async fn site(cluster: &Cluster, system: &System, agency: &str) -> Result<Site> {
+async fn site(cluster: &Cluster, system: &System, agency: &str, hub_ca: &Path) -> Result<Site> {
     let port = free_ports(1)?[0];
     let hubs = (0..3)
         .map(|i| cluster.leaf_addr(i))
@@ -56,6 +62,7 @@ async fn site(cluster: &Cluster, system: &System, agency: &str) -> Result<Site> 
             host: "127.0.0.1".into(),
             port,
             hubs: hubs.clone(),
+            hub_ca: Some(hub_ca.to_owned()),
         }),
     )?;
     let local = password();
@@ -111,13 +118,35 @@ async fn client_at(site: &Site, system: &System) -> Result<AgencyClient> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sites_behind_leaf_nodes_reach_only_what_their_agency_may() -> Result<()> {
+    let pki = tempfile::tempdir()?;
+    let ca = DevCa::new("Liaison test partnership CA")?;
+    let node = ca.node(&SERVER_NAMES)?;
+    let at = |name: &str| pki.path().join(name);
+    write(&at("ca.pem"), &ca.cert_pem(), 0o644)?;
+    write(&at("node.pem"), &node.cert_pem, 0o644)?;
+    write(&at("node-key.pem"), &node.key_pem, 0o600)?;
+    let tls = ServerTls {
+        cert: at("node.pem"),
+        key: at("node-key.pem"),
+        ca: Some(at("ca.pem")),
+        verify: false,
+    };
     let mut config = config();
     config.streams.replicas = 3;
+    config.nats.tls_required = true;
+    config.nats.tls_ca = at("ca.pem");
     let plan = users::plan(&Registry::load(&config.paths.registry)?.ids());
-    let cluster = Cluster::start(3, &plan).await?;
+    let cluster = Cluster::start_with_tls(3, &plan, Some(tls)).await?;
+    for i in 0..3 {
+        let varz = cluster.monitor(i, "/varz").await?;
+        ensure!(
+            varz["tls_required"] == true && varz["leaf"]["tls_required"] == true,
+            "node {i} accepts clients or leaf nodes without TLS: {varz}"
+        );
+    }
     let system = System::start_on(config, &cluster.urls(), &plan, UpOptions::default()).await?;
-    let school = site(&cluster, &system, "school-a").await?;
-    let police = site(&cluster, &system, "police").await?;
+    let school = site(&cluster, &system, "school-a", &at("ca.pem")).await?;
+    let police = site(&cluster, &system, "police", &at("ca.pem")).await?;
 
     // The school's system sends through its leaf node and is answered; the
     // police's system reads and acknowledges its copy through its own.

@@ -2,7 +2,8 @@
 //! record. One system goes through a little of everything — referrals
 //! accepted, refused, delivered whole and redacted; a case opened and
 //! changed (the cases service); two agencies referring one person (a linkage
-//! COMBINATION); a referral withdrawn and its erasure confirmed; case
+//! COMBINATION); a protective-security alert, one partner acknowledging and
+//! the other escalated (the alerts service); a referral withdrawn and its erasure confirmed; case
 //! queries, one about a case not the agency's; auditors asking to verify, replay, export, prove and check
 //! consistency, and one refused — then the operations are counted where
 //! they happened (`liaison_tests::operations`) and compared with the
@@ -10,14 +11,16 @@
 
 use anyhow::{Result, ensure};
 use liaison_client::{AgencyClient, SendError};
+use liaison_proto::v1::alert_issued::ThreatLevel;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{
     CaseQuery, CaseStatus, CaseStatusChanged, Classification, CorrectionIssued, Decision, Envelope,
     ErasureConfirmed, Operation, ParticipationChanged, correction_issued,
 };
+use liaison_tests::alerts::{ack, alert, alert_row};
 use liaison_tests::operations::{Tally, consult, count_records, performed, quiet, until_accepted};
-use liaison_tests::{agency, ledger_all, referral, start};
+use liaison_tests::{agency, config, ledger_all, referral, start_with};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -36,7 +39,10 @@ fn about(client: &AgencyClient, id: &str, case: &str, body: Body) -> Result<Enve
 
 #[tokio::test]
 async fn every_operation_leaves_exactly_one_record() -> Result<()> {
-    let system = start().await?;
+    let mut settings = config();
+    settings.alerts.escalate_severe_secs = 2;
+    settings.alerts.max_escalations = 1;
+    let system = start_with(settings).await?;
     let school = agency(&system, "school-a").await?;
     let police = agency(&system, "police").await?;
     let council = agency(&system, "council").await?;
@@ -125,6 +131,27 @@ async fn every_operation_leaves_exactly_one_record() -> Result<()> {
         }
         until_accepted(client, &envelope, &mut tally).await?;
     }
+
+    // A protective-security alert to business partners: retail acknowledges
+    // (the alerts service counts it), transport does not and is escalated to.
+    let retail = agency(&system, "retail-bsp").await?;
+    let issued = alert(
+        "ops-alert",
+        ThreatLevel::Severe,
+        &["retail", "transport"],
+        "london",
+    );
+    until_accepted(&police, &issued, &mut tally).await?;
+    until_accepted(
+        &retail,
+        &ack("retail-bsp", "ops-ack", &issued.id),
+        &mut tally,
+    )
+    .await?;
+    alert_row(&system, &issued.id, "the escalation", |r| {
+        r.acknowledged == 1 && r.escalations == 1
+    })
+    .await?;
 
     // The first referral withdrawn (an alteration); each recipient confirms
     // its erasure (once the withdrawal has reached it).

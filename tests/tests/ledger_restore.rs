@@ -42,7 +42,7 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
         .request(subjects::CHECKPOINT_REQUEST, "".into())
         .await?;
     let bundle = Bundle::export(
-        &async_nats::jetstream::new(auditor),
+        &async_nats::jetstream::new(old.connect_as(users::AUDIT).await?),
         &config.audit.origin,
         &verifier,
     )
@@ -59,6 +59,7 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
         sync_interval: None,
         max_file_store: None,
         users: plan.clone(),
+        tls: None,
     })?;
     let operator = liaison_kit::connect::connect(
         &server.url(),
@@ -67,6 +68,7 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
             .find(|u| u.credentials.user == users::OPERATOR)
             .map(|u| u.credentials.clone())
             .ok_or_else(|| anyhow::anyhow!("no operator"))?,
+        &Default::default(),
         "restore",
     )
     .await?;

@@ -207,6 +207,16 @@ async fn a_full_store_refuses_clearly_and_recovers_when_space_is_freed() -> Resu
         !council_copies.0.is_empty(),
         "the council could not read while the store was full"
     );
+    // A refusal the gateway answers without storing anything (bytes that are
+    // no envelope): its record cannot be stored now, and must not be lost.
+    let garbage = school
+        .send_raw(
+            b"\x0a\xff not an envelope".to_vec().into(),
+            Some(&school.token("school-a-dsl")?),
+        )
+        .await?;
+    ensure!(garbage.outcome == Verdict::Refused as i32, "{garbage:?}");
+    ensure!(garbage.code != "unavailable", "{garbage:?}");
 
     // Space is freed (the volume grown, the limit raised); senders re-send
     // what was refused, with the same ids.
@@ -230,6 +240,15 @@ async fn a_full_store_refuses_clearly_and_recovers_when_space_is_freed() -> Resu
     let settled = freed.elapsed();
 
     let mut outcome = fault::ledger_shares(&system, &acknowledged, 2).await?;
+    // The refusal answered while the store was full reached the ledger, once.
+    let (_, records) = liaison_tests::ledger_all(&system).await?;
+    let refusal_records = records
+        .iter()
+        .filter(|r| {
+            r.decision == liaison_proto::v1::Decision::Refused as i32 && r.code == garbage.code
+        })
+        .count();
+    assert_eq!(refusal_records, 1, "records of the refusal made while full");
     let police = agency(&system, "police").await?;
     let police_copies =
         fault::read_inbox(&system, &police, &acknowledged, Duration::from_secs(60)).await?;

@@ -146,7 +146,8 @@ async fn one_referral_is_one_trace_with_a_span_from_every_hop() -> Result<()> {
     let mut disclosed_under = Vec::new();
     for append in named(&spans, "audit.append") {
         match append.attribute("operation") {
-            Some("OPERATION_COLLECTION") => assert_eq!(append.parent_span_id, ingress.span_id),
+            // The router records the collection as it routes the event.
+            Some("OPERATION_COLLECTION") => assert_eq!(append.parent_span_id, route.span_id),
             Some("OPERATION_DISCLOSURE") => disclosed_under.push(append.parent_span_id.clone()),
             other => bail!("unexpected append {other:?}: {append:?}"),
         }

@@ -1,6 +1,7 @@
 //! Reaching the partnership's NATS as one agency: its own NATS user (a
 //! user and password, a `.creds` file, or an NKey seed file), optional TLS
-//! (required, with the partnership's root CA and a client certificate), and
+//! (required, with the partnership's root CA and a client certificate; a
+//! missing or unreadable file is named before anything is sent), and
 //! the agency's own inbox prefix `_INBOX_<agency>`, the only one its NATS
 //! user may subscribe to (docs/wire-contract.md, "Connecting").
 
@@ -33,17 +34,10 @@ impl NatsAuth {
     }
 }
 
-/// TLS to NATS. Production requires it; the development system runs without.
-#[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
-    /// Refuse to talk to a server that does not offer TLS.
-    pub required: bool,
-    /// PEM file of the CA that signed the server's certificate (else the
-    /// system's roots).
-    pub root_ca: Option<PathBuf>,
-    /// PEM files of a client certificate and its key, if the server asks for one.
-    pub client_cert: Option<(PathBuf, PathBuf)>,
-}
+/// TLS to NATS (the kit's, shared with the services): required, the CA
+/// that signed the servers' certificates, and a client certificate where the
+/// servers verify clients.
+pub use liaison_kit::connect::TlsOptions;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -82,16 +76,41 @@ impl NatsOptions {
         self.tls.root_ca = root_ca;
         self
     }
+
+    /// Presents the client certificate `cert` with its key `key` (PEM files),
+    /// for servers that verify clients (mutual TLS).
+    pub fn client_certificate(mut self, cert: PathBuf, key: PathBuf) -> Self {
+        self.tls.client_cert = Some((cert, key));
+        self
+    }
 }
 
-fn must_exist(what: &'static str, path: &Path) -> Result<(), ConnectError> {
-    std::fs::metadata(path)
-        .map(|_| ())
-        .map_err(|e| ConnectError::File {
-            what,
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+/// The claims of a `.creds` file's user JWT that make a refusal clear:
+/// when it expires (`exp`, seconds since the epoch), if it does.
+fn creds_expiry(path: &Path) -> Result<Option<i64>, ConnectError> {
+    use base64::Engine as _;
+    let bad = |reason: String| ConnectError::File {
+        what: "NATS credentials file",
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let jwt = text
+        .lines()
+        .skip_while(|l| !l.contains("BEGIN NATS USER JWT"))
+        .nth(1)
+        .map(str::trim)
+        .ok_or_else(|| bad("no NATS USER JWT block".into()))?;
+    let claims = jwt
+        .split('.')
+        .nth(1)
+        .ok_or_else(|| bad("the user JWT is not header.claims.signature".into()))?;
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims.trim_end_matches('='))
+        .map_err(|e| bad(format!("the user JWT's claims are not base64url: {e}")))?;
+    let claims: serde_json::Value = serde_json::from_slice(&claims)
+        .map_err(|e| bad(format!("the user JWT's claims are not JSON: {e}")))?;
+    Ok(claims.get("exp").and_then(serde_json::Value::as_i64))
 }
 
 /// Connects as `agency` with `options`.
@@ -108,13 +127,23 @@ pub async fn connect(
         NatsAuth::UserPassword(c) => {
             async_nats::ConnectOptions::with_user_and_password(c.user.clone(), c.password.clone())
         }
-        NatsAuth::CredsFile(path) => async_nats::ConnectOptions::with_credentials_file(path)
-            .await
-            .map_err(|e| ConnectError::File {
-                what: "NATS credentials file",
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?,
+        NatsAuth::CredsFile(path) => {
+            let now = i64::try_from(liaison_kit::time::unix_now()).unwrap_or(i64::MAX);
+            if let Some(exp) = creds_expiry(path)?.filter(|exp| *exp <= now) {
+                return Err(ConnectError::CredsExpired {
+                    path: path.display().to_string(),
+                    expired_at: exp,
+                    ago_secs: now - exp,
+                });
+            }
+            async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|e| ConnectError::File {
+                    what: "NATS credentials file",
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
+        }
         NatsAuth::NKeySeedFile(path) => {
             let seed = std::fs::read_to_string(path).map_err(|e| ConnectError::File {
                 what: "NKey seed file",
@@ -124,18 +153,12 @@ pub async fn connect(
             async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
         }
     };
-    if options.tls.required {
-        connect = connect.require_tls(true);
-    }
-    if let Some(ca) = &options.tls.root_ca {
-        must_exist("root CA file", ca)?;
-        connect = connect.add_root_certificates(ca.clone());
-    }
-    if let Some((cert, key)) = &options.tls.client_cert {
-        must_exist("client certificate", cert)?;
-        must_exist("client key", key)?;
-        connect = connect.add_client_certificate(cert.clone(), key.clone());
-    }
+    connect =
+        liaison_kit::connect::apply_tls(connect, &options.tls).map_err(|e| ConnectError::File {
+            what: e.what,
+            path: e.path,
+            reason: e.reason,
+        })?;
     let name = options
         .name
         .clone()
@@ -146,5 +169,16 @@ pub async fn connect(
         .connection_timeout(options.connect_timeout)
         .connect(liaison_kit::connect::servers(&options.url))
         .await
-        .map_err(|e| nats_error(e.to_string()))
+        .map_err(|e| {
+            let reason = liaison_kit::connect::explain(e.to_string(), &options.tls);
+            match (&options.auth, e.kind()) {
+                (NatsAuth::CredsFile(_), async_nats::ConnectErrorKind::AuthorizationViolation) => {
+                    nats_error(format!(
+                        "{reason} (the server refused the user JWT: is it signed by the \
+                         partnership's account, unchanged, and not revoked?)"
+                    ))
+                }
+                _ => nats_error(reason),
+            }
+        })
 }

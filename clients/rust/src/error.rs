@@ -110,6 +110,15 @@ pub enum ConnectError {
         path: String,
         reason: String,
     },
+    /// A `.creds` file that was read but whose user JWT has expired.
+    #[error(
+        "the user JWT in {path} expired {ago_secs} s ago (exp {expired_at}): ask the partnership for new credentials"
+    )]
+    CredsExpired {
+        path: String,
+        expired_at: i64,
+        ago_secs: i64,
+    },
     #[error("the agency's signing key: {0}")]
     Key(String),
 }

@@ -13,11 +13,10 @@
 use crate::chain::Checked;
 use crate::checkpoint::NoteVerifier;
 use crate::inspect::{Inspector, Report};
-use async_nats::jetstream;
+use crate::verify::Access;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::{BufMut as _, Bytes, BytesMut};
-use liaison_kit::subjects;
 use liaison_proto::v1::LedgerBlock;
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
@@ -68,13 +67,14 @@ fn records_in(stored: &[Bytes]) -> u64 {
 impl Bundle {
     /// Reads the whole ledger and its checkpoints from NATS.
     pub async fn export(
-        js: &jetstream::Context,
+        access: impl Into<Access>,
         origin: &str,
         verifier: &NoteVerifier,
     ) -> Result<Self, String> {
-        let checkpoints = crate::verify::checkpoints(js).await?;
+        let access = access.into();
+        let checkpoints = crate::verify::checkpoints(access.js()).await?;
         let mut blocks = Vec::new();
-        crate::verify::read_stream(js, subjects::LEDGER_STREAM, |_, payload| {
+        crate::verify::read_ledger(&access, |_, payload| {
             blocks.push(B64.encode(payload));
             true
         })

@@ -4,18 +4,28 @@
 //! what they will do and why. The audit service writes a consultation record —
 //! or a refusal record — and grants the request only once that record is in
 //! the ledger, so every replay, export or proof is itself on the record.
+//!
+//! The grant is what lets the auditor read: the `auditor` NATS user may not
+//! create consumers on LEDGER, only pull from those the audit service
+//! creates for a granted consultation ([`READ_REQUEST`](subjects::READ_REQUEST),
+//! one per starting sequence, so a reader can start again after a message
+//! went missing). A read without a recorded consultation is not possible
+//! with auditor credentials.
 
 use crate::writer::Writer;
 use async_nats::jetstream;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures_util::StreamExt;
 use liaison_kit::tokens::{Claims, TokenVerifier};
 use liaison_kit::{AgencyId, subjects};
 use liaison_proto::v1::{AuditRecord, Decision, Operation};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -24,6 +34,12 @@ pub const AUDIENCE: &str = "liaison-audit";
 /// Actions an auditor may state.
 pub const ACTIONS: [&str; 5] = ["verify", "replay", "export", "prove", "consistency"];
 const MAX_REQUEST: usize = 4096;
+/// A grant lapses when no consumer was asked for in this long.
+const GRANT_IDLE: Duration = Duration::from_secs(15 * 60);
+/// Grants open at once; beyond it new consultations wait for some to lapse.
+const MAX_GRANTS: usize = 1_000;
+/// A granted consumer is deleted by the server when left idle this long.
+const CONSUMER_IDLE: Duration = Duration::from_secs(30);
 
 /// What an auditor sends (JSON), with its token in the `Liaison-Token` header.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +59,101 @@ pub struct ConsultReply {
     pub record_id: String,
     pub code: String,
     pub reason: String,
+    /// What opens consumers on LEDGER for this consultation (secret to the
+    /// auditor; empty when refused).
+    #[serde(default)]
+    pub grant: String,
+    /// LEDGER's last sequence once the consultation was recorded: the read
+    /// goes at least this far (the consultation's own record included).
+    #[serde(default)]
+    pub last: u64,
+}
+
+/// A granted auditor asks for a consumer on LEDGER starting at `from`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadRequest {
+    pub grant: String,
+    pub from: u64,
+}
+
+/// The consumer to pull from, or why not.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReadReply {
+    #[serde(default)]
+    pub consumer: String,
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A granted consultation, on the auditor's side: opens the consumers the
+/// reader pulls from ([`crate::reader::Source::Granted`]).
+#[derive(Clone)]
+pub struct Grant {
+    client: async_nats::Client,
+    id: String,
+    /// LEDGER's last sequence when the consultation was recorded.
+    pub last: u64,
+}
+
+impl Grant {
+    pub fn new(client: async_nats::Client, reply: &ConsultReply) -> Self {
+        Self {
+            client,
+            id: reply.grant.clone(),
+            last: reply.last,
+        }
+    }
+
+    /// Asks the audit service for a consumer delivering from `from`.
+    pub async fn open(
+        &self,
+        from: u64,
+    ) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+        let request = serde_json::to_vec(&ReadRequest {
+            grant: self.id.clone(),
+            from,
+        })
+        .map_err(|e| e.to_string())?;
+        let answer = tokio::time::timeout(
+            Duration::from_secs(15),
+            self.client.request(subjects::READ_REQUEST, request.into()),
+        )
+        .await
+        .map_err(|_| "the audit service did not open a reader within 15 s".to_owned())?
+        .map_err(|e| format!("audit service unreachable: {e}"))?;
+        let reply: ReadReply = serde_json::from_slice(&answer.payload)
+            .map_err(|e| format!("the audit service's reply: {e}"))?;
+        if reply.consumer.is_empty() {
+            return Err(format!(
+                "reading refused ({}): {}",
+                reply.code, reply.reason
+            ));
+        }
+        jetstream::new(self.client.clone())
+            .get_consumer_from_stream(&reply.consumer, subjects::LEDGER_STREAM)
+            .await
+            .map_err(|e| format!("granted reader {}: {e}", reply.consumer))
+    }
+}
+
+/// The grants open on the audit service's side.
+#[derive(Default)]
+struct Grants(HashMap<String, Open>);
+
+struct Open {
+    auditor: String,
+    record_id: String,
+    used: Instant,
+}
+
+impl Grants {
+    fn lapse(&mut self, now: Instant) {
+        self.0
+            .retain(|_, open| now.duration_since(open.used) < GRANT_IDLE);
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,40 +244,181 @@ fn check(
     (Some(request), verdict)
 }
 
-/// Answers consultation requests until `shutdown`.
+/// Answers consultation requests, and granted auditors' requests for
+/// readers, until `shutdown`.
 pub async fn serve(
     client: async_nats::Client,
     writer: Arc<Writer>,
     verifier: TokenVerifier,
     mut requests: async_nats::Subscriber,
+    mut reads: async_nats::Subscriber,
     shutdown: CancellationToken,
 ) {
     let js = jetstream::new(client.clone());
+    let mut grants = Grants::default();
     loop {
-        let message = tokio::select! {
+        let (message, consultation) = tokio::select! {
             () = shutdown.cancelled() => return,
-            message = requests.next() => match message { Some(m) => m, None => return },
+            message = requests.next() => match message { Some(m) => (m, true), None => return },
+            message = reads.next() => match message { Some(m) => (m, false), None => return },
         };
-        let token = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(subjects::TOKEN_HEADER))
-            .map(|v| v.as_str().to_owned());
-        let (request, verdict) = check(&verifier, token.as_deref(), &message.payload);
-        let request = request.unwrap_or(ConsultRequest {
-            auditor: String::new(),
-            purpose: String::new(),
-            action: String::new(),
-            scope: String::new(),
-        });
-        let reply = record(&js, &writer, &request, &verdict).await;
-        info!(auditor = %request.auditor, action = %request.action, granted = reply.granted, code = %reply.code, "Consultation");
-        if let Some(to) = message.reply {
-            let body = serde_json::to_vec(&reply).unwrap_or_default();
-            if let Err(e) = client.publish(to, body.into()).await {
-                warn!(error = %e, "Consultation reply not sent");
+        grants.lapse(Instant::now());
+        let body = if consultation {
+            let reply = consult(&js, &writer, &verifier, &message, &mut grants).await;
+            serde_json::to_vec(&reply)
+        } else {
+            let reply = open_reader(&js, &writer, &message.payload, &mut grants).await;
+            serde_json::to_vec(&reply)
+        };
+        if let Some(to) = message.reply
+            && let Err(e) = client.publish(to, body.unwrap_or_default().into()).await
+        {
+            warn!(error = %e, "Consultation reply not sent");
+        }
+    }
+}
+
+/// Records a consultation and, once it is in the ledger, grants it.
+async fn consult(
+    js: &jetstream::Context,
+    writer: &Writer,
+    verifier: &TokenVerifier,
+    message: &async_nats::Message,
+    grants: &mut Grants,
+) -> ConsultReply {
+    let token = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(subjects::TOKEN_HEADER))
+        .map(|v| v.as_str().to_owned());
+    let (request, mut verdict) = check(verifier, token.as_deref(), &message.payload);
+    let request = request.unwrap_or(ConsultRequest {
+        auditor: String::new(),
+        purpose: String::new(),
+        action: String::new(),
+        scope: String::new(),
+    });
+    if verdict.is_ok() && grants.0.len() >= MAX_GRANTS {
+        verdict = Err((
+            "too_many_consultations",
+            format!("{MAX_GRANTS} consultations are open; try again once some have ended"),
+        ));
+    }
+    let mut reply = record(js, writer, &request, &verdict).await;
+    if reply.granted {
+        // The ledger's end now, past the consultation's own record.
+        let Ok((_, last)) = crate::verify::stream_end(js, subjects::LEDGER_STREAM).await else {
+            return ConsultReply {
+                granted: false,
+                code: "unavailable".into(),
+                reason: "the ledger cannot be read now; try again".into(),
+                ..reply
+            };
+        };
+        reply.grant = uuid::Uuid::new_v4().simple().to_string();
+        reply.last = last;
+        grants.0.insert(
+            reply.grant.clone(),
+            Open {
+                auditor: request.auditor.clone(),
+                record_id: reply.record_id.clone(),
+                used: Instant::now(),
+            },
+        );
+    }
+    info!(auditor = %request.auditor, action = %request.action, granted = reply.granted, code = %reply.code, "Consultation");
+    reply
+}
+
+/// Creates a consumer on LEDGER for a granted consultation; a request
+/// naming no open grant is refused, and the refusal recorded.
+async fn open_reader(
+    js: &jetstream::Context,
+    writer: &Writer,
+    body: &[u8],
+    grants: &mut Grants,
+) -> ReadReply {
+    let request: Result<ReadRequest, Refused> = if body.len() > MAX_REQUEST {
+        Err((
+            "too_large",
+            format!("request is larger than {MAX_REQUEST} bytes"),
+        ))
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ("malformed_request", format!("not a read request: {e}")))
+    };
+    let checked = request.and_then(|r| match grants.0.get_mut(&r.grant) {
+        Some(open) => {
+            open.used = Instant::now();
+            Ok((r, open))
+        }
+        None => Err((
+            "unknown_grant",
+            "no open consultation has this grant (it may have lapsed after 15 minutes unused): consult again".to_owned(),
+        )),
+    });
+    let (request, open) = match checked {
+        Ok(found) => found,
+        Err((code, reason)) => {
+            // Refused, and on the record like a refused consultation.
+            let refused = ConsultRequest {
+                auditor: String::new(),
+                purpose: String::new(),
+                action: "read".into(),
+                scope: String::new(),
+            };
+            let _ = record(js, writer, &refused, &Err((code, reason.clone()))).await;
+            return refuse(code, reason);
+        }
+    };
+    let name = format!(
+        "{}{}",
+        subjects::GRANT_CONSUMER_PREFIX,
+        uuid::Uuid::new_v4().simple()
+    );
+    let created = async {
+        js.get_stream(subjects::LEDGER_STREAM)
+            .await
+            .map_err(|e| e.to_string())?
+            .create_consumer(pull::Config {
+                name: Some(name.clone()),
+                description: Some(format!("consultation {}", open.record_id)),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: request.from.max(1),
+                },
+                ack_policy: AckPolicy::None,
+                memory_storage: true,
+                inactive_threshold: CONSUMER_IDLE,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match created {
+        Ok(_) => {
+            info!(auditor = %open.auditor, from = request.from, "Reader opened for a consultation");
+            ReadReply {
+                consumer: name,
+                ..ReadReply::default()
             }
         }
+        Err(e) => {
+            warn!(error = %e, "Reader not opened");
+            refuse(
+                "unavailable",
+                "the ledger cannot be read now; try again".into(),
+            )
+        }
+    }
+}
+
+/// A refused read request's answer.
+fn refuse(code: &str, reason: String) -> ReadReply {
+    ReadReply {
+        consumer: String::new(),
+        code: code.into(),
+        reason,
     }
 }
 
@@ -235,18 +487,24 @@ async fn record(
             record_id,
             code,
             reason: String::new(),
+            grant: String::new(),
+            last: 0,
         },
         (Ok(_), false) => ConsultReply {
             granted: false,
             record_id,
             code: "unavailable".into(),
             reason: "the consultation could not be recorded in the ledger now; try again".into(),
+            grant: String::new(),
+            last: 0,
         },
         (Err(_), _) => ConsultReply {
             granted: false,
             record_id,
             code,
             reason,
+            grant: String::new(),
+            last: 0,
         },
     }
 }

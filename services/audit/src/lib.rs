@@ -71,6 +71,7 @@ pub struct AuditService {
     consumer: PullConsumer,
     requests: Endpoint,
     consultations: async_nats::Subscriber,
+    reads: async_nats::Subscriber,
     auditors: liaison_kit::tokens::TokenVerifier,
     interval: Duration,
     telemetry: Option<liaison_kit::ops::Listener>,
@@ -120,12 +121,17 @@ impl AuditService {
             .subscribe(subjects::CONSULT_REQUEST)
             .await
             .map_err(|e| AuditError::Nats(e.to_string()))?;
+        let reads = client
+            .subscribe(subjects::READ_REQUEST)
+            .await
+            .map_err(|e| AuditError::Nats(e.to_string()))?;
         Ok(Self {
             client,
             writer: Arc::new(writer),
             consumer,
             requests,
             consultations,
+            reads,
             auditors,
             interval: Duration::from_secs(config.audit.checkpoint_interval_secs.max(1)),
             telemetry,
@@ -154,6 +160,7 @@ impl AuditService {
             self.writer.clone(),
             self.auditors,
             self.consultations,
+            self.reads,
             shutdown.clone(),
         ));
         let bound = self.ready;

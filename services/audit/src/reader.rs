@@ -14,7 +14,13 @@
 //! there (the caller sees the next one), and a message lost in transit (a
 //! gap in the consumer's own sequence) makes the reader start again from
 //! the sequence it lacks, with a new consumer.
+//!
+//! Where the consumers come from is the [`Source`]'s business: the audit
+//! service (and an operator) create their own on the stream; an auditor may
+//! not, and reads LEDGER only through consumers the audit service creates
+//! for a consultation it has recorded ([`crate::consult::Grant`]).
 
+use crate::consult::Grant;
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::stream::Stream;
 use bytes::Bytes;
@@ -47,10 +53,61 @@ impl Drop for Reader {
     }
 }
 
-/// Reads `first..=last` of `stream` in order, handing each message's
+/// Where the reading consumers come from.
+#[derive(Clone)]
+pub enum Source {
+    /// Consumers created on the stream by the reader itself (the audit
+    /// service; an operator), deleted when done.
+    Stream(Box<Stream>),
+    /// Consumers the audit service creates for a granted consultation; the
+    /// reader may only pull from them (they expire when left idle).
+    Granted(Grant),
+}
+
+impl From<Stream> for Source {
+    fn from(stream: Stream) -> Self {
+        Self::Stream(Box::new(stream))
+    }
+}
+
+impl From<&Stream> for Source {
+    fn from(stream: &Stream) -> Self {
+        Self::Stream(Box::new(stream.clone()))
+    }
+}
+
+impl Source {
+    /// A consumer delivering from sequence `from`, without acknowledgements.
+    async fn open(&self, from: u64) -> Result<consumer::Consumer<pull::Config>, String> {
+        match self {
+            Self::Stream(stream) => stream
+                .create_consumer(pull::Config {
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: from,
+                    },
+                    ack_policy: AckPolicy::None,
+                    memory_storage: true,
+                    inactive_threshold: Duration::from_secs(30),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("reading from {from}: {e}")),
+            Self::Granted(grant) => grant.open(from).await,
+        }
+    }
+
+    /// Lets go of a consumer this reader is done with.
+    async fn close(&self, name: &str) {
+        if let Self::Stream(stream) = self {
+            let _ = stream.delete_consumer(name).await;
+        }
+    }
+}
+
+/// Reads `first..=last` of `source` in order, handing each message's
 /// sequence and payload to `each` until it returns false.
 pub async fn read_range(
-    stream: &Stream,
+    source: impl Into<Source>,
     first: u64,
     last: u64,
     mut each: impl FnMut(u64, Bytes) -> bool,
@@ -59,7 +116,7 @@ pub async fn read_range(
         return Ok(());
     }
     let (parts, mut taken) = mpsc::channel(AHEAD);
-    let mut reader = Reader(tokio::spawn(read(stream.clone(), first, last, parts)));
+    let mut reader = Reader(tokio::spawn(read(source.into(), first, last, parts)));
     while let Some(part) = taken.recv().await {
         for (seq, payload) in part {
             if !each(seq, payload) {
@@ -73,7 +130,7 @@ pub async fn read_range(
 /// Reads `first..=last` into `parts`, starting again from the first
 /// sequence it lacks after a message went missing or an error.
 async fn read(
-    stream: Stream,
+    source: Source,
     first: u64,
     last: u64,
     parts: mpsc::Sender<Vec<(u64, Bytes)>>,
@@ -81,25 +138,14 @@ async fn read(
     let mut next = first;
     let mut attempt = 0;
     loop {
-        let reader = stream
-            .create_consumer(pull::Config {
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: next,
-                },
-                ack_policy: AckPolicy::None,
-                memory_storage: true,
-                inactive_threshold: Duration::from_secs(30),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| format!("reading from {next}: {e}"))?;
+        let reader = source.open(next).await?;
         let name = reader.cached_info().name.clone();
         let read = if reader.cached_info().num_pending == 0 {
             Ok(true)
         } else {
             drain(&reader, &mut next, last, &parts).await
         };
-        let _ = stream.delete_consumer(&name).await;
+        source.close(&name).await;
         match read {
             Ok(true) => return Ok(()),
             Ok(false) | Err(_) if attempt + 1 < ATTEMPTS => attempt += 1,

@@ -6,7 +6,9 @@
 use crate::AuditError;
 use crate::chain::Checked;
 use crate::checkpoint::NoteVerifier;
+use crate::consult::Grant;
 use crate::inspect::{Inspector, Report};
+use crate::reader::Source;
 use async_nats::jetstream;
 use liaison_kit::subjects;
 use liaison_proto::v1::{AuditRecord, LedgerBlock, LedgerEntry};
@@ -57,6 +59,55 @@ pub async fn ledger_end(
     Ok((stream, last, records))
 }
 
+/// How a reader reaches the ledger.
+#[derive(Clone)]
+pub enum Access {
+    /// With rights on LEDGER itself: the audit service, an operator.
+    Direct(jetstream::Context),
+    /// An auditor: CHECKPOINTS directly, LEDGER only through the consumers
+    /// granted for a recorded consultation.
+    Granted(jetstream::Context, Grant),
+}
+
+impl From<&jetstream::Context> for Access {
+    fn from(js: &jetstream::Context) -> Self {
+        Self::Direct(js.clone())
+    }
+}
+
+impl Access {
+    pub fn js(&self) -> &jetstream::Context {
+        match self {
+            Self::Direct(js) | Self::Granted(js, _) => js,
+        }
+    }
+
+    /// Where LEDGER is read from, and its last sequence to read.
+    pub async fn ledger(&self) -> Result<(Source, u64), String> {
+        match self {
+            Self::Direct(js) => {
+                let (stream, last) = stream_end(js, subjects::LEDGER_STREAM).await?;
+                Ok((Source::from(stream), last))
+            }
+            Self::Granted(_, grant) => Ok((Source::Granted(grant.clone()), grant.last)),
+        }
+    }
+}
+
+/// Reads every LEDGER message in order, up to the last present now (or when
+/// the consultation was granted), calling `each(seq, payload)` until it
+/// returns false.
+pub async fn read_ledger(
+    access: &Access,
+    mut each: impl FnMut(u64, &[u8]) -> bool,
+) -> Result<u64, String> {
+    let (source, last) = access.ledger().await?;
+    crate::reader::read_range(source, 1, last, |seq, payload| each(seq, &payload))
+        .await
+        .map_err(|e| format!("reading {}: {e}", subjects::LEDGER_STREAM))?;
+    Ok(last)
+}
+
 /// Reads every message of `stream` in order, up to the last present now,
 /// calling `each(seq, payload)` until it returns false.
 pub async fn read_stream(
@@ -85,16 +136,17 @@ pub async fn checkpoints(js: &jetstream::Context) -> Result<Vec<String>, String>
 /// Reads and inspects the whole ledger as it is now, calling `each` on every
 /// intact entry; returns the inspector before its report is drawn.
 pub async fn scan(
-    js: &jetstream::Context,
+    access: impl Into<Access>,
     verifier: &NoteVerifier,
     mut each: impl FnMut(&LedgerEntry),
 ) -> Result<Inspector, String> {
-    let notes = checkpoints(js).await?;
+    let access = access.into();
+    let notes = checkpoints(access.js()).await?;
     // Read exactly what the ledger held now: records appended while reading
     // are left for the next verification.
-    let (stream, last) = stream_end(js, subjects::LEDGER_STREAM).await?;
+    let (source, last) = access.ledger().await?;
     let mut inspector = Inspector::new(last, &notes, verifier);
-    crate::reader::read_range(&stream, 1, last, |seq, payload| {
+    crate::reader::read_range(source, 1, last, |seq, payload| {
         // The entries' fields share the received bytes: nothing is copied.
         for entry in inspector.push_checked(Checked::of(seq, payload)) {
             each(&entry);
@@ -108,11 +160,11 @@ pub async fn scan(
 
 /// Verifies the whole ledger, calling `each` on every intact entry's record.
 pub async fn verify(
-    js: &jetstream::Context,
+    access: impl Into<Access>,
     verifier: &NoteVerifier,
     mut each: impl FnMut(&LedgerEntry, &AuditRecord),
 ) -> Result<Report, AuditError> {
-    let inspector = scan(js, verifier, |entry| {
+    let inspector = scan(access, verifier, |entry| {
         let record = AuditRecord::decode(entry.record.clone()).unwrap_or_default();
         each(entry, &record);
     })

@@ -18,6 +18,7 @@ mod up;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use liaison_kit::config::Config;
+use liaison_kit::connect::TlsOptions;
 use liaison_kit::session::{self, Session};
 use liaison_kit::telemetry::Telemetry;
 use liaison_kit::users::Credentials;
@@ -111,6 +112,8 @@ enum Command {
 pub struct Target {
     pub url: String,
     pub credentials: Credentials,
+    /// TLS to NATS, from the configuration's `[nats]` `tls_*` keys.
+    pub tls: TlsOptions,
 }
 
 impl Cli {
@@ -180,7 +183,13 @@ impl Cli {
                 "give both --user and --password, or start a session with `liaison up`"
             ),
         };
-        Ok(Target { url, credentials })
+        let nats = self.load_config()?.nats;
+        nats.check_tls_files().map_err(anyhow::Error::msg)?;
+        Ok(Target {
+            url,
+            credentials,
+            tls: nats.tls(),
+        })
     }
 }
 

@@ -60,20 +60,34 @@ impl DevCa {
         self.issue(
             names,
             "Liaison gateway (development)",
-            ExtendedKeyUsagePurpose::ServerAuth,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
         )
     }
 
     /// A client certificate for `name`.
     pub fn client(&self, name: &str) -> Result<Issued> {
-        self.issue(&[], name, ExtendedKeyUsagePurpose::ClientAuth)
+        self.issue(&[], name, &[ExtendedKeyUsagePurpose::ClientAuth])
+    }
+
+    /// A NATS node's certificate for `names`: a server to its clients and
+    /// leaf nodes, and a client to the other nodes on its routes (which
+    /// verify it).
+    pub fn node(&self, names: &[&str]) -> Result<Issued> {
+        self.issue(
+            names,
+            "Liaison NATS node (development)",
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
     }
 
     fn issue(
         &self,
         names: &[&str],
         common_name: &str,
-        usage: ExtendedKeyUsagePurpose,
+        usage: &[ExtendedKeyUsagePurpose],
     ) -> Result<Issued> {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names)?;
@@ -81,7 +95,7 @@ impl DevCa {
             .distinguished_name
             .push(DnType::CommonName, common_name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usage.to_vec();
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate()?;
         let cert = params

@@ -20,6 +20,7 @@ use liaison_audit::AuditService;
 use liaison_gateway::Gateway;
 use liaison_kit::config::Config;
 use liaison_kit::connect::connect;
+use liaison_kit::nats_conf::ServerTls;
 use liaison_kit::nats_server::{NatsServer, ServerOptions};
 use liaison_kit::provision::provision;
 use liaison_kit::registry::Registry;
@@ -64,6 +65,11 @@ pub struct UpOptions {
     /// nats-server's default). Set, it can be changed while running
     /// ([`NatsServer::set_max_file_store`], [`NatsServer::reload`]).
     pub max_file_store: Option<u64>,
+    /// The child nats-server serves TLS only, with this certificate (and,
+    /// with `verify`, asks every client for one): the services then connect
+    /// as `config.nats` says (`tls_required`, `tls_ca`, `tls_cert`,
+    /// `tls_key`). `None`: plain, the development system.
+    pub nats_tls: Option<ServerTls>,
 }
 
 /// A running system; [`System::shutdown`] stops it cleanly, dropping it kills the server.
@@ -112,6 +118,7 @@ impl UpTelemetry {
 impl System {
     /// Starts nats-server, provisions streams and starts gateway and audit.
     pub async fn start(config: Config, options: UpOptions) -> Result<Self> {
+        config.nats.check_tls_files().map_err(anyhow::Error::msg)?;
         let registry = Registry::load(&config.paths.registry)?;
         let plan = users::plan(&registry.ids());
         let server = NatsServer::start(&ServerOptions {
@@ -123,6 +130,7 @@ impl System {
                 .or_else(|| Some(config.nats.sync_interval.clone()).filter(|s| !s.is_empty())),
             max_file_store: options.max_file_store,
             users: plan.clone(),
+            tls: options.nats_tls.clone(),
         })?;
         let url = server.url();
         let mut system = Self::boot(config, registry, Some(server), url, &plan, &options);
@@ -140,6 +148,7 @@ impl System {
         plan: &[users::NatsUser],
         options: UpOptions,
     ) -> Result<Self> {
+        config.nats.check_tls_files().map_err(anyhow::Error::msg)?;
         let registry = Registry::load(&config.paths.registry)?;
         let mut system = Self::boot(config, registry, None, url.to_owned(), plan, &options);
         system.provision_and_start(&options).await?;
@@ -236,7 +245,13 @@ impl System {
 
     /// Connects as one of the system's NATS users.
     pub async fn connect_as(&self, user: &str) -> Result<async_nats::Client> {
-        Ok(connect(&self.url(), &self.credentials(user)?, user).await?)
+        Ok(connect(
+            &self.url(),
+            &self.credentials(user)?,
+            &self.config.nats.tls(),
+            user,
+        )
+        .await?)
     }
 
     /// Runs a service on its own runtime as NATS user `user`: `start` connects
@@ -257,8 +272,9 @@ impl System {
         E2: std::fmt::Display,
     {
         let (url, credentials) = (self.url(), self.credentials(user)?);
+        let tls = self.config.nats.tls();
         Running::spawn(name, move |stop, ready| async move {
-            let started = match connect(&url, &credentials, name).await {
+            let started = match connect(&url, &credentials, &tls, name).await {
                 Ok(client) => start(client).await.map_err(anyhow::Error::from),
                 Err(e) => Err(e.into()),
             };

@@ -404,8 +404,16 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
             .await?;
     }
 
-    // With the audit service stopped, verification still runs, and says it is unrecorded.
-    let tampered = audit(&session, &["verify"]);
+    // With the audit service stopped, an auditor cannot read the ledger (no
+    // consultation can be recorded), and is told how an operator can.
+    let unconsulted = audit(&session, &["verify"]);
+    assert!(!unconsulted.status.success());
+    assert!(
+        String::from_utf8_lossy(&unconsulted.stderr).contains("liaison audit verify --unrecorded"),
+        "{unconsulted:?}"
+    );
+    // The operator verifies without a consultation, and is told it is unrecorded.
+    let tampered = audit(&session, &["verify", "--unrecorded"]);
     assert!(
         String::from_utf8_lossy(&tampered.stderr).contains("not recorded in the ledger"),
         "{tampered:?}"

@@ -1,7 +1,8 @@
 //! What can be checked of deploy/ without Docker or Kubernetes: the
 //! committed cluster and leaf-node configurations are exactly what `liaison
 //! nats-config` generates, and nats-server accepts them (`nats-server -t`)
-//! with the secrets `--secrets-dir` writes; every command the compose file
+//! with the secrets `--secrets-dir` writes and, the cluster serving TLS,
+//! with certificates made for the check; every command the compose file
 //! and the Kubernetes manifests run is a `liaison` command that parses; the
 //! cluster's service configuration loads with three replicas.
 
@@ -57,6 +58,9 @@ fn conf_files(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Where the committed cluster's nodes find their TLS files.
+const TLS_DIR: &str = "/etc/nats-tls";
+
 #[test]
 fn the_committed_cluster_is_what_nats_config_generates_and_nats_server_accepts() -> Result {
     let work = tempfile::tempdir()?;
@@ -68,6 +72,8 @@ fn the_committed_cluster_is_what_nats_config_generates_and_nats_server_accepts()
             &dir.display().to_string(),
             "--store",
             "/data/jetstream",
+            "--tls-dir",
+            TLS_DIR,
             "--secrets-dir",
             &secrets.display().to_string(),
         ]);
@@ -84,13 +90,22 @@ fn the_committed_cluster_is_what_nats_config_generates_and_nats_server_accepts()
         assert!(
             generated == kept,
             "deploy/nats/cluster/{name} differs from what `liaison nats-config --cluster-dir \
-             deploy/nats/cluster --store /data/jetstream` writes: regenerate it"
+             deploy/nats/cluster --store /data/jetstream --tls-dir {TLS_DIR}` writes: regenerate it"
         );
+        assert!(kept.contains(&format!("cert_file: \"{TLS_DIR}/server.pem\"")));
     }
     let env_text = std::fs::read_to_string(secrets.join("nats.env"))?;
     let env = parse_env(&env_text, "nats.env")?;
-    for name in conf_files(&dir)? {
-        nats_server_accepts(&dir.join(&name), &env)?;
+    // nats-server -t loads the TLS files: the committed files, pointed at
+    // certificates made now instead of /etc/nats-tls.
+    let tls = work.path().join("nats-tls");
+    liaison::devtls::write_server_files(&tls)?;
+    for name in conf_files(&committed)? {
+        let text = std::fs::read_to_string(committed.join(&name))?
+            .replace(TLS_DIR, &tls.display().to_string());
+        let checked = work.path().join(&name);
+        std::fs::write(&checked, text)?;
+        nats_server_accepts(&checked, &env)?;
     }
     for file in ["nats.env", "svc-gateway.env", "operator.env", "police.env"] {
         let mode = std::fs::metadata(secrets.join(file))?.permissions().mode() & 0o777;
@@ -106,13 +121,29 @@ fn the_committed_cluster_is_what_nats_config_generates_and_nats_server_accepts()
 #[test]
 fn the_committed_leaf_node_is_generated_and_accepted() -> Result {
     let hubs = ["liaison-nats.example.org:7422"];
-    let out = liaison(&["nats-config", "--leaf", "police", "--hub", hubs[0]])?;
+    let hub_ca = format!("{TLS_DIR}/ca.pem");
+    let out = liaison(&[
+        "nats-config",
+        "--leaf",
+        "police",
+        "--hub",
+        hubs[0],
+        "--hub-ca",
+        &hub_ca,
+    ])?;
     assert!(out.status.success(), "{}", text(&out));
     let committed = root().join("deploy/nats/leaf-police.conf");
+    let kept = std::fs::read_to_string(&committed)?;
     assert!(
-        String::from_utf8_lossy(&out.stdout) == std::fs::read_to_string(&committed)?,
-        "deploy/nats/leaf-police.conf differs from `liaison nats-config --leaf police --hub {}`",
+        String::from_utf8_lossy(&out.stdout) == kept,
+        "deploy/nats/leaf-police.conf differs from `liaison nats-config --leaf police --hub {} \
+         --hub-ca {hub_ca}`",
         hubs[0]
+    );
+    // The site reaches the cluster over TLS only.
+    assert!(
+        kept.contains(&format!("tls: {{ ca_file: \"{hub_ca}\"")),
+        "{kept}"
     );
     let police = Credentials {
         user: "police".into(),
@@ -125,7 +156,13 @@ fn the_committed_leaf_node_is_generated_and_accepted() -> Result {
             hub_urls(&police, &hubs.map(String::from)),
         ),
     ]);
-    nats_server_accepts(&committed, &env)
+    // nats-server -t loads the CA file: pointed at one made now.
+    let work = tempfile::tempdir()?;
+    let tls = work.path().join("nats-tls");
+    liaison::devtls::write_server_files(&tls)?;
+    let checked = work.path().join("leaf-police.conf");
+    std::fs::write(&checked, kept.replace(TLS_DIR, &tls.display().to_string()))?;
+    nats_server_accepts(&checked, &env)
 }
 
 #[test]
@@ -137,8 +174,30 @@ fn bad_cluster_and_leaf_arguments_are_refused_by_name() -> Result {
         ),
         (&["nats-config", "--leaf", "police"][..], "--hub"),
         (
+            &[
+                "nats-config",
+                "--cluster-dir",
+                "/nonexistent/x",
+                "--tls-dir",
+                "relative/tls",
+            ][..],
+            "--tls-dir relative/tls",
+        ),
+        (
             &["nats-config", "--leaf", "police", "--hub", "h"][..],
             "\"h\" is not HOST:PORT",
+        ),
+        (
+            &[
+                "nats-config",
+                "--leaf",
+                "police",
+                "--hub",
+                "h:7422",
+                "--hub-ca",
+                "ca.pem",
+            ][..],
+            "--hub-ca ca.pem",
         ),
         (
             &[
@@ -231,6 +290,8 @@ fn every_command_the_deployments_run_is_a_liaison_command() -> Result {
 fn the_cluster_configuration_loads_with_three_replicas() -> Result {
     let config = Config::load(Some(&root().join("deploy/config/cluster.toml")))?;
     assert_eq!(config.streams.replicas, 3);
+    // The nodes serve TLS only: the services require it.
+    assert!(config.nats.tls().required && config.nats.tls().root_ca.is_some());
     assert_eq!(liaison_kit::connect::servers(&config.nats.url).len(), 3);
     Ok(())
 }

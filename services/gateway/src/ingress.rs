@@ -34,7 +34,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument as _, error, field, info, info_span, warn};
+use tracing::{Instrument as _, field, info, info_span, warn};
 
 /// Serves ingress until `shutdown`, then finishes the requests in hand.
 pub async fn serve(
@@ -285,9 +285,7 @@ pub(crate) async fn refuse(shared: &Shared, hop: &Hop, rejected: Rejected) -> Ve
         if record.trace_id.is_empty() {
             record.trace_id = hop.trace_id().unwrap_or_default();
         }
-        if let Err(e) = shared.recorder.publish(&record).await {
-            error!(code = refusal.code(), error = %e, "Refusal record not stored");
-        }
+        shared.recorder.keep(record).await;
     }
     Verdict {
         outcome: Outcome::Refused as i32,
@@ -439,16 +437,11 @@ async fn decide(
             })
             .collect(),
     };
+    // Stored in EVENTS is accepted: the router records the collection as it
+    // routes the event (docs/decisions/0001-ingress-and-routing.md).
     let duplicate = store(shared, &accepted, context.as_ref())
         .await
         .map_err(about)?;
-    // Recorded on a re-send too: the record id de-duplicates, and a gateway
-    // that died between storing and recording is made whole here.
-    shared
-        .recorder
-        .publish(&records::collection(&accepted))
-        .await
-        .map_err(|e| about(Refusal::Unavailable(e)))?;
     let recipients: Vec<String> = accepted
         .routes
         .iter()

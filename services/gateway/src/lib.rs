@@ -151,9 +151,14 @@ impl Gateway {
             .flush()
             .await
             .map_err(|e| GatewayError::Nats(e.to_string()))?;
+        let metrics = metrics::Metrics::new();
         let shared = Arc::new(Shared {
-            recorder: records::Recorder::new(js.clone()),
-            metrics: metrics::Metrics::new(),
+            recorder: records::Recorder::new(
+                js.clone(),
+                metrics.records_kept.clone(),
+                metrics.records_dropped.clone(),
+            ),
+            metrics,
             limits: limits::Limits::new(&registry, config.gateway.max_envelope_bytes),
             config,
             registry,

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub verdict_seconds: Histogram,
     pub policy_reloads: Counter,
     pub delivery_pending: Gauge,
+    pub records_kept: Gauge,
+    pub records_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -94,6 +96,16 @@ impl Metrics {
                 "liaison_delivery_pending",
                 "Copies waiting for an agency: pending plus unacknowledged in its DELIVERY consumer.",
                 &["agency"],
+            ),
+            records_kept: r.gauge(
+                "liaison_gateway_records_kept",
+                "Records of refusals and policy changes the store could not take yet, kept to store later.",
+                &[],
+            ),
+            records_dropped: r.counter(
+                "liaison_gateway_records_dropped_total",
+                "Kept records dropped because too many were waiting (the store refused records for too long).",
+                &[],
             ),
             registry: {
                 liaison_kit::discovery::info_gauge(&r, liaison_kit::discovery::Member::Gateway);

@@ -8,24 +8,61 @@
 use crate::refusal::Refusal;
 use async_nats::HeaderMap;
 use async_nats::jetstream::Context;
+use liaison_kit::metrics::{Counter, Gauge};
 use liaison_kit::subjects;
 use liaison_kit::time::timestamp_now;
 use liaison_proto::v1::{AuditRecord, Decision, Envelope, EnvelopeAccepted, Operation, Route};
 use prost::Message;
 use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// Records kept for a later attempt at most; past it the oldest is dropped
+/// (and counted): the gateway's memory stays bounded while the store is full.
+pub const MAX_KEPT: usize = 10_000;
+/// Pauses between attempts to store kept records: the first, and the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_LONGEST: Duration = Duration::from_secs(5);
 
 /// Publishes decision records and waits for JetStream to store each.
+///
+/// Most records are part of an answer that waits for them (an envelope is
+/// accepted only once its collection record is stored). Some record what
+/// has already happened whatever the store says — a refusal answered, a
+/// policy set taken into force — and must not be lost when the store cannot
+/// take them (full, or no leader for a moment): those are [`keep`](Self::keep)ed
+/// and stored in the background, in order, once it can (the record id
+/// de-duplicates an attempt that was stored but not acknowledged).
 #[derive(Clone)]
 pub struct Recorder {
     js: Context,
     subject: String,
+    kept: Arc<Kept>,
+}
+
+/// Records waiting for the store, and whether a task is storing them.
+struct Kept {
+    queue: Mutex<VecDeque<AuditRecord>>,
+    storing: AtomicBool,
+    waiting: Gauge,
+    dropped: Counter,
 }
 
 impl Recorder {
-    pub fn new(js: Context) -> Self {
+    /// `waiting` and `dropped` report the records kept for later.
+    pub fn new(js: Context, waiting: Gauge, dropped: Counter) -> Self {
         Self {
             js,
             subject: subjects::decisions("gateway"),
+            kept: Arc::new(Kept {
+                queue: Mutex::new(VecDeque::new()),
+                storing: AtomicBool::new(false),
+                waiting,
+                dropped,
+            }),
         }
     }
 
@@ -43,6 +80,85 @@ impl Recorder {
         ack.await.map_err(|e| e.to_string())?;
         Ok(())
     }
+
+    /// Stores `record` now if the store takes it, else keeps it and stores
+    /// it in the background. For records of what has already happened.
+    pub async fn keep(&self, record: AuditRecord) {
+        // Behind records already waiting, so that the ledger keeps their order.
+        if self.waiting() == 0 {
+            match self.publish(&record).await {
+                Ok(()) => return,
+                Err(e) => warn!(error = %e, "Record not stored now; kept to store later"),
+            }
+        }
+        let len = {
+            let mut queue = lock(&self.kept.queue);
+            if queue.len() >= MAX_KEPT && queue.pop_front().is_some() {
+                self.kept.dropped.inc(&[]);
+                error!(
+                    kept = MAX_KEPT,
+                    "Oldest kept record dropped: the store has refused records for too long"
+                );
+            }
+            queue.push_back(record);
+            queue.len()
+        };
+        self.kept.waiting.set(&[], len as u64);
+        if !self.kept.storing.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.clone().store_kept());
+        }
+    }
+
+    /// Records kept and not yet stored.
+    pub fn waiting(&self) -> usize {
+        lock(&self.kept.queue).len()
+    }
+
+    /// Stores the kept records in order, pausing longer after each failure,
+    /// until none is left.
+    async fn store_kept(self) {
+        let mut pause = RETRY_FIRST;
+        loop {
+            let next = lock(&self.kept.queue).front().cloned();
+            let Some(record) = next else {
+                self.kept.storing.store(false, Ordering::Release);
+                // One kept just as this task was finishing would wait for
+                // the next failure: take it on.
+                if self.waiting() > 0 && !self.kept.storing.swap(true, Ordering::AcqRel) {
+                    continue;
+                }
+                return;
+            };
+            match self.publish(&record).await {
+                Ok(()) => {
+                    let len = {
+                        let mut queue = lock(&self.kept.queue);
+                        if queue
+                            .front()
+                            .is_some_and(|r| r.record_id == record.record_id)
+                        {
+                            queue.pop_front();
+                        }
+                        queue.len()
+                    };
+                    self.kept.waiting.set(&[], len as u64);
+                    if len == 0 {
+                        info!("Every kept record is stored");
+                    }
+                    pause = RETRY_FIRST;
+                }
+                Err(e) => {
+                    warn!(error = %e, waiting = self.waiting(), "Kept records still not stored");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RETRY_LONGEST);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The trace id of the envelope's W3C `traceparent` (at ingress, the one

@@ -13,7 +13,7 @@ use crate::records;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// What one look at the policy directory found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +38,7 @@ pub async fn record_start(shared: &Shared, started: u128) {
             policy.len()
         ),
     );
-    if let Err(e) = shared.recorder.publish(&record).await {
-        error!(error = %e, "Policy record not stored");
-    }
+    shared.recorder.keep(record).await;
 }
 
 /// Looks at the policy directory once and applies a changed, valid set.
@@ -75,9 +73,7 @@ pub async fn check(shared: &Shared, last_refused: &mut Option<String>) -> Reload
             *last_refused = None;
             info!(digest = %applied, "Policy set reloaded");
             let record = records::policy_change(&format!("{applied}:{now}"), true, reason);
-            if let Err(e) = shared.recorder.publish(&record).await {
-                error!(error = %e, "Policy record not stored");
-            }
+            shared.recorder.keep(record).await;
             Reload::Applied(applied)
         }
         Err(e) => {
@@ -93,9 +89,7 @@ pub async fn check(shared: &Shared, last_refused: &mut Option<String>) -> Reload
                 false,
                 reason.chars().take(2000).collect(),
             );
-            if let Err(e) = shared.recorder.publish(&record).await {
-                error!(error = %e, "Policy record not stored");
-            }
+            shared.recorder.keep(record).await;
             *last_refused = Some(digest);
             Reload::Refused(e.to_string())
         }

@@ -166,11 +166,15 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted, hop: &Hop) -> Res
             .map_err(|e| e.to_string())?,
         classification: envelope.classification,
     };
-    shared
-        .receipts
-        .put(&envelope.id, &receipt)
-        .await
-        .map_err(|e| e.to_string())?;
+    // With it, the collection record (its id fixed by the envelope's, so a
+    // re-routed event records nothing twice): before any disclosure record.
+    let (receipt, collection) = futures_util::future::join(
+        shared.receipts.put(&envelope.id, &receipt),
+        shared.recorder.publish(&records::collection(accepted)),
+    )
+    .await;
+    receipt.map_err(|e| e.to_string())?;
+    collection?;
     let mut copies = Copies::new(envelope);
     let mut stored = Vec::with_capacity(accepted.routes.len());
     let mut disclosures = Vec::with_capacity(accepted.routes.len());

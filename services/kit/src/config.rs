@@ -2,6 +2,7 @@
 //! (`deploy/config/liaison.toml`), then `LIAISON_<SECTION>_<KEY>` environment
 //! variables. Unknown keys and wrong types fail at start with the key named.
 
+use crate::connect::TlsOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,69 @@ pub struct NatsConfig {
     /// "always" flushes every write to disk before acknowledging it; empty
     /// keeps nats-server's default (every 2 minutes). See docs/durability.md.
     pub sync_interval: String,
+    /// Refuse a NATS server that does not offer TLS (production: true).
+    pub tls_required: bool,
+    /// The CA (PEM) that signed the NATS servers' certificates (empty: the
+    /// system's roots, if TLS is offered or required).
+    pub tls_ca: PathBuf,
+    /// This process's client certificate (PEM), where the servers verify
+    /// clients (`verify: true`); with `tls_key`.
+    pub tls_cert: PathBuf,
+    /// The client certificate's private key (PEM); with `tls_cert`.
+    pub tls_key: PathBuf,
+}
+
+impl NatsConfig {
+    /// The TLS this configuration asks for (see [`crate::connect::TlsOptions`]).
+    pub fn tls(&self) -> TlsOptions {
+        let set = |p: &PathBuf| (!p.as_os_str().is_empty()).then(|| p.clone());
+        TlsOptions {
+            required: self.tls_required,
+            root_ca: set(&self.tls_ca),
+            client_cert: set(&self.tls_cert).zip(set(&self.tls_key)),
+        }
+    }
+
+    /// Refuses a client certificate without its key or a key without its
+    /// certificate, naming the keys.
+    fn check(&self) -> Result<(), String> {
+        match (
+            self.tls_cert.as_os_str().is_empty(),
+            self.tls_key.as_os_str().is_empty(),
+        ) {
+            (false, true) => Err(format!(
+                "nats.tls_cert = {:?} is set without nats.tls_key: give the client certificate's key too",
+                self.tls_cert.display().to_string()
+            )),
+            (true, false) => Err(format!(
+                "nats.tls_key = {:?} is set without nats.tls_cert: give the client certificate too",
+                self.tls_key.display().to_string()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that every TLS file named can be used, naming the key and the
+    /// file of the first that cannot (a service calls this before connecting).
+    pub fn check_tls_files(&self) -> Result<(), String> {
+        use crate::connect::{check_certificates, check_key};
+        let named = |key: &str, path: &Path, e: crate::connect::TlsFileError| {
+            format!("{key} = {:?}: {e}", path.display().to_string())
+        };
+        let set = |p: &PathBuf| !p.as_os_str().is_empty();
+        if set(&self.tls_ca) {
+            check_certificates("root CA file", &self.tls_ca)
+                .map_err(|e| named("nats.tls_ca", &self.tls_ca, e))?;
+        }
+        if set(&self.tls_cert) {
+            check_certificates("client certificate", &self.tls_cert)
+                .map_err(|e| named("nats.tls_cert", &self.tls_cert, e))?;
+        }
+        if set(&self.tls_key) {
+            check_key(&self.tls_key).map_err(|e| named("nats.tls_key", &self.tls_key, e))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -258,6 +322,10 @@ impl Default for NatsConfig {
             user: String::new(),
             password: String::new(),
             sync_interval: String::new(),
+            tls_required: false,
+            tls_ca: PathBuf::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
@@ -365,6 +433,7 @@ impl Config {
         let config = Config::deserialize(toml::Value::Table(table))
             .map_err(|e| invalid(&origin, e.to_string()))?;
         config.streams.check().map_err(|e| invalid(&origin, e))?;
+        config.nats.check().map_err(|e| invalid(&origin, e))?;
         Ok(config)
     }
 }
@@ -511,6 +580,46 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("escalate_after"), "{err}");
+    }
+
+    #[test]
+    fn nats_tls_is_set_like_any_key_and_half_a_client_certificate_is_refused() {
+        let config =
+            Config::from_sources("", "defaults", env(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.nats.tls(), TlsOptions::default());
+        let config = Config::from_sources(
+            "[nats]\ntls_required = true\ntls_ca = \"/etc/nats-tls/ca.pem\"\n",
+            "f.toml",
+            env(&[
+                ("LIAISON_NATS_TLS_CERT", "/run/secrets/c.pem"),
+                ("LIAISON_NATS_TLS_KEY", "/run/secrets/k.pem"),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.nats.tls(),
+            TlsOptions::required("/etc/nats-tls/ca.pem")
+                .with_client_cert("/run/secrets/c.pem", "/run/secrets/k.pem")
+        );
+        let err = Config::from_sources("[nats]\ntls_cert = \"c.pem\"\n", "f.toml", env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("f.toml") && err.contains("nats.tls_cert") && err.contains("nats.tls_key"),
+            "{err}"
+        );
+        let config = Config::from_sources(
+            "[nats]\ntls_ca = \"/nonexistent/ca.pem\"\n",
+            "f.toml",
+            env(&[]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let err = config.nats.check_tls_files().err().unwrap_or_default();
+        assert!(
+            err.contains("nats.tls_ca") && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
     }
 
     #[test]

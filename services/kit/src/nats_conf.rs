@@ -9,7 +9,7 @@
 //! [`crate::nats_leaf`]; starting a server is [`crate::nats_server`].
 
 use crate::users::{Credentials, NatsUser};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How passwords appear in a rendered `authorization` block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,61 @@ pub fn authorization(users: &[NatsUser], passwords: Passwords) -> String {
     out
 }
 
+/// A nats-server's TLS: its certificate and key, the CA client (and route)
+/// certificates are verified against, and whether clients must present one.
+/// The files are referred to, never written by the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// The server's certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// CA (PEM) client certificates are verified against (`None`: none asked for).
+    pub ca: Option<PathBuf>,
+    /// Refuse clients without a certificate signed by `ca` (mutual TLS).
+    pub verify: bool,
+}
+
+/// Seconds a client has to complete the TLS handshake.
+pub const TLS_TIMEOUT_SECS: u32 = 2;
+
+/// Files in a TLS directory: `server.pem`, `server-key.pem`, `ca.pem`.
+pub const TLS_CERT_FILE: &str = "server.pem";
+pub const TLS_KEY_FILE: &str = "server-key.pem";
+pub const TLS_CA_FILE: &str = "ca.pem";
+
+impl ServerTls {
+    /// The files of `dir` ([`TLS_CERT_FILE`], [`TLS_KEY_FILE`], [`TLS_CA_FILE`]).
+    pub fn in_dir(dir: &Path, verify: bool) -> Self {
+        Self {
+            cert: dir.join(TLS_CERT_FILE),
+            key: dir.join(TLS_KEY_FILE),
+            ca: Some(dir.join(TLS_CA_FILE)),
+            verify,
+        }
+    }
+}
+
+/// A `tls { ... }` block, indented by `indent` spaces; `verify` forced on
+/// (routes: each node proves itself to the others).
+pub fn tls_block(tls: &ServerTls, indent: usize, verify: bool) -> String {
+    let pad = " ".repeat(indent);
+    let path = |p: &Path| format!("{:?}", p.display().to_string());
+    let mut out = format!(
+        "{pad}tls {{\n{pad}  cert_file: {}\n{pad}  key_file: {}\n",
+        path(&tls.cert),
+        path(&tls.key)
+    );
+    if let Some(ca) = &tls.ca {
+        out.push_str(&format!("{pad}  ca_file: {}\n", path(ca)));
+    }
+    if verify {
+        out.push_str(&format!("{pad}  verify: true\n"));
+    }
+    out.push_str(&format!("{pad}  timeout: {TLS_TIMEOUT_SECS}\n{pad}}}\n"));
+    out
+}
+
 /// One node of a cluster: where it listens and keeps its store.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -85,6 +140,9 @@ pub struct Node {
     pub store: PathBuf,
     /// JetStream `sync_interval` (e.g. "always"; `None`: nats-server's default).
     pub sync_interval: Option<String>,
+    /// TLS for clients and, with the same certificate, between the nodes
+    /// (`None`: plain, which production never is).
+    pub tls: Option<ServerTls>,
 }
 
 /// A cluster: its name and every node's route address (`host:port`).
@@ -119,18 +177,36 @@ pub fn node(cluster: &Cluster, node: &Node, users: &[NatsUser]) -> String {
         out.push_str(&format!("http: \"{host}:{port}\"\n"));
     }
     out.push_str(&format!("max_payload: {MAX_PAYLOAD}\n"));
+    if let Some(tls) = &node.tls {
+        out.push_str(
+            "# Clients must speak TLS (docs/decisions/0015-nats-tls.md); the files are not\n\
+             # generated: docs/runbooks/nats-tls.md says what each must hold.\n",
+        );
+        out.push_str(&tls_block(tls, 0, tls.verify));
+    }
     out.push_str(&jetstream(node));
+    let route_tls = node
+        .tls
+        .as_ref()
+        .map(|tls| tls_block(tls, 2, true))
+        .unwrap_or_default();
     out.push_str(&format!(
-        "cluster {{\n  name: {name:?}\n  listen: \"{host}:{port}\"\n  \
+        "cluster {{\n  name: {name:?}\n  listen: \"{host}:{port}\"\n{route_tls}  \
          authorization {{ user: {ROUTE_USER:?}, password: ${ROUTE_PASSWORD_ENV} }}\n  \
          routes: ${ROUTES_ENV}\n}}\n",
         name = cluster.name,
         port = node.cluster_port,
     ));
     if let Some(port) = node.leaf_port {
+        // Over TLS like clients: a site's leaf logs in with its agency's password.
+        let leaf_tls = node
+            .tls
+            .as_ref()
+            .map(|tls| tls_block(tls, 2, tls.verify))
+            .unwrap_or_default();
         out.push_str(&format!(
             "leafnodes {{\n  # Agency sites' leaf nodes connect here as their agency's own user.\n  \
-             listen: \"{host}:{port}\"\n}}\n"
+             listen: \"{host}:{port}\"\n{leaf_tls}}}\n"
         ));
     }
     out.push_str(&authorization(users, Passwords::Env));
@@ -202,7 +278,36 @@ mod tests {
             monitor_port: Some(8222),
             store: "/data/jetstream".into(),
             sync_interval: Some("always".into()),
+            tls: None,
         }
+    }
+
+    #[test]
+    fn a_tls_node_refers_to_its_files_for_clients_and_routes() {
+        let users = crate::users::plan(&[]);
+        let cluster = Cluster {
+            name: "liaison".into(),
+            routes: vec!["a:6222".into(), "b:6222".into(), "c:6222".into()],
+        };
+        let plain = node(&cluster, &node_at(0), &users);
+        assert!(!plain.contains("tls {"), "{plain}");
+        let mut tls_node = node_at(0);
+        tls_node.tls = Some(ServerTls::in_dir(Path::new("/etc/nats/tls"), false));
+        let text = node(&cluster, &tls_node, &users);
+        let client = "tls {\n  cert_file: \"/etc/nats/tls/server.pem\"\n  \
+                      key_file: \"/etc/nats/tls/server-key.pem\"\n  \
+                      ca_file: \"/etc/nats/tls/ca.pem\"\n  timeout: 2\n}\n";
+        assert!(text.contains(client), "{text}");
+        assert!(
+            text.contains("  tls {\n    cert_file: \"/etc/nats/tls/server.pem\"")
+                && text.contains("    verify: true\n"),
+            "routes verify each other: {text}"
+        );
+        let leaf = text.split("leafnodes {").nth(1).unwrap_or_default();
+        assert!(
+            leaf.contains("  tls {\n    cert_file: \"/etc/nats/tls/server.pem\""),
+            "agency sites' leaf nodes connect over TLS: {text}"
+        );
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct LeafSite {
     pub port: u16,
     /// The cluster's leaf-node listeners (`host:port`), for the comment.
     pub hubs: Vec<String>,
+    /// The CA (PEM file, on the site) that signed the cluster's certificates:
+    /// the connection to the cluster is then TLS, checked against it. `None`:
+    /// plain, for a cluster without TLS (never production).
+    pub hub_ca: Option<std::path::PathBuf>,
 }
 
 /// The configuration of an agency site's leaf node: local clients log in as
@@ -47,7 +51,16 @@ pub fn leaf(site: &LeafSite) -> String {
          authorization {{\n  users = [\n    {{ user: {agency:?}, password: ${LOCAL_PASSWORD_ENV} }}\n  ]\n}}\n\
          # The site's JetStream requests (reading its inbox) go to the cluster's domain.\n\
          default_js_domain: {{ \"$G\": {domain:?} }}\n\
-         leafnodes {{\n  remotes = [\n    {{ urls: ${HUB_URLS_ENV} }}\n  ]\n}}\n",
+         leafnodes {{\n  remotes = [\n    {{ urls: ${HUB_URLS_ENV}{tls} }}\n  ]\n}}\n",
+        tls = site
+            .hub_ca
+            .as_ref()
+            .map(|ca| format!(
+                ", tls: {{ ca_file: {:?}, timeout: {} }}",
+                ca.display().to_string(),
+                crate::nats_conf::TLS_TIMEOUT_SECS
+            ))
+            .unwrap_or_default(),
         domain = crate::subjects::JETSTREAM_DOMAIN,
         hubs = site.hubs.join(", "),
         host = site.host,
@@ -80,10 +93,21 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 4222,
             hubs: vec!["hub:7422".into()],
+            hub_ca: None,
         };
         let text = leaf(&site);
         assert!(text.contains("{ user: \"school-a\", password: $NATS_LOCAL_PASSWORD }"));
         assert!(text.contains("{ urls: $NATS_HUB_URLS }"));
+        let over_tls = leaf(&LeafSite {
+            hub_ca: Some("/etc/nats-tls/ca.pem".into()),
+            ..site.clone()
+        });
+        assert!(
+            over_tls.contains(
+                "{ urls: $NATS_HUB_URLS, tls: { ca_file: \"/etc/nats-tls/ca.pem\", timeout: 2 } }"
+            ),
+            "{over_tls}"
+        );
         let creds = Credentials {
             user: "school-a".into(),
             password: "pX".into(),

@@ -4,6 +4,7 @@
 //! store (optionally capped, as a small disk would be), and killed when the
 //! handle is dropped.
 
+use crate::nats_conf::{ServerTls, tls_block};
 use crate::users::{NatsUser, render_authorization};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -134,6 +135,9 @@ pub struct ServerOptions {
     /// default (most of the disk).
     pub max_file_store: Option<u64>,
     pub users: Vec<NatsUser>,
+    /// Serve clients over TLS only (`None`: plain, the development system);
+    /// with `verify`, only clients presenting a certificate signed by its CA.
+    pub tls: Option<ServerTls>,
 }
 
 /// A running child nats-server, killed on drop.
@@ -207,7 +211,7 @@ impl NatsServer {
             self.options.sync_interval.as_deref(),
             &self.options.users,
         );
-        let config = match self.options.max_file_store {
+        let mut config = match self.options.max_file_store {
             Some(bytes) => config.replacen(
                 "jetstream {\n",
                 &format!("jetstream {{\n  max_file_store: {bytes}\n"),
@@ -215,6 +219,9 @@ impl NatsServer {
             ),
             None => config,
         };
+        if let Some(tls) = &self.options.tls {
+            config.push_str(&tls_block(tls, 0, tls.verify));
+        }
         let config_path = self.work.path().join("nats-server.conf");
         std::fs::write(&config_path, config)
             .map_err(|e| ServerError::Start(format!("writing config: {e}")))?;
@@ -257,7 +264,8 @@ impl NatsServer {
         lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
     }
 
-    /// The client URL, e.g. `nats://127.0.0.1:41234`.
+    /// The client URL, e.g. `nats://127.0.0.1:41234` (also when the server
+    /// serves TLS: the client upgrades the connection as the server asks).
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
@@ -407,6 +415,7 @@ mod tests {
                 sync_interval: Some("always".into()),
                 max_file_store: Some(65536),
                 users: vec![],
+                tls: Some(ServerTls::in_dir(Path::new("/tls"), true)),
             },
             child: None,
             store: work.path().join("jetstream"),
@@ -417,6 +426,11 @@ mod tests {
         let text = std::fs::read_to_string(server.write_config()?).unwrap_or_default();
         assert!(
             text.contains("jetstream {\n  max_file_store: 65536\n  store_dir: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("tls {\n  cert_file: \"/tls/server.pem\"")
+                && text.contains("  verify: true\n"),
             "{text}"
         );
         server.set_max_file_store(None);

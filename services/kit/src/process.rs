@@ -66,7 +66,8 @@ where
         user: config.nats.user.clone(),
         password: config.nats.password.clone(),
     };
-    let client = connect(&config.nats.url, &credentials, name)
+    config.nats.check_tls_files()?;
+    let client = connect(&config.nats.url, &credentials, &config.nats.tls(), name)
         .await
         .map_err(|e| e.to_string())?;
     let shutdown = CancellationToken::new();

@@ -45,6 +45,11 @@ pub const BENCH_RAW: &str = "bench.raw";
 pub const BENCH_RAW_STREAM: &str = "BENCH_RAW";
 /// Request/reply: an auditor states who they are and why before reading the ledger.
 pub const CONSULT_REQUEST: &str = "liaison.audit.consult";
+/// Request/reply: an auditor whose consultation was granted asks for a
+/// consumer on LEDGER (auditors cannot create their own).
+pub const READ_REQUEST: &str = "liaison.audit.read";
+/// Prefix of the consumers the audit service creates for auditors.
+pub const GRANT_CONSUMER_PREFIX: &str = "grant-";
 
 /// Prefix of the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
 pub const SERVICE_API: &str = "$SRV";

@@ -83,6 +83,17 @@ fn consume(stream: &str, consumer: &str) -> Vec<String> {
     ]
 }
 
+/// JetStream API subjects to read a stream only through consumers someone
+/// else created (an auditor's, granted by the audit service once the
+/// consultation is recorded): no consumer of its own, no direct reads.
+fn granted_reads(stream: &str) -> Vec<String> {
+    vec![
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.CONSUMER.INFO.{stream}.*"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.*"),
+    ]
+}
+
 /// JetStream API subjects to read keys of a KV bucket (no watching, no writing).
 fn read_key_value(bucket: &str) -> Vec<String> {
     vec![
@@ -192,6 +203,7 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 vec![
                     s::CHECKPOINT_REQUEST.to_owned(),
                     s::CONSULT_REQUEST.to_owned(),
+                    s::READ_REQUEST.to_owned(),
                 ],
                 Member::Audit.subscriptions(),
             ]
@@ -204,8 +216,9 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 vec![
                     s::CHECKPOINT_REQUEST.to_owned(),
                     s::CONSULT_REQUEST.to_owned(),
+                    s::READ_REQUEST.to_owned(),
                 ],
-                read_stream(s::LEDGER_STREAM),
+                granted_reads(s::LEDGER_STREAM),
                 read_stream(s::CHECKPOINTS_STREAM),
             ]
             .concat(),

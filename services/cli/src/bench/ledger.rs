@@ -137,7 +137,8 @@ pub async fn over_nats(
     settle::settled(js, Duration::from_secs(600)).await?;
     let append = rate(n, started.elapsed());
 
-    let auditor = jetstream::new(system.connect_as(users::AUDITOR).await?);
+    // The audit service's own rights (an auditor's granted consumer reads the same way).
+    let auditor = jetstream::new(system.connect_as(users::AUDIT).await?);
     let verifier = liaison_audit::signer(&system.config)
         .context("loading the audit checkpoint key")?
         .verifier();

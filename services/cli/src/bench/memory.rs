@@ -101,6 +101,7 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
         sync_interval: None,
         max_file_store: None,
         users: plan.clone(),
+        tls: None,
     })?;
     let session = liaison_kit::session::Session {
         nats_url: server.url(),
@@ -111,7 +112,13 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
         telemetry: Default::default(),
     };
     let operator_credentials = session.credentials(users::OPERATOR, Path::new("<bench>"))?;
-    let operator = connect(&server.url(), &operator_credentials, users::OPERATOR).await?;
+    let operator = connect(
+        &server.url(),
+        &operator_credentials,
+        &Default::default(),
+        users::OPERATOR,
+    )
+    .await?;
     let js = jetstream::new(operator);
     liaison_kit::provision::provision(&js, &config.streams, &registry.ids()).await?;
     let mut children = Vec::new();

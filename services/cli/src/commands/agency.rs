@@ -151,7 +151,10 @@ pub(crate) async fn agency_client(
     let pem = keys::read_key(&key_path)?;
     let target = cli.target(agency.as_str())?;
     let audience = cli.load_config()?.gateway.audience;
-    AgencyClient::connect(&target.url, &target.credentials, agency, &pem, &audience)
+    let signer = liaison_kit::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
+    let mut nats = liaison_client::NatsOptions::new(&target.url, target.credentials.clone());
+    nats.tls = target.tls.clone();
+    AgencyClient::connect_with(agency, signer, &audience, &nats)
         .await
         .map_err(Into::into)
 }

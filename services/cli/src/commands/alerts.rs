@@ -64,7 +64,13 @@ pub async fn run(cli: &Cli, args: &AlertsArgs) -> Result<ExitCode> {
 
 async fn list(cli: &Cli, args: &AlertsArgs) -> Result<ExitCode> {
     let target = cli.target(users::OPERATOR)?;
-    let client = connect(&target.url, &target.credentials, "liaison-alerts-list").await?;
+    let client = connect(
+        &target.url,
+        &target.credentials,
+        &target.tls,
+        "liaison-alerts-list",
+    )
+    .await?;
     let js = async_nats::jetstream::new(client);
     let alerts = board::read(&js).await?;
     let rows = board::rows(&alerts, liaison_alerts::now_ms(), args.all);

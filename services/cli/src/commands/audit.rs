@@ -8,10 +8,11 @@ use liaison::keys;
 use liaison::progress::Progress;
 use liaison_audit::bundle::Bundle;
 use liaison_audit::checkpoint::NoteVerifier;
-use liaison_audit::consult::{AUDIENCE, ConsultReply, ConsultRequest};
+use liaison_audit::consult::{AUDIENCE, ConsultReply, ConsultRequest, Grant};
 use liaison_audit::inspect::Report;
 use liaison_audit::merkle::{self, Hash};
 use liaison_audit::replay::{self, Filter};
+use liaison_audit::verify::Access;
 use liaison_kit::config::Config;
 use liaison_kit::connect::connect;
 use liaison_kit::{subjects, users};
@@ -54,6 +55,11 @@ pub enum AuditCommand {
         /// Verify an exported bundle offline instead of the live ledger.
         #[arg(long)]
         bundle: Option<PathBuf>,
+        /// Verify the live ledger without a consultation, with the operator's
+        /// NATS credentials: for a ledger the audit service will not run on.
+        /// Not recorded in the ledger.
+        #[arg(long, conflicts_with = "bundle")]
+        unrecorded: bool,
     },
     /// Ask the audit service to sign a checkpoint now and print it.
     Checkpoint,
@@ -160,16 +166,22 @@ impl ReplayArgs {
 
 /// A progress line over the ledger's records as they are now (none if the
 /// ledger's size cannot be read: the read that follows will say why).
-async fn ledger_progress(js: &async_nats::jetstream::Context, what: &'static str) -> Progress {
-    let total = liaison_audit::verify::ledger_end(js)
-        .await
-        .map_or(0, |(_, _, records)| records);
+async fn ledger_progress(access: &Access, what: &'static str) -> Progress {
+    // Records: a LEDGER message holds a block of entries. Its last block
+    // says how many; an auditor reading through a grant cannot fetch it, so
+    // the progress line then goes without a total.
+    let total = match access {
+        Access::Granted(..) => 0,
+        Access::Direct(js) => liaison_audit::verify::ledger_end(js)
+            .await
+            .map_or(0, |(_, _, records)| records),
+    };
     Progress::new(what, total)
 }
 
 /// Prints the records that pass the filter, as the ledger is verified.
 async fn replay_ledger(
-    js: &async_nats::jetstream::Context,
+    access: &Access,
     config: &Config,
     args: &ReplayArgs,
     filter: &Filter,
@@ -191,8 +203,8 @@ async fn replay_ledger(
     }
     let mut shown = 0u64;
     let mut written = Ok(());
-    let mut progress = ledger_progress(js, "replaying").await;
-    let report = liaison_audit::verify::verify(js, &verifier, |entry, record| {
+    let mut progress = ledger_progress(access, "replaying").await;
+    let report = liaison_audit::verify::verify(access.clone(), &verifier, |entry, record| {
         progress.tick(entry.index + 1);
         if written.is_err() || !filter.matches(entry.index, record) {
             return;
@@ -244,22 +256,20 @@ pub(super) fn trusted_key(config: &Config) -> Result<NoteVerifier> {
 
 async fn auditor(cli: &Cli) -> Result<(async_nats::Client, async_nats::jetstream::Context)> {
     let target = cli.target(users::AUDITOR)?;
-    let client = connect(&target.url, &target.credentials, "liaison-auditor").await?;
+    let client = connect(
+        &target.url,
+        &target.credentials,
+        &target.tls,
+        "liaison-auditor",
+    )
+    .await?;
     Ok((client.clone(), async_nats::jetstream::new(client)))
 }
 
-/// Connects as the auditor after the audit service has recorded this
-/// consultation (`action`, `scope`) in the ledger.
-///
-/// Verification alone may go ahead unrecorded when no audit service answers
-/// (it refuses to run on a broken ledger, exactly when an auditor must be able
-/// to verify); it says so. Every other consultation needs its record.
-async fn consulted(
-    cli: &Cli,
-    who: &ConsultArgs,
-    action: &str,
-    scope: String,
-) -> Result<async_nats::jetstream::Context> {
+/// Connects as the auditor and has the audit service record this
+/// consultation (`action`, `scope`) in the ledger; the grant it answers with
+/// is the auditor's only way to read LEDGER.
+async fn consulted(cli: &Cli, who: &ConsultArgs, action: &str, scope: String) -> Result<Access> {
     let purpose = who
         .purpose
         .as_deref()
@@ -300,8 +310,11 @@ async fn consulted(
     let reply = match answer {
         Ok(reply) => reply,
         Err(e) if action == "verify" => {
-            eprintln!("warning: {e}; this verification is not recorded in the ledger");
-            return Ok(js);
+            return Err(e.context(
+                "auditors read the ledger only through a recorded consultation; to verify a \
+                 ledger the audit service will not run on, an operator can run `liaison audit \
+                 verify --unrecorded` (operator credentials; not recorded in the ledger)",
+            ));
         }
         Err(e) => {
             return Err(e.context("the consultation could not be recorded, so it is not made"));
@@ -312,17 +325,30 @@ async fn consulted(
     if !reply.granted {
         bail!("consultation refused ({}): {}", reply.code, reply.reason);
     }
-    Ok(js)
+    Ok(Access::Granted(js, Grant::new(client, &reply)))
+}
+
+/// Reads the ledger with the operator's credentials, without a
+/// consultation (a ledger the audit service will not run on); says so.
+async fn unrecorded(cli: &Cli) -> Result<Access> {
+    let target = cli.target(users::OPERATOR)?;
+    let client = connect(
+        &target.url,
+        &target.credentials,
+        &target.tls,
+        "liaison-operator",
+    )
+    .await?;
+    eprintln!(
+        "warning: reading with operator credentials; this verification is not recorded in the ledger"
+    );
+    Ok(Access::Direct(async_nats::jetstream::new(client)))
 }
 
 /// Leaf hashes of every intact record, and the latest signed checkpoint.
-async fn tree(
-    js: &async_nats::jetstream::Context,
-    verifier: &NoteVerifier,
-) -> Result<(Vec<Hash>, String)> {
-    let js = js.clone();
+async fn tree(access: &Access, verifier: &NoteVerifier) -> Result<(Vec<Hash>, String)> {
     let mut leaves = Vec::new();
-    let inspector = liaison_audit::verify::scan(&js, verifier, |entry| {
+    let inspector = liaison_audit::verify::scan(access.clone(), verifier, |entry| {
         leaves.push(merkle::leaf_hash(&entry.record))
     })
     .await
@@ -331,7 +357,7 @@ async fn tree(
     if let Some(finding) = report.first_finding {
         bail!("the ledger does not verify: {finding}");
     }
-    let notes = liaison_audit::verify::checkpoints(&js)
+    let notes = liaison_audit::verify::checkpoints(access.js())
         .await
         .map_err(|e| anyhow!(e))?;
     let latest = notes
@@ -345,7 +371,9 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
     let config = cli.load_config()?;
     let who = &args.consult;
     match &args.command {
-        AuditCommand::Verify { bundle: Some(path) } => {
+        AuditCommand::Verify {
+            bundle: Some(path), ..
+        } => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let bundle = Bundle::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -365,11 +393,18 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
             }
             Ok(print_report(&bundle.inspect(&verifier)))
         }
-        AuditCommand::Verify { bundle: None } => {
+        AuditCommand::Verify {
+            bundle: None,
+            unrecorded: recorded_not,
+        } => {
             let verifier = trusted_key(&config)?;
-            let js = consulted(cli, who, "verify", String::new()).await?;
-            let mut progress = ledger_progress(&js, "verifying").await;
-            let report = liaison_audit::verify::verify(&js, &verifier, |entry, _| {
+            let access = if *recorded_not {
+                unrecorded(cli).await?
+            } else {
+                consulted(cli, who, "verify", String::new()).await?
+            };
+            let mut progress = ledger_progress(&access, "verifying").await;
+            let report = liaison_audit::verify::verify(access, &verifier, |entry, _| {
                 progress.tick(entry.index + 1)
             })
             .await?;
@@ -396,8 +431,8 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
         }
         AuditCommand::Prove { index } => {
             let verifier = trusted_key(&config)?;
-            let js = consulted(cli, who, "prove", format!("record {index}")).await?;
-            let (leaves, note) = tree(&js, &verifier).await?;
+            let access = consulted(cli, who, "prove", format!("record {index}")).await?;
+            let (leaves, note) = tree(&access, &verifier).await?;
             let checkpoint = verifier.open(&note)?;
             let size = checkpoint.size;
             let covered = leaves
@@ -426,14 +461,14 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
             let old = verifier
                 .open(&old_note)
                 .with_context(|| format!("{}", checkpoint.display()))?;
-            let js = consulted(
+            let access = consulted(
                 cli,
                 who,
                 "consistency",
                 format!("from checkpoint size {}", old.size),
             )
             .await?;
-            let (leaves, note) = tree(&js, &verifier).await?;
+            let (leaves, note) = tree(&access, &verifier).await?;
             let new = verifier.open(&note)?;
             let covered = leaves
                 .get(..new.size as usize)
@@ -453,8 +488,8 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
         }
         AuditCommand::Export { file } => {
             let verifier = trusted_key(&config)?;
-            let js = consulted(cli, who, "export", String::new()).await?;
-            let bundle = Bundle::export(&js, &config.audit.origin, &verifier)
+            let access = consulted(cli, who, "export", String::new()).await?;
+            let bundle = Bundle::export(access, &config.audit.origin, &verifier)
                 .await
                 .map_err(|e| anyhow!(e))?;
             let report = bundle.inspect(&verifier);
@@ -472,8 +507,8 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
         AuditCommand::Restore { bundle } => super::ledger_restore::run(cli, &config, bundle).await,
         AuditCommand::Replay(args) => {
             let filter = args.filter()?;
-            let js = consulted(cli, who, "replay", args.scope()).await?;
-            replay_ledger(&js, &config, args, &filter).await
+            let access = consulted(cli, who, "replay", args.scope()).await?;
+            replay_ledger(&access, &config, args, &filter).await
         }
         AuditCommand::VerifierKey => {
             println!("{}", liaison_audit::signer(&config)?.verifier().vkey());

@@ -122,9 +122,10 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
     let verifier = liaison_audit::signer(&config)?.verifier();
-    let ledger =
-        liaison_audit::verify::verify(&async_nats::jetstream::new(auditor), &verifier, |_, _| {})
-            .await?;
+    // Verified with the audit service's own rights: auditors read LEDGER only
+    // through a recorded consultation (`liaison audit verify`).
+    let reader = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
+    let ledger = liaison_audit::verify::verify(&reader, &verifier, |_, _| {}).await?;
     println!("\nAudit ledger:");
     let code = super::audit::print_report(&ledger);
     system.shutdown().await?;

@@ -20,7 +20,13 @@ pub async fn run(cli: &Cli, config: &Config, path: &Path) -> Result<ExitCode> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let bundle = Bundle::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let target = cli.target(users::OPERATOR)?;
-    let client = connect(&target.url, &target.credentials, "liaison-restore").await?;
+    let client = connect(
+        &target.url,
+        &target.credentials,
+        &target.tls,
+        "liaison-restore",
+    )
+    .await?;
     let restored =
         liaison_audit::restore::restore(&async_nats::jetstream::new(client), &bundle, &verifier)
             .await?;

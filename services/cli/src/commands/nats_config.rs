@@ -8,7 +8,7 @@
 use super::Cli;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use liaison_kit::nats_conf::{self, Cluster, Node};
+use liaison_kit::nats_conf::{self, Cluster, Node, ServerTls};
 use liaison_kit::nats_leaf::{self, LeafSite};
 use liaison_kit::nats_secrets::{parse_env, reuse};
 use liaison_kit::nats_server::render_config;
@@ -64,6 +64,15 @@ pub struct NatsConfigArgs {
     /// users new to the registry get fresh ones.
     #[arg(long, value_name = "DIR", requires = "cluster_dir")]
     secrets_dir: Option<PathBuf>,
+    /// Serve clients and routes over TLS only, with the certificate, key and
+    /// CA in DIR on the nodes (`server.pem`, `server-key.pem`, `ca.pem`,
+    /// referred to, not written: docs/runbooks/nats-tls.md).
+    #[arg(long, value_name = "DIR", requires = "cluster_dir")]
+    tls_dir: Option<PathBuf>,
+    /// With --tls-dir: clients must also present a certificate signed by
+    /// the CA (mutual TLS); set each process's `nats.tls_cert` and `nats.tls_key`.
+    #[arg(long, requires = "tls_dir")]
+    tls_verify: bool,
     /// Print the leaf-node configuration of AGENCY's site instead (its
     /// clients connect to --host:--port).
     #[arg(long, value_name = "AGENCY")]
@@ -71,6 +80,11 @@ pub struct NatsConfigArgs {
     /// The cluster's leaf-node listeners, HOST:PORT, comma-separated (with --leaf).
     #[arg(long, value_delimiter = ',', requires = "leaf")]
     hub: Vec<String>,
+    /// With --leaf: the CA (PEM file, an absolute path on the site) that
+    /// signed the cluster's certificates; the leaf connects over TLS and
+    /// checks the cluster against it (a cluster generated with --tls-dir).
+    #[arg(long, value_name = "FILE", requires = "leaf")]
+    hub_ca: Option<PathBuf>,
 }
 
 /// Prints or writes the configuration asked for.
@@ -130,6 +144,14 @@ fn cluster(
         host_port("--routes entry", route)?;
     }
     AgencyId::parse(&args.name_prefix).context("--name-prefix must be lower-case [a-z0-9-]")?;
+    let tls = match &args.tls_dir {
+        Some(tls_dir) if !tls_dir.is_absolute() => bail!(
+            "--tls-dir {}: give the directory as the nodes see it, an absolute path",
+            tls_dir.display()
+        ),
+        Some(tls_dir) => Some(ServerTls::in_dir(tls_dir, args.tls_verify)),
+        None => None,
+    };
     let layout = Cluster {
         name: args.cluster_name.clone(),
         routes: args.routes.clone(),
@@ -150,6 +172,7 @@ fn cluster(
             monitor_port: port(args.monitor_port),
             store: args.store.clone(),
             sync_interval: sync_interval.clone(),
+            tls: tls.clone(),
         };
         let path = dir.join(format!("{}.conf", node.name));
         std::fs::write(&path, nats_conf::node(&layout, &node, &plan))
@@ -235,6 +258,14 @@ fn leaf(args: &NatsConfigArgs, agency: &str, registry: &Registry) -> Result<Exit
     } else {
         args.host.clone()
     };
+    if let Some(ca) = &args.hub_ca
+        && !ca.is_absolute()
+    {
+        bail!(
+            "--hub-ca {}: give the CA file's absolute path on the site",
+            ca.display()
+        );
+    }
     print!(
         "{}",
         nats_leaf::leaf(&LeafSite {
@@ -242,6 +273,7 @@ fn leaf(args: &NatsConfigArgs, agency: &str, registry: &Registry) -> Result<Exit
             host,
             port: args.port,
             hubs: args.hub.clone(),
+            hub_ca: args.hub_ca.clone(),
         })
     );
     Ok(ExitCode::SUCCESS)

@@ -15,7 +15,13 @@ pub async fn provision_streams(cli: &Cli) -> Result<ExitCode> {
     let config = cli.load_config()?;
     let registry = Registry::load(&config.paths.registry)?;
     let target = cli.target(users::OPERATOR)?;
-    let client = connect(&target.url, &target.credentials, "liaison-provision").await?;
+    let client = connect(
+        &target.url,
+        &target.credentials,
+        &target.tls,
+        "liaison-provision",
+    )
+    .await?;
     provision(
         &async_nats::jetstream::new(client),
         &config.streams,

@@ -42,7 +42,13 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
     let config = cli.load_config()?;
     let registry = Registry::load(&config.paths.registry)?;
     let target = cli.target(users::OPERATOR)?;
-    let client = connect(&target.url, &target.credentials, "liaison-status").await?;
+    let client = connect(
+        &target.url,
+        &target.credentials,
+        &target.tls,
+        "liaison-status",
+    )
+    .await?;
     let js = jetstream::new(client.clone());
     let mut problems: Vec<String> = Vec::new();
 

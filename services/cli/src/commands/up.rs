@@ -130,6 +130,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             alerts_telemetry,
             console,
             max_file_store: None,
+            nats_tls: None,
         },
     )
     .await?;
