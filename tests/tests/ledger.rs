@@ -188,3 +188,51 @@ async fn a_block_sent_behind_a_refused_one_is_refused_whatever_the_sequence() ->
     );
     system.shutdown().await
 }
+
+/// Large records: a batch larger than a block's 512 KiB is sent as several
+/// blocks at once, each its own message chained behind the one before (the
+/// expected last message id within a batch), and more than 64 MiB of blocks
+/// are read back whole. (Reading 5,000 blocks a pull overran the connection
+/// in the benchmark's 350 MB ledger, where nats-server closed it as a slow
+/// consumer; this test's 72 MB did not, with or without the reader's byte
+/// bound.)
+#[tokio::test]
+async fn a_batch_of_large_records_is_split_into_blocks_and_read_back_whole() -> anyhow::Result<()> {
+    use liaison_audit::batch::{self, Outcome};
+    use liaison_audit::intake::Record;
+    let mut system = start().await?;
+    system.stop_audit().await;
+    let js = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
+    let verifier = liaison_audit::signer(&system.config)?.verifier();
+    let ledger = liaison_audit::state::recover(&js, &verifier)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let records: Vec<Record> = (0..160u64)
+        .map(|n| Record {
+            bytes: AuditRecord {
+                record_id: format!("large-{n}"),
+                operation: Operation::Disclosure as i32,
+                agency: "school-a".into(),
+                purpose: "x".repeat(450 * 1024),
+                ..Default::default()
+            }
+            .encode_to_vec()
+            .into(),
+            source_seq: 2_000_000 + n,
+            id: format!("large-{n}"),
+        })
+        .collect();
+    let batch: Vec<&Record> = records.iter().collect();
+    let mut flight = batch::send(&js, &batch, &ledger.tail, &ledger.end).await;
+    let outcome = flight.outcome().await;
+    assert!(matches!(outcome, Outcome::Stored), "{outcome:?}");
+    assert_eq!(flight.staged.blocks, 160);
+    let mut read = 0;
+    let report = liaison_audit::verify::verify(&js, &verifier, |entry, _| {
+        read += u64::from(entry.index >= ledger.tail.next_index)
+    })
+    .await?;
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(read, 160);
+    system.shutdown().await
+}
