@@ -44,6 +44,17 @@ struct Pki {
     other_server_key: PathBuf,
 }
 
+/// What an attempt that should fail said (empty if it succeeded).
+async fn error_text<T, E: std::fmt::Display>(
+    attempt: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> String {
+    attempt
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
 fn pki() -> Result<Pki> {
     let dir = tempfile::tempdir()?;
     let at = |name: &str| dir.path().join(name);
@@ -174,17 +185,14 @@ async fn the_whole_system_runs_on_a_tls_only_nats_server() -> Result<()> {
     );
 
     // An agency that does not trust the partnership's CA is refused, by name.
-    let error = AgencyClient::connect_with(
+    let error = error_text(AgencyClient::connect_with(
         AgencyId::parse("police")?,
         signer("police")?,
         &audience,
         &NatsOptions::new(system.url(), system.credentials("police")?)
             .require_tls(Some(pki.other_ca.clone())),
-    )
-    .await
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    ))
+    .await;
     assert!(
         error.contains("not signed by a CA it trusts")
             && error.contains(&pki.other_ca.display().to_string()),
@@ -199,29 +207,23 @@ async fn a_client_requiring_tls_is_refused_by_a_plain_server_with_a_clear_error(
     let pki = pki()?;
     let (server, plan) = server_for_police(None)?;
     let police = credentials(&plan, "police")?;
-    let error = connect(
+    let error = error_text(connect(
         &server.url(),
         &police,
         &TlsOptions::required(&pki.ca),
         "tls-wanted",
-    )
-    .await
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    ))
+    .await;
     assert!(
         error.contains(&server.url()) && error.contains("TLS is required"),
         "{error}"
     );
     // The agency client says the same.
-    let error = liaison_client::connect::connect(
+    let error = error_text(liaison_client::connect::connect(
         &AgencyId::parse("police")?,
         &NatsOptions::new(server.url(), police.clone()).require_tls(Some(pki.ca.clone())),
-    )
-    .await
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    ))
+    .await;
     assert!(error.contains("TLS is required"), "{error}");
     // Without TLS asked for, the same user connects.
     connect(&server.url(), &police, &TlsOptions::default(), "plain").await?;
@@ -238,16 +240,13 @@ async fn a_server_certificate_from_another_ca_is_refused() -> Result<()> {
         verify: false,
     }))?;
     let police = credentials(&plan, "police")?;
-    let error = connect(
+    let error = error_text(connect(
         &server.url(),
         &police,
         &TlsOptions::required(&pki.ca),
         "trusting-ours",
-    )
-    .await
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    ))
+    .await;
     assert!(
         error.contains("not signed by a CA it trusts")
             && error.contains(&pki.ca.display().to_string()),
@@ -269,16 +268,13 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_and_accepts_one_with(
     let pki = pki()?;
     let (server, plan) = server_for_police(Some(pki.server(true)))?;
     let police = credentials(&plan, "police")?;
-    let error = connect(
+    let error = error_text(connect(
         &server.url(),
         &police,
         &TlsOptions::required(&pki.ca),
         "no-client-cert",
-    )
-    .await
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    ))
+    .await;
     assert!(error.contains("cannot connect to NATS"), "{error}");
     assert!(error.contains("client certificate"), "{error}");
 
@@ -348,22 +344,14 @@ async fn missing_or_wrong_tls_files_are_named() -> Result<()> {
         ),
     ];
     for (tls, what, path) in cases {
-        let error = connect(&server.url(), &police, &tls, "files")
-            .await
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let error = error_text(connect(&server.url(), &police, &tls, "files")).await;
         assert!(
             error.contains(what) && error.contains(&path.display().to_string()),
             "{what}: {error}"
         );
         let mut options = NatsOptions::new(server.url(), police.clone());
         options.tls = tls;
-        let error = liaison_client::connect::connect(&agency, &options)
-            .await
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let error = error_text(liaison_client::connect::connect(&agency, &options)).await;
         assert!(
             error.contains(what) && error.contains(&path.display().to_string()),
             "{what}: {error}"
@@ -374,11 +362,7 @@ async fn missing_or_wrong_tls_files_are_named() -> Result<()> {
     // A service's configuration names the key and the file, before connecting.
     let mut config = config();
     config.nats.tls_ca = missing.clone();
-    let error = System::start(config, UpOptions::default())
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = error_text(System::start(config, UpOptions::default())).await;
     assert!(
         error.contains("nats.tls_ca") && error.contains(&missing.display().to_string()),
         "{error}"
@@ -504,27 +488,21 @@ async fn an_nkey_user_reaches_its_own_subjects_and_no_others() -> Result<()> {
 
     // A seed file that is not there is named; a wrong seed is refused.
     let missing = dir.path().join("missing.nk");
-    let error = liaison_client::connect::connect(
+    let error = error_text(liaison_client::connect::connect(
         &police_id,
         &NatsOptions::with_auth(url.clone(), NatsAuth::NKeySeedFile(missing.clone())),
-    )
-    .await
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    ))
+    .await;
     assert!(
         error.contains("NKey seed file") && error.contains(&missing.display().to_string()),
         "{error}"
     );
     let stranger = secret_file(dir.path(), "stranger.nk", &KeyPair::new_user().seed()?)?;
-    let error = liaison_client::connect::connect(
+    let error = error_text(liaison_client::connect::connect(
         &police_id,
         &NatsOptions::with_auth(url.clone(), NatsAuth::NKeySeedFile(stranger)),
-    )
-    .await
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
+    ))
+    .await;
     assert!(error.contains("authorization violation"), "{error}");
     Ok(())
 }
@@ -664,11 +642,11 @@ async fn a_creds_file_connects_in_operator_mode_and_a_tampered_or_expired_one_is
         parts[2]
     );
     let tampered = secret_file(dir.path(), "tampered.creds", &creds(&tampered_jwt, &seed))?;
-    let error = liaison_client::connect::connect(&police_id, &with_creds(tampered.clone()))
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = error_text(liaison_client::connect::connect(
+        &police_id,
+        &with_creds(tampered.clone()),
+    ))
+    .await;
     assert!(
         error.contains(&tampered.display().to_string())
             && error.contains("authorization violation")
@@ -689,11 +667,11 @@ async fn a_creds_file_connects_in_operator_mode_and_a_tampered_or_expired_one_is
         )?,
     )?;
     let expired = secret_file(dir.path(), "expired.creds", &creds(&expired_jwt, &seed))?;
-    let error = liaison_client::connect::connect(&police_id, &with_creds(expired.clone()))
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = error_text(liaison_client::connect::connect(
+        &police_id,
+        &with_creds(expired.clone()),
+    ))
+    .await;
     assert!(
         error.contains(&expired.display().to_string()) && error.contains("expired"),
         "{error}"
@@ -701,11 +679,11 @@ async fn a_creds_file_connects_in_operator_mode_and_a_tampered_or_expired_one_is
 
     // Not a credentials file at all.
     let junk = secret_file(dir.path(), "junk.creds", "not credentials")?;
-    let error = liaison_client::connect::connect(&police_id, &with_creds(junk.clone()))
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = error_text(liaison_client::connect::connect(
+        &police_id,
+        &with_creds(junk.clone()),
+    ))
+    .await;
     if !(error.contains("NATS credentials file") && error.contains(&junk.display().to_string())) {
         bail!("{error}");
     }

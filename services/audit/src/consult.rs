@@ -42,7 +42,7 @@ const MAX_GRANTS: usize = 1_000;
 const CONSUMER_IDLE: Duration = Duration::from_secs(30);
 
 /// What an auditor sends (JSON), with its token in the `Liaison-Token` header.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsultRequest {
     pub auditor: String,
@@ -292,12 +292,7 @@ async fn consult(
         .and_then(|h| h.get(subjects::TOKEN_HEADER))
         .map(|v| v.as_str().to_owned());
     let (request, mut verdict) = check(verifier, token.as_deref(), &message.payload);
-    let request = request.unwrap_or(ConsultRequest {
-        auditor: String::new(),
-        purpose: String::new(),
-        action: String::new(),
-        scope: String::new(),
-    });
+    let request = request.unwrap_or_default();
     if verdict.is_ok() && grants.0.len() >= MAX_GRANTS {
         verdict = Err((
             "too_many_consultations",
@@ -362,10 +357,8 @@ async fn open_reader(
         Err((code, reason)) => {
             // Refused, and on the record like a refused consultation.
             let refused = ConsultRequest {
-                auditor: String::new(),
-                purpose: String::new(),
                 action: "read".into(),
-                scope: String::new(),
+                ..ConsultRequest::default()
             };
             let _ = record(js, writer, &refused, &Err((code, reason.clone()))).await;
             return refuse(code, reason);
