@@ -8,6 +8,7 @@
 //! (`liaison bench`).
 
 pub mod envelopes;
+pub mod hops;
 pub mod ledger;
 pub mod linkage;
 pub mod memory;
@@ -150,7 +151,10 @@ pub async fn run(
     );
     for &rate in &options.rates {
         progress(&format!("latency at {rate}/s"));
-        let raw_latency = raw::latency(&js, size, rate, options.latency_sends).await?;
+        let raw_latency = pipeline::RawLatency {
+            publish: raw::latency(&js, size, rate, options.latency_sends).await?,
+            hops: hops::latency(&operator, size, rate, options.latency_sends).await?,
+        };
         rows.extend(pipeline::latency(&clients, rate, options.latency_sends, raw_latency).await?);
     }
     settle::settled(&js, Duration::from_secs(600)).await?;

@@ -43,6 +43,14 @@ pub const CHECKPOINT_REQUEST: &str = "liaison.audit.checkpoint";
 pub const BENCH_CORE: &str = "bench.core";
 pub const BENCH_RAW: &str = "bench.raw";
 pub const BENCH_RAW_STREAM: &str = "BENCH_RAW";
+/// The raw baseline of the pipeline's hops: a request answered once its
+/// payload is stored in one stream, relayed by a consumer to a second
+/// stream, read from there.
+pub const BENCH_HOP_REQUEST: &str = "bench.hop.request";
+pub const BENCH_HOP_STORED: &str = "bench.hop.stored";
+pub const BENCH_HOP_STORED_STREAM: &str = "BENCH_HOP_STORED";
+pub const BENCH_HOP_RELAYED: &str = "bench.hop.relayed";
+pub const BENCH_HOP_RELAYED_STREAM: &str = "BENCH_HOP_RELAYED";
 /// Request/reply: an auditor states who they are and why before reading the ledger.
 pub const CONSULT_REQUEST: &str = "liaison.audit.consult";
 /// Request/reply: an auditor whose consultation was granted asks for a
