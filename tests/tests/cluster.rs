@@ -202,8 +202,15 @@ async fn leader_killed_during(envelopes: usize, senders: usize) -> Result<()> {
     ensure!(acknowledged.len() == total, "every envelope answered");
     let answered_in = started.elapsed();
 
-    system.wait_until_settled(long).await?;
-    let stored = events_by_id(&js).await?;
+    system
+        .wait_until_settled(long)
+        .await
+        .context("waiting for the system to settle")?;
+    // Read again if a JetStream request times out while the cluster settles.
+    let stored = eventually("EVENTS read whole", long, || async {
+        Ok(events_by_id(&js).await.ok())
+    })
+    .await?;
     let mut outcome = Outcome {
         lost: acknowledged
             .iter()
@@ -215,13 +222,17 @@ async fn leader_killed_during(envelopes: usize, senders: usize) -> Result<()> {
             .sum(),
     };
     let in_events = acknowledged.len() - outcome.lost;
-    let ledger = fault::ledger_shares(&system, &acknowledged, 2).await?;
+    let ledger = fault::ledger_shares(&system, &acknowledged, 2)
+        .await
+        .context("reading the ledger's shares")?;
     outcome.lost += ledger.lost;
     outcome.duplicates += ledger.duplicates;
     let mut delivered = Vec::new();
     for recipient in ["police", "council"] {
         let client = agency(&system, recipient).await?;
-        let copies = fault::read_inbox(&system, &client, &acknowledged, long).await?;
+        let copies = fault::read_inbox(&system, &client, &acknowledged, long)
+            .await
+            .with_context(|| format!("reading {recipient}'s inbox"))?;
         let seen = copies.against(&acknowledged)?;
         delivered.push(format!(
             "{recipient} {} copies of {} ids",

@@ -394,28 +394,45 @@ impl System {
     }
 
     /// Waits until every accepted envelope is routed and every decision record
-    /// is chained into the ledger, or fails after `timeout`.
+    /// is chained into the ledger, or fails after `timeout`. A consumer that
+    /// cannot be asked (a cluster electing a leader after a node was lost)
+    /// counts as not settled yet; the last such error is named on failure.
     pub async fn wait_until_settled(&self, timeout: Duration) -> Result<()> {
         let js = async_nats::jetstream::new(self.connect_as(users::OPERATOR).await?);
         let deadline = std::time::Instant::now() + timeout;
         let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        let mut last_error = None;
         loop {
             ticks.tick().await;
             let mut pending = 0;
+            let mut known = true;
             for (stream, consumer) in [
                 (subjects::EVENTS_STREAM, subjects::ROUTER_CONSUMER),
                 (subjects::DECISIONS_STREAM, subjects::LEDGER_WRITER_CONSUMER),
             ] {
-                let mut c: PullConsumer = js.get_consumer_from_stream(consumer, stream).await?;
-                let info = c.info().await?;
-                pending += info.num_pending + info.num_ack_pending as u64;
+                let asked = async {
+                    let mut c: PullConsumer = js.get_consumer_from_stream(consumer, stream).await?;
+                    let info = c.info().await?;
+                    anyhow::Ok(info.num_pending + info.num_ack_pending as u64)
+                }
+                .await;
+                match asked {
+                    Ok(n) => pending += n,
+                    Err(e) => {
+                        known = false;
+                        last_error = Some(format!("asking {stream}/{consumer}: {e}"));
+                    }
+                }
             }
-            if pending == 0 {
+            if known && pending == 0 {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
+                let error = last_error
+                    .map(|e| format!(" (last error {e})"))
+                    .unwrap_or_default();
                 return Err(anyhow!(
-                    "{pending} messages still waiting after {timeout:?}"
+                    "{pending} messages still waiting after {timeout:?}{error}"
                 ));
             }
         }
