@@ -167,7 +167,12 @@ async fn a_full_store_refuses_clearly_and_recovers_when_space_is_freed() -> Resu
         max_file_store: Some(SMALL),
         ..UpOptions::default()
     };
-    let mut system = System::start(config(), options).await?;
+    // The gateway keeps the records the store cannot take in a file of its own.
+    let dir = tempfile::tempdir()?;
+    let kept_file = dir.path().join("gateway/kept-records");
+    let mut config = config();
+    config.gateway.kept_records = kept_file.clone();
+    let mut system = System::start(config, options).await?;
     let at_start = storage(&system).await?;
     let school = agency(&system, "school-a").await?;
     let council = agency(&system, "council").await?;
@@ -217,6 +222,13 @@ async fn a_full_store_refuses_clearly_and_recovers_when_space_is_freed() -> Resu
         .await?;
     ensure!(garbage.outcome == Verdict::Refused as i32, "{garbage:?}");
     ensure!(garbage.code != "unavailable", "{garbage:?}");
+    // Its record is on disk before the refusal was answered; the gateway
+    // crashes (its memory, and the task retrying the record, gone) and
+    // starts again while the store is still full.
+    let kept_bytes = std::fs::metadata(&kept_file)?.len();
+    ensure!(kept_bytes > 0, "the kept-records file is empty");
+    system.kill_gateway().await;
+    system.start_gateway().await?;
 
     // Space is freed (the volume grown, the limit raised); senders re-send
     // what was refused, with the same ids.
@@ -248,7 +260,16 @@ async fn a_full_store_refuses_clearly_and_recovers_when_space_is_freed() -> Resu
             r.decision == liaison_proto::v1::Decision::Refused as i32 && r.code == garbage.code
         })
         .count();
-    assert_eq!(refusal_records, 1, "records of the refusal made while full");
+    assert_eq!(
+        refusal_records, 1,
+        "records of the refusal made while full, across the gateway's crash"
+    );
+    eventually(
+        "the kept-records file emptied",
+        Duration::from_secs(30),
+        || async { Ok((std::fs::metadata(&kept_file)?.len() == 0).then_some(())) },
+    )
+    .await?;
     let police = agency(&system, "police").await?;
     let police_copies =
         fault::read_inbox(&system, &police, &acknowledged, Duration::from_secs(60)).await?;

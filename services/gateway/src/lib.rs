@@ -23,6 +23,7 @@ pub mod refusal;
 pub mod reload;
 pub mod router;
 pub mod scenarios;
+pub mod spool;
 pub mod validate;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
@@ -43,6 +44,8 @@ pub enum GatewayError {
     Keys(String),
     #[error("NATS: {0}")]
     Nats(String),
+    #[error(transparent)]
+    KeptRecords(#[from] spool::SpoolError),
     #[error("router stopped: {0}")]
     Router(String),
     #[error(transparent)]
@@ -152,12 +155,21 @@ impl Gateway {
             .await
             .map_err(|e| GatewayError::Nats(e.to_string()))?;
         let metrics = metrics::Metrics::new();
+        let (spool, kept) = if config.gateway.kept_records.as_os_str().is_empty() {
+            (None, Vec::new())
+        } else {
+            let (spool, kept) = spool::Spool::open(&config.gateway.kept_records)?;
+            (Some(spool), kept)
+        };
+        let recorder = records::Recorder::new(
+            js.clone(),
+            metrics.records_kept.clone(),
+            metrics.records_dropped.clone(),
+            spool,
+        );
+        recorder.resume(kept);
         let shared = Arc::new(Shared {
-            recorder: records::Recorder::new(
-                js.clone(),
-                metrics.records_kept.clone(),
-                metrics.records_dropped.clone(),
-            ),
+            recorder,
             metrics,
             limits: limits::Limits::new(&registry, config.gateway.max_envelope_bytes),
             config,

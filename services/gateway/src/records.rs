@@ -6,6 +6,7 @@
 //! made in, so the audit service's append joins the envelope's trace.
 
 use crate::refusal::Refusal;
+use crate::spool::Spool;
 use async_nats::HeaderMap;
 use async_nats::jetstream::Context;
 use liaison_kit::metrics::{Counter, Gauge};
@@ -35,7 +36,8 @@ const RETRY_LONGEST: Duration = Duration::from_secs(5);
 /// policy set taken into force — and must not be lost when the store cannot
 /// take them (full, or no leader for a moment): those are [`keep`](Self::keep)ed
 /// and stored in the background, in order, once it can (the record id
-/// de-duplicates an attempt that was stored but not acknowledged).
+/// de-duplicates an attempt that was stored but not acknowledged). With a
+/// kept-records file ([`crate::spool`]) they also outlive the gateway.
 #[derive(Clone)]
 pub struct Recorder {
     js: Context,
@@ -45,24 +47,91 @@ pub struct Recorder {
 
 /// Records waiting for the store, and whether a task is storing them.
 struct Kept {
-    queue: Mutex<VecDeque<AuditRecord>>,
+    /// The records, and the file that mirrors them (if configured): both
+    /// changed under this one lock, so the file holds the queue's order.
+    queue: Mutex<Queue>,
     storing: AtomicBool,
     waiting: Gauge,
     dropped: Counter,
 }
 
+struct Queue {
+    records: VecDeque<AuditRecord>,
+    spool: Option<Spool>,
+}
+
+impl Queue {
+    /// Mirrors a record just kept in the file, rewriting the file with only
+    /// the records waiting once it has grown to twice the most kept.
+    fn spool(&mut self, record: &AuditRecord) {
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        let written = if spool.appended() >= 2 * MAX_KEPT {
+            spool.rewrite(&self.records)
+        } else {
+            spool.append(record)
+        };
+        if let Err(e) = written {
+            error!(error = %e, "Kept record not written to disk: it is lost if the gateway stops before the store takes it");
+        }
+    }
+
+    /// Empties the file once nothing is waiting.
+    fn stored_all(&mut self) {
+        if let Some(spool) = self.spool.as_mut()
+            && let Err(e) = spool.clear()
+        {
+            error!(error = %e, "Kept records file not emptied: its records will be stored again (once each) at the next start");
+        }
+    }
+}
+
 impl Recorder {
-    /// `waiting` and `dropped` report the records kept for later.
-    pub fn new(js: Context, waiting: Gauge, dropped: Counter) -> Self {
+    /// `waiting` and `dropped` report the records kept for later; `spool`
+    /// is the kept-records file, if one is configured.
+    pub fn new(js: Context, waiting: Gauge, dropped: Counter, spool: Option<Spool>) -> Self {
         Self {
             js,
             subject: subjects::decisions("gateway"),
             kept: Arc::new(Kept {
-                queue: Mutex::new(VecDeque::new()),
+                queue: Mutex::new(Queue {
+                    records: VecDeque::new(),
+                    spool,
+                }),
                 storing: AtomicBool::new(false),
                 waiting,
                 dropped,
             }),
+        }
+    }
+
+    /// Stores, in the background and in order, the records a gateway kept
+    /// before it stopped (read from the kept-records file), ahead of any
+    /// kept from now on.
+    pub fn resume(&self, records: Vec<AuditRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let len = {
+            let mut queue = lock(&self.kept.queue);
+            let newest = records.len().saturating_sub(MAX_KEPT);
+            for (i, record) in records.into_iter().enumerate() {
+                if i < newest {
+                    self.kept.dropped.inc(&[]);
+                } else {
+                    queue.records.push_back(record);
+                }
+            }
+            queue.records.len()
+        };
+        info!(
+            waiting = len,
+            "Records kept before the gateway stopped are being stored"
+        );
+        self.kept.waiting.set(&[], len as u64);
+        if !self.kept.storing.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.clone().store_kept());
         }
     }
 
@@ -93,15 +162,16 @@ impl Recorder {
         }
         let len = {
             let mut queue = lock(&self.kept.queue);
-            if queue.len() >= MAX_KEPT && queue.pop_front().is_some() {
+            if queue.records.len() >= MAX_KEPT && queue.records.pop_front().is_some() {
                 self.kept.dropped.inc(&[]);
                 error!(
                     kept = MAX_KEPT,
                     "Oldest kept record dropped: the store has refused records for too long"
                 );
             }
-            queue.push_back(record);
-            queue.len()
+            queue.spool(&record);
+            queue.records.push_back(record);
+            queue.records.len()
         };
         self.kept.waiting.set(&[], len as u64);
         if !self.kept.storing.swap(true, Ordering::AcqRel) {
@@ -111,7 +181,7 @@ impl Recorder {
 
     /// Records kept and not yet stored.
     pub fn waiting(&self) -> usize {
-        lock(&self.kept.queue).len()
+        lock(&self.kept.queue).records.len()
     }
 
     /// Stores the kept records in order, pausing longer after each failure,
@@ -119,7 +189,7 @@ impl Recorder {
     async fn store_kept(self) {
         let mut pause = RETRY_FIRST;
         loop {
-            let next = lock(&self.kept.queue).front().cloned();
+            let next = lock(&self.kept.queue).records.front().cloned();
             let Some(record) = next else {
                 self.kept.storing.store(false, Ordering::Release);
                 // One kept just as this task was finishing would wait for
@@ -134,12 +204,16 @@ impl Recorder {
                     let len = {
                         let mut queue = lock(&self.kept.queue);
                         if queue
+                            .records
                             .front()
                             .is_some_and(|r| r.record_id == record.record_id)
                         {
-                            queue.pop_front();
+                            queue.records.pop_front();
                         }
-                        queue.len()
+                        if queue.records.is_empty() {
+                            queue.stored_all();
+                        }
+                        queue.records.len()
                     };
                     self.kept.waiting.set(&[], len as u64);
                     if len == 0 {

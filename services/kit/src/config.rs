@@ -134,6 +134,9 @@ pub struct GatewayConfig {
     pub concurrency: usize,
     /// How often the gateway looks for a changed policy directory (0: never).
     pub policy_reload_secs: u64,
+    /// File keeping the refusal and policy records the store could not take
+    /// yet, so that they outlive a gateway restart (empty: in memory only).
+    pub kept_records: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -339,6 +342,7 @@ impl Default for GatewayConfig {
             clock_skew_secs: 30,
             concurrency: 64,
             policy_reload_secs: 2,
+            kept_records: PathBuf::new(),
         }
     }
 }
