@@ -58,16 +58,36 @@ struct Kept {
 struct Queue {
     records: VecDeque<AuditRecord>,
     spool: Option<Spool>,
+    /// Records appended to the file past which it is rewritten.
+    rewrite_at: usize,
 }
 
 impl Queue {
-    /// Mirrors a record just kept in the file, rewriting the file with only
-    /// the records waiting once it has grown to twice the most kept.
-    fn spool(&mut self, record: &AuditRecord) {
-        let Some(spool) = self.spool.as_mut() else {
+    fn new(spool: Option<Spool>) -> Self {
+        Self {
+            records: VecDeque::new(),
+            spool,
+            rewrite_at: 2 * MAX_KEPT,
+        }
+    }
+
+    /// Keeps `record` behind those waiting (dropping the oldest past
+    /// [`MAX_KEPT`]; `true` if one was) and mirrors it in the file.
+    fn keep(&mut self, record: AuditRecord) -> bool {
+        let dropped = self.records.len() >= MAX_KEPT && self.records.pop_front().is_some();
+        self.records.push_back(record);
+        self.spool_last();
+        dropped
+    }
+
+    /// Mirrors the record just kept in the file, or rewrites the file with
+    /// every record waiting (that one included) once it has grown to
+    /// `rewrite_at` records.
+    fn spool_last(&mut self) {
+        let (Some(spool), Some(record)) = (self.spool.as_mut(), self.records.back()) else {
             return;
         };
-        let written = if spool.appended() >= 2 * MAX_KEPT {
+        let written = if spool.appended() >= self.rewrite_at {
             spool.rewrite(&self.records)
         } else {
             spool.append(record)
@@ -95,10 +115,7 @@ impl Recorder {
             js,
             subject: subjects::decisions("gateway"),
             kept: Arc::new(Kept {
-                queue: Mutex::new(Queue {
-                    records: VecDeque::new(),
-                    spool,
-                }),
+                queue: Mutex::new(Queue::new(spool)),
                 storing: AtomicBool::new(false),
                 waiting,
                 dropped,
@@ -162,15 +179,13 @@ impl Recorder {
         }
         let len = {
             let mut queue = lock(&self.kept.queue);
-            if queue.records.len() >= MAX_KEPT && queue.records.pop_front().is_some() {
+            if queue.keep(record) {
                 self.kept.dropped.inc(&[]);
                 error!(
                     kept = MAX_KEPT,
                     "Oldest kept record dropped: the store has refused records for too long"
                 );
             }
-            queue.spool(&record);
-            queue.records.push_back(record);
             queue.records.len()
         };
         self.kept.waiting.set(&[], len as u64);
@@ -411,6 +426,44 @@ pub fn policy_change(id: &str, applied: bool, reason: String) -> AuditRecord {
 
 #[cfg(test)]
 mod tests {
+    use super::{AuditRecord, Queue, Spool};
+
+    #[test]
+    fn the_file_holds_every_record_waiting_across_rewrites()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("kept-records");
+        let (spool, _) = Spool::open(&path)?;
+        let mut queue = Queue::new(Some(spool));
+        queue.rewrite_at = 3;
+        let record = |i: usize| AuditRecord {
+            record_id: format!("r{i}"),
+            ..Default::default()
+        };
+        for i in 0..4 {
+            queue.keep(record(i));
+        }
+        // Two stored (as the storing task pops them), then more kept: the
+        // file is rewritten on the way, and holds exactly those waiting.
+        queue.records.pop_front();
+        queue.records.pop_front();
+        for i in 4..9 {
+            queue.keep(record(i));
+        }
+        let waiting: Vec<String> = queue.records.iter().map(|r| r.record_id.clone()).collect();
+        drop(queue);
+        let (_, found) = Spool::open(&path)?;
+        let found: Vec<String> = found.into_iter().map(|r| r.record_id).collect();
+        // Records stored may still be in the file (stored again, chained once);
+        // every record waiting is, in order, and nothing else is new.
+        assert!(
+            found.ends_with(&waiting),
+            "{found:?} should end with {waiting:?}"
+        );
+        assert!(found.len() <= waiting.len() + 2, "{found:?}");
+        Ok(())
+    }
+
     #[test]
     fn trace_ids_are_taken_only_from_well_formed_traceparents() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
