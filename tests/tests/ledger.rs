@@ -139,6 +139,24 @@ async fn two_writers_at_once_keep_one_chain_with_every_record_once() -> anyhow::
     system.shutdown().await
 }
 
+/// The system with its audit service stopped, and what its ledger writer
+/// would know on starting: a test sends blocks as that writer would.
+async fn writer_stopped() -> anyhow::Result<(
+    liaison::system::System,
+    async_nats::jetstream::Context,
+    liaison_audit::checkpoint::NoteVerifier,
+    liaison_audit::state::Ledger,
+)> {
+    let mut system = start().await?;
+    system.stop_audit().await;
+    let js = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
+    let verifier = liaison_audit::signer(&system.config)?.verifier();
+    let ledger = liaison_audit::state::recover(&js, &verifier)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    Ok((system, js, verifier, ledger))
+}
+
 /// The pipelined writer's guarantee, at the server: a block sent behind one
 /// that was refused is refused too, even when another writer appended
 /// exactly one message meanwhile, so that the stream sequence it expects
@@ -149,13 +167,7 @@ async fn a_block_sent_behind_a_refused_one_is_refused_whatever_the_sequence() ->
 {
     use liaison_audit::batch::{self, Outcome};
     use liaison_audit::intake::Record;
-    let mut system = start().await?;
-    system.stop_audit().await;
-    let js = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
-    let verifier = liaison_audit::signer(&system.config)?.verifier();
-    let ledger = liaison_audit::state::recover(&js, &verifier)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (system, js, verifier, ledger) = writer_stopped().await?;
     let record = |n: u64| Record {
         bytes: AuditRecord {
             record_id: format!("pipe-{n}"),
@@ -200,13 +212,7 @@ async fn a_block_sent_behind_a_refused_one_is_refused_whatever_the_sequence() ->
 async fn a_batch_of_large_records_is_split_into_blocks_and_read_back_whole() -> anyhow::Result<()> {
     use liaison_audit::batch::{self, Outcome};
     use liaison_audit::intake::Record;
-    let mut system = start().await?;
-    system.stop_audit().await;
-    let js = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
-    let verifier = liaison_audit::signer(&system.config)?.verifier();
-    let ledger = liaison_audit::state::recover(&js, &verifier)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (system, js, verifier, ledger) = writer_stopped().await?;
     let records: Vec<Record> = (0..160u64)
         .map(|n| Record {
             bytes: AuditRecord {

@@ -54,12 +54,8 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
     // The rebuilt deployment: streams provisioned, nothing started yet.
     let plan = users::plan(&Registry::load(&config.paths.registry)?.ids());
     let server = NatsServer::start(&ServerOptions {
-        port: None,
-        store_dir: None,
-        sync_interval: None,
-        max_file_store: None,
         users: plan.clone(),
-        tls: None,
+        ..ServerOptions::default()
     })?;
     let operator = liaison_kit::connect::connect(
         &server.url(),

@@ -101,12 +101,9 @@ impl Pki {
 fn server_for_police(tls: Option<ServerTls>) -> Result<(NatsServer, Vec<NatsUser>)> {
     let plan = users::plan(&[AgencyId::parse("police")?]);
     let server = NatsServer::start(&ServerOptions {
-        port: None,
-        store_dir: None,
-        sync_interval: None,
-        max_file_store: None,
         users: plan.clone(),
         tls,
+        ..ServerOptions::default()
     })?;
     Ok((server, plan))
 }

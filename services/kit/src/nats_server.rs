@@ -121,8 +121,9 @@ fn check_version(path: &Path) -> Result<(), ServerError> {
     }
 }
 
-/// How to run a child nats-server.
-#[derive(Debug, Clone)]
+/// How to run a child nats-server. The default: a free port, a temporary
+/// store, the server's own flush and store limit, plain, and no users.
+#[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
     /// Client port; `None` picks a free one.
     pub port: Option<u16>,
@@ -410,12 +411,10 @@ mod tests {
         let mut server = NatsServer {
             binary: PathBuf::new(),
             options: ServerOptions {
-                port: None,
-                store_dir: None,
                 sync_interval: Some("always".into()),
                 max_file_store: Some(65536),
-                users: vec![],
                 tls: Some(ServerTls::in_dir(Path::new("/tls"), true)),
+                ..ServerOptions::default()
             },
             child: None,
             store: work.path().join("jetstream"),

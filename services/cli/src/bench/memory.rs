@@ -96,12 +96,8 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
     let registry = Registry::load(&config.paths.registry)?;
     let plan = users::plan(&registry.ids());
     let server = NatsServer::start(&ServerOptions {
-        port: None,
-        store_dir: None,
-        sync_interval: None,
-        max_file_store: None,
         users: plan.clone(),
-        tls: None,
+        ..ServerOptions::default()
     })?;
     let session = liaison_kit::session::Session {
         nats_url: server.url(),
