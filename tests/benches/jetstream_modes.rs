@@ -15,7 +15,7 @@
 use async_nats::jetstream::{self, consumer, stream};
 use async_nats::{HeaderMap, header};
 use futures_util::StreamExt;
-use liaison_kit::users;
+use liaison_runtime::users;
 use liaison_tests::bench::{Clock, Took, rate};
 use std::collections::VecDeque;
 

@@ -29,8 +29,8 @@ use futures_util::StreamExt;
 use liaison_audit::checkpoint::NoteVerifier;
 use liaison_audit::inspect::Inspector;
 use liaison_audit::replay::Filter;
-use liaison_kit::users;
 use liaison_proto::v1::AuditRecord;
+use liaison_runtime::users;
 use liaison_tests::bench::{Clock, Took, publish, rate, record};
 use prost::Message;
 use std::time::Duration;
@@ -260,7 +260,7 @@ async fn over_nats(n: u64, sync_interval: &str) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    liaison_kit::telemetry::init("warn");
+    liaison_runtime::telemetry::init("warn");
     if std::env::var("LIAISON_BENCH_MEMORY").map_or(true, |s| s != "0") {
         in_memory::in_memory(1_000_000);
     }

@@ -8,8 +8,8 @@
 
 use async_nats::jetstream::{self, stream};
 use futures_util::future::join_all;
-use liaison_kit::users;
 use liaison_proto::v1::verdict::Outcome;
+use liaison_runtime::users;
 use prost::Message as _;
 use std::time::{Duration, Instant};
 

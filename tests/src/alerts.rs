@@ -7,18 +7,19 @@
 use crate::{eventually, referral};
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
-use liaison::system::System;
 use liaison_alerts::board;
 use liaison_client::AgencyClient;
-use liaison_kit::fold::Cursor;
-use liaison_kit::system::Service;
-use liaison_kit::{subjects, users};
+use liaison_core::subjects;
+use liaison_core::system::Service;
 use liaison_proto::v1::alert_issued::ThreatLevel;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{
     AlertAcknowledged, AlertEscalated, AlertIssued, Classification, Delivery, Envelope,
 };
+use liaison_runtime::fold::Cursor;
+use liaison_runtime::users;
+use liaison_system::system::System;
 use prost::Message as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

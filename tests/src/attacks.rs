@@ -6,8 +6,8 @@ use crate::key_pem;
 use anyhow::{Result, anyhow};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use liaison_kit::time::unix_now;
-use liaison_kit::tokens::{Signer, TOKEN_TYPE};
+use liaison_core::time::unix_now;
+use liaison_core::tokens::{Signer, TOKEN_TYPE};
 use serde_json::{Value, json};
 
 /// One hostile token and what its refusal must say.
@@ -93,13 +93,13 @@ pub fn all() -> Result<Vec<Attack>> {
     };
     let now = unix_now();
     // The public key an attacker can read from the registry, as an HMAC secret.
-    let public = liaison_kit::tokens::public_of_pem(&key_pem("school-a")?)
-        .map(|(_, p)| liaison_kit::tokens::public_key_text(&p))
+    let public = liaison_core::tokens::public_of_pem(&key_pem("school-a")?)
+        .map(|(_, p)| liaison_core::tokens::public_key_text(&p))
         .map_err(|e| anyhow!(e))?;
     let hmac_key = EncodingKey::from_secret(public.as_bytes());
     let police_es = EncodingKey::from_ec_pem(key_pem("police-es256")?.as_bytes())?;
     let attacker = ed_key("transport-bsp")?;
-    let attacker_public = liaison_kit::tokens::public_of_pem(&key_pem("transport-bsp")?)
+    let attacker_public = liaison_core::tokens::public_of_pem(&key_pem("transport-bsp")?)
         .map(|(_, p)| b64(&p))
         .map_err(|e| anyhow!(e))?;
     let unsigned = |h: Value| {

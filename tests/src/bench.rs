@@ -22,7 +22,7 @@ pub fn record(i: u64) -> Vec<u8> {
         purpose: "safeguarding".into(),
         legal_basis: "DPA-2018-s35".into(),
         policy_ids: vec!["ISA-EDU-01/receive".into()],
-        time: Some(liaison_kit::time::timestamp_now()),
+        time: Some(liaison_core::time::timestamp_now()),
         ..Default::default()
     }
     .encode_to_vec()

@@ -6,11 +6,11 @@
 
 use crate::{referral, set_participants};
 use anyhow::{Result, ensure};
-use liaison::system::System;
 use liaison_client::AgencyClient;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{CaseStatus, CaseStatusChanged, Classification, Envelope};
+use liaison_system::system::System;
 
 const YEAR: i64 = 365 * 24 * 3600;
 
@@ -38,7 +38,7 @@ fn case_status(owner: &AgencyClient, case: &str, change: CaseStatusChanged) -> E
         id: format!("{case}-{}", change.status),
         sender_agency: owner.agency().to_string(),
         author: format!("{}-dsl", owner.agency()),
-        sent_at: Some(liaison_kit::time::timestamp_now()),
+        sent_at: Some(liaison_core::time::timestamp_now()),
         classification: Classification::OfficialSensitive as i32,
         purpose: "counter-terrorism".into(),
         legal_basis: "DPA-2018-s35".into(),
@@ -76,7 +76,7 @@ pub async fn close_case(owner: &AgencyClient, case: &str) -> Result<()> {
         unit: "ctp-north".into(),
         reason_code: "no-further-action".into(),
         review_date: Some(prost_types::Timestamp {
-            seconds: liaison_kit::time::unix_now() as i64 + YEAR,
+            seconds: liaison_core::time::unix_now() as i64 + YEAR,
             nanos: 0,
         }),
         ..Default::default()

@@ -5,14 +5,14 @@
 //! `--secrets-dir` files hold them, and killed on drop. [`Cluster::start`]
 //! returns once every node sees the whole cluster and JetStream has a meta
 //! leader. Liaison's services are started on it with
-//! `liaison::system::System::start_on`.
+//! `liaison_system::system::System::start_on`.
 
 use crate::nats_process::{NatsProcess, free_ports};
 use crate::{eventually, http_get};
 use anyhow::{Context as _, Result, bail};
-use liaison_kit::nats_conf::{self, Node, ServerTls};
-use liaison_kit::nats_secrets::parse_env;
-use liaison_kit::users::{NatsUser, password};
+use liaison_runtime::nats_conf::{self, Node, ServerTls};
+use liaison_runtime::nats_secrets::parse_env;
+use liaison_runtime::users::{NatsUser, password};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -87,7 +87,7 @@ impl Cluster {
                 .collect(),
         };
         let env = parse_env(
-            &nats_conf::cluster_env(&layout, users, &password()),
+            &nats_conf::cluster_env(&layout, users, password().expose()),
             "nats.env",
         )?;
         let mut started = Vec::new();

@@ -9,10 +9,11 @@
 use crate::ledger;
 use anyhow::{Result, bail};
 use async_nats::jetstream::consumer::PullConsumer;
-use liaison::system::System;
 use liaison_client::{AgencyClient, Received};
-use liaison_kit::{AgencyId, subjects, users};
+use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::{Decision, Operation};
+use liaison_runtime::users;
+use liaison_system::system::System;
 use prost::Message as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash as _, Hasher as _};

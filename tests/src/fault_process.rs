@@ -6,8 +6,8 @@
 //! or SIGKILL a part of itself. What the copies prove is [`crate::fault`].
 
 use anyhow::{Context as _, Result, bail};
-use liaison::system::System;
-use liaison_kit::users;
+use liaison_runtime::users;
+use liaison_system::system::System;
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
@@ -148,7 +148,7 @@ pub fn recorder(
         binary,
         "recorder",
         &args,
-        &[("RECORDER_NATS_PASSWORD", &password)],
+        &[("RECORDER_NATS_PASSWORD", password.expose())],
         &log,
     )
 }

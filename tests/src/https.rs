@@ -1,5 +1,5 @@
 //! The harness's side of the gateway's HTTPS door: development certificates
-//! made once per checkout (under `target/tmp/`, by `liaison::devtls`, never
+//! made once per checkout (under `target/tmp/`, by `liaison_system::devtls`, never
 //! committed), and a small HTTPS client (hyper over a real rustls connection,
 //! one connection per request) whose TLS versions and client certificate a
 //! test chooses.
@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, anyhow};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
-use liaison::devtls;
+use liaison_system::devtls;
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};

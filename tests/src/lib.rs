@@ -26,17 +26,18 @@ pub mod fault_process;
 pub mod operations;
 
 use anyhow::{Result, bail};
-use liaison::system::{System, UpOptions};
 use liaison_audit::inspect::Report;
 use liaison_audit::verify::verify;
 use liaison_client::AgencyClient;
-use liaison_kit::config::Config;
-use liaison_kit::{AgencyId, users};
+use liaison_core::AgencyId;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{
     AuditRecord, Classification, Decision, Delivery, Envelope, Operation, Person, ReferralMade,
 };
+use liaison_runtime::config::Config;
+use liaison_runtime::users;
+use liaison_system::system::{System, UpOptions};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -197,7 +198,7 @@ pub fn referral(sender: &str, id: &str) -> Envelope {
         id: id.into(),
         sender_agency: sender.into(),
         author: format!("{sender}-dsl"),
-        sent_at: Some(liaison_kit::time::timestamp_now()),
+        sent_at: Some(liaison_core::time::timestamp_now()),
         classification: Classification::OfficialSensitive as i32,
         handling_caveats: vec![],
         purpose: "safeguarding".into(),
@@ -234,7 +235,7 @@ pub fn referral_of(delivery: &Delivery) -> Option<&ReferralMade> {
 
 /// Signs arbitrary `claims` with an agency's key (EdDSA), for hostile-token tests.
 pub fn sign(agency_key_of: &str, claims: &serde_json::Value) -> Result<String> {
-    let signer = liaison_kit::tokens::Signer::from_pem(&key_pem(agency_key_of)?, None)
+    let signer = liaison_core::tokens::Signer::from_pem(&key_pem(agency_key_of)?, None)
         .map_err(|e| anyhow::anyhow!(e))?;
     signer.sign(claims).map_err(|e| anyhow::anyhow!(e))
 }
@@ -418,11 +419,11 @@ pub async fn set_participants(system: &System, case: &str, participants: &[&str]
     let Some(owner) = participants.first().cloned() else {
         bail!("a case needs an owner");
     };
-    liaison_kit::participation::Store::open(&operator)
+    liaison_core::participation::Store::open(&operator)
         .await?
         .put(
             case,
-            &liaison_kit::participation::Participation {
+            &liaison_core::participation::Participation {
                 owner,
                 participants,
                 status: 0,

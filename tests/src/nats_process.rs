@@ -3,7 +3,7 @@
 //! deployment runs it), killed with SIGKILL on demand and on drop; plus
 //! free ports for it and `nats-server -t` for checking a configuration
 //! offline. A whole cluster is [`crate::cluster`]; the single server of the
-//! other suites is `liaison_kit::nats_server`.
+//! other suites is `liaison_runtime::nats_server`.
 
 use anyhow::{Context as _, Result, bail};
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// The nats-server the project uses (`LIAISON_NATS_SERVER`, PATH, `.tools/`).
 pub fn binary() -> Result<PathBuf> {
-    Ok(liaison_kit::nats_server::locate()?)
+    Ok(liaison_runtime::nats_server::locate()?)
 }
 
 /// `count` distinct ports free on 127.0.0.1 at the time of asking (each

@@ -5,9 +5,10 @@
 
 use crate::{agency, config, eventually, ledger, referral};
 use anyhow::{Result, ensure};
-use liaison::system::{System, UpOptions};
-use liaison_kit::{subjects, users};
+use liaison_core::subjects;
 use liaison_proto::v1::verdict::Outcome;
+use liaison_runtime::users;
+use liaison_system::system::{System, UpOptions};
 use prost::Message as _;
 use std::time::Duration;
 

@@ -11,13 +11,14 @@
 use crate::repo_root;
 use anyhow::{Result, bail, ensure};
 use futures_util::StreamExt as _;
-use liaison::system::System;
 use liaison_audit::consult::{AUDIENCE, ConsultReply, ConsultRequest};
 use liaison_client::AgencyClient;
-use liaison_kit::system::Service;
-use liaison_kit::{subjects, users};
+use liaison_core::subjects;
+use liaison_core::system::Service;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{AuditRecord, Decision, Delivery, Envelope, EnvelopeAccepted, Operation};
+use liaison_runtime::users;
+use liaison_system::system::System;
 use prost::Message as _;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -104,13 +105,13 @@ pub async fn consultation(
     key: &str,
 ) -> Result<(async_nats::Client, ConsultReply)> {
     let pem = std::fs::read_to_string(repo_root().join(key))?;
-    let signer = liaison_kit::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
+    let signer = liaison_core::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
     let token = signer
         .mint(
             "ig-officer",
             "ig-person",
             AUDIENCE,
-            liaison_kit::time::unix_now(),
+            liaison_core::time::unix_now(),
             300,
         )
         .map_err(anyhow::Error::msg)?;

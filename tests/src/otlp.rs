@@ -191,7 +191,7 @@ impl Receiver {
 /// process (the subscriber and its exporter are global).
 pub struct Exporting {
     pub receiver: Receiver,
-    telemetry: liaison_kit::telemetry::Telemetry,
+    telemetry: liaison_runtime::telemetry::Telemetry,
 }
 
 static EXPORTING: std::sync::OnceLock<std::result::Result<Exporting, String>> =
@@ -203,12 +203,12 @@ pub fn exporting() -> Result<&'static Exporting> {
     EXPORTING
         .get_or_init(|| {
             let receiver = Receiver::start().map_err(|e| format!("{e:#}"))?;
-            let wanted = liaison_kit::config::TelemetryConfig {
+            let wanted = liaison_runtime::config::TelemetryConfig {
                 otlp_endpoint: receiver.endpoint(),
                 service_name: "liaison-tests".into(),
                 ..Default::default()
             };
-            let telemetry = liaison_kit::telemetry::init_with("warn", &wanted, "liaison")
+            let telemetry = liaison_runtime::telemetry::init_with("warn", &wanted, "liaison")
                 .map_err(|e| e.to_string())?;
             if !telemetry.exporting() {
                 return Err("another subscriber was installed first".into());

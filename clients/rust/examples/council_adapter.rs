@@ -28,9 +28,9 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use liaison_client::adapter::{Adapter, Dirs, Outcome};
 use liaison_client::{AgencyClient, DEFAULT_AUDIENCE, NatsAuth, NatsOptions, signer_from_file};
-use liaison_kit::AgencyId;
-use liaison_kit::session::{self, Session};
-use liaison_kit::users::Credentials;
+use liaison_core::AgencyId;
+use liaison_core::Credentials;
+use liaison_core::session::{self, Session};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -84,7 +84,7 @@ fn nats_options(args: &Args) -> Result<NatsOptions> {
         (Some(creds), _) => NatsAuth::CredsFile(creds.clone()),
         (None, Some(password)) => NatsAuth::UserPassword(Credentials {
             user: args.user.clone().unwrap_or_else(|| args.agency.clone()),
-            password: password.clone(),
+            password: password.clone().into(),
         }),
         (None, None) => NatsAuth::UserPassword(session()?.credentials(&args.agency, &path)?),
     };

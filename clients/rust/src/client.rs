@@ -28,11 +28,11 @@ use crate::tokens::{SigningError, Tokens};
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::PullConsumer;
 use bytes::Bytes;
-use liaison_kit::hop::Hop;
-use liaison_kit::tokens::Signer;
-use liaison_kit::trace::{self, TraceContext};
-use liaison_kit::users::Credentials;
-use liaison_kit::{AgencyId, subjects};
+use liaison_core::Credentials;
+use liaison_core::hop::Hop;
+use liaison_core::tokens::Signer;
+use liaison_core::trace::{self, TraceContext};
+use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{Envelope, Verdict};
 use prost::Message as _;
@@ -239,7 +239,7 @@ impl AgencyClient {
             outcome = tracing::field::Empty,
             code = tracing::field::Empty,
         );
-        if liaison_kit::ids::validate_envelope_id(&envelope.id).is_ok() {
+        if liaison_core::ids::validate_envelope_id(&envelope.id).is_ok() {
             span.record("envelope_id", envelope.id.as_str());
         }
         let hop = Hop::starting(span, TraceContext::from_field(&envelope.traceparent));

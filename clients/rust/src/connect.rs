@@ -6,9 +6,9 @@
 //! user may subscribe to (docs/wire-contract.md, "Connecting").
 
 use crate::error::ConnectError;
-use liaison_kit::AgencyId;
-use liaison_kit::subjects::inbox_prefix;
-use liaison_kit::users::Credentials;
+use liaison_core::AgencyId;
+use liaison_core::Credentials;
+use liaison_core::subjects::inbox_prefix;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ impl NatsAuth {
 /// TLS to NATS (the kit's, shared with the services): required, the CA
 /// that signed the servers' certificates, and a client certificate where the
 /// servers verify clients.
-pub use liaison_kit::connect::TlsOptions;
+pub use liaison_core::connect::TlsOptions;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -124,11 +124,12 @@ pub async fn connect(
         reason,
     };
     let mut connect = match &options.auth {
-        NatsAuth::UserPassword(c) => {
-            async_nats::ConnectOptions::with_user_and_password(c.user.clone(), c.password.clone())
-        }
+        NatsAuth::UserPassword(c) => async_nats::ConnectOptions::with_user_and_password(
+            c.user.clone(),
+            c.password.expose().to_owned(),
+        ),
         NatsAuth::CredsFile(path) => {
-            let now = i64::try_from(liaison_kit::time::unix_now()).unwrap_or(i64::MAX);
+            let now = i64::try_from(liaison_core::time::unix_now()).unwrap_or(i64::MAX);
             if let Some(exp) = creds_expiry(path)?.filter(|exp| *exp <= now) {
                 return Err(ConnectError::CredsExpired {
                     path: path.display().to_string(),
@@ -153,12 +154,13 @@ pub async fn connect(
             async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
         }
     };
-    connect =
-        liaison_kit::connect::apply_tls(connect, &options.tls).map_err(|e| ConnectError::File {
+    connect = liaison_core::connect::apply_tls(connect, &options.tls).map_err(|e| {
+        ConnectError::File {
             what: e.what,
             path: e.path,
             reason: e.reason,
-        })?;
+        }
+    })?;
     let name = options
         .name
         .clone()
@@ -167,10 +169,10 @@ pub async fn connect(
         .name(name)
         .custom_inbox_prefix(inbox_prefix(agency.as_str()))
         .connection_timeout(options.connect_timeout)
-        .connect(liaison_kit::connect::servers(&options.url))
+        .connect(liaison_core::connect::servers(&options.url))
         .await
         .map_err(|e| {
-            let reason = liaison_kit::connect::explain(e.to_string(), &options.tls);
+            let reason = liaison_core::connect::explain(e.to_string(), &options.tls);
             match (&options.auth, e.kind()) {
                 (NatsAuth::CredsFile(_), async_nats::ConnectErrorKind::AuthorizationViolation) => {
                     nats_error(format!(

@@ -8,8 +8,8 @@
 //! What only the gateway knows is not checked here: the vocabulary of
 //! purposes, legal bases and caveats, the agency's size limit, and the policy.
 
-use liaison_kit::AgencyId;
-use liaison_kit::envelope_rules;
+use liaison_core::AgencyId;
+use liaison_core::envelope_rules;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{AlertIssued, CaseUpdated, Classification, Envelope, ReferralMade};
 use prost_types::Timestamp;
@@ -50,12 +50,12 @@ pub fn complete(envelope: &mut Envelope, sender: &AgencyId, author: &str) {
         envelope.author = author.to_owned();
     }
     if envelope.sent_at.is_none() {
-        envelope.sent_at = Some(liaison_kit::time::timestamp_now());
+        envelope.sent_at = Some(liaison_core::time::timestamp_now());
     }
 }
 
 /// Checks `envelope` as `sender` would send it, as the gateway does before
-/// its policy ([`liaison_kit::envelope_rules`]: the id's format, the sender,
+/// its policy ([`liaison_core::envelope_rules`]: the id's format, the sender,
 /// the required fields, the classification, the body, the case id, the
 /// bounded lists), and one rule more: a case update needs its case id, as
 /// the wire contract says.
@@ -76,7 +76,7 @@ pub fn check(envelope: &Envelope, sender: &AgencyId) -> Result<(), InvalidEnvelo
 ///
 /// ```
 /// use liaison_client::EnvelopeBuilder;
-/// use liaison_kit::AgencyId;
+/// use liaison_core::AgencyId;
 /// use liaison_proto::v1::{CaseUpdated, Classification};
 ///
 /// let council = AgencyId::parse("council").unwrap();

@@ -37,8 +37,8 @@
 //!
 //! ```no_run
 //! use liaison_client::{AgencyClient, NatsOptions, Refusal, SendError, signer_from_file};
-//! use liaison_kit::AgencyId;
-//! use liaison_kit::users::Credentials;
+//! use liaison_core::AgencyId;
+//! use liaison_core::Credentials;
 //! use liaison_proto::v1::{CaseUpdated, Classification};
 //! use std::path::Path;
 //! use std::time::Duration;
@@ -101,3 +101,6 @@ pub use reply::{ReplyDue, reply_id};
 pub use retry::RetryPolicy;
 pub use subject::{IdentifierError, Identifiers, KeyError, SubjectKey, subject_token};
 pub use tokens::{SigningError, TOKEN_LIFETIME_SECS, mint};
+
+#[cfg(test)]
+mod tests;

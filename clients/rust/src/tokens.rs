@@ -5,8 +5,8 @@
 //! for the same subject, so the gateway's verification cache serves it and
 //! its replay cache is not filled (docs/decisions/0006-tokens.md).
 
-use liaison_kit::time::unix_now;
-use liaison_kit::tokens::Signer;
+use liaison_core::time::unix_now;
+use liaison_core::tokens::Signer;
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -7,7 +7,7 @@
 //! It holds no personal data: ids, agency ids, codes and times only (not the
 //! alert's headline, advice or location).
 
-use liaison_kit::AgencyId;
+use liaison_core::AgencyId;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{Envelope, EnvelopeAccepted};
 use serde::{Deserialize, Serialize};
@@ -105,7 +105,7 @@ fn agencies<'a>(ids: impl IntoIterator<Item = &'a String>) -> Vec<AgencyId> {
 /// characters: a long alert id is replaced by a hash of it.
 pub fn escalation_id(alert_id: &str, n: u32) -> String {
     let id = format!("alert-escalated:{alert_id}:{n}");
-    if id.len() <= liaison_kit::ids::MAX_ENVELOPE_ID_LEN {
+    if id.len() <= liaison_core::ids::MAX_ENVELOPE_ID_LEN {
         return id;
     }
     let hash = hex::encode(&Sha256::digest(alert_id.as_bytes())[..16]);
@@ -327,7 +327,7 @@ pub(crate) mod tests {
         assert_eq!(escalation_id("a-1", 2), "alert-escalated:a-1:2");
         let long = "x".repeat(64);
         let id = escalation_id(&long, 3);
-        assert!(liaison_kit::ids::validate_envelope_id(&id).is_ok(), "{id}");
+        assert!(liaison_core::ids::validate_envelope_id(&id).is_ok(), "{id}");
         assert_ne!(id, escalation_id(&"y".repeat(64), 3));
         assert_eq!(escalation_number(&id), 3);
     }

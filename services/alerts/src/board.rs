@@ -8,7 +8,7 @@ use crate::AlertsError;
 use crate::alert::Alert;
 use crate::store;
 use async_nats::jetstream;
-use liaison_kit::system::Service;
+use liaison_core::system::Service;
 use liaison_proto::v1::alert_issued::ThreatLevel;
 use serde::Serialize;
 

@@ -6,11 +6,11 @@
 //! reminders). Pure: no I/O, the time is given.
 
 use crate::alert::{Alert, escalation_id};
-use liaison_kit::config::AlertsConfig;
-use liaison_kit::system::Service;
+use liaison_core::system::Service;
 use liaison_proto::v1::alert_issued::ThreatLevel;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{AlertEscalated, Envelope};
+use liaison_runtime::config::AlertsConfig;
 
 /// The purpose every escalation is raised for (the alert's own: ISA-PSA-01).
 pub const PURPOSE: &str = "protective-security";

@@ -4,7 +4,7 @@
 //! received it, which business partners among them must acknowledge it,
 //! which have (`alert_ack`, `in_reply_to` = the alert), and the escalations
 //! raised. The state lives in the `ALERTS` KV bucket with the fold cursor
-//! ([`store`], `liaison_kit::fold`): a restart resumes after the cursor, an
+//! ([`store`], `liaison_runtime::fold`): a restart resumes after the cursor, an
 //! empty bucket is rebuilt from EVENTS. When an alert's escalation is due
 //! ([`escalation`]: periods per threat level from `[alerts]`), it raises an
 //! `AlertEscalated` through the gateway's internal door, via the outbox, to
@@ -25,10 +25,10 @@ pub mod store;
 pub mod tracker;
 
 use async_nats::jetstream;
-use liaison_kit::config::Config;
-use liaison_kit::fold::{self, Cursor, FoldError};
-use liaison_kit::registry::{AgencyKind, Registry};
-use liaison_kit::system::Service;
+use liaison_core::system::Service;
+use liaison_runtime::config::Config;
+use liaison_runtime::fold::{self, Cursor, FoldError};
+use liaison_runtime::registry::{AgencyKind, Registry};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -46,9 +46,9 @@ pub enum AlertsError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
-    Telemetry(#[from] liaison_kit::ops::OpsError),
+    Telemetry(#[from] liaison_runtime::ops::OpsError),
     #[error(transparent)]
-    Discovery(#[from] liaison_kit::discovery::DiscoveryError),
+    Discovery(#[from] liaison_runtime::discovery::DiscoveryError),
 }
 
 /// The wall clock, in Unix milliseconds.
@@ -67,10 +67,10 @@ pub struct AlertsService {
     tracker: tracker::Tracker,
     dedup_window_ms: i64,
     metrics: Arc<metrics::Metrics>,
-    telemetry: Option<liaison_kit::ops::Listener>,
+    telemetry: Option<liaison_runtime::ops::Listener>,
     /// Set while EVENTS is being read: what `/readyz` and `status` report.
     ready: Arc<AtomicBool>,
-    discovery: liaison_kit::discovery::Registration,
+    discovery: liaison_runtime::discovery::Registration,
 }
 
 impl AlertsService {
@@ -87,7 +87,7 @@ impl AlertsService {
             .map(|a| a.id.clone())
             .collect();
         let telemetry = if config.telemetry.enabled() {
-            Some(liaison_kit::ops::Listener::bind(&config.telemetry.listen).await?)
+            Some(liaison_runtime::ops::Listener::bind(&config.telemetry.listen).await?)
         } else {
             None
         };
@@ -114,9 +114,9 @@ impl AlertsService {
             "Alerts state loaded"
         );
         let ready = Arc::new(AtomicBool::new(false));
-        let discovery = liaison_kit::discovery::Registration::start(
+        let discovery = liaison_runtime::discovery::Registration::start(
             &client,
-            liaison_kit::discovery::Member::Alerts,
+            liaison_runtime::discovery::Member::Alerts,
             ready.clone(),
         )
         .await?;
@@ -140,7 +140,7 @@ impl AlertsService {
     pub fn telemetry_addr(&self) -> Option<std::net::SocketAddr> {
         self.telemetry
             .as_ref()
-            .and_then(liaison_kit::ops::Listener::local_addr)
+            .and_then(liaison_runtime::ops::Listener::local_addr)
     }
 
     /// Folds EVENTS and escalates until `shutdown`.
@@ -158,7 +158,7 @@ impl AlertsService {
             discovery,
         } = self;
         let telemetry = telemetry.map(|listener| {
-            let probe = liaison_kit::ops::Probe {
+            let probe = liaison_runtime::ops::Probe {
                 registry: metrics.registry.clone(),
                 client: client.clone(),
                 bound: bound.clone(),

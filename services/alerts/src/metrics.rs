@@ -1,7 +1,7 @@
 //! The alerts service's metrics. No labels: nothing about an alert's content
 //! (not even its id) becomes a series.
 
-use liaison_kit::metrics::{Counter, Gauge, Registry};
+use liaison_runtime::metrics::{Counter, Gauge, Registry};
 use std::sync::Arc;
 
 /// Every alerts metric, registered in one [`Registry`].
@@ -38,7 +38,10 @@ impl Metrics {
                 &[],
             ),
             registry: {
-                liaison_kit::discovery::info_gauge(&r, liaison_kit::discovery::Member::Alerts);
+                liaison_runtime::discovery::info_gauge(
+                    &r,
+                    liaison_runtime::discovery::Member::Alerts,
+                );
                 Arc::new(r)
             },
         }

@@ -12,7 +12,7 @@
 use crate::alert::Alert;
 use async_nats::HeaderMap;
 use async_nats::jetstream::Context;
-use liaison_kit::system::Service;
+use liaison_core::system::Service;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{AuditRecord, Decision, Envelope, Operation};
 use prost::Message as _;
@@ -35,8 +35,8 @@ impl Recorder {
     pub async fn publish(&self, record: &AuditRecord) -> Result<(), String> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", record.record_id.as_str());
-        if let Some(context) = liaison_kit::hop::current() {
-            liaison_kit::trace::inject(&mut headers, &context);
+        if let Some(context) = liaison_core::hop::current() {
+            liaison_core::trace::inject(&mut headers, &context);
         }
         self.js
             .publish_with_headers(self.subject.clone(), headers, record.encode_to_vec().into())

@@ -10,8 +10,8 @@ use crate::alert::accepted_ms;
 use crate::tracker::Tracker;
 use crate::{AlertsError, now_ms};
 use async_nats::jetstream;
-use liaison_kit::fold::{Cursor, Event, Events, FoldError};
-use liaison_kit::hop::Hop;
+use liaison_core::hop::Hop;
+use liaison_runtime::fold::{Cursor, Event, Events, FoldError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -22,7 +22,7 @@ use tracing::{Instrument as _, info_span, warn};
 /// and sequence, nothing of its content.
 fn fold_span(event: &Event) -> Hop {
     let envelope = event.envelope();
-    let id = if liaison_kit::ids::validate_envelope_id(&envelope.id).is_ok() {
+    let id = if liaison_core::ids::validate_envelope_id(&envelope.id).is_ok() {
         envelope.id.as_str()
     } else {
         ""

@@ -1,7 +1,7 @@
 //! The alerts in the service's KV bucket (`ALERTS`), one JSON value per
 //! alert under `alert.<hash of its id>` (envelope ids may hold ':', keys may
 //! not). The bucket also holds the fold cursor and the outbox
-//! (`liaison_kit::fold`); everything in it can be rebuilt from EVENTS.
+//! (`liaison_runtime::fold`); everything in it can be rebuilt from EVENTS.
 //! Read by the service at start and by `liaison alerts` (the operator).
 
 use crate::alert::Alert;

@@ -15,10 +15,10 @@ use crate::metrics::Metrics;
 use crate::records::{self, Recorder};
 use crate::{AlertsError, store};
 use async_nats::jetstream::kv;
-use liaison_kit::AgencyId;
-use liaison_kit::fold::{Event, Outbox};
-use liaison_kit::system::Service;
-use liaison_kit::trace::TraceContext;
+use liaison_core::AgencyId;
+use liaison_core::system::Service;
+use liaison_core::trace::TraceContext;
+use liaison_runtime::fold::{Event, Outbox};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tracing::{error, info};
@@ -164,7 +164,7 @@ impl Tracker {
     /// EVENTS, so every earlier escalation's echo has been applied), and
     /// forgets alerts past retention. Whether anything new was queued.
     pub async fn queue_due(&mut self, now_ms: i64) -> Result<bool, AlertsError> {
-        let now = liaison_kit::time::timestamp_now();
+        let now = liaison_core::time::timestamp_now();
         let mut queued = false;
         let mut expired = vec![];
         for alert in self.alerts.values() {

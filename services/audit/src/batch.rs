@@ -21,7 +21,7 @@ use crate::merkle::{Hash, leaf_hash};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, publish::PublishAck};
 use async_nats::{HeaderMap, header};
-use liaison_kit::subjects;
+use liaison_core::subjects;
 use std::future::{Future, IntoFuture as _};
 use std::pin::Pin;
 

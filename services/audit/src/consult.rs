@@ -16,8 +16,8 @@ use crate::writer::Writer;
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures_util::StreamExt;
-use liaison_kit::tokens::{Claims, TokenVerifier};
-use liaison_kit::{AgencyId, subjects};
+use liaison_core::tokens::{Claims, TokenVerifier};
+use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::{AuditRecord, Decision, Operation};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
@@ -168,7 +168,7 @@ struct Auditor {
     id: AgencyId,
     #[allow(dead_code)] // shown to people reading the file
     name: String,
-    keys: Vec<liaison_kit::tokens::KeySpec>,
+    keys: Vec<liaison_core::tokens::KeySpec>,
 }
 
 /// Loads the auditors' registry into a token verifier.
@@ -237,7 +237,7 @@ fn check(
                 "no token: send a signed JWT in the Liaison-Token header".into(),
             ),
             Some(token) => verifier
-                .verify(&request.auditor, token, liaison_kit::time::unix_now())
+                .verify(&request.auditor, token, liaison_core::time::unix_now())
                 .map_err(|e| ("invalid_token", e.to_string())),
         }
     };
@@ -444,7 +444,7 @@ async fn record(
         code: code.clone(),
         reason: reason.trim().to_owned(),
         purpose: request.purpose.chars().take(256).collect(),
-        time: Some(liaison_kit::time::timestamp_now()),
+        time: Some(liaison_core::time::timestamp_now()),
         agency: AgencyId::parse(&request.auditor)
             .map(|a| a.to_string())
             .unwrap_or_default(),

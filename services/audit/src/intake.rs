@@ -13,9 +13,10 @@ use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::{self, AckKind};
 use bytes::Bytes;
 use futures_util::{FutureExt as _, StreamExt as _};
-use liaison_kit::hop::Hop;
-use liaison_kit::{AgencyId, consume, subjects, trace};
+use liaison_core::hop::Hop;
+use liaison_core::{AgencyId, subjects, trace};
 use liaison_proto::v1::{AuditRecord, Decision, Operation};
+use liaison_runtime::consume;
 use prost::Message as _;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -70,7 +71,7 @@ fn append_span(message: &jetstream::Message, record: &AuditRecord, batch: usize)
         kind = record.kind.as_str(),
         agency = name(AgencyId::parse(&record.agency).is_ok(), &record.agency),
         envelope_id = name(
-            liaison_kit::ids::validate_envelope_id(&record.envelope_id).is_ok(),
+            liaison_core::ids::validate_envelope_id(&record.envelope_id).is_ok(),
             &record.envelope_id
         ),
         batch,
@@ -142,7 +143,7 @@ pub async fn read(
 /// Each message on its own: one acknowledgement for a whole batch
 /// (AckPolicy::All) was tried and loses records — after a writer restart
 /// it also acknowledges earlier decisions still waiting to be redelivered
-/// (tests/tests/restart.rs caught it).
+/// (tests/tests/e2e/restart.rs caught it).
 pub async fn acknowledge(mut stored: mpsc::UnboundedReceiver<Vec<jetstream::Message>>) {
     while let Some(messages) = stored.recv().await {
         for message in &messages {

@@ -28,9 +28,9 @@ pub mod writer;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use async_nats::service::endpoint::Endpoint;
 use futures_util::StreamExt;
-use liaison_kit::config::Config;
-use liaison_kit::discovery::{Member, Registration};
-use liaison_kit::subjects;
+use liaison_core::subjects;
+use liaison_runtime::config::Config;
+use liaison_runtime::discovery::{Member, Registration};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -48,9 +48,9 @@ pub enum AuditError {
     #[error("ledger writer stopped: {0}")]
     Writer(String),
     #[error(transparent)]
-    Telemetry(#[from] liaison_kit::ops::OpsError),
+    Telemetry(#[from] liaison_runtime::ops::OpsError),
     #[error(transparent)]
-    Discovery(#[from] liaison_kit::discovery::DiscoveryError),
+    Discovery(#[from] liaison_runtime::discovery::DiscoveryError),
 }
 
 /// Loads the checkpoint signing key named in `config`.
@@ -72,9 +72,9 @@ pub struct AuditService {
     requests: Endpoint,
     consultations: async_nats::Subscriber,
     reads: async_nats::Subscriber,
-    auditors: liaison_kit::tokens::TokenVerifier,
+    auditors: liaison_core::tokens::TokenVerifier,
     interval: Duration,
-    telemetry: Option<liaison_kit::ops::Listener>,
+    telemetry: Option<liaison_runtime::ops::Listener>,
     /// Set while it appends: what `/readyz` and the `status` endpoint report.
     ready: Arc<AtomicBool>,
     discovery: Registration,
@@ -84,7 +84,7 @@ impl AuditService {
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, AuditError> {
         let signer = signer(&config)?;
         let telemetry = if config.telemetry.enabled() {
-            Some(liaison_kit::ops::Listener::bind(&config.telemetry.listen).await?)
+            Some(liaison_runtime::ops::Listener::bind(&config.telemetry.listen).await?)
         } else {
             None
         };
@@ -144,7 +144,7 @@ impl AuditService {
     pub fn telemetry_addr(&self) -> Option<std::net::SocketAddr> {
         self.telemetry
             .as_ref()
-            .and_then(liaison_kit::ops::Listener::local_addr)
+            .and_then(liaison_runtime::ops::Listener::local_addr)
     }
 
     /// Appends decision records and signs checkpoints until `shutdown`.
@@ -166,7 +166,7 @@ impl AuditService {
         let bound = self.ready;
         bound.store(true, Ordering::Relaxed);
         let telemetry = self.telemetry.map(|listener| {
-            let probe = liaison_kit::ops::Probe {
+            let probe = liaison_runtime::ops::Probe {
                 registry: self.writer.metrics.registry.clone(),
                 client: self.client.clone(),
                 bound: bound.clone(),
@@ -229,3 +229,6 @@ pub async fn run(
         .run(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests;

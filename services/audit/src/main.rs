@@ -1,5 +1,5 @@
 //! The audit service as its own process: `liaison-audit [CONFIG.toml]`.
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    liaison_kit::process::serve("liaison-audit", liaison_audit::run).await
+    liaison_runtime::process::serve("liaison-audit", liaison_audit::run).await
 }

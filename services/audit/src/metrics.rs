@@ -2,7 +2,7 @@
 //! the last signed checkpoint, records appended and the size of append
 //! batches. No labels: nothing about a record's content is counted.
 
-use liaison_kit::metrics::{Counter, Gauge, Histogram, Registry};
+use liaison_runtime::metrics::{Counter, Gauge, Histogram, Registry};
 use std::sync::Arc;
 
 /// Batch size buckets, in records (the writer appends at most 1,000 at once).
@@ -54,7 +54,7 @@ impl Metrics {
                 &[],
             ),
             registry: {
-                liaison_kit::discovery::info_gauge(&r, liaison_kit::discovery::Member::Audit);
+                liaison_runtime::discovery::info_gauge(&r, liaison_runtime::discovery::Member::Audit);
                 Arc::new(r)
             },
         }

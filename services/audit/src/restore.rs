@@ -14,7 +14,7 @@
 use crate::bundle::Bundle;
 use crate::checkpoint::NoteVerifier;
 use async_nats::jetstream;
-use liaison_kit::subjects;
+use liaison_core::subjects;
 use liaison_proto::v1::LedgerBlock;
 use prost::Message as _;
 

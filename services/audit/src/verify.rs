@@ -10,7 +10,7 @@ use crate::consult::Grant;
 use crate::inspect::{Inspector, Report};
 use crate::reader::Source;
 use async_nats::jetstream;
-use liaison_kit::subjects;
+use liaison_core::subjects;
 use liaison_proto::v1::{AuditRecord, LedgerBlock, LedgerEntry};
 use prost::Message as _;
 

@@ -39,7 +39,7 @@ use crate::checkpoint::{Checkpoint, NoteSigner};
 use crate::state::{Ledger, recover};
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::PullConsumer;
-use liaison_kit::subjects;
+use liaison_core::subjects;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tracing::{debug, error, info};
@@ -141,7 +141,7 @@ impl Writer {
         self.metrics.last_checkpoint_size.set(&[], size);
         self.metrics
             .last_checkpoint_time
-            .set(&[], liaison_kit::time::unix_now());
+            .set(&[], liaison_core::time::unix_now());
         ledger.latest_note = Some(note);
         Ok(())
     }

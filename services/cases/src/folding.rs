@@ -12,10 +12,10 @@ use crate::metrics::Metrics;
 use crate::state::{State, Timers};
 use crate::store;
 use async_nats::jetstream;
-use liaison_kit::fold::{Cursor, Event, Events, Outbox};
-use liaison_kit::hop::Hop;
-use liaison_kit::system::Service;
+use liaison_core::hop::Hop;
+use liaison_core::system::Service;
 use liaison_proto::v1::{AuditRecord, Envelope};
+use liaison_runtime::fold::{Cursor, Event, Events, Outbox};
 use prost::Message as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,14 +39,14 @@ pub(crate) struct Fold {
 }
 
 fn now() -> i64 {
-    i64::try_from(liaison_kit::time::unix_now()).unwrap_or(i64::MAX)
+    i64::try_from(liaison_core::time::unix_now()).unwrap_or(i64::MAX)
 }
 
 /// The `cases.fold` span of one event: its kind, id and sequence, nothing
 /// of its content.
 fn fold_span(event: &Event) -> Hop {
     let envelope = event.envelope();
-    let id = if liaison_kit::ids::validate_envelope_id(&envelope.id).is_ok() {
+    let id = if liaison_core::ids::validate_envelope_id(&envelope.id).is_ok() {
         envelope.id.as_str()
     } else {
         ""

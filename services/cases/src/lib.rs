@@ -9,7 +9,7 @@
 //! participants, status) in the `PARTICIPATION` bucket, which the gateway
 //! reads for need to know; raises PriorityChanged, ReviewDue and
 //! InformationRequestOverdue through the gateway's internal door (kit
-//! [`liaison_kit::fold::Outbox`]); records every change of a case for the
+//! [`liaison_runtime::fold::Outbox`]); records every change of a case for the
 //! ledger; and answers the gateway's case queries for an agency with the
 //! cases that agency participates in ([`query`]). It registers with the
 //! NATS service API (`liaison-cases`: the `query` and `status` endpoints)
@@ -25,12 +25,12 @@ pub mod store;
 use async_nats::jetstream;
 use async_nats::service::endpoint::Endpoint;
 use futures_util::StreamExt;
-use liaison_kit::config::Config;
-use liaison_kit::discovery::{Member, Registration};
-use liaison_kit::fold::{Cursor, FoldError, Outbox};
-use liaison_kit::ops::{Listener, OpsError, Probe};
-use liaison_kit::subjects;
-use liaison_kit::system::Service;
+use liaison_core::subjects;
+use liaison_core::system::Service;
+use liaison_runtime::config::Config;
+use liaison_runtime::discovery::{Member, Registration};
+use liaison_runtime::fold::{Cursor, FoldError, Outbox};
+use liaison_runtime::ops::{Listener, OpsError, Probe};
 use prost::Message as _;
 use state::{State, Timers};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +48,7 @@ pub enum CasesError {
     #[error(transparent)]
     Telemetry(#[from] OpsError),
     #[error(transparent)]
-    Discovery(#[from] liaison_kit::discovery::DiscoveryError),
+    Discovery(#[from] liaison_runtime::discovery::DiscoveryError),
 }
 
 /// The cases service, its state loaded from KV.
@@ -78,7 +78,7 @@ impl CasesService {
             None
         };
         let js = jetstream::new(client.clone());
-        let bucket = liaison_kit::fold::bucket(&js, Service::Cases).await?;
+        let bucket = liaison_runtime::fold::bucket(&js, Service::Cases).await?;
         let store = store::Store::open(&js, bucket.clone()).await?;
         let cursor = Cursor::new(bucket.clone(), Service::Cases);
         let after = cursor.get().await?;

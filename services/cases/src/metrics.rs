@@ -5,9 +5,9 @@
 //! content or a subject token.
 
 use crate::state::State;
-use liaison_kit::discovery::{Member, info_gauge};
-use liaison_kit::metrics::{Counter, Gauge, Registry};
 use liaison_proto::v1::CaseStatus;
+use liaison_runtime::discovery::{Member, info_gauge};
+use liaison_runtime::metrics::{Counter, Gauge, Registry};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

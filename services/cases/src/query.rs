@@ -4,7 +4,7 @@
 //! one that does not exist, so a query reveals nothing of other cases.
 
 use crate::state::{Case, State};
-use liaison_kit::lifecycle;
+use liaison_core::lifecycle;
 use liaison_proto::v1::{CaseQueryAnswer, CaseStatus, CaseView, CasesQueryRequest, OpenRequest};
 use prost::Message as _;
 use std::sync::Mutex;
@@ -65,7 +65,7 @@ pub fn answer(state: &Mutex<State>, payload: &[u8]) -> CaseQueryAnswer {
         Err(e) => return refused("malformed", format!("not a CasesQueryRequest: {e}")),
     };
     let query = request.query.unwrap_or_default();
-    let now = i64::try_from(liaison_kit::time::unix_now()).unwrap_or(i64::MAX);
+    let now = i64::try_from(liaison_core::time::unix_now()).unwrap_or(i64::MAX);
     let state = state.lock().unwrap_or_else(|p| p.into_inner());
     let participates = |case: &Case| {
         case.participants

@@ -9,8 +9,8 @@
 //! after a crash (between storing the objects and the cursor) changes
 //! nothing and raises nothing new.
 
-use liaison_kit::AgencyId;
-use liaison_kit::lifecycle;
+use liaison_core::AgencyId;
+use liaison_core::lifecycle;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{
     AuditRecord, CaseStatus, Decision, Envelope, Operation, PriorityChanged, ReviewDue,
@@ -88,7 +88,7 @@ pub struct Timers {
 }
 
 impl Timers {
-    pub fn from_config(config: &liaison_kit::config::CasesConfig) -> Self {
+    pub fn from_config(config: &liaison_runtime::config::CasesConfig) -> Self {
         Self {
             review_every: i64::try_from(config.review_every_days).unwrap_or(7) * DAY,
             former_review: i64::try_from(config.former_review_days).unwrap_or(180) * DAY,
@@ -118,7 +118,7 @@ pub struct Changes {
 
 /// The sender id of the cases service's own events.
 pub fn sender() -> AgencyId {
-    liaison_kit::system::Service::Cases.sender()
+    liaison_core::system::Service::Cases.sender()
 }
 
 fn seconds(t: Option<&prost_types::Timestamp>) -> i64 {
@@ -544,7 +544,7 @@ impl State {
             };
             changes.raise.push(self.event(
                 case,
-                liaison_kit::ids::event_id("priority", &[&cause.id, id]),
+                liaison_core::ids::event_id("priority", &[&cause.id, id]),
                 cause.sent_at,
                 Body::PriorityChanged(PriorityChanged {
                     unit: key.1.clone(),
@@ -587,7 +587,7 @@ impl State {
             if case.review_at > 0 && case.review_at <= now {
                 due.push(self.event(
                     case,
-                    liaison_kit::ids::event_id(
+                    liaison_core::ids::event_id(
                         "review-due",
                         &[&case.id, &case.review_at.to_string()],
                     ),
@@ -603,7 +603,7 @@ impl State {
                     continue;
                 }
                 due.push(Envelope {
-                    id: liaison_kit::ids::event_id("overdue", &[&request.envelope_id]),
+                    id: liaison_core::ids::event_id("overdue", &[&request.envelope_id]),
                     sender_agency: sender().to_string(),
                     author: sender().to_string(),
                     sent_at: Some(timestamp(now)),
@@ -712,7 +712,7 @@ mod tests {
         assert_eq!(changes.raise.len(), 2);
         for event in &changes.raise {
             assert!(
-                liaison_kit::ids::validate_envelope_id(&event.id).is_ok(),
+                liaison_core::ids::validate_envelope_id(&event.id).is_ok(),
                 "{}",
                 event.id
             );

@@ -6,10 +6,10 @@
 use crate::state::{Case, Changes, State, Unit, UnitKey};
 use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
-use liaison_kit::AgencyId;
-use liaison_kit::fold::FoldError;
-use liaison_kit::participation::{self, Participation};
-use liaison_kit::system::Service;
+use liaison_core::AgencyId;
+use liaison_core::participation::{self, Participation};
+use liaison_core::system::Service;
+use liaison_runtime::fold::FoldError;
 
 fn fail(reason: String) -> FoldError {
     FoldError::Store {

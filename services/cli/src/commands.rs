@@ -17,11 +17,11 @@ mod up;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use liaison_kit::config::Config;
-use liaison_kit::connect::TlsOptions;
-use liaison_kit::session::{self, Session};
-use liaison_kit::telemetry::Telemetry;
-use liaison_kit::users::Credentials;
+use liaison_core::Credentials;
+use liaison_core::connect::TlsOptions;
+use liaison_core::session::{self, Session};
+use liaison_runtime::config::Config;
+use liaison_runtime::telemetry::Telemetry;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -138,7 +138,7 @@ impl Cli {
         let mut wanted = self.load_config().map(|c| c.telemetry).unwrap_or_default();
         wanted.otlp_endpoint = self.otlp_endpoint();
         let filter = if self.verbose { "info" } else { "warn" };
-        Ok(liaison_kit::telemetry::init_with(
+        Ok(liaison_runtime::telemetry::init_with(
             filter, &wanted, "liaison",
         )?)
     }
@@ -176,7 +176,7 @@ impl Cli {
         let credentials = match (&self.user, &self.password, &session) {
             (Some(user), Some(password), _) => Credentials {
                 user: user.clone(),
-                password: password.clone(),
+                password: password.clone().into(),
             },
             (_, _, Some(s)) => s.credentials(self.user.as_deref().unwrap_or(user), &path)?,
             _ => anyhow::bail!(

@@ -4,12 +4,12 @@
 //! `cargo bench -p liaison-gateway --bench tokens`.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+use liaison_core::AgencyId;
+use liaison_core::time::unix_now;
+use liaison_core::tokens::Signer;
 use liaison_gateway::auth::Verifier;
-use liaison_kit::AgencyId;
-use liaison_kit::config::GatewayConfig;
-use liaison_kit::registry::Registry;
-use liaison_kit::time::unix_now;
-use liaison_kit::tokens::Signer;
+use liaison_runtime::config::GatewayConfig;
+use liaison_runtime::registry::Registry;
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -1,15 +1,15 @@
 //! Authentication of agency tokens: each agency signs short-lived JWTs with its
 //! own key (EdDSA or ES256, named by `kid`), verified against the registry by
-//! [`liaison_kit::tokens`]; `iss` must be the agency whose ingress subject
+//! [`liaison_core::tokens`]; `iss` must be the agency whose ingress subject
 //! carried the message. This module maps token errors onto refusals.
 
 use crate::refusal::Refusal;
-use liaison_kit::AgencyId;
-use liaison_kit::config::GatewayConfig;
-use liaison_kit::registry::Registry;
-use liaison_kit::tokens::{TokenError, TokenVerifier};
+use liaison_core::AgencyId;
+use liaison_core::tokens::{TokenError, TokenVerifier};
+use liaison_runtime::config::GatewayConfig;
+use liaison_runtime::registry::Registry;
 
-pub use liaison_kit::tokens::Claims;
+pub use liaison_core::tokens::Claims;
 
 /// Verifies agency tokens against the registry's keys.
 pub struct Verifier(TokenVerifier);

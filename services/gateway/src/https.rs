@@ -18,7 +18,7 @@ pub mod tls;
 use crate::Shared;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use liaison_kit::config::HttpsConfig;
+use liaison_runtime::config::HttpsConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

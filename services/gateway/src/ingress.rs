@@ -22,10 +22,10 @@ use crate::refusal::Refusal;
 use crate::validate;
 use async_nats::{HeaderMap, Message};
 use futures_util::StreamExt;
-use liaison_kit::hop::Hop;
-use liaison_kit::time::{timestamp_now, unix_now};
-use liaison_kit::trace::{self, TraceContext};
-use liaison_kit::{AgencyId, subjects};
+use liaison_core::hop::Hop;
+use liaison_core::time::{timestamp_now, unix_now};
+use liaison_core::trace::{self, TraceContext};
+use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{CaseStatus, Envelope, EnvelopeAccepted, Route, Verdict};
 use prost::Message as _;
@@ -192,7 +192,7 @@ pub async fn refuse_too_large(shared: &Shared, size: usize, limit: usize) -> Ver
 /// take.
 pub async fn submit_internal(
     shared: &Shared,
-    service: liaison_kit::system::Service,
+    service: liaison_core::system::Service,
     payload: &[u8],
     context: Option<TraceContext>,
 ) -> Verdict {
@@ -353,7 +353,7 @@ async fn admit(
 fn follow(hop: &mut Hop, envelope: &mut Envelope) {
     let span = hop.span();
     span.record("kind", envelope.kind());
-    if liaison_kit::ids::validate_envelope_id(&envelope.id).is_ok() {
+    if liaison_core::ids::validate_envelope_id(&envelope.id).is_ok() {
         span.record("envelope_id", envelope.id.as_str());
     }
     let field = TraceContext::from_field(&envelope.traceparent);
@@ -384,7 +384,7 @@ async fn decide(
     let about = |refusal: Refusal| from_agency(refusal).about(&envelope);
     validate::check(&envelope, &agency).map_err(about)?;
     let kind = envelope.kind();
-    let system = liaison_kit::system::is_reserved(&agency);
+    let system = liaison_core::system::is_reserved(&agency);
     if liaison_proto::SYSTEM_KINDS.contains(&kind) != system {
         return Err(about(Refusal::InvalidField {
             field: "body",
@@ -543,7 +543,7 @@ fn case_rules(
     match &envelope.body {
         Some(Body::CaseStatus(c)) => {
             let to = CaseStatus::try_from(c.status).unwrap_or(CaseStatus::Unspecified);
-            liaison_kit::lifecycle::check(status, to)
+            liaison_core::lifecycle::check(status, to)
                 .map_err(|reason| invalid("case_status.status", reason))?;
         }
         Some(Body::Participation(p)) => {

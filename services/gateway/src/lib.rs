@@ -27,9 +27,9 @@ pub mod spool;
 pub mod validate;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
-use liaison_kit::config::Config;
-use liaison_kit::registry::Registry;
-use liaison_kit::subjects;
+use liaison_core::subjects;
+use liaison_runtime::config::Config;
+use liaison_runtime::registry::Registry;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error(transparent)]
-    Registry(#[from] liaison_kit::registry::RegistryError),
+    Registry(#[from] liaison_runtime::registry::RegistryError),
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
     #[error("agency keys: {0}")]
@@ -51,9 +51,9 @@ pub enum GatewayError {
     #[error(transparent)]
     Https(#[from] https::HttpsError),
     #[error(transparent)]
-    Telemetry(#[from] liaison_kit::ops::OpsError),
+    Telemetry(#[from] liaison_runtime::ops::OpsError),
     #[error(transparent)]
-    Discovery(#[from] liaison_kit::discovery::DiscoveryError),
+    Discovery(#[from] liaison_runtime::discovery::DiscoveryError),
 }
 
 /// How often the DELIVERY consumers' pending counts are read.
@@ -65,8 +65,8 @@ pub struct Shared {
     pub registry: Registry,
     /// The policy set in force; replaced whole by a reload ([`reload`]).
     pub policy: std::sync::RwLock<Arc<policy::Policy>>,
-    pub participation: liaison_kit::participation::Store,
-    pub receipts: liaison_kit::receipts::Store,
+    pub participation: liaison_core::participation::Store,
+    pub receipts: liaison_runtime::receipts::Store,
     pub verifier: auth::Verifier,
     pub limits: limits::Limits,
     pub client: async_nats::Client,
@@ -95,10 +95,10 @@ pub struct Gateway {
     requests: Requests,
     consumer: PullConsumer,
     door: Option<https::Door>,
-    telemetry: Option<liaison_kit::ops::Listener>,
+    telemetry: Option<liaison_runtime::ops::Listener>,
     /// Set while it serves: what `/readyz` and the `status` endpoint report.
     ready: Arc<std::sync::atomic::AtomicBool>,
-    discovery: liaison_kit::discovery::Registration,
+    discovery: liaison_runtime::discovery::Registration,
 }
 
 impl Gateway {
@@ -115,15 +115,15 @@ impl Gateway {
             None
         };
         let telemetry = if config.telemetry.enabled() {
-            Some(liaison_kit::ops::Listener::bind(&config.telemetry.listen).await?)
+            Some(liaison_runtime::ops::Listener::bind(&config.telemetry.listen).await?)
         } else {
             None
         };
         let js = jetstream::new(client.clone());
-        let participation = liaison_kit::participation::Store::open(&js)
+        let participation = liaison_core::participation::Store::open(&js)
             .await
             .map_err(|e| GatewayError::Nats(e.to_string()))?;
-        let receipts = liaison_kit::receipts::Store::open(&js)
+        let receipts = liaison_runtime::receipts::Store::open(&js)
             .await
             .map_err(|e| GatewayError::Nats(e.to_string()))?;
         let consumer: PullConsumer = js
@@ -144,9 +144,9 @@ impl Gateway {
             .await
             .map_err(|e| GatewayError::Nats(format!("subscribe to the internal door: {e}")))?;
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let discovery = liaison_kit::discovery::Registration::start(
+        let discovery = liaison_runtime::discovery::Registration::start(
             &client,
-            liaison_kit::discovery::Member::Gateway,
+            liaison_runtime::discovery::Member::Gateway,
             ready.clone(),
         )
         .await?;
@@ -201,7 +201,7 @@ impl Gateway {
     pub fn telemetry_addr(&self) -> Option<std::net::SocketAddr> {
         self.telemetry
             .as_ref()
-            .and_then(liaison_kit::ops::Listener::local_addr)
+            .and_then(liaison_runtime::ops::Listener::local_addr)
     }
 
     /// Serves ingress, the HTTPS door (if configured) and routing until
@@ -231,7 +231,7 @@ impl Gateway {
         let bound = self.ready;
         bound.store(true, std::sync::atomic::Ordering::Relaxed);
         let telemetry = self.telemetry.map(|listener| {
-            let probe = liaison_kit::ops::Probe {
+            let probe = liaison_runtime::ops::Probe {
                 registry: self.shared.metrics.registry.clone(),
                 client: self.shared.client.clone(),
                 bound: bound.clone(),
@@ -271,3 +271,6 @@ pub async fn run(
 ) -> Result<(), GatewayError> {
     Gateway::start(config, client).await?.run(shutdown).await
 }
+
+#[cfg(test)]
+mod tests;

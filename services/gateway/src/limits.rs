@@ -5,8 +5,8 @@
 //! operations, so a flooding agency cannot take the gateway's CPU from others.
 
 use crate::refusal::Refusal;
-use liaison_kit::AgencyId;
-use liaison_kit::registry::{Agency, Registry};
+use liaison_core::AgencyId;
+use liaison_runtime::registry::{Agency, Registry};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;

@@ -1,5 +1,5 @@
 //! The gateway as its own process: `liaison-gateway [CONFIG.toml]`.
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    liaison_kit::process::serve("liaison-gateway", liaison_gateway::run).await
+    liaison_runtime::process::serve("liaison-gateway", liaison_gateway::run).await
 }

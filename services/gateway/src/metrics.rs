@@ -8,8 +8,8 @@
 //! wire that the registry does not know is counted as `invalid`.
 
 use crate::Shared;
-use liaison_kit::metrics::{Counter, Gauge, Histogram, Registry};
-use liaison_kit::{AgencyId, subjects};
+use liaison_core::{AgencyId, subjects};
+use liaison_runtime::metrics::{Counter, Gauge, Histogram, Registry};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -108,7 +108,7 @@ impl Metrics {
                 &[],
             ),
             registry: {
-                liaison_kit::discovery::info_gauge(&r, liaison_kit::discovery::Member::Gateway);
+                liaison_runtime::discovery::info_gauge(&r, liaison_runtime::discovery::Member::Gateway);
                 Arc::new(r)
             },
         }
@@ -127,7 +127,7 @@ pub fn agency_label<'a>(shared: &'a Shared, agency: &str) -> &'a str {
 /// The label for the sender of an accepted envelope: a registered agency's
 /// id, or a Liaison service's sender id (`liaison-linkage`, ...).
 pub fn sender_label<'a>(shared: &'a Shared, sender: &'a str) -> &'a str {
-    match liaison_kit::system::Service::of_sender(sender) {
+    match liaison_core::system::Service::of_sender(sender) {
         Some(_) => sender,
         None => agency_label(shared, sender),
     }

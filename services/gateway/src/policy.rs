@@ -8,9 +8,9 @@ use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
     PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
-use liaison_kit::AgencyId;
-use liaison_kit::registry::{Agency, Registry};
+use liaison_core::AgencyId;
 use liaison_proto::v1::{DataLabel, Envelope};
+use liaison_runtime::registry::{Agency, Registry};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -302,7 +302,7 @@ impl Policy {
         // Liaison's own services send through the internal door as
         // principals of kind "system".
         let caveats: Vec<String> = vocabulary.caveats.keys().cloned().collect();
-        for service in liaison_kit::system::Service::ALL {
+        for service in liaison_core::system::Service::ALL {
             agencies.push(agency_entity(&Agency::system(
                 service.sender(),
                 caveats.clone(),

@@ -11,8 +11,8 @@ use crate::Shared;
 use crate::ingress::{Rejected, refuse};
 use crate::records;
 use crate::refusal::Refusal;
-use liaison_kit::time::unix_now;
-use liaison_kit::{AgencyId, subjects};
+use liaison_core::time::unix_now;
+use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::{CaseQuery, CaseQueryAnswer, CasesQueryRequest};
 use prost::Message as _;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ pub async fn answer(shared: &Shared, agency: &str, token: Option<&str>, payload:
     let answer = match ask(shared, agency, token, payload).await {
         Ok(answer) => answer,
         Err(rejected) => {
-            let hop = liaison_kit::hop::Hop::continuing(
+            let hop = liaison_core::hop::Hop::continuing(
                 tracing::info_span!("gateway.query", otel.kind = "server"),
                 None,
             );
@@ -142,7 +142,7 @@ async fn ask(
 fn check(query: &CaseQuery) -> Result<(), Refusal> {
     let invalid = |field: &'static str, reason: String| Refusal::InvalidField { field, reason };
     if !query.case_id.is_empty() {
-        liaison_kit::participation::validate_case_id(&query.case_id)
+        liaison_core::participation::validate_case_id(&query.case_id)
             .map_err(|e| invalid("query.case_id", e.reason.to_owned()))?;
     }
     if query.unit.len() > 64

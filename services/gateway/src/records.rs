@@ -9,10 +9,10 @@ use crate::refusal::Refusal;
 use crate::spool::Spool;
 use async_nats::HeaderMap;
 use async_nats::jetstream::Context;
-use liaison_kit::metrics::{Counter, Gauge};
-use liaison_kit::subjects;
-use liaison_kit::time::timestamp_now;
+use liaison_core::subjects;
+use liaison_core::time::timestamp_now;
 use liaison_proto::v1::{AuditRecord, Decision, Envelope, EnvelopeAccepted, Operation, Route};
+use liaison_runtime::metrics::{Counter, Gauge};
 use prost::Message;
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -155,8 +155,8 @@ impl Recorder {
     pub async fn publish(&self, record: &AuditRecord) -> Result<(), String> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", record.record_id.as_str());
-        if let Some(context) = liaison_kit::hop::current() {
-            liaison_kit::trace::inject(&mut headers, &context);
+        if let Some(context) = liaison_core::hop::current() {
+            liaison_core::trace::inject(&mut headers, &context);
         }
         let ack = self
             .js
@@ -254,10 +254,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// the sender gave), if it is well formed; else that of the span the record
 /// is made in, if any.
 fn trace_id(traceparent: &str) -> String {
-    liaison_kit::trace::TraceParent::parse(traceparent)
+    liaison_core::trace::TraceParent::parse(traceparent)
         .ok()
         .map(|p| p.trace_id_hex())
-        .or_else(|| liaison_kit::hop::current().map(|c| c.parent.trace_id_hex()))
+        .or_else(|| liaison_core::hop::current().map(|c| c.parent.trace_id_hex()))
         .unwrap_or_default()
 }
 

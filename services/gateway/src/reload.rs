@@ -54,7 +54,7 @@ pub async fn check(shared: &Shared, last_refused: &mut Option<String>) -> Reload
     if digest == current.digest() || last_refused.as_deref() == Some(digest.as_str()) {
         return Reload::Unchanged;
     }
-    let now = liaison_kit::time::unix_now();
+    let now = liaison_core::time::unix_now();
     match Policy::load(dir, &shared.registry) {
         Ok(new) => {
             let new = Arc::new(new);

@@ -20,10 +20,10 @@
 //! ```
 
 use crate::policy::{Facts, Policy, Replied};
-use liaison_kit::AgencyId;
-use liaison_kit::registry::Registry;
+use liaison_core::AgencyId;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{Classification, DataLabel, Envelope};
+use liaison_runtime::registry::Registry;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -190,7 +190,7 @@ pub fn envelope_of(case: &Case) -> Result<Envelope, String> {
         handling_caveats: case.caveats.clone(),
         purpose: case.purpose.clone(),
         legal_basis: case.legal_basis.clone(),
-        case_id: if liaison_kit::envelope_rules::CASE_KINDS.contains(&case.kind.as_str())
+        case_id: if liaison_core::envelope_rules::CASE_KINDS.contains(&case.kind.as_str())
             || !case.participants.is_empty()
         {
             "CASE-TEST".into()

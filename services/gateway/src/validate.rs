@@ -1,10 +1,10 @@
 //! Checks on a decoded envelope before policy: the field rules every share
-//! must meet ([`liaison_kit::envelope_rules`], which the agency client checks
+//! must meet ([`liaison_core::envelope_rules`], which the agency client checks
 //! too), and that the envelope claims to come from the agency that sent it.
 
 use crate::refusal::Refusal;
-use liaison_kit::AgencyId;
-use liaison_kit::envelope_rules;
+use liaison_core::AgencyId;
+use liaison_core::envelope_rules;
 use liaison_proto::v1::Envelope;
 
 /// Checks `envelope` as sent by `agency`.

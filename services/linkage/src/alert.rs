@@ -9,8 +9,8 @@
 //! date of birth. It does not send anything ([`crate::service`] does).
 
 use crate::index::{Match, Referral};
-use liaison_kit::system::Service;
-use liaison_kit::time::timestamp_now;
+use liaison_core::system::Service;
+use liaison_core::time::timestamp_now;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{
     AuditRecord, Classification, Decision, DuplicateSubject, Envelope, Operation, ReengagementAlert,
@@ -24,7 +24,7 @@ pub struct Grounds {
     pub legal_basis: String,
 }
 
-pub use liaison_kit::ids::event_id;
+pub use liaison_core::ids::event_id;
 
 /// Derived information keeps the highest classification, and every caveat,
 /// of what it was derived from; at least OFFICIAL-SENSITIVE.
@@ -209,7 +209,7 @@ mod tests {
             "{hashed}"
         );
         assert_eq!(hashed, event_id("reengagement", &[&long, "CASE-1"]));
-        assert!(liaison_kit::ids::validate_envelope_id(&hashed).is_ok());
+        assert!(liaison_core::ids::validate_envelope_id(&hashed).is_ok());
     }
 
     #[test]

@@ -178,7 +178,7 @@ impl Index {
         let Some(envelope) = accepted.envelope.as_ref() else {
             return vec![];
         };
-        if liaison_kit::system::Service::of_sender(&envelope.sender_agency).is_some() {
+        if liaison_core::system::Service::of_sender(&envelope.sender_agency).is_some() {
             return vec![];
         }
         let at = match seconds(accepted.accepted_at.as_ref()) {

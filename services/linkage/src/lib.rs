@@ -32,7 +32,7 @@ pub mod store;
 
 pub use service::{LinkageError, LinkageService};
 
-use liaison_kit::config::Config;
+use liaison_runtime::config::Config;
 use tokio_util::sync::CancellationToken;
 
 /// Starts the linkage service and serves until `shutdown`.
@@ -46,3 +46,6 @@ pub async fn run(
         .run(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,5 @@
 //! The linkage service as its own process: `liaison-linkage [CONFIG.toml]`.
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    liaison_kit::process::serve("liaison-linkage", liaison_linkage::run).await
+    liaison_runtime::process::serve("liaison-linkage", liaison_linkage::run).await
 }

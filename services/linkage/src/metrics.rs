@@ -4,8 +4,8 @@
 //! has applied. Labels are message kinds only: never a token, a case id or
 //! an agency's content.
 
-use liaison_kit::discovery::{Member, info_gauge};
-use liaison_kit::metrics::{Counter, Gauge, Registry};
+use liaison_runtime::discovery::{Member, info_gauge};
+use liaison_runtime::metrics::{Counter, Gauge, Registry};
 use std::sync::Arc;
 
 /// Every linkage metric, registered in one [`Registry`].

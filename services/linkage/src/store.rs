@@ -6,7 +6,7 @@
 //! | `subject.<40 hex: SHA-256 of the token>` | JSON: the token, its cases, its referrals in the window, the last event applied |
 //! | `case.<case id>` | JSON: owner, live or closed, review date, tokens, the last event applied |
 //! | `meta.decided` | the last EVENTS sequence whose matches are all in the outbox |
-//! | `meta.cursor`, `outbox.*` | kit's [`Cursor`](liaison_kit::fold::Cursor) and [`Outbox`](liaison_kit::fold::Outbox) |
+//! | `meta.cursor`, `outbox.*` | kit's [`Cursor`](liaison_runtime::fold::Cursor) and [`Outbox`](liaison_runtime::fold::Outbox) |
 //!
 //! Storing is incremental: only what changed since the last store is
 //! written. It goes in this order — `meta.decided`, the changed entries, then
@@ -116,7 +116,7 @@ impl IndexStore {
         &self,
         index: &mut Index,
         seq: u64,
-        cursor: &liaison_kit::fold::Cursor,
+        cursor: &liaison_runtime::fold::Cursor,
     ) -> Result<(), StoreError> {
         let fail = |e: String| StoreError(e);
         self.kv

@@ -4,7 +4,7 @@
 //!
 //! - `gateway`, `audit`: the service exactly as its own binary runs it
 //!   (`liaison-gateway CONFIG.toml`, `liaison-audit CONFIG.toml`: the same
-//!   `liaison_kit::process::serve` call); built here because an integration
+//!   `liaison_runtime::process::serve` call); built here because an integration
 //!   test can only find the binaries of its own crate;
 //! - `recorder`: an agency system reading its inbox —
 //!   `fault-process URL AGENCY OUT [N hang|stop]`, the NATS password in
@@ -23,8 +23,8 @@
 
 use anyhow::{Context as _, Result, bail};
 use liaison_client::{AgencyClient, DEFAULT_AUDIENCE};
-use liaison_kit::AgencyId;
-use liaison_kit::users::Credentials;
+use liaison_core::AgencyId;
+use liaison_core::Credentials;
 use liaison_tests::fault::Handed;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -35,10 +35,10 @@ use std::time::Duration;
 async fn main() -> ExitCode {
     let role = std::env::var("FAULT_ROLE").unwrap_or_default();
     match role.as_str() {
-        "gateway" => liaison_kit::process::serve("liaison-gateway", liaison_gateway::run).await,
-        "audit" => liaison_kit::process::serve("liaison-audit", liaison_audit::run).await,
+        "gateway" => liaison_runtime::process::serve("liaison-gateway", liaison_gateway::run).await,
+        "audit" => liaison_runtime::process::serve("liaison-audit", liaison_audit::run).await,
         _ => {
-            liaison_kit::telemetry::init("info");
+            liaison_runtime::telemetry::init("info");
             let result = match role.as_str() {
                 "recorder" => record().await,
                 _ => Err(anyhow::anyhow!(
@@ -67,7 +67,9 @@ async fn record() -> Result<()> {
     };
     let credentials = Credentials {
         user: agency.clone(),
-        password: std::env::var("RECORDER_NATS_PASSWORD").context("RECORDER_NATS_PASSWORD")?,
+        password: std::env::var("RECORDER_NATS_PASSWORD")
+            .context("RECORDER_NATS_PASSWORD")?
+            .into(),
     };
     let client = AgencyClient::connect(
         url,

@@ -4,7 +4,7 @@
 //! acknowledgement) is acknowledged without being written again.
 
 use super::{Adapter, AdapterError, pretty, write_atomically};
-use liaison_kit::ids::validate_envelope_id;
+use liaison_core::ids::validate_envelope_id;
 use liaison_proto::json;
 use std::time::Duration;
 

@@ -3,14 +3,14 @@
 use super::Cli;
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
-use liaison::client::AgencyClient;
-use liaison::keys;
-use liaison_kit::AgencyId;
-use liaison_kit::time::unix_now;
-use liaison_kit::tokens::{KeyAlg, Signer};
+use liaison_client::AgencyClient;
+use liaison_core::AgencyId;
+use liaison_core::time::unix_now;
+use liaison_core::tokens::{KeyAlg, Signer};
 use liaison_proto::json;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{DataLabel, Delivery, Envelope, Verdict};
+use liaison_system::keys;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -151,7 +151,7 @@ pub(crate) async fn agency_client(
     let pem = keys::read_key(&key_path)?;
     let target = cli.target(agency.as_str())?;
     let audience = cli.load_config()?.gateway.audience;
-    let signer = liaison_kit::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
+    let signer = liaison_core::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
     let mut nats = liaison_client::NatsOptions::new(&target.url, target.credentials.clone());
     nats.tls = target.tls.clone();
     AgencyClient::connect_with(agency, signer, &audience, &nats)
@@ -289,7 +289,7 @@ pub fn keys(command: &KeysCommand) -> Result<ExitCode> {
                     path.display()
                 );
             }
-            liaison_kit::session::write_private(&path, pem.as_bytes())
+            liaison_core::session::write_private(&path, pem.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
             println!("# private key: {}", path.display());
             println!("[[agency.keys]]");
@@ -297,7 +297,7 @@ pub fn keys(command: &KeysCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::GenLink { out } => {
-            liaison::client::SubjectKey::generate().write_new(out)?;
+            liaison_client::subject::SubjectKey::generate().write_new(out)?;
             println!(
                 "subject key written to {} (0600): give it to every agency of the partnership, never to Liaison's services",
                 out.display()

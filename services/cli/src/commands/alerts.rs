@@ -9,10 +9,10 @@ use super::agency::{agency_client, print_verdict};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use liaison_alerts::board;
-use liaison_kit::connect::connect;
-use liaison_kit::users;
+use liaison_core::connect::connect;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::{AlertAcknowledged, Classification, Envelope};
+use liaison_runtime::users;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -3,9 +3,6 @@
 use super::Cli;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
-use liaison::client::mint;
-use liaison::keys;
-use liaison::progress::Progress;
 use liaison_audit::bundle::Bundle;
 use liaison_audit::checkpoint::NoteVerifier;
 use liaison_audit::consult::{AUDIENCE, ConsultReply, ConsultRequest, Grant};
@@ -13,9 +10,13 @@ use liaison_audit::inspect::Report;
 use liaison_audit::merkle::{self, Hash};
 use liaison_audit::replay::{self, Filter};
 use liaison_audit::verify::Access;
-use liaison_kit::config::Config;
-use liaison_kit::connect::connect;
-use liaison_kit::{subjects, users};
+use liaison_client::mint;
+use liaison_core::connect::connect;
+use liaison_core::subjects;
+use liaison_runtime::config::Config;
+use liaison_runtime::users;
+use liaison_system::keys;
+use liaison_system::progress::Progress;
 use serde_json::json;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -279,7 +280,7 @@ async fn consulted(cli: &Cli, who: &ConsultArgs, action: &str, scope: String) ->
         PathBuf::from(format!("deploy/audit/dev-auditor-keys/{}.pem", who.auditor))
     });
     let pem = keys::read_key(&key_path)?;
-    let key = liaison_kit::tokens::Signer::from_pem(&pem, None)
+    let key = liaison_core::tokens::Signer::from_pem(&pem, None)
         .map_err(|e| anyhow!("auditor signing key: {e}"))?;
     let person = who
         .person

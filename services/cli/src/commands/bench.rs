@@ -1,11 +1,11 @@
-//! `liaison bench`: starts its own nats-server, measures (`liaison::bench`)
+//! `liaison bench`: starts its own nats-server, measures (`liaison_system::bench`)
 //! and prints one table: each figure, its ratio to the raw baseline of the
 //! same run, and the goal with met / not met.
 
 use super::Cli;
 use anyhow::Result;
 use clap::Args;
-use liaison::bench::{self, BenchOptions, Figure, Row};
+use liaison_system::bench::{self, BenchOptions, Figure, Row};
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -6,7 +6,7 @@ use super::Cli;
 use super::agency::agency_client;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use liaison_kit::lifecycle;
+use liaison_core::lifecycle;
 use liaison_proto::json;
 use liaison_proto::v1::{CaseQuery, CaseStatus, CaseView};
 use std::path::PathBuf;

@@ -1,17 +1,17 @@
 //! `liaison demo`: start a system, run the partnership's day through it
-//! (`liaison::demo`), report what happened, verify the ledger, stop.
+//! (`liaison_system::demo`), report what happened, verify the ledger, stop.
 
 use super::Cli;
 use anyhow::Result;
 use clap::Args;
-use liaison::client::AgencyClient;
-use liaison::demo::agencies::{BUSY_PARTNER, CLOSED_TODAY};
-use liaison::demo::run::PhaseReport;
-use liaison::demo::tally::{Tally, percentile};
-use liaison::demo::{DemoOptions, Plan, run as run_day};
-use liaison::keys;
-use liaison::system::{System, UpOptions};
-use liaison_kit::users;
+use liaison_client::AgencyClient;
+use liaison_runtime::users;
+use liaison_system::demo::agencies::{BUSY_PARTNER, CLOSED_TODAY};
+use liaison_system::demo::run::PhaseReport;
+use liaison_system::demo::tally::{Tally, percentile};
+use liaison_system::demo::{DemoOptions, Plan, run as run_day};
+use liaison_system::keys;
+use liaison_system::system::{System, UpOptions};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -69,10 +69,15 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     );
     let mut system = System::start(config.clone(), UpOptions::default()).await?;
     println!("  NATS {}", system.url());
-    let (clients, business) =
-        liaison::demo::agencies::connect(&system, &config, std::path::Path::new(keys::DEV_KEYS))
-            .await?;
-    let key = liaison::client::SubjectKey::from_file(std::path::Path::new(keys::DEV_SUBJECT_KEY))?;
+    let (clients, business) = liaison_system::demo::agencies::connect(
+        &system,
+        &config,
+        std::path::Path::new(keys::DEV_KEYS),
+    )
+    .await?;
+    let key = liaison_client::subject::SubjectKey::from_file(std::path::Path::new(
+        keys::DEV_SUBJECT_KEY,
+    ))?;
     let plan = Plan::new(args.contributions as usize, &key);
     println!(
         "\nThe case load at dawn: {} live investigations, {} former subjects under review; then a day of {} contributions.",
@@ -85,7 +90,9 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     let tally = Tally::default();
     let options = DemoOptions {
         escalation: Duration::from_secs(args.escalate_after),
-        kill_after: args.kill_services.then_some(liaison::demo::day::KILL_AFTER),
+        kill_after: args
+            .kill_services
+            .then_some(liaison_system::demo::day::KILL_AFTER),
     };
     let report = run_day(
         &mut system,
@@ -100,7 +107,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     if report.killed {
         println!(
             "  (the cases, linkage and alerts services were killed after \"{}\" and started again)",
-            liaison::demo::day::KILL_AFTER
+            liaison_system::demo::day::KILL_AFTER
         );
     }
 
@@ -118,7 +125,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     let auditor = system.connect_as(users::AUDITOR).await?;
     // A signed checkpoint of the day's ledger, as an auditor would ask for one.
     auditor
-        .request(liaison_kit::subjects::CHECKPOINT_REQUEST, "".into())
+        .request(liaison_core::subjects::CHECKPOINT_REQUEST, "".into())
         .await
         .map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
     let verifier = liaison_audit::signer(&config)?.verifier();
@@ -133,7 +140,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
-fn print_report(plan: &Plan, tally: &Tally, report: &liaison::demo::Report) {
+fn print_report(plan: &Plan, tally: &Tally, report: &liaison_system::demo::Report) {
     let moments = &plan.moments;
     {
         let c = tally.lock();
@@ -223,11 +230,11 @@ fn print_report(plan: &Plan, tally: &Tally, report: &liaison::demo::Report) {
 
 /// The live case lists per unit, as their owners see them (ids and ranks
 /// only: `liaison cases list --agency OWNER`).
-async fn print_cases(clients: &BTreeMap<liaison_kit::AgencyId, Arc<AgencyClient>>) -> Result<()> {
+async fn print_cases(clients: &BTreeMap<liaison_core::AgencyId, Arc<AgencyClient>>) -> Result<()> {
     use liaison_proto::v1::CaseQuery;
     println!("\nCase lists at the end of the day (liaison cases list --agency OWNER):");
-    for (owner, unit) in liaison::demo::casebook::UNITS {
-        let Some(client) = liaison_kit::AgencyId::parse(owner)
+    for (owner, unit) in liaison_system::demo::casebook::UNITS {
+        let Some(client) = liaison_core::AgencyId::parse(owner)
             .ok()
             .and_then(|a| clients.get(&a))
         else {

@@ -8,9 +8,9 @@ use super::Cli;
 use super::audit::trusted_key;
 use anyhow::{Context as _, Result, anyhow};
 use liaison_audit::bundle::Bundle;
-use liaison_kit::config::Config;
-use liaison_kit::connect::connect;
-use liaison_kit::users;
+use liaison_core::connect::connect;
+use liaison_runtime::config::Config;
+use liaison_runtime::users;
 use std::path::Path;
 use std::process::ExitCode;
 

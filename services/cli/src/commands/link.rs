@@ -4,8 +4,8 @@
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
-use liaison::client::subject::{self, Identifiers, SubjectKey};
-use liaison::keys::DEV_SUBJECT_KEY;
+use liaison_client::subject::{self, Identifiers, SubjectKey};
+use liaison_system::keys::DEV_SUBJECT_KEY;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,5 +1,5 @@
 //! `liaison nats-config`: nats-server configuration rendered from the agency
-//! registry and the permission table of `liaison_kit::users`, never copied
+//! registry and the permission table of `liaison_runtime::users`, never copied
 //! by hand. Three shapes: one server (printed, passwords in it), a cluster
 //! (`--cluster-dir`: one file per node, secrets only as environment
 //! references, and with `--secrets-dir` the secrets themselves), and an
@@ -8,12 +8,13 @@
 use super::Cli;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use liaison_kit::nats_conf::{self, Cluster, Node, ServerTls};
-use liaison_kit::nats_leaf::{self, LeafSite};
-use liaison_kit::nats_secrets::{parse_env, reuse};
-use liaison_kit::nats_server::render_config;
-use liaison_kit::registry::Registry;
-use liaison_kit::{AgencyId, users};
+use liaison_core::AgencyId;
+use liaison_runtime::nats_conf::{self, Cluster, Node, ServerTls};
+use liaison_runtime::nats_leaf::{self, LeafSite};
+use liaison_runtime::nats_secrets::{parse_env, reuse};
+use liaison_runtime::nats_server::render_config;
+use liaison_runtime::registry::Registry;
+use liaison_runtime::users;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};

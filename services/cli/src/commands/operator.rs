@@ -4,10 +4,10 @@
 
 use super::Cli;
 use anyhow::Result;
-use liaison_kit::connect::connect;
-use liaison_kit::provision::provision;
-use liaison_kit::registry::Registry;
-use liaison_kit::users;
+use liaison_core::connect::connect;
+use liaison_runtime::provision::provision;
+use liaison_runtime::registry::Registry;
+use liaison_runtime::users;
 use std::process::ExitCode;
 
 /// Creates or updates the streams and durable consumers, as the operator.

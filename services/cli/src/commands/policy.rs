@@ -5,12 +5,12 @@
 use super::Cli;
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Args, Subcommand};
+use liaison_core::AgencyId;
 use liaison_gateway::policy::{Outcome, Policy};
 use liaison_gateway::scenarios;
-use liaison_kit::AgencyId;
-use liaison_kit::registry::Registry;
 use liaison_proto::json;
 use liaison_proto::v1::Envelope;
+use liaison_runtime::registry::Registry;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,6 +1,6 @@
 //! `liaison serve SERVICE`: one service as its own process, exactly as its
 //! own binary runs it (`liaison-gateway`, `liaison-audit`, ...: the same
-//! `liaison_kit::process::serve_with` call), so a container image needs only
+//! `liaison_runtime::process::serve_with` call), so a container image needs only
 //! the `liaison` binary. Configuration: `--config` (or `LIAISON_CONFIG`),
 //! then `LIAISON_*` variables; the NATS user and password are the
 //! service's own (`LIAISON_NATS_USER`, `LIAISON_NATS_PASSWORD`).
@@ -8,7 +8,7 @@
 use super::Cli;
 use anyhow::Result;
 use clap::Subcommand;
-use liaison_kit::process::serve_with;
+use liaison_runtime::process::serve_with;
 use std::process::ExitCode;
 
 /// The service to run.

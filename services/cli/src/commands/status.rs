@@ -12,11 +12,12 @@ use super::Cli;
 use anyhow::{Context as _, Result};
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use clap::Args;
-use liaison_kit::connect::connect;
-use liaison_kit::discovery::Member;
-use liaison_kit::registry::Registry;
-use liaison_kit::session::{self, Session};
-use liaison_kit::{subjects, users};
+use liaison_core::connect::connect;
+use liaison_core::session::{self, Session};
+use liaison_core::subjects;
+use liaison_runtime::discovery::Member;
+use liaison_runtime::registry::Registry;
+use liaison_runtime::users;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -148,7 +149,7 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
     );
 
     println!("Registered services ($SRV.INFO):");
-    match liaison::discover::services(&client).await {
+    match liaison_system::discover::services(&client).await {
         Ok(found) => {
             for info in &found {
                 let endpoints: Vec<String> = info
@@ -226,7 +227,7 @@ fn checkpoint_size(note: &str) -> Option<u64> {
 
 /// Asks a service's `/readyz` (five seconds at most).
 async fn ready(addr: &str) -> Result<(), String> {
-    match liaison::ops_http::get(addr, "/readyz", Duration::from_secs(5)).await? {
+    match liaison_system::ops_http::get(addr, "/readyz", Duration::from_secs(5)).await? {
         (200, _) => Ok(()),
         (status, body) => Err(format!("{status} {}", body.trim())),
     }

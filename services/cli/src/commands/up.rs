@@ -8,10 +8,10 @@
 use super::Cli;
 use anyhow::{Context as _, Result};
 use clap::Args;
-use liaison::devtls;
-use liaison::system::{System, UpOptions};
-use liaison_kit::config::Config;
-use liaison_kit::session;
+use liaison_core::session;
+use liaison_runtime::config::Config;
+use liaison_system::devtls;
+use liaison_system::system::{System, UpOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use liaison_kit::{AgencyId, subjects};
+use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::Delivery;
 use prost::Message as _;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 use super::inbox::{MAX_ACKS, MAX_BATCH, MAX_WAIT};
 use super::problem::Problem;
 use crate::refusal::Refusal;
-use liaison_kit::ids::MAX_AGENCY_ID_LEN;
+use liaison_core::ids::MAX_AGENCY_ID_LEN;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 

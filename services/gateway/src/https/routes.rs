@@ -28,8 +28,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use liaison_kit::AgencyId;
-use liaison_kit::time::unix_now;
+use liaison_core::AgencyId;
+use liaison_core::time::unix_now;
 use liaison_proto::v1::Verdict;
 use liaison_proto::v1::verdict::Outcome;
 use serde::Deserialize;
@@ -124,7 +124,7 @@ async fn envelopes(
         Err(Unread::Problem(problem)) => return problem.into_response(),
     };
     let token = bearer(&headers);
-    let context = liaison_kit::trace::extract_http(&headers);
+    let context = liaison_core::trace::extract_http(&headers);
     let verdict = ingress::submit(
         &door.shared,
         &agency,

@@ -5,7 +5,7 @@
 //! agency: the agency is proved by its token.
 
 use super::HttpsError;
-use liaison_kit::config::HttpsConfig;
+use liaison_runtime::config::HttpsConfig;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;

@@ -7,10 +7,10 @@
 use super::{LinkageError, LinkageService};
 use crate::alert;
 use async_nats::HeaderMap;
-use liaison_kit::fold;
-use liaison_kit::hop::Hop;
-use liaison_kit::system::Service;
-use liaison_kit::trace::{self, TraceContext};
+use liaison_core::hop::Hop;
+use liaison_core::system::Service;
+use liaison_core::trace::{self, TraceContext};
+use liaison_runtime::fold;
 use prost::Message as _;
 use tracing::{Instrument as _, info, info_span};
 
@@ -24,7 +24,7 @@ impl LinkageService {
                 "linkage.fold",
                 otel.kind = "consumer",
                 kind = envelope.kind(),
-                envelope_id = if liaison_kit::ids::validate_envelope_id(&envelope.id).is_ok() {
+                envelope_id = if liaison_core::ids::validate_envelope_id(&envelope.id).is_ok() {
                     envelope.id.as_str()
                 } else {
                     ""

@@ -1,0 +1,612 @@
+//! The `liaison` command as a user runs it, against a real system: `up` starts
+//! and stops cleanly on Ctrl-C; `send`, `inbox` and `audit verify` print what
+//! they should and exit with the right code; `audit verify` finds a record
+//! altered in the LEDGER stream by an insider and names it.
+
+use async_nats::jetstream;
+use liaison_core::subjects;
+use liaison_proto::v1::{AuditRecord, LedgerBlock};
+use liaison_runtime::config::Config;
+use liaison_runtime::provision::stream_configs;
+use liaison_runtime::users;
+use liaison_system::system::{System, UpOptions};
+use prost::Message;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn liaison(session: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .current_dir(root())
+        .arg("--session")
+        .arg(session)
+        .args(args)
+        .env_remove("LIAISON_NATS_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("running liaison: {e}"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+async fn system() -> anyhow::Result<System> {
+    let mut config = Config::default();
+    config.paths.registry = root().join("deploy/agencies/registry.toml");
+    config.paths.policies = root().join("deploy/policies");
+    config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
+    config.audit.auditors = root().join("deploy/audit/auditors.toml");
+    // Checkpoints only on request, so the test knows how many there are.
+    config.audit.checkpoint_interval_secs = 3600;
+    System::start(config, UpOptions::default()).await
+}
+
+#[tokio::test]
+async fn status_prints_streams_consumers_and_services_and_fails_when_one_is_down()
+-> anyhow::Result<()> {
+    let mut config = Config::default();
+    config.paths.registry = root().join("deploy/agencies/registry.toml");
+    config.paths.policies = root().join("deploy/policies");
+    config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
+    config.audit.auditors = root().join("deploy/audit/auditors.toml");
+    let options = UpOptions {
+        gateway_telemetry: Some("127.0.0.1:0".into()),
+        audit_telemetry: Some("127.0.0.1:0".into()),
+        ..UpOptions::default()
+    };
+    let mut system = System::start(config, options).await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+
+    let status = liaison(&session, &["status"]);
+    let out = stdout(&status);
+    assert!(status.status.success(), "{status:?}");
+    for expected in [
+        "nats-server ",
+        "Servers: ",
+        "EVENTS",
+        "DELIVERY",
+        "DECISIONS",
+        "LEDGER",
+        "CHECKPOINTS",
+        "gateway-router",
+        "audit-ledger",
+        "deliver-police",
+        "Ledger: ",
+        "gateway  ready",
+        "audit    ready",
+        "Registered services ($SRV.INFO):",
+        "liaison-gateway ",
+        "liaison-audit ",
+        "liaison-cases ",
+        "liaison-linkage ",
+        "liaison-alerts ",
+        "query (liaison.cases.query)",
+        "status (liaison.status.gateway)",
+        "All well.",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in {out}");
+    }
+
+    system.stop_gateway().await;
+    let status = liaison(&session, &["status"]);
+    let out = stdout(&status);
+    assert_eq!(status.status.code(), Some(1), "{out}");
+    assert!(out.contains("PROBLEM: gateway at 127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("PROBLEM: liaison-gateway is not registered"),
+        "{out}"
+    );
+    system.shutdown().await
+}
+
+const PURPOSE: &str = "DPA 2018 s.62 log review";
+
+/// Runs `liaison audit ARGS --purpose PURPOSE` as the development auditor.
+fn audit(session: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["audit"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--purpose", PURPOSE]);
+    liaison(session, &all)
+}
+
+#[tokio::test]
+async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()> {
+    let mut system = system().await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+
+    let sent = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    assert!(
+        stdout(&sent).contains("ACCEPTED: delivered to council, police under ISA-EDU-01/send"),
+        "{}",
+        stdout(&sent)
+    );
+
+    let refused = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/refused-case-update.json",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stdout(&refused).contains("REFUSED (policy_denied)"),
+        "{}",
+        stdout(&refused)
+    );
+
+    let bad = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "School A",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid agency id"),
+        "{bad:?}"
+    );
+
+    let inbox = liaison(&session, &["inbox", "--agency", "police", "--json"]);
+    assert!(inbox.status.success(), "{inbox:?}");
+    let lines: Vec<serde_json::Value> = stdout(&inbox)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0]["envelope"]["referral"]["concern"].is_string());
+    assert!(
+        lines[0]["envelope"]["referral"]
+            .get("healthNotes")
+            .is_none()
+    );
+    assert_eq!(
+        lines[0]["withheldLabels"],
+        serde_json::json!(["DATA_LABEL_HEALTH", "DATA_LABEL_INTELLIGENCE"])
+    );
+    // Acknowledged: a second read finds nothing.
+    let again = liaison(&session, &["inbox", "--agency", "police"]);
+    assert!(
+        stdout(&again).contains("0 deliveries for police"),
+        "{}",
+        stdout(&again)
+    );
+
+    // The policy set the gateway started with, a collection, two
+    // disclosures, one refusal; verifying is itself a consultation, recorded
+    // in the ledger before the ledger is read.
+    system.wait_until_settled(Duration::from_secs(30)).await?;
+    let verified = audit(&session, &["verify"]);
+    assert!(verified.status.success(), "{verified:?}");
+    assert!(
+        stdout(&verified).contains("intact: 6 records"),
+        "{}",
+        stdout(&verified)
+    );
+    let unstated = liaison(&session, &["audit", "verify"]);
+    assert!(
+        String::from_utf8_lossy(&unstated.stderr).contains("--purpose"),
+        "{unstated:?}"
+    );
+    let impostor = audit(
+        &session,
+        &[
+            "verify",
+            "--auditor-key",
+            "deploy/agencies/dev-keys/police.pem",
+        ],
+    );
+    assert!(!impostor.status.success());
+    assert!(
+        String::from_utf8_lossy(&impostor.stderr).contains("consultation refused (invalid_token)"),
+        "{impostor:?}"
+    );
+
+    // A signed checkpoint on demand, in the C2SP signed-note format ...
+    system.wait_until_settled(Duration::from_secs(30)).await?;
+    let checkpoint = liaison(&session, &["audit", "checkpoint"]);
+    assert!(checkpoint.status.success(), "{checkpoint:?}");
+    let note = stdout(&checkpoint);
+    let size: u64 = note
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_default();
+    assert!(
+        note.starts_with("liaison.example/ledger\n") && size >= 6,
+        "{note}"
+    );
+    assert!(
+        note.contains("\n\n\u{2014} liaison.example/ledger "),
+        "{note}"
+    );
+    let note_file = dir.path().join("checkpoint.note");
+    std::fs::write(&note_file, &note)?;
+    let verified = audit(&session, &["verify"]);
+    assert!(
+        stdout(&verified).contains(&format!(
+            "matching 1 signed checkpoints up to {size} records"
+        )),
+        "{}",
+        stdout(&verified)
+    );
+    // ... an inclusion proof for one record against it ...
+    let proof = audit(&session, &["prove", "2"]);
+    assert!(proof.status.success(), "{proof:?}");
+    let proof: serde_json::Value = serde_json::from_str(&stdout(&proof))?;
+    assert_eq!(
+        (proof["index"].as_u64(), proof["tree_size"].as_u64()),
+        (Some(2), Some(size))
+    );
+    assert!(proof["proof"].as_array().is_some_and(|p| !p.is_empty()));
+    assert!(!audit(&session, &["prove", "999"]).status.success());
+
+    // Replay, filtered, for people and for tools.
+    let csv = audit(
+        &session,
+        &["replay", "--agency", "police", "--format", "csv"],
+    );
+    assert!(csv.status.success(), "{csv:?}");
+    let rows: Vec<String> = stdout(&csv).lines().map(String::from).collect();
+    assert_eq!(
+        rows.len(),
+        3,
+        "header, the collection and the police disclosure: {rows:?}"
+    );
+    assert!(rows[0].starts_with("index,time,operation,decision,agency"));
+    assert!(
+        rows[1].contains(",collection,accepted,school-a,") && rows[1].contains("council;police")
+    );
+    assert!(rows[2].contains(",disclosure,delivered,school-a,") && rows[2].contains(",police,"));
+    let ndjson = audit(
+        &session,
+        &["replay", "--operation", "disclosure", "--format", "ndjson"],
+    );
+    let lines: Vec<serde_json::Value> = stdout(&ndjson)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_default())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["operation"] == "OPERATION_DISCLOSURE" && l["index"].is_u64())
+    );
+    // Every consultation so far is on the record, the refused one included.
+    let consultations = audit(
+        &session,
+        &["replay", "--operation", "consultation", "--format", "csv"],
+    );
+    let rows: Vec<String> = stdout(&consultations)
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    assert!(
+        rows.iter()
+            .filter(|r| r.contains(",consultation,accepted,ig-officer,"))
+            .count()
+            >= 5,
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains(",consultation,refused (invalid_token),ig-officer,")),
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|r| r.contains(PURPOSE)), "{rows:?}");
+    let refused = audit(&session, &["replay", "--operation", "refusal"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unknown operation"),
+        "{refused:?}"
+    );
+    let bad_time = audit(&session, &["replay", "--since", "yesterday"]);
+    assert!(
+        String::from_utf8_lossy(&bad_time.stderr).contains("RFC 3339"),
+        "{bad_time:?}"
+    );
+
+    // ... and, after more traffic, a proof that the ledger only grew since.
+    let again = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(again.status.success());
+    system.wait_until_settled(Duration::from_secs(30)).await?;
+    assert!(liaison(&session, &["audit", "checkpoint"]).status.success());
+    let consistency = audit(
+        &session,
+        &["consistency", note_file.to_str().unwrap_or_default()],
+    );
+    assert!(consistency.status.success(), "{consistency:?}");
+    let consistency: serde_json::Value = serde_json::from_str(&stdout(&consistency))?;
+    assert_eq!(consistency["old_size"].as_u64(), Some(size));
+    assert!(
+        consistency["new_size"]
+            .as_u64()
+            .is_some_and(|n| n > size + 3)
+    );
+
+    // The whole ledger exported, and verified offline (no NATS involved).
+    let bundle = dir.path().join("ledger.json");
+    let exported = audit(&session, &["export", bundle.to_str().unwrap_or_default()]);
+    assert!(exported.status.success(), "{exported:?}");
+    assert!(
+        stdout(&exported).contains(" records and 2 checkpoints"),
+        "{}",
+        stdout(&exported)
+    );
+    let offline = Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .current_dir(root())
+        .args(["audit", "verify", "--bundle"])
+        .arg(&bundle)
+        .output()?;
+    assert!(offline.status.success(), "{offline:?}");
+    assert!(
+        stdout(&offline).contains("Ledger intact: "),
+        "{}",
+        stdout(&offline)
+    );
+
+    // An insider with operator rights rewrites the ledger, changing who a
+    // record says the referral was disclosed to.
+    system.stop_audit().await;
+    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let ledger = js.get_stream(subjects::LEDGER_STREAM).await?;
+    let mut entries = Vec::new();
+    let last = ledger.get_info().await?.state.last_sequence;
+    for seq in 1..=last {
+        entries.extend(LedgerBlock::decode(ledger.direct_get(seq).await?.payload)?.entries);
+    }
+    let mut record = AuditRecord::decode(entries[1].record.as_ref())?;
+    record.recipients = vec!["retail-bsp".into()];
+    entries[1].record = record.encode_to_vec().into();
+    js.delete_stream(subjects::LEDGER_STREAM).await?;
+    let config = stream_configs(&system.config.streams)
+        .into_iter()
+        .find(|c| c.name == subjects::LEDGER_STREAM)
+        .ok_or_else(|| anyhow::anyhow!("LEDGER config"))?;
+    js.create_stream(config).await?;
+    // Each entry as a block of its own: the ledger is still well formed.
+    for entry in entries {
+        let block = LedgerBlock {
+            entries: vec![entry],
+        };
+        js.publish(subjects::LEDGER_ENTRIES, block.encode_to_vec().into())
+            .await?
+            .await?;
+    }
+
+    // With the audit service stopped, an auditor cannot read the ledger (no
+    // consultation can be recorded), and is told how an operator can.
+    let unconsulted = audit(&session, &["verify"]);
+    assert!(!unconsulted.status.success());
+    assert!(
+        String::from_utf8_lossy(&unconsulted.stderr).contains("liaison audit verify --unrecorded"),
+        "{unconsulted:?}"
+    );
+    // The operator verifies without a consultation, and is told it is unrecorded.
+    let tampered = audit(&session, &["verify", "--unrecorded"]);
+    assert!(
+        String::from_utf8_lossy(&tampered.stderr).contains("not recorded in the ledger"),
+        "{tampered:?}"
+    );
+    assert_eq!(tampered.status.code(), Some(2), "{}", stdout(&tampered));
+    assert!(
+        stdout(&tampered).contains("record 1 (stream message 2) was altered"),
+        "{}",
+        stdout(&tampered)
+    );
+    // The audit service will not extend a broken ledger.
+    let refused = system
+        .start_audit()
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        refused.contains("broken") && refused.contains("record 1"),
+        "{refused}"
+    );
+    system.shutdown().await
+}
+
+#[test]
+fn up_starts_everything_and_stops_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let session = dir.path().join("session.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .current_dir(root())
+        .args(["up", "--port", "0", "--session"])
+        .arg(&session)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("stdout"))).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        seen.push(line.clone());
+        if line.contains("Liaison is ready") {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("NATS      nats://127.0.0.1:")),
+        "{seen:?}"
+    );
+    assert!(seen.last().is_some_and(|l| l.contains("ready")), "{seen:?}");
+    assert!(session.is_file(), "up writes the session file");
+
+    // With the system up, a send works through the real binary.
+    let sent = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(stdout(&sent).contains("ACCEPTED"), "{sent:?}");
+
+    Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rest: Vec<String> = lines.map(|l| l.unwrap_or_default()).collect();
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{status:?} {rest:?}");
+    assert!(rest.iter().any(|l| l == "Stopped."), "{rest:?}");
+    assert!(!session.exists(), "the session file is removed on exit");
+}
+
+#[test]
+fn bad_configuration_and_an_old_nats_server_are_named_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let session = dir.path().join("session.json");
+    let up = |envs: &[(&str, &str)], config: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_liaison"));
+        command
+            .current_dir(root())
+            .args(["up", "--port", "0", "--session"])
+            .arg(&session);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    let err = up(&[("LIAISON_GATEWAY_MAX_ENVELOPE_BYTES", "big")], None);
+    assert!(err.contains("LIAISON_GATEWAY_MAX_ENVELOPE_BYTES"), "{err}");
+
+    let file = dir.path().join("liaison.toml");
+    std::fs::write(&file, "[gateway]\nmax_envelope = 5\n").unwrap_or_else(|e| panic!("{e}"));
+    let err = up(&[], Some(&file));
+    assert!(
+        err.contains("max_envelope") && err.contains("liaison.toml"),
+        "{err}"
+    );
+
+    let old = dir.path().join("nats-server");
+    std::fs::write(&old, "#!/bin/sh\necho 'nats-server: v2.9.20'\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&old)
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = up(
+        &[("LIAISON_NATS_SERVER", old.to_str().unwrap_or_default())],
+        None,
+    );
+    assert!(err.contains("v2.9.20") && err.contains("2.12.6"), "{err}");
+    assert!(err.contains("bash deploy/install-nats-server.sh"), "{err}");
+    assert!(!session.exists());
+}
+
+#[test]
+fn policy_check_explain_and_test_answer_without_a_running_system() {
+    let none = Path::new("/nonexistent/session.json");
+    let checked = liaison(none, &["policy", "check"]);
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(
+        stdout(&checked).contains("ISA-EDU-01/send"),
+        "{}",
+        stdout(&checked)
+    );
+
+    let explained = liaison(
+        none,
+        &[
+            "policy",
+            "explain",
+            "deploy/examples/referral.json",
+            "--sender",
+            "school-a",
+            "--recipient",
+            "police",
+        ],
+    );
+    assert!(explained.status.success(), "{explained:?}");
+    let text = stdout(&explained);
+    assert!(text.contains("permitted by ISA-EDU-01/receive"), "{text}");
+    assert!(
+        text.contains("Withheld from police: health, social-care"),
+        "{text}"
+    );
+    let refused = liaison(
+        none,
+        &[
+            "policy",
+            "explain",
+            "deploy/examples/refused-case-update.json",
+            "--sender",
+            "school-a",
+            "--recipient",
+            "police",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(stdout(&refused).contains("no clause permits it"));
+
+    let tested = liaison(none, &["policy", "test"]);
+    assert!(tested.status.success(), "{tested:?}");
+    assert!(
+        stdout(&tested).contains(", 0 failed"),
+        "{}",
+        stdout(&tested)
+    );
+
+    // A failing case makes `policy test` fail, naming the case and the problem.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("wrong.toml"),
+        "[[case]]\nname = \"schools send alerts\"\nsender = \"school-a\"\nkind = \"alert\"\n\
+         purpose = \"protective-security\"\nlegal_basis = \"DPA-2018-s35\"\nsend = \"allow\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let failing = liaison(none, &["policy", "test", &dir.path().display().to_string()]);
+    assert_eq!(failing.status.code(), Some(1), "{failing:?}");
+    assert!(stdout(&failing).contains("FAIL  wrong.toml: schools send alerts"));
+    assert!(stdout(&failing).contains("expected send allowed"));
+
+    let broken = liaison(none, &["policy", "--policies", "/nonexistent", "check"]);
+    assert!(!broken.status.success());
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("/nonexistent"));
+}

@@ -1,0 +1,10 @@
+//! The `liaison` command as a user runs it: one test binary, a module per
+//! suite (each starts its own nats-server, or its own `liaison up`, on free
+//! ports). `cargo test -p liaison --test cli` runs them all;
+//! `cargo test -p liaison --test cli deploy::` one suite.
+
+mod alerts_cli;
+mod bench;
+mod cli;
+mod deploy;
+mod link;

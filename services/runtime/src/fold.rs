@@ -1,0 +1,400 @@
+//! What the cases, linkage and alerts services share: each keeps a state
+//! folded from EVENTS, in order, in its own KV bucket, and raises events of
+//! its own through the gateway's internal door.
+//!
+//! - [`Cursor`]: the last EVENTS sequence applied, kept in the service's
+//!   bucket. A service resumes after it; with an empty bucket (lost, or new)
+//!   it folds EVENTS from the start, which rebuilds its state.
+//! - [`Events`]: EVENTS read in order from a sequence (an ordered consumer),
+//!   each accepted envelope decoded, and whether the reader has caught up with
+//!   the end of the stream as it was when reading began.
+//! - [`Outbox`]: events the service decided to raise, kept in its bucket
+//!   until they come back through EVENTS. The envelope ids are deterministic
+//!   (derived from what caused them), the gateway de-duplicates on them, and
+//!   an event is raised only once the reader has caught up: replaying EVENTS
+//!   after a crash or a rebuild sees the echo of what was already raised and
+//!   drops it from the outbox instead of raising it twice.
+//! - [`raise`]: sends one event through the internal door and reads the verdict.
+
+use async_nats::jetstream::{self, consumer, kv};
+use futures_util::StreamExt;
+use liaison_core::subjects;
+use liaison_core::system::Service;
+use liaison_core::trace::TraceContext;
+use liaison_proto::v1::verdict::Outcome;
+use liaison_proto::v1::{Envelope, EnvelopeAccepted, Verdict};
+use prost::Message as _;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Largest EVENTS message decoded (the gateway's own limit is far below).
+const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+/// KV key of the cursor.
+const CURSOR_KEY: &str = "meta.cursor";
+/// KV key prefix of the outbox.
+const OUTBOX_PREFIX: &str = "outbox.";
+
+/// Why folding could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum FoldError {
+    #[error("{service} state in KV bucket {bucket}: {reason}")]
+    Store {
+        service: &'static str,
+        bucket: &'static str,
+        reason: String,
+    },
+    #[error("reading EVENTS: {0}")]
+    Events(String),
+    #[error("raising {kind} {id}: {reason}")]
+    Raise {
+        kind: &'static str,
+        id: String,
+        reason: String,
+    },
+}
+
+fn store_error(service: Service) -> impl Fn(String) -> FoldError {
+    move |reason| FoldError::Store {
+        service: service.name(),
+        bucket: service.bucket(),
+        reason,
+    }
+}
+
+/// Opens a service's (provisioned) bucket.
+pub async fn bucket(js: &jetstream::Context, service: Service) -> Result<kv::Store, FoldError> {
+    js.get_key_value(service.bucket())
+        .await
+        .map_err(|e| store_error(service)(e.to_string()))
+}
+
+/// The last EVENTS sequence a service applied.
+pub struct Cursor {
+    store: kv::Store,
+    service: Service,
+}
+
+impl Cursor {
+    pub fn new(store: kv::Store, service: Service) -> Self {
+        Self { store, service }
+    }
+
+    /// The sequence last applied (0: none, fold from the start).
+    pub async fn get(&self) -> Result<u64, FoldError> {
+        let value = self
+            .store
+            .get(CURSOR_KEY)
+            .await
+            .map_err(|e| store_error(self.service)(e.to_string()))?;
+        match value {
+            None => Ok(0),
+            Some(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| store_error(self.service)("the cursor is not a number".into())),
+        }
+    }
+
+    /// Records that every event up to `seq` is applied and stored.
+    pub async fn set(&self, seq: u64) -> Result<(), FoldError> {
+        self.store
+            .put(CURSOR_KEY, seq.to_string().into())
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error(self.service)(e.to_string()))
+    }
+}
+
+/// One accepted envelope read from EVENTS.
+pub struct Event {
+    pub seq: u64,
+    pub accepted: EnvelopeAccepted,
+    /// The trace context EVENTS carries (the gateway's ingress span), else
+    /// the envelope's `traceparent` field: what a service's span of this
+    /// event continues ([`liaison_core::hop::Hop::continuing`]).
+    pub trace: Option<TraceContext>,
+}
+
+impl Event {
+    /// The envelope (an empty one if the event somehow has none).
+    pub fn envelope(&self) -> &Envelope {
+        static EMPTY: std::sync::OnceLock<Envelope> = std::sync::OnceLock::new();
+        self.accepted
+            .envelope
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(Envelope::default))
+    }
+}
+
+/// EVENTS, read in order from a sequence.
+pub struct Events {
+    messages: consumer::pull::Ordered,
+    /// The last sequence of EVENTS when reading began.
+    end: u64,
+    last: u64,
+}
+
+impl Events {
+    /// Reads EVENTS from sequence `after + 1`.
+    pub async fn after(js: &jetstream::Context, after: u64) -> Result<Self, FoldError> {
+        let fail = |e: String| FoldError::Events(e);
+        let mut stream = js
+            .get_stream(subjects::EVENTS_STREAM)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let end = stream
+            .info()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .state
+            .last_sequence;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let messages = consumer.messages().await.map_err(|e| fail(e.to_string()))?;
+        Ok(Self {
+            messages,
+            end,
+            last: after,
+        })
+    }
+
+    /// Whether every event present when reading began has been read.
+    pub fn caught_up(&self) -> bool {
+        self.last >= self.end
+    }
+
+    /// The next event; waits for one. Events that do not decode (only the
+    /// gateway writes EVENTS: a bug, not input) are skipped with an error log.
+    pub async fn next(&mut self) -> Result<Event, FoldError> {
+        loop {
+            let message = self
+                .messages
+                .next()
+                .await
+                .ok_or_else(|| FoldError::Events("the EVENTS reader ended".into()))?
+                .map_err(|e| FoldError::Events(e.to_string()))?;
+            let seq = message
+                .info()
+                .map_err(|e| FoldError::Events(e.to_string()))?
+                .stream_sequence;
+            self.last = seq;
+            if message.payload.len() > MAX_EVENT_BYTES {
+                tracing::error!(seq, "Oversized event in EVENTS skipped");
+                continue;
+            }
+            match EnvelopeAccepted::decode(message.payload.as_ref()) {
+                Ok(accepted) => {
+                    let trace =
+                        liaison_core::trace::extract(message.headers.as_ref()).or_else(|| {
+                            accepted
+                                .envelope
+                                .as_ref()
+                                .and_then(|e| TraceContext::from_field(&e.traceparent))
+                        });
+                    return Ok(Event {
+                        seq,
+                        accepted,
+                        trace,
+                    });
+                }
+                Err(e) => tracing::error!(seq, error = %e, "Undecodable event in EVENTS skipped"),
+            }
+        }
+    }
+
+    /// The next event, or `None` if none comes within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Event>, FoldError> {
+        match tokio::time::timeout(wait, self.next()).await {
+            Ok(event) => event.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+fn outbox_key(envelope_id: &str) -> String {
+    format!(
+        "{OUTBOX_PREFIX}{}",
+        hex::encode(&Sha256::digest(envelope_id.as_bytes())[..20])
+    )
+}
+
+/// Events a service has decided to raise and not yet seen come back.
+pub struct Outbox {
+    store: kv::Store,
+    service: Service,
+    pending: BTreeMap<String, Envelope>,
+    /// Pending events this process already raised (stored in EVENTS): not
+    /// raised again while their echo is on its way.
+    raised: BTreeSet<String>,
+}
+
+impl Outbox {
+    /// Loads what was pending when the service last stopped.
+    pub async fn load(store: kv::Store, service: Service) -> Result<Self, FoldError> {
+        let fail = store_error(service);
+        let mut pending = BTreeMap::new();
+        let mut keys = store.keys().await.map_err(|e| fail(e.to_string()))?;
+        let mut names = vec![];
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| fail(e.to_string()))?;
+            if key.starts_with(OUTBOX_PREFIX) {
+                names.push(key);
+            }
+        }
+        for key in names {
+            if let Some(bytes) = store.get(&key).await.map_err(|e| fail(e.to_string()))? {
+                let envelope = Envelope::decode(bytes.as_ref())
+                    .map_err(|e| fail(format!("outbox entry {key}: {e}")))?;
+                pending.insert(envelope.id.clone(), envelope);
+            }
+        }
+        Ok(Self {
+            store,
+            service,
+            pending,
+            raised: BTreeSet::new(),
+        })
+    }
+
+    /// Keeps `envelope` to raise (once caught up). Idempotent on its id.
+    pub async fn add(&mut self, envelope: Envelope) -> Result<(), FoldError> {
+        if self.pending.contains_key(&envelope.id) {
+            return Ok(());
+        }
+        self.store
+            .put(outbox_key(&envelope.id), envelope.encode_to_vec().into())
+            .await
+            .map_err(|e| store_error(self.service)(e.to_string()))?;
+        self.pending.insert(envelope.id.clone(), envelope);
+        Ok(())
+    }
+
+    /// An event came back through EVENTS: if it is one of ours, it is done.
+    pub async fn seen(&mut self, event: &Event) -> Result<bool, FoldError> {
+        let envelope = event.envelope();
+        if envelope.sender_agency != self.service.sender().as_str()
+            || self.pending.remove(&envelope.id).is_none()
+        {
+            return Ok(false);
+        }
+        self.raised.remove(&envelope.id);
+        self.store
+            .delete(outbox_key(&envelope.id))
+            .await
+            .map_err(|e| store_error(self.service)(e.to_string()))?;
+        Ok(true)
+    }
+
+    /// How many events wait to be raised.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Whether the event with this envelope id waits to be raised.
+    pub fn contains(&self, envelope_id: &str) -> bool {
+        self.pending.contains_key(envelope_id)
+    }
+
+    /// The events waiting to be raised, by envelope id.
+    pub fn pending(&self) -> impl Iterator<Item = &Envelope> {
+        self.pending.values()
+    }
+
+    /// The pending events the next [`Outbox::flush`] will raise (those not
+    /// yet raised by this process).
+    pub fn to_raise(&self) -> impl Iterator<Item = &Envelope> {
+        self.pending
+            .values()
+            .filter(|e| !self.raised.contains(&e.id))
+    }
+
+    /// Raises every pending event through the internal door (once per
+    /// process: an accepted one is in EVENTS, and stays pending only until
+    /// its echo is [`Outbox::seen`]). An event the gateway refuses is dropped
+    /// from the outbox (and the refusal is in the ledger); one it cannot
+    /// take now stays for the next flush.
+    pub async fn flush(&mut self, client: &async_nats::Client) -> Result<usize, FoldError> {
+        let mut raised = 0;
+        let ids: Vec<String> = self.to_raise().map(|e| e.id.clone()).collect();
+        for id in ids {
+            let Some(envelope) = self.pending.get(&id) else {
+                continue;
+            };
+            match raise(client, self.service, envelope).await {
+                Ok(_) => {
+                    self.raised.insert(id);
+                    raised += 1;
+                }
+                Err(FoldError::Raise { reason, .. }) if reason.starts_with("refused") => {
+                    tracing::error!(kind = envelope.kind(), envelope_id = %id, reason, "Event refused by the gateway, dropped");
+                    self.pending.remove(&id);
+                    self.store
+                        .delete(outbox_key(&id))
+                        .await
+                        .map_err(|e| store_error(self.service)(e.to_string()))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(raised)
+    }
+}
+
+/// How long the gateway has to answer the internal door.
+const RAISE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends one event through the gateway's internal door; `Ok` once it is
+/// accepted (or was already). A refusal's reason begins "refused".
+pub async fn raise(
+    client: &async_nats::Client,
+    service: Service,
+    envelope: &Envelope,
+) -> Result<Verdict, FoldError> {
+    let fail = |reason: String| FoldError::Raise {
+        kind: envelope.kind(),
+        id: envelope.id.clone(),
+        reason,
+    };
+    let reply = tokio::time::timeout(
+        RAISE_TIMEOUT,
+        client.request(subjects::internal(service), envelope.encode_to_vec().into()),
+    )
+    .await
+    .map_err(|_| fail("the gateway did not answer".into()))?
+    .map_err(|e| fail(e.to_string()))?;
+    let verdict = Verdict::decode(reply.payload.as_ref()).map_err(|e| fail(e.to_string()))?;
+    match Outcome::try_from(verdict.outcome) {
+        Ok(Outcome::Accepted | Outcome::Duplicate) => Ok(verdict),
+        _ if verdict.code == "unavailable" => Err(fail(verdict.reason)),
+        _ => Err(fail(format!(
+            "refused: {} ({})",
+            verdict.code, verdict.reason
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn outbox_keys_are_safe_kv_keys() {
+        let key = super::outbox_key("reengagement:urn:uuid:1");
+        assert!(key.starts_with("outbox."));
+        assert!(
+            key.bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b'.' || b.is_ascii_lowercase())
+        );
+        assert_ne!(key, super::outbox_key("reengagement:urn:uuid:2"));
+    }
+}

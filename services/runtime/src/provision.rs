@@ -1,0 +1,211 @@
+//! Creating (or updating, idempotently) the streams and durable consumers of a
+//! Liaison deployment, each with `[streams] replicas` copies (1 on one
+//! server, 3 on a 3-node cluster; consumers and KV buckets follow). Run by the operator (`liaison up`, `liaison provision`):
+//! services only bind to what exists, so their NATS users need no rights to
+//! create or change streams.
+//!
+//! | stream | holds | guarantees |
+//! |---|---|---|
+//! | EVENTS | accepted envelopes | de-duplicated on the envelope id; no delete, no purge |
+//! | DELIVERY | one redacted copy per recipient | a durable consumer per agency: an offline agency catches up |
+//! | DECISIONS | decision records on their way to the ledger | de-duplicated on the record id, across restarts |
+//! | LEDGER | the hash-chained audit log | no delete, no purge; one writer (expected last sequence) |
+//! | CHECKPOINTS | signed checkpoints of the ledger's Merkle tree | no delete, no purge |
+
+use crate::config::StreamsConfig;
+use async_nats::jetstream::{self, consumer, stream};
+use liaison_core::ids::AgencyId;
+use liaison_core::subjects as s;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot provision {what}: {reason}")]
+pub struct ProvisionError {
+    pub what: String,
+    pub reason: String,
+}
+
+fn fail(what: impl Into<String>) -> impl FnOnce(String) -> ProvisionError {
+    let what = what.into();
+    move |reason| ProvisionError { what, reason }
+}
+
+/// The reason a stream was refused, naming `streams.replicas` when more than
+/// one replica was asked for (the usual cause: fewer JetStream servers).
+fn with_replicas(settings: &StreamsConfig, error: impl std::fmt::Display) -> String {
+    if settings.replicas > 1 {
+        format!(
+            "{error} (streams.replicas = {}: needs a cluster of at least {} JetStream servers)",
+            settings.replicas, settings.replicas
+        )
+    } else {
+        error.to_string()
+    }
+}
+
+/// The configuration of each Liaison stream.
+pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
+    let dedup = Duration::from_secs(settings.duplicate_window_secs);
+    let base = |name: &str, subject: &str, description: &str| stream::Config {
+        name: name.to_owned(),
+        subjects: vec![subject.to_owned()],
+        description: Some(description.to_owned()),
+        storage: stream::StorageType::File,
+        num_replicas: settings.replicas,
+        duplicate_window: dedup,
+        ..Default::default()
+    };
+    vec![
+        stream::Config {
+            deny_delete: true,
+            deny_purge: true,
+            ..base(s::EVENTS_STREAM, s::EVENTS_ALL, "Accepted envelopes")
+        },
+        stream::Config {
+            max_age: Duration::from_secs(settings.delivery_max_age_days * 24 * 3600),
+            ..base(
+                s::DELIVERY_STREAM,
+                s::DELIVERY_ALL,
+                "Redacted copies per recipient",
+            )
+        },
+        stream::Config {
+            // Kept for twice the de-duplication window, not removed once
+            // chained: nats-server rebuilds its de-duplication table from the
+            // stored messages when it restarts, so a record re-published after
+            // a restart (a sender's retry) must still be there to be recognised.
+            max_age: dedup * 2,
+            ..base(
+                s::DECISIONS_STREAM,
+                s::DECISIONS_ALL,
+                "Decision records bound for the ledger",
+            )
+        },
+        stream::Config {
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            // No longer used by the writer (each block is one message, stored
+            // whole or not at all); left on so that provisioning does not change
+            // the configuration of existing LEDGER streams.
+            allow_atomic_publish: true,
+            duplicate_window: Duration::from_secs(120),
+            ..base(
+                s::LEDGER_STREAM,
+                s::LEDGER_ENTRIES,
+                "Hash-chained audit ledger",
+            )
+        },
+        stream::Config {
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            ..base(
+                s::CHECKPOINTS_STREAM,
+                s::LEDGER_CHECKPOINTS,
+                "Signed checkpoints of the ledger",
+            )
+        },
+    ]
+}
+
+fn durable(
+    settings: &StreamsConfig,
+    name: &str,
+    filter: Option<String>,
+    max_ack_pending: i64,
+) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(name.to_owned()),
+        filter_subject: filter.unwrap_or_default(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(settings.ack_wait_secs),
+        max_ack_pending,
+        ..Default::default()
+    }
+}
+
+/// The KV bucket a service keeps its state in (rebuildable from EVENTS).
+pub fn service_bucket(
+    service: liaison_core::system::Service,
+    replicas: usize,
+) -> async_nats::jetstream::kv::Config {
+    async_nats::jetstream::kv::Config {
+        bucket: service.bucket().to_owned(),
+        description: format!(
+            "State of the {} service, folded from EVENTS",
+            service.name()
+        ),
+        history: 1,
+        num_replicas: replicas.max(1),
+        max_value_size: 1024 * 1024,
+        ..Default::default()
+    }
+}
+
+/// Creates or updates every stream, the services' consumers and one durable
+/// delivery consumer per agency.
+pub async fn provision(
+    js: &jetstream::Context,
+    settings: &StreamsConfig,
+    agencies: &[AgencyId],
+) -> Result<(), ProvisionError> {
+    for config in stream_configs(settings) {
+        let name = config.name.clone();
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|e| fail(format!("stream {name}"))(with_replicas(settings, e)))?;
+    }
+    js.create_key_value(liaison_core::participation::bucket_config(
+        settings.replicas,
+    ))
+    .await
+    .map_err(|e| {
+        fail(format!("KV bucket {}", liaison_core::participation::BUCKET))(e.to_string())
+    })?;
+    js.create_key_value(crate::receipts::bucket_config(
+        settings.replicas,
+        Duration::from_secs(settings.delivery_max_age_days * 24 * 3600),
+    ))
+    .await
+    .map_err(|e| fail(format!("KV bucket {}", crate::receipts::BUCKET))(e.to_string()))?;
+    for service in liaison_core::system::Service::ALL {
+        js.create_key_value(service_bucket(service, settings.replicas))
+            .await
+            .map_err(|e| fail(format!("KV bucket {}", service.bucket()))(e.to_string()))?;
+    }
+    let mut consumers = vec![
+        (
+            s::EVENTS_STREAM,
+            durable(settings, s::ROUTER_CONSUMER, None, 256),
+        ),
+        // The ledger writer appends in source order, in batches of up to
+        // 1,000, and reads ahead while it appends: a batch being gathered,
+        // two waiting, one staged, one being stored.
+        (
+            s::DECISIONS_STREAM,
+            durable(settings, s::LEDGER_WRITER_CONSUMER, None, 5_000),
+        ),
+    ];
+    for agency in agencies {
+        consumers.push((
+            s::DELIVERY_STREAM,
+            durable(
+                settings,
+                &s::delivery_consumer(agency),
+                Some(s::delivery_filter(agency)),
+                1000,
+            ),
+        ));
+    }
+    for (stream_name, config) in consumers {
+        let what = format!(
+            "consumer {stream_name}/{}",
+            config.durable_name.clone().unwrap_or_default()
+        );
+        js.create_consumer_on_stream(config, stream_name)
+            .await
+            .map_err(|e| fail(what)(e.to_string()))?;
+    }
+    Ok(())
+}

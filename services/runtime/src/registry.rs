@@ -1,0 +1,253 @@
+//! The agency registry: who the partner agencies are, what kind of body each
+//! is, the clearance it holds and the public key(s) it signs tokens with. Read
+//! from a TOML file (`deploy/agencies/registry.toml` in development).
+
+use liaison_core::ids::AgencyId;
+use liaison_core::tokens::{KeySpec, check_keys};
+use liaison_proto::v1::Classification;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What kind of body an agency is; policies are written over kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgencyKind {
+    Police,
+    Health,
+    SocialCare,
+    Education,
+    Council,
+    Probation,
+    Business,
+    /// One of Liaison's own services (never in a registry file).
+    #[serde(skip)]
+    System,
+}
+
+impl AgencyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Police => "police",
+            Self::Health => "health",
+            Self::SocialCare => "social-care",
+            Self::Education => "education",
+            Self::Council => "council",
+            Self::Probation => "probation",
+            Self::Business => "business",
+            Self::System => "system",
+        }
+    }
+}
+
+/// Highest classification an agency may receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum Clearance {
+    #[serde(rename = "OFFICIAL")]
+    Official,
+    #[serde(rename = "OFFICIAL-SENSITIVE")]
+    OfficialSensitive,
+    #[serde(rename = "SECRET")]
+    Secret,
+    #[serde(rename = "TOP-SECRET")]
+    TopSecret,
+}
+
+impl Clearance {
+    /// The classification this clearance reaches, as a comparable level.
+    pub fn level(self) -> Classification {
+        match self {
+            Self::Official => Classification::Official,
+            Self::OfficialSensitive => Classification::OfficialSensitive,
+            Self::Secret => Classification::Secret,
+            Self::TopSecret => Classification::TopSecret,
+        }
+    }
+}
+
+/// One agency as registered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agency {
+    pub id: AgencyId,
+    pub name: String,
+    pub kind: AgencyKind,
+    pub clearance: Clearance,
+    #[serde(default)]
+    pub sector: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Handling caveats (e.g. "UK-EYES-ONLY") the agency may receive copies under.
+    #[serde(default)]
+    pub caveats: Vec<String>,
+    /// Envelopes per second it may send (token bucket, checked before decoding) ...
+    #[serde(default = "default_rate")]
+    pub rate_per_sec: u32,
+    /// ... with bursts of up to this many.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Largest envelope it may send, if smaller than the gateway's limit.
+    #[serde(default)]
+    pub max_envelope_bytes: Option<usize>,
+    /// The keys its tokens are signed with (more than one while rotating).
+    pub keys: Vec<KeySpec>,
+}
+
+impl Agency {
+    /// A Liaison service as a sender (`liaison-cases`, ...): cleared for
+    /// everything, national, registered for every caveat of the vocabulary.
+    pub fn system(id: AgencyId, caveats: Vec<String>) -> Self {
+        Self {
+            name: id.to_string(),
+            id,
+            kind: AgencyKind::System,
+            clearance: Clearance::TopSecret,
+            sector: None,
+            region: Some("national".to_owned()),
+            caveats,
+            rate_per_sec: default_rate(),
+            burst: default_burst(),
+            max_envelope_bytes: None,
+            keys: vec![],
+        }
+    }
+}
+
+fn default_rate() -> u32 {
+    200
+}
+
+fn default_burst() -> u32 {
+    400
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    agency: Vec<Agency>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read agency registry {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("agency registry {path} is invalid: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+/// All registered agencies, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    agencies: BTreeMap<AgencyId, Agency>,
+}
+
+impl Registry {
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text).map_err(|reason| RegistryError::Invalid {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// Parses registry TOML, naming the agency and field that is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: RegistryFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut agencies = BTreeMap::new();
+        for agency in file.agency {
+            if liaison_core::system::is_reserved(&agency.id) {
+                return Err(format!(
+                    "agency {}: ids beginning {:?} are reserved for Liaison's own services",
+                    agency.id,
+                    liaison_core::system::PREFIX
+                ));
+            }
+            check_keys(&agency.keys).map_err(|e| format!("agency {}: {e}", agency.id))?;
+            if agency.rate_per_sec == 0 || agency.burst == 0 {
+                return Err(format!(
+                    "agency {}: rate_per_sec and burst must be at least 1",
+                    agency.id
+                ));
+            }
+            if let Some(caveat) = agency.caveats.iter().find(|c| !valid_caveat(c)) {
+                return Err(format!(
+                    "agency {}: caveat {caveat:?} must be 1 to 64 of A-Z, 0-9 and '-'",
+                    agency.id
+                ));
+            }
+            let id = agency.id.clone();
+            if agencies.insert(id.clone(), agency).is_some() {
+                return Err(format!("agency {id} is registered twice"));
+            }
+        }
+        Ok(Self { agencies })
+    }
+
+    pub fn get(&self, id: &AgencyId) -> Option<&Agency> {
+        self.agencies.get(id)
+    }
+
+    pub fn agencies(&self) -> impl Iterator<Item = &Agency> {
+        self.agencies.values()
+    }
+
+    pub fn ids(&self) -> Vec<AgencyId> {
+        self.agencies.keys().cloned().collect()
+    }
+}
+
+/// A handling caveat as written in the registry and on envelopes: upper-case
+/// letters, digits and '-', e.g. "UK-EYES-ONLY".
+pub fn valid_caveat(caveat: &str) -> bool {
+    !caveat.is_empty()
+        && caveat.len() <= 64
+        && caveat
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+
+    #[test]
+    fn a_registry_is_parsed_and_checked() {
+        let good = format!(
+            "[[agency]]\nid = \"police\"\nname = \"P\"\nkind = \"police\"\nclearance = \"SECRET\"\n[[agency.keys]]\npublic_key = \"{KEY}\"\n"
+        );
+        let registry = Registry::parse(&good).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(registry.ids().len(), 1);
+
+        let bad_id = good.replace("\"police\"\nname", "\"Police!\"\nname");
+        assert!(Registry::parse(&bad_id).is_err_and(|e| e.contains("agency id")));
+        let bad_key = good.replace(KEY, "abc");
+        assert!(Registry::parse(&bad_key).is_err_and(|e| e.contains("32 bytes")));
+        let es256 = good.replace("public_key", "alg = \"ES256\"\npublic_key");
+        assert!(Registry::parse(&es256).is_err_and(|e| e.contains("65 bytes")));
+        let retired = good.replace("public_key", "not_after = 2026-01-01T00:00:00Z\npublic_key");
+        assert!(Registry::parse(&retired).is_ok());
+        let twice_key = format!("{good}[[agency.keys]]\npublic_key = \"{KEY}\"\n");
+        assert!(Registry::parse(&twice_key).is_err_and(|e| e.contains("registered twice")));
+        let caveat = good.replace(
+            "[[agency.keys]]",
+            "caveats = [\"uk eyes\"]\n[[agency.keys]]",
+        );
+        assert!(Registry::parse(&caveat).is_err_and(|e| e.contains("caveat")));
+        let no_keys = good.replace(
+            &format!("[[agency.keys]]\npublic_key = \"{KEY}\"\n"),
+            "keys = []\n",
+        );
+        assert!(Registry::parse(&no_keys).is_err_and(|e| e.contains("no keys")));
+        let unknown = format!("{good}colour = \"red\"\n");
+        assert!(Registry::parse(&unknown).is_err_and(|e| e.contains("colour")));
+        let reserved = good.replace("\"police\"\nname", "\"liaison-cases\"\nname");
+        assert!(Registry::parse(&reserved).is_err_and(|e| e.contains("reserved")));
+        let twice = format!("{good}{good}");
+        assert!(Registry::parse(&twice).is_err_and(|e| e.contains("twice")));
+    }
+}

@@ -1,0 +1,182 @@
+//! NATS is never open: each agency has its own user, limited to its own
+//! ingress and its own deliveries, so no client can bypass the gateway or read
+//! another agency's copies. Checked against the real server's permissions.
+
+use async_nats::jetstream;
+use liaison_core::Credentials;
+use liaison_core::connect::connect;
+use liaison_core::subjects;
+use liaison_proto::v1::verdict::Outcome;
+use liaison_runtime::users;
+use liaison_tests::{agency, inbox_exactly, referral, start};
+use prost::Message;
+use std::time::Duration;
+
+async fn fails_within<T, E>(what: &str, fut: impl std::future::Future<Output = Result<T, E>>) {
+    let outcome = tokio::time::timeout(Duration::from_secs(1), fut).await;
+    assert!(
+        !matches!(outcome, Ok(Ok(_))),
+        "{what} should have been refused"
+    );
+}
+
+#[tokio::test]
+async fn agencies_reach_only_their_own_subjects() -> anyhow::Result<()> {
+    let system = start().await?;
+    let police_nats = system.connect_as("police").await?;
+    let js = jetstream::new(police_nats.clone());
+
+    // Police may not read the council's deliveries ...
+    fails_within(
+        "reading another agency's consumer",
+        js.get_consumer_from_stream::<jetstream::consumer::pull::Config, _, _>(
+            "deliver-council",
+            subjects::DELIVERY_STREAM,
+        ),
+    )
+    .await;
+    // ... nor write into EVENTS or DELIVERY around the gateway ...
+    let forged = referral("police", "forged-event").encode_to_vec();
+    fails_within("publishing into EVENTS", async {
+        js.publish(subjects::event("referral"), forged.clone().into())
+            .await?
+            .await
+    })
+    .await;
+    fails_within("publishing into DELIVERY", async {
+        js.publish("liaison.deliver.council.referral", forged.clone().into())
+            .await?
+            .await
+    })
+    .await;
+    // ... nor send as another agency.
+    fails_within(
+        "sending on another agency's ingress",
+        police_nats.request("liaison.ingress.school-a.envelope", forged.clone().into()),
+    )
+    .await;
+
+    // A wrong password is refused outright.
+    let wrong = Credentials {
+        user: "police".into(),
+        password: "guess".into(),
+    };
+    assert!(
+        connect(&system.url(), &wrong, &Default::default(), "intruder")
+            .await
+            .is_err()
+    );
+
+    // The streams hold nothing the refused attempts tried to put there.
+    let operator = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    for stream in [subjects::EVENTS_STREAM, subjects::DELIVERY_STREAM] {
+        let info = operator.get_stream(stream).await?.get_info().await?;
+        assert_eq!(
+            info.state.messages, 0,
+            "{stream} was written around the gateway"
+        );
+    }
+
+    // The proper path still works for the same users.
+    let school = agency(&system, "school-a").await?;
+    assert_eq!(
+        school.send(&referral("school-a", "ref-ok")).await?.outcome,
+        Outcome::Accepted as i32
+    );
+    inbox_exactly(&agency(&system, "police").await?, 1).await?;
+    inbox_exactly(&agency(&system, "council").await?, 1).await?;
+    system.shutdown().await
+}
+
+/// An auditor's NATS user cannot read LEDGER on its own (no consumer, no
+/// direct read): only through the consumers the audit service opens for a
+/// consultation it has recorded, so every read is on the record. A request
+/// naming no granted consultation is refused, and the refusal recorded.
+#[tokio::test]
+async fn auditors_read_the_ledger_only_through_a_recorded_consultation() -> anyhow::Result<()> {
+    use liaison_audit::consult::{ConsultReply, Grant};
+    use liaison_audit::verify::{Access, verify};
+    use liaison_proto::v1::{Decision, Operation};
+
+    let system = start().await?;
+    let school = agency(&system, "school-a").await?;
+    assert_eq!(
+        school
+            .send(&referral("school-a", "ref-audited"))
+            .await?
+            .outcome,
+        Outcome::Accepted as i32
+    );
+    system.wait_until_settled(Duration::from_secs(30)).await?;
+
+    // On its own, the auditor user can see the ledger's size, not its records.
+    let auditor = system.connect_as(users::AUDITOR).await?;
+    let js = jetstream::new(auditor.clone());
+    let mut ledger = js.get_stream(subjects::LEDGER_STREAM).await?;
+    assert!(ledger.info().await?.state.messages > 0);
+    fails_within(
+        "creating a consumer on LEDGER",
+        ledger.create_consumer(jetstream::consumer::pull::Config::default()),
+    )
+    .await;
+    fails_within("reading a LEDGER message directly", ledger.direct_get(1)).await;
+    fails_within(
+        "reading a LEDGER message by sequence",
+        ledger.get_raw_message(1),
+    )
+    .await;
+
+    // A grant it was never given opens nothing, and is on the record.
+    let forged = ConsultReply {
+        granted: true,
+        record_id: String::new(),
+        code: String::new(),
+        reason: String::new(),
+        grant: "0123456789abcdef0123456789abcdef".into(),
+        last: 1,
+    };
+    let refused = Grant::new(auditor.clone(), &forged).open(1).await;
+    assert!(
+        matches!(&refused, Err(e) if e.contains("unknown_grant")),
+        "{:?}",
+        refused.map(|_| ())
+    );
+
+    // A recorded consultation opens the ledger, its own record included.
+    let (client, reply) = liaison_tests::operations::consultation(
+        &system,
+        "replay",
+        "deploy/audit/dev-auditor-keys/ig-officer.pem",
+    )
+    .await?;
+    assert!(reply.granted, "{reply:?}");
+    let access = Access::Granted(jetstream::new(client.clone()), Grant::new(client, &reply));
+    let verifier = liaison_audit::signer(&system.config)?.verifier();
+    let mut read = Vec::new();
+    let report = verify(access, &verifier, |_, record| read.push(record.clone())).await?;
+    assert!(report.intact(), "{report:?}");
+    assert!(
+        read.iter().any(|r| r.record_id == reply.record_id
+            && r.operation == Operation::Consultation as i32
+            && r.decision == Decision::Accepted as i32),
+        "the consultation's own record was not among those it read"
+    );
+    assert!(
+        read.iter()
+            .any(|r| r.operation == Operation::Collection as i32),
+        "the referral's record was not read"
+    );
+
+    // The refused read is in the ledger too.
+    let (_, records) = liaison_tests::ledger_all(&system).await?;
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.operation == Operation::Consultation as i32
+                && r.decision == Decision::Refused as i32
+                && r.code == "unknown_grant")
+            .count(),
+        1
+    );
+    system.shutdown().await
+}
