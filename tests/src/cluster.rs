@@ -47,6 +47,7 @@ impl Cluster {
         users: &[NatsUser],
         tls: Option<ServerTls>,
     ) -> Result<Self> {
+        crate::test_log();
         let mut last = None;
         for _ in 0..ATTEMPTS {
             match Self::try_start(size, users, tls.as_ref()) {

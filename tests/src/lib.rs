@@ -78,7 +78,43 @@ pub async fn start() -> Result<System> {
 }
 
 pub async fn start_with(config: Config) -> Result<System> {
+    test_log();
     System::start(config, UpOptions::default()).await
+}
+
+/// The log filter `TEST_LOG` asks for (see [`log_filter`]).
+pub fn test_log_filter() -> Option<String> {
+    log_filter(std::env::var("TEST_LOG").ok().as_deref())
+}
+
+/// A `TEST_LOG` value as a log filter: `1` or `true` means `info`; any
+/// other non-empty value but `0` is an `EnvFilter` directive such as
+/// `liaison_gateway=debug,warn`; unset, empty or `0`: no logs.
+pub fn log_filter(value: Option<&str>) -> Option<String> {
+    match value?.trim() {
+        "" | "0" => None,
+        v if v == "1" || v.eq_ignore_ascii_case("true") => Some("info".into()),
+        v => Some(v.to_owned()),
+    }
+}
+
+/// Shows the services' logs when `TEST_LOG` is set, through the test
+/// writer (so `cargo test` shows them only for a failing test, and nextest
+/// keeps each test's own). Called by the harness entry points; a test that
+/// exports spans ([`otlp::exporting`]) installs its own subscriber, with the
+/// same filter, and must call that first.
+pub fn test_log() {
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        if let Some(filter) = test_log_filter() {
+            // Fails only when a subscriber is already installed (span
+            // export's, which logs too): then that one shows the logs.
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
 }
 
 /// An agency's development signing key.

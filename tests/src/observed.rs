@@ -17,6 +17,7 @@ pub const SERVICES: [&str; 5] = ["gateway", "audit", "cases", "linkage", "alerts
 
 /// Starts a system with every operations listener and the console open.
 pub async fn start_observed() -> Result<System> {
+    crate::test_log();
     let free = || Some("127.0.0.1:0".to_owned());
     let options = UpOptions {
         gateway_telemetry: free(),

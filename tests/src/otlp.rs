@@ -208,8 +208,12 @@ pub fn exporting() -> Result<&'static Exporting> {
                 service_name: "liaison-tests".into(),
                 ..Default::default()
             };
-            let telemetry = liaison_runtime::telemetry::init_with("warn", &wanted, "liaison")
-                .map_err(|e| e.to_string())?;
+            let telemetry = liaison_runtime::telemetry::init_with(
+                &crate::test_log_filter().unwrap_or_else(|| "warn".into()),
+                &wanted,
+                "liaison",
+            )
+            .map_err(|e| e.to_string())?;
             if !telemetry.exporting() {
                 return Err("another subscriber was installed first".into());
             }

@@ -692,4 +692,38 @@ mod tests {
         .unwrap_or_default();
         assert!(err.contains("LIAISON_GATEWAY_MAX_ENVELOPE_BYTES"), "{err}");
     }
+
+    #[test]
+    fn env_values_take_the_type_of_the_key_they_set() {
+        // Text stays text however it looks: an all-digit password, a user
+        // called "true".
+        let config = Config::from_sources(
+            "",
+            "f.toml",
+            env(&[
+                ("LIAISON_NATS_PASSWORD", "20261207"),
+                ("LIAISON_NATS_USER", "true"),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.nats.password.expose(), "20261207");
+        assert_eq!(config.nats.user, "true");
+        // A wrong type is named by variable, key and type, never echoed.
+        let err = Config::from_sources(
+            "",
+            "f.toml",
+            env(&[("LIAISON_HTTPS_CLIENT_CERT_REQUIRED", "s3cret-yes")]),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("LIAISON_HTTPS_CLIENT_CERT_REQUIRED")
+                && err.contains("https.client_cert_required must be true or false"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+        // And a configuration's Debug never shows the password.
+        assert!(!format!("{config:?}").contains("20261207"));
+    }
 }

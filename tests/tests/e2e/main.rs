@@ -20,6 +20,7 @@ mod consumer_faults;
 mod council_adapter;
 mod demo;
 mod durability;
+mod harness;
 mod hostile_frames;
 mod hostile_input;
 mod https;
