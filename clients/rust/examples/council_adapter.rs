@@ -27,9 +27,9 @@
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use liaison_client::adapter::{Adapter, Dirs, Outcome};
-use liaison_client::{AgencyClient, DEFAULT_AUDIENCE, NatsAuth, NatsOptions, signer_from_file};
-use liaison_core::AgencyId;
-use liaison_core::Credentials;
+use liaison_client::{
+    AgencyClient, AgencyId, Credentials, DEFAULT_AUDIENCE, NatsAuth, NatsOptions, signer_from_file,
+};
 use liaison_core::session::{self, Session};
 use std::path::PathBuf;
 use std::time::Duration;

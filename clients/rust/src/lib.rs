@@ -36,9 +36,9 @@
 //!   and reply to the cases service, policy applied).
 //!
 //! ```no_run
-//! use liaison_client::{AgencyClient, NatsOptions, Refusal, SendError, signer_from_file};
-//! use liaison_core::AgencyId;
-//! use liaison_core::Credentials;
+//! use liaison_client::{
+//!     AgencyClient, AgencyId, Credentials, NatsOptions, Refusal, SendError, signer_from_file,
+//! };
 //! use liaison_proto::v1::{CaseUpdated, Classification};
 //! use std::path::Path;
 //! use std::time::Duration;
@@ -47,7 +47,7 @@
 //! let council = AgencyId::parse("council")?;
 //! let nats = NatsOptions::new(
 //!     "tls://liaison.example:4222",
-//!     Credentials { user: "council".into(), password: std::env::var("NATS_PASSWORD")? },
+//!     Credentials::new("council", std::env::var("NATS_PASSWORD")?),
 //! )
 //! .require_tls(Some("partnership-ca.pem".into()));
 //! let key = signer_from_file(Path::new("council.pem"), None)?;
@@ -96,6 +96,9 @@ pub use connect::{NatsAuth, NatsOptions, TlsOptions};
 pub use envelope::{EnvelopeBuilder, InvalidEnvelope};
 pub use error::{ConnectError, InboxError, SendError, TransportError};
 pub use inbox::Received;
+/// What every agency integration names: its id, its NATS login and the
+/// secret type that keeps the password out of logs (from `liaison-core`).
+pub use liaison_core::{AgencyId, Credentials, Secret};
 pub use refusal::Refusal;
 pub use reply::{ReplyDue, reply_id};
 pub use retry::RetryPolicy;
