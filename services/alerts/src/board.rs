@@ -8,6 +8,7 @@ use crate::AlertsError;
 use crate::alert::Alert;
 use crate::store;
 use async_nats::jetstream;
+use liaison_core::NatsContext as _;
 use liaison_core::system::Service;
 use liaison_proto::v1::alert_issued::ThreatLevel;
 use serde::Serialize;
@@ -84,7 +85,7 @@ pub async fn read(js: &jetstream::Context) -> Result<Vec<Alert>, AlertsError> {
     let bucket = js
         .get_key_value(Service::Alerts.bucket())
         .await
-        .map_err(|e| AlertsError::Nats(format!("KV bucket {}: {e}", Service::Alerts.bucket())))?;
+        .nats(format!("KV bucket {}", Service::Alerts.bucket()))?;
     Ok(store::load(&bucket).await?.into_values().collect())
 }
 

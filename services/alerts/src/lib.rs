@@ -37,8 +37,10 @@ use tracing::info;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertsError {
-    #[error("NATS: {0}")]
-    Nats(String),
+    #[error(transparent)]
+    Nats(#[from] liaison_core::NatsError),
+    #[error(transparent)]
+    Registry(#[from] liaison_runtime::registry::RegistryError),
     #[error("configuration: {0}")]
     Config(String),
     #[error(transparent)]
@@ -79,8 +81,7 @@ impl AlertsService {
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, AlertsError> {
         let policy =
             escalation::Policy::from_config(&config.alerts).map_err(AlertsError::Config)?;
-        let registry = Registry::load(&config.paths.registry)
-            .map_err(|e| AlertsError::Config(e.to_string()))?;
+        let registry = Registry::load(&config.paths.registry)?;
         let business = registry
             .agencies()
             .filter(|a| a.kind == AgencyKind::Business)

@@ -16,6 +16,7 @@ use crate::records::{self, Recorder};
 use crate::{AlertsError, store};
 use async_nats::jetstream::kv;
 use liaison_core::AgencyId;
+use liaison_core::NatsContext as _;
 use liaison_core::system::Service;
 use liaison_core::trace::TraceContext;
 use liaison_runtime::fold::{Event, Outbox};
@@ -89,7 +90,8 @@ impl Tracker {
         self.recorder
             .publish(&record)
             .await
-            .map_err(|e| AlertsError::Nats(format!("decision record {}: {e}", record.record_id)))
+            .nats(format!("decision record {}", record.record_id))
+            .map_err(AlertsError::from)
     }
 
     /// Applies one event; `record`: publish the decision records it causes

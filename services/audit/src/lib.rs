@@ -28,6 +28,7 @@ pub mod writer;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use async_nats::service::endpoint::Endpoint;
 use futures_util::StreamExt;
+use liaison_core::NatsContext as _;
 use liaison_core::subjects;
 use liaison_runtime::config::Config;
 use liaison_runtime::discovery::{Member, Registration};
@@ -39,8 +40,8 @@ use tracing::{error, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("NATS: {0}")]
-    Nats(String),
+    #[error(transparent)]
+    Nats(#[from] liaison_core::NatsError),
     #[error("checkpoint key {path}: {reason}")]
     Key { path: String, reason: String },
     #[error("{0}")]
@@ -98,12 +99,10 @@ impl AuditService {
         let consumer = js
             .get_consumer_from_stream(subjects::LEDGER_WRITER_CONSUMER, subjects::DECISIONS_STREAM)
             .await
-            .map_err(|e| {
-                AuditError::Nats(format!(
-                    "DECISIONS consumer {}: {e}",
-                    subjects::LEDGER_WRITER_CONSUMER
-                ))
-            })?;
+            .nats(format!(
+                "DECISIONS consumer {}",
+                subjects::LEDGER_WRITER_CONSUMER
+            ))?;
         let writer = writer::Writer::start(
             js,
             signer,
@@ -120,11 +119,11 @@ impl AuditService {
         let consultations = client
             .subscribe(subjects::CONSULT_REQUEST)
             .await
-            .map_err(|e| AuditError::Nats(e.to_string()))?;
+            .nats("subscribe to consultation requests")?;
         let reads = client
             .subscribe(subjects::READ_REQUEST)
             .await
-            .map_err(|e| AuditError::Nats(e.to_string()))?;
+            .nats("subscribe to read requests")?;
         Ok(Self {
             client,
             writer: Arc::new(writer),

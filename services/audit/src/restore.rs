@@ -14,6 +14,7 @@
 use crate::bundle::Bundle;
 use crate::checkpoint::NoteVerifier;
 use async_nats::jetstream;
+use liaison_core::NatsContext as _;
 use liaison_core::subjects;
 use liaison_proto::v1::LedgerBlock;
 use prost::Message as _;
@@ -37,8 +38,10 @@ pub enum RestoreError {
         "{stream} already holds {messages} messages: restore only into empty streams (provision a fresh cluster first)"
     )]
     NotEmpty { stream: &'static str, messages: u64 },
-    #[error("NATS: {0}")]
-    Nats(String),
+    #[error(transparent)]
+    Nats(#[from] liaison_core::NatsError),
+    #[error("DECISIONS ends at sequence {last}, not past {highest}, the highest the ledger names")]
+    DecisionsBehind { last: u64, highest: u64 },
     #[error("block {index} of the bundle is not a base64 block of ledger entries")]
     Entry { index: usize },
 }
@@ -47,11 +50,8 @@ async fn messages(js: &jetstream::Context, stream: &'static str) -> Result<u64, 
     let mut handle = js
         .get_stream(stream)
         .await
-        .map_err(|e| RestoreError::Nats(format!("stream {stream}: {e}")))?;
-    let info = handle
-        .info()
-        .await
-        .map_err(|e| RestoreError::Nats(format!("stream {stream}: {e}")))?;
+        .nats(format!("stream {stream}"))?;
+    let info = handle.info().await.nats(format!("stream {stream}"))?;
     Ok(info.state.messages)
 }
 
@@ -96,37 +96,38 @@ pub async fn restore(
         headers.insert("Nats-Expected-Last-Sequence", index.to_string().as_str());
         js.publish_with_headers(subjects::LEDGER_ENTRIES, headers, bytes)
             .await
-            .map_err(|e| RestoreError::Nats(format!("block {index}: {e}")))?
+            .nats(format!("block {index}"))?
             .await
-            .map_err(|e| RestoreError::Nats(format!("block {index}: {e}")))?;
+            .nats(format!("block {index}"))?;
     }
     for (index, note) in bundle.checkpoints.iter().enumerate() {
         js.publish(subjects::LEDGER_CHECKPOINTS, note.clone().into())
             .await
-            .map_err(|e| RestoreError::Nats(format!("checkpoint {index}: {e}")))?
+            .nats(format!("checkpoint {index}"))?
             .await
-            .map_err(|e| RestoreError::Nats(format!("checkpoint {index}: {e}")))?;
+            .nats(format!("checkpoint {index}"))?;
     }
     // The next decision gets a sequence above every one the ledger names.
     let mut decisions = js
         .get_stream(subjects::DECISIONS_STREAM)
         .await
-        .map_err(|e| RestoreError::Nats(format!("stream DECISIONS: {e}")))?;
+        .nats("stream DECISIONS")?;
     decisions
         .purge()
         .sequence(highest_source + 1)
         .await
-        .map_err(|e| RestoreError::Nats(format!("moving DECISIONS on: {e}")))?;
+        .nats("moving DECISIONS on")?;
     let last = decisions
         .info()
         .await
-        .map_err(|e| RestoreError::Nats(format!("stream DECISIONS: {e}")))?
+        .nats("stream DECISIONS")?
         .state
         .last_sequence;
     if last < highest_source {
-        return Err(RestoreError::Nats(format!(
-            "DECISIONS ends at sequence {last}, not past {highest_source}, the highest the ledger names"
-        )));
+        return Err(RestoreError::DecisionsBehind {
+            last,
+            highest: highest_source,
+        });
     }
     Ok(Restored {
         entries,

@@ -169,6 +169,6 @@ pub async fn verify(
         each(entry, &record);
     })
     .await
-    .map_err(AuditError::Nats)?;
+    .map_err(AuditError::Ledger)?;
     Ok(inspector.finish())
 }

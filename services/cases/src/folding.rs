@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::state::{State, Timers};
 use crate::store;
 use async_nats::jetstream;
+use liaison_core::NatsContext as _;
 use liaison_core::hop::Hop;
 use liaison_core::system::Service;
 use liaison_proto::v1::{AuditRecord, Envelope};
@@ -174,9 +175,9 @@ impl Fold {
                 record.encode_to_vec().into(),
             )
             .await
-            .map_err(|e| CasesError::Nats(e.to_string()))?
+            .nats("publish a cases decision record")?
             .await
-            .map_err(|e| CasesError::Nats(e.to_string()))?;
+            .nats("stored acknowledgement of a cases decision record")?;
         Ok(())
     }
 }

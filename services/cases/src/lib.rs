@@ -43,8 +43,8 @@ use tracing::{info, warn};
 pub enum CasesError {
     #[error(transparent)]
     Fold(#[from] FoldError),
-    #[error("NATS: {0}")]
-    Nats(String),
+    #[error(transparent)]
+    Nats(#[from] liaison_core::NatsError),
     #[error(transparent)]
     Telemetry(#[from] OpsError),
     #[error(transparent)]

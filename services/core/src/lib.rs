@@ -17,6 +17,7 @@
 
 pub mod connect;
 pub mod envelope_rules;
+pub mod error;
 pub mod hop;
 pub mod ids;
 pub mod lifecycle;
@@ -30,6 +31,7 @@ pub mod tokens;
 pub mod trace;
 
 pub use connect::Credentials;
+pub use error::{NatsContext, NatsError};
 pub use ids::{AgencyId, IdError};
 pub use secret::Secret;
 

@@ -3,6 +3,7 @@
 //! it (the owner adds and removes participants within what the ISA allows);
 //! the gateway reads it for need to know, when a case update is sent.
 
+use crate::error::NatsContext as _;
 use crate::ids::{AgencyId, IdError};
 use async_nats::jetstream::{self, kv};
 use serde::{Deserialize, Serialize};
@@ -53,8 +54,14 @@ pub fn validate_case_id(value: &str) -> Result<(), IdError> {
 pub enum ParticipationError {
     #[error(transparent)]
     Id(#[from] IdError),
-    #[error("participation store: {0}")]
-    Store(String),
+    #[error("participation store")]
+    Store(#[from] crate::error::NatsError),
+    #[error("participation of case {case} cannot be encoded")]
+    Encode {
+        case: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("participation of case {case}: {reason}")]
     Invalid { case: String, reason: String },
 }
@@ -81,7 +88,8 @@ impl Store {
         js.get_key_value(BUCKET)
             .await
             .map(Self)
-            .map_err(|e| ParticipationError::Store(format!("bucket {BUCKET}: {e}")))
+            .nats(format!("KV bucket {BUCKET}"))
+            .map_err(ParticipationError::from)
     }
 
     /// Who takes part in `case`; `None` if the case is not known.
@@ -91,7 +99,7 @@ impl Store {
             .0
             .get(case)
             .await
-            .map_err(|e| ParticipationError::Store(e.to_string()))?
+            .nats(format!("get from KV bucket {BUCKET}"))?
         else {
             return Ok(None);
         };
@@ -116,13 +124,17 @@ impl Store {
         participation: &Participation,
     ) -> Result<(), ParticipationError> {
         validate_case_id(case)?;
-        let value = serde_json::to_vec(participation)
-            .map_err(|e| ParticipationError::Store(e.to_string()))?;
+        let value =
+            serde_json::to_vec(participation).map_err(|source| ParticipationError::Encode {
+                case: case.to_owned(),
+                source,
+            })?;
         self.0
             .put(case, value.into())
             .await
             .map(|_| ())
-            .map_err(|e| ParticipationError::Store(e.to_string()))
+            .nats(format!("put into KV bucket {BUCKET}"))
+            .map_err(ParticipationError::from)
     }
 }
 

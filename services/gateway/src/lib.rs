@@ -27,6 +27,7 @@ pub mod spool;
 pub mod validate;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
+use liaison_core::NatsContext as _;
 use liaison_core::subjects;
 use liaison_runtime::config::Config;
 use liaison_runtime::registry::Registry;
@@ -42,8 +43,12 @@ pub enum GatewayError {
     Policy(#[from] policy::PolicyError),
     #[error("agency keys: {0}")]
     Keys(String),
-    #[error("NATS: {0}")]
-    Nats(String),
+    #[error(transparent)]
+    Nats(#[from] liaison_core::NatsError),
+    #[error(transparent)]
+    Participation(#[from] liaison_core::participation::ParticipationError),
+    #[error(transparent)]
+    Receipts(#[from] liaison_runtime::receipts::ReceiptError),
     #[error(transparent)]
     KeptRecords(#[from] spool::SpoolError),
     #[error("router stopped: {0}")]
@@ -120,29 +125,20 @@ impl Gateway {
             None
         };
         let js = jetstream::new(client.clone());
-        let participation = liaison_core::participation::Store::open(&js)
-            .await
-            .map_err(|e| GatewayError::Nats(e.to_string()))?;
-        let receipts = liaison_runtime::receipts::Store::open(&js)
-            .await
-            .map_err(|e| GatewayError::Nats(e.to_string()))?;
+        let participation = liaison_core::participation::Store::open(&js).await?;
+        let receipts = liaison_runtime::receipts::Store::open(&js).await?;
         let consumer: PullConsumer = js
             .get_consumer_from_stream(subjects::ROUTER_CONSUMER, subjects::EVENTS_STREAM)
             .await
-            .map_err(|e| {
-                GatewayError::Nats(format!(
-                    "EVENTS consumer {}: {e}",
-                    subjects::ROUTER_CONSUMER
-                ))
-            })?;
+            .nats(format!("EVENTS consumer {}", subjects::ROUTER_CONSUMER))?;
         let requests = client
             .queue_subscribe(subjects::INGRESS_ALL, subjects::GATEWAY_QUEUE.to_owned())
             .await
-            .map_err(|e| GatewayError::Nats(format!("subscribe to ingress: {e}")))?;
+            .nats("subscribe to ingress")?;
         let internal = client
             .queue_subscribe(subjects::INTERNAL_ALL, subjects::GATEWAY_QUEUE.to_owned())
             .await
-            .map_err(|e| GatewayError::Nats(format!("subscribe to the internal door: {e}")))?;
+            .nats("subscribe to the internal door")?;
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let discovery = liaison_runtime::discovery::Registration::start(
             &client,
@@ -150,10 +146,7 @@ impl Gateway {
             ready.clone(),
         )
         .await?;
-        client
-            .flush()
-            .await
-            .map_err(|e| GatewayError::Nats(e.to_string()))?;
+        client.flush().await.nats("flush the subscriptions")?;
         let metrics = metrics::Metrics::new();
         let (spool, kept) = if config.gateway.kept_records.as_os_str().is_empty() {
             (None, Vec::new())

@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use liaison_core::subjects;
 use liaison_core::system::Service;
 use liaison_core::trace::TraceContext;
+use liaison_core::{NatsContext as _, NatsError};
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{Envelope, EnvelopeAccepted, Verdict};
 use prost::Message as _;
@@ -44,8 +45,10 @@ pub enum FoldError {
         bucket: &'static str,
         reason: String,
     },
-    #[error("reading EVENTS: {0}")]
-    Events(String),
+    #[error("reading EVENTS")]
+    Events(#[from] NatsError),
+    #[error("the EVENTS reader ended")]
+    EventsEnded,
     #[error("raising {kind} {id}: {reason}")]
     Raise {
         kind: &'static str,
@@ -138,15 +141,14 @@ pub struct Events {
 impl Events {
     /// Reads EVENTS from sequence `after + 1`.
     pub async fn after(js: &jetstream::Context, after: u64) -> Result<Self, FoldError> {
-        let fail = |e: String| FoldError::Events(e);
         let mut stream = js
             .get_stream(subjects::EVENTS_STREAM)
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .nats("stream EVENTS")?;
         let end = stream
             .info()
             .await
-            .map_err(|e| fail(e.to_string()))?
+            .nats("stream EVENTS")?
             .state
             .last_sequence;
         let consumer = stream
@@ -157,8 +159,8 @@ impl Events {
                 ..Default::default()
             })
             .await
-            .map_err(|e| fail(e.to_string()))?;
-        let messages = consumer.messages().await.map_err(|e| fail(e.to_string()))?;
+            .nats(format!("ordered consumer of EVENTS after {after}"))?;
+        let messages = consumer.messages().await.nats("messages of EVENTS")?;
         Ok(Self {
             messages,
             end,
@@ -179,12 +181,9 @@ impl Events {
                 .messages
                 .next()
                 .await
-                .ok_or_else(|| FoldError::Events("the EVENTS reader ended".into()))?
-                .map_err(|e| FoldError::Events(e.to_string()))?;
-            let seq = message
-                .info()
-                .map_err(|e| FoldError::Events(e.to_string()))?
-                .stream_sequence;
+                .ok_or(FoldError::EventsEnded)?
+                .nats("next event")?;
+            let seq = message.info().nats("event metadata")?.stream_sequence;
             self.last = seq;
             if message.payload.len() > MAX_EVENT_BYTES {
                 tracing::error!(seq, "Oversized event in EVENTS skipped");

@@ -7,7 +7,8 @@ use crate::config::Config;
 use crate::telemetry;
 use liaison_core::Credentials;
 use liaison_core::connect::connect;
-use std::fmt::Display;
+use liaison_core::error::chain;
+use std::error::Error;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ pub async fn serve<F, Fut, E>(name: &'static str, run: F) -> ExitCode
 where
     F: FnOnce(Config, async_nats::Client, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), E>>,
-    E: Display,
+    E: Error + 'static,
 {
     let path = std::env::args_os().nth(1).map(PathBuf::from);
     serve_with(name, path, run).await
@@ -31,7 +32,7 @@ pub async fn serve_with<F, Fut, E>(name: &'static str, path: Option<PathBuf>, ru
 where
     F: FnOnce(Config, async_nats::Client, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), E>>,
-    E: Display,
+    E: Error + 'static,
 {
     let config = Config::load(path.as_deref());
     let wanted = config
@@ -39,8 +40,8 @@ where
         .map(|c| c.telemetry.clone())
         .unwrap_or_default();
     let result = match (telemetry::init_with("info", &wanted, name), config) {
-        (Err(e), _) => Err(e.to_string()),
-        (Ok(_), Err(e)) => Err(e.to_string()),
+        (Err(e), _) => Err(ServeError::Telemetry(e)),
+        (Ok(_), Err(e)) => Err(ServeError::Config(e)),
         (Ok(telemetry), Ok(config)) => {
             let result = start(name, config, run).await;
             telemetry.shutdown();
@@ -50,30 +51,31 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(service = name, error = %e, "Stopped with an error");
+            // The whole chain of causes: what failed and why.
+            tracing::error!(service = name, error = %chain(&e), "Stopped with an error");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn start<F, Fut, E>(name: &'static str, config: Config, run: F) -> Result<(), String>
+async fn start<F, Fut, E>(name: &'static str, config: Config, run: F) -> Result<(), ServeError<E>>
 where
     F: FnOnce(Config, async_nats::Client, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), E>>,
-    E: Display,
+    E: Error + 'static,
 {
     let credentials = Credentials {
         user: config.nats.user.clone(),
         password: config.nats.password.clone(),
     };
-    config.nats.check_tls_files()?;
+    config.nats.check_tls_files().map_err(ServeError::Tls)?;
     let client = connect(&config.nats.url, &credentials, &config.nats.tls(), name)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ServeError::Connect)?;
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| e.to_string())?;
+        .map_err(ServeError::Signal)?;
     tokio::spawn(async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -83,5 +85,22 @@ where
     });
     run(config, client, shutdown)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(ServeError::Service)
+}
+
+/// Why a service process stopped with an error; each keeps its cause.
+#[derive(Debug, thiserror::Error)]
+enum ServeError<E: Error + 'static> {
+    #[error(transparent)]
+    Config(crate::config::ConfigError),
+    #[error(transparent)]
+    Telemetry(telemetry::TelemetryError),
+    #[error("NATS TLS files: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    Connect(liaison_core::connect::ConnectError),
+    #[error("listening for SIGTERM")]
+    Signal(#[source] std::io::Error),
+    #[error(transparent)]
+    Service(E),
 }

@@ -7,6 +7,7 @@
 //! who received the original. Kept as long as copies are (delivery max age).
 
 use async_nats::jetstream::{self, kv};
+use liaison_core::NatsContext as _;
 use liaison_core::ids::{AgencyId, validate_envelope_id};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -36,8 +37,14 @@ pub struct Receipt {
 pub enum ReceiptError {
     #[error(transparent)]
     Id(#[from] liaison_core::IdError),
-    #[error("receipts store: {0}")]
-    Store(String),
+    #[error("receipts store")]
+    Store(#[from] liaison_core::NatsError),
+    #[error("receipt of envelope {envelope} cannot be encoded")]
+    Encode {
+        envelope: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("receipt of envelope {envelope}: {reason}")]
     Invalid { envelope: String, reason: String },
 }
@@ -71,7 +78,8 @@ impl Store {
         js.get_key_value(BUCKET)
             .await
             .map(Self)
-            .map_err(|e| ReceiptError::Store(format!("bucket {BUCKET}: {e}")))
+            .nats(format!("KV bucket {BUCKET}"))
+            .map_err(ReceiptError::from)
     }
 
     /// The receipt of `envelope_id`; `None` if no such envelope was delivered.
@@ -80,7 +88,7 @@ impl Store {
             .0
             .get(key(envelope_id)?)
             .await
-            .map_err(|e| ReceiptError::Store(e.to_string()))?
+            .nats(format!("get from KV bucket {BUCKET}"))?
         else {
             return Ok(None);
         };
@@ -98,12 +106,16 @@ impl Store {
 
     /// Stores the receipt of `envelope_id` (the gateway's router).
     pub async fn put(&self, envelope_id: &str, receipt: &Receipt) -> Result<(), ReceiptError> {
-        let value = serde_json::to_vec(receipt).map_err(|e| ReceiptError::Store(e.to_string()))?;
+        let value = serde_json::to_vec(receipt).map_err(|source| ReceiptError::Encode {
+            envelope: envelope_id.to_owned(),
+            source,
+        })?;
         self.0
             .put(key(envelope_id)?, value.into())
             .await
             .map(|_| ())
-            .map_err(|e| ReceiptError::Store(e.to_string()))
+            .nats(format!("put into KV bucket {BUCKET}"))
+            .map_err(ReceiptError::from)
     }
 }
 

@@ -270,7 +270,7 @@ impl System {
         Run: FnOnce(S, CancellationToken) -> Ran + Send + 'static,
         Ran: Future<Output = Result<(), E2>>,
         E1: std::error::Error + Send + Sync + 'static,
-        E2: std::fmt::Display,
+        E2: std::error::Error + 'static,
     {
         let (url, credentials) = (self.url(), self.credentials(user)?);
         let tls = self.config.nats.tls();
@@ -286,7 +286,8 @@ impl System {
                 Ok(service) => {
                     let _ = ready.send(Ok(()));
                     if let Err(e) = run(service, stop).await {
-                        error!(service = name, error = %e, "Service stopped");
+                        let error = liaison_core::error::chain(&e);
+                        error!(service = name, %error, "Service stopped");
                     }
                 }
             }
