@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Supply-chain checks (deny.toml): licences, banned crates (a second rustls crypto
 # provider, OpenSSL, jsonwebtoken < 10.3), crate sources, and RustSec advisories.
-# Installs the pinned cargo-deny into .tools/cargo-deny/ once (about a minute).
+# Installs the pinned cargo-deny into .tools/cargo-deny/ once (a minute or two, once).
 #
 # Advisories are checked offline against the RustSec advisory database snapshot
 # committed beside this script (the database's git repository cannot be reached

@@ -34,7 +34,7 @@ impl NatsAuth {
     }
 }
 
-/// TLS to NATS (the kit's, shared with the services): required, the CA
+/// TLS to NATS (liaison-core's, shared with the services): required, the CA
 /// that signed the servers' certificates, and a client certificate where the
 /// servers verify clients.
 pub use liaison_core::connect::TlsOptions;

@@ -8,7 +8,7 @@
 //! empty bucket is rebuilt from EVENTS. It keeps case participation (owner,
 //! participants, status) in the `PARTICIPATION` bucket, which the gateway
 //! reads for need to know; raises PriorityChanged, ReviewDue and
-//! InformationRequestOverdue through the gateway's internal door (kit
+//! InformationRequestOverdue through the gateway's internal door (liaison-runtime's
 //! [`liaison_runtime::fold::Outbox`]); records every change of a case for the
 //! ledger; and answers the gateway's case queries for an agency with the
 //! cases that agency participates in ([`query`]). It registers with the

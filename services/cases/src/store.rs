@@ -1,5 +1,5 @@
 //! The case record in KV: `case.<id>` (a case, JSON), `unit.<owner>.<unit>`
-//! (a priority list, JSON), beside the cursor and outbox kept by kit's fold
+//! (a priority list, JSON), beside the cursor and outbox kept by liaison-runtime's fold
 //! module; and each case's participation in the `PARTICIPATION` bucket the
 //! gateway reads.
 

@@ -11,7 +11,7 @@
 //! or referred by another agency within the window, raises a
 //! `DuplicateSubject` ([`alert`]). Each match is a COMBINATION record in the
 //! ledger. Events are raised through the gateway's internal door, which
-//! applies the partnership's policy to them like any envelope, through kit's
+//! applies the partnership's policy to them like any envelope, through liaison-runtime's
 //! outbox, so a restart or a rebuild never raises one twice ([`service`]).
 //!
 //! Each event is folded in a `linkage.fold` span continuing the event's

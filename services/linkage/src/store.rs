@@ -1,12 +1,12 @@
 //! The index kept in the service's KV bucket (`LINKAGE`), one key per token
-//! and per case, beside kit's cursor and outbox:
+//! and per case, beside liaison-runtime's cursor and outbox:
 //!
 //! | key | value |
 //! |---|---|
 //! | `subject.<40 hex: SHA-256 of the token>` | JSON: the token, its cases, its referrals in the window, the last event applied |
 //! | `case.<case id>` | JSON: owner, live or closed, review date, tokens, the last event applied |
 //! | `meta.decided` | the last EVENTS sequence whose matches are all in the outbox |
-//! | `meta.cursor`, `outbox.*` | kit's [`Cursor`](liaison_runtime::fold::Cursor) and [`Outbox`](liaison_runtime::fold::Outbox) |
+//! | `meta.cursor`, `outbox.*` | liaison-runtime's [`Cursor`](liaison_runtime::fold::Cursor) and [`Outbox`](liaison_runtime::fold::Outbox) |
 //!
 //! Storing is incremental: only what changed since the last store is
 //! written. It goes in this order — `meta.decided`, the changed entries, then

@@ -97,7 +97,7 @@ impl Pki {
     }
 }
 
-/// A kit nats-server for the users of one agency (police), TLS as given.
+/// A liaison-runtime nats-server for the users of one agency (police), TLS as given.
 fn server_for_police(tls: Option<ServerTls>) -> Result<(NatsServer, Vec<NatsUser>)> {
     let plan = users::plan(&[AgencyId::parse("police")?]);
     let server = NatsServer::start(&ServerOptions {

@@ -297,6 +297,11 @@ pub fn keys(command: &KeysCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::GenLink { out } => {
+            // As `keys gen --out DIR`: the directory is made if missing.
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
             liaison_client::subject::SubjectKey::generate().write_new(out)?;
             println!(
                 "subject key written to {} (0600): give it to every agency of the partnership, never to Liaison's services",

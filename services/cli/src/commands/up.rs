@@ -181,7 +181,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
     println!("Try, in another terminal:");
     println!("  liaison send --agency school-a deploy/examples/referral.json");
     println!("  liaison inbox --agency police");
-    println!("  liaison audit verify");
+    println!("  liaison audit verify --purpose \"DPA 2018 s.62 log review\"");
     println!("  liaison alerts");
     println!("  liaison status");
     if let (Door::Dev { ca, .. }, Some(url)) = (&door, &url) {

@@ -20,6 +20,25 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `liaison up`'s listeners on free ports, clear of the defaults that
+/// `suggested::` runs `liaison up` with.
+const FREE_LISTENERS: [&str; 14] = [
+    "--https-listen",
+    "127.0.0.1:0",
+    "--gateway-telemetry",
+    "127.0.0.1:0",
+    "--audit-telemetry",
+    "127.0.0.1:0",
+    "--cases-telemetry",
+    "127.0.0.1:0",
+    "--linkage-telemetry",
+    "127.0.0.1:0",
+    "--alerts-telemetry",
+    "127.0.0.1:0",
+    "--console",
+    "127.0.0.1:0",
+];
+
 fn liaison(session: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_liaison"))
         .current_dir(root())
@@ -445,7 +464,9 @@ fn up_starts_everything_and_stops_cleanly_on_ctrl_c() {
     let session = dir.path().join("session.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_liaison"))
         .current_dir(root())
-        .args(["up", "--port", "0", "--session"])
+        .args(["up", "--port", "0"])
+        .args(FREE_LISTENERS)
+        .arg("--session")
         .arg(&session)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -499,7 +520,9 @@ fn bad_configuration_and_an_old_nats_server_are_named_before_anything_starts() {
         let mut command = Command::new(env!("CARGO_BIN_EXE_liaison"));
         command
             .current_dir(root())
-            .args(["up", "--port", "0", "--session"])
+            .args(["up", "--port", "0"])
+            .args(FREE_LISTENERS)
+            .arg("--session")
             .arg(&session);
         if let Some(config) = config {
             command.arg("--config").arg(config);

@@ -8,3 +8,4 @@ mod bench;
 mod cli;
 mod deploy;
 mod link;
+mod suggested;
