@@ -13,7 +13,11 @@
 //! Nothing is hidden: a sequence missing from the stream is simply not
 //! there (the caller sees the next one), and a message lost in transit (a
 //! gap in the consumer's own sequence) makes the reader start again from
-//! the sequence it lacks, with a new consumer.
+//! the sequence it lacks, with a new consumer. So does a consumer that
+//! sees the stream end before `last` (the streams read here never lose
+//! messages: on a cluster, a consumer's view can lag just after a node
+//! restarts), after a pause; a view still short after [`ATTEMPTS`] is an
+//! error, never a shorter ledger.
 //!
 //! Where the consumers come from is the [`Source`]'s business: the audit
 //! service (and an operator) create their own on the stream; an auditor may
@@ -43,6 +47,8 @@ pub const PART_BYTES: usize = 4 * 1024 * 1024;
 const AHEAD: usize = 8;
 /// Times the reader starts again before giving up.
 const ATTEMPTS: u32 = 5;
+/// Pause before starting again, times the attempt (0.2 s, 0.4 s, ... 0.8 s).
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// The reading task; it stops if the caller does.
 struct Reader(JoinHandle<Result<(), String>>);
@@ -141,23 +147,31 @@ async fn read(
         let reader = source.open(next).await?;
         let name = reader.cached_info().name.clone();
         let read = if reader.cached_info().num_pending == 0 {
-            Ok(true)
+            // Nothing to read from `next`: done only if `last` was read.
+            Ok(next > last)
         } else {
             drain(&reader, &mut next, last, &parts).await
         };
         source.close(&name).await;
         match read {
             Ok(true) => return Ok(()),
-            Ok(false) | Err(_) if attempt + 1 < ATTEMPTS => attempt += 1,
-            Ok(false) => return Err(format!("messages keep going missing from {next}")),
+            Ok(false) | Err(_) if attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(RETRY_PAUSE * attempt).await;
+            }
+            Ok(false) => {
+                return Err(format!(
+                    "messages keep going missing from {next} (the stream ends at {last})"
+                ));
+            }
             Err(e) => return Err(e),
         }
     }
 }
 
-/// Takes messages from `reader` until `last` (or the end of the stream):
-/// `Ok(true)` when done (or the caller stopped taking), `Ok(false)` after a
-/// message went missing in transit.
+/// Takes messages from `reader` until `last`: `Ok(true)` when done (or the
+/// caller stopped taking), `Ok(false)` after a message went missing in
+/// transit or the consumer saw the stream end before `last`.
 async fn drain(
     reader: &consumer::Consumer<pull::Config>,
     next: &mut u64,
@@ -193,8 +207,12 @@ async fn drain(
         part_bytes += message.message.payload.len();
         part.push((seq, message.message.payload));
         *next = seq + 1;
-        if seq == last || pending == 0 {
+        if seq == last {
             break true;
+        }
+        if pending == 0 {
+            // The consumer's view ends before `last`: read again.
+            break false;
         }
         if part.len() == PART || part_bytes >= PART_BYTES {
             part_bytes = 0;
