@@ -93,6 +93,7 @@ mod tests {
 id = "school-a"
 name = "S"
 kind = "education"
+areas = ["exampleshire"]
 clearance = "OFFICIAL"
 rate_per_sec = 10
 burst = 5

@@ -108,8 +108,9 @@ pub struct Policy {
     vocabulary: Vocabulary,
     /// SHA-256 over the schema, policies and vocabulary as read.
     digest: String,
-    /// The registry's agencies, validated against the schema once, at load.
-    agencies: Entities,
+    /// The registry's agencies (and Liaison's services) as entities, built
+    /// once at load; a decision validates only the few it is about.
+    agencies: HashMap<AgencyId, Entity>,
     authorizer: Authorizer,
     /// Decisions already taken, by everything the policy can see of a
     /// message (never its id or body): most traffic repeats a few shapes, so
@@ -297,18 +298,17 @@ impl Policy {
         }
         let mut agencies = registry
             .agencies()
-            .map(agency_entity)
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|a| Ok((a.id.clone(), agency_entity(a)?)))
+            .collect::<Result<HashMap<_, _>, PolicyError>>()?;
         // Liaison's own services send through the internal door as
         // principals of kind "system".
         let caveats: Vec<String> = vocabulary.caveats.keys().cloned().collect();
         for service in liaison_core::system::Service::ALL {
-            agencies.push(agency_entity(&Agency::system(
-                service.sender(),
-                caveats.clone(),
-            ))?);
+            let system = Agency::system(service.sender(), caveats.clone());
+            agencies.insert(system.id.clone(), agency_entity(&system)?);
         }
-        let agencies = Entities::from_entities(agencies, Some(&schema))
+        // Every agency conforms to the schema: checked once, here.
+        Entities::from_entities(agencies.values().cloned(), Some(&schema))
             .map_err(|e| PolicyError::Entities(format!("agencies: {e}")))?;
         Ok(Self {
             schema,
@@ -407,11 +407,19 @@ impl Policy {
         }
     }
 
-    /// The agencies plus this message; only the message is validated here.
-    fn entities_with(&self, message: Entity) -> Result<Entities, PolicyError> {
-        self.agencies
-            .clone()
-            .add_entities([message], Some(&self.schema))
+    /// This message, its sender and the agencies asked about: what a
+    /// decision can read (the policies read the attributes of the principal
+    /// and of the message's sender only; other agencies appear in the
+    /// message as references).
+    fn entities_with<'a>(
+        &self,
+        message: Entity,
+        agencies: impl IntoIterator<Item = &'a AgencyId>,
+    ) -> Result<Entities, PolicyError> {
+        let known = agencies
+            .into_iter()
+            .filter_map(|id| self.agencies.get(id).cloned());
+        Entities::from_entities(known.chain([message]), Some(&self.schema))
             .map_err(|e| PolicyError::Entities(e.to_string()))
     }
 
@@ -465,14 +473,40 @@ impl Policy {
         registry: &Registry,
         facts: &Facts,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
-        let question = self.question(sender, envelope, facts)?;
+        let candidates = crate::candidates::candidates(registry, sender, envelope, facts);
+        self.decide_for(sender, envelope, facts, &candidates)
+    }
+
+    /// [`Policy::evaluate`] asking about every registered agency, not only
+    /// the candidates: what indexed routing must equal (its cost grows with
+    /// the registry; for tests and checks, never the gateway's path).
+    pub fn evaluate_every_agency(
+        &self,
+        sender: &AgencyId,
+        envelope: &Envelope,
+        registry: &Registry,
+        facts: &Facts,
+    ) -> Result<(Outcome, Vec<Route>), PolicyError> {
+        let everyone: BTreeSet<AgencyId> =
+            registry.ids().into_iter().filter(|a| a != sender).collect();
+        self.decide_for(sender, envelope, facts, &everyone)
+    }
+
+    fn decide_for(
+        &self,
+        sender: &AgencyId,
+        envelope: &Envelope,
+        facts: &Facts,
+        candidates: &BTreeSet<AgencyId>,
+    ) -> Result<(Outcome, Vec<Route>), PolicyError> {
+        let question = self.question(sender, envelope, facts, candidates)?;
         let send = question.send(self);
         if !send.allowed {
             return Ok((send, vec![]));
         }
         let mut routes = Vec::new();
-        for agency in registry.agencies().filter(|a| &a.id != sender) {
-            let copy = question.copy_for(self, &agency.id);
+        for recipient in candidates.iter().filter(|a| self.agencies.contains_key(*a)) {
+            let copy = question.copy_for(self, recipient);
             if !copy.receive.allowed {
                 continue;
             }
@@ -486,7 +520,7 @@ impl Policy {
                 }
             }
             routes.push(Route {
-                recipient: agency.id.clone(),
+                recipient: recipient.clone(),
                 withheld,
                 clauses: clauses.into_iter().collect(),
             });
@@ -503,23 +537,27 @@ impl Policy {
         facts: &Facts,
         recipient: &AgencyId,
     ) -> Result<Explanation, PolicyError> {
-        let question = self.question(sender, envelope, facts)?;
+        let question = self.question(sender, envelope, facts, [recipient])?;
         Ok(Explanation {
             send: question.send(self),
             copy: question.copy_for(self, recipient),
         })
     }
 
-    fn question(
+    fn question<'a>(
         &self,
-        sender: &AgencyId,
+        sender: &'a AgencyId,
         envelope: &Envelope,
         facts: &Facts,
+        asked: impl IntoIterator<Item = &'a AgencyId>,
     ) -> Result<Question, PolicyError> {
         // One uid for every message: a decision may depend only on the
         // attributes (what the cache is keyed by), never on the envelope id.
         let message = uid("Liaison::Message", "message");
-        let entities = self.entities_with(message_entity(&message, sender, envelope, facts)?)?;
+        let entities = self.entities_with(
+            message_entity(&message, sender, envelope, facts)?,
+            std::iter::once(sender).chain(asked),
+        )?;
         let label_context = Context::from_pairs([(
             "message".to_owned(),
             RestrictedExpression::new_entity_uid(message.clone()),
@@ -614,6 +652,7 @@ fn agency_entity(agency: &Agency) -> Result<Entity, PolicyError> {
             "region",
             RestrictedExpression::new_string(agency.region.clone().unwrap_or_default()),
         ),
+        ("areas", strings(&agency.areas)),
         ("caveats", strings(&agency.caveats)),
     ]
     .into_iter()

@@ -6,11 +6,11 @@ use liaison_core::ids::AgencyId;
 use liaison_core::tokens::{KeySpec, check_keys};
 use liaison_proto::v1::Classification;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// What kind of body an agency is; policies are written over kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgencyKind {
     Police,
@@ -77,6 +77,12 @@ pub struct Agency {
     pub sector: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
+    /// The local-authority areas it serves: a school's or a council's one, a
+    /// police force's several, a regional unit's region, or `["national"]`
+    /// for a national body. Policies scope shares by area; the gateway
+    /// finds recipients by area ([`Registry::serving`]).
+    #[serde(default)]
+    pub areas: Vec<String>,
     /// Handling caveats (e.g. "UK-EYES-ONLY") the agency may receive copies under.
     #[serde(default)]
     pub caveats: Vec<String>,
@@ -103,7 +109,8 @@ impl Agency {
             kind: AgencyKind::System,
             clearance: Clearance::TopSecret,
             sector: None,
-            region: Some("national".to_owned()),
+            region: Some(NATIONAL.to_owned()),
+            areas: vec![NATIONAL.to_owned()],
             caveats,
             rate_per_sec: default_rate(),
             burst: default_burst(),
@@ -111,6 +118,23 @@ impl Agency {
             keys: vec![],
         }
     }
+}
+
+/// The area of a national body (and of Liaison's own services).
+pub const NATIONAL: &str = "national";
+
+/// Longest area id.
+pub const MAX_AREA_LEN: usize = 64;
+
+/// Whether `area` is a valid area id: 1 to 64 of a-z, 0-9 and '-', starting
+/// with a letter or digit (e.g. "exampleshire", "e06000001").
+pub fn valid_area(area: &str) -> bool {
+    !area.is_empty()
+        && area.len() <= MAX_AREA_LEN
+        && !area.starts_with('-')
+        && area
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn default_rate() -> u32 {
@@ -139,6 +163,12 @@ pub enum RegistryError {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     agencies: BTreeMap<AgencyId, Agency>,
+    /// Agencies by each area they serve, and by sector: the indexes the
+    /// gateway finds candidate recipients in, whatever the registry's size.
+    by_area: HashMap<String, Vec<AgencyId>>,
+    by_sector: HashMap<String, Vec<AgencyId>>,
+    by_region: HashMap<String, Vec<AgencyId>>,
+    by_kind: HashMap<AgencyKind, Vec<AgencyId>>,
 }
 
 impl Registry {
@@ -172,6 +202,24 @@ impl Registry {
                     agency.id
                 ));
             }
+            if agency.areas.is_empty() {
+                return Err(format!(
+                    "agency {}: no areas: give areas = [\"...\"], the local-authority areas it serves (or [\"national\"] for a national body)",
+                    agency.id
+                ));
+            }
+            if let Some(area) = agency.areas.iter().find(|a| !valid_area(a)) {
+                return Err(format!(
+                    "agency {}: area {area:?} must be 1 to {MAX_AREA_LEN} of a-z, 0-9 and '-'",
+                    agency.id
+                ));
+            }
+            if agency.areas.len() > 1 && agency.areas.iter().any(|a| a == NATIONAL) {
+                return Err(format!(
+                    "agency {}: \"national\" is an agency's only area, not one among others",
+                    agency.id
+                ));
+            }
             if let Some(caveat) = agency.caveats.iter().find(|c| !valid_caveat(c)) {
                 return Err(format!(
                     "agency {}: caveat {caveat:?} must be 1 to 64 of A-Z, 0-9 and '-'",
@@ -183,7 +231,74 @@ impl Registry {
                 return Err(format!("agency {id} is registered twice"));
             }
         }
-        Ok(Self { agencies })
+        Ok(Self::from_agencies(agencies))
+    }
+
+    fn from_agencies(agencies: BTreeMap<AgencyId, Agency>) -> Self {
+        let mut by_area: HashMap<String, Vec<AgencyId>> = HashMap::new();
+        let mut by_sector: HashMap<String, Vec<AgencyId>> = HashMap::new();
+        let mut by_region: HashMap<String, Vec<AgencyId>> = HashMap::new();
+        let mut by_kind: HashMap<AgencyKind, Vec<AgencyId>> = HashMap::new();
+        for agency in agencies.values() {
+            by_kind
+                .entry(agency.kind)
+                .or_default()
+                .push(agency.id.clone());
+            if let Some(region) = &agency.region {
+                by_region
+                    .entry(region.clone())
+                    .or_default()
+                    .push(agency.id.clone());
+            }
+            for area in &agency.areas {
+                by_area
+                    .entry(area.clone())
+                    .or_default()
+                    .push(agency.id.clone());
+            }
+            if let Some(sector) = &agency.sector {
+                by_sector
+                    .entry(sector.clone())
+                    .or_default()
+                    .push(agency.id.clone());
+            }
+        }
+        Self {
+            agencies,
+            by_area,
+            by_sector,
+            by_region,
+            by_kind,
+        }
+    }
+
+    /// The agencies whose `region` is `region`.
+    pub fn in_region(&self, region: &str) -> &[AgencyId] {
+        self.by_region.get(region).map_or(&[], Vec::as_slice)
+    }
+
+    /// The agencies of `kind`.
+    pub fn of_kind(&self, kind: AgencyKind) -> &[AgencyId] {
+        self.by_kind.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    /// The agencies serving `area` (those whose areas include it).
+    pub fn serving(&self, area: &str) -> &[AgencyId] {
+        self.by_area.get(area).map_or(&[], Vec::as_slice)
+    }
+
+    /// The agencies registered in `sector` (business partners).
+    pub fn in_sector(&self, sector: &str) -> &[AgencyId] {
+        self.by_sector.get(sector).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many agencies are registered.
+    pub fn len(&self) -> usize {
+        self.agencies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.agencies.is_empty()
     }
 
     pub fn get(&self, id: &AgencyId) -> Option<&Agency> {
@@ -218,7 +333,7 @@ mod tests {
     #[test]
     fn a_registry_is_parsed_and_checked() {
         let good = format!(
-            "[[agency]]\nid = \"police\"\nname = \"P\"\nkind = \"police\"\nclearance = \"SECRET\"\n[[agency.keys]]\npublic_key = \"{KEY}\"\n"
+            "[[agency]]\nid = \"police\"\nname = \"P\"\nkind = \"police\"\nclearance = \"SECRET\"\nareas = [\"exampleshire\", \"westshire\"]\n[[agency.keys]]\npublic_key = \"{KEY}\"\n"
         );
         let registry = Registry::parse(&good).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(registry.ids().len(), 1);
@@ -249,5 +364,19 @@ mod tests {
         assert!(Registry::parse(&reserved).is_err_and(|e| e.contains("reserved")));
         let twice = format!("{good}{good}");
         assert!(Registry::parse(&twice).is_err_and(|e| e.contains("twice")));
+        let areas = "areas = [\"exampleshire\", \"westshire\"]\n";
+        let no_areas = good.replace(areas, "");
+        assert!(
+            Registry::parse(&no_areas)
+                .is_err_and(|e| e.contains("agency police: no areas") && e.contains("areas = ")),
+        );
+        let empty = good.replace(areas, "areas = []\n");
+        assert!(Registry::parse(&empty).is_err_and(|e| e.contains("agency police: no areas")));
+        let bad_area = good.replace(areas, "areas = [\"West Shire\"]\n");
+        assert!(Registry::parse(&bad_area).is_err_and(|e| e.contains("\"West Shire\"")));
+        let mixed = good.replace(areas, "areas = [\"national\", \"westshire\"]\n");
+        assert!(Registry::parse(&mixed).is_err_and(|e| e.contains("only area")));
+        assert_eq!(registry.serving("westshire").len(), 1);
+        assert!(registry.serving("eastshire").is_empty());
     }
 }

@@ -127,7 +127,7 @@ async fn case_updates_go_only_to_participants_and_caveats_and_classification_hol
             &["UK-EYES-ONLY"],
         ))
         .await?;
-    assert_eq!(recipients(&verdict), ["council"]);
+    assert_eq!(recipients(&verdict), ["council", "westshire-council"]);
     let verdict = police
         .send(&alert("alert-2", Classification::Official, &["NOFORN"]))
         .await?;
@@ -199,8 +199,8 @@ async fn a_new_policy_set_is_applied_live_and_a_broken_one_is_refused() -> anyho
     let isa = policies.path().join("isa.cedar");
     let text = std::fs::read_to_string(&isa)?;
     let narrowed = text.replace(
-        "(principal.kind == \"police\" || principal.kind == \"council\")\n};\n\n// The council's",
-        "principal.kind == \"council\"\n};\n\n// The council's",
+        "(principal.kind == \"police\" || principal.kind == \"council\") &&\n  principal.areas",
+        "principal.kind == \"council\" &&\n  principal.areas",
     );
     assert_ne!(narrowed, text, "the edit must change the policy");
     std::fs::write(&isa, &narrowed)?;

@@ -272,7 +272,10 @@ async fn escalation_repeats_each_period_up_to_the_maximum() -> Result<()> {
 
     let issued = alert("alert-3", ThreatLevel::Critical, &["transport"], "national");
     let (recipients, partners) = issue_and_time(&police, &issued, vec![transport]).await?;
-    assert_eq!(recipients, ["council", "transport-bsp"]);
+    assert_eq!(
+        recipients,
+        ["council", "transport-bsp", "westshire-council"]
+    );
     let transport = partners
         .into_iter()
         .next()

@@ -148,6 +148,7 @@ fn keys_rotate_with_an_overlap() {
 id = "school-a"
 name = "Northfield Academy"
 kind = "education"
+areas = ["exampleshire"]
 clearance = "OFFICIAL-SENSITIVE"
 [[agency.keys]]
 public_key = "{}"
