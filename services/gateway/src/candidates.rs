@@ -23,13 +23,11 @@ use liaison_proto::v1::envelope::Body;
 use liaison_runtime::registry::{AgencyKind, NATIONAL, Registry};
 use std::collections::BTreeSet;
 
-/// The agencies other than `sender` that could receive `envelope`.
-pub fn candidates(
-    registry: &Registry,
-    sender: &AgencyId,
-    envelope: &Envelope,
-    facts: &Facts,
-) -> BTreeSet<AgencyId> {
+/// The agencies the message itself names: its case's participants and
+/// owner, its addressees and the agencies it adds, and the parties of the
+/// envelope it answers. A policy can tell these apart from others of the
+/// same attributes, so each is decided on its own.
+pub fn named(envelope: &Envelope, facts: &Facts) -> BTreeSet<AgencyId> {
     let mut out: BTreeSet<AgencyId> = BTreeSet::new();
     out.extend(facts.participants.iter().cloned());
     out.extend(facts.owner.iter().cloned());
@@ -48,6 +46,17 @@ pub fn candidates(
             .chain(added)
             .filter_map(|id| AgencyId::parse(id).ok()),
     );
+    out
+}
+
+/// The agencies other than `sender` that could receive `envelope`.
+pub fn candidates(
+    registry: &Registry,
+    sender: &AgencyId,
+    envelope: &Envelope,
+    facts: &Facts,
+) -> BTreeSet<AgencyId> {
+    let mut out = named(envelope, facts);
     if let Some(agency) = registry.get(sender) {
         for area in &agency.areas {
             out.extend(registry.serving(area).iter().cloned());

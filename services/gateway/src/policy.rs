@@ -112,6 +112,9 @@ pub struct Policy {
     /// once at load; a decision validates only the few it is about.
     agencies: HashMap<AgencyId, Entity>,
     authorizer: Authorizer,
+    /// Agencies a policy names by id (`Liaison::Agency::"police"`): each is
+    /// decided on its own, never as one of an attribute class.
+    named: BTreeSet<AgencyId>,
     /// Decisions already taken, by everything the policy can see of a
     /// message (never its id or body): most traffic repeats a few shapes, so
     /// most envelopes cost a lookup, not ~60 Cedar evaluations. Belongs to
@@ -310,7 +313,9 @@ impl Policy {
         // Every agency conforms to the schema: checked once, here.
         Entities::from_entities(agencies.values().cloned(), Some(&schema))
             .map_err(|e| PolicyError::Entities(format!("agencies: {e}")))?;
+        let named = named_agencies(&sources.policies);
         Ok(Self {
+            named,
             schema,
             policies,
             vocabulary,
@@ -474,7 +479,22 @@ impl Policy {
         facts: &Facts,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
         let candidates = crate::candidates::candidates(registry, sender, envelope, facts);
-        self.decide_for(sender, envelope, facts, &candidates)
+        // Candidates the message does not name, and no policy names, are
+        // decided once per attribute class: the policy can tell them apart
+        // only by their attributes, which a class shares.
+        let named = crate::candidates::named(envelope, facts);
+        let mut classes: BTreeMap<u32, Vec<AgencyId>> = BTreeMap::new();
+        let mut groups = Vec::new();
+        for id in candidates {
+            match registry.class_of(&id) {
+                Some(class) if !named.contains(&id) && !self.named.contains(&id) => {
+                    classes.entry(class).or_default().push(id);
+                }
+                _ => groups.push(vec![id]),
+            }
+        }
+        groups.extend(classes.into_values());
+        self.decide_for(sender, envelope, facts, groups)
     }
 
     /// [`Policy::evaluate`] asking about every registered agency, not only
@@ -487,26 +507,42 @@ impl Policy {
         registry: &Registry,
         facts: &Facts,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
-        let everyone: BTreeSet<AgencyId> =
-            registry.ids().into_iter().filter(|a| a != sender).collect();
-        self.decide_for(sender, envelope, facts, &everyone)
+        let everyone = registry
+            .ids()
+            .into_iter()
+            .filter(|a| a != sender)
+            .map(|a| vec![a])
+            .collect();
+        self.decide_for(sender, envelope, facts, everyone)
     }
 
+    /// Decides for each group of candidates (agencies the policy cannot
+    /// tell apart) by asking about its first member; routes come out in
+    /// agency order.
     fn decide_for(
         &self,
         sender: &AgencyId,
         envelope: &Envelope,
         facts: &Facts,
-        candidates: &BTreeSet<AgencyId>,
+        groups: Vec<Vec<AgencyId>>,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
-        let question = self.question(sender, envelope, facts, candidates)?;
+        let groups: Vec<Vec<AgencyId>> = groups
+            .into_iter()
+            .map(|g| {
+                g.into_iter()
+                    .filter(|a| self.agencies.contains_key(a))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|g| !g.is_empty())
+            .collect();
+        let question = self.question(sender, envelope, facts, groups.iter().map(|g| &g[0]))?;
         let send = question.send(self);
         if !send.allowed {
             return Ok((send, vec![]));
         }
         let mut routes = Vec::new();
-        for recipient in candidates.iter().filter(|a| self.agencies.contains_key(*a)) {
-            let copy = question.copy_for(self, recipient);
+        for group in &groups {
+            let copy = question.copy_for(self, &group[0]);
             if !copy.receive.allowed {
                 continue;
             }
@@ -519,12 +555,14 @@ impl Policy {
                     withheld.insert(label);
                 }
             }
-            routes.push(Route {
+            let clauses: Vec<String> = clauses.into_iter().collect();
+            routes.extend(group.iter().map(|recipient| Route {
                 recipient: recipient.clone(),
-                withheld,
-                clauses: clauses.into_iter().collect(),
-            });
+                withheld: withheld.clone(),
+                clauses: clauses.clone(),
+            }));
         }
+        routes.sort_by(|a, b| a.recipient.cmp(&b.recipient));
         Ok((send, routes))
     }
 
@@ -660,6 +698,31 @@ fn agency_entity(agency: &Agency) -> Result<Entity, PolicyError> {
     .collect();
     Entity::new(agency_uid(&agency.id), attrs, HashSet::new())
         .map_err(|e| PolicyError::Entities(format!("agency {}: {e}", agency.id)))
+}
+
+/// The agency ids policy text names as `Agency::"id"` (with any namespace
+/// and spacing Cedar allows around `::`).
+fn named_agencies(text: &str) -> BTreeSet<AgencyId> {
+    let mut named = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("Agency") {
+        rest = &rest[at + "Agency".len()..];
+        let after = rest.trim_start();
+        let Some(after) = after.strip_prefix("::") else {
+            continue;
+        };
+        let Some(quoted) = after.trim_start().strip_prefix('"') else {
+            continue;
+        };
+        if let Some(id) = quoted
+            .split('"')
+            .next()
+            .and_then(|id| AgencyId::parse(id).ok())
+        {
+            named.insert(id);
+        }
+    }
+    named
 }
 
 fn strings(items: &[String]) -> RestrictedExpression {

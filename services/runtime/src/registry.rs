@@ -41,7 +41,7 @@ impl AgencyKind {
 }
 
 /// Highest classification an agency may receive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 pub enum Clearance {
     #[serde(rename = "OFFICIAL")]
     Official,
@@ -169,6 +169,11 @@ pub struct Registry {
     by_sector: HashMap<String, Vec<AgencyId>>,
     by_region: HashMap<String, Vec<AgencyId>>,
     by_kind: HashMap<AgencyKind, Vec<AgencyId>>,
+    /// Each agency's attribute class: agencies registered with the same
+    /// kind, clearance, sector, region, areas and caveats share one (the
+    /// schools of an area, say), and a policy that reads only attributes
+    /// decides the same for all of them.
+    classes: HashMap<AgencyId, u32>,
 }
 
 impl Registry {
@@ -239,7 +244,24 @@ impl Registry {
         let mut by_sector: HashMap<String, Vec<AgencyId>> = HashMap::new();
         let mut by_region: HashMap<String, Vec<AgencyId>> = HashMap::new();
         let mut by_kind: HashMap<AgencyKind, Vec<AgencyId>> = HashMap::new();
+        let mut classes = HashMap::new();
+        let mut class_ids = HashMap::new();
         for agency in agencies.values() {
+            let mut areas = agency.areas.clone();
+            areas.sort();
+            let mut caveats = agency.caveats.clone();
+            caveats.sort();
+            let key = (
+                agency.kind,
+                agency.clearance,
+                agency.sector.clone(),
+                agency.region.clone(),
+                areas,
+                caveats,
+            );
+            let next = u32::try_from(class_ids.len()).unwrap_or(u32::MAX);
+            let class = *class_ids.entry(key).or_insert(next);
+            classes.insert(agency.id.clone(), class);
             by_kind
                 .entry(agency.kind)
                 .or_default()
@@ -269,7 +291,14 @@ impl Registry {
             by_sector,
             by_region,
             by_kind,
+            classes,
         }
+    }
+
+    /// `id`'s attribute class (same attributes, same class);
+    /// `None` if not registered.
+    pub fn class_of(&self, id: &AgencyId) -> Option<u32> {
+        self.classes.get(id).copied()
     }
 
     /// The agencies whose `region` is `region`.

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod devtls;
 pub mod discover;
 pub mod keys;
+pub mod national;
 pub mod ops_http;
 pub mod progress;
 pub mod system;

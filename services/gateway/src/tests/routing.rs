@@ -76,7 +76,14 @@ const CAVEATS: &[&str] = &["UK-EYES-ONLY", "LOCSEN"];
 
 fn registry(rng: &mut Rng) -> Registry {
     let mut text = String::new();
-    for n in 0..(4 + rng.below(40)) {
+    let quoted = |items: &[&str]| {
+        items
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for n in 0..(4 + rng.below(30)) {
         let kind = rng.pick(KINDS);
         let areas = if rng.chance(5) {
             vec!["national"]
@@ -87,27 +94,27 @@ fn registry(rng: &mut Rng) -> Registry {
             }
             areas
         };
-        let quoted = |items: &[&str]| {
-            items
-                .iter()
-                .map(|i| format!("{i:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let _ = write!(
-            text,
-            "[[agency]]\nid = \"a{n}-{kind}\"\nname = \"A{n}\"\nkind = \"{kind}\"\nclearance = \"{}\"\nareas = [{}]\ncaveats = [{}]\n",
+        let mut attributes = format!(
+            "kind = \"{kind}\"\nclearance = \"{}\"\nareas = [{}]\ncaveats = [{}]\n",
             rng.pick(CLEARANCES),
             quoted(&areas),
             quoted(&rng.some(CAVEATS, 2)),
         );
         if kind == "business" || rng.chance(10) {
-            let _ = writeln!(text, "sector = \"{}\"", rng.pick(SECTORS));
+            let _ = writeln!(attributes, "sector = \"{}\"", rng.pick(SECTORS));
         }
         if rng.chance(70) {
-            let _ = writeln!(text, "region = \"{}\"", rng.pick(REGIONS));
+            let _ = writeln!(attributes, "region = \"{}\"", rng.pick(REGIONS));
         }
-        let _ = write!(text, "[[agency.keys]]\npublic_key = \"{KEY}\"\n\n");
+        // Often several agencies alike (the schools of an area): one
+        // attribute class, decided once for all of them.
+        let alike = if rng.chance(40) { 1 + rng.below(4) } else { 1 };
+        for twin in 0..alike {
+            let _ = write!(
+                text,
+                "[[agency]]\nid = \"a{n}-{twin}-{kind}\"\nname = \"A{n}\"\n{attributes}[[agency.keys]]\npublic_key = \"{KEY}\"\n\n"
+            );
+        }
     }
     Registry::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
