@@ -11,6 +11,7 @@ mod link;
 mod nats_config;
 mod operator;
 mod policy;
+mod registry;
 mod serve;
 mod status;
 mod up;
@@ -87,6 +88,9 @@ enum Command {
     Link(link::LinkCommand),
     /// Check, explain and test the access policy (ISA clauses as code).
     Policy(policy::PolicyArgs),
+    /// Agency registries: `registry generate` writes a national one.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// Tokens signed with an agency's or auditor's key (`token mint` prints
     /// one, e.g. for `Authorization: Bearer` at the HTTPS door).
     #[command(subcommand)]
@@ -207,6 +211,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(command) => agency::token(&cli, command),
         Command::Link(command) => link::run(command),
         Command::Policy(args) => policy::run(&cli, args),
+        Command::Registry(command) => registry::run(command),
         Command::NatsConfig(args) => nats_config::run(&cli, args),
         Command::Provision => operator::provision_streams(&cli).await,
         Command::Status(args) => status::run(&cli, args).await,

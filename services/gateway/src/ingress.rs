@@ -577,7 +577,7 @@ fn case_rules(
                     ..envelope.clone()
                 };
                 let receives = policy
-                    .explain(agency, &probe, &joined, &id)
+                    .explain(agency, &probe, &shared.registry, &joined, &id)
                     .map(|e| e.copy.receive.allowed)
                     .unwrap_or(false);
                 if !receives {

@@ -108,9 +108,10 @@ pub struct Policy {
     vocabulary: Vocabulary,
     /// SHA-256 over the schema, policies and vocabulary as read.
     digest: String,
-    /// The registry's agencies (and Liaison's services) as entities, built
-    /// once at load; a decision validates only the few it is about.
-    agencies: HashMap<AgencyId, Entity>,
+    /// Liaison's own services as entities. Agencies' entities are built
+    /// from the registry for each decision, only for the few it is about:
+    /// kept for all, 25,000 of them held ~90 MiB.
+    systems: HashMap<AgencyId, Entity>,
     authorizer: Authorizer,
     /// Agencies a policy names by id (`Liaison::Agency::"police"`): each is
     /// decided on its own, never as one of an attribute class.
@@ -299,20 +300,28 @@ impl Policy {
                 reason: reasons.join("; "),
             });
         }
-        let mut agencies = registry
-            .agencies()
-            .map(|a| Ok((a.id.clone(), agency_entity(a)?)))
-            .collect::<Result<HashMap<_, _>, PolicyError>>()?;
         // Liaison's own services send through the internal door as
         // principals of kind "system".
         let caveats: Vec<String> = vocabulary.caveats.keys().cloned().collect();
+        let mut systems = HashMap::new();
         for service in liaison_core::system::Service::ALL {
             let system = Agency::system(service.sender(), caveats.clone());
-            agencies.insert(system.id.clone(), agency_entity(&system)?);
+            systems.insert(system.id.clone(), agency_entity(&system)?);
         }
-        // Every agency conforms to the schema: checked once, here.
-        Entities::from_entities(agencies.values().cloned(), Some(&schema))
-            .map_err(|e| PolicyError::Entities(format!("agencies: {e}")))?;
+        // Every agency's entity is built the same way from values of the
+        // same types, so one of each attribute class stands for its class:
+        // checked against the schema here, once.
+        let mut classes = HashSet::new();
+        let representatives = registry
+            .agencies()
+            .filter(|a| registry.class_of(&a.id).is_some_and(|c| classes.insert(c)))
+            .map(agency_entity)
+            .collect::<Result<Vec<_>, _>>()?;
+        Entities::from_entities(
+            representatives.into_iter().chain(systems.values().cloned()),
+            Some(&schema),
+        )
+        .map_err(|e| PolicyError::Entities(format!("agencies: {e}")))?;
         let named = named_agencies(&sources.policies);
         Ok(Self {
             named,
@@ -320,7 +329,7 @@ impl Policy {
             policies,
             vocabulary,
             digest: sources.digest,
-            agencies,
+            systems,
             authorizer: Authorizer::new(),
             decided: std::sync::Mutex::new(HashMap::new()),
         })
@@ -419,12 +428,18 @@ impl Policy {
     fn entities_with<'a>(
         &self,
         message: Entity,
+        registry: &Registry,
         agencies: impl IntoIterator<Item = &'a AgencyId>,
     ) -> Result<Entities, PolicyError> {
-        let known = agencies
-            .into_iter()
-            .filter_map(|id| self.agencies.get(id).cloned());
-        Entities::from_entities(known.chain([message]), Some(&self.schema))
+        let mut known = vec![message];
+        for id in agencies {
+            if let Some(system) = self.systems.get(id) {
+                known.push(system.clone());
+            } else if let Some(agency) = registry.get(id) {
+                known.push(agency_entity(agency)?);
+            }
+        }
+        Entities::from_entities(known, Some(&self.schema))
             .map_err(|e| PolicyError::Entities(e.to_string()))
     }
 
@@ -494,7 +509,19 @@ impl Policy {
             }
         }
         groups.extend(classes.into_values());
-        self.decide_for(sender, envelope, facts, groups)
+        self.decide_for(sender, envelope, registry, facts, groups)
+    }
+
+    /// [`Policy::evaluate`] without its cache: a whole decision every
+    /// time (for benchmarks; the gateway uses [`Policy::evaluate`]).
+    pub fn evaluate_uncached(
+        &self,
+        sender: &AgencyId,
+        envelope: &Envelope,
+        registry: &Registry,
+        facts: &Facts,
+    ) -> Result<(Outcome, Vec<Route>), PolicyError> {
+        self.decide_all(sender, envelope, registry, facts)
     }
 
     /// [`Policy::evaluate`] asking about every registered agency, not only
@@ -513,7 +540,7 @@ impl Policy {
             .filter(|a| a != sender)
             .map(|a| vec![a])
             .collect();
-        self.decide_for(sender, envelope, facts, everyone)
+        self.decide_for(sender, envelope, registry, facts, everyone)
     }
 
     /// Decides for each group of candidates (agencies the policy cannot
@@ -523,6 +550,7 @@ impl Policy {
         &self,
         sender: &AgencyId,
         envelope: &Envelope,
+        registry: &Registry,
         facts: &Facts,
         groups: Vec<Vec<AgencyId>>,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
@@ -530,12 +558,18 @@ impl Policy {
             .into_iter()
             .map(|g| {
                 g.into_iter()
-                    .filter(|a| self.agencies.contains_key(a))
+                    .filter(|a| registry.get(a).is_some())
                     .collect::<Vec<_>>()
             })
             .filter(|g| !g.is_empty())
             .collect();
-        let question = self.question(sender, envelope, facts, groups.iter().map(|g| &g[0]))?;
+        let question = self.question(
+            sender,
+            envelope,
+            registry,
+            facts,
+            groups.iter().map(|g| &g[0]),
+        )?;
         let send = question.send(self);
         if !send.allowed {
             return Ok((send, vec![]));
@@ -572,10 +606,11 @@ impl Policy {
         &self,
         sender: &AgencyId,
         envelope: &Envelope,
+        registry: &Registry,
         facts: &Facts,
         recipient: &AgencyId,
     ) -> Result<Explanation, PolicyError> {
-        let question = self.question(sender, envelope, facts, [recipient])?;
+        let question = self.question(sender, envelope, registry, facts, [recipient])?;
         Ok(Explanation {
             send: question.send(self),
             copy: question.copy_for(self, recipient),
@@ -586,6 +621,7 @@ impl Policy {
         &self,
         sender: &'a AgencyId,
         envelope: &Envelope,
+        registry: &Registry,
         facts: &Facts,
         asked: impl IntoIterator<Item = &'a AgencyId>,
     ) -> Result<Question, PolicyError> {
@@ -594,6 +630,7 @@ impl Policy {
         let message = uid("Liaison::Message", "message");
         let entities = self.entities_with(
             message_entity(&message, sender, envelope, facts)?,
+            registry,
             std::iter::once(sender).chain(asked),
         )?;
         let label_context = Context::from_pairs([(

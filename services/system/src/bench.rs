@@ -14,6 +14,7 @@ pub mod linkage;
 pub mod memory;
 pub mod pipeline;
 pub mod raw;
+pub mod routing;
 pub mod settle;
 
 use anyhow::{Result, anyhow};

@@ -17,6 +17,12 @@ pub struct BenchArgs {
     /// Envelopes of each kind through the pipeline [default: 5000; --quick: 200].
     #[arg(long, value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
     envelopes: Option<u64>,
+    /// Instead: the gateway's routing decision at each registry size (8 is
+    /// the development registry; larger sizes are generated national
+    /// registries), e.g. `--agencies 8,2000,25000`, with the ratio to the
+    /// first size.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    agencies: Vec<u64>,
 }
 
 fn ms(d: Duration) -> String {
@@ -55,7 +61,65 @@ fn print(rows: &[Row]) {
     }
 }
 
+/// `--agencies`: the routing decision at each registry size.
+fn routing(args: &BenchArgs) -> Result<ExitCode> {
+    let sizes: Vec<usize> = args.agencies.iter().map(|&n| n as usize).collect();
+    let decisions = args
+        .envelopes
+        .map_or(if args.quick { 200 } else { 2_000 }, |n| n as usize);
+    println!(
+        "liaison bench --agencies: {decisions} decisions of each kind per size, uncached, one thread"
+    );
+    let root = std::env::current_dir()?;
+    let sizes = bench::routing::run(&root, &sizes, decisions, |step| println!("  … {step}"))?;
+    let Some(first) = sizes.first() else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!();
+    println!(
+        "| agencies | decision | recipients | p50 | p99 | per second | p99 vs {} | rate vs {} |",
+        first.agencies, first.agencies
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for size in &sizes {
+        for (i, (kind, recipients, p50, p99, rate)) in size.decisions.iter().enumerate() {
+            let base = first.decisions.get(i);
+            let p99_ratio = base.map_or(0.0, |b| p99.as_secs_f64() / b.3.as_secs_f64());
+            let rate_ratio = base.map_or(0.0, |b| rate / b.4);
+            println!(
+                "| {} | {kind} | {recipients} | {} | {} | {rate:.0} | {p99_ratio:.2} | {rate_ratio:.2} |",
+                size.agencies,
+                ms(*p50),
+                ms(*p99)
+            );
+        }
+    }
+    println!();
+    println!(
+        "| agencies | load registry + policies | memory: registry | memory: policies | referral asking every agency (p50) |"
+    );
+    println!("|---|---|---|---|---|");
+    for size in &sizes {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            size.agencies,
+            ms(size.load),
+            mib(size.memory.0),
+            mib(size.memory.1),
+            ms(size.every_agency_p50)
+        );
+    }
+    println!(
+        "\nGoal (issue 18): verdict p99 and rate at 25,000 agencies within 1.2x of 8. The pipeline through \
+         NATS at these sizes waits on the national delivery model."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
+    if !args.agencies.is_empty() {
+        return routing(args);
+    }
     let config = cli.load_config()?;
     let envelopes = args.envelopes.map(|n| n as usize);
     let options = if args.quick {

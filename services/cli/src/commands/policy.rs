@@ -66,6 +66,7 @@ pub fn run(cli: &Cli, args: &PolicyArgs) -> Result<ExitCode> {
             participants,
         } => explain(
             &policy,
+            &registry,
             envelope,
             sender.as_deref(),
             recipient,
@@ -119,6 +120,7 @@ fn decided(outcome: &Outcome) -> String {
 
 fn explain(
     policy: &Policy,
+    registry: &Registry,
     file: &PathBuf,
     sender: Option<&str>,
     recipient: &str,
@@ -160,6 +162,7 @@ fn explain(
     let explanation = policy.explain(
         &sender,
         &envelope,
+        registry,
         &liaison_gateway::policy::Facts::case(&participants),
         &recipient,
     )?;

@@ -8,4 +8,5 @@ mod bench;
 mod cli;
 mod deploy;
 mod link;
+mod registry;
 mod suggested;
