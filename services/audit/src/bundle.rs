@@ -17,6 +17,7 @@ use crate::verify::Access;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::{BufMut as _, Bytes, BytesMut};
+use liaison_core::error::chain;
 use liaison_proto::v1::LedgerBlock;
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
@@ -72,13 +73,16 @@ impl Bundle {
         verifier: &NoteVerifier,
     ) -> Result<Self, String> {
         let access = access.into();
-        let checkpoints = crate::verify::checkpoints(access.js()).await?;
+        let checkpoints = crate::verify::checkpoints(access.js())
+            .await
+            .map_err(|e| chain(&e))?;
         let mut blocks = Vec::new();
         crate::verify::read_ledger(&access, |_, payload| {
             blocks.push(B64.encode(payload));
             true
         })
-        .await?;
+        .await
+        .map_err(|e| chain(&e))?;
         Ok(Self {
             format: FORMAT.to_owned(),
             origin: origin.to_owned(),

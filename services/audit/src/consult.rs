@@ -16,6 +16,7 @@ use crate::writer::Writer;
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures_util::StreamExt;
+use liaison_core::NatsContext as _;
 use liaison_core::tokens::{Claims, TokenVerifier};
 use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::{AuditRecord, Decision, Operation};
@@ -111,32 +112,47 @@ impl Grant {
     pub async fn open(
         &self,
         from: u64,
-    ) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+    ) -> Result<jetstream::consumer::Consumer<pull::Config>, GrantError> {
         let request = serde_json::to_vec(&ReadRequest {
             grant: self.id.clone(),
             from,
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(GrantError::Encode)?;
         let answer = tokio::time::timeout(
             Duration::from_secs(15),
             self.client.request(subjects::READ_REQUEST, request.into()),
         )
         .await
-        .map_err(|_| "the audit service did not open a reader within 15 s".to_owned())?
-        .map_err(|e| format!("audit service unreachable: {e}"))?;
-        let reply: ReadReply = serde_json::from_slice(&answer.payload)
-            .map_err(|e| format!("the audit service's reply: {e}"))?;
+        .map_err(|_| GrantError::Timeout)?
+        .nats("asking the audit service for a reader")?;
+        let reply: ReadReply =
+            serde_json::from_slice(&answer.payload).map_err(GrantError::Reply)?;
         if reply.consumer.is_empty() {
-            return Err(format!(
-                "reading refused ({}): {}",
-                reply.code, reply.reason
-            ));
+            return Err(GrantError::Refused {
+                code: reply.code,
+                reason: reply.reason,
+            });
         }
-        jetstream::new(self.client.clone())
+        Ok(jetstream::new(self.client.clone())
             .get_consumer_from_stream(&reply.consumer, subjects::LEDGER_STREAM)
             .await
-            .map_err(|e| format!("granted reader {}: {e}", reply.consumer))
+            .nats(format!("granted reader {}", reply.consumer))?)
     }
+}
+
+/// Why a granted reader could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("the read request cannot be encoded")]
+    Encode(#[source] serde_json::Error),
+    #[error("the audit service did not open a reader within 15 s")]
+    Timeout,
+    #[error(transparent)]
+    Nats(#[from] liaison_core::NatsError),
+    #[error("the audit service's reply does not parse")]
+    Reply(#[source] serde_json::Error),
+    #[error("reading refused ({code}): {reason}")]
+    Refused { code: String, reason: String },
 }
 
 /// The grants open on the audit service's side.

@@ -112,7 +112,9 @@ pub async fn read(
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     while let Some(first) =
-        consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER).await?
+        consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER)
+            .await
+            .map_err(|e| e.to_string())?
     {
         // Each block costs the server a message and, with sync_interval =
         // "always", a flush whatever its size, so gather what arrives within

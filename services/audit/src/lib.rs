@@ -49,6 +49,8 @@ pub enum AuditError {
     #[error("ledger writer stopped: {0}")]
     Writer(String),
     #[error(transparent)]
+    Read(#[from] reader::ReadError),
+    #[error(transparent)]
     Telemetry(#[from] liaison_runtime::ops::OpsError),
     #[error(transparent)]
     Discovery(#[from] liaison_runtime::discovery::DiscoveryError),

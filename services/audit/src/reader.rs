@@ -29,6 +29,7 @@ use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::stream::Stream;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
+use liaison_core::{NatsContext as _, NatsError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -50,8 +51,39 @@ const ATTEMPTS: u32 = 5;
 /// Pause before starting again, times the attempt (0.2 s, 0.4 s, ... 0.8 s).
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
+/// Why the ledger (or another stream) could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    #[error("messages keep going missing from {next} (the stream ends at {last})")]
+    Missing { next: u64, last: u64 },
+    #[error("the reading consumer ended")]
+    Ended,
+    #[error("the reading task stopped")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Grant(#[from] crate::consult::GrantError),
+    #[error("reading {stream}")]
+    Reading {
+        stream: String,
+        #[source]
+        source: Box<ReadError>,
+    },
+}
+
+impl ReadError {
+    /// `source`, met while reading `stream`.
+    pub fn reading(stream: &str, source: ReadError) -> Self {
+        Self::Reading {
+            stream: stream.to_owned(),
+            source: Box::new(source),
+        }
+    }
+}
+
 /// The reading task; it stops if the caller does.
-struct Reader(JoinHandle<Result<(), String>>);
+struct Reader(JoinHandle<Result<(), ReadError>>);
 
 impl Drop for Reader {
     fn drop(&mut self) {
@@ -84,7 +116,7 @@ impl From<&Stream> for Source {
 
 impl Source {
     /// A consumer delivering from sequence `from`, without acknowledgements.
-    async fn open(&self, from: u64) -> Result<consumer::Consumer<pull::Config>, String> {
+    async fn open(&self, from: u64) -> Result<consumer::Consumer<pull::Config>, ReadError> {
         match self {
             Self::Stream(stream) => stream
                 .create_consumer(pull::Config {
@@ -97,8 +129,9 @@ impl Source {
                     ..Default::default()
                 })
                 .await
-                .map_err(|e| format!("reading from {from}: {e}")),
-            Self::Granted(grant) => grant.open(from).await,
+                .nats(format!("a reader from {from}"))
+                .map_err(ReadError::from),
+            Self::Granted(grant) => Ok(grant.open(from).await?),
         }
     }
 
@@ -117,7 +150,7 @@ pub async fn read_range(
     first: u64,
     last: u64,
     mut each: impl FnMut(u64, Bytes) -> bool,
-) -> Result<(), String> {
+) -> Result<(), ReadError> {
     if first > last {
         return Ok(());
     }
@@ -130,7 +163,7 @@ pub async fn read_range(
             }
         }
     }
-    (&mut reader.0).await.map_err(|e| e.to_string())?
+    (&mut reader.0).await?
 }
 
 /// Reads `first..=last` into `parts`, starting again from the first
@@ -140,7 +173,7 @@ async fn read(
     first: u64,
     last: u64,
     parts: mpsc::Sender<Vec<(u64, Bytes)>>,
-) -> Result<(), String> {
+) -> Result<(), ReadError> {
     let mut next = first;
     let mut attempt = 0;
     loop {
@@ -159,11 +192,7 @@ async fn read(
                 attempt += 1;
                 tokio::time::sleep(RETRY_PAUSE * attempt).await;
             }
-            Ok(false) => {
-                return Err(format!(
-                    "messages keep going missing from {next} (the stream ends at {last})"
-                ));
-            }
+            Ok(false) => return Err(ReadError::Missing { next, last }),
             Err(e) => return Err(e),
         }
     }
@@ -177,7 +206,7 @@ async fn drain(
     next: &mut u64,
     last: u64,
     parts: &mpsc::Sender<Vec<(u64, Bytes)>>,
-) -> Result<bool, String> {
+) -> Result<bool, ReadError> {
     let wanted = usize::try_from(last - *next + 1).unwrap_or(PULL);
     let mut messages = reader
         .stream()
@@ -186,16 +215,16 @@ async fn drain(
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await
-        .map_err(|e| e.to_string())?;
+        .nats("the reader's messages")?;
     let mut part = Vec::with_capacity(PART);
     let mut part_bytes = 0;
     let mut delivered = 0;
     let done = loop {
         let Some(message) = messages.next().await else {
-            return Err("the reading consumer ended".into());
+            return Err(ReadError::Ended);
         };
-        let message = message.map_err(|e| e.to_string())?;
-        let info = message.info().map_err(|e| e.to_string())?;
+        let message = message.nats("next message")?;
+        let info = message.info().nats("message metadata")?;
         if info.consumer_sequence != delivered + 1 {
             break false;
         }

@@ -13,6 +13,7 @@ use crate::intake::{Intake, Record};
 use crate::merkle::CompactRange;
 use crate::recent::RecentIds;
 use async_nats::jetstream;
+use liaison_core::error::chain;
 use liaison_proto::v1::AuditRecord;
 use prost::Message as _;
 use std::collections::{BTreeSet, HashSet};
@@ -53,13 +54,16 @@ pub async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result
         appended.insert(entry.source_seq);
         recent.insert(record_id(&entry.record));
     })
-    .await?;
+    .await
+    .map_err(|e| chain(&e))?;
     let (tail, last_block, tree, checkpointed) = inspector.into_state().map_err(|finding| {
         format!(
             "the ledger is broken and will not be extended: {finding} (run `liaison audit verify`)"
         )
     })?;
-    let notes = crate::verify::checkpoints(js).await?;
+    let notes = crate::verify::checkpoints(js)
+        .await
+        .map_err(|e| chain(&e))?;
     Ok(Ledger {
         tail,
         end: End {

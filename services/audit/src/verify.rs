@@ -8,8 +8,10 @@ use crate::chain::Checked;
 use crate::checkpoint::NoteVerifier;
 use crate::consult::Grant;
 use crate::inspect::{Inspector, Report};
+use crate::reader::ReadError;
 use crate::reader::Source;
 use async_nats::jetstream;
+use liaison_core::NatsContext as _;
 use liaison_core::subjects;
 use liaison_proto::v1::{AuditRecord, LedgerBlock, LedgerEntry};
 use prost::Message as _;
@@ -18,15 +20,12 @@ use prost::Message as _;
 pub async fn stream_end(
     js: &jetstream::Context,
     name: &str,
-) -> Result<(jetstream::stream::Stream, u64), String> {
-    let stream = js
-        .get_stream(name)
-        .await
-        .map_err(|e| format!("stream {name}: {e}"))?;
+) -> Result<(jetstream::stream::Stream, u64), ReadError> {
+    let stream = js.get_stream(name).await.nats(format!("stream {name}"))?;
     let last = stream
         .get_info()
         .await
-        .map_err(|e| e.to_string())?
+        .nats(format!("stream {name}"))?
         .state
         .last_sequence;
     Ok((stream, last))
@@ -35,14 +34,17 @@ pub async fn stream_end(
 /// How many records the ledger holds up to its block at stream sequence
 /// `last`: one more than the index of that block's last entry (0 if there
 /// is no block, or it does not decode: verification says why).
-pub async fn records_up_to(stream: &jetstream::stream::Stream, last: u64) -> Result<u64, String> {
+pub async fn records_up_to(
+    stream: &jetstream::stream::Stream,
+    last: u64,
+) -> Result<u64, ReadError> {
     if last == 0 {
         return Ok(0);
     }
     let message = stream
         .direct_get(last)
         .await
-        .map_err(|e| format!("{} message {last}: {e}", subjects::LEDGER_STREAM))?;
+        .nats(format!("{} message {last}", subjects::LEDGER_STREAM))?;
     Ok(LedgerBlock::decode(message.payload)
         .ok()
         .and_then(|b| b.entries.last().map(|e| e.index + 1))
@@ -53,7 +55,7 @@ pub async fn records_up_to(stream: &jetstream::stream::Stream, last: u64) -> Res
 /// records it holds, now.
 pub async fn ledger_end(
     js: &jetstream::Context,
-) -> Result<(jetstream::stream::Stream, u64, u64), String> {
+) -> Result<(jetstream::stream::Stream, u64, u64), ReadError> {
     let (stream, last) = stream_end(js, subjects::LEDGER_STREAM).await?;
     let records = records_up_to(&stream, last).await?;
     Ok((stream, last, records))
@@ -83,7 +85,7 @@ impl Access {
     }
 
     /// Where LEDGER is read from, and its last sequence to read.
-    pub async fn ledger(&self) -> Result<(Source, u64), String> {
+    pub async fn ledger(&self) -> Result<(Source, u64), ReadError> {
         match self {
             Self::Direct(js) => {
                 let (stream, last) = stream_end(js, subjects::LEDGER_STREAM).await?;
@@ -100,11 +102,11 @@ impl Access {
 pub async fn read_ledger(
     access: &Access,
     mut each: impl FnMut(u64, &[u8]) -> bool,
-) -> Result<u64, String> {
+) -> Result<u64, ReadError> {
     let (source, last) = access.ledger().await?;
     crate::reader::read_range(source, 1, last, |seq, payload| each(seq, &payload))
         .await
-        .map_err(|e| format!("reading {}: {e}", subjects::LEDGER_STREAM))?;
+        .map_err(|e| ReadError::reading(subjects::LEDGER_STREAM, e))?;
     Ok(last)
 }
 
@@ -114,16 +116,16 @@ pub async fn read_stream(
     js: &jetstream::Context,
     stream: &str,
     mut each: impl FnMut(u64, &[u8]) -> bool,
-) -> Result<u64, String> {
+) -> Result<u64, ReadError> {
     let (handle, last) = stream_end(js, stream).await?;
     crate::reader::read_range(&handle, 1, last, |seq, payload| each(seq, &payload))
         .await
-        .map_err(|e| format!("reading {stream}: {e}"))?;
+        .map_err(|e| ReadError::reading(stream, e))?;
     Ok(last)
 }
 
 /// Every signed checkpoint note, oldest first.
-pub async fn checkpoints(js: &jetstream::Context) -> Result<Vec<String>, String> {
+pub async fn checkpoints(js: &jetstream::Context) -> Result<Vec<String>, ReadError> {
     let mut notes = Vec::new();
     read_stream(js, subjects::CHECKPOINTS_STREAM, |_, payload| {
         notes.push(String::from_utf8_lossy(payload).into_owned());
@@ -139,7 +141,7 @@ pub async fn scan(
     access: impl Into<Access>,
     verifier: &NoteVerifier,
     mut each: impl FnMut(&LedgerEntry),
-) -> Result<Inspector, String> {
+) -> Result<Inspector, ReadError> {
     let access = access.into();
     let notes = checkpoints(access.js()).await?;
     // Read exactly what the ledger held now: records appended while reading
@@ -154,7 +156,7 @@ pub async fn scan(
         !inspector.stopped()
     })
     .await
-    .map_err(|e| format!("reading {}: {e}", subjects::LEDGER_STREAM))?;
+    .map_err(|e| ReadError::reading(subjects::LEDGER_STREAM, e))?;
     Ok(inspector)
 }
 
@@ -168,7 +170,6 @@ pub async fn verify(
         let record = AuditRecord::decode(entry.record.clone()).unwrap_or_default();
         each(entry, &record);
     })
-    .await
-    .map_err(AuditError::Ledger)?;
+    .await?;
     Ok(inspector.finish())
 }

@@ -52,8 +52,8 @@ pub enum GatewayError {
     Receipts(#[from] liaison_runtime::receipts::ReceiptError),
     #[error(transparent)]
     KeptRecords(#[from] spool::SpoolError),
-    #[error("router stopped: {0}")]
-    Router(String),
+    #[error("router stopped")]
+    Router(#[source] router::RouteError),
     #[error(transparent)]
     Https(#[from] https::HttpsError),
     #[error(transparent)]

@@ -9,6 +9,7 @@ use crate::refusal::Refusal;
 use crate::spool::Spool;
 use async_nats::HeaderMap;
 use async_nats::jetstream::Context;
+use liaison_core::NatsContext as _;
 use liaison_core::subjects;
 use liaison_core::time::timestamp_now;
 use liaison_proto::v1::{AuditRecord, Decision, Envelope, EnvelopeAccepted, Operation, Route};
@@ -152,7 +153,7 @@ impl Recorder {
         }
     }
 
-    pub async fn publish(&self, record: &AuditRecord) -> Result<(), String> {
+    pub async fn publish(&self, record: &AuditRecord) -> Result<(), liaison_core::NatsError> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", record.record_id.as_str());
         if let Some(context) = liaison_core::hop::current() {
@@ -162,8 +163,9 @@ impl Recorder {
             .js
             .publish_with_headers(self.subject.clone(), headers, record.encode_to_vec().into())
             .await
-            .map_err(|e| e.to_string())?;
-        ack.await.map_err(|e| e.to_string())?;
+            .nats("publish a decision record")?;
+        ack.await
+            .nats("stored acknowledgement of a decision record")?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::future::join_all;
+use liaison_core::NatsContext as _;
 use liaison_core::hop::Hop;
 use liaison_core::trace::{self, TraceContext};
 use liaison_core::{AgencyId, subjects};
@@ -40,11 +41,11 @@ pub async fn serve(
     shared: Arc<Shared>,
     consumer: PullConsumer,
     shutdown: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), RouteError> {
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(shared.config.gateway.concurrency.max(1)));
     let result = async {
-        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        let mut messages = consumer.messages().await.nats("the router's messages")?;
         while let Some(message) =
             consume::next(&mut messages, &shutdown, subjects::ROUTER_CONSUMER).await?
         {
@@ -63,6 +64,22 @@ pub async fn serve(
     tracker.close();
     tracker.wait().await;
     result
+}
+
+/// Why an event's copies could not be delivered (the event is asked for
+/// again), or the router stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Nats(#[from] liaison_core::NatsError),
+    #[error(transparent)]
+    Consumer(#[from] liaison_runtime::consume::ConsumerEnded),
+    #[error("an agency id in the event")]
+    Id(#[from] liaison_core::IdError),
+    #[error(transparent)]
+    Receipt(#[from] liaison_runtime::receipts::ReceiptError),
+    #[error("a recipient's copy cannot be made")]
+    Redact(#[source] prost::DecodeError),
 }
 
 /// Delivers one event's copies and acknowledges it, or asks for it again.
@@ -93,7 +110,7 @@ async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
     let ack = match deliver(shared, &accepted, &hop).instrument(span).await {
         Ok(()) => message.ack().await,
         Err(e) => {
-            error!(error = %e, "Delivery failed; will retry");
+            error!(error = %liaison_core::error::chain(&e), "Delivery failed; will retry");
             message
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await
@@ -125,7 +142,7 @@ impl<'a> Copies<'a> {
     fn for_recipient(
         &mut self,
         withheld: &BTreeSet<DataLabel>,
-    ) -> Result<(Envelope, BTreeSet<DataLabel>), String> {
+    ) -> Result<(Envelope, BTreeSet<DataLabel>), RouteError> {
         if withheld.is_empty() {
             return Ok((self.envelope.clone(), BTreeSet::new()));
         }
@@ -135,14 +152,14 @@ impl<'a> Copies<'a> {
                 let bytes = self.envelope.encode_to_vec();
                 let d =
                     DynamicMessage::decode(liaison_proto::message("Envelope"), bytes.as_slice())
-                        .map_err(|e| e.to_string())?;
+                        .map_err(RouteError::Redact)?;
                 self.dynamic.insert(d).clone()
             }
         };
         let removed = redact(&mut dynamic, withheld);
         let copy = dynamic
             .transcode_to::<Envelope>()
-            .map_err(|e| e.to_string())?;
+            .map_err(RouteError::Redact)?;
         Ok((copy, removed))
     }
 }
@@ -150,21 +167,24 @@ impl<'a> Copies<'a> {
 /// Stores the envelope's receipt, publishes every recipient's copy (their
 /// acknowledgements awaited together), then the disclosure records, each in
 /// its copy's span.
-async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted, hop: &Hop) -> Result<(), String> {
+async fn deliver(
+    shared: &Shared,
+    accepted: &EnvelopeAccepted,
+    hop: &Hop,
+) -> Result<(), RouteError> {
     let default = Envelope::default();
     let envelope = accepted.envelope.as_ref().unwrap_or(&default);
     // The receipt first: a recipient that answers this envelope (or a
     // sender that corrects it) is then sure to find who received it.
     let receipt = Receipt {
-        sender: AgencyId::parse(&envelope.sender_agency).map_err(|e| e.to_string())?,
+        sender: AgencyId::parse(&envelope.sender_agency)?,
         kind: envelope.kind().to_owned(),
         case_id: envelope.case_id.clone(),
         recipients: accepted
             .routes
             .iter()
             .map(|r| AgencyId::parse(&r.recipient))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?,
+            .collect::<Result<_, _>>()?,
         classification: envelope.classification,
     };
     // With it, the collection record (its id fixed by the envelope's, so a
@@ -174,7 +194,7 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted, hop: &Hop) -> Res
         shared.recorder.publish(&records::collection(accepted)),
     )
     .await;
-    receipt.map_err(|e| e.to_string())?;
+    receipt?;
     collection?;
     let mut copies = Copies::new(envelope);
     let mut stored = Vec::with_capacity(accepted.routes.len());
@@ -182,7 +202,7 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted, hop: &Hop) -> Res
     let mut delivered = Vec::with_capacity(accepted.routes.len());
     let mut hops = Vec::with_capacity(accepted.routes.len());
     for route in &accepted.routes {
-        let recipient = AgencyId::parse(&route.recipient).map_err(|e| e.to_string())?;
+        let recipient = AgencyId::parse(&route.recipient)?;
         let withheld: BTreeSet<DataLabel> = route
             .withheld_labels
             .iter()
@@ -222,13 +242,13 @@ async fn deliver(shared: &Shared, accepted: &EnvelopeAccepted, hop: &Hop) -> Res
                     delivery.encode_to_vec().into(),
                 )
                 .await
-                .map_err(|e| e.to_string())?,
+                .nats(format!("publish a copy for {recipient}"))?,
         );
         disclosures.push(records::disclosure(accepted, route, &removed));
         delivered.push((recipient, !removed.is_empty()));
     }
     for ack in stored {
-        ack.await.map_err(|e| e.to_string())?;
+        ack.await.nats("stored acknowledgement of a copy")?;
     }
     let recorded = disclosures
         .iter()

@@ -9,11 +9,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 /// The next message of `messages`, or `Ok(None)` once `shutdown` is cancelled.
+/// A consumer's message stream ended (its connection closed for good).
+#[derive(Debug, thiserror::Error)]
+#[error("consumer {0} ended")]
+pub struct ConsumerEnded(pub String);
+
 pub async fn next(
     messages: &mut pull::Stream,
     shutdown: &CancellationToken,
     name: &str,
-) -> Result<Option<Message>, String> {
+) -> Result<Option<Message>, ConsumerEnded> {
     loop {
         let message = tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
@@ -22,7 +27,7 @@ pub async fn next(
         match message {
             Some(Ok(m)) => return Ok(Some(m)),
             Some(Err(e)) => warn!(consumer = name, error = %e, "Consumer error"),
-            None => return Err(format!("consumer {name} ended")),
+            None => return Err(ConsumerEnded(name.to_owned())),
         }
     }
 }

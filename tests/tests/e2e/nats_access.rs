@@ -137,7 +137,7 @@ async fn auditors_read_the_ledger_only_through_a_recorded_consultation() -> anyh
     };
     let refused = Grant::new(auditor.clone(), &forged).open(1).await;
     assert!(
-        matches!(&refused, Err(e) if e.contains("unknown_grant")),
+        matches!(&refused, Err(liaison_audit::consult::GrantError::Refused { code, .. }) if code == "unknown_grant"),
         "{:?}",
         refused.map(|_| ())
     );
