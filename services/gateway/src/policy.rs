@@ -120,7 +120,24 @@ pub struct Policy {
     /// message (never its id or body): most traffic repeats a few shapes, so
     /// most envelopes cost a lookup, not ~60 Cedar evaluations. Belongs to
     /// this policy set: a reload starts a new one.
-    decided: std::sync::Mutex<HashMap<Shape, (Outcome, Vec<Route>)>>,
+    decided: std::sync::Mutex<HashMap<Shape, Decided>>,
+}
+
+/// A cached decision, and the sender it was worked out for.
+#[derive(Clone)]
+struct Decided {
+    outcome: Outcome,
+    routes: Vec<Route>,
+    sender: AgencyId,
+}
+
+/// Who sent, as the decision cache knows it: the agency, or — when neither
+/// the message nor a policy names it — its attribute class, which all its
+/// class-mates share (the schools of an area: one decision for all).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SenderKey {
+    Agency(AgencyId),
+    Class(u32),
 }
 
 /// What the gateway looked up about an envelope before asking the policy:
@@ -161,7 +178,7 @@ const MAX_SHAPES: usize = 4096;
 /// What the policy sees of a message: the Cedar entity's attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Shape {
-    sender: AgencyId,
+    sender: SenderKey,
     kind: &'static str,
     classification: i32,
     purpose: String,
@@ -454,8 +471,14 @@ impl Policy {
         facts: &Facts,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
         let alert = alert_addressing(envelope);
+        let unnamed = !self.named.contains(sender)
+            && !crate::candidates::named(envelope, facts).contains(sender);
+        let sender_key = match registry.class_of(sender) {
+            Some(class) if unnamed => SenderKey::Class(class),
+            _ => SenderKey::Agency(sender.clone()),
+        };
         let shape = Shape {
-            sender: sender.clone(),
+            sender: sender_key,
             kind: envelope.kind(),
             classification: envelope.classification,
             purpose: envelope.purpose.clone(),
@@ -474,16 +497,26 @@ impl Policy {
             .ok()
             .and_then(|d| d.get(&shape).cloned())
         {
-            return Ok(decided);
+            return Ok((
+                decided.outcome,
+                as_sent_by(decided.routes, &decided.sender, sender),
+            ));
         }
-        let decided = self.decide_all(sender, envelope, registry, facts)?;
+        let (outcome, routes) = self.decide_all(sender, envelope, registry, facts)?;
         if let Ok(mut cache) = self.decided.lock() {
             if cache.len() >= MAX_SHAPES {
                 cache.clear();
             }
-            cache.insert(shape, decided.clone());
+            cache.insert(
+                shape,
+                Decided {
+                    outcome: outcome.clone(),
+                    routes: routes.clone(),
+                    sender: sender.clone(),
+                },
+            );
         }
-        Ok(decided)
+        Ok((outcome, routes))
     }
 
     fn decide_all(
@@ -737,6 +770,20 @@ fn agency_entity(agency: &Agency) -> Result<Entity, PolicyError> {
         .map_err(|e| PolicyError::Entities(format!("agency {}: {e}", agency.id)))
 }
 
+/// Routes worked out for `decided_for`, as they are for its class-mate
+/// `sender`: the two are indistinguishable to the policy, so `sender`'s own
+/// route (it never receives its own envelope) becomes `decided_for`'s.
+fn as_sent_by(mut routes: Vec<Route>, decided_for: &AgencyId, sender: &AgencyId) -> Vec<Route> {
+    if decided_for == sender {
+        return routes;
+    }
+    if let Some(route) = routes.iter_mut().find(|r| &r.recipient == sender) {
+        route.recipient = decided_for.clone();
+        routes.sort_by(|a, b| a.recipient.cmp(&b.recipient));
+    }
+    routes
+}
+
 /// The agency ids policy text names as `Agency::"id"` (with any namespace
 /// and spacing Cedar allows around `::`).
 fn named_agencies(text: &str) -> BTreeSet<AgencyId> {
@@ -875,4 +922,42 @@ fn message_entity(
     .collect();
     Entity::new(uid.clone(), attrs, HashSet::new())
         .map_err(|e| PolicyError::Entities(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(to: &str) -> Route {
+        Route {
+            recipient: AgencyId::parse(to).unwrap_or_else(|e| panic!("{e}")),
+            withheld: BTreeSet::new(),
+            clauses: vec!["X/receive".into()],
+        }
+    }
+
+    fn id(text: &str) -> AgencyId {
+        AgencyId::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_decision_for_one_class_mate_is_given_to_another_as_if_worked_out_anew() {
+        // Worked out for a-1 (so a-1 is not among its recipients).
+        let routes = vec![route("a-2"), route("b"), route("c")];
+        // For a-2: its own route becomes a-1's, in agency order.
+        let theirs = as_sent_by(routes.clone(), &id("a-1"), &id("a-2"));
+        let recipients: Vec<&str> = theirs.iter().map(|r| r.recipient.as_str()).collect();
+        assert_eq!(recipients, ["a-1", "b", "c"]);
+        // For a-3, which the decision did not reach: unchanged.
+        assert_eq!(as_sent_by(routes.clone(), &id("a-1"), &id("a-3")), routes);
+        assert_eq!(as_sent_by(routes.clone(), &id("a-1"), &id("a-1")), routes);
+    }
+
+    #[test]
+    fn agencies_named_in_policy_text_are_found() {
+        let text = r#"permit (principal == Liaison::Agency::"police", action, resource)
+            when { resource.owner.contains(Agency :: "council") && principal.kind == "Agency" };"#;
+        let named: Vec<String> = named_agencies(text).iter().map(|a| a.to_string()).collect();
+        assert_eq!(named, ["council", "police"]);
+    }
 }

@@ -265,7 +265,7 @@ fn policies() -> PathBuf {
 #[test]
 fn indexed_routing_equals_asking_every_agency() {
     let mut rng = Rng(0x1234_5678);
-    let (mut compared, mut delivered, mut allowed) = (0, 0, 0);
+    let (mut compared, mut delivered, mut allowed, mut mates) = (0, 0, 0, 0);
     for _ in 0..60 {
         let registry = registry(&mut rng);
         let policy = Policy::load(&policies(), &registry).unwrap_or_else(|e| panic!("{e}"));
@@ -286,6 +286,28 @@ fn indexed_routing_equals_asking_every_agency() {
                 registry.get(&sender).map(|a| &a.areas),
             );
             compared += 1;
+            // The same envelope from a class-mate of the sender (same
+            // attributes): answered from the cache, as if worked out anew.
+            let mate = ids
+                .iter()
+                .find(|id| *id != &sender && registry.class_of(id) == registry.class_of(&sender));
+            if let Some(mate) = mate {
+                let mut theirs = envelope.clone();
+                theirs.sender_agency = mate.to_string();
+                let cached = policy
+                    .evaluate(mate, &theirs, &registry, &facts)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let every = policy
+                    .evaluate_every_agency(mate, &theirs, &registry, &facts)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(
+                    cached,
+                    every,
+                    "{} from {mate}, a class-mate of {sender}",
+                    theirs.kind()
+                );
+                mates += 1;
+            }
             allowed += usize::from(indexed.0.allowed);
             delivered += indexed.1.len();
             if envelope.kind() == "referral" {
@@ -309,6 +331,7 @@ fn indexed_routing_equals_asking_every_agency() {
     }
     // The cases are worth comparing: many are allowed and delivered.
     assert_eq!(compared, 4_800);
+    assert!(mates > 500, "{mates} envelopes from class-mates");
     assert!(allowed > 1_500, "{allowed} of {compared} allowed");
     assert!(delivered > 1_500, "{delivered} copies");
 }
