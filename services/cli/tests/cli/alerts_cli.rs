@@ -4,15 +4,12 @@
 //! alerts ack`, and the operator sees who still has not; an agency that never
 //! received the alert cannot acknowledge it.
 
+use crate::root;
 use liaison_runtime::config::Config;
 use liaison_system::system::{System, UpOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn liaison(session: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_liaison"))

@@ -3,6 +3,7 @@
 //! they should and exit with the right code; `audit verify` finds a record
 //! altered in the LEDGER stream by an insider and names it.
 
+use crate::root;
 use async_nats::jetstream;
 use liaison_core::subjects;
 use liaison_proto::v1::{AuditRecord, LedgerBlock};
@@ -12,13 +13,9 @@ use liaison_runtime::users;
 use liaison_system::system::{System, UpOptions};
 use prost::Message;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// `liaison up`'s listeners on free ports, clear of the defaults that
 /// `suggested::` runs `liaison up` with.

@@ -6,20 +6,17 @@
 //! and the Kubernetes manifests run is a `liaison` command that parses; the
 //! cluster's service configuration loads with three replicas.
 
+use crate::root;
 use liaison_core::Credentials;
 use liaison_runtime::config::Config;
 use liaison_runtime::nats_leaf::{HUB_URLS_ENV, LOCAL_PASSWORD_ENV, hub_urls};
 use liaison_runtime::nats_secrets::parse_env;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn liaison(args: &[&str]) -> Result<Output> {
     Ok(Command::new(env!("CARGO_BIN_EXE_liaison"))

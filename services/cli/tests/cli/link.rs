@@ -3,12 +3,8 @@
 //! the identifiers are written; bad input is refused with the field named and
 //! exit 1; a key file is made private and never overwritten.
 
-use std::path::PathBuf;
+use crate::root;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn liaison(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_liaison"))

@@ -10,3 +10,8 @@ mod deploy;
 mod link;
 mod registry;
 mod suggested;
+
+/// The repository root (commands run there, as the README runs them).
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}

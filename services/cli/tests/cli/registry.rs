@@ -3,13 +3,10 @@
 //! on it sends a school's referral to its own area's force and council and to
 //! nobody in another area; `liaison bench --agencies` prints a row per size.
 
+use crate::root;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn liaison(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_liaison"))

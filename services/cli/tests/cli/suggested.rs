@@ -14,14 +14,11 @@
 //! Lines without `$ ` in the README are syntax (placeholders such as
 //! `CASE-0042`), not commands to copy, and are not run.
 
+use crate::root;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// A README command and the output the README shows for it.
 #[derive(Debug)]
