@@ -9,10 +9,12 @@
 //! records of each batch the writer has committed, off the writer's path.
 //! Nothing here appends; nothing is acknowledged before its batch is stored.
 
+use crate::writer::WriterError;
 use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::{self, AckKind};
 use bytes::Bytes;
 use futures_util::{FutureExt as _, StreamExt as _};
+use liaison_core::NatsContext as _;
 use liaison_core::hop::Hop;
 use liaison_core::{AgencyId, subjects, trace};
 use liaison_proto::v1::{AuditRecord, Decision, Operation};
@@ -80,11 +82,14 @@ fn append_span(message: &jetstream::Message, record: &AuditRecord, batch: usize)
 }
 
 /// Decodes a gathered batch; undecodable records are terminated.
-async fn decode(messages: Vec<jetstream::Message>) -> Result<Intake, String> {
+async fn decode(messages: Vec<jetstream::Message>) -> Result<Intake, WriterError> {
     let mut records = Vec::with_capacity(messages.len());
     let mut spans = Vec::new();
     for message in &messages {
-        let source_seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
+        let source_seq = message
+            .info()
+            .nats("decision record metadata")?
+            .stream_sequence;
         let Ok(record) = AuditRecord::decode(message.payload.clone()) else {
             error!(source_seq, "Undecodable decision record, not chained");
             let _ = message.ack_with(AckKind::Term).await;
@@ -110,11 +115,9 @@ pub async fn read(
     mut messages: pull::Stream,
     batches: mpsc::Sender<Intake>,
     shutdown: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), WriterError> {
     while let Some(first) =
-        consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER)
-            .await
-            .map_err(|e| e.to_string())?
+        consume::next(&mut messages, &shutdown, subjects::LEDGER_WRITER_CONSUMER).await?
     {
         // Each block costs the server a message and, with sync_interval =
         // "always", a flush whatever its size, so gather what arrives within

@@ -46,8 +46,8 @@ pub enum AuditError {
     Key { path: String, reason: String },
     #[error("{0}")]
     Ledger(String),
-    #[error("ledger writer stopped: {0}")]
-    Writer(String),
+    #[error("ledger writer")]
+    Writer(#[from] writer::WriterError),
     #[error(transparent)]
     Read(#[from] reader::ReadError),
     #[error(transparent)]
@@ -111,8 +111,7 @@ impl AuditService {
             config.audit.origin.clone(),
             config.audit.checkpoint_every,
         )
-        .await
-        .map_err(AuditError::Ledger)?;
+        .await?;
         let ready = Arc::new(AtomicBool::new(false));
         let discovery = Registration::start(&client, Member::Audit, ready.clone()).await?;
         let requests = discovery
@@ -185,9 +184,9 @@ impl AuditService {
         let _ = consultations.await;
         // A last checkpoint covers everything written before stopping.
         if let Err(e) = self.writer.checkpoint_now().await {
-            warn!(error = %e, "No final checkpoint");
+            warn!(error = %liaison_core::error::chain(&e), "No final checkpoint");
         }
-        written.map_err(AuditError::Writer)
+        Ok(written?)
     }
 }
 
@@ -214,7 +213,7 @@ async fn checkpointer(
                     let _ = request.respond(Ok(note.unwrap_or_default().into())).await;
                 }
             }
-            Err(e) => error!(error = %e, "Checkpoint failed"),
+            Err(e) => error!(error = %liaison_core::error::chain(&e), "Checkpoint failed"),
         }
     }
 }

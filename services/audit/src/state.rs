@@ -12,8 +12,8 @@ use crate::checkpoint::NoteVerifier;
 use crate::intake::{Intake, Record};
 use crate::merkle::CompactRange;
 use crate::recent::RecentIds;
+use crate::writer::WriterError;
 use async_nats::jetstream;
-use liaison_core::error::chain;
 use liaison_proto::v1::AuditRecord;
 use prost::Message as _;
 use std::collections::{BTreeSet, HashSet};
@@ -47,23 +47,20 @@ fn record_id(record: &bytes::Bytes) -> String {
 }
 
 /// Reads and verifies the ledger and its checkpoints.
-pub async fn recover(js: &jetstream::Context, verifier: &NoteVerifier) -> Result<Ledger, String> {
+pub async fn recover(
+    js: &jetstream::Context,
+    verifier: &NoteVerifier,
+) -> Result<Ledger, WriterError> {
     let mut appended = BTreeSet::new();
     let mut recent = RecentIds::default();
     let inspector = crate::verify::scan(js, verifier, |entry| {
         appended.insert(entry.source_seq);
         recent.insert(record_id(&entry.record));
     })
-    .await
-    .map_err(|e| chain(&e))?;
-    let (tail, last_block, tree, checkpointed) = inspector.into_state().map_err(|finding| {
-        format!(
-            "the ledger is broken and will not be extended: {finding} (run `liaison audit verify`)"
-        )
-    })?;
-    let notes = crate::verify::checkpoints(js)
-        .await
-        .map_err(|e| chain(&e))?;
+    .await?;
+    let (tail, last_block, tree, checkpointed) =
+        inspector.into_state().map_err(WriterError::Broken)?;
+    let notes = crate::verify::checkpoints(js).await?;
     Ok(Ledger {
         tail,
         end: End {
@@ -103,13 +100,13 @@ impl Ledger {
     }
 
     /// Takes in a batch the server stored; it must start at the tail.
-    pub fn stored(&mut self, staged: &Staged) -> Result<(), String> {
+    pub fn stored(&mut self, staged: &Staged) -> Result<(), WriterError> {
         let first = staged.tail.next_index - staged.leaves.len() as u64;
         if first != self.tail.next_index {
-            return Err(format!(
-                "a batch stored from index {first}, but the ledger ends at {}",
-                self.tail.next_index
-            ));
+            return Err(WriterError::OutOfPlace {
+                first,
+                end: self.tail.next_index,
+            });
         }
         self.tail = staged.tail.clone();
         self.end = staged.end.clone();

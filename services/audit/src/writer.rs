@@ -39,6 +39,7 @@ use crate::checkpoint::{Checkpoint, NoteSigner};
 use crate::state::{Ledger, recover};
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::PullConsumer;
+use liaison_core::NatsContext as _;
 use liaison_core::subjects;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -73,6 +74,23 @@ async fn last_checkpoint_time(js: &jetstream::Context) -> u64 {
         .unwrap_or(0)
 }
 
+/// Why the ledger writer could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error(transparent)]
+    Read(#[from] crate::reader::ReadError),
+    #[error("the ledger is broken and will not be extended (run `liaison audit verify`)")]
+    Broken(#[source] crate::inspect::Finding),
+    #[error("a batch stored from index {first}, but the ledger ends at {end}")]
+    OutOfPlace { first: u64, end: u64 },
+    #[error(transparent)]
+    Nats(#[from] liaison_core::NatsError),
+    #[error(transparent)]
+    Consumer(#[from] liaison_runtime::consume::ConsumerEnded),
+    #[error("the DECISIONS reader stopped")]
+    Reader(#[from] tokio::task::JoinError),
+}
+
 impl Writer {
     /// Recovers the ledger's state; fails if it is broken.
     pub async fn start(
@@ -80,7 +98,7 @@ impl Writer {
         signer: NoteSigner,
         origin: String,
         every: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, WriterError> {
         let ledger = recover(&js, &signer.verifier()).await?;
         info!(
             records = ledger.tree.size(),
@@ -103,7 +121,7 @@ impl Writer {
     }
 
     /// Takes in a batch the server stored, and checkpoints if one is due.
-    async fn stored(&self, staged: &batch::Staged) -> Result<(), String> {
+    async fn stored(&self, staged: &batch::Staged) -> Result<(), WriterError> {
         let mut ledger = self.ledger.lock().await;
         ledger.stored(staged)?;
         let appended = staged.leaves.len() as u64;
@@ -114,13 +132,13 @@ impl Writer {
         if ledger.tree.size() - ledger.checkpointed >= self.every
             && let Err(e) = self.checkpoint(&mut ledger).await
         {
-            error!(error = %e, "Checkpoint failed");
+            error!(error = %liaison_core::error::chain(&e), "Checkpoint failed");
         }
         Ok(())
     }
 
     /// Signs and publishes a checkpoint if records were added since the last.
-    async fn checkpoint(&self, ledger: &mut Ledger) -> Result<(), String> {
+    async fn checkpoint(&self, ledger: &mut Ledger) -> Result<(), WriterError> {
         let size = ledger.tree.size();
         if size == 0 || size <= ledger.checkpointed {
             return Ok(());
@@ -133,9 +151,9 @@ impl Writer {
         self.js
             .publish(subjects::LEDGER_CHECKPOINTS, note.clone().into())
             .await
-            .map_err(|e| e.to_string())?
+            .nats("publish a checkpoint")?
             .await
-            .map_err(|e| e.to_string())?;
+            .nats("stored acknowledgement of a checkpoint")?;
         debug!(size, "Checkpoint signed");
         ledger.checkpointed = size;
         self.metrics.last_checkpoint_size.set(&[], size);
@@ -175,7 +193,7 @@ impl Writer {
     }
 
     /// Checkpoints now (if needed) and returns the latest signed note.
-    pub async fn checkpoint_now(&self) -> Result<Option<String>, String> {
+    pub async fn checkpoint_now(&self) -> Result<Option<String>, WriterError> {
         let mut ledger = self.ledger.lock().await;
         self.checkpoint(&mut ledger).await?;
         Ok(ledger.latest_note.clone())

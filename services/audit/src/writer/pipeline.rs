@@ -4,12 +4,13 @@
 //! when an append fails ([`Writer::append_now`]). The guarantees are the
 //! writer's ([`super`]).
 
-use super::Writer;
+use super::{Writer, WriterError};
 use crate::batch::{self, InFlight, Outcome};
 use crate::intake::{self, BATCH, Intake};
 use crate::state::recover;
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::PullConsumer;
+use liaison_core::NatsContext as _;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +38,7 @@ impl Writer {
         &self,
         intake: &Intake,
         shutdown: &CancellationToken,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, WriterError> {
         loop {
             let (pending, tail, end) = {
                 let ledger = self.ledger.lock().await;
@@ -83,7 +84,7 @@ impl Writer {
         (mut flight, intake): Ahead,
         acks: &mpsc::UnboundedSender<Vec<jetstream::Message>>,
         shutdown: &CancellationToken,
-    ) -> Result<Settled, String> {
+    ) -> Result<Settled, WriterError> {
         let settled = match flight.outcome().await {
             Outcome::Stored => {
                 self.stored(&flight.staged).await?;
@@ -110,7 +111,7 @@ impl Writer {
         &self,
         intake: &Intake,
         shutdown: &CancellationToken,
-    ) -> Result<Settled, String> {
+    ) -> Result<Settled, WriterError> {
         Ok(if self.append_now(intake, shutdown).await? {
             Settled::Again
         } else {
@@ -126,7 +127,7 @@ impl Writer {
         ahead: Option<Ahead>,
         acks: &mpsc::UnboundedSender<Vec<jetstream::Message>>,
         shutdown: &CancellationToken,
-    ) -> Result<Option<Ahead>, String> {
+    ) -> Result<Option<Ahead>, WriterError> {
         let mut flight = {
             let ledger = self.ledger.lock().await;
             let in_flight = ahead.as_ref().map(|(f, _)| &f.staged);
@@ -176,13 +177,13 @@ impl Writer {
         &self,
         consumer: PullConsumer,
         shutdown: CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriterError> {
         let messages = consumer
             .stream()
             .max_messages_per_batch(BATCH)
             .messages()
             .await
-            .map_err(|e| e.to_string())?;
+            .nats("the writer's DECISIONS messages")?;
         let (to_writer, mut batches) = mpsc::channel(2);
         let reading = tokio::spawn(intake::read(messages, to_writer, shutdown.clone()));
         let (acks, stored) = mpsc::unbounded_channel();
@@ -227,6 +228,6 @@ impl Writer {
         let _ = acking.await;
         served?;
         finished?;
-        reading.await.map_err(|e| e.to_string())?
+        reading.await?
     }
 }
