@@ -630,3 +630,20 @@ fn policy_check_explain_and_test_answer_without_a_running_system() {
     assert!(!broken.status.success());
     assert!(String::from_utf8_lossy(&broken.stderr).contains("/nonexistent"));
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly_as_sigpipe_would() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .current_dir(root())
+        .args(["policy", "check"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The reader goes away before the command writes (`liaison … | head -0`).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
