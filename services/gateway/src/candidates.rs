@@ -16,7 +16,7 @@
 //! on random registries and envelopes (`tests::routing`), and a new kind of
 //! reach (a clause "every force receives ...") must be added here first.
 
-use crate::policy::Facts;
+use crate::policy::{Facts, added};
 use liaison_core::AgencyId;
 use liaison_proto::v1::Envelope;
 use liaison_proto::v1::envelope::Body;
@@ -35,28 +35,25 @@ pub fn named(envelope: &Envelope, facts: &Facts) -> BTreeSet<AgencyId> {
         out.insert(replied.sender.clone());
         out.extend(replied.recipients.iter().cloned());
     }
-    let added = match &envelope.body {
-        Some(Body::Participation(p)) => p.added.as_slice(),
-        _ => &[],
-    };
     out.extend(
         envelope
             .addressees
             .iter()
-            .chain(added)
+            .chain(added(envelope))
             .filter_map(|id| AgencyId::parse(id).ok()),
     );
     out
 }
 
-/// The agencies other than `sender` that could receive `envelope`.
+/// The agencies other than `sender` that could receive `envelope`, of
+/// which `named` ([`named`]) are the message's own.
 pub fn candidates(
     registry: &Registry,
     sender: &AgencyId,
     envelope: &Envelope,
-    facts: &Facts,
+    named: &BTreeSet<AgencyId>,
 ) -> BTreeSet<AgencyId> {
-    let mut out = named(envelope, facts);
+    let mut out = named.clone();
     if let Some(agency) = registry.get(sender) {
         for area in &agency.areas {
             out.extend(registry.serving(area).iter().cloned());

@@ -471,8 +471,8 @@ impl Policy {
         facts: &Facts,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
         let alert = alert_addressing(envelope);
-        let unnamed = !self.named.contains(sender)
-            && !crate::candidates::named(envelope, facts).contains(sender);
+        let named = crate::candidates::named(envelope, facts);
+        let unnamed = !self.named.contains(sender) && !named.contains(sender);
         let sender_key = match registry.class_of(sender) {
             Some(class) if unnamed => SenderKey::Class(class),
             _ => SenderKey::Agency(sender.clone()),
@@ -502,7 +502,7 @@ impl Policy {
                 as_sent_by(decided.routes, &decided.sender, sender),
             ));
         }
-        let (outcome, routes) = self.decide_all(sender, envelope, registry, facts)?;
+        let (outcome, routes) = self.decide_named(sender, envelope, registry, facts, &named)?;
         if let Ok(mut cache) = self.decided.lock() {
             if cache.len() >= MAX_SHAPES {
                 cache.clear();
@@ -519,18 +519,20 @@ impl Policy {
         Ok((outcome, routes))
     }
 
-    fn decide_all(
+    /// The decision, uncached, for the candidates of `named` (the agencies
+    /// the message names, [`crate::candidates::named`]).
+    fn decide_named(
         &self,
         sender: &AgencyId,
         envelope: &Envelope,
         registry: &Registry,
         facts: &Facts,
+        named: &BTreeSet<AgencyId>,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
-        let candidates = crate::candidates::candidates(registry, sender, envelope, facts);
+        let candidates = crate::candidates::candidates(registry, sender, envelope, named);
         // Candidates the message does not name, and no policy names, are
         // decided once per attribute class: the policy can tell them apart
         // only by their attributes, which a class shares.
-        let named = crate::candidates::named(envelope, facts);
         let mut classes: BTreeMap<u32, Vec<AgencyId>> = BTreeMap::new();
         let mut groups = Vec::new();
         for id in candidates {
@@ -554,7 +556,8 @@ impl Policy {
         registry: &Registry,
         facts: &Facts,
     ) -> Result<(Outcome, Vec<Route>), PolicyError> {
-        self.decide_all(sender, envelope, registry, facts)
+        let named = crate::candidates::named(envelope, facts);
+        self.decide_named(sender, envelope, registry, facts, &named)
     }
 
     /// [`Policy::evaluate`] asking about every registered agency, not only
@@ -824,7 +827,7 @@ fn agency_set<'a>(ids: impl IntoIterator<Item = &'a str>) -> RestrictedExpressio
 }
 
 /// The agencies a participation change adds (they are told, as addressees).
-fn added(envelope: &Envelope) -> &[String] {
+pub(crate) fn added(envelope: &Envelope) -> &[String] {
     match &envelope.body {
         Some(liaison_proto::v1::envelope::Body::Participation(p)) => &p.added,
         _ => &[],

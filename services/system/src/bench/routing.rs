@@ -55,11 +55,9 @@ fn registry(root: &Path, agencies: usize) -> Result<(Registry, Vec<AgencyId>)> {
     Ok((registry, schools))
 }
 
-fn resident() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+/// This process's resident set now, in bytes.
+fn resident() -> Result<u64> {
+    Ok(super::memory::rss(std::process::id())?.1)
 }
 
 fn envelope(sender: &AgencyId, body: Body, purpose: &str, basis: &str) -> Envelope {
@@ -72,6 +70,13 @@ fn envelope(sender: &AgencyId, body: Body, purpose: &str, basis: &str) -> Envelo
         body: Some(body),
         ..Default::default()
     }
+}
+
+/// A school's Prevent referral, with no case.
+fn referral_from(school: AgencyId) -> (AgencyId, Envelope, Facts) {
+    let body = Body::Referral(ReferralMade::default());
+    let e = envelope(&school, body, "safeguarding", "CTSA-2015-s26");
+    (school, e, Facts::default())
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
@@ -119,24 +124,19 @@ pub fn run(
     let mut out = Vec::new();
     for &wanted in sizes {
         progress(&format!("routing with {wanted} agencies"));
-        let before = resident();
+        let before = resident()?;
         let started = Instant::now();
         let (registry, schools) = registry(root, wanted)?;
-        let with_registry = resident();
+        let with_registry = resident()?;
         let policy = Policy::load(&policies, &registry)
             .with_context(|| format!("loading the policies for {wanted} agencies"))?;
         let load = started.elapsed();
         let memory = (
             with_registry.saturating_sub(before),
-            resident().saturating_sub(with_registry),
+            resident()?.saturating_sub(with_registry),
         );
         let pick = |i: usize| schools[i % schools.len()].clone();
-        let referral = |i: usize| {
-            let school = pick(i);
-            let body = Body::Referral(ReferralMade::default());
-            let e = envelope(&school, body, "safeguarding", "CTSA-2015-s26");
-            (school, e, Facts::default())
-        };
+        let referral = |i: usize| referral_from(pick(i));
         let mut decisions = Vec::new();
         let (r, p50, p99, rate) = time(&policy, &registry, n, false, referral)?;
         decisions.push(("referral from a school", r, p50, p99, rate));
@@ -147,12 +147,7 @@ pub fn run(
             .filter(|a| a.kind.as_str() == "education")
             .map(|a| a.id.clone())
             .collect();
-        let from_any = |i: usize| {
-            let school = every_school[i % every_school.len()].clone();
-            let body = Body::Referral(ReferralMade::default());
-            let e = envelope(&school, body, "safeguarding", "CTSA-2015-s26");
-            (school, e, Facts::default())
-        };
+        let from_any = |i: usize| referral_from(every_school[i % every_school.len()].clone());
         let (r, p50, p99, rate) = time(
             &policy,
             &registry,
