@@ -4,27 +4,11 @@
 //! alerts ack`, and the operator sees who still has not; an agency that never
 //! received the alert cannot acknowledge it.
 
-use crate::root;
+use crate::{liaison, root, stdout};
 use liaison_runtime::config::Config;
 use liaison_system::system::{System, UpOptions};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn liaison(session: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liaison"))
-        .current_dir(root())
-        .arg("--session")
-        .arg(session)
-        .args(args)
-        .env_remove("LIAISON_NATS_URL")
-        .output()
-        .unwrap_or_else(|e| panic!("running liaison: {e}"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// Runs `liaison ARGS` until its output satisfies `done`, for up to 30 s.
 async fn until(session: &Path, args: &[&str], done: impl Fn(&str) -> bool) -> String {

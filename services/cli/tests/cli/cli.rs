@@ -3,7 +3,7 @@
 //! they should and exit with the right code; `audit verify` finds a record
 //! altered in the LEDGER stream by an insider and names it.
 
-use crate::root;
+use crate::{liaison, root, stdout};
 use async_nats::jetstream;
 use liaison_core::subjects;
 use liaison_proto::v1::{AuditRecord, LedgerBlock};
@@ -35,21 +35,6 @@ const FREE_LISTENERS: [&str; 14] = [
     "--console",
     "127.0.0.1:0",
 ];
-
-fn liaison(session: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liaison"))
-        .current_dir(root())
-        .arg("--session")
-        .arg(session)
-        .args(args)
-        .env_remove("LIAISON_NATS_URL")
-        .output()
-        .unwrap_or_else(|e| panic!("running liaison: {e}"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 async fn system() -> anyhow::Result<System> {
     let mut config = Config::default();

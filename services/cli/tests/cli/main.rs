@@ -15,3 +15,19 @@ mod suggested;
 fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// Runs `liaison ARGS` from the repository root with the session `session`.
+fn liaison(session: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .current_dir(root())
+        .arg("--session")
+        .arg(session)
+        .args(args)
+        .env_remove("LIAISON_NATS_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("running liaison: {e}"))
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
