@@ -10,10 +10,12 @@ What it does (docs/wire-contract.md):
    the token in the Liaison-Token header. It prints the gateway's verdict,
    re-sending with the same envelope id only while the gateway answers
    unavailable or rate_limited, or does not answer.
-2. As the police, it reads the police's durable delivery consumer
-   (deliver-police on stream DELIVERY), prints each delivery, and
-   acknowledges each after printing it, until the school's referral is among
-   them.
+2. As the police, it reads the police's inbox through the gateway
+   (liaison.v1.InboxRead requests on liaison.ingress.police.inbox.next),
+   prints each delivery with its number in the police's inbox, checks the
+   numbers for gaps, and acknowledges each after printing it
+   (liaison.v1.InboxAck on liaison.ingress.police.inbox.ack), until the
+   school's referral is among them.
 
 The liaison.v1 Python classes are generated from proto/ at run time by
 run_example.sh (grpc_tools.protoc) into a temporary directory on PYTHONPATH.
@@ -203,35 +205,55 @@ async def read_inbox(args, expected_id: str) -> bool:
         allow_reconnect=False,
     )
     found = False
+    inbox = f"liaison.ingress.{args.police}.inbox"
+    # Every copy carries its number in this inbox (1, 2, 3 ... no gap, no
+    # repeat): a number skipped is a copy missed. Copies handed out again
+    # (not acknowledged in time) may come late; they fill their own gap.
+    seen_through, seen_ahead = 0, set()
     try:
-        js = nc.jetstream()
-        inbox = await js.pull_subscribe_bind(
-            consumer=f"deliver-{args.police}", stream="DELIVERY"
-        )
         deadline = time.monotonic() + args.wait
         while not found and time.monotonic() < deadline:
+            read = envelope_pb2.InboxRead(max=10, wait_ms=1000)
             try:
-                messages = await inbox.fetch(10, timeout=1)
+                reply = await nc.request(f"{inbox}.next", read.SerializeToString(), timeout=12)
             except nats.errors.TimeoutError:
                 continue
-            for message in messages:
-                delivery = envelope_pb2.Delivery()
-                delivery.ParseFromString(message.data)
+            answer = envelope_pb2.InboxCopies()
+            answer.ParseFromString(reply.data)
+            if answer.code:
+                print(f"inbox    refused ({answer.code}): {answer.reason}")
+                return False
+            for copy in answer.copies:
+                delivery = copy.delivery
                 e = delivery.envelope
                 withheld = [
                     labels_pb2.DataLabel.Name(label).removeprefix("DATA_LABEL_").lower()
                     for label in delivery.withheld_labels
                 ]
                 print(
-                    f"delivery {e.id} from {e.sender_agency} to {delivery.recipient}"
+                    f"delivery #{copy.recipient_seq} {e.id} from {e.sender_agency} to {delivery.recipient}"
                     f" ({e.WhichOneof('body')}), permitted by {', '.join(delivery.policy_ids)}"
                     f", withheld {', '.join(withheld) or 'nothing'}"
                 )
+                if copy.recipient_seq > seen_through:
+                    seen_ahead.add(copy.recipient_seq)
+                    while seen_through + 1 in seen_ahead:
+                        seen_ahead.remove(seen_through + 1)
+                        seen_through += 1
                 # A real system stores the delivery first, then acknowledges:
-                # unacknowledged, it comes again after the consumer's ack wait.
-                await message.ack_sync()
+                # unacknowledged, it comes again after the ack wait.
+                ack = envelope_pb2.InboxAck(ack_ids=[copy.ack_id])
+                acked = envelope_pb2.InboxAcked()
+                acked.ParseFromString(
+                    (await nc.request(f"{inbox}.ack", ack.SerializeToString(), timeout=10)).data
+                )
+                if acked.code:
+                    print(f"ack      refused ({acked.code}): {acked.reason}")
+                    return False
                 print(f"acked    {e.id}")
                 found = found or e.id == expected_id
+        missing = sorted(n for n in range(seen_through + 1, max(seen_ahead, default=0)) if n not in seen_ahead)
+        print(f"numbers  1..{seen_through} all seen" + (f"; missing {missing}" if missing else ""))
     finally:
         await nc.close()
     if found:

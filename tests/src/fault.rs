@@ -1,16 +1,16 @@
 //! What the fault suites (`consumer_faults.rs`, `service_faults.rs`,
 //! `durability.rs`) measure: the copies a recipient was handed and what they
-//! prove ([`Copies`]: lost, duplicated, and whether every duplicate is a
-//! redelivery of the same envelope id with the same content), the ledger's
+//! prove ([`Copies`]: lost, duplicated, and whether every duplicate is the
+//! same stored copy handed out again — the same envelope id, content and
+//! number in the recipient's inbox), the ledger's
 //! shares ([`ledger_shares`]), and the one-line figure each fault reports
 //! ([`figure`]). The processes they signal are [`crate::fault_process`]; the
 //! faults themselves live in the tests.
 
 use crate::ledger;
 use anyhow::{Result, bail};
-use async_nats::jetstream::consumer::PullConsumer;
 use liaison_client::{AgencyClient, Received};
-use liaison_core::{AgencyId, subjects};
+use liaison_core::AgencyId;
 use liaison_proto::v1::{Decision, Operation};
 use liaison_runtime::users;
 use liaison_system::system::System;
@@ -20,12 +20,13 @@ use std::hash::{Hash as _, Hasher as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// One copy a recipient was handed: envelope id, JetStream delivery count,
-/// and a digest of the decoded delivery (the same content gives the same digest).
+/// One copy a recipient was handed: envelope id, its number in the
+/// recipient's inbox, and a digest of the decoded delivery (the same content
+/// gives the same digest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handed {
     pub envelope_id: String,
-    pub delivery_count: i64,
+    pub recipient_seq: u64,
     pub digest: u64,
 }
 
@@ -35,16 +36,16 @@ impl Handed {
         received.delivery.encode_to_vec().hash(&mut digest);
         Self {
             envelope_id: received.envelope_id().to_owned(),
-            delivery_count: received.delivery_count(),
+            recipient_seq: received.recipient_seq(),
             digest: digest.finish(),
         }
     }
 
-    /// `<envelope id> <delivery count> <digest>`, as the recorder writes it.
+    /// `<envelope id> <recipient seq> <digest>`, as the recorder writes it.
     pub fn line(&self) -> String {
         format!(
             "{} {} {:016x}",
-            self.envelope_id, self.delivery_count, self.digest
+            self.envelope_id, self.recipient_seq, self.digest
         )
     }
 
@@ -57,7 +58,7 @@ impl Handed {
         };
         Ok(Self {
             envelope_id: id.to_owned(),
-            delivery_count: count.parse()?,
+            recipient_seq: count.parse()?,
             digest: u64::from_str_radix(digest, 16)?,
         })
     }
@@ -113,27 +114,31 @@ impl Copies {
     }
 
     /// Checks every copy against `acknowledged`: none that a sender was not
-    /// told was accepted, and every duplicate a redelivery (count > 1) with
-    /// the content of the first copy — so de-duplicating on the envelope id
-    /// leaves exactly one of each. Returns what was lost and duplicated.
+    /// told was accepted, and every duplicate the same stored copy handed out
+    /// again (the same number in the recipient's inbox and the content of the
+    /// first) — so de-duplicating on the envelope id leaves exactly one of
+    /// each, and no envelope was stored twice for one recipient. Returns what
+    /// was lost and duplicated.
     pub fn against(&self, acknowledged: &[String]) -> Result<Outcome> {
         let expected: BTreeSet<&str> = acknowledged.iter().map(String::as_str).collect();
         let ids = self.ids();
         if let Some(extra) = ids.difference(&expected).next() {
             bail!("{extra} was delivered but never acknowledged to its sender");
         }
-        // Per id: the first copy's digest, and how many came as first deliveries.
-        let mut first: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
+        // Per id: the first copy's digest and number.
+        let mut first: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for copy in &self.0 {
-            let (digest, fresh) = first.entry(&copy.envelope_id).or_insert((copy.digest, 0));
-            if *digest != copy.digest {
+            let (digest, number) = *first
+                .entry(&copy.envelope_id)
+                .or_insert((copy.digest, copy.recipient_seq));
+            if digest != copy.digest {
                 bail!("two copies of {} differ in content", copy.envelope_id);
             }
-            *fresh += usize::from(copy.delivery_count < 2);
-            if *fresh > 1 {
+            if number != copy.recipient_seq {
                 bail!(
-                    "{} was handed out twice as new, not redelivered",
-                    copy.envelope_id
+                    "{} was stored twice in the recipient's inbox (numbers {number} and {})",
+                    copy.envelope_id,
+                    copy.recipient_seq
                 );
             }
         }
@@ -177,17 +182,13 @@ pub async fn read_inbox(
     }
 }
 
-/// Deliveries waiting in `agency`'s consumer, handed out or not, unacknowledged.
+/// Copies in `agency`'s inbox that it has not acknowledged.
 pub async fn inbox_pending(system: &System, agency: &AgencyId) -> Result<u64> {
     let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let mut consumer: PullConsumer = js
-        .get_consumer_from_stream(
-            subjects::delivery_consumer(agency),
-            subjects::DELIVERY_STREAM,
-        )
-        .await?;
-    let info = consumer.info().await?;
-    Ok(info.num_pending + info.num_ack_pending as u64)
+    let backlog = liaison_runtime::inbox::backlog(&js, agency)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(backlog.waiting)
 }
 
 /// The ledger's shares of `acknowledged` envelopes, each to `recipients`

@@ -26,7 +26,6 @@ use crate::refusal::Refusal;
 use crate::retry::RetryPolicy;
 use crate::tokens::{SigningError, Tokens};
 use async_nats::HeaderMap;
-use async_nats::jetstream::consumer::PullConsumer;
 use bytes::Bytes;
 use liaison_core::Credentials;
 use liaison_core::hop::Hop;
@@ -93,7 +92,6 @@ pub struct AgencyClient {
     tokens: Tokens,
     verdict_timeout: Duration,
     retry: RetryPolicy,
-    pub(crate) consumer: tokio::sync::OnceCell<PullConsumer>,
 }
 
 /// Reads an agency's signing key (PKCS#8 PEM, Ed25519 or P-256); `kid`
@@ -148,7 +146,6 @@ impl AgencyClient {
             client,
             verdict_timeout: VERDICT_TIMEOUT,
             retry: RetryPolicy::default(),
-            consumer: tokio::sync::OnceCell::new(),
         }
     }
 

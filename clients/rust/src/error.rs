@@ -126,17 +126,14 @@ pub enum ConnectError {
 /// Why the inbox could not be read or a delivery acknowledged.
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
-    #[error("cannot bind to the delivery consumer {consumer}: {reason}")]
-    Consumer { consumer: String, reason: String },
-    #[error("fetching deliveries: {0}")]
+    #[error("reading the inbox: {0}")]
     Fetch(String),
-    /// A message that is not a `liaison.v1.Delivery`. It is not acknowledged,
-    /// so it comes back after the consumer's ack wait.
-    #[error("stream message {stream_sequence} is not a liaison.v1.Delivery: {reason}")]
-    Undecodable {
-        stream_sequence: u64,
-        reason: String,
-    },
+    /// The gateway's answer was not a `liaison.v1.InboxCopies`.
+    #[error("the inbox answer is unreadable: {reason}")]
+    Undecodable { reason: String },
+    /// The gateway refused the read (`malformed`, `unavailable`, …).
+    #[error("the inbox read was refused: {code}: {reason}")]
+    Refused { code: String, reason: String },
     #[error("acknowledging delivery of envelope {envelope_id}: {reason}")]
     Ack { envelope_id: String, reason: String },
 }

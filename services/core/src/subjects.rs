@@ -111,7 +111,7 @@ pub fn ingress_query(agency: &AgencyId) -> String {
 
 /// Whether an ingress subject is a case query rather than an envelope.
 pub fn is_ingress_query(subject: &str) -> bool {
-    subject.ends_with(".query")
+    subject.ends_with(".query") && inbox_op(subject).is_none()
 }
 
 /// Where an agency sends envelopes.
@@ -147,21 +147,49 @@ pub fn delivery(agency: &AgencyId, kind: &'static str) -> String {
     format!("liaison.deliver.{agency}.{kind}")
 }
 
-/// Filter of an agency's durable delivery consumer.
+/// An agency's inbox: every copy for it in DELIVERY, whatever its kind.
 pub fn delivery_filter(agency: &AgencyId) -> String {
     format!("liaison.deliver.{agency}.>")
 }
 
-/// Name of an agency's durable delivery consumer.
-pub fn delivery_consumer(agency: &AgencyId) -> String {
-    format!("deliver-{agency}")
+/// The header of a copy in DELIVERY that carries its number in its
+/// recipient's inbox: 1, 2, 3 … per agency, no gap, no repeat.
+pub const RECIPIENT_SEQ_HEADER: &str = "Liaison-Recipient-Seq";
+
+/// The KV bucket of inbox positions: one key per agency that has
+/// acknowledged something (docs/decisions/0019-delivery-at-national-size.md).
+pub const INBOX_BUCKET: &str = "INBOX";
+
+/// What an agency asks of its inbox, through the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxOp {
+    /// `liaison.ingress.<agency>.inbox.next`: hand out copies.
+    Next,
+    /// `liaison.ingress.<agency>.inbox.ack`: acknowledge (or hand back) copies.
+    Ack,
 }
 
-/// How every acknowledgement subject of an agency's delivery consumer begins:
-/// JetStream's `$JS.ACK.<stream>.<consumer>.`, followed by five numeric
-/// tokens (delivery count, stream and consumer sequences, time, pending).
-pub fn delivery_ack_prefix(agency: &AgencyId) -> String {
-    format!("$JS.ACK.{DELIVERY_STREAM}.{}.", delivery_consumer(agency))
+impl InboxOp {
+    fn tail(self) -> &'static str {
+        match self {
+            Self::Next => "inbox.next",
+            Self::Ack => "inbox.ack",
+        }
+    }
+}
+
+/// Where an agency reads (`Next`) or acknowledges (`Ack`) its inbox.
+pub fn inbox(agency: &AgencyId, op: InboxOp) -> String {
+    format!("{INGRESS_PREFIX}{agency}.{}", op.tail())
+}
+
+/// Whether an ingress subject is an inbox request, and which.
+pub fn inbox_op(subject: &str) -> Option<InboxOp> {
+    let rest = subject.strip_prefix(INGRESS_PREFIX)?;
+    let (_, tail) = rest.split_once('.')?;
+    [InboxOp::Next, InboxOp::Ack]
+        .into_iter()
+        .find(|op| op.tail() == tail)
 }
 
 /// Where a service publishes its decision records.
@@ -212,12 +240,22 @@ mod tests {
     }
 
     #[test]
-    fn ack_prefixes_name_the_agency_consumer_whole() {
+    fn inbox_requests_are_told_apart_from_envelopes_and_queries() {
         let police = AgencyId::parse("police").unwrap_or_else(|e| panic!("{e}"));
-        let prefix = delivery_ack_prefix(&police);
-        assert_eq!(prefix, "$JS.ACK.DELIVERY.deliver-police.");
-        // The trailing dot: police's prefix is not a prefix of police-2's subjects.
-        let police2 = AgencyId::parse("police-2").unwrap_or_else(|e| panic!("{e}"));
-        assert!(!delivery_ack_prefix(&police2).starts_with(&prefix));
+        let next = inbox(&police, InboxOp::Next);
+        assert_eq!(next, "liaison.ingress.police.inbox.next");
+        assert_eq!(inbox_op(&next), Some(InboxOp::Next));
+        assert_eq!(inbox_op(&inbox(&police, InboxOp::Ack)), Some(InboxOp::Ack));
+        assert_eq!(agency_of_ingress(&next).ok(), Some(police.clone()));
+        for other in [
+            ingress(&police),
+            ingress_query(&police),
+            "liaison.ingress.police.inbox".to_owned(),
+            "liaison.ingress.police.inbox.next.more".to_owned(),
+            "liaison.ingress.inbox.next".to_owned(),
+        ] {
+            assert_eq!(inbox_op(&other), None, "{other}");
+        }
+        assert!(!is_ingress_query(&next));
     }
 }

@@ -36,6 +36,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, field, info, info_span, warn};
 
+/// Inbox requests (mostly reads waiting for copies) served at once.
+const INBOX_READERS: usize = 8192;
+
 /// Serves ingress until `shutdown`, then finishes the requests in hand.
 pub async fn serve(
     shared: Arc<Shared>,
@@ -44,12 +47,27 @@ pub async fn serve(
 ) {
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(shared.config.gateway.concurrency.max(1)));
+    // Inbox reads wait (up to 30 s) for copies: they have their own, larger
+    // allowance, so that agencies waiting never hold up envelopes.
+    let readers = Arc::new(Semaphore::new(INBOX_READERS));
     loop {
         let message = tokio::select! {
             () = shutdown.cancelled() => break,
             message = requests.next() => message,
         };
         let Some(message) = message else { break };
+        if let Some(op) = subjects::inbox_op(&message.subject) {
+            let Ok(permit) = readers.clone().acquire_owned().await else {
+                break;
+            };
+            let shared = shared.clone();
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move {
+                crate::inbox::answer(&shared, op, message, &shutdown).await;
+                drop(permit);
+            });
+            continue;
+        }
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod candidates;
 pub mod decode;
 pub mod https;
+pub mod inbox;
 pub mod ingress;
 pub mod limits;
 pub mod metrics;
@@ -24,6 +25,7 @@ pub mod refusal;
 pub mod reload;
 pub mod router;
 pub mod scenarios;
+pub mod sequencer;
 pub mod spool;
 pub mod validate;
 
@@ -62,7 +64,8 @@ pub enum GatewayError {
     Discovery(#[from] liaison_runtime::discovery::DiscoveryError),
 }
 
-/// How often the DELIVERY consumers' pending counts are read.
+/// How often inbox backlogs are read, and acknowledgements the store
+/// refused are written again.
 const PENDING_REFRESH_SECS: u64 = 5;
 
 /// What every gateway task shares.
@@ -79,6 +82,10 @@ pub struct Shared {
     pub js: jetstream::Context,
     pub recorder: records::Recorder,
     pub metrics: metrics::Metrics,
+    /// Numbers and stores each recipient's copies.
+    pub sequencer: sequencer::Sequencer,
+    /// Agencies' inboxes, read for them over NATS and HTTPS.
+    pub inboxes: inbox::Inboxes,
 }
 
 impl Shared {
@@ -162,7 +169,15 @@ impl Gateway {
             spool,
         );
         recorder.resume(kept);
+        let sequencer = sequencer::Sequencer::open(&client).await?;
+        let inboxes = inbox::Inboxes::open(
+            &client,
+            std::time::Duration::from_secs(config.streams.ack_wait_secs),
+        )
+        .await?;
         let shared = Arc::new(Shared {
+            sequencer,
+            inboxes,
             recorder,
             metrics,
             limits: limits::Limits::new(&registry, config.gateway.max_envelope_bytes),

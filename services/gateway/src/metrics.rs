@@ -8,7 +8,7 @@
 //! wire that the registry does not know is counted as `invalid`.
 
 use crate::Shared;
-use liaison_core::{AgencyId, subjects};
+use liaison_core::AgencyId;
 use liaison_runtime::metrics::{Counter, Gauge, Histogram, Registry};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,7 +94,7 @@ impl Metrics {
             ),
             delivery_pending: r.gauge(
                 "liaison_delivery_pending",
-                "Copies waiting for an agency: pending plus unacknowledged in its DELIVERY consumer.",
+                "Copies in an agency's inbox it has not acknowledged (agencies active since the gateway started).",
                 &["agency"],
             ),
             records_kept: r.gauge(
@@ -145,27 +145,23 @@ pub fn seconds_since(since: Option<&prost_types::Timestamp>) -> Option<f64> {
     (now >= then).then_some(now - then)
 }
 
-/// Refreshes `liaison_delivery_pending` every `interval` until `shutdown`.
+/// Refreshes `liaison_delivery_pending` every `interval` until `shutdown`,
+/// for the inboxes this gateway has written to or read from since it
+/// started (the work grows with the agencies active, not those registered).
 pub async fn watch_pending(shared: Arc<Shared>, interval: Duration, shutdown: CancellationToken) {
     loop {
-        for agency in shared.registry.ids() {
-            let name = subjects::delivery_consumer(&agency);
-            let info = shared
-                .js
-                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
-                    name.as_str(),
-                    subjects::DELIVERY_STREAM,
-                )
-                .await;
-            match info {
-                Ok(mut consumer) => match consumer.info().await {
-                    Ok(info) => shared.metrics.delivery_pending.set(
-                        &[agency.as_str()],
-                        info.num_pending + info.num_ack_pending as u64,
-                    ),
-                    Err(e) => debug!(agency = %agency, error = %e, "Consumer info not read"),
-                },
-                Err(e) => debug!(agency = %agency, error = %e, "Consumer not found"),
+        shared.inboxes.flush().await;
+        let mut active = shared.sequencer.agencies();
+        active.extend(shared.inboxes.agencies());
+        active.sort();
+        active.dedup();
+        for agency in active {
+            match liaison_runtime::inbox::backlog(&shared.js, &agency).await {
+                Ok(backlog) => shared
+                    .metrics
+                    .delivery_pending
+                    .set(&[agency.as_str()], backlog.waiting),
+                Err(e) => debug!(agency = %agency, error = %e, "Inbox backlog not read"),
             }
         }
         tokio::select! {

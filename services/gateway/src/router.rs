@@ -80,6 +80,8 @@ pub enum RouteError {
     Receipt(#[from] liaison_runtime::receipts::ReceiptError),
     #[error("a recipient's copy cannot be made")]
     Redact(#[source] prost::DecodeError),
+    #[error("a copy for {agency} could not be stored: {reason}")]
+    Inbox { agency: AgencyId, reason: String },
 }
 
 /// Delivers one event's copies and acknowledges it, or asks for it again.
@@ -232,23 +234,30 @@ async fn deliver(
             format!("{}:{}", envelope.id, route.recipient).as_str(),
         );
         copy.inject(&mut headers);
+        let span = copy.span().clone();
         hops.push(copy);
+        let to = recipient.clone();
+        let subject = subjects::delivery(&recipient, envelope.kind());
+        let payload = delivery.encode_to_vec().into();
         stored.push(
-            shared
-                .js
-                .publish_with_headers(
-                    subjects::delivery(&recipient, envelope.kind()),
-                    headers,
-                    delivery.encode_to_vec().into(),
-                )
-                .await
-                .nats(format!("publish a copy for {recipient}"))?,
+            async move {
+                shared
+                    .sequencer
+                    .publish(&to, subject, headers, payload)
+                    .await?;
+                shared.inboxes.wake(&to);
+                Ok::<(), RouteError>(())
+            }
+            .instrument(span),
         );
         disclosures.push(records::disclosure(accepted, route, &removed));
         delivered.push((recipient, !removed.is_empty()));
     }
-    for ack in stored {
-        ack.await.nats("stored acknowledgement of a copy")?;
+    // Each copy numbered in its recipient's inbox (gathered with other
+    // envelopes' copies for the same recipient); different recipients' side
+    // by side.
+    for result in join_all(stored).await {
+        result?;
     }
     let recorded = disclosures
         .iter()

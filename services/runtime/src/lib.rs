@@ -16,8 +16,10 @@
 
 pub mod config;
 pub mod consume;
+pub mod direct;
 pub mod discovery;
 pub mod fold;
+pub mod inbox;
 pub mod metrics;
 pub mod nats_conf;
 pub mod nats_leaf;

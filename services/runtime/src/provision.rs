@@ -1,5 +1,5 @@
-//! Creating (or updating, idempotently) the streams and durable consumers of a
-//! Liaison deployment, each with `[streams] replicas` copies (1 on one
+//! Creating (or updating, idempotently) the streams, durable consumers and
+//! KV buckets of a Liaison deployment, each with `[streams] replicas` copies (1 on one
 //! server, 3 on a 3-node cluster; consumers and KV buckets follow). Run by the operator (`liaison up`, `liaison provision`):
 //! services only bind to what exists, so their NATS users need no rights to
 //! create or change streams.
@@ -7,14 +7,13 @@
 //! | stream | holds | guarantees |
 //! |---|---|---|
 //! | EVENTS | accepted envelopes | de-duplicated on the envelope id; no delete, no purge |
-//! | DELIVERY | one redacted copy per recipient | a durable consumer per agency: an offline agency catches up |
+//! | DELIVERY | one redacted copy per recipient | each agency's inbox is a subject, numbered 1, 2, 3 …, read through the gateway: no object per agency (ADR 0019) |
 //! | DECISIONS | decision records on their way to the ledger | de-duplicated on the record id, across restarts |
 //! | LEDGER | the hash-chained audit log | no delete, no purge; one writer (expected last sequence) |
 //! | CHECKPOINTS | signed checkpoints of the ledger's Merkle tree | no delete, no purge |
 
 use crate::config::StreamsConfig;
 use async_nats::jetstream::{self, consumer, stream};
-use liaison_core::ids::AgencyId;
 use liaison_core::subjects as s;
 use std::time::Duration;
 
@@ -63,6 +62,11 @@ pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
         },
         stream::Config {
             max_age: Duration::from_secs(settings.delivery_max_age_days * 24 * 3600),
+            // Inboxes are read by subject with batched direct gets, and the
+            // copies for one recipient that are ready together are stored as
+            // one atomic batch (ADR 0019).
+            allow_direct: true,
+            allow_atomic_publish: true,
             ..base(
                 s::DELIVERY_STREAM,
                 s::DELIVERY_ALL,
@@ -143,12 +147,28 @@ pub fn service_bucket(
     }
 }
 
-/// Creates or updates every stream, the services' consumers and one durable
-/// delivery consumer per agency.
+/// The KV bucket of inbox positions: per agency, the copies it has
+/// acknowledged (through a number, and those above it). Gateways write it
+/// by compare-and-set on the key's revision, so two never lose each
+/// other's acknowledgements.
+pub fn inbox_bucket(replicas: usize) -> async_nats::jetstream::kv::Config {
+    async_nats::jetstream::kv::Config {
+        bucket: s::INBOX_BUCKET.to_owned(),
+        description: "Inbox positions: what each agency has acknowledged".to_owned(),
+        history: 1,
+        num_replicas: replicas.max(1),
+        max_value_size: 256 * 1024,
+        ..Default::default()
+    }
+}
+
+/// Creates or updates every stream, the services' consumers and the KV
+/// buckets. Nothing here grows with the registry: an agency's inbox is a
+/// subject of DELIVERY and a key of INBOX written when it first
+/// acknowledges (ADR 0019).
 pub async fn provision(
     js: &jetstream::Context,
     settings: &StreamsConfig,
-    agencies: &[AgencyId],
 ) -> Result<(), ProvisionError> {
     for config in stream_configs(settings) {
         let name = config.name.clone();
@@ -169,12 +189,15 @@ pub async fn provision(
     ))
     .await
     .map_err(|e| fail(format!("KV bucket {}", crate::receipts::BUCKET))(e.to_string()))?;
+    js.create_key_value(inbox_bucket(settings.replicas))
+        .await
+        .map_err(|e| fail(format!("KV bucket {}", s::INBOX_BUCKET))(e.to_string()))?;
     for service in liaison_core::system::Service::ALL {
         js.create_key_value(service_bucket(service, settings.replicas))
             .await
             .map_err(|e| fail(format!("KV bucket {}", service.bucket()))(e.to_string()))?;
     }
-    let mut consumers = vec![
+    let consumers = vec![
         (
             s::EVENTS_STREAM,
             durable(settings, s::ROUTER_CONSUMER, None, 256),
@@ -187,17 +210,6 @@ pub async fn provision(
             durable(settings, s::LEDGER_WRITER_CONSUMER, None, 5_000),
         ),
     ];
-    for agency in agencies {
-        consumers.push((
-            s::DELIVERY_STREAM,
-            durable(
-                settings,
-                &s::delivery_consumer(agency),
-                Some(s::delivery_filter(agency)),
-                1000,
-            ),
-        ));
-    }
     for (stream_name, config) in consumers {
         let what = format!(
             "consumer {stream_name}/{}",

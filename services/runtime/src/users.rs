@@ -154,13 +154,17 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 read_key_value(crate::receipts::BUCKET),
                 // Case queries, asked on an authenticated agency's behalf.
                 vec![s::CASES_QUERY.to_owned()],
-                // The HTTPS door reads each agency's inbox for it: the same
-                // durable consumers the agencies read over NATS, named one by
-                // one (NATS wildcards match whole tokens only).
-                agencies
-                    .iter()
-                    .flat_map(|a| consume(s::DELIVERY_STREAM, &s::delivery_consumer(a)))
-                    .collect(),
+                // Agencies' inboxes, read for them (over NATS and HTTPS) by
+                // subject with batched direct gets; the end of an inbox read
+                // from the stream leader when numbering its next copy
+                // (ADR 0019). No consumer per agency.
+                vec![
+                    format!("$JS.API.STREAM.INFO.{}", s::DELIVERY_STREAM),
+                    format!("$JS.API.STREAM.MSG.GET.{}", s::DELIVERY_STREAM),
+                    format!("$JS.API.DIRECT.GET.{}", s::DELIVERY_STREAM),
+                ],
+                vec![format!("$KV.{}.>", s::INBOX_BUCKET)],
+                read_key_value(s::INBOX_BUCKET),
             ]
             .concat(),
             [
@@ -218,16 +222,11 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
         users.push(service_user(service, member));
     }
     for agency in agencies {
-        let inbox = consume(s::DELIVERY_STREAM, &s::delivery_consumer(agency));
-        // The same requests from the agency's leaf node, into the cluster's domain.
-        let from_leaf: Vec<String> = inbox
-            .iter()
-            .filter(|api| api.starts_with("$JS.API."))
-            .map(|api| s::in_domain(api))
-            .collect();
+        // Envelopes, case queries and its inbox, all through the gateway:
+        // no JetStream rights at all.
         users.push(user(
             agency.as_str(),
-            [vec![s::ingress_of(agency)], inbox, from_leaf].concat(),
+            vec![s::ingress_of(agency)],
             vec![],
             false,
         ));
@@ -253,17 +252,7 @@ mod tests {
             .iter()
             .find(|u| u.credentials.user == "police")
             .unwrap_or_else(|| panic!("police user"));
-        assert_eq!(
-            agency.publish,
-            vec![
-                "liaison.ingress.police.>",
-                "$JS.API.CONSUMER.INFO.DELIVERY.deliver-police",
-                "$JS.API.CONSUMER.MSG.NEXT.DELIVERY.deliver-police",
-                "$JS.ACK.DELIVERY.deliver-police.>",
-                "$JS.liaison.API.CONSUMER.INFO.DELIVERY.deliver-police",
-                "$JS.liaison.API.CONSUMER.MSG.NEXT.DELIVERY.deliver-police",
-            ]
-        );
+        assert_eq!(agency.publish, vec!["liaison.ingress.police.>"]);
         assert_eq!(agency.subscribe, vec!["_INBOX_police.>"]);
         assert!(!agency.allow_responses);
         let rendered = render_authorization(&users);
@@ -288,40 +277,52 @@ mod tests {
     }
 
     #[test]
-    fn the_gateway_reads_and_acknowledges_exactly_the_agencies_inboxes() {
-        let ids: Vec<AgencyId> = ["police", "council"]
-            .iter()
-            .map(|a| AgencyId::parse(a).unwrap_or_else(|e| panic!("{e}")))
-            .collect();
-        let users = plan(&ids);
-        let gateway = users
-            .iter()
-            .find(|u| u.credentials.user == GATEWAY)
-            .unwrap_or_else(|| panic!("gateway user"));
-        for agency in ["police", "council"] {
-            for subject in [
-                format!("$JS.API.CONSUMER.INFO.DELIVERY.deliver-{agency}"),
-                format!("$JS.API.CONSUMER.MSG.NEXT.DELIVERY.deliver-{agency}"),
-                format!("$JS.ACK.DELIVERY.deliver-{agency}.>"),
-            ] {
-                assert!(gateway.publish.contains(&subject), "{subject}");
-            }
-        }
-        // Nothing on DELIVERY beyond those: no stream administration, no
-        // other consumers, no wildcard over consumer names.
+    fn the_gateway_reads_inboxes_by_subject_with_rights_that_do_not_grow_with_the_registry() {
+        let plan_for = |names: &[&str]| {
+            let ids: Vec<AgencyId> = names
+                .iter()
+                .map(|a| AgencyId::parse(a).unwrap_or_else(|e| panic!("{e}")))
+                .collect();
+            plan(&ids)
+                .into_iter()
+                .find(|u| u.credentials.user == GATEWAY)
+                .unwrap_or_else(|| panic!("gateway user"))
+        };
+        let gateway = plan_for(&["police", "council"]);
+        let many: Vec<String> = (0..500).map(|i| format!("school-{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(plan_for(&many).publish, gateway.publish);
+        // On DELIVERY: publish copies, read by subject, find an inbox's end.
+        // No stream administration, no consumers.
         let on_delivery: Vec<&String> = gateway
             .publish
             .iter()
             .filter(|p| p.contains("DELIVERY"))
             .collect();
-        assert_eq!(on_delivery.len(), 6, "{on_delivery:?}");
-        // Stream APIs only to read case participation and receipts (KV buckets).
+        assert_eq!(
+            on_delivery,
+            vec![
+                "$JS.API.STREAM.INFO.DELIVERY",
+                "$JS.API.STREAM.MSG.GET.DELIVERY",
+                "$JS.API.DIRECT.GET.DELIVERY",
+            ],
+            "{on_delivery:?}"
+        );
+        assert!(
+            !gateway
+                .publish
+                .iter()
+                .any(|p| p.contains("CONSUMER.CREATE.DELIVERY") || p.contains("$JS.ACK.DELIVERY"))
+        );
+        // Other stream APIs only to read its KV buckets.
         assert!(
             gateway
                 .publish
                 .iter()
-                .filter(|p| p.contains("STREAM."))
-                .all(|p| p.ends_with(".KV_PARTICIPATION") || p.ends_with(".KV_RECEIPTS")),
+                .filter(|p| p.contains("STREAM.") && !p.ends_with(".DELIVERY"))
+                .all(|p| p.ends_with(".KV_PARTICIPATION")
+                    || p.ends_with(".KV_RECEIPTS")
+                    || p.ends_with(".KV_INBOX")),
             "{:?}",
             gateway.publish
         );

@@ -207,7 +207,6 @@ impl System {
         provision(
             &async_nats::jetstream::new(operator),
             &system.config.streams,
-            &system.registry.ids(),
         )
         .await?;
         system.start_audit().await?;

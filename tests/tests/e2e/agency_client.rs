@@ -233,6 +233,12 @@ async fn an_offline_recipient_catches_up_and_acknowledges_explicitly() -> anyhow
     ids.sort();
     assert_eq!(ids, ["offline-0", "offline-1", "offline-2"]);
     assert!(received.iter().all(|r| !r.is_redelivery()));
+    // Numbered 1, 2, 3 in police's inbox: nothing missed.
+    let mut gaps = liaison_client::inbox::Gaps::starting_after(0);
+    for r in &received {
+        gaps.saw(r.recipient_seq());
+    }
+    assert_eq!((gaps.through(), gaps.missing()), (3, vec![]));
 
     // Acknowledge the first; hand the second back; forget the third (a crash
     // between storing and acknowledging).
@@ -255,15 +261,12 @@ async fn an_offline_recipient_catches_up_and_acknowledges_explicitly() -> anyhow
         again[0].ack().await?;
     }
     // Everything acknowledged: nothing more, even after the ack wait (2 s).
-    let consumer = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?)
-        .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
-            "deliver-police",
-            "DELIVERY",
-        )
-        .await?;
-    let mut consumer = consumer;
-    let info = consumer.info().await?;
-    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "{info:?}");
+    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let police_id = AgencyId::parse("police")?;
+    let backlog = liaison_runtime::inbox::backlog(&js, &police_id)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!((backlog.last, backlog.waiting), (3, 0), "{backlog:?}");
     inbox_exactly(&police, 0).await?;
     system.shutdown().await
 }

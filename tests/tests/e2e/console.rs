@@ -9,10 +9,7 @@
 //! path to keep the screenshot (docs/console.png is one).
 
 use anyhow::{Result, ensure};
-use async_nats::jetstream::{self, consumer::PullConsumer};
-use liaison_core::subjects;
 use liaison_proto::v1::alert_issued::ThreatLevel;
-use liaison_runtime::users;
 use liaison_system::system::System;
 use liaison_tests::alerts::{ack, alert};
 use liaison_tests::browser::{Chromium, png_size};
@@ -71,14 +68,9 @@ async fn a_busier_day(system: &System) -> Result<()> {
     .await
 }
 
-/// Copies waiting for `agency`, as JetStream counts them.
+/// Copies in `agency`'s inbox it has not acknowledged.
 async fn waiting(system: &System, agency: &str) -> Result<u64> {
-    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let mut consumer: PullConsumer = js
-        .get_consumer_from_stream(format!("deliver-{agency}"), subjects::DELIVERY_STREAM)
-        .await?;
-    let info = consumer.info().await?;
-    Ok(info.num_pending + info.num_ack_pending as u64)
+    liaison_tests::fault::inbox_pending(system, &liaison_core::AgencyId::parse(agency)?).await
 }
 
 #[tokio::test]
@@ -172,7 +164,6 @@ async fn the_console_shows_flows_refusals_lag_and_checkpoints_in_a_real_browser(
     for shown in [
         "missing_token",
         "policy_denied",
-        "deliver-police",
         &format!("lag {police_lag}"),
         "liaison-gateway",
         "liaison-alerts",

@@ -10,7 +10,6 @@ use liaison_client::RetryPolicy;
 use liaison_client::adapter::{Adapter, Dirs, Outcome};
 use liaison_proto::json;
 use liaison_proto::v1::{Decision, Delivery, Envelope, Operation};
-use liaison_runtime::users;
 use liaison_tests::{agency, eventually, inbox_exactly, ledger, referral, repo_root, start};
 use std::path::Path;
 use std::time::Duration;
@@ -194,15 +193,11 @@ async fn the_council_adapter_forwards_its_updates_and_files_its_referrals() -> a
         read(&dirs.inbox.join("school-ref-2.json"))?,
         "written before the crash\n"
     );
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let mut consumer = operator
-        .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
-            "deliver-council",
-            "DELIVERY",
-        )
-        .await?;
-    let info = consumer.info().await?;
-    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "{info:?}");
+    let council = liaison_core::AgencyId::parse("council")?;
+    assert_eq!(
+        liaison_tests::fault::inbox_pending(&system, &council).await?,
+        0
+    );
 
     // The ledger: the council's accepted update and its refused one; what the
     // adapter refused locally never reached the gateway.

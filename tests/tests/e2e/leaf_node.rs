@@ -171,8 +171,8 @@ async fn sites_behind_leaf_nodes_reach_only_what_their_agency_may() -> Result<()
         "{pending} police deliveries left unacknowledged"
     );
 
-    // At the police's site: its own consumer answers; the school's does
-    // not, nor does the school's ingress.
+    // At the police's site: its own inbox answers (through the gateway);
+    // the school's does not, nor does the school's ingress.
     let raw = async_nats::ConnectOptions::with_user_and_password(
         police.login.user.clone(),
         police.login.password.expose().to_owned(),
@@ -180,19 +180,17 @@ async fn sites_behind_leaf_nodes_reach_only_what_their_agency_may() -> Result<()
     .custom_inbox_prefix(subjects::inbox_prefix("police"))
     .connect(&police.url)
     .await?;
-    let info = |consumer: &str| {
-        format!(
-            "$JS.API.CONSUMER.INFO.{}.{consumer}",
-            subjects::DELIVERY_STREAM
-        )
+    let inbox_of = |agency: &str| -> Result<String> {
+        Ok(subjects::inbox(
+            &AgencyId::parse(agency)?,
+            subjects::InboxOp::Next,
+        ))
     };
-    let own = ask(&raw, info("deliver-police")).await;
-    ensure!(
-        own.as_ref().is_ok_and(|r| r.contains("deliver-police")),
-        "its own consumer: {own:?}"
-    );
-    let other = ask(&raw, info("deliver-school-a")).await;
-    ensure!(other.is_err(), "the school's consumer answered: {other:?}");
+    // An empty request is a read of one copy without waiting: an empty answer.
+    let own = ask(&raw, inbox_of("police")?).await;
+    ensure!(own == Ok(String::new()), "its own inbox: {own:?}");
+    let other = ask(&raw, inbox_of("school-a")?).await;
+    ensure!(other.is_err(), "the school's inbox answered: {other:?}");
     let ingress = ask(&raw, subjects::ingress(&AgencyId::parse("school-a")?)).await;
     ensure!(
         ingress.is_err(),

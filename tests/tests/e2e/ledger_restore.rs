@@ -70,8 +70,7 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
     )
     .await?;
     let js = async_nats::jetstream::new(operator);
-    let registry = Registry::load(&config.paths.registry)?;
-    provision(&js, &config.streams, &registry.ids()).await?;
+    provision(&js, &config.streams).await?;
 
     let mut tampered = bundle.clone();
     let mut bytes = B64.decode(&tampered.blocks[0])?;

@@ -22,16 +22,12 @@ pub async fn provision_streams(cli: &Cli) -> Result<ExitCode> {
         "liaison-provision",
     )
     .await?;
-    provision(
-        &async_nats::jetstream::new(client),
-        &config.streams,
-        &registry.ids(),
-    )
-    .await?;
+    provision(&async_nats::jetstream::new(client), &config.streams).await?;
     println!(
-        "Provisioned EVENTS, DELIVERY, DECISIONS, LEDGER and consumers for {} agencies on {}",
+        "Provisioned EVENTS, DELIVERY, DECISIONS, LEDGER, CHECKPOINTS, their consumers and KV \
+         buckets on {} (inboxes need nothing per agency: {} registered)",
+        target.url,
         registry.ids().len(),
-        target.url
     );
     Ok(ExitCode::SUCCESS)
 }

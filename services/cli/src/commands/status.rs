@@ -90,7 +90,7 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
     }
 
     println!("Consumers:                    pending  unacknowledged    lag");
-    let mut expected = vec![
+    for (stream, name) in [
         (
             subjects::EVENTS_STREAM,
             subjects::ROUTER_CONSUMER.to_owned(),
@@ -99,14 +99,7 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
             subjects::DECISIONS_STREAM,
             subjects::LEDGER_WRITER_CONSUMER.to_owned(),
         ),
-    ];
-    expected.extend(
-        registry
-            .ids()
-            .iter()
-            .map(|a| (subjects::DELIVERY_STREAM, subjects::delivery_consumer(a))),
-    );
-    for (stream, name) in expected {
+    ] {
         let found: Result<PullConsumer, _> =
             js.get_consumer_from_stream(name.as_str(), stream).await;
         match found {
@@ -120,6 +113,29 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
                 );
             }
             Err(e) => problems.push(format!("consumer {name} on {stream} missing: {e}")),
+        }
+    }
+
+    // Inboxes are subjects, not consumers (ADR 0019): one read each, so a
+    // national registry is shown in part.
+    let ids = registry.ids();
+    println!(
+        "Inboxes:                     copies  unacknowledged{}",
+        if ids.len() > INBOXES_SHOWN {
+            format!("  (the first {INBOXES_SHOWN} of {} agencies)", ids.len())
+        } else {
+            String::new()
+        }
+    );
+    for agency in ids.iter().take(INBOXES_SHOWN) {
+        match liaison_runtime::inbox::backlog(&js, agency).await {
+            Ok(backlog) => println!(
+                "  {:<28} {:>6}  {:>14}",
+                agency.as_str(),
+                backlog.last,
+                backlog.waiting
+            ),
+            Err(e) => problems.push(format!("inbox of {agency}: {e}")),
         }
     }
 
@@ -218,6 +234,9 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         Ok(ExitCode::FAILURE)
     }
 }
+
+/// Most inboxes listed one by one.
+const INBOXES_SHOWN: usize = 50;
 
 /// The tree size a signed checkpoint note claims (its second line); its
 /// signature is checked by `liaison audit verify`, not here.

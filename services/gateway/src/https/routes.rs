@@ -197,11 +197,7 @@ async fn read_inbox(
         }
     };
     info!(agency = %agency, deliveries = pulled.len(), "Inbox read over HTTPS");
-    let deliveries: Vec<serde_json::Value> = pulled
-        .into_iter()
-        .map(|p| json!({ "ack_id": p.ack_id, "delivery": p.delivery }))
-        .collect();
-    Ok(Json(json!({ "deliveries": deliveries })))
+    Ok(Json(json!({ "deliveries": pulled })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,13 +234,7 @@ async fn ack(
             "at most {MAX_ACKS} ack ids at a time"
         )));
     }
-    // Every id is checked before any is acknowledged.
-    let subjects = request
-        .ack_ids
-        .iter()
-        .map(|id| inbox::ack_subject(&agency, id))
-        .collect::<Result<Vec<_>, _>>()?;
-    let acked = inbox::ack(&door.shared, subjects).await?;
+    let acked = inbox::ack(&door.shared, &agency, &request.ack_ids).await?;
     info!(agency = %agency, acked, "Inbox acknowledged over HTTPS");
     Ok(Json(json!({ "acked": acked })))
 }

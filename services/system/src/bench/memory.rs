@@ -117,7 +117,7 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
     )
     .await?;
     let js = jetstream::new(operator);
-    liaison_runtime::provision::provision(&js, &config.streams, &registry.ids()).await?;
+    liaison_runtime::provision::provision(&js, &config.streams).await?;
     let mut children = Vec::new();
     for (service, user) in services() {
         children.push((service, spawn(config, &session, service, &user, dir)?));

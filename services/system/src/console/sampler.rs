@@ -33,6 +33,9 @@ pub struct Sampler {
     window: Window,
 }
 
+/// Most inboxes sampled one by one.
+const INBOXES_SAMPLED: usize = 200;
+
 impl Sampler {
     pub fn new(sources: Sources, window: Duration) -> Self {
         Self {
@@ -141,7 +144,7 @@ impl Sampler {
     }
 
     async fn lag(&self, state: &mut State) {
-        let mut consumers: Vec<(String, String)> = vec![
+        let consumers: Vec<(String, String)> = vec![
             (
                 subjects::EVENTS_STREAM.into(),
                 subjects::ROUTER_CONSUMER.into(),
@@ -151,18 +154,6 @@ impl Sampler {
                 subjects::LEDGER_WRITER_CONSUMER.into(),
             ),
         ];
-        consumers.extend(
-            state
-                .agencies
-                .iter()
-                .filter(|a| a.kind != "system")
-                .map(|a| {
-                    (
-                        subjects::DELIVERY_STREAM.to_owned(),
-                        format!("deliver-{}", a.id),
-                    )
-                }),
-        );
         for (stream, name) in consumers {
             let found: Result<PullConsumer, _> = self
                 .js
@@ -181,17 +172,26 @@ impl Sampler {
                 }
             };
             match info {
-                Ok(lag) => {
-                    if let Some(agency) = name.strip_prefix("deliver-")
-                        && let Some(a) = state.agencies.iter_mut().find(|a| a.id == agency)
-                    {
-                        a.lag = Some(lag);
-                    }
-                    state.consumers.push(Consumer { stream, name, lag });
-                }
+                Ok(lag) => state.consumers.push(Consumer { stream, name, lag }),
                 Err(e) => state
                     .problems
                     .push(format!("consumer {name} on {stream}: {e}")),
+            }
+        }
+        // Inboxes are subjects, not consumers (ADR 0019): one read each,
+        // so only the first agencies of a national registry are sampled.
+        for a in state
+            .agencies
+            .iter_mut()
+            .filter(|a| a.kind != "system")
+            .take(INBOXES_SAMPLED)
+        {
+            let Ok(agency) = liaison_core::AgencyId::parse(&a.id) else {
+                continue;
+            };
+            match liaison_runtime::inbox::backlog(&self.js, &agency).await {
+                Ok(backlog) => a.lag = Some(backlog.waiting),
+                Err(e) => state.problems.push(format!("inbox of {}: {e}", a.id)),
             }
         }
     }
