@@ -13,11 +13,13 @@
 //!   answering a [`Receipt`] or a typed [`SendError`], whose
 //!   [`Refused`](SendError::Refused) variant holds a [`Refusal`] per
 //!   gateway code;
-//! - [`inbox`]: the agency's durable delivery consumer with explicit
-//!   acknowledgement ([`AgencyClient::next_batch`], [`Received::ack`]);
-//!   catching up after being offline needs nothing more. A delivery whose
-//!   acknowledgement was lost is delivered again: de-duplicate on the
-//!   envelope id (see [`inbox`]);
+//! - [`inbox`]: the agency's durable inbox, read through the gateway with
+//!   explicit acknowledgement ([`AgencyClient::next_batch`],
+//!   [`Received::ack`]); catching up after being offline needs nothing
+//!   more. Every copy carries its number in the inbox
+//!   ([`Received::recipient_seq`]: 1, 2, 3 …) and [`Gaps`] proves nothing
+//!   was missed. A delivery whose acknowledgement was lost is delivered
+//!   again: de-duplicate on the envelope id (see [`inbox`]);
 //! - [`adapter`]: a file-drop adapter for case systems that exchange files.
 //!
 //! - [`subject`]: pseudonymous subject tokens (`st1:…`, HMAC-SHA256 of the
@@ -95,7 +97,7 @@ pub use client::{
 pub use connect::{NatsAuth, NatsOptions, TlsOptions};
 pub use envelope::{EnvelopeBuilder, InvalidEnvelope};
 pub use error::{ConnectError, InboxError, SendError, TransportError};
-pub use inbox::Received;
+pub use inbox::{Gaps, Received};
 /// What every agency integration names: its id, its NATS login and the
 /// secret type that keeps the password out of logs (from `liaison-core`).
 pub use liaison_core::{AgencyId, Credentials, Secret};

@@ -37,6 +37,7 @@ mod nats_tls;
 mod operations;
 mod persistence;
 mod python_example;
+mod recipient_seq;
 mod refusals;
 mod restart;
 mod service_faults;

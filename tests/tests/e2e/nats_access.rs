@@ -1,6 +1,7 @@
 //! NATS is never open: each agency has its own user, limited to its own
-//! ingress and its own deliveries, so no client can bypass the gateway or read
-//! another agency's copies. Checked against the real server's permissions.
+//! ingress and its own inbox (both through the gateway, with no JetStream
+//! rights), so no client can bypass the gateway or read another agency's
+//! copies. Checked against the real server's permissions.
 
 use async_nats::jetstream;
 use liaison_core::Credentials;
@@ -26,11 +27,50 @@ async fn agencies_reach_only_their_own_subjects() -> anyhow::Result<()> {
     let police_nats = system.connect_as("police").await?;
     let js = jetstream::new(police_nats.clone());
 
-    // Police may not read the council's deliveries ...
+    // Police may not read the council's deliveries: not through the
+    // council's inbox at the gateway, nor DELIVERY itself ...
+    let council = liaison_core::AgencyId::parse("council")?;
     fails_within(
-        "reading another agency's consumer",
-        js.get_consumer_from_stream::<jetstream::consumer::pull::Config, _, _>(
-            "deliver-council",
+        "reading another agency's inbox",
+        police_nats.request(
+            subjects::inbox(&council, subjects::InboxOp::Next),
+            liaison_proto::v1::InboxRead {
+                max: 10,
+                wait_ms: 0,
+            }
+            .encode_to_vec()
+            .into(),
+        ),
+    )
+    .await;
+    fails_within(
+        "acknowledging another agency's copies",
+        police_nats.request(
+            subjects::inbox(&council, subjects::InboxOp::Ack),
+            liaison_proto::v1::InboxAck {
+                ack_ids: vec!["1-1".into()],
+                ..Default::default()
+            }
+            .encode_to_vec()
+            .into(),
+        ),
+    )
+    .await;
+    fails_within(
+        "a direct get on DELIVERY",
+        police_nats.request(
+            format!("$JS.API.DIRECT.GET.{}", subjects::DELIVERY_STREAM),
+            r#"{"seq":1,"next_by_subj":"liaison.deliver.council.>"}"#.into(),
+        ),
+    )
+    .await;
+    fails_within(
+        "creating a consumer on DELIVERY",
+        js.create_consumer_on_stream(
+            jetstream::consumer::pull::Config {
+                filter_subject: "liaison.deliver.council.>".into(),
+                ..Default::default()
+            },
             subjects::DELIVERY_STREAM,
         ),
     )

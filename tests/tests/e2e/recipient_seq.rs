@@ -1,0 +1,239 @@
+//! Gap detection (docs/wire-contract.md, "Receiving"; ADR 0019): every copy
+//! in an agency's inbox carries its number there, 1, 2, 3 …, with no gap and
+//! no repeat — however many envelopes are routed side by side (copies for one
+//! recipient gathered into atomic batches), across a restart on the same
+//! store, and with a second writer in the inbox — so that a copy removed from
+//! DELIVERY behind the agency's back shows as a gap the client names.
+
+use futures_util::StreamExt as _;
+use liaison_client::{AgencyClient, Gaps};
+use liaison_core::{AgencyId, subjects};
+use liaison_proto::v1::verdict::Outcome;
+use liaison_runtime::{direct, users};
+use liaison_system::system::{System, UpOptions};
+use liaison_tests::{agency, config, referral, start};
+use prost::Message as _;
+use std::time::{Duration, Instant};
+
+/// Reads `n` copies from `client`'s inbox, acknowledging each; their
+/// numbers in the order read.
+async fn numbers(client: &AgencyClient, n: usize) -> anyhow::Result<Vec<u64>> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} read {} of {n} copies",
+            client.agency(),
+            seen.len()
+        );
+        for received in client
+            .next_batch(n - seen.len(), Duration::from_millis(200))
+            .await?
+        {
+            seen.push(received.recipient_seq());
+            received.ack().await?;
+        }
+    }
+    Ok(seen)
+}
+
+/// Sends referrals `<prefix>-N` for each N of `ids` from school-a, one at a time.
+async fn send(system: &System, prefix: &str, ids: std::ops::Range<usize>) -> anyhow::Result<()> {
+    let school = agency(system, "school-a").await?;
+    for n in ids {
+        let verdict = school
+            .send(&referral("school-a", &format!("{prefix}-{n}")))
+            .await?;
+        anyhow::ensure!(verdict.outcome == Outcome::Accepted as i32, "{verdict:?}");
+    }
+    Ok(())
+}
+
+fn gaps_of(seen: &[u64]) -> Gaps {
+    let mut gaps = Gaps::starting_after(0);
+    for &s in seen {
+        gaps.saw(s);
+    }
+    gaps
+}
+
+fn assert_whole(agency: &str, seen: &[u64], n: u64) {
+    let gaps = gaps_of(seen);
+    let mut sorted = seen.to_vec();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=n).collect::<Vec<_>>(), "{agency}");
+    assert!(
+        gaps.missing().is_empty() && gaps.through() == n,
+        "{agency}: {gaps:?}"
+    );
+}
+
+/// police's copies in DELIVERY: (stream sequence, number), oldest first.
+async fn police_copies(system: &System) -> anyhow::Result<Vec<(u64, u64)>> {
+    let operator = system.connect_as(users::OPERATOR).await?;
+    let stored = direct::next_batch(
+        &operator,
+        subjects::DELIVERY_STREAM,
+        "liaison.deliver.police.>",
+        1,
+        1000,
+        16 * 1024 * 1024,
+        Duration::from_secs(5),
+    )
+    .await?;
+    Ok(stored
+        .iter()
+        .map(|m| {
+            let number = m
+                .headers
+                .get(subjects::RECIPIENT_SEQ_HEADER)
+                .and_then(|v| v.as_str().parse().ok())
+                .unwrap_or(0);
+            (m.sequence, number)
+        })
+        .collect())
+}
+
+#[tokio::test]
+async fn copies_are_numbered_per_recipient_without_gaps_when_routed_side_by_side()
+-> anyhow::Result<()> {
+    let system = start().await?;
+    let school = agency(&system, "school-a").await?;
+    let sent = futures_util::stream::iter(0..60)
+        .map(|n| {
+            let school = &school;
+            async move {
+                school
+                    .send(&referral("school-a", &format!("num-{n}")))
+                    .await
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    for verdict in sent {
+        let verdict = verdict?;
+        assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+    }
+    for recipient in ["police", "council"] {
+        let client = agency(&system, recipient).await?;
+        assert_whole(recipient, &numbers(&client, 60).await?, 60);
+    }
+    // Stored in number order, each number once.
+    let stored: Vec<u64> = police_copies(&system)
+        .await?
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(stored, (1..=60).collect::<Vec<_>>());
+    system.shutdown().await
+}
+
+#[tokio::test]
+async fn numbering_goes_on_after_a_restart_on_the_same_store() -> anyhow::Result<()> {
+    let store = tempfile::tempdir()?;
+    let start_on = || async {
+        let options = UpOptions {
+            store_dir: Some(store.path().to_path_buf()),
+            ..UpOptions::default()
+        };
+        System::start(config(), options).await
+    };
+    let first = start_on().await?;
+    send(&first, "again", 0..3).await?;
+    let police = agency(&first, "police").await?;
+    assert_whole("police", &numbers(&police, 2).await?, 2);
+    first.shutdown().await?;
+    // The new gateway knows nothing of the inboxes: it reads where each
+    // ends; the police's position (through 2) was kept in INBOX.
+    let second = start_on().await?;
+    send(&second, "again", 3..5).await?;
+    let police = agency(&second, "police").await?;
+    let mut seen = vec![1, 2];
+    seen.extend(numbers(&police, 3).await?);
+    assert_whole("police", &seen, 5);
+    second.shutdown().await
+}
+
+#[tokio::test]
+async fn a_second_writer_in_an_inbox_is_caught_and_numbering_stays_whole() -> anyhow::Result<()> {
+    let system = start().await?;
+    send(&system, "first", 0..2).await?;
+    // Someone else (a second gateway, here the operator) stores copy 3 in
+    // police's inbox, correctly guarded; this gateway still believes the
+    // inbox ends at 2.
+    let copies = police_copies(&system).await?;
+    let &(last_seq, last_number) = copies.last().ok_or_else(|| anyhow::anyhow!("no copies"))?;
+    assert_eq!(last_number, 2);
+    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(subjects::RECIPIENT_SEQ_HEADER, "3");
+    headers.insert(
+        "Nats-Expected-Last-Subject-Sequence",
+        last_seq.to_string().as_str(),
+    );
+    headers.insert(
+        "Nats-Expected-Last-Subject-Sequence-Subject",
+        "liaison.deliver.police.>",
+    );
+    let copy = liaison_proto::v1::Delivery {
+        envelope: Some(referral("school-a", "second-writer")),
+        recipient: "police".into(),
+        ..Default::default()
+    };
+    operator
+        .publish_with_headers(
+            "liaison.deliver.police.referral",
+            headers,
+            copy.encode_to_vec().into(),
+        )
+        .await?
+        .await?;
+    // The gateway's next copy is refused by the guard, the inbox's end read
+    // again, and the copy numbered 4.
+    send(&system, "then", 0..2).await?;
+    let police = agency(&system, "police").await?;
+    assert_whole("police", &numbers(&police, 5).await?, 5);
+    system.shutdown().await
+}
+
+#[tokio::test]
+async fn a_copy_removed_behind_the_agencys_back_is_a_gap_it_can_name() -> anyhow::Result<()> {
+    let system = start().await?;
+    send(&system, "gap", 0..3).await?;
+    // An operator deletes police's copy 2 from DELIVERY.
+    let copies = police_copies(&system).await?;
+    let (second, _) = copies
+        .iter()
+        .copied()
+        .find(|(_, n)| *n == 2)
+        .ok_or_else(|| anyhow::anyhow!("no copy 2 in {copies:?}"))?;
+    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    assert!(
+        operator
+            .get_stream(subjects::DELIVERY_STREAM)
+            .await?
+            .delete_message(second)
+            .await?
+    );
+    let police = agency(&system, "police").await?;
+    let seen = numbers(&police, 2).await?;
+    assert_eq!(seen, vec![1, 3]);
+    let gaps = gaps_of(&seen);
+    assert_eq!(gaps.missing(), vec![2..=2], "{gaps:?}");
+    // Its position moves over the hole once 1 and 3 are acknowledged:
+    // nothing waits, and nothing is handed out again.
+    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let backlog = liaison_runtime::inbox::backlog(&js, &AgencyId::parse("police")?)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!((backlog.last, backlog.waiting), (3, 0), "{backlog:?}");
+    assert!(
+        police
+            .next_batch(10, Duration::from_millis(300))
+            .await?
+            .is_empty()
+    );
+    system.shutdown().await
+}
