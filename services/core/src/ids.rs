@@ -19,9 +19,11 @@ pub struct IdError {
 }
 
 /// An agency id: 1–48 of `[a-z0-9-]`, starting and ending with a letter or digit.
+/// Shared, not copied, when cloned: a national registry's indexes and every
+/// decision hold the same ids many times over.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct AgencyId(String);
+pub struct AgencyId(std::sync::Arc<str>);
 
 impl AgencyId {
     pub fn parse(value: &str) -> Result<Self, IdError> {
@@ -46,7 +48,7 @@ impl AgencyId {
         if value.starts_with('-') || value.ends_with('-') {
             return Err(fail("it must start and end with a letter or digit"));
         }
-        Ok(Self(value.to_owned()))
+        Ok(Self(value.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -56,7 +58,7 @@ impl AgencyId {
     /// An id built by this crate from literals known to be valid.
     pub(crate) fn trusted(value: String) -> Self {
         debug_assert!(Self::parse(&value).is_ok(), "{value}");
-        Self(value)
+        Self(value.into())
     }
 }
 
@@ -69,7 +71,7 @@ impl TryFrom<String> for AgencyId {
 
 impl From<AgencyId> for String {
     fn from(id: AgencyId) -> String {
-        id.0
+        id.0.to_string()
     }
 }
 

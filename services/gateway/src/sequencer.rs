@@ -42,6 +42,11 @@ pub use liaison_core::subjects::RECIPIENT_SEQ_HEADER;
 
 /// Times a write is numbered again after its inbox moved under it.
 const ATTEMPTS: usize = 8;
+/// Fewest copies stored as one atomic batch. Measured on nats-server 2.15.1
+/// (2026-12-07, 1 KB messages): an atomic commit costs about 2.5 ms whatever
+/// its size, a guarded single publish 0.15 ms (default flush) to 0.34 ms
+/// (`sync_interval = always`): fewer copies than this go one at a time.
+const MIN_ATOMIC: usize = 12;
 /// Most copies in one atomic batch (the server's limit is 1,000).
 const MAX_BATCH: usize = 256;
 /// Most bytes of copies in one atomic batch.
@@ -196,6 +201,13 @@ impl Sequencer {
     /// Writes `batch` (in order) at the end of `recipient`'s inbox and
     /// tells each copy's sender how it went.
     async fn write(&self, recipient: &AgencyId, end: &mut End, batch: Vec<Pending>) {
+        if batch.len() > 1 && batch.len() < MIN_ATOMIC {
+            // Too few to pay for an atomic commit: one at a time.
+            for pending in batch {
+                Box::pin(self.write(recipient, end, vec![pending])).await;
+            }
+            return;
+        }
         let mut fallback = false;
         for _ in 0..ATTEMPTS {
             if !end.known {

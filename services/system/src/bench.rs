@@ -12,6 +12,7 @@ pub mod hops;
 pub mod ledger;
 pub mod linkage;
 pub mod memory;
+pub mod national;
 pub mod pipeline;
 pub mod raw;
 pub mod routing;

@@ -230,6 +230,19 @@ pub fn in_sample(id: &str) -> bool {
             .is_some_and(|n| n <= 10)
 }
 
+/// The development partnership's registry (`deploy/agencies/registry.toml`
+/// under `root`) with the nation `options` describe registered beside it:
+/// what the national bench and `liaison demo --national` run on. The
+/// partnership's areas (Exampleshire, Westshire) are not the nation's, so
+/// nothing it shares within its areas should reach the rest.
+pub fn with_partnership(root: &std::path::Path, options: &Options) -> Result<String> {
+    let path = root.join("deploy/agencies/registry.toml");
+    let dev = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let generated = generate(options, |_| false)?;
+    Ok(format!("{dev}\n{}", generated.toml))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

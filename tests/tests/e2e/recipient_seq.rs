@@ -69,6 +69,24 @@ fn assert_whole(agency: &str, seen: &[u64], n: u64) {
     );
 }
 
+/// police's copies in DELIVERY once there are `n` (copies are stored after
+/// the verdict): (stream sequence, number), oldest first.
+async fn police_copies_when(system: &System, n: usize) -> anyhow::Result<Vec<(u64, u64)>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let copies = police_copies(system).await?;
+        if copies.len() >= n {
+            return Ok(copies);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} of {n} copies stored",
+            copies.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// police's copies in DELIVERY: (stream sequence, number), oldest first.
 async fn police_copies(system: &System) -> anyhow::Result<Vec<(u64, u64)>> {
     let operator = system.connect_as(users::OPERATOR).await?;
@@ -121,7 +139,7 @@ async fn copies_are_numbered_per_recipient_without_gaps_when_routed_side_by_side
         assert_whole(recipient, &numbers(&client, 60).await?, 60);
     }
     // Stored in number order, each number once.
-    let stored: Vec<u64> = police_copies(&system)
+    let stored: Vec<u64> = police_copies_when(&system, 60)
         .await?
         .into_iter()
         .map(|(_, n)| n)
@@ -163,7 +181,7 @@ async fn a_second_writer_in_an_inbox_is_caught_and_numbering_stays_whole() -> an
     // Someone else (a second gateway, here the operator) stores copy 3 in
     // police's inbox, correctly guarded; this gateway still believes the
     // inbox ends at 2.
-    let copies = police_copies(&system).await?;
+    let copies = police_copies_when(&system, 2).await?;
     let &(last_seq, last_number) = copies.last().ok_or_else(|| anyhow::anyhow!("no copies"))?;
     assert_eq!(last_number, 2);
     let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
@@ -203,7 +221,7 @@ async fn a_copy_removed_behind_the_agencys_back_is_a_gap_it_can_name() -> anyhow
     let system = start().await?;
     send(&system, "gap", 0..3).await?;
     // An operator deletes police's copy 2 from DELIVERY.
-    let copies = police_copies(&system).await?;
+    let copies = police_copies_when(&system, 3).await?;
     let (second, _) = copies
         .iter()
         .copied()

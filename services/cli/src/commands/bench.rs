@@ -61,8 +61,9 @@ fn print(rows: &[Row]) {
     }
 }
 
-/// `--agencies`: the routing decision at each registry size.
-fn routing(args: &BenchArgs) -> Result<ExitCode> {
+/// `--agencies`: the routing decision at each registry size, then the whole
+/// system at each size.
+async fn routing(cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     let sizes: Vec<usize> = args.agencies.iter().map(|&n| n as usize).collect();
     let decisions = args
         .envelopes
@@ -109,16 +110,117 @@ fn routing(args: &BenchArgs) -> Result<ExitCode> {
             ms(size.every_agency_p50)
         );
     }
+    national(
+        cli,
+        args,
+        &root,
+        &sizes.iter().map(|s| s.agencies).collect::<Vec<_>>(),
+    )
+    .await
+}
+
+/// The whole system at each size (`bench::national`).
+async fn national(
+    cli: &Cli,
+    args: &BenchArgs,
+    root: &std::path::Path,
+    sizes: &[usize],
+) -> Result<ExitCode> {
+    const GOAL_RATIO: f64 = 1.2;
+    const GOAL_RSS: u64 = 128 * 1024 * 1024;
+    let config = cli.load_config()?;
+    let (envelopes, sends, rate) = if args.quick {
+        (args.envelopes.map_or(100, |n| n as usize), 40, 100)
+    } else {
+        (args.envelopes.map_or(2_000, |n| n as usize), 500, 100)
+    };
     println!(
-        "\nGoal (issue 18): verdict p99 and rate at 25,000 agencies within 1.2x of 8. The pipeline through \
-         NATS at these sizes waits on the national delivery model."
+        "\nThe whole system at each size: the development partnership sends, the rest of the nation is \
+         registered; {envelopes} envelopes of each kind, {sends} sends at {rate}/s, default JetStream flush"
+    );
+    // Each size twice, in mirrored order (A B C C B A), keeping each size's
+    // better figures and its higher memory: this machine drifts over a run
+    // (the same size measured first and last differs by up to 25 %), and
+    // the mirror cancels a drift that is steady.
+    let order: Vec<usize> = sizes.iter().chain(sizes.iter().rev()).copied().collect();
+    let runs = bench::national::run(&config, root, &order, envelopes, sends, rate, |step| {
+        println!("  … {step}")
+    })
+    .await?;
+    let measured = bench::national::best_of(runs);
+    let Some(first) = measured.first() else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!();
+    println!(
+        "| agencies | ready | verdict p50 / p99 at {rate}/s | read p50 / p99 | delivered /s (recipients here) | \
+         verdict p99 vs {0} | slower per copy vs {0} | goal ≤ {GOAL_RATIO}× | met |",
+        first.agencies
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for m in &measured {
+        let p99_ratio = m.verdict.1.as_secs_f64() / first.verdict.1.as_secs_f64().max(1e-9);
+        // Per copy: a kind routed to more agencies here (national sector
+        // leads receive every region's alerts) is compared copy for copy.
+        let rate_ratios: Vec<f64> = m
+            .delivered
+            .iter()
+            .zip(&first.delivered)
+            .map(|((_, here, r), (_, there, b))| (b * *there as f64) / (r * *here as f64).max(1e-9))
+            .collect();
+        let met = p99_ratio <= GOAL_RATIO && rate_ratios.iter().all(|r| *r <= GOAL_RATIO);
+        println!(
+            "| {} | {} | {} / {} | {} / {} | {} | {p99_ratio:.2} | {} | slower by ≤ {GOAL_RATIO}× | {} |",
+            m.agencies,
+            ms(m.ready),
+            ms(m.verdict.0),
+            ms(m.verdict.1),
+            ms(m.read.0),
+            ms(m.read.1),
+            m.delivered
+                .iter()
+                .map(|(_, here, r)| format!("{r:.0} ({here})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            rate_ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if met { "met" } else { "not met" }
+        );
+    }
+    println!();
+    println!("| agencies | service | RSS peak | RSS now | goal | met |");
+    println!("|---|---|---|---|---|---|");
+    for m in &measured {
+        for (service, peak, current) in &m.memory {
+            let goal = service != "nats-server (baseline)";
+            println!(
+                "| {} | {service} | {} | {} | {} | {} |",
+                m.agencies,
+                mib(*peak),
+                mib(*current),
+                if goal { "≤ 128 MiB" } else { "" },
+                match (goal, *peak <= GOAL_RSS) {
+                    (false, _) => "",
+                    (true, true) => "met",
+                    (true, false) => "not met",
+                }
+            );
+        }
+    }
+    println!(
+        "\nEach size measured twice in mirrored order, the better figures kept (memory: the higher). Ratios: the \
+         first size's rate per copy over this size's (how many times slower), this size's p99 over the first's. \
+         `ready` is `System::start`: nats-server, provisioning, every service."
     );
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn run(cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     if !args.agencies.is_empty() {
-        return routing(args);
+        return routing(cli, args).await;
     }
     let config = cli.load_config()?;
     let envelopes = args.envelopes.map(|n| n as usize);

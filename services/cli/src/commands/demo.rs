@@ -32,6 +32,19 @@ pub struct DemoArgs {
     /// raised twice.
     #[arg(long)]
     kill_services: bool,
+    /// Register a generated nation beside the partnership (its areas are
+    /// not the partnership's): the day runs in Exampleshire and Westshire
+    /// while the rest of the country is registered, and the report says how
+    /// many copies went outside their sender's areas, and under which
+    /// clauses.
+    #[arg(long)]
+    national: bool,
+    /// With --national: local-authority areas of the generated nation.
+    #[arg(long, default_value_t = 150, requires = "national", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    areas: u64,
+    /// With --national: schools in each of its areas (150 × 164: 24,998 agencies).
+    #[arg(long, default_value_t = 164, requires = "national", value_parser = clap::value_parser!(u64).range(0..=1000))]
+    schools_per_area: u64,
 }
 
 fn ms(d: Duration) -> String {
@@ -64,15 +77,46 @@ fn print_by_agency(title: &str, counts: &BTreeMap<(String, String), usize>) {
 pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     let mut config = cli.load_config()?;
     config.alerts.escalate_critical_secs = args.escalate_after;
+    // The partnership's agencies: those of the development registry.
+    let partnership = liaison_runtime::registry::Registry::load(&config.paths.registry)?.ids();
+    let nation = if args.national {
+        let options = liaison_system::national::Options::new(
+            args.areas as usize,
+            args.schools_per_area as usize,
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("liaison-demo-national-")
+            .tempdir()?;
+        let path = dir.path().join("registry.toml");
+        let text = liaison_system::national::with_partnership(&std::env::current_dir()?, &options)?;
+        std::fs::write(&path, text)?;
+        println!(
+            "A nation registered beside the partnership: {} agencies in {} areas ({} schools each).",
+            options.agencies(),
+            options.areas,
+            options.schools_per_area
+        );
+        config.paths.registry = path;
+        Some(dir)
+    } else {
+        None
+    };
     println!(
         "Starting Liaison (nats-server on a free port; gateway, audit, cases, linkage, alerts) ..."
     );
+    let started = std::time::Instant::now();
     let mut system = System::start(config.clone(), UpOptions::default()).await?;
-    println!("  NATS {}", system.url());
-    let (clients, business) = liaison_system::demo::agencies::connect(
+    println!(
+        "  NATS {}, {} agencies registered, ready in {:.1} s",
+        system.url(),
+        system.registry.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let (clients, business) = liaison_system::demo::agencies::connect_these(
         &system,
         &config,
         std::path::Path::new(keys::DEV_KEYS),
+        &partnership,
     )
     .await?;
     let key = liaison_client::subject::SubjectKey::from_file(std::path::Path::new(
@@ -132,10 +176,24 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     // Verified with the audit service's own rights: auditors read LEDGER only
     // through a recorded consultation (`liaison audit verify`).
     let reader = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
-    let ledger = liaison_audit::verify::verify(&reader, &verifier, |_, _| {}).await?;
+    let mut collections = Vec::new();
+    let ledger = liaison_audit::verify::verify(&reader, &verifier, |_, record| {
+        if record.operation == liaison_proto::v1::Operation::Collection as i32
+            && record.decision == liaison_proto::v1::Decision::Accepted as i32
+        {
+            collections.push(record.clone());
+        }
+    })
+    .await?;
+    let crossed = print_areas(&system.registry, &collections, nation.is_some());
     println!("\nAudit ledger:");
-    let code = super::audit::print_report(&ledger);
+    let mut code = super::audit::print_report(&ledger);
+    if crossed > 0 {
+        println!("\n{crossed} referral copies went outside their sender's areas.");
+        code = ExitCode::FAILURE;
+    }
     system.shutdown().await?;
+    drop(nation);
     println!("\nDemo finished; everything stopped.");
     Ok(code)
 }
@@ -283,4 +341,74 @@ async fn print_alerts(system: &System, acknowledged: usize) -> Result<()> {
     );
     print!("{}", board::table(&rows));
     Ok(())
+}
+
+/// Copies of the day's shares by area, from the ledger's collection
+/// records: per kind, how many went to agencies serving one of the
+/// sender's areas, and how many went elsewhere with the clauses that sent
+/// them there (case updates follow a case's participants; alerts go by
+/// sector and region). Returns the referral copies that left their
+/// sender's areas: the ISA clauses allow none.
+fn print_areas(
+    registry: &liaison_runtime::registry::Registry,
+    collections: &[liaison_proto::v1::AuditRecord],
+    national: bool,
+) -> usize {
+    use liaison_core::AgencyId;
+    #[derive(Default)]
+    struct Row {
+        shares: usize,
+        inside: usize,
+        outside: usize,
+        clauses: std::collections::BTreeSet<String>,
+    }
+    let areas = |id: &str| -> Vec<String> {
+        AgencyId::parse(id)
+            .ok()
+            .and_then(|id| registry.get(&id).map(|a| a.areas.clone()))
+            .unwrap_or_default()
+    };
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for record in collections {
+        let from = areas(&record.agency);
+        let row = rows.entry(record.kind.clone()).or_default();
+        row.shares += 1;
+        for recipient in &record.recipients {
+            let to = areas(recipient);
+            // Liaison's own services act for the whole partnership.
+            let national = liaison_core::system::Service::of_sender(&record.agency).is_some()
+                || from
+                    .iter()
+                    .any(|a| a == liaison_runtime::registry::NATIONAL);
+            let shared = national || to.iter().any(|a| from.contains(a));
+            if shared {
+                row.inside += 1;
+            } else {
+                row.outside += 1;
+                row.clauses.extend(record.policy_ids.iter().cloned());
+            }
+        }
+    }
+    println!(
+        "\nCopies by area{} (inside: the recipient serves one of the sender's areas, or the sender is national):",
+        if national {
+            ", with the nation registered"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  {:<24} {:>6} {:>7} {:>8}  clauses that sent copies outside",
+        "kind", "shares", "inside", "outside"
+    );
+    for (kind, row) in &rows {
+        println!(
+            "  {kind:<24} {:>6} {:>7} {:>8}  {}",
+            row.shares,
+            row.inside,
+            row.outside,
+            row.clauses.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    rows.get("referral").map_or(0, |r| r.outside)
 }

@@ -146,7 +146,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         "  session   {} (NATS credentials per agency and service, mode 0600)",
         path.display()
     );
-    println!("  agencies  {}", agencies.join(", "));
+    println!("  agencies  {}", listed(&agencies));
     println!("  streams   EVENTS, DELIVERY, DECISIONS, LEDGER");
     let url = system.https_addr().map(|a| format!("https://{a}"));
     match (&door, &url) {
@@ -179,8 +179,17 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         endpoint => println!("  traces    {endpoint}  (OTLP/HTTP)"),
     }
     println!("Try, in another terminal:");
-    println!("  liaison send --agency school-a deploy/examples/referral.json");
-    println!("  liaison inbox --agency police");
+    let dev = ["school-a", "police"]
+        .iter()
+        .all(|a| agencies.iter().any(|id| id == a));
+    if dev {
+        println!("  liaison send --agency school-a deploy/examples/referral.json");
+        println!("  liaison inbox --agency police");
+    } else {
+        println!(
+            "  liaison send --agency ID --key KEY.pem FILE   (as one of the registry's agencies)"
+        );
+    }
     println!("  liaison audit verify --purpose \"DPA 2018 s.62 log review\"");
     println!("  liaison alerts");
     println!("  liaison status");
@@ -207,4 +216,17 @@ async fn stop_signal() -> Result<()> {
         _ = terminate.recv() => {}
     }
     Ok(())
+}
+
+/// The agencies registered, in full for a partnership, in brief for a nation.
+fn listed(agencies: &[String]) -> String {
+    const IN_FULL: usize = 24;
+    match agencies {
+        [first, .., last] if agencies.len() > IN_FULL => format!(
+            "{} registered ({first}, {} … {last}; `liaison status` lists them)",
+            agencies.len(),
+            agencies[1]
+        ),
+        _ => agencies.join(", "),
+    }
 }

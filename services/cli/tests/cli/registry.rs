@@ -1,7 +1,9 @@
 //! `liaison registry generate` writes a national registry that loads, keeps
 //! the sample's keys private, refuses to overwrite; `liaison policy explain`
 //! on it sends a school's referral to its own area's force and council and to
-//! nobody in another area; `liaison bench --agencies` prints a row per size.
+//! nobody in another area; `liaison bench --agencies` prints a row per size;
+//! `liaison demo --national` runs the day with a nation registered beside
+//! the partnership and no referral leaves its sender's area.
 
 use crate::root;
 use std::os::unix::fs::PermissionsExt as _;
@@ -109,8 +111,15 @@ fn a_generated_national_registry_loads_and_keeps_referrals_in_their_area() {
 }
 
 #[test]
-fn bench_agencies_prints_a_row_per_size_and_kind() {
-    let out = liaison(&["bench", "--agencies", "8,400", "--envelopes", "10"]);
+fn bench_agencies_prints_a_row_per_size_and_kind_then_the_whole_system() {
+    let out = liaison(&[
+        "bench",
+        "--agencies",
+        "8,400",
+        "--quick",
+        "--envelopes",
+        "10",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<&str> = stdout
@@ -120,4 +129,53 @@ fn bench_agencies_prints_a_row_per_size_and_kind() {
     assert_eq!(rows.len(), 2, "{stdout}");
     assert!(rows[0].starts_with("| 11 |"), "{stdout}");
     assert!(stdout.contains("asking every agency"), "{stdout}");
+    // The whole system at each size: ready, latencies, rates, memory.
+    let system: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" (1), ") && l.contains(" (2), "))
+        .collect();
+    assert_eq!(system.len(), 2, "{stdout}");
+    assert!(
+        system[0].starts_with("| 11 |") && !system[1].starts_with("| 11 |"),
+        "{stdout}"
+    );
+    for service in ["gateway", "audit", "cases", "linkage", "alerts"] {
+        assert_eq!(
+            stdout
+                .lines()
+                .filter(|l| l.contains(&format!("| {service} |")) && l.contains("MiB"))
+                .count(),
+            2,
+            "{service}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn demo_national_runs_the_day_with_a_nation_registered_and_no_referral_leaves_its_area() {
+    let out = liaison(&[
+        "demo",
+        "--national",
+        "--areas",
+        "12",
+        "--schools-per-area",
+        "20",
+        "--contributions",
+        "200",
+    ]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("agencies registered, ready in"), "{all}");
+    let referrals = all
+        .lines()
+        .find(|l| l.trim_start().starts_with("referral "))
+        .unwrap_or_else(|| panic!("no referral row: {all}"));
+    let columns: Vec<&str> = referrals.split_whitespace().collect();
+    // kind, shares, inside, outside.
+    assert_eq!(columns.get(3), Some(&"0"), "{referrals}");
+    assert!(
+        columns.get(2).and_then(|n| n.parse::<usize>().ok()) > Some(0),
+        "{referrals}"
+    );
+    assert!(all.contains("Ledger intact"), "{all}");
 }

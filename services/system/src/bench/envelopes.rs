@@ -71,8 +71,12 @@ impl Kind {
                 Classification::Official,
                 Body::Alert(AlertIssued {
                     threat_level: ThreatLevel::Low as i32,
+                    // A regional alert, as most are: the same three
+                    // recipients in the development registry whatever else
+                    // is registered (a national registry adds only the
+                    // national sector leads, who receive every region's).
                     sectors: vec![],
-                    region: "national".into(),
+                    region: "london".into(),
                     headline: "Bench alert".into(),
                     protective_advice: "None: a benchmark".into(),
                     location: "Nowhere".into(),

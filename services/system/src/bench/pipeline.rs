@@ -27,9 +27,18 @@ pub struct Clients(BTreeMap<AgencyId, Arc<AgencyClient>>);
 impl Clients {
     pub async fn connect(system: &System) -> Result<Self> {
         let keys = std::path::Path::new(crate::keys::DEV_KEYS);
-        let (clients, _) = crate::demo::agencies::connect(system, &system.config, keys)
-            .await
-            .context("connecting the agencies (run from the repository root, for deploy/)")?;
+        // The agencies whose development keys are at hand: all of the
+        // development registry; in a national registry, its partnership.
+        let at_hand: Vec<AgencyId> = system
+            .registry
+            .ids()
+            .into_iter()
+            .filter(|a| keys.join(format!("{a}.pem")).exists())
+            .collect();
+        let (clients, _) =
+            crate::demo::agencies::connect_these(system, &system.config, keys, &at_hand)
+                .await
+                .context("connecting the agencies (run from the repository root, for deploy/)")?;
         Ok(Self(clients))
     }
 

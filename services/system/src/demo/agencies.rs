@@ -33,9 +33,20 @@ pub async fn connect(
     config: &liaison_runtime::config::Config,
     keys: &std::path::Path,
 ) -> Result<(BTreeMap<AgencyId, Arc<AgencyClient>>, Vec<AgencyId>)> {
+    connect_these(system, config, keys, &system.registry.ids()).await
+}
+
+/// As [`connect`], for `agencies` of the registry only (a national registry:
+/// the partnership whose keys are at hand).
+pub async fn connect_these(
+    system: &crate::system::System,
+    config: &liaison_runtime::config::Config,
+    keys: &std::path::Path,
+    agencies: &[AgencyId],
+) -> Result<(BTreeMap<AgencyId, Arc<AgencyClient>>, Vec<AgencyId>)> {
     let mut clients = BTreeMap::new();
     let mut business = Vec::new();
-    for agency in system.registry.ids() {
+    for agency in agencies.iter().cloned() {
         let pem = crate::keys::read_key(&keys.join(format!("{agency}.pem")))?;
         let credentials = system.credentials(agency.as_str())?;
         let client = AgencyClient::connect(
