@@ -46,6 +46,108 @@ async fn the_stream_leader_killed_during_a_large_run() -> Result<()> {
     leader_killed_during(envelopes, 8).await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nation_registered_starts_on_the_cluster_and_inboxes_stay_whole() -> Result<()> {
+    national_on_the_cluster(6, 20).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "25,000 agencies on three nodes takes a minute: run with --ignored"]
+async fn a_nation_of_25000_agencies_starts_on_the_cluster() -> Result<()> {
+    national_on_the_cluster(150, 164).await
+}
+
+/// A generated nation (`areas` × `schools` schools, with their councils,
+/// trusts, forces and partners) registered beside the development
+/// partnership on a 3-node cluster with R3 streams: how long the cluster
+/// and the system take to be ready (`FIGURE` lines), then referrals from
+/// school-a reach the police and council, each inbox numbered 1, 2, 3 …
+/// with no gap, and nothing is created per agency on the server (the
+/// consumers are the services' own).
+async fn national_on_the_cluster(areas: usize, schools: usize) -> Result<()> {
+    const REFERRALS: usize = 50;
+    let dir = tempfile::tempdir()?;
+    let mut config = config();
+    config.streams.replicas = 3;
+    let options = liaison_system::national::Options::new(areas, schools);
+    config.paths.registry = dir.path().join("registry.toml");
+    std::fs::write(
+        &config.paths.registry,
+        liaison_system::national::with_partnership(&repo_root(), &options)?,
+    )?;
+    let registry = Registry::load(&config.paths.registry)?;
+    let plan = users::plan(&registry.ids());
+
+    let started = Instant::now();
+    let cluster = Cluster::start(3, &plan).await?;
+    let formed = started.elapsed();
+    let started = Instant::now();
+    let system = System::start_on(config, &cluster.urls(), &plan, UpOptions::default()).await?;
+    let ready = started.elapsed();
+    eprintln!(
+        "FIGURE national cluster: {} agencies; 3 nodes formed in {} ms, system ready (R3 streams, every service) in {} ms",
+        registry.len(),
+        formed.as_millis(),
+        ready.as_millis()
+    );
+    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let account = js.query_account().await?;
+    // EVENTS' router, DECISIONS' ledger writer, and the services' own: none per agency.
+    ensure!(
+        account.consumers < 16,
+        "{} consumers for {} agencies",
+        account.consumers,
+        registry.len()
+    );
+
+    let school = agency(&system, "school-a").await?;
+    let sent = Instant::now();
+    let mut ids = Vec::new();
+    for n in 0..REFERRALS {
+        let id = format!("national-{n:03}");
+        let verdict = school
+            .send_until_answered(
+                &liaison_tests::referral("school-a", &id),
+                Duration::from_secs(30),
+            )
+            .await?;
+        ensure!(
+            verdict.outcome == liaison_proto::v1::verdict::Outcome::Accepted as i32
+                && verdict.recipients == ["council", "police"],
+            "{verdict:?}"
+        );
+        ids.push(id);
+    }
+    for recipient in ["police", "council"] {
+        let client = agency(&system, recipient).await?;
+        let copies = fault::read_inbox(&system, &client, &ids, Duration::from_secs(60)).await?;
+        let outcome = copies.against(&ids)?;
+        ensure!(
+            outcome
+                == Outcome {
+                    lost: 0,
+                    duplicates: 0
+                },
+            "{recipient}: {outcome:?}"
+        );
+        let mut gaps = liaison_client::Gaps::starting_after(0);
+        for copy in &copies.0 {
+            gaps.saw(copy.recipient_seq);
+        }
+        ensure!(
+            gaps.through() == REFERRALS as u64 && gaps.missing().is_empty(),
+            "{recipient}: {gaps:?}"
+        );
+    }
+    eprintln!(
+        "FIGURE national cluster: {REFERRALS} referrals sent and read by police and council, numbered without gaps, in {} ms",
+        sent.elapsed().as_millis()
+    );
+    system.shutdown().await?;
+    drop(cluster);
+    Ok(())
+}
+
 /// Where EVENTS is led from, as its leader reports it (`None` while there is none).
 async fn events_leader(js: &jetstream::Context) -> Option<String> {
     let mut stream = js.get_stream(subjects::EVENTS_STREAM).await.ok()?;
