@@ -236,6 +236,13 @@ pub async fn ledger_shares(
     })
 }
 
+/// Prints a measured figure on one line, `FIGURE what: text` (in the test
+/// log; `docs/performance.md` collects them).
+#[allow(clippy::print_stderr)] // the figure is what the test log is for
+pub fn measured(what: &str, text: &str) {
+    eprintln!("FIGURE {what}: {text}");
+}
+
 /// Prints a fault's figure on one line (in the test log; `docs/faults.md`
 /// collects them).
 #[allow(clippy::print_stderr)] // the figure is what the test log is for

@@ -84,11 +84,14 @@ async fn national_on_the_cluster(areas: usize, schools: usize) -> Result<()> {
     let started = Instant::now();
     let system = System::start_on(config, &cluster.urls(), &plan, UpOptions::default()).await?;
     let ready = started.elapsed();
-    eprintln!(
-        "FIGURE national cluster: {} agencies; 3 nodes formed in {} ms, system ready (R3 streams, every service) in {} ms",
-        registry.len(),
-        formed.as_millis(),
-        ready.as_millis()
+    fault::measured(
+        "national cluster",
+        &format!(
+            "{} agencies; 3 nodes formed in {} ms, system ready (R3 streams, every service) in {} ms",
+            registry.len(),
+            formed.as_millis(),
+            ready.as_millis()
+        ),
     );
     let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
     let account = js.query_account().await?;
@@ -139,9 +142,12 @@ async fn national_on_the_cluster(areas: usize, schools: usize) -> Result<()> {
             "{recipient}: {gaps:?}"
         );
     }
-    eprintln!(
-        "FIGURE national cluster: {REFERRALS} referrals sent and read by police and council, numbered without gaps, in {} ms",
-        sent.elapsed().as_millis()
+    fault::measured(
+        "national cluster",
+        &format!(
+            "{REFERRALS} referrals sent and read by police and council, numbered without gaps, in {} ms",
+            sent.elapsed().as_millis()
+        ),
     );
     system.shutdown().await?;
     drop(cluster);
