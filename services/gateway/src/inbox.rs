@@ -430,33 +430,20 @@ impl Inboxes {
             } else {
                 let value = serde_json::to_vec(&position)
                     .map_err(|e| InboxError::Unavailable(e.to_string()))?;
-                if revision == 0 {
-                    self.positions
-                        .create(agency.as_str(), value.into())
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| {
-                            matches!(
-                                e.kind(),
-                                async_nats::jetstream::kv::CreateErrorKind::AlreadyExists
-                            )
-                            .then_some(())
-                            .ok_or_else(|| e.to_string())
-                        })
-                } else {
-                    self.positions
-                        .update(agency.as_str(), value.into(), revision)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| {
-                            matches!(
-                                e.kind(),
-                                async_nats::jetstream::kv::UpdateErrorKind::WrongLastRevision
-                            )
-                            .then_some(())
-                            .ok_or_else(|| e.to_string())
-                        })
-                }
+                // Revision 0 means "no position yet": JetStream's expected
+                // last subject sequence 0, so a first write races like any.
+                self.positions
+                    .update(agency.as_str(), value.into(), revision)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        matches!(
+                            e.kind(),
+                            async_nats::jetstream::kv::UpdateErrorKind::WrongLastRevision
+                        )
+                        .then_some(())
+                        .ok_or_else(|| e.to_string())
+                    })
             };
             match written {
                 Ok(()) => {

@@ -258,39 +258,15 @@ impl Sequencer {
         }
     }
 
-    /// Reads where `agency`'s inbox ends from the stream leader (a replica
-    /// may lag behind the last copy).
+    /// Reads where `agency`'s inbox ends from the stream leader.
     async fn read_end(&self, agency: &AgencyId) -> Result<End, String> {
-        let last = self
-            .delivery
-            .raw_message_builder()
-            .last_by_subject(subjects::delivery_filter(agency))
-            .send()
-            .await;
-        match last {
-            Ok(message) => Ok(End {
-                known: true,
-                stream_seq: message.sequence,
-                number: message
-                    .headers
-                    .get(RECIPIENT_SEQ_HEADER)
-                    .and_then(|v| v.as_str().parse().ok())
-                    // A copy stored before numbering began: count from there.
-                    .unwrap_or(0),
-            }),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-                ) =>
-            {
-                Ok(End {
-                    known: true,
-                    ..End::default()
-                })
-            }
-            Err(e) => Err(format!("the end of its inbox: {e}")),
-        }
+        let (stream_seq, number) =
+            liaison_runtime::inbox::last_copy(&self.delivery, agency).await?;
+        Ok(End {
+            known: true,
+            stream_seq,
+            number,
+        })
     }
 
     /// One copy, guarded, through JetStream's publish.

@@ -55,6 +55,39 @@ pub struct Backlog {
     pub waiting: u64,
 }
 
+/// The stream sequence and number of `agency`'s last copy in DELIVERY,
+/// read from the stream leader (a replica may lag behind it); `(0, 0)` for
+/// an empty inbox, number 0 for a copy stored before numbering began.
+pub async fn last_copy(
+    delivery: &async_nats::jetstream::stream::Stream,
+    agency: &AgencyId,
+) -> Result<(u64, u64), String> {
+    let last = delivery
+        .raw_message_builder()
+        .last_by_subject(subjects::delivery_filter(agency))
+        .send()
+        .await;
+    match last {
+        Ok(message) => Ok((
+            message.sequence,
+            message
+                .headers
+                .get(subjects::RECIPIENT_SEQ_HEADER)
+                .and_then(|v| v.as_str().parse().ok())
+                .unwrap_or(0),
+        )),
+        Err(e)
+            if matches!(
+                e.kind(),
+                async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+            ) =>
+        {
+            Ok((0, 0))
+        }
+        Err(e) => Err(format!("the end of {agency}'s inbox: {e}")),
+    }
+}
+
 /// Reads `agency`'s backlog: the inbox's last copy and its position.
 pub async fn backlog(
     js: &async_nats::jetstream::Context,
@@ -64,27 +97,7 @@ pub async fn backlog(
         .get_stream(subjects::DELIVERY_STREAM)
         .await
         .map_err(|e| format!("stream DELIVERY: {e}"))?;
-    let last = match delivery
-        .raw_message_builder()
-        .last_by_subject(subjects::delivery_filter(agency))
-        .send()
-        .await
-    {
-        Ok(message) => message
-            .headers
-            .get(subjects::RECIPIENT_SEQ_HEADER)
-            .and_then(|v| v.as_str().parse().ok())
-            .unwrap_or(0),
-        Err(e)
-            if matches!(
-                e.kind(),
-                async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-            ) =>
-        {
-            0
-        }
-        Err(e) => return Err(format!("the end of {agency}'s inbox: {e}")),
-    };
+    let (_, last) = last_copy(&delivery, agency).await?;
     let position = match js.get_key_value(subjects::INBOX_BUCKET).await {
         Ok(kv) => match kv.get(agency.as_str()).await {
             Ok(Some(value)) => serde_json::from_slice(&value)
