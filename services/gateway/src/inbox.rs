@@ -582,137 +582,143 @@ pub async fn answer(
     let Some(reply) = message.reply.clone() else {
         return;
     };
-    let refused = |e: InboxError| (e.code().to_owned(), e.to_string());
-    let outcome = async {
-        if message.payload.len() > MAX_REQUEST_BYTES {
-            return Err(InboxError::Malformed(format!(
-                "the request is {} bytes, more than the {MAX_REQUEST_BYTES} allowed",
-                message.payload.len()
-            )));
-        }
-        let agency = subjects::agency_of_ingress(&message.subject)
-            .map_err(|e| InboxError::Malformed(format!("the agency in the subject: {e}")))?;
-        Ok(agency)
-    }
-    .await;
-    let answer = match (op, outcome) {
-        (subjects::InboxOp::Next, Err(e)) => {
-            let (code, reason) = refused(e);
-            liaison_proto::v1::InboxCopies {
-                code,
-                reason,
-                copies: vec![],
-            }
-            .encode_to_vec()
-        }
-        (subjects::InboxOp::Ack, Err(e)) => {
-            let (code, reason) = refused(e);
-            liaison_proto::v1::InboxAcked {
-                code,
-                reason,
-                count: 0,
-            }
-            .encode_to_vec()
-        }
-        (subjects::InboxOp::Next, Ok(agency)) => {
-            let max_bytes = shared
-                .client
-                .server_info()
-                .max_payload
-                .saturating_sub(ANSWER_HEADROOM)
-                .max(1);
-            let read = async {
-                let request = liaison_proto::v1::InboxRead::decode(message.payload.as_ref())
-                    .map_err(|e| {
-                        InboxError::Malformed(format!("not a liaison.v1.InboxRead: {e}"))
-                    })?;
-                let max = (request.max as usize).max(1);
-                if max > MAX_BATCH {
-                    return Err(InboxError::Malformed(format!(
-                        "max is {max}: at most {MAX_BATCH}"
-                    )));
-                }
-                let wait = Duration::from_millis(request.wait_ms.into());
-                if wait > MAX_WAIT {
-                    return Err(InboxError::Malformed(format!(
-                        "wait_ms is {}: at most {}",
-                        request.wait_ms,
-                        MAX_WAIT.as_millis()
-                    )));
-                }
-                tokio::select! {
-                    handed = shared.inboxes.next(&agency, max, wait, max_bytes) => handed,
-                    () = shutdown.cancelled() => {
-                        Err(InboxError::Unavailable("the gateway is stopping".to_owned()))
-                    }
-                }
+    let agency = if message.payload.len() > MAX_REQUEST_BYTES {
+        Err(InboxError::Malformed(format!(
+            "the request is {} bytes, more than the {MAX_REQUEST_BYTES} allowed",
+            message.payload.len()
+        )))
+    } else {
+        subjects::agency_of_ingress(&message.subject)
+            .map_err(|e| InboxError::Malformed(format!("the agency in the subject: {e}")))
+    };
+    let answer = match op {
+        subjects::InboxOp::Next => {
+            let handed = match &agency {
+                Ok(agency) => read(shared, agency, &message.payload, shutdown).await,
+                Err(e) => Err(e.clone()),
             };
-            match read.await {
-                Ok(handed) => {
-                    tracing::debug!(agency = %agency, copies = handed.len(), "Inbox read");
-                    liaison_proto::v1::InboxCopies {
-                        copies: handed
-                            .into_iter()
-                            .map(|h| liaison_proto::v1::InboxCopy {
-                                delivery: Some(h.delivery),
-                                recipient_seq: h.recipient_seq,
-                                ack_id: h.ack_id,
-                                delivery_count: h.delivery_count,
-                                traceparent: h.traceparent,
-                                tracestate: h.tracestate,
-                            })
-                            .collect(),
-                        ..Default::default()
-                    }
-                    .encode_to_vec()
-                }
-                Err(e) => {
-                    tracing::info!(agency = %agency, code = e.code(), "Inbox read refused");
-                    let (code, reason) = refused(e);
-                    liaison_proto::v1::InboxCopies {
-                        code,
-                        reason,
-                        copies: vec![],
-                    }
-                    .encode_to_vec()
-                }
-            }
+            copies_answer(agency.as_ref().ok(), handed)
         }
-        (subjects::InboxOp::Ack, Ok(agency)) => {
-            let acked = async {
-                let request = liaison_proto::v1::InboxAck::decode(message.payload.as_ref())
-                    .map_err(|e| {
-                        InboxError::Malformed(format!("not a liaison.v1.InboxAck: {e}"))
-                    })?;
-                if request.nak {
-                    let delay = Duration::from_millis(request.delay_ms.into()).min(MAX_WAIT * 20);
-                    shared.inboxes.nak(&agency, &request.ack_ids, delay).await
-                } else {
-                    shared.inboxes.ack(&agency, &request.ack_ids).await
-                }
+        subjects::InboxOp::Ack => {
+            let acked = match &agency {
+                Ok(agency) => acknowledge(shared, agency, &message.payload).await,
+                Err(e) => Err(e.clone()),
             };
-            match acked.await {
-                Ok(count) => liaison_proto::v1::InboxAcked {
-                    count: u32::try_from(count).unwrap_or(u32::MAX),
-                    ..Default::default()
-                }
-                .encode_to_vec(),
-                Err(e) => {
-                    tracing::info!(agency = %agency, code = e.code(), "Inbox acknowledgement refused");
-                    let (code, reason) = refused(e);
-                    liaison_proto::v1::InboxAcked {
-                        code,
-                        reason,
-                        count: 0,
-                    }
-                    .encode_to_vec()
-                }
-            }
+            acked_answer(agency.as_ref().ok(), acked)
         }
     };
     if let Err(e) = shared.client.publish(reply, answer.into()).await {
         tracing::warn!(error = %e, "Inbox answer not sent");
     }
+}
+
+/// An `InboxRead`: copies handed out, waiting as it asks.
+async fn read(
+    shared: &crate::Shared,
+    agency: &AgencyId,
+    payload: &[u8],
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<Vec<Handout>, InboxError> {
+    let request = liaison_proto::v1::InboxRead::decode(payload)
+        .map_err(|e| InboxError::Malformed(format!("not a liaison.v1.InboxRead: {e}")))?;
+    let max = (request.max as usize).max(1);
+    if max > MAX_BATCH {
+        return Err(InboxError::Malformed(format!(
+            "max is {max}: at most {MAX_BATCH}"
+        )));
+    }
+    let wait = Duration::from_millis(request.wait_ms.into());
+    if wait > MAX_WAIT {
+        return Err(InboxError::Malformed(format!(
+            "wait_ms is {}: at most {}",
+            request.wait_ms,
+            MAX_WAIT.as_millis()
+        )));
+    }
+    let max_bytes = shared
+        .client
+        .server_info()
+        .max_payload
+        .saturating_sub(ANSWER_HEADROOM)
+        .max(1);
+    tokio::select! {
+        handed = shared.inboxes.next(agency, max, wait, max_bytes) => handed,
+        () = shutdown.cancelled() => {
+            Err(InboxError::Unavailable("the gateway is stopping".to_owned()))
+        }
+    }
+}
+
+/// An `InboxAck`: copies acknowledged, or handed back.
+async fn acknowledge(
+    shared: &crate::Shared,
+    agency: &AgencyId,
+    payload: &[u8],
+) -> Result<usize, InboxError> {
+    let request = liaison_proto::v1::InboxAck::decode(payload)
+        .map_err(|e| InboxError::Malformed(format!("not a liaison.v1.InboxAck: {e}")))?;
+    if request.nak {
+        let delay = Duration::from_millis(request.delay_ms.into()).min(MAX_WAIT * 20);
+        shared.inboxes.nak(agency, &request.ack_ids, delay).await
+    } else {
+        shared.inboxes.ack(agency, &request.ack_ids).await
+    }
+}
+
+/// A refusal logged (by code, never content) as the agency's, if known.
+fn refused(agency: Option<&AgencyId>, what: &str, e: InboxError) -> (String, String) {
+    tracing::info!(
+        agency = agency.map_or("", AgencyId::as_str),
+        code = e.code(),
+        "{what} refused"
+    );
+    (e.code().to_owned(), e.to_string())
+}
+
+fn copies_answer(agency: Option<&AgencyId>, handed: Result<Vec<Handout>, InboxError>) -> Vec<u8> {
+    let answer = match handed {
+        Ok(handed) => liaison_proto::v1::InboxCopies {
+            copies: handed
+                .into_iter()
+                .map(|h| liaison_proto::v1::InboxCopy {
+                    delivery: Some(h.delivery),
+                    recipient_seq: h.recipient_seq,
+                    ack_id: h.ack_id,
+                    delivery_count: h.delivery_count,
+                    traceparent: h.traceparent,
+                    tracestate: h.tracestate,
+                })
+                .collect(),
+            ..Default::default()
+        },
+        Err(e) => {
+            let (code, reason) = refused(agency, "Inbox read", e);
+            liaison_proto::v1::InboxCopies {
+                code,
+                reason,
+                copies: vec![],
+            }
+        }
+    };
+    answer.encode_to_vec()
+}
+
+fn acked_answer(agency: Option<&AgencyId>, acked: Result<usize, InboxError>) -> Vec<u8> {
+    let answer = match acked {
+        Ok(count) => liaison_proto::v1::InboxAcked {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            ..Default::default()
+        },
+        Err(e) => {
+            let (code, reason) = refused(agency, "Inbox acknowledgement", e);
+            liaison_proto::v1::InboxAcked {
+                code,
+                reason,
+                count: 0,
+            }
+        }
+    };
+    answer.encode_to_vec()
 }
 
 #[cfg(test)]
