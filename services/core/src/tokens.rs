@@ -321,6 +321,38 @@ impl TokenVerifier {
 
     /// Verifies `token` as issued by `issuer` at time `now` (Unix seconds).
     pub fn verify(&self, issuer: &str, token: &str, now: u64) -> Result<Claims, TokenError> {
+        self.verify_fresh(issuer, token, now)
+            .map(|(claims, _)| claims)
+    }
+
+    /// Forgets `token` (issued by `issuer`): it is verified in full again
+    /// next time, and its `jti` no longer bound to it here — for a token
+    /// another verifier (a second gateway) has found to be a replay.
+    pub fn forget(&self, issuer: &str, token: &str) {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let jti = self.verified.lock().ok().and_then(|mut cache| {
+            cache
+                .remove(&digest)
+                .filter(|v| v.issuer == issuer)
+                .map(|v| v.claims.jti)
+        });
+        if let (Some(jti), Ok(mut all)) = (jti, self.jtis.lock())
+            && let Some(jtis) = all.get_mut(issuer)
+            && jtis.seen.get(&jti).is_some_and(|(seen, _)| *seen == digest)
+        {
+            jtis.seen.remove(&jti);
+        }
+    }
+
+    /// [`verify`](Self::verify), saying whether the token was verified in
+    /// full now (`true`: the first time this verifier saw it) rather than
+    /// found among those verified before.
+    pub fn verify_fresh(
+        &self,
+        issuer: &str,
+        token: &str,
+        now: u64,
+    ) -> Result<(Claims, bool), TokenError> {
         let keys = self
             .keys
             .get(issuer)
@@ -343,7 +375,7 @@ impl TokenVerifier {
                 key.in_use(now, self.leeway)?;
             }
             self.check_times(&claims, now)?;
-            return Ok(claims);
+            return Ok((claims, false));
         }
         let header = header(token)?;
         let key = keys.iter().find(|k| k.kid == header.kid).ok_or_else(|| {
@@ -397,7 +429,7 @@ impl TokenVerifier {
                 },
             );
         }
-        Ok(claims)
+        Ok((claims, true))
     }
 
     fn check_times(&self, claims: &Claims, now: u64) -> Result<(), TokenError> {

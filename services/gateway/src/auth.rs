@@ -30,8 +30,21 @@ impl Verifier {
 
     /// Verifies `token` as sent by `agency`, returning its claims.
     pub fn verify(&self, agency: &AgencyId, token: &str, now: u64) -> Result<Claims, Refusal> {
+        self.verify_fresh(agency, token, now)
+            .map(|(claims, _)| claims)
+    }
+
+    /// [`verify`](Self::verify), saying whether this verifier saw the token
+    /// for the first time (so its `jti` is to be bound where every gateway
+    /// replica sees it: [`crate::replay`]).
+    pub fn verify_fresh(
+        &self,
+        agency: &AgencyId,
+        token: &str,
+        now: u64,
+    ) -> Result<(Claims, bool), Refusal> {
         self.0
-            .verify(agency.as_str(), token, now)
+            .verify_fresh(agency.as_str(), token, now)
             .map_err(|e| match e {
                 TokenError::UnknownIssuer(id) => Refusal::UnknownAgency(id),
                 TokenError::BadSignature => Refusal::BadSignature,
@@ -39,5 +52,10 @@ impl Verifier {
                 TokenError::Replayed(jti) => Refusal::TokenReplayed(jti),
                 TokenError::Invalid(reason) => Refusal::BadToken(reason),
             })
+    }
+
+    /// Forgets `token`: a replay found by the shared check.
+    pub fn forget(&self, agency: &AgencyId, token: &str) {
+        self.0.forget(agency.as_str(), token);
     }
 }

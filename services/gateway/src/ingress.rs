@@ -23,7 +23,7 @@ use crate::validate;
 use async_nats::{HeaderMap, Message};
 use futures_util::StreamExt;
 use liaison_core::hop::Hop;
-use liaison_core::time::{timestamp_now, unix_now};
+use liaison_core::time::timestamp_now;
 use liaison_core::trace::{self, TraceContext};
 use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
@@ -343,8 +343,8 @@ async fn admit(
         .map_err(from_agency)?;
     let token = token.ok_or_else(|| from_agency(Refusal::MissingToken))?;
     let claims = shared
-        .verifier
-        .verify(&agency, token, unix_now())
+        .authenticate(&agency, token)
+        .await
         .map_err(from_agency)?;
     hop.span().record("agency", agency.as_str());
     let mut envelope = decode(payload, encoding).map_err(|e| from_agency(Refusal::Malformed(e)))?;

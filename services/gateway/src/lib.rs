@@ -23,6 +23,7 @@ pub mod records;
 pub mod redact;
 pub mod refusal;
 pub mod reload;
+pub mod replay;
 pub mod router;
 pub mod scenarios;
 pub mod sequencer;
@@ -31,7 +32,7 @@ pub mod validate;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use liaison_core::NatsContext as _;
-use liaison_core::subjects;
+use liaison_core::{AgencyId, subjects};
 use liaison_runtime::config::Config;
 use liaison_runtime::registry::Registry;
 use std::sync::Arc;
@@ -86,9 +87,30 @@ pub struct Shared {
     pub sequencer: sequencer::Sequencer,
     /// Agencies' inboxes, read for them over NATS and HTTPS.
     pub inboxes: inbox::Inboxes,
+    /// Token ids bound where every gateway replica sees them.
+    pub replays: replay::Replays,
 }
 
 impl Shared {
+    /// Authenticates `agency` by `token` at this moment: verified here
+    /// (cached after the first time), and, the first time this gateway sees
+    /// the token, its `jti` bound to it for every replica ([`replay`]).
+    pub async fn authenticate(
+        &self,
+        agency: &AgencyId,
+        token: &str,
+    ) -> Result<auth::Claims, refusal::Refusal> {
+        let (claims, fresh) =
+            self.verifier
+                .verify_fresh(agency, token, liaison_core::time::unix_now())?;
+        if fresh && let Err(refused) = self.replays.claim(agency, &claims.jti, token).await {
+            // Verified in full (and refused) again next time.
+            self.verifier.forget(agency, token);
+            return Err(refused);
+        }
+        Ok(claims)
+    }
+
     /// The policy set in force now (a cheap clone of an `Arc`).
     pub fn policy(&self) -> Arc<policy::Policy> {
         match self.policy.read() {
@@ -170,12 +192,19 @@ impl Gateway {
         );
         recorder.resume(kept);
         let sequencer = sequencer::Sequencer::open(&client).await?;
+        let replays = replay::Replays::open(
+            &js,
+            config.gateway.max_token_lifetime_secs,
+            config.gateway.clock_skew_secs,
+        )
+        .await?;
         let inboxes = inbox::Inboxes::open(
             &client,
             std::time::Duration::from_secs(config.streams.ack_wait_secs),
         )
         .await?;
         let shared = Arc::new(Shared {
+            replays,
             sequencer,
             inboxes,
             recorder,

@@ -11,7 +11,6 @@ use crate::Shared;
 use crate::ingress::{Rejected, refuse};
 use crate::records;
 use crate::refusal::Refusal;
-use liaison_core::time::unix_now;
 use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::{CaseQuery, CaseQueryAnswer, CasesQueryRequest};
 use prost::Message as _;
@@ -64,10 +63,7 @@ async fn ask(
         .admit(&agency, payload.len(), Instant::now())
         .map_err(refused)?;
     let token = token.ok_or_else(|| refused(Refusal::MissingToken))?;
-    let claims = shared
-        .verifier
-        .verify(&agency, token, unix_now())
-        .map_err(refused)?;
+    let claims = shared.authenticate(&agency, token).await.map_err(refused)?;
     let query = CaseQuery::decode(payload).map_err(|e| {
         refused(Refusal::Malformed(format!(
             "not a liaison.v1.CaseQuery: {e}"

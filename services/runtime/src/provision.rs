@@ -147,6 +147,28 @@ pub fn service_bucket(
     }
 }
 
+/// The KV bucket in which gateways bind each token's `jti` to the token, so
+/// that a replay is caught whichever replica it reaches
+/// (`liaison_gateway::replay`).
+pub const JTI_BUCKET: &str = "JTI";
+/// How long a binding is kept: longer than any token may live
+/// (`gateway.max_token_lifetime_secs` plus twice the clock skew, which the
+/// gateway checks at start).
+pub const JTI_KEEP: Duration = Duration::from_secs(2 * 3600);
+
+/// The `JTI` bucket's configuration.
+pub fn jti_bucket(replicas: usize) -> async_nats::jetstream::kv::Config {
+    async_nats::jetstream::kv::Config {
+        bucket: JTI_BUCKET.to_owned(),
+        description: "Token ids bound to their tokens, shared by the gateways".to_owned(),
+        history: 1,
+        max_age: JTI_KEEP,
+        max_value_size: 128,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    }
+}
+
 /// The KV bucket of inbox positions: per agency, the copies it has
 /// acknowledged (through a number, and those above it). Gateways write it
 /// by compare-and-set on the key's revision, so two never lose each
@@ -192,6 +214,9 @@ pub async fn provision(
     js.create_key_value(inbox_bucket(settings.replicas))
         .await
         .map_err(|e| fail(format!("KV bucket {}", s::INBOX_BUCKET))(e.to_string()))?;
+    js.create_key_value(jti_bucket(settings.replicas))
+        .await
+        .map_err(|e| fail(format!("KV bucket {JTI_BUCKET}"))(e.to_string()))?;
     for service in liaison_core::system::Service::ALL {
         js.create_key_value(service_bucket(service, settings.replicas))
             .await

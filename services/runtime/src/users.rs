@@ -165,6 +165,10 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 ],
                 vec![format!("$KV.{}.>", s::INBOX_BUCKET)],
                 read_key_value(s::INBOX_BUCKET),
+                // Token ids bound to their tokens, shared with the other
+                // gateway replicas (replays).
+                vec![format!("$KV.{}.>", crate::provision::JTI_BUCKET)],
+                read_key_value(crate::provision::JTI_BUCKET),
             ]
             .concat(),
             [
@@ -322,7 +326,8 @@ mod tests {
                 .filter(|p| p.contains("STREAM.") && !p.ends_with(".DELIVERY"))
                 .all(|p| p.ends_with(".KV_PARTICIPATION")
                     || p.ends_with(".KV_RECEIPTS")
-                    || p.ends_with(".KV_INBOX")),
+                    || p.ends_with(".KV_INBOX")
+                    || p.ends_with(".KV_JTI")),
             "{:?}",
             gateway.publish
         );

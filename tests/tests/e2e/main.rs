@@ -39,6 +39,7 @@ mod persistence;
 mod python_example;
 mod recipient_seq;
 mod refusals;
+mod replicas;
 mod restart;
 mod service_faults;
 mod slice;

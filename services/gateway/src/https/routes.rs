@@ -29,7 +29,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use liaison_core::AgencyId;
-use liaison_core::time::unix_now;
 use liaison_proto::v1::Verdict;
 use liaison_proto::v1::verdict::Outcome;
 use serde::Deserialize;
@@ -139,27 +138,29 @@ async fn envelopes(
 
 /// The agency in the path, if the request's token is that agency's: the
 /// checks [`ingress::submit`] makes before decoding, in the same order.
-fn authenticate(door: &Door, agency: &str, headers: &HeaderMap) -> Result<AgencyId, Refusal> {
+async fn authenticate(door: &Door, agency: &str, headers: &HeaderMap) -> Result<AgencyId, Refusal> {
     let id = AgencyId::parse(agency).map_err(|e| Refusal::InvalidAgencyId(e.to_string()))?;
     if door.shared.registry.get(&id).is_none() {
         return Err(Refusal::UnknownAgency(id.to_string()));
     }
     let token = bearer(headers).ok_or(Refusal::MissingToken)?;
-    door.shared.verifier.verify(&id, &token, unix_now())?;
+    door.shared.authenticate(&id, &token).await?;
     Ok(id)
 }
 
 /// [`authenticate`], logging a refusal (its code, never the token).
-fn agency_of(
+async fn agency_of(
     door: &Door,
     path: Result<Path<String>, PathRejection>,
     headers: &HeaderMap,
     what: &'static str,
 ) -> Result<AgencyId, Problem> {
-    authenticate(door, &path_agency(path), headers).map_err(|refusal| {
-        info!(code = refusal.code(), what, "HTTPS request refused");
-        Problem::Refused(refusal)
-    })
+    authenticate(door, &path_agency(path), headers)
+        .await
+        .map_err(|refusal| {
+            info!(code = refusal.code(), what, "HTTPS request refused");
+            Problem::Refused(refusal)
+        })
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,7 +176,7 @@ async fn read_inbox(
     query: Result<Query<InboxQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let agency = agency_of(&door, path, &headers, "inbox")?;
+    let agency = agency_of(&door, path, &headers, "inbox").await?;
     let Query(query) = query.map_err(|e| Problem::InvalidRequest(e.body_text()))?;
     let max = query.max.unwrap_or(10);
     if !(1..=MAX_BATCH).contains(&max) {
@@ -212,7 +213,7 @@ async fn ack(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let agency = agency_of(&door, path, &headers, "ack")?;
+    let agency = agency_of(&door, path, &headers, "ack").await?;
     let body = read_body(&headers, body, door.limit)
         .await
         .map_err(|unread| match unread {
