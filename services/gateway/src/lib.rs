@@ -69,6 +69,9 @@ pub enum GatewayError {
 /// refused are written again.
 const PENDING_REFRESH_SECS: u64 = 5;
 
+/// How often the gateway replicas are counted (their agencies' rates shared).
+const REPLICAS_REFRESH_SECS: u64 = 2;
+
 /// What every gateway task shares.
 pub struct Shared {
     pub config: Config,
@@ -276,6 +279,11 @@ impl Gateway {
             };
             tokio::spawn(listener.serve(probe, shutdown.child_token()))
         });
+        let replicas = tokio::spawn(limits::watch_replicas(
+            self.shared.clone(),
+            std::time::Duration::from_secs(REPLICAS_REFRESH_SECS),
+            stop.clone(),
+        ));
         let pending = tokio::spawn(metrics::watch_pending(
             self.shared.clone(),
             std::time::Duration::from_secs(PENDING_REFRESH_SECS),
@@ -286,6 +294,7 @@ impl Gateway {
         stop.cancel();
         self.discovery.stop().await;
         let _ = pending.await;
+        let _ = replicas.await;
         if let Some(telemetry) = telemetry {
             telemetry.abort();
         }

@@ -3,13 +3,20 @@
 //! envelopes per second (`rate_per_sec`, bursts of `burst`), both from the
 //! agency registry. A refused request costs one lock and a few arithmetic
 //! operations, so a flooding agency cannot take the gateway's CPU from others.
+//!
+//! The rate is the agency's, not each replica's: every gateway counts the
+//! replicas answering the NATS service API (`$SRV.PING.liaison-gateway`,
+//! [`watch_replicas`]) and enforces its share (rate and burst divided by
+//! that count). Requests reach replicas at random through the queue group,
+//! so an agency at its limit is refused about as often as with one gateway.
 
 use crate::refusal::Refusal;
 use liaison_core::AgencyId;
 use liaison_runtime::registry::{Agency, Registry};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 struct Bucket {
     tokens: f64,
@@ -26,6 +33,8 @@ struct Limit {
 /// Every registered agency's limits.
 pub struct Limits {
     agencies: HashMap<AgencyId, Limit>,
+    /// Gateway replicas sharing every agency's rate (at least 1).
+    replicas: AtomicU32,
 }
 
 impl Limits {
@@ -48,7 +57,18 @@ impl Limits {
                 .agencies()
                 .map(|a| (a.id.clone(), limit(a)))
                 .collect(),
+            replicas: AtomicU32::new(1),
         }
+    }
+
+    /// Enforces `1/replicas` of each agency's rate and burst from now on.
+    pub fn share_among(&self, replicas: u32) {
+        self.replicas.store(replicas.max(1), Ordering::Relaxed);
+    }
+
+    /// The replicas the rates are shared among.
+    pub fn replicas(&self) -> u32 {
+        self.replicas.load(Ordering::Relaxed).max(1)
     }
 
     /// Admits one request of `size` bytes from `agency` at `now`, or says why not.
@@ -66,9 +86,11 @@ impl Limits {
             .bucket
             .lock()
             .map_err(|_| Refusal::Unavailable("rate limiter poisoned".into()))?;
+        let share = f64::from(self.replicas());
+        let per_sec = f64::from(limit.per_sec) / share;
+        let burst = (f64::from(limit.burst) / share).max(1.0);
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens =
-            (bucket.tokens + elapsed * f64::from(limit.per_sec)).min(f64::from(limit.burst));
+        bucket.tokens = (bucket.tokens + elapsed * per_sec).min(burst);
         bucket.last = now.max(bucket.last);
         if bucket.tokens < 1.0 {
             return Err(Refusal::RateLimited {
@@ -79,6 +101,64 @@ impl Limits {
         }
         bucket.tokens -= 1.0;
         Ok(())
+    }
+}
+
+/// How long a count of the replicas waits for their answers.
+const PING_WAIT: Duration = Duration::from_millis(250);
+
+/// The gateway replicas answering the NATS service API now (this one
+/// included), if the question could be asked.
+pub async fn count_replicas(client: &async_nats::Client) -> Option<u32> {
+    use futures_util::StreamExt as _;
+    let reply = client.new_inbox();
+    let mut answers = client.subscribe(reply.clone()).await.ok()?;
+    let ping = format!(
+        "{}.PING.{}",
+        liaison_core::subjects::SERVICE_API,
+        liaison_runtime::discovery::Member::Gateway.service_name()
+    );
+    client
+        .publish_with_reply(ping, reply, bytes::Bytes::new())
+        .await
+        .ok()?;
+    let mut count = 0u32;
+    let deadline = tokio::time::sleep(PING_WAIT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            answer = answers.next() => match answer {
+                Some(_) => count += 1,
+                None => break,
+            },
+            () = &mut deadline => break,
+        }
+    }
+    Some(count.max(1))
+}
+
+/// Counts the replicas every `interval` (at once first) and shares the
+/// agencies' rates among them, until `shutdown`.
+pub async fn watch_replicas(
+    shared: std::sync::Arc<crate::Shared>,
+    interval: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        if let Some(n) = count_replicas(&shared.client).await {
+            if n != shared.limits.replicas() {
+                tracing::info!(
+                    replicas = n,
+                    "Agencies' rates shared among the gateway replicas"
+                );
+            }
+            shared.limits.share_among(n);
+            shared.metrics.replicas.set(&[], u64::from(n));
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
     }
 }
 
@@ -104,6 +184,37 @@ public_key = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
         let registry = Registry::parse(text).unwrap_or_else(|e| panic!("{e}"));
         let id = AgencyId::parse("school-a").unwrap_or_else(|e| panic!("{e}"));
         (Limits::new(&registry, 64 * 1024), id)
+    }
+
+    #[test]
+    fn two_replicas_each_enforce_half_of_the_agencys_rate() {
+        let (limits, school) = limits();
+        limits.share_among(2);
+        assert_eq!(limits.replicas(), 2);
+        let t0 = Instant::now();
+        // Burst 5 of 10/s, shared by 2: this replica takes 2.5 at once ...
+        let admitted = (0..5)
+            .filter(|_| limits.admit(&school, 10, t0).is_ok())
+            .count();
+        assert_eq!(admitted, 2);
+        // ... and refills at 5/s: the half token left is whole after 100
+        // ms, not 50 ms (as at 10/s).
+        assert!(
+            limits
+                .admit(&school, 10, t0 + Duration::from_millis(50))
+                .is_err()
+        );
+        assert_eq!(
+            limits.admit(&school, 10, t0 + Duration::from_millis(100)),
+            Ok(())
+        );
+        assert!(
+            limits
+                .admit(&school, 10, t0 + Duration::from_millis(100))
+                .is_err()
+        );
+        limits.share_among(0);
+        assert_eq!(limits.replicas(), 1, "never fewer than one");
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub policy_reloads: Counter,
     pub delivery_pending: Gauge,
     pub records_kept: Gauge,
+    pub replicas: Gauge,
     pub records_dropped: Counter,
 }
 
@@ -96,6 +97,11 @@ impl Metrics {
                 "liaison_delivery_pending",
                 "Copies in an agency's inbox it has not acknowledged (agencies active since the gateway started).",
                 &["agency"],
+            ),
+            replicas: r.gauge(
+                "liaison_gateway_replicas",
+                "Gateway replicas answering the service API, among which agencies' rates are shared.",
+                &[],
             ),
             records_kept: r.gauge(
                 "liaison_gateway_records_kept",

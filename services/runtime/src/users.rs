@@ -165,6 +165,13 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 ],
                 vec![format!("$KV.{}.>", s::INBOX_BUCKET)],
                 read_key_value(s::INBOX_BUCKET),
+                // Counting the other gateway replicas (agencies' rates are
+                // shared among them).
+                vec![format!(
+                    "{}.PING.{}",
+                    s::SERVICE_API,
+                    crate::discovery::Member::Gateway.service_name()
+                )],
                 // Token ids bound to their tokens, shared with the other
                 // gateway replicas (replays).
                 vec![format!("$KV.{}.>", crate::provision::JTI_BUCKET)],
@@ -380,9 +387,15 @@ mod tests {
                 .collect::<Vec<_>>(),
                 "{user}"
             );
-            // Answers go to the asker's inbox: no publish right on $SRV.
+            // Answers go to the asker's inbox: no publish right on $SRV,
+            // but for the gateway's count of its own replicas.
             assert!(u.allow_responses, "{user}");
-            assert!(u.publish.iter().all(|p| !p.starts_with("$SRV")), "{user}");
+            let asks: Vec<&String> = u.publish.iter().filter(|p| p.starts_with("$SRV")).collect();
+            if member == Member::Gateway {
+                assert_eq!(asks, ["$SRV.PING.liaison-gateway"], "{user}");
+            } else {
+                assert!(asks.is_empty(), "{user}");
+            }
         }
         // Neither agencies nor auditors are discoverable services.
         assert!(of(AUDITOR).subscribe.iter().all(|s| !s.starts_with("$SRV")));

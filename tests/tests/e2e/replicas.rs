@@ -1,7 +1,8 @@
 //! Two gateway replicas behind the same queue group, as `deploy/k8s` runs
 //! them: a token's `jti` is bound where both see it (the `JTI` bucket), so a
 //! replay is refused whichever replica it reaches, while the same token
-//! reused is accepted on either.
+//! reused is accepted on either; and an agency's rate limit is its own, not
+//! each replica's (each enforces its share).
 
 use liaison_gateway::Gateway;
 use liaison_proto::v1::verdict::Outcome;
@@ -60,6 +61,75 @@ async fn a_replayed_jti_is_refused_by_every_gateway_replica() -> anyhow::Result<
         let verdict = send(format!("replica-same-{n:02}"), first.clone()).await?;
         assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
     }
+
+    stop.cancel();
+    running.await??;
+    system.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agencys_rate_is_shared_by_the_gateway_replicas() -> anyhow::Result<()> {
+    const BURST: usize = 6;
+    let dir = tempfile::tempdir()?;
+    let registry =
+        std::fs::read_to_string(liaison_tests::repo_root().join("deploy/agencies/registry.toml"))?
+            .replace(
+                "name = \"Southgate College\"",
+                &format!("name = \"Southgate College\"\nrate_per_sec = 1\nburst = {BURST}"),
+            );
+    let path = dir.path().join("registry.toml");
+    std::fs::write(&path, registry)?;
+    let mut config = liaison_tests::config();
+    config.paths.registry = path;
+    let options = liaison_system::system::UpOptions {
+        gateway_telemetry: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    };
+    let system = liaison_system::system::System::start(config.clone(), options).await?;
+    let mut second_config = config;
+    second_config.https.listen = String::new();
+    second_config.telemetry.listen = String::new();
+    let second = Gateway::start(second_config, system.connect_as(users::GATEWAY).await?).await?;
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(second.run(stop.clone()));
+    // The first gateway has counted the second.
+    let Some(metrics) = system.telemetry_addr("gateway") else {
+        anyhow::bail!("the gateway's metrics are not served");
+    };
+    liaison_tests::eventually(
+        "the first gateway counting two replicas",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (_, page) = liaison_tests::http_get(metrics, "/metrics").await?;
+            Ok(page
+                .lines()
+                .any(|l| l == "liaison_gateway_replicas 2")
+                .then_some(()))
+        },
+    )
+    .await?;
+
+    // A flood from one agency, spread over both replicas by the queue group:
+    // together they admit about its burst, not twice it.
+    let school = agency(&system, "school-b").await?;
+    let mut admitted = 0;
+    for n in 0..4 * BURST {
+        let verdict = school
+            .send(&referral("school-b", &format!("shared-rate-{n:02}")))
+            .await?;
+        if verdict.outcome == Outcome::Accepted as i32 {
+            admitted += 1;
+        } else {
+            assert_refused(&verdict, "rate_limited", "school-b", "over its rate");
+        }
+    }
+    // Each replica: half the burst, plus what refills (0.5/s) while the
+    // flood lasts; per replica it would be up to twice the burst.
+    assert!(
+        (BURST / 2..=BURST + 2).contains(&admitted),
+        "{admitted} of {} admitted with a burst of {BURST}",
+        4 * BURST
+    );
 
     stop.cancel();
     running.await??;
