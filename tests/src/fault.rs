@@ -163,7 +163,7 @@ pub async fn read_inbox(
     loop {
         let batch = client.next_batch(1000, Duration::from_millis(200)).await?;
         copies.0.extend(batch.iter().map(Handed::of));
-        futures_util::future::try_join_all(batch.iter().map(Received::ack)).await?;
+        client.ack_all(&batch).await?;
         if batch.is_empty()
             && copies.ids().is_superset(&wanted)
             // Not known (a cluster electing a leader) is not yet drained.

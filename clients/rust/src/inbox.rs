@@ -127,30 +127,48 @@ impl Received {
     }
 
     async fn settle(&self, nak: bool, delay: Duration) -> Result<(), InboxError> {
-        let request = InboxAck {
-            ack_ids: vec![self.ack_id.clone()],
-            nak,
-            delay_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
-        };
-        let ack_error = |reason: String| InboxError::Ack {
-            envelope_id: self.envelope_id().to_owned(),
-            reason,
-        };
-        let reply = ask(
+        settle(
             &self.client,
-            subjects::inbox(&self.agency, subjects::InboxOp::Ack),
-            request.encode_to_vec().into(),
-            ANSWER_GRACE,
+            &self.agency,
+            vec![self.ack_id.clone()],
+            nak,
+            delay,
         )
         .await
-        .map_err(ack_error)?;
-        let acked = InboxAcked::decode(reply.as_ref())
-            .map_err(|e| ack_error(format!("not a liaison.v1.InboxAcked: {e}")))?;
-        if acked.code.is_empty() {
-            Ok(())
-        } else {
-            Err(ack_error(format!("{}: {}", acked.code, acked.reason)))
-        }
+        .map_err(|reason| InboxError::Ack {
+            envelope_id: self.envelope_id().to_owned(),
+            reason,
+        })
+    }
+}
+
+/// Acknowledges (or, with `nak`, hands back after `delay`) the copies
+/// `ack_ids` of `agency`'s inbox, in one request.
+async fn settle(
+    client: &async_nats::Client,
+    agency: &liaison_core::AgencyId,
+    ack_ids: Vec<String>,
+    nak: bool,
+    delay: Duration,
+) -> Result<(), String> {
+    let request = InboxAck {
+        ack_ids,
+        nak,
+        delay_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
+    };
+    let reply = ask(
+        client,
+        subjects::inbox(agency, subjects::InboxOp::Ack),
+        request.encode_to_vec().into(),
+        ANSWER_GRACE,
+    )
+    .await?;
+    let acked = InboxAcked::decode(reply.as_ref())
+        .map_err(|e| format!("not a liaison.v1.InboxAcked: {e}"))?;
+    if acked.code.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", acked.code, acked.reason))
     }
 }
 
@@ -249,17 +267,32 @@ impl AgencyClient {
             .collect())
     }
 
+    /// Acknowledges every delivery of `received` in one request (one write
+    /// of the inbox's position, however many): what a system that stores a
+    /// batch and then acknowledges it should use. Call it only once all are
+    /// stored.
+    pub async fn ack_all(&self, received: &[Received]) -> Result<(), InboxError> {
+        let Some(first) = received.first() else {
+            return Ok(());
+        };
+        let ack_ids = received.iter().map(|r| r.ack_id.clone()).collect();
+        settle(&self.client, &self.agency, ack_ids, false, Duration::ZERO)
+            .await
+            .map_err(|reason| InboxError::Ack {
+                envelope_id: first.envelope_id().to_owned(),
+                reason: format!("{reason} (with {} others)", received.len() - 1),
+            })
+    }
+
     /// Takes up to `max` deliveries, waiting up to `wait` for the first, and
-    /// acknowledges each as soon as it is decoded: for a caller that has
-    /// nothing to store first (a display). Systems that store deliveries use
-    /// [`next_batch`](Self::next_batch) and acknowledge after storing.
+    /// acknowledges them together as soon as they are decoded: for a caller
+    /// that has nothing to store first (a display). Systems that store
+    /// deliveries use [`next_batch`](Self::next_batch) and acknowledge after
+    /// storing.
     pub async fn inbox(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, InboxError> {
-        let mut out = Vec::new();
-        for received in self.next_batch(max, wait).await? {
-            received.ack().await?;
-            out.push(received.into_delivery());
-        }
-        Ok(out)
+        let received = self.next_batch(max, wait).await?;
+        self.ack_all(&received).await?;
+        Ok(received.into_iter().map(Received::into_delivery).collect())
     }
 }
 
