@@ -54,6 +54,7 @@ pub fn config() -> Config {
     config.paths.policies = repo_root().join("deploy/policies");
     config.audit.checkpoint_key = repo_root().join("deploy/audit/dev-checkpoint-key.pem");
     config.audit.auditors = repo_root().join("deploy/audit/auditors.toml");
+    config.paths.operators = repo_root().join("deploy/operators/operators.toml");
     config.gateway.max_envelope_bytes = 64 * 1024;
     // A killed service's unacknowledged messages come back quickly.
     config.streams.ack_wait_secs = 2;

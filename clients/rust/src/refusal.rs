@@ -47,6 +47,11 @@ pub enum Refusal {
     /// `policy_denied`: no information-sharing agreement permits this share.
     #[error("policy_denied: {0}")]
     PolicyDenied(String),
+    /// `agency_suspended`: the partnership's operators suspended this agency
+    /// (the reason says why); nothing it sends or reads is taken until it is
+    /// resumed, and copies made for it are held.
+    #[error("agency_suspended: {0}")]
+    AgencySuspended(String),
     /// `unavailable`: the gateway could not store it now; retry with the same id.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -57,7 +62,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal code of `liaison.v1`, as the gateway sends them.
-    pub const CODES: [&'static str; 13] = [
+    pub const CODES: [&'static str; 14] = [
         "too_large",
         "invalid_agency_id",
         "unknown_agency",
@@ -70,6 +75,7 @@ impl Refusal {
         "malformed_envelope",
         "invalid_field",
         "policy_denied",
+        "agency_suspended",
         "unavailable",
     ];
 
@@ -89,6 +95,7 @@ impl Refusal {
             "malformed_envelope" => Self::MalformedEnvelope(reason),
             "invalid_field" => Self::InvalidField(reason),
             "policy_denied" => Self::PolicyDenied(reason),
+            "agency_suspended" => Self::AgencySuspended(reason),
             "unavailable" => Self::Unavailable(reason),
             other => Self::Other {
                 code: other.to_owned(),
@@ -112,6 +119,7 @@ impl Refusal {
             Self::MalformedEnvelope(_) => "malformed_envelope",
             Self::InvalidField(_) => "invalid_field",
             Self::PolicyDenied(_) => "policy_denied",
+            Self::AgencySuspended(_) => "agency_suspended",
             Self::Unavailable(_) => "unavailable",
             Self::Other { code, .. } => code,
         }
@@ -132,6 +140,7 @@ impl Refusal {
             | Self::MalformedEnvelope(r)
             | Self::InvalidField(r)
             | Self::PolicyDenied(r)
+            | Self::AgencySuspended(r)
             | Self::Unavailable(r) => r,
             Self::Other { reason, .. } => reason,
         }

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch. Each command's work is in `commands/`.
 
+mod agencies;
 mod agency;
 mod alerts;
 mod audit;
@@ -88,6 +89,11 @@ enum Command {
     Link(link::LinkCommand),
     /// Check, explain and test the access policy (ISA clauses as code).
     Policy(policy::PolicyArgs),
+    /// Membership, live: `agencies suspend ID` cuts an agency off at once,
+    /// `agencies resume ID` lets it back (a named operator's signed change,
+    /// recorded in the ledger).
+    #[command(subcommand)]
+    Agencies(agencies::AgenciesCommand),
     /// Agency registries: `registry generate` writes a national one.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
@@ -212,6 +218,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Link(command) => link::run(command),
         Command::Policy(args) => policy::run(&cli, args),
         Command::Registry(command) => registry::run(command),
+        Command::Agencies(command) => agencies::run(&cli, command).await,
         Command::NatsConfig(args) => nats_config::run(&cli, args),
         Command::Provision => operator::provision_streams(&cli).await,
         Command::Status(args) => status::run(&cli, args).await,

@@ -84,6 +84,10 @@ pub fn in_domain(api_subject: &str) -> String {
     }
 }
 
+/// Where named operators change membership (suspend, resume an agency),
+/// answered by the gateways.
+pub const ADMIN_AGENCIES: &str = "liaison.admin.agencies";
+
 /// Header carrying the agency's signed JWT on ingress.
 pub const TOKEN_HEADER: &str = "Liaison-Token";
 

@@ -60,6 +60,8 @@ pub enum InboxError {
     Malformed(String),
     #[error("the inbox is unavailable: {0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Suspended(String),
 }
 
 impl InboxError {
@@ -69,6 +71,7 @@ impl InboxError {
             Self::InvalidAckId(_) => "invalid_ack_id",
             Self::Malformed(_) => "malformed",
             Self::Unavailable(_) => "unavailable",
+            Self::Suspended(_) => "agency_suspended",
         }
     }
 }
@@ -612,6 +615,14 @@ pub async fn answer(
     }
 }
 
+/// A suspended agency's copies are held: not handed out, not acknowledged.
+fn held(shared: &crate::Shared, agency: &AgencyId) -> Result<(), InboxError> {
+    shared
+        .membership
+        .check(agency)
+        .map_err(|refused| InboxError::Suspended(refused.to_string()))
+}
+
 /// An `InboxRead`: copies handed out, waiting as it asks.
 async fn read(
     shared: &crate::Shared,
@@ -619,6 +630,7 @@ async fn read(
     payload: &[u8],
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> Result<Vec<Handout>, InboxError> {
+    held(shared, agency)?;
     let request = liaison_proto::v1::InboxRead::decode(payload)
         .map_err(|e| InboxError::Malformed(format!("not a liaison.v1.InboxRead: {e}")))?;
     let max = (request.max as usize).max(1);
@@ -655,6 +667,7 @@ async fn acknowledge(
     agency: &AgencyId,
     payload: &[u8],
 ) -> Result<usize, InboxError> {
+    held(shared, agency)?;
     let request = liaison_proto::v1::InboxAck::decode(payload)
         .map_err(|e| InboxError::Malformed(format!("not a liaison.v1.InboxAck: {e}")))?;
     if request.nak {

@@ -337,6 +337,7 @@ async fn admit(
     let agency = AgencyId::parse(agency)
         .map_err(|e| Rejected::new(Refusal::InvalidAgencyId(e.to_string())))?;
     let from_agency = |refusal: Refusal| Rejected::new(refusal).by(&agency);
+    shared.membership.check(&agency).map_err(from_agency)?;
     shared
         .limits
         .admit(&agency, payload.len(), Instant::now())

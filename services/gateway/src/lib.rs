@@ -16,6 +16,7 @@ pub mod https;
 pub mod inbox;
 pub mod ingress;
 pub mod limits;
+pub mod membership;
 pub mod metrics;
 pub mod policy;
 pub mod query;
@@ -92,6 +93,8 @@ pub struct Shared {
     pub inboxes: inbox::Inboxes,
     /// Token ids bound where every gateway replica sees them.
     pub replays: replay::Replays,
+    /// Agencies suspended by named operators, as every gateway applies them.
+    pub membership: membership::Membership,
 }
 
 impl Shared {
@@ -131,6 +134,8 @@ pub type Requests = futures_util::stream::Select<async_nats::Subscriber, async_n
 pub struct Gateway {
     shared: Arc<Shared>,
     requests: Requests,
+    /// Operators' membership changes (`liaison.admin.agencies`).
+    admin: async_nats::Subscriber,
     consumer: PullConsumer,
     door: Option<https::Door>,
     telemetry: Option<liaison_runtime::ops::Listener>,
@@ -172,6 +177,10 @@ impl Gateway {
             .queue_subscribe(subjects::INTERNAL_ALL, subjects::GATEWAY_QUEUE.to_owned())
             .await
             .nats("subscribe to the internal door")?;
+        let admin = client
+            .queue_subscribe(subjects::ADMIN_AGENCIES, subjects::GATEWAY_QUEUE.to_owned())
+            .await
+            .nats("subscribe to membership changes")?;
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let discovery = liaison_runtime::discovery::Registration::start(
             &client,
@@ -206,7 +215,9 @@ impl Gateway {
             std::time::Duration::from_secs(config.streams.ack_wait_secs),
         )
         .await?;
+        let membership = membership::Membership::open(&js, &config).await?;
         let shared = Arc::new(Shared {
+            membership,
             replays,
             sequencer,
             inboxes,
@@ -225,6 +236,7 @@ impl Gateway {
         Ok(Self {
             shared,
             requests: futures_util::stream::select(requests, internal),
+            admin,
             consumer,
             door,
             telemetry,
@@ -279,6 +291,31 @@ impl Gateway {
             };
             tokio::spawn(listener.serve(probe, shutdown.child_token()))
         });
+        let watched = {
+            let shared = self.shared.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = shared.membership.watch(stop).await {
+                    tracing::error!(error = %liaison_core::error::chain(&e), "Membership no longer followed");
+                }
+            })
+        };
+        let admin = {
+            let shared = self.shared.clone();
+            let stop = stop.clone();
+            let mut admin = self.admin;
+            tokio::spawn(async move {
+                use futures_util::StreamExt as _;
+                loop {
+                    let message = tokio::select! {
+                        () = stop.cancelled() => break,
+                        message = admin.next() => message,
+                    };
+                    let Some(message) = message else { break };
+                    membership::answer(&shared, message).await;
+                }
+            })
+        };
         let replicas = tokio::spawn(limits::watch_replicas(
             self.shared.clone(),
             std::time::Duration::from_secs(REPLICAS_REFRESH_SECS),
@@ -295,6 +332,8 @@ impl Gateway {
         self.discovery.stop().await;
         let _ = pending.await;
         let _ = replicas.await;
+        let _ = watched.await;
+        let _ = admin.await;
         if let Some(telemetry) = telemetry {
             telemetry.abort();
         }

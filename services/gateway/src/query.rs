@@ -58,6 +58,7 @@ async fn ask(
     let agency = AgencyId::parse(agency)
         .map_err(|e| Rejected::new(Refusal::InvalidAgencyId(e.to_string())))?;
     let refused = |refusal: Refusal| Rejected::new(refusal).by(&agency);
+    shared.membership.check(&agency).map_err(refused)?;
     shared
         .limits
         .admit(&agency, payload.len(), Instant::now())

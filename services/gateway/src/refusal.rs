@@ -37,6 +37,8 @@ pub enum Refusal {
     },
     #[error("{0}")]
     PolicyDenied(String),
+    #[error("agency {agency} is suspended ({reason}); its copies are held until it is resumed")]
+    AgencySuspended { agency: String, reason: String },
     #[error("gateway cannot store the envelope now (retry with the same id): {0}")]
     Unavailable(String),
 }
@@ -57,6 +59,7 @@ impl Refusal {
             Self::Malformed(_) => "malformed_envelope",
             Self::InvalidField { .. } => "invalid_field",
             Self::PolicyDenied(_) => "policy_denied",
+            Self::AgencySuspended { .. } => "agency_suspended",
             Self::Unavailable(_) => "unavailable",
         }
     }
@@ -73,7 +76,7 @@ impl Refusal {
             | Self::TokenExpired
             | Self::BadToken(_)
             | Self::TokenReplayed(_) => 401,
-            Self::PolicyDenied(_) => 403,
+            Self::PolicyDenied(_) | Self::AgencySuspended { .. } => 403,
             Self::RateLimited { .. } => 429,
             Self::Unavailable(_) => 503,
         }
@@ -90,7 +93,7 @@ impl Refusal {
 
     /// Every refusal code with its HTTP status, for the wire contract and the
     /// OpenAPI document (one mapping, used by both doors).
-    pub fn codes() -> [(&'static str, u16); 13] {
+    pub fn codes() -> [(&'static str, u16); 14] {
         [
             ("too_large", 413),
             ("invalid_agency_id", 400),
@@ -104,6 +107,7 @@ impl Refusal {
             ("malformed_envelope", 400),
             ("invalid_field", 400),
             ("policy_denied", 403),
+            ("agency_suspended", 403),
             ("unavailable", 503),
         ]
     }
@@ -135,6 +139,10 @@ mod tests {
                 reason: String::new(),
             },
             Refusal::PolicyDenied(String::new()),
+            Refusal::AgencySuspended {
+                agency: String::new(),
+                reason: String::new(),
+            },
             Refusal::Unavailable(String::new()),
         ];
         let table = Refusal::codes();

@@ -160,6 +160,9 @@ pub struct PathsConfig {
     pub registry: PathBuf,
     /// Directory of Cedar schema and policies.
     pub policies: PathBuf,
+    /// Who may change membership (suspend, resume), with their keys
+    /// (TOML, like the auditors' registry). Absent: nobody may.
+    pub operators: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -364,6 +367,7 @@ impl Default for PathsConfig {
         Self {
             registry: "deploy/agencies/registry.toml".into(),
             policies: "deploy/policies".into(),
+            operators: "deploy/operators/operators.toml".into(),
         }
     }
 }

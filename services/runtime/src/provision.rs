@@ -169,6 +169,22 @@ pub fn jti_bucket(replicas: usize) -> async_nats::jetstream::kv::Config {
     }
 }
 
+/// The KV bucket of agencies' membership status (suspended, resumed), which
+/// every gateway watches (`liaison_gateway::membership`).
+pub const MEMBERSHIP_BUCKET: &str = "MEMBERSHIP";
+
+/// The `MEMBERSHIP` bucket's configuration: every change kept.
+pub fn membership_bucket(replicas: usize) -> async_nats::jetstream::kv::Config {
+    async_nats::jetstream::kv::Config {
+        bucket: MEMBERSHIP_BUCKET.to_owned(),
+        description: "Agencies suspended or resumed, by named operators".to_owned(),
+        history: 64,
+        max_value_size: 4096,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    }
+}
+
 /// The KV bucket of inbox positions: per agency, the copies it has
 /// acknowledged (through a number, and those above it). Gateways write it
 /// by compare-and-set on the key's revision, so two never lose each
@@ -217,6 +233,9 @@ pub async fn provision(
     js.create_key_value(jti_bucket(settings.replicas))
         .await
         .map_err(|e| fail(format!("KV bucket {JTI_BUCKET}"))(e.to_string()))?;
+    js.create_key_value(membership_bucket(settings.replicas))
+        .await
+        .map_err(|e| fail(format!("KV bucket {MEMBERSHIP_BUCKET}"))(e.to_string()))?;
     for service in liaison_core::system::Service::ALL {
         js.create_key_value(service_bucket(service, settings.replicas))
             .await

@@ -176,10 +176,17 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 // gateway replicas (replays).
                 vec![format!("$KV.{}.>", crate::provision::JTI_BUCKET)],
                 read_key_value(crate::provision::JTI_BUCKET),
+                // Agencies suspended or resumed: written on an operator's
+                // signed request, watched by every gateway.
+                write_key_value(crate::provision::MEMBERSHIP_BUCKET),
             ]
             .concat(),
             [
-                vec![s::INGRESS_ALL.to_owned(), s::INTERNAL_ALL.to_owned()],
+                vec![
+                    s::INGRESS_ALL.to_owned(),
+                    s::INTERNAL_ALL.to_owned(),
+                    s::ADMIN_AGENCIES.to_owned(),
+                ],
                 Member::Gateway.subscriptions(),
             ]
             .concat(),
@@ -334,7 +341,9 @@ mod tests {
                 .all(|p| p.ends_with(".KV_PARTICIPATION")
                     || p.ends_with(".KV_RECEIPTS")
                     || p.ends_with(".KV_INBOX")
-                    || p.ends_with(".KV_JTI")),
+                    || p.ends_with(".KV_JTI")
+                    || p.ends_with(".KV_MEMBERSHIP")
+                    || p.contains(".KV_MEMBERSHIP.")),
             "{:?}",
             gateway.publish
         );
@@ -343,6 +352,7 @@ mod tests {
             vec![
                 "liaison.ingress.>",
                 "liaison.internal.>",
+                "liaison.admin.agencies",
                 "$SRV.*",
                 "$SRV.*.liaison-gateway",
                 "$SRV.*.liaison-gateway.*",

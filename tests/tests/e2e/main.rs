@@ -31,6 +31,7 @@ mod ledger;
 mod ledger_operations;
 mod ledger_restore;
 mod linkage;
+mod membership;
 mod metrics;
 mod nats_access;
 mod nats_tls;

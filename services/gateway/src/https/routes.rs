@@ -143,6 +143,7 @@ async fn authenticate(door: &Door, agency: &str, headers: &HeaderMap) -> Result<
     if door.shared.registry.get(&id).is_none() {
         return Err(Refusal::UnknownAgency(id.to_string()));
     }
+    door.shared.membership.check(&id)?;
     let token = bearer(headers).ok_or(Refusal::MissingToken)?;
     door.shared.authenticate(&id, &token).await?;
     Ok(id)

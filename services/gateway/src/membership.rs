@@ -1,0 +1,338 @@
+//! Suspending and resuming an agency, live (docs/decisions/0020-live-membership.md).
+//! A named operator, registered with their key in `paths.operators`, sends
+//! a signed request on `liaison.admin.agencies` (token `aud`
+//! `liaison-admin`; body `{"action": "suspend"|"resume", "agency": ID,
+//! "reason": TEXT}`). Any gateway checks it, records it in the ledger
+//! (operation MEMBERSHIP_CHANGE: who, what, why, when) and writes the
+//! agency's status to the KV bucket `MEMBERSHIP`; every gateway watches
+//! the bucket and applies it within milliseconds. A suspended agency is
+//! refused `agency_suspended` at both doors — envelopes, case queries and
+//! its inbox, whose copies are held, not lost, until it is resumed.
+
+use crate::Shared;
+use crate::refusal::Refusal;
+use futures_util::StreamExt as _;
+use liaison_core::tokens::TokenVerifier;
+use liaison_core::{AgencyId, NatsContext as _, subjects};
+use liaison_proto::v1::{AuditRecord, Decision, Operation};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::RwLock;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// The KV bucket of agencies' membership status.
+pub use liaison_runtime::provision::MEMBERSHIP_BUCKET as BUCKET;
+/// The audience of operators' tokens.
+pub const AUDIENCE: &str = "liaison-admin";
+/// Largest request read.
+const MAX_REQUEST: usize = 4096;
+/// Longest reason.
+const MAX_REASON: usize = 500;
+
+/// An agency's status as last changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub suspended: bool,
+    pub reason: String,
+    /// The operator who changed it.
+    pub by: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// What an operator asks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    action: String,
+    agency: String,
+    reason: String,
+}
+
+/// What the gateway answers.
+#[derive(Debug, Serialize)]
+struct Answer {
+    ok: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<Status>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorFile {
+    operator: Vec<Operator>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Operator {
+    id: AgencyId,
+    #[allow(dead_code)] // shown to people reading the file
+    name: String,
+    keys: Vec<liaison_core::tokens::KeySpec>,
+}
+
+/// Loads the operators' registry into a token verifier; `None` when the
+/// file does not exist (then nobody may change membership).
+pub fn load_operators(
+    path: &Path,
+    skew: u64,
+    max_lifetime: u64,
+) -> Result<Option<TokenVerifier>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("operators {}: {e}", path.display())),
+    };
+    let file: OperatorFile =
+        toml::from_str(&text).map_err(|e| format!("operators {}: {e}", path.display()))?;
+    let keys = file
+        .operator
+        .iter()
+        .map(|o| (o.id.as_str(), o.keys.as_slice()));
+    TokenVerifier::new(keys, AUDIENCE, skew, max_lifetime)
+        .map(Some)
+        .map_err(|e| format!("operators {}: {e}", path.display()))
+}
+
+/// Membership as this gateway knows it.
+pub struct Membership {
+    kv: async_nats::jetstream::kv::Store,
+    operators: Option<TokenVerifier>,
+    operators_path: String,
+    suspended: RwLock<HashMap<AgencyId, Status>>,
+}
+
+impl Membership {
+    pub async fn open(
+        js: &async_nats::jetstream::Context,
+        config: &liaison_runtime::config::Config,
+    ) -> Result<Self, crate::GatewayError> {
+        let operators = load_operators(
+            &config.paths.operators,
+            config.gateway.clock_skew_secs,
+            config.gateway.max_token_lifetime_secs,
+        )
+        .map_err(crate::GatewayError::Keys)?;
+        let kv = js
+            .get_key_value(BUCKET)
+            .await
+            .nats(format!("KV bucket {BUCKET}"))?;
+        Ok(Self {
+            kv,
+            operators,
+            operators_path: config.paths.operators.display().to_string(),
+            suspended: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Refuses a suspended agency.
+    pub fn check(&self, agency: &AgencyId) -> Result<(), Refusal> {
+        let suspended = match self.suspended.read() {
+            Ok(map) => map.get(agency).cloned(),
+            Err(poisoned) => poisoned.into_inner().get(agency).cloned(),
+        };
+        match suspended {
+            Some(status) => Err(Refusal::AgencySuspended {
+                agency: agency.to_string(),
+                reason: status.reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn apply(&self, agency: AgencyId, status: Option<Status>) {
+        let mut map = match self.suspended.write() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match status {
+            Some(status) if status.suspended => {
+                map.insert(agency, status);
+            }
+            _ => {
+                map.remove(&agency);
+            }
+        }
+    }
+
+    /// Reads the bucket whole, then follows it until `shutdown`.
+    pub async fn watch(&self, shutdown: CancellationToken) -> Result<(), liaison_core::NatsError> {
+        let mut entries = self
+            .kv
+            .watch_all_from_revision(1)
+            .await
+            .nats("watch the membership bucket")?;
+        loop {
+            let entry = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                entry = entries.next() => entry,
+            };
+            let Some(entry) = entry else { return Ok(()) };
+            let Ok(entry) = entry else { continue };
+            let Ok(agency) = AgencyId::parse(&entry.key) else {
+                continue;
+            };
+            let status = serde_json::from_slice::<Status>(&entry.value).ok();
+            self.apply(agency, status);
+        }
+    }
+
+    /// The status in force after one watch round: whether the change was
+    /// written (for tests and the CLI's answer).
+    async fn change(
+        &self,
+        shared: &Shared,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> Result<Status, String> {
+        let Some(operators) = &self.operators else {
+            return Err(format!(
+                "no operators are registered (paths.operators: {}): nobody may change membership",
+                self.operators_path
+            ));
+        };
+        if body.len() > MAX_REQUEST {
+            return Err(format!("the request is over {MAX_REQUEST} bytes"));
+        }
+        let request: Request = serde_json::from_slice(body).map_err(|e| {
+            format!(
+                "the request must be {{\"action\": \"suspend\"|\"resume\", \"agency\": ID, \"reason\": TEXT}} (line {} column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
+        let token = token.ok_or("no operator token (header Liaison-Token)")?;
+        let operator = token_issuer(token).ok_or("the operator token names no issuer")?;
+        let claims = operators
+            .verify(&operator, token, liaison_core::time::unix_now())
+            .map_err(|e| format!("operator token refused: {e}"))?;
+        let agency = AgencyId::parse(&request.agency).map_err(|e| e.to_string())?;
+        if shared.registry.get(&agency).is_none() {
+            return Err(format!("{agency} is not a registered agency"));
+        }
+        let suspended = match request.action.as_str() {
+            "suspend" => true,
+            "resume" => false,
+            other => {
+                return Err(format!(
+                    "action {:?}: give \"suspend\" or \"resume\"",
+                    other.chars().take(32).collect::<String>()
+                ));
+            }
+        };
+        let reason = request.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON {
+            return Err(format!("give a reason of 1 to {MAX_REASON} characters"));
+        }
+        let status = Status {
+            suspended,
+            reason: reason.to_owned(),
+            by: claims.iss.clone(),
+            at: liaison_core::time::unix_now(),
+        };
+        // Recorded before it takes effect: no change without its record.
+        shared
+            .recorder
+            .publish(&record(&agency, &status))
+            .await
+            .map_err(|e| format!("the change's ledger record could not be stored: {e}"))?;
+        let value = serde_json::to_vec(&status).map_err(|e| e.to_string())?;
+        self.kv
+            .put(agency.as_str(), value.into())
+            .await
+            .map_err(|e| format!("the membership bucket: {e}"))?;
+        // This gateway at once; the others (and this one again) by the watch.
+        self.apply(agency.clone(), Some(status.clone()));
+        info!(agency = %agency, operator = %status.by, suspended, "Membership changed");
+        Ok(status)
+    }
+}
+
+/// The `iss` of a token, unverified: which operator's keys to check it with.
+fn token_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// The ledger record of a membership change.
+fn record(agency: &AgencyId, status: &Status) -> AuditRecord {
+    AuditRecord {
+        record_id: format!("membership:{agency}:{}:{}", status.at, status.suspended),
+        operation: Operation::MembershipChange as i32,
+        decision: Decision::Accepted as i32,
+        code: if status.suspended {
+            "agency_suspended"
+        } else {
+            "agency_resumed"
+        }
+        .into(),
+        reason: status.reason.clone(),
+        agency: agency.to_string(),
+        author: status.by.clone(),
+        time: Some(liaison_core::time::timestamp_now()),
+        service: "gateway".into(),
+        ..Default::default()
+    }
+}
+
+/// The ledger record of a refused membership change (who asked is not
+/// known until the token is verified: the reason says what was wrong).
+fn refused_record(error: &str) -> AuditRecord {
+    let at = liaison_core::time::timestamp_now();
+    AuditRecord {
+        record_id: format!("membership-refused:{}.{}", at.seconds, at.nanos),
+        operation: Operation::MembershipChange as i32,
+        decision: Decision::Refused as i32,
+        code: "membership_refused".into(),
+        reason: error.chars().take(500).collect(),
+        time: Some(at),
+        service: "gateway".into(),
+        ..Default::default()
+    }
+}
+
+/// Answers one operator request on `liaison.admin.agencies`.
+pub async fn answer(shared: &Shared, message: async_nats::Message) {
+    let Some(reply) = message.reply.clone() else {
+        return;
+    };
+    let token = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(subjects::TOKEN_HEADER))
+        .map(|v| v.as_str().to_owned());
+    let answer = match shared
+        .membership
+        .change(shared, token.as_deref(), &message.payload)
+        .await
+    {
+        Ok(status) => Answer {
+            ok: true,
+            error: String::new(),
+            status: Some(status),
+        },
+        Err(error) => {
+            warn!(error = %error, "Membership change refused");
+            shared.recorder.keep(refused_record(&error)).await;
+            Answer {
+                ok: false,
+                error,
+                status: None,
+            }
+        }
+    };
+    let body = serde_json::to_vec(&answer).unwrap_or_default();
+    if let Err(e) = shared.client.publish(reply, body.into()).await {
+        warn!(error = %e, "Membership answer not sent");
+    }
+}
