@@ -1,7 +1,9 @@
 //! The `liaison` command as a user runs it, against a real system: `up` starts
 //! and stops cleanly on Ctrl-C; `send`, `inbox` and `audit verify` print what
 //! they should and exit with the right code; `audit verify` finds a record
-//! altered in the LEDGER stream by an insider and names it.
+//! altered in the LEDGER stream by an insider and names it; `agencies
+//! suspend|resume` change membership as a named operator, and say what was
+//! wrong when they cannot.
 
 use crate::{liaison, root, stdout};
 use async_nats::jetstream;
@@ -42,6 +44,7 @@ async fn system() -> anyhow::Result<System> {
     config.paths.policies = root().join("deploy/policies");
     config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
     config.audit.auditors = root().join("deploy/audit/auditors.toml");
+    config.paths.operators = root().join("deploy/operators/operators.toml");
     // Checkpoints only on request, so the test knows how many there are.
     config.audit.checkpoint_interval_secs = 3600;
     System::start(config, UpOptions::default()).await
@@ -632,4 +635,94 @@ fn a_reader_that_goes_away_ends_the_command_quietly_as_sigpipe_would() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn agencies_suspend_and_resume_as_a_named_operator() -> anyhow::Result<()> {
+    let system = system().await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+    let run = |args: &[&str]| liaison(&session, args);
+    let text = |o: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    let suspended = run(&[
+        "agencies",
+        "suspend",
+        "school-b",
+        "--reason",
+        "password reported shared",
+        "--operator",
+        "duty-officer",
+    ]);
+    assert!(suspended.status.success(), "{}", text(&suspended));
+    assert!(
+        stdout(&suspended).contains("school-b suspended by duty-officer"),
+        "{}",
+        text(&suspended)
+    );
+    let send = run(&[
+        "send",
+        "--agency",
+        "school-b",
+        "deploy/examples/referral.json",
+    ]);
+    assert!(!send.status.success());
+    assert!(text(&send).contains("agency_suspended"), "{}", text(&send));
+
+    for (args, says) in [
+        (
+            vec![
+                "agencies",
+                "suspend",
+                "nobody",
+                "--reason",
+                "x",
+                "--operator",
+                "duty-officer",
+            ],
+            "not a registered agency",
+        ),
+        (
+            vec![
+                "agencies",
+                "suspend",
+                "council",
+                "--reason",
+                "x",
+                "--operator",
+                "someone-else",
+            ],
+            "someone-else.pem",
+        ),
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(text(&out).contains(says), "{says}: {}", text(&out));
+    }
+
+    let resumed = run(&[
+        "agencies",
+        "resume",
+        "school-b",
+        "--reason",
+        "password changed",
+        "--operator",
+        "duty-officer",
+    ]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let send = run(&[
+        "send",
+        "--agency",
+        "school-b",
+        "deploy/examples/referral.json",
+    ]);
+    assert!(!text(&send).contains("agency_suspended"), "{}", text(&send));
+    system.shutdown().await
 }
