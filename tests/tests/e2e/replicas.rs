@@ -1,8 +1,9 @@
 //! Two gateway replicas behind the same queue group, as `deploy/k8s` runs
 //! them: a token's `jti` is bound where both see it (the `JTI` bucket), so a
 //! replay is refused whichever replica it reaches, while the same token
-//! reused is accepted on either; and an agency's rate limit is its own, not
-//! each replica's (each enforces its share).
+//! reused is accepted on either; an agency's rate limit is its own, not
+//! each replica's (each enforces its share); and a suspension made through
+//! one replica is in force at both within a second.
 
 use liaison_gateway::Gateway;
 use liaison_proto::v1::verdict::Outcome;
@@ -130,6 +131,63 @@ async fn an_agencys_rate_is_shared_by_the_gateway_replicas() -> anyhow::Result<(
         "{admitted} of {} admitted with a burst of {BURST}",
         4 * BURST
     );
+
+    stop.cancel();
+    running.await??;
+    system.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_is_in_force_at_every_replica_within_a_second() -> anyhow::Result<()> {
+    let system = start().await?;
+    let mut config = system.config.clone();
+    config.https.listen = String::new();
+    config.telemetry.listen = String::new();
+    let second = Gateway::start(config, system.connect_as(users::GATEWAY).await?).await?;
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(second.run(stop.clone()));
+    let school = agency(&system, "school-b").await?;
+    let verdict = school.send(&referral("school-b", "before")).await?;
+    assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+
+    let pem = std::fs::read_to_string(
+        liaison_tests::repo_root().join("deploy/operators/dev-operator-keys/duty-officer.pem"),
+    )?;
+    let token = liaison_core::tokens::Signer::from_pem(&pem, None)
+        .map_err(anyhow::Error::msg)?
+        .mint(
+            "duty-officer",
+            "duty-officer",
+            "liaison-admin",
+            liaison_core::time::unix_now(),
+            120,
+        )
+        .map_err(anyhow::Error::msg)?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(liaison_core::subjects::TOKEN_HEADER, token.as_str());
+    let body =
+        serde_json::json!({"action": "suspend", "agency": "school-b", "reason": "compromised"});
+    let operator = system.connect_as(users::OPERATOR).await?;
+    let asked = std::time::Instant::now();
+    let reply = operator
+        .request_with_headers(
+            liaison_core::subjects::ADMIN_AGENCIES,
+            headers,
+            body.to_string().into(),
+        )
+        .await?;
+    let answer: serde_json::Value = serde_json::from_slice(&reply.payload)?;
+    assert_eq!(answer["ok"], true, "{answer}");
+    // A second after the command (the bound), every replica
+    // refuses: each of these sends lands on either at random, so one that
+    // had not applied the change would accept some of them.
+    tokio::time::sleep_until((asked + std::time::Duration::from_secs(1)).into()).await;
+    for n in 0..SENDS {
+        let verdict = school
+            .send(&referral("school-b", &format!("after-{n:02}")))
+            .await?;
+        assert_refused(&verdict, "agency_suspended", "compromised", "suspended");
+    }
 
     stop.cancel();
     running.await??;
