@@ -127,6 +127,26 @@ fn unb64(text: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("not base64url: {e}"))
 }
 
+impl KeySpec {
+    /// The key's id: its `kid`, or by default its RFC 7638 thumbprint.
+    pub fn key_id(&self) -> Result<String, String> {
+        match &self.kid {
+            Some(kid) => Ok(kid.clone()),
+            None => {
+                let raw = unb64(&self.public_key).map_err(|e| format!("public_key is {e}"))?;
+                thumbprint(self.alg, &raw)
+            }
+        }
+    }
+}
+
+/// The `kid` a token's header names, if the header can be read (the token
+/// is not verified: to look up whether that key was revoked before asking
+/// anything more of it).
+pub fn token_kid(token: &str) -> Option<String> {
+    header(token).ok().map(|h| h.kid)
+}
+
 /// The RFC 7638 JWK thumbprint of a public key: the default `kid`.
 pub fn thumbprint(alg: KeyAlg, public_key: &[u8]) -> Result<String, String> {
     let jwk = match (alg, public_key.len()) {

@@ -47,7 +47,9 @@ impl Verifier {
             .verify_fresh(agency.as_str(), token, now)
             .map_err(|e| match e {
                 TokenError::UnknownIssuer(id) => Refusal::UnknownAgency(id),
-                TokenError::BadSignature => Refusal::BadSignature,
+                TokenError::BadSignature => Refusal::BadSignature(
+                    "it does not verify with the agency's registered key".into(),
+                ),
                 TokenError::Expired => Refusal::TokenExpired,
                 TokenError::Replayed(jti) => Refusal::TokenReplayed(jti),
                 TokenError::Invalid(reason) => Refusal::BadToken(reason),

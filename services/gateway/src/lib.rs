@@ -106,6 +106,8 @@ impl Shared {
         agency: &AgencyId,
         token: &str,
     ) -> Result<auth::Claims, refusal::Refusal> {
+        // A revoked key first: its tokens may be in the verifier's cache.
+        self.membership.check_key(agency, token)?;
         let (claims, fresh) =
             self.verifier
                 .verify_fresh(agency, token, liaison_core::time::unix_now())?;

@@ -8,6 +8,11 @@
 //! the bucket and applies it within milliseconds. A suspended agency is
 //! refused `agency_suspended` at both doors — envelopes, case queries and
 //! its inbox, whose copies are held, not lost, until it is resumed.
+//!
+//! A key revoked (`"action": "revoke"`, with its `kid`) is refused at once on
+//! every replica, cached verifications or not: `bad_signature`, the reason
+//! naming the revocation. Revocations are kept under `<agency>.revoked.<kid>`
+//! and never lifted (a new key is registered instead).
 
 use crate::Shared;
 use crate::refusal::Refusal;
@@ -49,6 +54,22 @@ struct Request {
     action: String,
     agency: String,
     reason: String,
+    /// With `revoke`: the key.
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+/// What a key's revocation says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub reason: String,
+    pub by: String,
+    pub at: u64,
+}
+
+/// The KV key of `agency`'s revoked key `kid`.
+fn revocation_key(agency: &AgencyId, kid: &str) -> String {
+    format!("{agency}.revoked.{kid}")
 }
 
 /// What the gateway answers.
@@ -105,6 +126,7 @@ pub struct Membership {
     operators: Option<TokenVerifier>,
     operators_path: String,
     suspended: RwLock<HashMap<AgencyId, Status>>,
+    revoked: RwLock<HashMap<(AgencyId, String), Revocation>>,
 }
 
 impl Membership {
@@ -127,6 +149,7 @@ impl Membership {
             operators,
             operators_path: config.paths.operators.display().to_string(),
             suspended: RwLock::new(HashMap::new()),
+            revoked: RwLock::new(HashMap::new()),
         })
     }
 
@@ -143,6 +166,35 @@ impl Membership {
             }),
             None => Ok(()),
         }
+    }
+
+    /// Refuses a token signed with a revoked key of `agency`.
+    pub fn check_key(&self, agency: &AgencyId, token: &str) -> Result<(), Refusal> {
+        let Some(kid) = liaison_core::tokens::token_kid(token) else {
+            return Ok(());
+        };
+        let revoked = match self.revoked.read() {
+            Ok(map) => map.get(&(agency.clone(), kid.clone())).cloned(),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .get(&(agency.clone(), kid.clone()))
+                .cloned(),
+        };
+        match revoked {
+            Some(r) => Err(Refusal::BadSignature(format!(
+                "key {kid} of {agency} was revoked by {} ({})",
+                r.by, r.reason
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn revoke(&self, agency: AgencyId, kid: String, revocation: Revocation) {
+        let mut map = match self.revoked.write() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.insert((agency, kid), revocation);
     }
 
     fn apply(&self, agency: AgencyId, status: Option<Status>) {
@@ -174,6 +226,15 @@ impl Membership {
             };
             let Some(entry) = entry else { return Ok(()) };
             let Ok(entry) = entry else { continue };
+            if let Some((agency, kid)) = entry.key.split_once(".revoked.") {
+                let Ok(agency) = AgencyId::parse(agency) else {
+                    continue;
+                };
+                if let Ok(revocation) = serde_json::from_slice::<Revocation>(&entry.value) {
+                    self.revoke(agency, kid.to_owned(), revocation);
+                }
+                continue;
+            }
             let Ok(agency) = AgencyId::parse(&entry.key) else {
                 continue;
             };
@@ -217,10 +278,10 @@ impl Membership {
         }
         let suspended = match request.action.as_str() {
             "suspend" => true,
-            "resume" => false,
+            "resume" | "revoke" => false,
             other => {
                 return Err(format!(
-                    "action {:?}: give \"suspend\" or \"resume\"",
+                    "action {:?}: give \"suspend\", \"resume\" or \"revoke\"",
                     other.chars().take(32).collect::<String>()
                 ));
             }
@@ -228,6 +289,12 @@ impl Membership {
         let reason = request.reason.trim();
         if reason.is_empty() || reason.chars().count() > MAX_REASON {
             return Err(format!("give a reason of 1 to {MAX_REASON} characters"));
+        }
+        if request.action == "revoke" {
+            let kid = request.kid.as_deref().ok_or("revoke: give the key's kid")?;
+            return self
+                .revoke_key(shared, &agency, kid, reason, &claims.iss)
+                .await;
         }
         let status = Status {
             suspended,
@@ -250,6 +317,72 @@ impl Membership {
         self.apply(agency.clone(), Some(status.clone()));
         info!(agency = %agency, operator = %status.by, suspended, "Membership changed");
         Ok(status)
+    }
+}
+
+impl Membership {
+    /// Revokes `agency`'s registered key `kid`: recorded, written, applied.
+    async fn revoke_key(
+        &self,
+        shared: &Shared,
+        agency: &AgencyId,
+        kid: &str,
+        reason: &str,
+        by: &str,
+    ) -> Result<Status, String> {
+        let registered = shared
+            .registry
+            .get(agency)
+            .map(|a| {
+                a.keys
+                    .iter()
+                    .filter_map(|k| k.key_id().ok())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if !registered.iter().any(|k| k == kid) {
+            return Err(format!(
+                "{:?} is not a registered key of {agency} (its keys: {})",
+                kid.chars().take(64).collect::<String>(),
+                registered.join(", ")
+            ));
+        }
+        let revocation = Revocation {
+            reason: reason.to_owned(),
+            by: by.to_owned(),
+            at: liaison_core::time::unix_now(),
+        };
+        let mut entry = record(
+            agency,
+            &Status {
+                suspended: false,
+                reason: format!("key {kid} revoked: {reason}"),
+                by: by.to_owned(),
+                at: revocation.at,
+            },
+        );
+        entry.record_id = format!("membership:{agency}:revoke:{kid}:{}", revocation.at);
+        entry.code = "key_revoked".into();
+        shared
+            .recorder
+            .publish(&entry)
+            .await
+            .map_err(|e| format!("the revocation's ledger record could not be stored: {e}"))?;
+        let value = serde_json::to_vec(&revocation).map_err(|e| e.to_string())?;
+        self.kv
+            .put(revocation_key(agency, kid), value.into())
+            .await
+            .map_err(|e| format!("the membership bucket: {e}"))?;
+        self.revoke(agency.clone(), kid.to_owned(), revocation.clone());
+        info!(agency = %agency, operator = %by, "Key revoked");
+        // The agency's standing is unchanged: what the answer reports.
+        let suspended = self.check(agency).is_err();
+        Ok(Status {
+            suspended,
+            reason: format!("key {kid} revoked: {reason}"),
+            by: by.to_owned(),
+            at: revocation.at,
+        })
     }
 }
 

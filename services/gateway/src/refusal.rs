@@ -15,8 +15,8 @@ pub enum Refusal {
         "no token: send a signed JWT in the Liaison-Token header (NATS) or as Authorization: Bearer (HTTPS)"
     )]
     MissingToken,
-    #[error("token signature does not verify with the agency's registered key")]
-    BadSignature,
+    #[error("token signature is not accepted: {0}")]
+    BadSignature(String),
     #[error("token has expired")]
     TokenExpired,
     #[error("invalid token: {0}")]
@@ -51,7 +51,7 @@ impl Refusal {
             Self::InvalidAgencyId(_) => "invalid_agency_id",
             Self::UnknownAgency(_) => "unknown_agency",
             Self::MissingToken => "missing_token",
-            Self::BadSignature => "bad_signature",
+            Self::BadSignature(_) => "bad_signature",
             Self::TokenExpired => "token_expired",
             Self::BadToken(_) => "invalid_token",
             Self::TokenReplayed(_) => "token_replayed",
@@ -72,7 +72,7 @@ impl Refusal {
             Self::InvalidAgencyId(_) | Self::Malformed(_) | Self::InvalidField { .. } => 400,
             Self::UnknownAgency(_)
             | Self::MissingToken
-            | Self::BadSignature
+            | Self::BadSignature(_)
             | Self::TokenExpired
             | Self::BadToken(_)
             | Self::TokenReplayed(_) => 401,
@@ -124,7 +124,7 @@ mod tests {
             Refusal::InvalidAgencyId(String::new()),
             Refusal::UnknownAgency(String::new()),
             Refusal::MissingToken,
-            Refusal::BadSignature,
+            Refusal::BadSignature(String::new()),
             Refusal::TokenExpired,
             Refusal::BadToken(String::new()),
             Refusal::TokenReplayed(String::new()),

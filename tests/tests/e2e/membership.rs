@@ -143,7 +143,7 @@ async fn a_suspended_agency_is_refused_at_both_doors_and_its_copies_held_until_r
         (
             Some(token.as_str()),
             serde_json::json!({"action": "delete", "agency": "council", "reason": "x"}),
-            "give \"suspend\" or \"resume\"",
+            "give \"suspend\"",
         ),
         (
             Some(token.as_str()),
@@ -212,5 +212,85 @@ async fn a_suspended_agency_is_refused_at_both_doors_and_its_copies_held_until_r
         })
         .count();
     assert_eq!(refused, 6);
+    system.shutdown().await
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_at_once_cached_or_not_and_the_other_keys_still_work()
+-> anyhow::Result<()> {
+    let system = start().await?;
+    let police = agency(&system, "police").await?;
+    // A token verified (and cached) before the revocation.
+    let verdict = police
+        .send(&referral("police", "before-revocation"))
+        .await?;
+    assert_ne!(verdict.code, "bad_signature", "{verdict:?}");
+    let registry = liaison_runtime::registry::Registry::load(
+        &repo_root().join("deploy/agencies/registry.toml"),
+    )?;
+    let keys = &registry
+        .get(&liaison_core::AgencyId::parse("police")?)
+        .ok_or_else(|| anyhow::anyhow!("police"))?
+        .keys;
+    let eddsa = keys
+        .iter()
+        .find(|k| k.alg == liaison_core::tokens::KeyAlg::EdDSA)
+        .ok_or_else(|| anyhow::anyhow!("an EdDSA key"))?
+        .key_id()
+        .map_err(anyhow::Error::msg)?;
+    let token = operator_token("duty-officer", DUTY_KEY)?;
+    let answer = change(
+        &system,
+        Some(&token),
+        serde_json::json!({"action": "revoke", "agency": "police", "kid": eddsa, "reason": "laptop stolen"}),
+    )
+    .await?;
+    assert_eq!(answer["ok"], true, "{answer}");
+    // The same client, its token cached by the gateway: refused now.
+    let verdict = police.send(&referral("police", "after-revocation")).await?;
+    assert_refused(
+        &verdict,
+        "bad_signature",
+        "laptop stolen",
+        "a token of a revoked key",
+    );
+    assert!(verdict.reason.contains(&eddsa), "{verdict:?}");
+    // The police's other key (ES256) is not revoked.
+    let es256 = liaison_core::tokens::Signer::from_pem(
+        &std::fs::read_to_string(repo_root().join("deploy/agencies/dev-keys/police-es256.pem"))?,
+        None,
+    )
+    .map_err(anyhow::Error::msg)?
+    .mint(
+        "police",
+        "police-analyst",
+        "liaison-gateway",
+        liaison_core::time::unix_now(),
+        120,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut envelope = referral("police", "other-key");
+    envelope.author = "police-analyst".into();
+    let verdict = police
+        .send_raw(
+            prost::Message::encode_to_vec(&envelope).into(),
+            Some(&es256),
+        )
+        .await?;
+    assert_ne!(verdict.code, "bad_signature", "{verdict:?}");
+    // A key that is not the agency's is refused, saying which are.
+    let answer = change(
+        &system,
+        Some(&token),
+        serde_json::json!({"action": "revoke", "agency": "police", "kid": "not-a-key", "reason": "x"}),
+    )
+    .await?;
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a registered key") && e.contains(&eddsa)),
+        "{answer}"
+    );
     system.shutdown().await
 }

@@ -20,6 +20,24 @@ pub enum AgenciesCommand {
     Suspend(ChangeArgs),
     /// Let a suspended agency share and read again; its held copies follow.
     Resume(ChangeArgs),
+    /// An agency's keys: `keys revoke ID KID` refuses its tokens signed
+    /// with that key at once, on every gateway.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Revoke one of an agency's registered keys (its `kid`).
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    change: ChangeArgs,
+    /// The key's id (as `liaison keys gen` printed it, or its thumbprint).
+    kid: String,
 }
 
 #[derive(Debug, Args)]
@@ -38,9 +56,12 @@ pub struct ChangeArgs {
 }
 
 pub async fn run(cli: &Cli, command: &AgenciesCommand) -> Result<ExitCode> {
-    let (action, args) = match command {
-        AgenciesCommand::Suspend(args) => ("suspend", args),
-        AgenciesCommand::Resume(args) => ("resume", args),
+    let (action, args, kid) = match command {
+        AgenciesCommand::Suspend(args) => ("suspend", args, None),
+        AgenciesCommand::Resume(args) => ("resume", args, None),
+        AgenciesCommand::Keys(KeysCommand::Revoke(revoke)) => {
+            ("revoke", &revoke.change, Some(revoke.kid.as_str()))
+        }
     };
     let key = args.key.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -70,11 +91,14 @@ pub async fn run(cli: &Cli, command: &AgenciesCommand) -> Result<ExitCode> {
     .await?;
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(subjects::TOKEN_HEADER, token.as_str());
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "action": action,
         "agency": args.agency,
         "reason": args.reason,
     });
+    if let Some(kid) = kid {
+        body["kid"] = kid.into();
+    }
     let reply = tokio::time::timeout(
         Duration::from_secs(10),
         client.request_with_headers(subjects::ADMIN_AGENCIES, headers, body.to_string().into()),
@@ -90,16 +114,14 @@ pub async fn run(cli: &Cli, command: &AgenciesCommand) -> Result<ExitCode> {
             answer["error"].as_str().unwrap_or("no reason given")
         );
     }
+    let done = match (action, kid) {
+        ("suspend", _) => "suspended".to_owned(),
+        ("revoke", Some(kid)) => format!("key {kid} revoked"),
+        _ => "resumed".to_owned(),
+    };
     println!(
-        "{} {} by {} ({}); recorded in the ledger, in force at every gateway",
-        args.agency,
-        if action == "suspend" {
-            "suspended"
-        } else {
-            "resumed"
-        },
-        args.operator,
-        args.reason
+        "{} {done} by {} ({}); recorded in the ledger, in force at every gateway",
+        args.agency, args.operator, args.reason
     );
     Ok(ExitCode::SUCCESS)
 }
