@@ -14,7 +14,7 @@ use liaison_tests::{agency, assert_refused, https_client, ledger_all, referral, 
 use std::time::{Duration, Instant};
 
 /// A token of `operator` signed with the key at `key` (under the repository).
-fn operator_token(operator: &str, key: &str) -> anyhow::Result<String> {
+pub(crate) fn operator_token(operator: &str, key: &str) -> anyhow::Result<String> {
     let pem = std::fs::read_to_string(repo_root().join(key))?;
     let signer = liaison_core::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
     signer
@@ -45,7 +45,7 @@ async fn change(
     Ok(serde_json::from_slice(&reply.payload)?)
 }
 
-const DUTY_KEY: &str = "deploy/operators/dev-operator-keys/duty-officer.pem";
+pub(crate) const DUTY_KEY: &str = "deploy/operators/dev-operator-keys/duty-officer.pem";
 
 #[tokio::test]
 async fn a_suspended_agency_is_refused_at_both_doors_and_its_copies_held_until_resumed()

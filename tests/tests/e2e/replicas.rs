@@ -18,16 +18,28 @@ use tokio_util::sync::CancellationToken;
 /// token is 2^-(SENDS-1).
 const SENDS: usize = 24;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replayed_jti_is_refused_by_every_gateway_replica() -> anyhow::Result<()> {
-    let system = start().await?;
-    // A second gateway: same configuration, no HTTPS door or listener of its own.
-    let mut config = system.config.clone();
+/// A second gateway on `system`'s NATS, as another replica: the same
+/// configuration (from `config`) without an HTTPS door or listener of its
+/// own. Stopped by cancelling the token; its task ends with its result.
+async fn second_gateway(
+    system: &liaison_system::system::System,
+    mut config: liaison_runtime::config::Config,
+) -> anyhow::Result<(
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), liaison_gateway::GatewayError>>,
+)> {
     config.https.listen = String::new();
     config.telemetry.listen = String::new();
     let second = Gateway::start(config, system.connect_as(users::GATEWAY).await?).await?;
     let stop = CancellationToken::new();
     let running = tokio::spawn(second.run(stop.clone()));
+    Ok((stop, running))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_jti_is_refused_by_every_gateway_replica() -> anyhow::Result<()> {
+    let system = start().await?;
+    let (stop, running) = second_gateway(&system, system.config.clone()).await?;
     let school = agency(&system, "school-a").await?;
 
     let first_claims = valid_claims();
@@ -87,12 +99,7 @@ async fn an_agencys_rate_is_shared_by_the_gateway_replicas() -> anyhow::Result<(
         ..Default::default()
     };
     let system = liaison_system::system::System::start(config.clone(), options).await?;
-    let mut second_config = config;
-    second_config.https.listen = String::new();
-    second_config.telemetry.listen = String::new();
-    let second = Gateway::start(second_config, system.connect_as(users::GATEWAY).await?).await?;
-    let stop = CancellationToken::new();
-    let running = tokio::spawn(second.run(stop.clone()));
+    let (stop, running) = second_gateway(&system, config).await?;
     // The first gateway has counted the second.
     let Some(metrics) = system.telemetry_addr("gateway") else {
         anyhow::bail!("the gateway's metrics are not served");
@@ -140,29 +147,12 @@ async fn an_agencys_rate_is_shared_by_the_gateway_replicas() -> anyhow::Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspension_is_in_force_at_every_replica_within_a_second() -> anyhow::Result<()> {
     let system = start().await?;
-    let mut config = system.config.clone();
-    config.https.listen = String::new();
-    config.telemetry.listen = String::new();
-    let second = Gateway::start(config, system.connect_as(users::GATEWAY).await?).await?;
-    let stop = CancellationToken::new();
-    let running = tokio::spawn(second.run(stop.clone()));
+    let (stop, running) = second_gateway(&system, system.config.clone()).await?;
     let school = agency(&system, "school-b").await?;
     let verdict = school.send(&referral("school-b", "before")).await?;
     assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
 
-    let pem = std::fs::read_to_string(
-        liaison_tests::repo_root().join("deploy/operators/dev-operator-keys/duty-officer.pem"),
-    )?;
-    let token = liaison_core::tokens::Signer::from_pem(&pem, None)
-        .map_err(anyhow::Error::msg)?
-        .mint(
-            "duty-officer",
-            "duty-officer",
-            "liaison-admin",
-            liaison_core::time::unix_now(),
-            120,
-        )
-        .map_err(anyhow::Error::msg)?;
+    let token = crate::membership::operator_token("duty-officer", crate::membership::DUTY_KEY)?;
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(liaison_core::subjects::TOKEN_HEADER, token.as_str());
     let body =
