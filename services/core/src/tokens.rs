@@ -147,6 +147,14 @@ pub fn token_kid(token: &str) -> Option<String> {
     header(token).ok().map(|h| h.kid)
 }
 
+/// The `iss` a token's claims name, if they can be read (unverified: to
+/// know whose keys to verify it with, when the issuer is not given apart).
+pub fn token_issuer(token: &str) -> Option<String> {
+    let claims = unb64(token.split('.').nth(1)?).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&claims).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
 /// The RFC 7638 JWK thumbprint of a public key: the default `kid`.
 pub fn thumbprint(alg: KeyAlg, public_key: &[u8]) -> Result<String, String> {
     let jwk = match (alg, public_key.len()) {

@@ -61,7 +61,7 @@ pub enum InboxError {
     #[error("the inbox is unavailable: {0}")]
     Unavailable(String),
     #[error("{0}")]
-    Suspended(String),
+    Suspended(crate::refusal::Refusal),
 }
 
 impl InboxError {
@@ -620,7 +620,7 @@ fn held(shared: &crate::Shared, agency: &AgencyId) -> Result<(), InboxError> {
     shared
         .membership
         .check(agency)
-        .map_err(|refused| InboxError::Suspended(refused.to_string()))
+        .map_err(InboxError::Suspended)
 }
 
 /// An `InboxRead`: copies handed out, waiting as it asks.

@@ -126,7 +126,9 @@ pub struct Membership {
     operators: Option<TokenVerifier>,
     operators_path: String,
     suspended: RwLock<HashMap<AgencyId, Status>>,
-    revoked: RwLock<HashMap<(AgencyId, String), Revocation>>,
+    /// By agency, then kid: a token's header is read only for an agency
+    /// with a revoked key.
+    revoked: RwLock<HashMap<AgencyId, HashMap<String, Revocation>>>,
 }
 
 impl Membership {
@@ -170,23 +172,22 @@ impl Membership {
 
     /// Refuses a token signed with a revoked key of `agency`.
     pub fn check_key(&self, agency: &AgencyId, token: &str) -> Result<(), Refusal> {
-        let Some(kid) = liaison_core::tokens::token_kid(token) else {
+        let revoked = match self.revoked.read() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some(keys) = revoked.get(agency) else {
             return Ok(());
         };
-        let revoked = match self.revoked.read() {
-            Ok(map) => map.get(&(agency.clone(), kid.clone())).cloned(),
-            Err(poisoned) => poisoned
-                .into_inner()
-                .get(&(agency.clone(), kid.clone()))
-                .cloned(),
+        let Some((kid, r)) =
+            liaison_core::tokens::token_kid(token).and_then(|kid| keys.get(&kid).map(|r| (kid, r)))
+        else {
+            return Ok(());
         };
-        match revoked {
-            Some(r) => Err(Refusal::BadSignature(format!(
-                "key {kid} of {agency} was revoked by {} ({})",
-                r.by, r.reason
-            ))),
-            None => Ok(()),
-        }
+        Err(Refusal::BadSignature(format!(
+            "key {kid} of {agency} was revoked by {} ({})",
+            r.by, r.reason
+        )))
     }
 
     fn revoke(&self, agency: AgencyId, kid: String, revocation: Revocation) {
@@ -194,7 +195,7 @@ impl Membership {
             Ok(map) => map,
             Err(poisoned) => poisoned.into_inner(),
         };
-        map.insert((agency, kid), revocation);
+        map.entry(agency).or_default().insert(kid, revocation);
     }
 
     fn apply(&self, agency: AgencyId, status: Option<Status>) {
@@ -268,7 +269,8 @@ impl Membership {
             )
         })?;
         let token = token.ok_or("no operator token (header Liaison-Token)")?;
-        let operator = token_issuer(token).ok_or("the operator token names no issuer")?;
+        let operator = liaison_core::tokens::token_issuer(token)
+            .ok_or("the operator token names no issuer")?;
         let claims = operators
             .verify(&operator, token, liaison_core::time::unix_now())
             .map_err(|e| format!("operator token refused: {e}"))?;
@@ -384,17 +386,6 @@ impl Membership {
             at: revocation.at,
         })
     }
-}
-
-/// The `iss` of a token, unverified: which operator's keys to check it with.
-fn token_issuer(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// The ledger record of a membership change.

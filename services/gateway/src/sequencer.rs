@@ -37,8 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, oneshot};
 
-/// The header that carries a copy's number in its recipient's inbox.
-pub use liaison_core::subjects::RECIPIENT_SEQ_HEADER;
+use liaison_core::subjects::RECIPIENT_SEQ_HEADER;
 
 /// Times a write is numbered again after its inbox moved under it.
 const ATTEMPTS: usize = 8;

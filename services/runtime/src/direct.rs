@@ -31,7 +31,7 @@ pub struct Stored {
 pub enum DirectError {
     #[error("direct get on {stream}: {reason}")]
     Failed { stream: String, reason: String },
-    #[error("direct get on {stream}: no answer within {0:?}", .timeout)]
+    #[error("direct get on {stream}: no answer within {timeout:?}")]
     TimedOut { stream: String, timeout: Duration },
 }
 

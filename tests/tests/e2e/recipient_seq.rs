@@ -72,19 +72,15 @@ fn assert_whole(agency: &str, seen: &[u64], n: u64) {
 /// police's copies in DELIVERY once there are `n` (copies are stored after
 /// the verdict): (stream sequence, number), oldest first.
 async fn police_copies_when(system: &System, n: usize) -> anyhow::Result<Vec<(u64, u64)>> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let copies = police_copies(system).await?;
-        if copies.len() >= n {
-            return Ok(copies);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{} of {n} copies stored",
-            copies.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    liaison_tests::eventually(
+        &format!("{n} copies stored for police"),
+        Duration::from_secs(10),
+        || async {
+            let copies = police_copies(system).await?;
+            Ok((copies.len() >= n).then_some(copies))
+        },
+    )
+    .await
 }
 
 /// police's copies in DELIVERY: (stream sequence, number), oldest first.

@@ -3,15 +3,10 @@
 //! the identifiers are written; bad input is refused with the field named and
 //! exit 1; a key file is made private and never overwritten.
 
-use crate::root;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn liaison(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liaison"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running liaison: {e}"))
+    crate::run(args)
 }
 
 fn text(bytes: &[u8]) -> String {

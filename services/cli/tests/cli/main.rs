@@ -28,6 +28,15 @@ fn liaison(session: &std::path::Path, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("running liaison: {e}"))
 }
 
+/// Runs `liaison ARGS` from the repository root, with no session.
+fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running liaison: {e}"))
+}
+
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

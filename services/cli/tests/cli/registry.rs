@@ -5,17 +5,12 @@
 //! `liaison demo --national` runs the day with a nation registered beside
 //! the partnership and no referral leaves its sender's area.
 
-use crate::root;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn liaison(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_liaison"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running liaison: {e}"))
+    crate::run(args)
 }
 
 fn text(o: &Output) -> String {

@@ -22,7 +22,7 @@ impl From<InboxError> for Problem {
             InboxError::InvalidAckId(why) => Problem::InvalidAckId(why),
             InboxError::Malformed(why) => Problem::InvalidRequest(why),
             InboxError::Unavailable(why) => Problem::Unavailable(why),
-            InboxError::Suspended(why) => Problem::Unavailable(why),
+            InboxError::Suspended(refusal) => Problem::Refused(refusal),
         }
     }
 }
