@@ -41,6 +41,8 @@ pub enum AlertsError {
     Nats(#[from] liaison_core::NatsError),
     #[error(transparent)]
     Registry(#[from] liaison_runtime::registry::RegistryError),
+    #[error("{0}")]
+    LiveRegistry(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error(transparent)]
@@ -73,6 +75,47 @@ pub struct AlertsService {
     /// Set while EVENTS is being read: what `/readyz` and `status` report.
     ready: Arc<AtomicBool>,
     discovery: liaison_runtime::discovery::Registration,
+    /// The live registry, followed for its business partners.
+    follower: liaison_runtime::live_registry::Follower,
+    business: tracker::Partners,
+}
+
+/// The business partners of `registry`: they must acknowledge alerts.
+fn business_partners(registry: &Registry) -> std::collections::BTreeSet<liaison_core::AgencyId> {
+    registry
+        .agencies()
+        .filter(|a| a.kind == AgencyKind::Business)
+        .map(|a| a.id.clone())
+        .collect()
+}
+
+/// Follows the live registry's business partners until `shutdown`.
+async fn follow_partners(
+    mut follower: liaison_runtime::live_registry::Follower,
+    business: tracker::Partners,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = follower.next() => next,
+        };
+        match next {
+            None => return,
+            Some(Ok(registry)) => {
+                let partners = business_partners(&registry);
+                info!(
+                    business = partners.len(),
+                    "Business partners follow the live registry"
+                );
+                match business.write() {
+                    Ok(mut set) => *set = partners,
+                    Err(poisoned) => *poisoned.into_inner() = partners,
+                }
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "Live registry change not followed"),
+        }
+    }
 }
 
 impl AlertsService {
@@ -81,18 +124,17 @@ impl AlertsService {
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, AlertsError> {
         let policy =
             escalation::Policy::from_config(&config.alerts).map_err(AlertsError::Config)?;
-        let registry = Registry::load(&config.paths.registry)?;
-        let business = registry
-            .agencies()
-            .filter(|a| a.kind == AgencyKind::Business)
-            .map(|a| a.id.clone())
-            .collect();
         let telemetry = if config.telemetry.enabled() {
             Some(liaison_runtime::ops::Listener::bind(&config.telemetry.listen).await?)
         } else {
             None
         };
         let js = jetstream::new(client.clone());
+        let (registry, follower) = liaison_runtime::live_registry::Follower::open(&js)
+            .await
+            .map_err(AlertsError::LiveRegistry)?;
+        let business: tracker::Partners =
+            Arc::new(std::sync::RwLock::new(business_partners(&registry)));
         let bucket = fold::bucket(&js, Service::Alerts).await?;
         let cursor = Cursor::new(bucket.clone(), Service::Alerts);
         let start = cursor.get().await?;
@@ -100,7 +142,7 @@ impl AlertsService {
         let day_ms = 24 * 3600 * 1000;
         let tracker = tracker::Tracker::load(
             bucket,
-            business,
+            business.clone(),
             records::Recorder::new(js.clone()),
             policy,
             i64::try_from(config.streams.delivery_max_age_days)
@@ -134,6 +176,8 @@ impl AlertsService {
             telemetry,
             ready,
             discovery,
+            follower,
+            business,
         })
     }
 
@@ -157,7 +201,10 @@ impl AlertsService {
             telemetry,
             ready: bound,
             discovery,
+            follower,
+            business,
         } = self;
+        let followed = tokio::spawn(follow_partners(follower, business, shutdown.child_token()));
         let telemetry = telemetry.map(|listener| {
             let probe = liaison_runtime::ops::Probe {
                 registry: metrics.registry.clone(),
@@ -170,6 +217,7 @@ impl AlertsService {
             .run(&bound, shutdown)
             .await;
         bound.store(false, Ordering::Relaxed);
+        followed.abort();
         discovery.stop().await;
         if let Some(telemetry) = telemetry {
             telemetry.abort();

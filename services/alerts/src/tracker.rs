@@ -25,11 +25,14 @@ use std::sync::Arc;
 use tracing::{error, info};
 
 /// The alerts known, and how to keep and escalate them.
+/// The registered business partners, as the live registry says now.
+pub type Partners = Arc<std::sync::RwLock<BTreeSet<AgencyId>>>;
+
 pub struct Tracker {
     store: kv::Store,
     alerts: BTreeMap<String, Alert>,
     /// Registered business partners: they must acknowledge the alerts they receive.
-    business: BTreeSet<AgencyId>,
+    business: Partners,
     recorder: Recorder,
     outbox: Outbox,
     policy: Policy,
@@ -43,7 +46,7 @@ impl Tracker {
     /// Loads the alerts and the outbox from the bucket.
     pub async fn load(
         store: kv::Store,
-        business: BTreeSet<AgencyId>,
+        business: Partners,
         recorder: Recorder,
         policy: Policy,
         retention_ms: i64,
@@ -115,10 +118,14 @@ impl Tracker {
                 {
                     return Ok(false);
                 }
-                let business = &self.business;
-                let Some(mut alert) =
+                let issued = {
+                    let business = match self.business.read() {
+                        Ok(set) => set,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
                     Alert::issued(event.seq, &event.accepted, |a| business.contains(a))
-                else {
+                };
+                let Some(mut alert) = issued else {
                     return Ok(false);
                 };
                 alert.traceparent = context.map(|c| c.parent.to_string()).unwrap_or_default();

@@ -92,12 +92,12 @@ impl KeyAlg {
 }
 
 /// A public key as registered (agency registry, auditors' file).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySpec {
     /// Key id the token's `kid` header names. Default: the key's RFC 7638 JWK
     /// thumbprint, which is what `liaison` clients put in `kid`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
     #[serde(default = "default_alg")]
     pub alg: KeyAlg,
@@ -106,10 +106,10 @@ pub struct KeySpec {
     pub public_key: String,
     /// The key signs nothing before this time (rotation: register the new key
     /// ahead, with an overlap) ...
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<toml::value::Datetime>,
     /// ... nor after this one (the old key retires).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<toml::value::Datetime>,
 }
 

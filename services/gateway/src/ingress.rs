@@ -414,15 +414,16 @@ async fn decide(
             },
         }));
     }
-    let policy = shared.policy();
+    let live = shared.live();
+    let policy = &live.policy;
     policy
         .vocabulary()
         .check(&envelope)
         .map_err(|(field, reason)| about(Refusal::InvalidField { field, reason }))?;
     let (facts, status) = facts(shared, &envelope).await.map_err(about)?;
-    case_rules(shared, &policy, &agency, &envelope, &facts, status).map_err(about)?;
+    case_rules(&live, &agency, &envelope, &facts, status).map_err(about)?;
     let (send, routes) = policy
-        .evaluate(&agency, &envelope, &shared.registry, &facts)
+        .evaluate(&agency, &envelope, &live.registry, &facts)
         .map_err(|e| {
             about(Refusal::PolicyDenied(format!(
                 "policy could not be evaluated: {e}"
@@ -550,8 +551,7 @@ async fn facts(
 /// the information-sharing agreements let receive the case's updates, and
 /// may not remove the owner.
 fn case_rules(
-    shared: &Shared,
-    policy: &crate::policy::Policy,
+    live: &crate::live::Live,
     agency: &AgencyId,
     envelope: &Envelope,
     facts: &Facts,
@@ -581,7 +581,7 @@ fn case_rules(
                 let Ok(id) = AgencyId::parse(added) else {
                     continue;
                 };
-                if shared.registry.get(&id).is_none() {
+                if live.registry.get(&id).is_none() {
                     return Err(invalid(
                         "participation.added",
                         format!("{id} is not a registered agency"),
@@ -595,8 +595,9 @@ fn case_rules(
                     addressees: vec![],
                     ..envelope.clone()
                 };
-                let receives = policy
-                    .explain(agency, &probe, &shared.registry, &joined, &id)
+                let receives = live
+                    .policy
+                    .explain(agency, &probe, &live.registry, &joined, &id)
                     .map(|e| e.copy.receive.allowed)
                     .unwrap_or(false);
                 if !receives {

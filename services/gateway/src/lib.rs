@@ -12,10 +12,12 @@
 pub mod auth;
 pub mod candidates;
 pub mod decode;
+pub mod enrolment;
 pub mod https;
 pub mod inbox;
 pub mod ingress;
 pub mod limits;
+pub mod live;
 pub mod membership;
 pub mod metrics;
 pub mod policy;
@@ -44,6 +46,8 @@ use tokio_util::sync::CancellationToken;
 pub enum GatewayError {
     #[error(transparent)]
     Registry(#[from] liaison_runtime::registry::RegistryError),
+    #[error("{0}")]
+    LiveRegistry(String),
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
     #[error("agency keys: {0}")]
@@ -76,12 +80,14 @@ const REPLICAS_REFRESH_SECS: u64 = 2;
 /// What every gateway task shares.
 pub struct Shared {
     pub config: Config,
-    pub registry: Registry,
-    /// The policy set in force; replaced whole by a reload ([`reload`]).
-    pub policy: std::sync::RwLock<Arc<policy::Policy>>,
+    /// The registry, the policy set for it and the agencies' keys in force:
+    /// replaced whole, in one step, by a policy reload ([`reload`]) or a
+    /// change to the live registry ([`live`]).
+    pub live: std::sync::RwLock<Arc<live::Live>>,
+    /// Held while a change to `live` is built ([`Shared::change`]).
+    pub changing: std::sync::Mutex<()>,
     pub participation: liaison_core::participation::Store,
     pub receipts: liaison_runtime::receipts::Store,
-    pub verifier: auth::Verifier,
     pub limits: limits::Limits,
     pub client: async_nats::Client,
     pub js: jetstream::Context,
@@ -108,23 +114,54 @@ impl Shared {
     ) -> Result<auth::Claims, refusal::Refusal> {
         // A revoked key first: its tokens may be in the verifier's cache.
         self.membership.check_key(agency, token)?;
+        let verifier = self.live().verifier.clone();
         let (claims, fresh) =
-            self.verifier
-                .verify_fresh(agency, token, liaison_core::time::unix_now())?;
+            verifier.verify_fresh(agency, token, liaison_core::time::unix_now())?;
         if fresh && let Err(refused) = self.replays.claim(agency, &claims.jti, token).await {
             // Verified in full (and refused) again next time.
-            self.verifier.forget(agency, token);
+            verifier.forget(agency, token);
             return Err(refused);
         }
         Ok(claims)
     }
 
-    /// The policy set in force now (a cheap clone of an `Arc`).
-    pub fn policy(&self) -> Arc<policy::Policy> {
-        match self.policy.read() {
-            Ok(policy) => policy.clone(),
+    /// The registry, policy and keys in force now (a cheap clone of an `Arc`).
+    pub fn live(&self) -> Arc<live::Live> {
+        match self.live.read() {
+            Ok(live) => live.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Builds the next state from the one in force and puts it in force,
+    /// in one step. Changes are made one at a time (a policy reload and a
+    /// registry change never build on the same state and lose each other's
+    /// work); requests keep reading the state in force meanwhile.
+    pub fn change<T>(
+        &self,
+        build: impl FnOnce(&live::Live) -> Result<(live::Live, T), String>,
+    ) -> Result<T, String> {
+        let _one_at_a_time = match self.changing.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (next, out) = build(&self.live())?;
+        let next = Arc::new(next);
+        match self.live.write() {
+            Ok(mut slot) => *slot = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        Ok(out)
+    }
+
+    /// The policy set in force now.
+    pub fn policy(&self) -> Arc<policy::Policy> {
+        self.live().policy.clone()
+    }
+
+    /// The registry in force now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.live().registry.clone()
     }
 }
 
@@ -138,6 +175,8 @@ pub struct Gateway {
     requests: Requests,
     /// Operators' membership changes (`liaison.admin.agencies`).
     admin: async_nats::Subscriber,
+    /// The live registry, followed from where start-up read it.
+    follower: liaison_runtime::live_registry::Follower,
     consumer: PullConsumer,
     door: Option<https::Door>,
     telemetry: Option<liaison_runtime::ops::Listener>,
@@ -150,7 +189,10 @@ impl Gateway {
     /// Loads configuration, registry and policy (failing fast on any error),
     /// subscribes to ingress and binds the router's consumer.
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, GatewayError> {
-        let registry = Registry::load(&config.paths.registry)?;
+        let js = jetstream::new(client.clone());
+        let (registry, follower) = liaison_runtime::live_registry::Follower::open(&js)
+            .await
+            .map_err(GatewayError::LiveRegistry)?;
         let policy = policy::Policy::load(&config.paths.policies, &registry)?;
         let verifier =
             auth::Verifier::new(&registry, &config.gateway).map_err(GatewayError::Keys)?;
@@ -164,7 +206,6 @@ impl Gateway {
         } else {
             None
         };
-        let js = jetstream::new(client.clone());
         let participation = liaison_core::participation::Store::open(&js).await?;
         let receipts = liaison_runtime::receipts::Store::open(&js).await?;
         let consumer: PullConsumer = js
@@ -227,11 +268,14 @@ impl Gateway {
             metrics,
             limits: limits::Limits::new(&registry, config.gateway.max_envelope_bytes),
             config,
-            registry,
-            policy: std::sync::RwLock::new(Arc::new(policy)),
+            live: std::sync::RwLock::new(Arc::new(live::Live {
+                registry: Arc::new(registry),
+                policy: Arc::new(policy),
+                verifier: Arc::new(verifier),
+            })),
+            changing: std::sync::Mutex::new(()),
             participation,
             receipts,
-            verifier,
             client,
             js,
         });
@@ -239,6 +283,7 @@ impl Gateway {
             shared,
             requests: futures_util::stream::select(requests, internal),
             admin,
+            follower,
             consumer,
             door,
             telemetry,
@@ -302,6 +347,11 @@ impl Gateway {
                 }
             })
         };
+        let followed = tokio::spawn(live::follow(
+            self.shared.clone(),
+            self.follower,
+            stop.clone(),
+        ));
         let admin = {
             let shared = self.shared.clone();
             let stop = stop.clone();
@@ -335,6 +385,7 @@ impl Gateway {
         let _ = pending.await;
         let _ = replicas.await;
         let _ = watched.await;
+        let _ = followed.await;
         let _ = admin.await;
         if let Some(telemetry) = telemetry {
             telemetry.abort();

@@ -14,8 +14,8 @@ use crate::refusal::Refusal;
 use liaison_core::AgencyId;
 use liaison_runtime::registry::{Agency, Registry};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 struct Bucket {
@@ -32,7 +32,10 @@ struct Limit {
 
 /// Every registered agency's limits.
 pub struct Limits {
-    agencies: HashMap<AgencyId, Limit>,
+    /// Replaced when the live registry changes; an agency whose limits did
+    /// not change keeps its bucket (and what it has used of it).
+    agencies: RwLock<HashMap<AgencyId, Arc<Limit>>>,
+    max_bytes: usize,
     /// Gateway replicas sharing every agency's rate (at least 1).
     replicas: AtomicU32,
 }
@@ -40,7 +43,21 @@ pub struct Limits {
 impl Limits {
     /// `max_bytes`: the gateway's own limit, which an agency's can only lower.
     pub fn new(registry: &Registry, max_bytes: usize) -> Self {
+        let limits = Self {
+            agencies: RwLock::new(HashMap::new()),
+            max_bytes,
+            replicas: AtomicU32::new(1),
+        };
+        limits.follow(registry);
+        limits
+    }
+
+    /// Takes the limits of `registry` (the live registry changed): added
+    /// agencies get a full bucket, removed ones lose theirs, changed ones a
+    /// new one; the others keep theirs.
+    pub fn follow(&self, registry: &Registry) {
         let now = Instant::now();
+        let max_bytes = self.max_bytes;
         let limit = |agency: &Agency| Limit {
             per_sec: agency.rate_per_sec,
             burst: agency.burst,
@@ -52,12 +69,39 @@ impl Limits {
                 last: now,
             }),
         };
-        Self {
-            agencies: registry
-                .agencies()
-                .map(|a| (a.id.clone(), limit(a)))
-                .collect(),
-            replicas: AtomicU32::new(1),
+        let old = self.agencies_now();
+        let next: HashMap<AgencyId, Arc<Limit>> = registry
+            .agencies()
+            .map(|a| {
+                let fresh = limit(a);
+                let kept = old.get(&a.id).filter(|l| {
+                    l.per_sec == fresh.per_sec
+                        && l.burst == fresh.burst
+                        && l.max_bytes == fresh.max_bytes
+                });
+                (
+                    a.id.clone(),
+                    kept.cloned().unwrap_or_else(|| Arc::new(fresh)),
+                )
+            })
+            .collect();
+        match self.agencies.write() {
+            Ok(mut slot) => *slot = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+
+    fn agencies_now(&self) -> HashMap<AgencyId, Arc<Limit>> {
+        match self.agencies.read() {
+            Ok(map) => map.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn limit_of(&self, agency: &AgencyId) -> Option<Arc<Limit>> {
+        match self.agencies.read() {
+            Ok(map) => map.get(agency).cloned(),
+            Err(poisoned) => poisoned.into_inner().get(agency).cloned(),
         }
     }
 
@@ -73,7 +117,7 @@ impl Limits {
 
     /// Admits one request of `size` bytes from `agency` at `now`, or says why not.
     pub fn admit(&self, agency: &AgencyId, size: usize, now: Instant) -> Result<(), Refusal> {
-        let Some(limit) = self.agencies.get(agency) else {
+        let Some(limit) = self.limit_of(agency) else {
             return Err(Refusal::UnknownAgency(agency.to_string()));
         };
         if size > limit.max_bytes {

@@ -31,8 +31,8 @@ use tracing::{info, warn};
 pub use liaison_runtime::provision::MEMBERSHIP_BUCKET as BUCKET;
 /// The audience of operators' tokens.
 pub const AUDIENCE: &str = "liaison-admin";
-/// Largest request read.
-const MAX_REQUEST: usize = 4096;
+/// Largest request read (an agency's entry is at most 64 KiB).
+const MAX_REQUEST: usize = 80 * 1024;
 /// Longest reason.
 const MAX_REASON: usize = 500;
 
@@ -54,9 +54,13 @@ struct Request {
     action: String,
     agency: String,
     reason: String,
-    /// With `revoke`: the key.
+    /// With `revoke` and `retire-key`: the key.
     #[serde(default)]
     kid: Option<String>,
+    /// With `add` and `update`: the agency's `[[agency]]` block; with
+    /// `add-key`: the key entry (TOML).
+    #[serde(default)]
+    entry: Option<String>,
 }
 
 /// What a key's revocation says.
@@ -80,6 +84,15 @@ struct Answer {
     error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<Status>,
+    /// A registry change: what changed, in words.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    changed: String,
+}
+
+/// What a request changed.
+enum Changed {
+    Status(Status),
+    Registry(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,7 +264,7 @@ impl Membership {
         shared: &Shared,
         token: Option<&str>,
         body: &[u8],
-    ) -> Result<Status, String> {
+    ) -> Result<Changed, String> {
         let Some(operators) = &self.operators else {
             return Err(format!(
                 "no operators are registered (paths.operators: {}): nobody may change membership",
@@ -263,7 +276,7 @@ impl Membership {
         }
         let request: Request = serde_json::from_slice(body).map_err(|e| {
             format!(
-                "the request must be {{\"action\": \"suspend\"|\"resume\", \"agency\": ID, \"reason\": TEXT}} (line {} column {})",
+                "the request must be {{\"action\": ACTION, \"agency\": ID, \"reason\": TEXT, \"kid\"?: KID, \"entry\"?: TOML}} (line {} column {})",
                 e.line(),
                 e.column()
             )
@@ -275,7 +288,24 @@ impl Membership {
             .verify(&operator, token, liaison_core::time::unix_now())
             .map_err(|e| format!("operator token refused: {e}"))?;
         let agency = AgencyId::parse(&request.agency).map_err(|e| e.to_string())?;
-        if shared.registry.get(&agency).is_none() {
+        let reason = request.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON {
+            return Err(format!("give a reason of 1 to {MAX_REASON} characters"));
+        }
+        if crate::enrolment::ACTIONS.contains(&request.action.as_str()) {
+            let change = crate::enrolment::Change {
+                action: &request.action,
+                agency,
+                entry: request.entry.as_deref(),
+                kid: request.kid.as_deref(),
+                reason,
+                operator: &claims.iss,
+            };
+            return crate::enrolment::make(shared, change)
+                .await
+                .map(Changed::Registry);
+        }
+        if shared.registry().get(&agency).is_none() {
             return Err(format!("{agency} is not a registered agency"));
         }
         let suspended = match request.action.as_str() {
@@ -283,20 +313,18 @@ impl Membership {
             "resume" | "revoke" => false,
             other => {
                 return Err(format!(
-                    "action {:?}: give \"suspend\", \"resume\" or \"revoke\"",
-                    other.chars().take(32).collect::<String>()
+                    "action {:?}: give one of suspend, resume, revoke, {}",
+                    other.chars().take(32).collect::<String>(),
+                    crate::enrolment::ACTIONS.join(", ")
                 ));
             }
         };
-        let reason = request.reason.trim();
-        if reason.is_empty() || reason.chars().count() > MAX_REASON {
-            return Err(format!("give a reason of 1 to {MAX_REASON} characters"));
-        }
         if request.action == "revoke" {
             let kid = request.kid.as_deref().ok_or("revoke: give the key's kid")?;
             return self
                 .revoke_key(shared, &agency, kid, reason, &claims.iss)
-                .await;
+                .await
+                .map(Changed::Status);
         }
         let status = Status {
             suspended,
@@ -318,7 +346,7 @@ impl Membership {
         // This gateway at once; the others (and this one again) by the watch.
         self.apply(agency.clone(), Some(status.clone()));
         info!(agency = %agency, operator = %status.by, suspended, "Membership changed");
-        Ok(status)
+        Ok(Changed::Status(status))
     }
 }
 
@@ -333,7 +361,7 @@ impl Membership {
         by: &str,
     ) -> Result<Status, String> {
         let registered = shared
-            .registry
+            .registry()
             .get(agency)
             .map(|a| {
                 a.keys
@@ -440,10 +468,17 @@ pub async fn answer(shared: &Shared, message: async_nats::Message) {
         .change(shared, token.as_deref(), &message.payload)
         .await
     {
-        Ok(status) => Answer {
+        Ok(Changed::Status(status)) => Answer {
             ok: true,
             error: String::new(),
             status: Some(status),
+            changed: String::new(),
+        },
+        Ok(Changed::Registry(changed)) => Answer {
+            ok: true,
+            error: String::new(),
+            status: None,
+            changed,
         },
         Err(error) => {
             warn!(error = %error, "Membership change refused");
@@ -452,6 +487,7 @@ pub async fn answer(shared: &Shared, message: async_nats::Message) {
                 ok: false,
                 error,
                 status: None,
+                changed: String::new(),
             }
         }
     };

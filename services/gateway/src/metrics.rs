@@ -37,6 +37,8 @@ pub struct Metrics {
     pub e2e_seconds: Histogram,
     pub verdict_seconds: Histogram,
     pub policy_reloads: Counter,
+    pub registry_changes: Counter,
+    pub agencies: Gauge,
     pub delivery_pending: Gauge,
     pub records_kept: Gauge,
     pub replicas: Gauge,
@@ -88,6 +90,16 @@ impl Metrics {
                 "Time from receiving an envelope to its verdict.",
                 VERDICT_BOUNDS,
             ),
+            registry_changes: r.counter(
+                "liaison_gateway_registry_changes_total",
+                "Changes to the live registry followed, by result (applied, refused: the registry in force kept).",
+                &["result"],
+            ),
+            agencies: r.gauge(
+                "liaison_gateway_agencies",
+                "Agencies in the live registry in force at this gateway.",
+                &[],
+            ),
             policy_reloads: r.counter(
                 "liaison_gateway_policy_reloads_total",
                 "Policy directory changes seen, by result (applied, refused).",
@@ -123,16 +135,16 @@ impl Metrics {
 
 /// The label for an agency named by a request: its id if registered, else
 /// [`INVALID_AGENCY`] (never an unvalidated string from the wire).
-pub fn agency_label<'a>(shared: &'a Shared, agency: &str) -> &'a str {
-    AgencyId::parse(agency)
+pub fn agency_label<'a>(shared: &Shared, agency: &'a str) -> &'a str {
+    let registered = AgencyId::parse(agency)
         .ok()
-        .and_then(|id| shared.registry.get(&id))
-        .map_or(INVALID_AGENCY, |a| a.id.as_str())
+        .is_some_and(|id| shared.registry().get(&id).is_some());
+    if registered { agency } else { INVALID_AGENCY }
 }
 
 /// The label for the sender of an accepted envelope: a registered agency's
 /// id, or a Liaison service's sender id (`liaison-linkage`, ...).
-pub fn sender_label<'a>(shared: &'a Shared, sender: &'a str) -> &'a str {
+pub fn sender_label<'a>(shared: &Shared, sender: &'a str) -> &'a str {
     match liaison_core::system::Service::of_sender(sender) {
         Some(_) => sender,
         None => agency_label(shared, sender),

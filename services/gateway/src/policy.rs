@@ -317,6 +317,39 @@ impl Policy {
                 reason: reasons.join("; "),
             });
         }
+        let named = named_agencies(&sources.policies);
+        Self::assemble(
+            schema,
+            policies,
+            vocabulary,
+            sources.digest,
+            named,
+            registry,
+        )
+    }
+
+    /// This policy set for another registry (the live registry changed):
+    /// the same rules, checked against the new registry's agencies, with a
+    /// fresh decision cache (attribute classes are the registry's).
+    pub fn for_registry(&self, registry: &Registry) -> Result<Self, PolicyError> {
+        Self::assemble(
+            self.schema.clone(),
+            self.policies.clone(),
+            self.vocabulary.clone(),
+            self.digest.clone(),
+            self.named.clone(),
+            registry,
+        )
+    }
+
+    fn assemble(
+        schema: Schema,
+        policies: PolicySet,
+        vocabulary: Vocabulary,
+        digest: String,
+        named: BTreeSet<AgencyId>,
+        registry: &Registry,
+    ) -> Result<Self, PolicyError> {
         // Liaison's own services send through the internal door as
         // principals of kind "system".
         let caveats: Vec<String> = vocabulary.caveats.keys().cloned().collect();
@@ -339,13 +372,12 @@ impl Policy {
             Some(&schema),
         )
         .map_err(|e| PolicyError::Entities(format!("agencies: {e}")))?;
-        let named = named_agencies(&sources.policies);
         Ok(Self {
             named,
             schema,
             policies,
             vocabulary,
-            digest: sources.digest,
+            digest,
             systems,
             authorizer: Authorizer::new(),
             decided: std::sync::Mutex::new(HashMap::new()),

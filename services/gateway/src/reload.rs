@@ -55,9 +55,17 @@ pub async fn check(shared: &Shared, last_refused: &mut Option<String>) -> Reload
         return Reload::Unchanged;
     }
     let now = liaison_core::time::unix_now();
-    match Policy::load(dir, &shared.registry) {
+    let loaded = shared.change(|live| {
+        let new = Arc::new(Policy::load(dir, &live.registry).map_err(|e| e.to_string())?);
+        let next = crate::live::Live {
+            registry: live.registry.clone(),
+            policy: new.clone(),
+            verifier: live.verifier.clone(),
+        };
+        Ok((next, new))
+    });
+    match loaded {
         Ok(new) => {
-            let new = Arc::new(new);
             let reason = format!(
                 "policy set sha256:{} ({} policies) replaced sha256:{} ({} policies)",
                 new.digest(),
@@ -66,10 +74,6 @@ pub async fn check(shared: &Shared, last_refused: &mut Option<String>) -> Reload
                 current.len()
             );
             let applied = new.digest().to_owned();
-            match shared.policy.write() {
-                Ok(mut slot) => *slot = new,
-                Err(poisoned) => *poisoned.into_inner() = new,
-            }
             *last_refused = None;
             info!(digest = %applied, "Policy set reloaded");
             let record = records::policy_change(&format!("{applied}:{now}"), true, reason);

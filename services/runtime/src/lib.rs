@@ -20,6 +20,7 @@ pub mod direct;
 pub mod discovery;
 pub mod fold;
 pub mod inbox;
+pub mod live_registry;
 pub mod metrics;
 pub mod nats_conf;
 pub mod nats_leaf;

@@ -204,10 +204,15 @@ pub fn inbox_bucket(replicas: usize) -> async_nats::jetstream::kv::Config {
 /// buckets. Nothing here grows with the registry: an agency's inbox is a
 /// subject of DELIVERY and a key of INBOX written when it first
 /// acknowledges (ADR 0019).
+///
+/// Seeds the live registry (`REGISTRY`) from `registry` if it is empty
+/// ([`crate::live_registry::seed`]); if not, the live registry stays as
+/// operators changed it.
 pub async fn provision(
     js: &jetstream::Context,
     settings: &StreamsConfig,
-) -> Result<(), ProvisionError> {
+    registry: &crate::registry::Registry,
+) -> Result<crate::live_registry::Seeded, ProvisionError> {
     for config in stream_configs(settings) {
         let name = config.name.clone();
         js.create_or_update_stream(config)
@@ -263,5 +268,7 @@ pub async fn provision(
             .await
             .map_err(|e| fail(what)(e.to_string()))?;
     }
-    Ok(())
+    crate::live_registry::seed(js, registry, settings.replicas)
+        .await
+        .map_err(|e| fail(format!("KV bucket {}", crate::live_registry::BUCKET))(e.to_string()))
 }

@@ -5,12 +5,12 @@
 use liaison_core::ids::AgencyId;
 use liaison_core::tokens::{KeySpec, check_keys};
 use liaison_proto::v1::Classification;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// What kind of body an agency is; policies are written over kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgencyKind {
     Police,
@@ -41,7 +41,7 @@ impl AgencyKind {
 }
 
 /// Highest classification an agency may receive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 pub enum Clearance {
     #[serde(rename = "OFFICIAL")]
     Official,
@@ -66,16 +66,16 @@ impl Clearance {
 }
 
 /// One agency as registered.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Agency {
     pub id: AgencyId,
     pub name: String,
     pub kind: AgencyKind,
     pub clearance: Clearance,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sector: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// The local-authority areas it serves: a school's or a council's one, a
     /// police force's several, a regional unit's region, or `["national"]`
@@ -84,7 +84,7 @@ pub struct Agency {
     #[serde(default)]
     pub areas: Vec<String>,
     /// Handling caveats (e.g. "UK-EYES-ONLY") the agency may receive copies under.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caveats: Vec<String>,
     /// Envelopes per second it may send (token bucket, checked before decoding) ...
     #[serde(default = "default_rate")]
@@ -93,8 +93,14 @@ pub struct Agency {
     #[serde(default = "default_burst")]
     pub burst: u32,
     /// Largest envelope it may send, if smaller than the gateway's limit.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_envelope_bytes: Option<usize>,
+    /// The NKeys (public, `U...`) its systems connect to NATS with: NATS
+    /// identity follows the live registry through the auth callout
+    /// (docs/decisions/0020-live-membership.md). More than one while
+    /// rotating; none for an agency that comes only through the HTTPS door.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nats_keys: Vec<String>,
     /// The keys its tokens are signed with (more than one while rotating).
     pub keys: Vec<KeySpec>,
 }
@@ -115,9 +121,87 @@ impl Agency {
             rate_per_sec: default_rate(),
             burst: default_burst(),
             max_envelope_bytes: None,
+            nats_keys: vec![],
             keys: vec![],
         }
     }
+
+    /// This agency as one `[[agency]]` block of a registry file: the form
+    /// the live registry keeps and `liaison agencies show` prints.
+    pub fn to_toml(&self) -> String {
+        #[derive(Serialize)]
+        struct Block<'a> {
+            agency: [&'a Agency; 1],
+        }
+        toml::to_string(&Block { agency: [self] })
+            .unwrap_or_else(|e| format!("# {} cannot be written as TOML: {e}\n", self.id))
+    }
+
+    /// Checks this agency on its own with the registry file's rules,
+    /// naming the agency and the field that is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        let agency = self;
+        if liaison_core::system::is_reserved(&agency.id) {
+            return Err(format!(
+                "agency {}: ids beginning {:?} are reserved for Liaison's own services",
+                agency.id,
+                liaison_core::system::PREFIX
+            ));
+        }
+        check_keys(&agency.keys).map_err(|e| format!("agency {}: {e}", agency.id))?;
+        if agency.rate_per_sec == 0 || agency.burst == 0 {
+            return Err(format!(
+                "agency {}: rate_per_sec and burst must be at least 1",
+                agency.id
+            ));
+        }
+        if agency.areas.is_empty() {
+            return Err(format!(
+                "agency {}: no areas: give areas = [\"...\"], the local-authority areas it serves (or [\"national\"] for a national body)",
+                agency.id
+            ));
+        }
+        if let Some(area) = agency.areas.iter().find(|a| !valid_area(a)) {
+            return Err(format!(
+                "agency {}: area {area:?} must be 1 to {MAX_AREA_LEN} of a-z, 0-9 and '-'",
+                agency.id
+            ));
+        }
+        if agency.areas.len() > 1 && agency.areas.iter().any(|a| a == NATIONAL) {
+            return Err(format!(
+                "agency {}: \"national\" is an agency's only area, not one among others",
+                agency.id
+            ));
+        }
+        if let Some(caveat) = agency.caveats.iter().find(|c| !valid_caveat(c)) {
+            return Err(format!(
+                "agency {}: caveat {caveat:?} must be 1 to 64 of A-Z, 0-9 and '-'",
+                agency.id
+            ));
+        }
+        let mut nats_keys = std::collections::HashSet::new();
+        for key in &agency.nats_keys {
+            if !valid_nats_key(key) {
+                return Err(format!(
+                    "agency {}: nats_keys entry {:?} is not an NKey user public key (56 characters beginning 'U', as `liaison keys gen --nats` prints it)",
+                    agency.id,
+                    key.chars().take(64).collect::<String>()
+                ));
+            }
+            if !nats_keys.insert(key) {
+                return Err(format!(
+                    "agency {}: NATS key {key} is registered twice",
+                    agency.id
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `key` is an NKey user public key (`U...`, with a valid checksum).
+pub fn valid_nats_key(key: &str) -> bool {
+    key.starts_with('U') && key.len() == 56 && nkeys::KeyPair::from_public_key(key).is_ok()
 }
 
 /// The area of a national body (and of Liaison's own services).
@@ -218,6 +302,8 @@ pub struct Registry {
     /// schools of an area, say), and a policy that reads only attributes
     /// decides the same for all of them.
     classes: HashMap<AgencyId, u32>,
+    /// The agency each NATS key is registered to.
+    nats_keys: HashMap<String, AgencyId>,
 }
 
 impl Registry {
@@ -236,53 +322,36 @@ impl Registry {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut agencies = BTreeMap::new();
         for agency in parse_agencies(text)? {
-            if liaison_core::system::is_reserved(&agency.id) {
-                return Err(format!(
-                    "agency {}: ids beginning {:?} are reserved for Liaison's own services",
-                    agency.id,
-                    liaison_core::system::PREFIX
-                ));
-            }
-            check_keys(&agency.keys).map_err(|e| format!("agency {}: {e}", agency.id))?;
-            if agency.rate_per_sec == 0 || agency.burst == 0 {
-                return Err(format!(
-                    "agency {}: rate_per_sec and burst must be at least 1",
-                    agency.id
-                ));
-            }
-            if agency.areas.is_empty() {
-                return Err(format!(
-                    "agency {}: no areas: give areas = [\"...\"], the local-authority areas it serves (or [\"national\"] for a national body)",
-                    agency.id
-                ));
-            }
-            if let Some(area) = agency.areas.iter().find(|a| !valid_area(a)) {
-                return Err(format!(
-                    "agency {}: area {area:?} must be 1 to {MAX_AREA_LEN} of a-z, 0-9 and '-'",
-                    agency.id
-                ));
-            }
-            if agency.areas.len() > 1 && agency.areas.iter().any(|a| a == NATIONAL) {
-                return Err(format!(
-                    "agency {}: \"national\" is an agency's only area, not one among others",
-                    agency.id
-                ));
-            }
-            if let Some(caveat) = agency.caveats.iter().find(|c| !valid_caveat(c)) {
-                return Err(format!(
-                    "agency {}: caveat {caveat:?} must be 1 to 64 of A-Z, 0-9 and '-'",
-                    agency.id
-                ));
-            }
+            agency.check()?;
             let id = agency.id.clone();
             if agencies.insert(id.clone(), agency).is_some() {
                 return Err(format!("agency {id} is registered twice"));
             }
         }
-        Ok(Self::from_agencies(agencies))
+        Self::from_agencies(agencies)
     }
 
-    fn from_agencies(agencies: BTreeMap<AgencyId, Agency>) -> Self {
+    /// A registry of `agencies`, each already checked on its own
+    /// ([`Agency::check`]): refuses what only the whole can show, a NATS key
+    /// registered to two agencies.
+    pub fn from_agencies(agencies: BTreeMap<AgencyId, Agency>) -> Result<Self, String> {
+        let mut owners: HashMap<String, AgencyId> = HashMap::new();
+        for agency in agencies.values() {
+            for key in &agency.nats_keys {
+                if let Some(other) = owners.insert(key.clone(), agency.id.clone()) {
+                    return Err(format!(
+                        "agency {}: NATS key {key} is already registered to {other}",
+                        agency.id
+                    ));
+                }
+            }
+        }
+        let mut registry = Self::index(agencies);
+        registry.nats_keys = owners;
+        Ok(registry)
+    }
+
+    fn index(agencies: BTreeMap<AgencyId, Agency>) -> Self {
         let mut by_area: HashMap<String, Vec<AgencyId>> = HashMap::new();
         let mut by_sector: HashMap<String, Vec<AgencyId>> = HashMap::new();
         let mut by_region: HashMap<String, Vec<AgencyId>> = HashMap::new();
@@ -335,7 +404,18 @@ impl Registry {
             by_region,
             by_kind,
             classes,
+            nats_keys: HashMap::new(),
         }
+    }
+
+    /// The agency NATS key `key` (`U...`) is registered to.
+    pub fn nats_key_owner(&self, key: &str) -> Option<&AgencyId> {
+        self.nats_keys.get(key)
+    }
+
+    /// Every agency, by id (to change one and build a new registry).
+    pub fn entries(&self) -> &BTreeMap<AgencyId, Agency> {
+        &self.agencies
     }
 
     /// `id`'s attribute class (same attributes, same class);

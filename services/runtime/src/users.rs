@@ -131,6 +131,10 @@ fn service_user(service: Service, member: Member) -> NatsUser {
         publish.extend(write_key_value(liaison_core::participation::BUCKET));
         subscribe.push(s::CASES_QUERY.to_owned());
     }
+    if service == Service::Alerts {
+        // Its business partners follow the live registry (read only).
+        publish.extend(read_stream(&format!("KV_{}", crate::live_registry::BUCKET)));
+    }
     user(&service.user(), publish, subscribe, true)
 }
 
@@ -179,6 +183,9 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                 // Agencies suspended or resumed: written on an operator's
                 // signed request, watched by every gateway.
                 write_key_value(crate::provision::MEMBERSHIP_BUCKET),
+                // The live registry: written on an operator's signed
+                // request, followed by every gateway.
+                write_key_value(crate::live_registry::BUCKET),
             ]
             .concat(),
             [
@@ -343,7 +350,9 @@ mod tests {
                     || p.ends_with(".KV_INBOX")
                     || p.ends_with(".KV_JTI")
                     || p.ends_with(".KV_MEMBERSHIP")
-                    || p.contains(".KV_MEMBERSHIP.")),
+                    || p.contains(".KV_MEMBERSHIP.")
+                    || p.ends_with(".KV_REGISTRY")
+                    || p.contains(".KV_REGISTRY.")),
             "{:?}",
             gateway.publish
         );

@@ -203,12 +203,8 @@ impl System {
     /// Provisions the streams as the operator and starts every service.
     async fn provision_and_start(&mut self, options: &UpOptions) -> Result<()> {
         let system = self;
-        let operator = system.connect_as(users::OPERATOR).await?;
-        provision(
-            &async_nats::jetstream::new(operator),
-            &system.config.streams,
-        )
-        .await?;
+        let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+        provision(&operator, &system.config.streams, &system.registry).await?;
         system.start_audit().await?;
         system.start_gateway().await?;
         system.start_cases().await?;

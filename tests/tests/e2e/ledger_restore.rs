@@ -70,7 +70,12 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
     )
     .await?;
     let js = async_nats::jetstream::new(operator);
-    provision(&js, &config.streams).await?;
+    provision(
+        &js,
+        &config.streams,
+        &liaison_runtime::registry::Registry::load(&config.paths.registry)?,
+    )
+    .await?;
 
     let mut tampered = bundle.clone();
     let mut bytes = B64.decode(&tampered.blocks[0])?;

@@ -143,7 +143,7 @@ async fn a_suspended_agency_is_refused_at_both_doors_and_its_copies_held_until_r
         (
             Some(token.as_str()),
             serde_json::json!({"action": "delete", "agency": "council", "reason": "x"}),
-            "give \"suspend\"",
+            "give one of suspend, resume",
         ),
         (
             Some(token.as_str()),

@@ -22,12 +22,21 @@ pub async fn provision_streams(cli: &Cli) -> Result<ExitCode> {
         "liaison-provision",
     )
     .await?;
-    provision(&async_nats::jetstream::new(client), &config.streams).await?;
+    let js = async_nats::jetstream::new(client);
+    let seeded = provision(&js, &config.streams, &registry).await?;
     println!(
         "Provisioned EVENTS, DELIVERY, DECISIONS, LEDGER, CHECKPOINTS, their consumers and KV \
-         buckets on {} (inboxes need nothing per agency: {} registered)",
+         buckets on {} (inboxes need nothing per agency)",
         target.url,
-        registry.ids().len(),
     );
+    match seeded {
+        liaison_runtime::live_registry::Seeded::Written(n) => println!(
+            "Live registry seeded from {}: {n} agencies",
+            config.paths.registry.display()
+        ),
+        liaison_runtime::live_registry::Seeded::Already(n) => println!(
+            "Live registry already holds {n} entries: left as it is (change it with `liaison agencies`)"
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -140,7 +140,7 @@ async fn envelopes(
 /// checks [`ingress::submit`] makes before decoding, in the same order.
 async fn authenticate(door: &Door, agency: &str, headers: &HeaderMap) -> Result<AgencyId, Refusal> {
     let id = AgencyId::parse(agency).map_err(|e| Refusal::InvalidAgencyId(e.to_string()))?;
-    if door.shared.registry.get(&id).is_none() {
+    if door.shared.registry().get(&id).is_none() {
         return Err(Refusal::UnknownAgency(id.to_string()));
     }
     door.shared.membership.check(&id)?;

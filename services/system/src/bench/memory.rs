@@ -117,7 +117,12 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
     )
     .await?;
     let js = jetstream::new(operator);
-    liaison_runtime::provision::provision(&js, &config.streams).await?;
+    liaison_runtime::provision::provision(
+        &js,
+        &config.streams,
+        &liaison_runtime::registry::Registry::load(&config.paths.registry)?,
+    )
+    .await?;
     let mut children = Vec::new();
     for (service, user) in services() {
         children.push((service, spawn(config, &session, service, &user, dir)?));
