@@ -134,7 +134,6 @@ pub fn recorder(
     out: &Path,
     hold: Option<Hold>,
 ) -> Result<Process> {
-    let password = system.credentials(agency)?.password;
     let mut args = vec![system.url(), agency.to_owned(), out.display().to_string()];
     match hold {
         Some(Hold::Hang(n)) => args.extend([n.to_string(), "hang".into()]),
@@ -148,7 +147,7 @@ pub fn recorder(
         binary,
         "recorder",
         &args,
-        &[("RECORDER_NATS_PASSWORD", password.expose())],
+        &[],
         &log,
     )
 }

@@ -125,12 +125,23 @@ pub fn key_pem(agency: &str) -> Result<String> {
     )?)
 }
 
-/// Connects as `agency` with its own NATS user and key.
+/// An agency's development NKey (its NATS login, registered in its
+/// `nats_keys`).
+pub fn nkey(agency: &str) -> liaison_client::NatsAuth {
+    liaison_client::NatsAuth::NKeySeedFile(nkey_path(agency))
+}
+
+/// Where an agency's development NKey seed is.
+pub fn nkey_path(agency: &str) -> PathBuf {
+    repo_root().join(format!("deploy/agencies/dev-keys/{agency}.nk"))
+}
+
+/// Connects as `agency` with its own NKey and signing key.
 pub async fn agency(system: &System, agency: &str) -> Result<AgencyClient> {
     let id = AgencyId::parse(agency)?;
     let client = AgencyClient::connect(
         &system.url(),
-        &system.credentials(agency)?,
+        &nkey(agency),
         id,
         &key_pem(agency)?,
         &system.config.gateway.audience,

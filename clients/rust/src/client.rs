@@ -19,7 +19,7 @@
 //!
 //! Reading the inbox is in [`crate::inbox`].
 
-use crate::connect::{NatsOptions, connect};
+use crate::connect::{NatsAuth, NatsOptions, connect};
 use crate::envelope::{EnvelopeBuilder, check};
 use crate::error::{ConnectError, SendError, TransportError};
 use crate::refusal::Refusal;
@@ -27,7 +27,7 @@ use crate::retry::RetryPolicy;
 use crate::tokens::{SigningError, Tokens};
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use liaison_core::Credentials;
+
 use liaison_core::hop::Hop;
 use liaison_core::tokens::Signer;
 use liaison_core::trace::{self, TraceContext};
@@ -106,17 +106,18 @@ pub fn signer_from_file(path: &Path, kid: Option<&str>) -> Result<Signer, Connec
 }
 
 impl AgencyClient {
-    /// Connects as `agency` to `url` with its NATS user and password, signing
-    /// with `key_pem` for `audience` (the development system and the tests).
+    /// Connects as `agency` to `url` with `auth` (its NKey, registered for
+    /// it), signing with `key_pem` for `audience` (the development system
+    /// and the tests).
     pub async fn connect(
         url: &str,
-        credentials: &Credentials,
+        auth: &NatsAuth,
         agency: AgencyId,
         key_pem: &str,
         audience: &str,
     ) -> Result<Self, ConnectError> {
         let signer = Signer::from_pem(key_pem, None).map_err(ConnectError::Key)?;
-        let options = NatsOptions::new(url, credentials.clone());
+        let options = NatsOptions::with_auth(url, auth.clone());
         Self::connect_with(agency, signer, audience, &options).await
     }
 

@@ -19,8 +19,11 @@ pub enum NatsAuth {
     UserPassword(Credentials),
     /// A NATS `.creds` file (user JWT and NKey seed), for JWT accounts.
     CredsFile(PathBuf),
-    /// A file holding the user's NKey seed (`SU...`).
+    /// A file holding the agency's NKey seed (`SU...`): how agencies log in
+    /// (the public key registered as its `nats_keys`).
     NKeySeedFile(PathBuf),
+    /// The agency's NKey seed itself.
+    NKeySeed(liaison_core::Secret),
 }
 
 impl NatsAuth {
@@ -30,6 +33,7 @@ impl NatsAuth {
             Self::UserPassword(c) => c.user.clone(),
             Self::CredsFile(p) => format!("the credentials in {}", p.display()),
             Self::NKeySeedFile(p) => format!("the NKey in {}", p.display()),
+            Self::NKeySeed(_) => "an NKey".to_owned(),
         }
     }
 }
@@ -54,9 +58,14 @@ pub struct NatsOptions {
 }
 
 impl NatsOptions {
-    /// User and password, no TLS: the development system.
+    /// User and password, no TLS.
     pub fn new(url: impl Into<String>, credentials: Credentials) -> Self {
         Self::with_auth(url, NatsAuth::UserPassword(credentials))
+    }
+
+    /// The agency's NKey seed file, no TLS: the development system.
+    pub fn with_nkey_file(url: impl Into<String>, seed: impl Into<PathBuf>) -> Self {
+        Self::with_auth(url, NatsAuth::NKeySeedFile(seed.into()))
     }
 
     /// `auth`, no TLS.
@@ -153,6 +162,9 @@ pub async fn connect(
             })?;
             async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
         }
+        NatsAuth::NKeySeed(seed) => {
+            async_nats::ConnectOptions::with_nkey(seed.expose().trim().to_owned())
+        }
     };
     connect = liaison_core::connect::apply_tls(connect, &options.tls).map_err(|e| {
         ConnectError::File {
@@ -180,6 +192,14 @@ pub async fn connect(
                          partnership's account, unchanged, and not revoked?)"
                     ))
                 }
+                (
+                    NatsAuth::NKeySeedFile(_) | NatsAuth::NKeySeed(_),
+                    async_nats::ConnectErrorKind::AuthorizationViolation,
+                ) => nats_error(format!(
+                    "{reason} (the partnership's gateway did not let this NKey in: it must be \
+                     one of {agency}'s registered nats_keys, and {agency} neither suspended nor \
+                     removed; ask the partnership's operators)"
+                )),
                 _ => nats_error(reason),
             }
         })

@@ -49,6 +49,10 @@ pub struct Cli {
         hide_env_values = true
     )]
     password: Option<String>,
+    /// An agency's NKey seed file, its NATS login for the agency commands
+    /// [default: deploy/agencies/dev-keys/AGENCY.nk].
+    #[arg(long, global = true, env = "LIAISON_NATS_NKEY", value_name = "FILE")]
+    nkey: Option<PathBuf>,
     /// Session file written by `liaison up` [default: .liaison/session.json].
     #[arg(long, global = true)]
     session: Option<PathBuf>,
@@ -172,6 +176,39 @@ impl Cli {
     }
 
     /// The NATS URL and credentials for `user` (flags win over the session).
+    /// Where and how `agency` logs in to NATS: its NKey (`--nkey`, or the
+    /// development one), or `--user` and `--password` where both are given
+    /// (a site's leaf node, which logs its systems in locally).
+    fn agency_nats(&self, agency: &str) -> Result<liaison_client::NatsOptions> {
+        let url = match &self.nats {
+            Some(url) => url.clone(),
+            None => {
+                let path = self.session.clone().unwrap_or_else(session::default_path);
+                match Session::load(&path) {
+                    Ok(s) => s.nats_url,
+                    Err(_) => self.load_config()?.nats.url,
+                }
+            }
+        };
+        let auth = match (&self.user, &self.password) {
+            (Some(user), Some(password)) => liaison_client::NatsAuth::UserPassword(Credentials {
+                user: user.clone(),
+                password: password.clone().into(),
+            }),
+            _ => liaison_client::NatsAuth::NKeySeedFile(self.nkey.clone().unwrap_or_else(|| {
+                liaison_system::keys::nkey_path(
+                    std::path::Path::new(liaison_system::keys::DEV_KEYS),
+                    agency,
+                )
+            })),
+        };
+        let nats = self.load_config()?.nats;
+        nats.check_tls_files().map_err(anyhow::Error::msg)?;
+        let mut options = liaison_client::NatsOptions::with_auth(url, auth);
+        options.tls = nats.tls();
+        Ok(options)
+    }
+
     fn target(&self, user: &str) -> Result<Target> {
         let path = self.session.clone().unwrap_or_else(session::default_path);
         let session = match (&self.user, &self.password, &self.nats) {

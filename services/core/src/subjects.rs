@@ -88,6 +88,11 @@ pub fn in_domain(api_subject: &str) -> String {
 /// answered by the gateways.
 pub const ADMIN_AGENCIES: &str = "liaison.admin.agencies";
 
+/// Where nats-server asks the auth callout (the gateway) about each new
+/// connection that is not a service's: an agency logging in with its NKey
+/// (docs/decisions/0020-live-membership.md).
+pub const AUTH_CALLOUT: &str = "$SYS.REQ.USER.AUTH";
+
 /// Header carrying the agency's signed JWT on ingress.
 pub const TOKEN_HEADER: &str = "Liaison-Token";
 

@@ -94,6 +94,16 @@ pub async fn make(shared: &Shared, change: Change<'_>) -> Result<String, String>
         )
     })?;
     tracing::info!(agency = %change.agency, operator = %change.operator, code, "Live registry changed");
+    // Removed, or a NATS key taken away: its open connections are closed
+    // (reconnections with a key still registered are let in again).
+    let kept_keys = |b: &Agency| {
+        after
+            .as_ref()
+            .is_some_and(|a| b.nats_keys.iter().all(|k| a.nats_keys.contains(k)))
+    };
+    if before.as_ref().is_some_and(|b| !kept_keys(b)) {
+        shared.close_connections(&change.agency).await;
+    }
     Ok(what)
 }
 

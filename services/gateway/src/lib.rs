@@ -10,6 +10,7 @@
 //! inboxes for them. It does not keep the ledger, nor case state.
 
 pub mod auth;
+pub mod callout;
 pub mod candidates;
 pub mod decode;
 pub mod enrolment;
@@ -101,6 +102,22 @@ pub struct Shared {
     pub replays: replay::Replays,
     /// Agencies suspended by named operators, as every gateway applies them.
     pub membership: membership::Membership,
+    /// Answers nats-server's auth callout and closes agencies' connections
+    /// (`None`: the gateway was given no NATS password to derive its key from).
+    pub callout: Option<callout::Callout>,
+}
+
+impl Shared {
+    /// Closes `agency`'s open NATS connections (suspended, removed, or a NATS
+    /// key retired): logged, never failing the change that asked for it.
+    pub async fn close_connections(&self, agency: &AgencyId) {
+        let Some(callout) = &self.callout else {
+            return;
+        };
+        if let Err(e) = callout.close(agency).await {
+            tracing::warn!(agency = %agency, error = %e, "Agency's NATS connections not closed");
+        }
+    }
 }
 
 impl Shared {
@@ -177,6 +194,8 @@ pub struct Gateway {
     admin: async_nats::Subscriber,
     /// The live registry, followed from where start-up read it.
     follower: liaison_runtime::live_registry::Follower,
+    /// nats-server's authorization requests (agencies logging in).
+    logins: Option<async_nats::Subscriber>,
     consumer: PullConsumer,
     door: Option<https::Door>,
     telemetry: Option<liaison_runtime::ops::Listener>,
@@ -259,7 +278,29 @@ impl Gateway {
         )
         .await?;
         let membership = membership::Membership::open(&js, &config).await?;
+        let (callout, logins) = if config.nats.password.expose().is_empty() {
+            tracing::warn!(
+                "No nats.password: this gateway does not answer the auth callout (agencies cannot log in through it)"
+            );
+            (None, None)
+        } else {
+            let system = liaison_core::connect::connect(
+                &config.nats.url,
+                &liaison_core::Credentials {
+                    user: liaison_runtime::users::SYSTEM.to_owned(),
+                    password: liaison_runtime::users::system_password(&config.nats.password),
+                },
+                &config.nats.tls(),
+                "liaison-gateway-system",
+            )
+            .await
+            .map_err(|e| GatewayError::LiveRegistry(format!("the system account: {e}")))?;
+            let callout = callout::Callout::new(&config.nats.password, Some(system))
+                .map_err(GatewayError::Keys)?;
+            (Some(callout), Some(callout::subscribe(&client).await?))
+        };
         let shared = Arc::new(Shared {
+            callout,
             membership,
             replays,
             sequencer,
@@ -284,6 +325,7 @@ impl Gateway {
             requests: futures_util::stream::select(requests, internal),
             admin,
             follower,
+            logins,
             consumer,
             door,
             telemetry,
@@ -347,6 +389,9 @@ impl Gateway {
                 }
             })
         };
+        let logins = self
+            .logins
+            .map(|logins| tokio::spawn(callout::serve(self.shared.clone(), logins, stop.clone())));
         let followed = tokio::spawn(live::follow(
             self.shared.clone(),
             self.follower,
@@ -386,6 +431,9 @@ impl Gateway {
         let _ = replicas.await;
         let _ = watched.await;
         let _ = followed.await;
+        if let Some(logins) = logins {
+            let _ = logins.await;
+        }
         let _ = admin.await;
         if let Some(telemetry) = telemetry {
             telemetry.abort();

@@ -346,6 +346,10 @@ impl Membership {
         // This gateway at once; the others (and this one again) by the watch.
         self.apply(agency.clone(), Some(status.clone()));
         info!(agency = %agency, operator = %status.by, suspended, "Membership changed");
+        if suspended {
+            // Its open connections too; its reconnections are refused.
+            shared.close_connections(&agency).await;
+        }
         Ok(Changed::Status(status))
     }
 }

@@ -38,6 +38,7 @@ pub struct Metrics {
     pub verdict_seconds: Histogram,
     pub policy_reloads: Counter,
     pub registry_changes: Counter,
+    pub logins: Counter,
     pub agencies: Gauge,
     pub delivery_pending: Gauge,
     pub records_kept: Gauge,
@@ -93,6 +94,11 @@ impl Metrics {
             registry_changes: r.counter(
                 "liaison_gateway_registry_changes_total",
                 "Changes to the live registry followed, by result (applied, refused: the registry in force kept).",
+                &["result"],
+            ),
+            logins: r.counter(
+                "liaison_gateway_nats_logins_total",
+                "Agencies' NATS logins answered through the auth callout, by result (accepted, refused).",
                 &["result"],
             ),
             agencies: r.gauge(

@@ -232,10 +232,11 @@ mod tests {
             parse_entry("someone-else", block.as_bytes())
                 .is_err_and(|e| e.contains("holds agency"))
         );
-        let twice = format!(
-            "{block}\n{}",
-            block.replace(&format!("id = \"{}\"", police.id), "id = \"other\"")
-        );
+        let second = registry
+            .agencies()
+            .nth(1)
+            .unwrap_or_else(|| panic!("a second agency"));
+        let twice = format!("{block}\n{}", second.to_toml());
         assert!(
             parse_entry(police.id.as_str(), twice.as_bytes())
                 .is_err_and(|e| e.contains("exactly one"))

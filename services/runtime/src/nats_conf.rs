@@ -45,29 +45,73 @@ fn quoted_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// The `authorization { users = [...] }` block.
+/// Environment variable holding the auth callout's issuer (public; derived
+/// from the gateway's password, [`crate::users::callout_issuer`]).
+pub const CALLOUT_ISSUER_ENV: &str = "NATS_CALLOUT_ISSUER";
+
+/// Seconds nats-server waits for the auth callout's answer.
+pub const CALLOUT_TIMEOUT_SECS: u32 = 2;
+
+/// The accounts, their users and the auth callout
+/// (docs/decisions/0020-live-membership.md):
+/// - account `LIAISON` (JetStream): the services, the operator and the
+///   auditors, each with its own password and permissions; agencies are
+///   placed in it by the callout, with only their own subjects;
+/// - account `SYS`: the system user the gateway closes connections with;
+/// - account `AGENCIES`: nothing but the NKey user that makes nats-server
+///   send every client a nonce, and the reason the callout is asked about
+///   every connection that is not a service's (`allowed_accounts`).
+///
+/// The gateway answers the callout (`auth_users`) from the live registry.
 pub fn authorization(users: &[NatsUser], passwords: Passwords) -> String {
-    let mut out = String::from("authorization {\n  users = [\n");
-    for u in users {
-        let responses = if u.allow_responses {
-            ", allow_responses: true"
-        } else {
-            ""
-        };
-        let password = match passwords {
-            Passwords::Inline => format!("{:?}", u.credentials.password.expose()),
-            Passwords::Env => format!("${}", password_env(&u.credentials.user)),
-        };
-        out.push_str(&format!(
-            "    {{ user: {:?}, password: {password}, permissions: {{ publish: {}, subscribe: {}{} }} }}\n",
-            u.credentials.user,
-            quoted_list(&u.publish),
-            quoted_list(&u.subscribe),
-            responses,
-        ));
-    }
-    out.push_str("  ]\n}\n");
-    out
+    use crate::users::{ACCOUNT, GATEWAY, NONCE_ACCOUNT, NONCE_NKEY, SYSTEM_ACCOUNT};
+    let render = |account: &str| {
+        let mut out = String::new();
+        for u in users.iter().filter(|u| u.account == account) {
+            let responses = if u.allow_responses {
+                ", allow_responses: true"
+            } else {
+                ""
+            };
+            let password = match passwords {
+                Passwords::Inline => format!("{:?}", u.credentials.password.expose()),
+                Passwords::Env => format!("${}", password_env(&u.credentials.user)),
+            };
+            let subscribe = if u.deny_subscribe.is_empty() {
+                quoted_list(&u.subscribe)
+            } else {
+                format!(
+                    "{{ allow: {}, deny: {} }}",
+                    quoted_list(&u.subscribe),
+                    quoted_list(&u.deny_subscribe)
+                )
+            };
+            out.push_str(&format!(
+                "      {{ user: {:?}, password: {password}, permissions: {{ publish: {}, subscribe: {subscribe}{responses} }} }}\n",
+                u.credentials.user,
+                quoted_list(&u.publish),
+            ));
+        }
+        out
+    };
+    let issuer = match passwords {
+        Passwords::Inline => users
+            .iter()
+            .find(|u| u.credentials.user == GATEWAY)
+            .and_then(|g| crate::users::callout_issuer(&g.credentials.password).ok())
+            .map_or_else(|| "\"\"".to_owned(), |i| format!("{i:?}")),
+        Passwords::Env => format!("${CALLOUT_ISSUER_ENV}"),
+    };
+    format!(
+        "accounts {{\n  {ACCOUNT}: {{\n    jetstream: enabled\n    users = [\n{liaison}    ]\n  }}\n  \
+         {SYSTEM_ACCOUNT}: {{\n    users = [\n{system}    ]\n  }}\n  \
+         {NONCE_ACCOUNT}: {{\n    users = [\n      {{ nkey: {NONCE_NKEY:?} }}\n    ]\n  }}\n}}\n\
+         system_account: {SYSTEM_ACCOUNT}\n\
+         authorization {{\n  timeout: {CALLOUT_TIMEOUT_SECS}\n  auth_callout {{\n    issuer: {issuer}\n    \
+         account: {ACCOUNT}\n    auth_users: [{GATEWAY:?}]\n    allowed_accounts: [{NONCE_ACCOUNT:?}]\n  }}\n}}\n",
+        liaison = render(ACCOUNT),
+        system = render(SYSTEM_ACCOUNT),
+    )
 }
 
 /// A nats-server's TLS: its certificate and key, the CA client (and route)
@@ -251,6 +295,11 @@ pub fn cluster_env(cluster: &Cluster, users: &[NatsUser], route_password: &str) 
             password_env(&u.credentials.user),
             u.credentials.password.expose()
         ));
+        if u.credentials.user == crate::users::GATEWAY
+            && let Ok(issuer) = crate::users::callout_issuer(&u.credentials.password)
+        {
+            out.push_str(&format!("{CALLOUT_ISSUER_ENV}={issuer}\n"));
+        }
     }
     out
 }
@@ -268,7 +317,6 @@ pub fn credentials_env(credentials: &Credentials) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use liaison_core::ids::AgencyId;
 
     fn node_at(i: usize) -> Node {
         Node {
@@ -286,7 +334,7 @@ mod tests {
 
     #[test]
     fn a_tls_node_refers_to_its_files_for_clients_and_routes() {
-        let users = crate::users::plan(&[]);
+        let users = crate::users::plan();
         let cluster = Cluster {
             name: "liaison".into(),
             routes: vec!["a:6222".into(), "b:6222".into(), "c:6222".into()],
@@ -314,8 +362,7 @@ mod tests {
 
     #[test]
     fn a_node_refers_to_its_secrets_and_writes_none() {
-        let police = AgencyId::parse("police").unwrap_or_else(|e| panic!("{e}"));
-        let users = crate::users::plan(std::slice::from_ref(&police));
+        let users = crate::users::plan();
         let cluster = Cluster {
             name: "liaison".into(),
             routes: vec!["a:6222".into(), "b:6222".into(), "c:6222".into()],
@@ -323,7 +370,8 @@ mod tests {
         let text = node(&cluster, &node_at(1), &users);
         assert!(text.contains("server_name: \"liaison-nats-1\""), "{text}");
         assert!(text.contains("routes: $NATS_ROUTES"), "{text}");
-        assert!(text.contains("password: $NATS_PASSWORD_POLICE"), "{text}");
+        assert!(text.contains("password: $NATS_PASSWORD_SYSTEM"), "{text}");
+        assert!(text.contains("issuer: $NATS_CALLOUT_ISSUER"), "{text}");
         assert!(
             text.contains("password: $NATS_PASSWORD_SVC_GATEWAY"),
             "{text}"
@@ -337,13 +385,18 @@ mod tests {
         }
         let env = cluster_env(&cluster, &users, "pROUTE");
         assert!(env.contains("NATS_ROUTES=[nats-route://route:pROUTE@a:6222,"));
+        let gateway = users
+            .iter()
+            .find(|u| u.credentials.user == crate::users::GATEWAY)
+            .map(|u| u.credentials.password.clone())
+            .unwrap_or_else(|| panic!("gateway"));
         assert!(env.contains(&format!(
-            "NATS_PASSWORD_POLICE={}",
-            users
-                .iter()
-                .find(|u| u.credentials.user == "police")
-                .map(|u| u.credentials.password.expose().to_owned())
-                .unwrap_or_default()
+            "NATS_PASSWORD_SVC_GATEWAY={}",
+            gateway.expose()
+        )));
+        assert!(env.contains(&format!(
+            "NATS_CALLOUT_ISSUER={}",
+            crate::users::callout_issuer(&gateway).unwrap_or_default()
         )));
     }
 

@@ -72,6 +72,7 @@ pub fn reuse(users: &mut [NatsUser], previous: &BTreeMap<String, String>) -> (St
     let mut used = vec![
         ROUTE_PASSWORD_ENV.to_owned(),
         crate::nats_conf::ROUTES_ENV.to_owned(),
+        crate::nats_conf::CALLOUT_ISSUER_ENV.to_owned(),
     ];
     for user in users.iter_mut() {
         let name = password_env(&user.credentials.user);
@@ -84,6 +85,8 @@ pub fn reuse(users: &mut [NatsUser], previous: &BTreeMap<String, String>) -> (St
         }
         used.push(name);
     }
+    // Derived from the gateway's, which may just have been kept.
+    crate::users::derive_system(users);
     reused.dropped = previous
         .keys()
         .filter(|k| !used.contains(k))
@@ -100,27 +103,36 @@ pub fn reuse(users: &mut [NatsUser], previous: &BTreeMap<String, String>) -> (St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use liaison_core::ids::AgencyId;
 
     #[test]
     fn passwords_already_issued_are_kept_and_newcomers_get_one() {
-        let ids: Vec<AgencyId> = ["police", "council"]
-            .iter()
-            .map(|a| AgencyId::parse(a).unwrap_or_else(|e| panic!("{e}")))
-            .collect();
         let previous = parse_env(
-            "# old\nNATS_ROUTE_PASSWORD=pR\nNATS_PASSWORD_POLICE=pP\n\nNATS_PASSWORD_GONE=pG\n",
+            "# old\nNATS_ROUTE_PASSWORD=pR\nNATS_PASSWORD_SVC_GATEWAY=pG\n\nNATS_PASSWORD_GONE=pX\nNATS_CALLOUT_ISSUER=A\n",
             "nats.env",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let mut users = crate::users::plan(&ids);
+        let mut users = crate::users::plan();
         let (route, reused) = reuse(&mut users, &previous);
         assert_eq!(route, "pR");
-        assert_eq!(reused.kept, vec!["police"]);
-        assert!(reused.added.contains(&"council".to_owned()));
+        assert_eq!(reused.kept, vec!["svc-gateway"]);
+        assert!(reused.added.contains(&"svc-audit".to_owned()));
         assert_eq!(reused.dropped, vec!["NATS_PASSWORD_GONE"]);
-        let police = users.iter().find(|u| u.credentials.user == "police");
-        assert_eq!(police.map(|u| u.credentials.password.expose()), Some("pP"));
+        let password = |name: &str| {
+            users
+                .iter()
+                .find(|u| u.credentials.user == name)
+                .map(|u| u.credentials.password.expose().to_owned())
+        };
+        assert_eq!(password("svc-gateway").as_deref(), Some("pG"));
+        // The system user's follows the gateway's kept one.
+        assert_eq!(
+            password("system"),
+            Some(
+                crate::users::system_password(&Secret::new("pG"))
+                    .expose()
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

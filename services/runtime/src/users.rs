@@ -19,6 +19,23 @@ pub const GATEWAY: &str = "svc-gateway";
 pub const AUDIT: &str = "svc-audit";
 /// User of auditors: read-only access to the ledger.
 pub const AUDITOR: &str = "auditor";
+/// User of the system account: the gateway closes a suspended or removed
+/// agency's connections as it (`$SYS.REQ.SERVER.<id>.KICK`). Its password
+/// is derived from the gateway's ([`system_password`]).
+pub const SYSTEM: &str = "system";
+
+/// The account Liaison's services, operators and agencies share (JetStream
+/// enabled): agencies are placed in it by the auth callout.
+pub const ACCOUNT: &str = "LIAISON";
+/// nats-server's system account (server events, `KICK`); only [`SYSTEM`].
+pub const SYSTEM_ACCOUNT: &str = "SYS";
+/// The account that exists only so that the auth callout is asked about
+/// connections that are not a service's (`allowed_accounts`), holding one
+/// NKey user that makes nats-server send every client a nonce to sign. Its
+/// seed was thrown away when it was made: nobody can log in as it.
+pub const NONCE_ACCOUNT: &str = "AGENCIES";
+/// That NKey user (public key; no seed exists).
+pub const NONCE_NKEY: &str = "UDN6ANJU6VT7G3JQEINYD2LUN2NW4OHW27JXCY5WVUPREEVFNQJ6NLXN";
 
 /// One NATS user with its permissions.
 #[derive(Debug, Clone)]
@@ -26,8 +43,57 @@ pub struct NatsUser {
     pub credentials: Credentials,
     pub publish: Vec<String>,
     pub subscribe: Vec<String>,
+    /// Subjects it may not subscribe to, though `subscribe` would allow them.
+    pub deny_subscribe: Vec<String>,
     /// May reply to requests it received (the gateway answers senders).
     pub allow_responses: bool,
+    /// Its account: [`ACCOUNT`], or [`SYSTEM_ACCOUNT`] for [`SYSTEM`].
+    pub account: &'static str,
+}
+
+/// What an agency's NATS connection may do, as the auth callout grants it
+/// (docs/decisions/0020-live-membership.md): send on its own ingress
+/// subjects (envelopes, case queries, its inbox, all through the gateway)
+/// and receive answers in its own inbox. No JetStream rights at all.
+pub fn agency_permissions(agency: &AgencyId) -> (Vec<String>, Vec<String>) {
+    (
+        vec![s::ingress_of(agency)],
+        vec![format!("{}.>", inbox_prefix(agency.as_str()))],
+    )
+}
+
+fn derive(label: &str, gateway_password: &Secret) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(label.as_bytes());
+    hash.update([0u8]);
+    hash.update(gateway_password.expose().as_bytes());
+    hash.finalize().into()
+}
+
+/// The key the gateway signs its auth callout answers with (an account
+/// NKey), derived from the gateway's password: whoever holds that password
+/// already answers for the gateway, so no further secret is handed out;
+/// nats-server's configuration names the public half ([`callout_issuer`]).
+pub fn callout_key(gateway_password: &Secret) -> Result<nkeys::KeyPair, String> {
+    nkeys::KeyPair::new_from_raw(
+        nkeys::KeyPairType::Account,
+        derive("liaison auth callout issuer", gateway_password),
+    )
+    .map_err(|e| format!("the auth callout key: {e}"))
+}
+
+/// The public half of [`callout_key`] (`A...`).
+pub fn callout_issuer(gateway_password: &Secret) -> Result<String, String> {
+    callout_key(gateway_password).map(|k| k.public_key())
+}
+
+/// The [`SYSTEM`] user's password, derived from the gateway's.
+pub fn system_password(gateway_password: &Secret) -> Secret {
+    Secret::new(format!(
+        "p{}",
+        hex::encode(&derive("liaison system user", gateway_password)[..24])
+    ))
 }
 
 /// A fresh random password: 24 random bytes in hex after a letter, so
@@ -54,7 +120,9 @@ fn user(
         },
         publish,
         subscribe,
+        deny_subscribe: vec![],
         allow_responses,
+        account: ACCOUNT,
     }
 }
 
@@ -138,10 +206,18 @@ fn service_user(service: Service, member: Member) -> NatsUser {
     user(&service.user(), publish, subscribe, true)
 }
 
-/// Every user of a Liaison deployment, with fresh random passwords.
-pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
+/// Every static user of a Liaison deployment, with fresh random passwords
+/// (the [`SYSTEM`] user's derived from the gateway's: [`derive_system`]).
+/// Agencies are not among them: their NATS identity is their NKey in the
+/// live registry, checked by the gateway's auth callout, which grants
+/// [`agency_permissions`]; nothing here grows with the registry.
+pub fn plan() -> Vec<NatsUser> {
+    let mut operator = user(OPERATOR, vec![">".into()], vec![">".into()], true);
+    // Agencies' logins (NKey signatures, never passwords) are for the
+    // gateway's callout alone.
+    operator.deny_subscribe = vec![s::AUTH_CALLOUT.to_owned()];
     let mut users = vec![
-        user(OPERATOR, vec![">".into()], vec![">".into()], true),
+        operator,
         user(
             GATEWAY,
             [
@@ -193,6 +269,8 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
                     s::INGRESS_ALL.to_owned(),
                     s::INTERNAL_ALL.to_owned(),
                     s::ADMIN_AGENCIES.to_owned(),
+                    // Agencies' logins, answered from the live registry.
+                    s::AUTH_CALLOUT.to_owned(),
                 ],
                 Member::Gateway.subscriptions(),
             ]
@@ -246,17 +324,26 @@ pub fn plan(agencies: &[AgencyId]) -> Vec<NatsUser> {
     ] {
         users.push(service_user(service, member));
     }
-    for agency in agencies {
-        // Envelopes, case queries and its inbox, all through the gateway:
-        // no JetStream rights at all.
-        users.push(user(
-            agency.as_str(),
-            vec![s::ingress_of(agency)],
-            vec![],
-            false,
-        ));
-    }
+    let mut system = user(SYSTEM, vec!["$SYS.REQ.SERVER.>".into()], vec![], false);
+    system.account = SYSTEM_ACCOUNT;
+    users.push(system);
+    derive_system(&mut users);
     users
+}
+
+/// Sets the [`SYSTEM`] user's password from the gateway's (after the
+/// gateway's was set, e.g. kept from an earlier generation).
+pub fn derive_system(users: &mut [NatsUser]) {
+    let Some(gateway) = users
+        .iter()
+        .find(|u| u.credentials.user == GATEWAY)
+        .map(|u| u.credentials.password.clone())
+    else {
+        return;
+    };
+    if let Some(system) = users.iter_mut().find(|u| u.credentials.user == SYSTEM) {
+        system.credentials.password = system_password(&gateway);
+    }
 }
 
 /// The `authorization { users = [...] }` block of a nats-server
@@ -270,20 +357,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn agencies_are_limited_to_their_own_subjects() {
+    fn agencies_are_limited_to_their_own_subjects_and_are_no_static_users() {
         let police = AgencyId::parse("police").unwrap_or_else(|e| panic!("{e}"));
-        let users = plan(std::slice::from_ref(&police));
-        let agency = users
-            .iter()
-            .find(|u| u.credentials.user == "police")
-            .unwrap_or_else(|| panic!("police user"));
-        assert_eq!(agency.publish, vec!["liaison.ingress.police.>"]);
-        assert_eq!(agency.subscribe, vec!["_INBOX_police.>"]);
-        assert!(!agency.allow_responses);
+        let (publish, subscribe) = agency_permissions(&police);
+        assert_eq!(publish, vec!["liaison.ingress.police.>"]);
+        assert_eq!(subscribe, vec!["_INBOX_police.>"]);
+        let users = plan();
         let rendered = render_authorization(&users);
-        assert!(rendered.contains("user: \"police\""));
-        // operator, gateway, audit, auditor, three services, one agency.
+        assert!(!rendered.contains("police"), "{rendered}");
+        // operator, gateway, audit, auditor, three services, system.
         assert_eq!(users.len(), 8);
+        // The operator may not watch agencies' logins; only the gateway answers them.
+        assert!(rendered.contains("deny: [\"$SYS.REQ.USER.AUTH\"]"), "{rendered}");
+        assert!(rendered.contains("auth_users: [\"svc-gateway\"]"), "{rendered}");
+        let gateway_password = users
+            .iter()
+            .find(|u| u.credentials.user == GATEWAY)
+            .map(|u| u.credentials.password.clone())
+            .unwrap_or_else(|| panic!("gateway"));
+        let issuer = callout_issuer(&gateway_password).unwrap_or_else(|e| panic!("{e}"));
+        assert!(issuer.starts_with('A') && rendered.contains(&issuer), "{rendered}");
+        let system = users
+            .iter()
+            .find(|u| u.credentials.user == SYSTEM)
+            .unwrap_or_else(|| panic!("system"));
+        assert_eq!(system.account, SYSTEM_ACCOUNT);
+        assert_eq!(
+            system.credentials.password.expose(),
+            system_password(&gateway_password).expose()
+        );
+        assert!(nkeys::KeyPair::from_public_key(NONCE_NKEY).is_ok());
         // No service may send on an agency's ingress or read deliveries.
         for service in Service::ALL {
             let svc = users
@@ -303,20 +406,10 @@ mod tests {
 
     #[test]
     fn the_gateway_reads_inboxes_by_subject_with_rights_that_do_not_grow_with_the_registry() {
-        let plan_for = |names: &[&str]| {
-            let ids: Vec<AgencyId> = names
-                .iter()
-                .map(|a| AgencyId::parse(a).unwrap_or_else(|e| panic!("{e}")))
-                .collect();
-            plan(&ids)
-                .into_iter()
-                .find(|u| u.credentials.user == GATEWAY)
-                .unwrap_or_else(|| panic!("gateway user"))
-        };
-        let gateway = plan_for(&["police", "council"]);
-        let many: Vec<String> = (0..500).map(|i| format!("school-{i}")).collect();
-        let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        assert_eq!(plan_for(&many).publish, gateway.publish);
+        let gateway = plan()
+            .into_iter()
+            .find(|u| u.credentials.user == GATEWAY)
+            .unwrap_or_else(|| panic!("gateway user"));
         // On DELIVERY: publish copies, read by subject, find an inbox's end.
         // No stream administration, no consumers.
         let on_delivery: Vec<&String> = gateway
@@ -362,6 +455,7 @@ mod tests {
                 "liaison.ingress.>",
                 "liaison.internal.>",
                 "liaison.admin.agencies",
+                "$SYS.REQ.USER.AUTH",
                 "$SRV.*",
                 "$SRV.*.liaison-gateway",
                 "$SRV.*.liaison-gateway.*",
@@ -373,7 +467,7 @@ mod tests {
 
     #[test]
     fn each_service_answers_discovery_under_its_own_name_only() {
-        let users = plan(&[]);
+        let users = plan();
         let of = |name: &str| {
             users
                 .iter()

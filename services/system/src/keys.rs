@@ -42,6 +42,23 @@ pub fn generate(alg: KeyAlg) -> Result<(String, String)> {
     Ok((pem, entry))
 }
 
+/// A new NKey for an agency's NATS logins: its seed (`SU...`, secret) and
+/// the public key (`U...`) its registry entry lists in `nats_keys`.
+pub fn generate_nkey() -> Result<(String, String)> {
+    use rand_core::RngCore as _;
+    let mut raw = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut raw);
+    let pair = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, raw)
+        .map_err(|e| anyhow!("generating an NKey: {e}"))?;
+    let seed = pair.seed().map_err(|e| anyhow!("encoding an NKey seed: {e}"))?;
+    Ok((seed, pair.public_key()))
+}
+
+/// Where an agency's NKey seed file is in a keys directory: `AGENCY.nk`.
+pub fn nkey_path(dir: &Path, agency: &str) -> std::path::PathBuf {
+    dir.join(format!("{agency}.nk"))
+}
+
 /// The registry lines (`kid`, `alg`, `public_key`) of a PEM private key.
 pub fn registry_entry(pem: &str) -> Result<String> {
     let (alg, public) = tokens::public_of_pem(pem).map_err(|e| anyhow!(e))?;

@@ -59,6 +59,8 @@ pub struct Generated {
     /// (agency id, PKCS#8 PEM) of the sample area's agencies (area 1: its
     /// council, trust, first schools, force and region's CT unit).
     pub sample_keys: Vec<(String, String)>,
+    /// (agency id, NKey seed) of the same agencies: their NATS logins.
+    pub sample_nkeys: Vec<(String, String)>,
 }
 
 fn area(n: usize) -> String {
@@ -84,6 +86,7 @@ pub fn generate(options: &Options, keep: impl Fn(&str) -> bool) -> Result<Genera
          # keys, fictional agencies. Areas are area-NNNN, regions region-N.\n",
     );
     let mut sample_keys = Vec::new();
+    let mut sample_nkeys = Vec::new();
     let mut count = 0;
     let mut add = |id: &str,
                    name: &str,
@@ -94,8 +97,10 @@ pub fn generate(options: &Options, keep: impl Fn(&str) -> bool) -> Result<Genera
                    sector: Option<&str>|
      -> Result<()> {
         let (pem, entry) = keys::generate(KeyAlg::EdDSA)?;
+        let (seed, nkey) = keys::generate_nkey()?;
         if keep(id) {
             sample_keys.push((id.to_owned(), pem));
+            sample_nkeys.push((id.to_owned(), seed));
         }
         let areas: Vec<String> = areas.iter().map(|a| format!("{a:?}")).collect();
         let _ = write!(
@@ -109,7 +114,7 @@ pub fn generate(options: &Options, keep: impl Fn(&str) -> bool) -> Result<Genera
         if kind == "police" || kind == "council" {
             let _ = writeln!(out, "caveats = [\"UK-EYES-ONLY\"]");
         }
-        let _ = writeln!(out, "[[agency.keys]]\n{entry}");
+        let _ = writeln!(out, "nats_keys = [\"{nkey}\"]\n[[agency.keys]]\n{entry}");
         count += 1;
         Ok(())
     };
@@ -212,6 +217,7 @@ pub fn generate(options: &Options, keep: impl Fn(&str) -> bool) -> Result<Genera
         toml: out,
         agencies: count,
         sample_keys,
+        sample_nkeys,
     })
 }
 

@@ -121,7 +121,7 @@ impl System {
     pub async fn start(config: Config, options: UpOptions) -> Result<Self> {
         config.nats.check_tls_files().map_err(anyhow::Error::msg)?;
         let registry = Registry::load(&config.paths.registry)?;
-        let plan = users::plan(&registry.ids());
+        let plan = users::plan();
         let server = NatsServer::start(&ServerOptions {
             port: options.port,
             store_dir: options.store_dir.clone(),
@@ -295,7 +295,13 @@ impl System {
         if self.gateway.is_some() {
             return Ok(());
         }
-        let config = self.telemetry.config_for(&self.config, "gateway");
+        let mut config = self.telemetry.config_for(&self.config, "gateway");
+        // Its password: the auth callout's key and its system-account user
+        // are derived from it (liaison_runtime::users::callout_key).
+        let credentials = self.credentials(users::GATEWAY)?;
+        config.nats.url = self.url();
+        config.nats.user = credentials.user;
+        config.nats.password = credentials.password;
         let (door, bound) = oneshot::channel();
         let running = self
             .service(

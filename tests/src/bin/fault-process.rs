@@ -24,7 +24,6 @@
 use anyhow::{Context as _, Result, bail};
 use liaison_client::{AgencyClient, DEFAULT_AUDIENCE};
 use liaison_core::AgencyId;
-use liaison_core::Credentials;
 use liaison_tests::fault::Handed;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -65,15 +64,9 @@ async fn record() -> Result<()> {
         }
         _ => bail!("usage: fault-process URL AGENCY OUT [N hang|stop]"),
     };
-    let credentials = Credentials {
-        user: agency.clone(),
-        password: std::env::var("RECORDER_NATS_PASSWORD")
-            .context("RECORDER_NATS_PASSWORD")?
-            .into(),
-    };
     let client = AgencyClient::connect(
         url,
-        &credentials,
+        &liaison_tests::nkey(agency),
         AgencyId::parse(agency)?,
         &liaison_tests::key_pem(agency)?,
         DEFAULT_AUDIENCE,

@@ -76,7 +76,7 @@ async fn national_on_the_cluster(areas: usize, schools: usize) -> Result<()> {
         liaison_system::national::with_partnership(&repo_root(), &options)?,
     )?;
     let registry = Registry::load(&config.paths.registry)?;
-    let plan = users::plan(&registry.ids());
+    let plan = users::plan();
 
     let started = Instant::now();
     let cluster = Cluster::start(3, &plan).await?;
@@ -220,7 +220,7 @@ async fn leader_killed_during(envelopes: usize, senders: usize) -> Result<()> {
         );
     config.paths.registry = dir.path().join("registry.toml");
     std::fs::write(&config.paths.registry, registry)?;
-    let plan = users::plan(&Registry::load(&config.paths.registry)?.ids());
+    let plan = users::plan();
 
     let formed = Instant::now();
     let mut cluster = Cluster::start(3, &plan).await?;

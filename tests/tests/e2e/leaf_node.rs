@@ -17,7 +17,6 @@ use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
 use liaison_runtime::nats_conf::ServerTls;
 use liaison_runtime::nats_leaf::{self, LeafSite};
-use liaison_runtime::registry::Registry;
 use liaison_runtime::users::{self, password};
 use liaison_system::devtls::{DevCa, SERVER_NAMES, write};
 use liaison_system::system::{System, UpOptions};
@@ -49,7 +48,7 @@ struct Site {
 /// Starts `agency`'s leaf node (the renderer of `liaison nats-config --leaf`)
 /// connected to every node of `cluster` with the agency's own credentials,
 /// and waits until the cluster sees it.
-async fn site(cluster: &Cluster, system: &System, agency: &str, hub_ca: &Path) -> Result<Site> {
+async fn site(cluster: &Cluster, agency: &str, hub_ca: &Path) -> Result<Site> {
     let port = free_ports(1)?[0];
     let hubs = (0..3)
         .map(|i| cluster.leaf_addr(i))
@@ -72,9 +71,12 @@ async fn site(cluster: &Cluster, system: &System, agency: &str, hub_ca: &Path) -
             nats_leaf::LOCAL_PASSWORD_ENV.to_owned(),
             local.expose().to_owned(),
         ),
+        (nats_leaf::HUB_URLS_ENV.to_owned(), nats_leaf::hub_urls(&hubs)),
         (
-            nats_leaf::HUB_URLS_ENV.to_owned(),
-            nats_leaf::hub_urls(&system.credentials(agency)?, &hubs),
+            nats_leaf::HUB_NKEY_ENV.to_owned(),
+            std::fs::read_to_string(liaison_tests::nkey_path(agency))?
+                .trim()
+                .to_owned(),
         ),
     ]);
     let before = leaf_count(cluster).await?;
@@ -112,7 +114,7 @@ async fn client_at(site: &Site, system: &System) -> Result<AgencyClient> {
     let agency = AgencyId::parse(&site.login.user)?;
     Ok(AgencyClient::connect(
         &site.url,
-        &site.login,
+        &liaison_client::NatsAuth::UserPassword(site.login.clone()),
         agency,
         &key_pem(&site.login.user)?,
         &system.config.gateway.audience,
@@ -139,7 +141,7 @@ async fn sites_behind_leaf_nodes_reach_only_what_their_agency_may() -> Result<()
     config.streams.replicas = 3;
     config.nats.tls_required = true;
     config.nats.tls_ca = at("ca.pem");
-    let plan = users::plan(&Registry::load(&config.paths.registry)?.ids());
+    let plan = users::plan();
     let cluster = Cluster::start_with_tls(3, &plan, Some(tls)).await?;
     for i in 0..3 {
         let varz = cluster.monitor(i, "/varz").await?;
@@ -149,8 +151,8 @@ async fn sites_behind_leaf_nodes_reach_only_what_their_agency_may() -> Result<()
         );
     }
     let system = System::start_on(config, &cluster.urls(), &plan, UpOptions::default()).await?;
-    let school = site(&cluster, &system, "school-a", &at("ca.pem")).await?;
-    let police = site(&cluster, &system, "police", &at("ca.pem")).await?;
+    let school = site(&cluster, "school-a", &at("ca.pem")).await?;
+    let police = site(&cluster, "police", &at("ca.pem")).await?;
 
     // The school's system sends through its leaf node and is answered; the
     // police's system reads and acknowledges its copy through its own.

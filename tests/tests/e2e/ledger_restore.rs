@@ -14,7 +14,6 @@ use liaison_core::subjects;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_runtime::nats_server::{NatsServer, ServerOptions};
 use liaison_runtime::provision::provision;
-use liaison_runtime::registry::Registry;
 use liaison_runtime::users;
 use liaison_system::system::{System, UpOptions};
 use liaison_tests::{agency, config, ledger_all, referral, start_with};
@@ -53,7 +52,7 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
     old.shutdown().await?;
 
     // The rebuilt deployment: streams provisioned, nothing started yet.
-    let plan = users::plan(&Registry::load(&config.paths.registry)?.ids());
+    let plan = users::plan();
     let server = NatsServer::start(&ServerOptions {
         users: plan.clone(),
         ..ServerOptions::default()

@@ -64,8 +64,30 @@ async fn a_suspended_agency_is_refused_at_both_doors_and_its_copies_held_until_r
     )
     .await?;
     assert_eq!(answer["ok"], true, "{answer}");
-    // In force at once: the next envelope from the police is refused.
-    let verdict = police.send(&referral("police", "while-suspended")).await?;
+    // Its open NATS connection is closed, and it cannot log in again.
+    let closed = liaison_tests::eventually("the police's connection closed", Duration::from_secs(1), || async {
+        Ok((police.nats().connection_state() != async_nats::connection::State::Connected).then_some(()))
+    })
+    .await;
+    assert!(closed.is_ok(), "{closed:?} after {:?}", asked.elapsed());
+    let login = agency(&system, "police").await;
+    assert!(
+        login
+            .as_ref()
+            .is_err_and(|e| format!("{e:#}").contains("uthorization")),
+        "a suspended agency logging in: {:?}",
+        login.map(|_| ())
+    );
+    // Whatever still reaches its ingress (sent through another connection)
+    // is refused at once.
+    let stray = liaison_client::AgencyClient::new(
+        system.connect_as(users::OPERATOR).await?,
+        liaison_core::AgencyId::parse("police")?,
+        liaison_core::tokens::Signer::from_pem(&liaison_tests::key_pem("police")?, None)
+            .map_err(anyhow::Error::msg)?,
+        &system.config.gateway.audience,
+    );
+    let verdict = stray.send(&referral("police", "while-suspended")).await?;
     let took = asked.elapsed();
     assert_refused(
         &verdict,
@@ -78,7 +100,7 @@ async fn a_suspended_agency_is_refused_at_both_doors_and_its_copies_held_until_r
     // routed, but the police's inbox is refused, over NATS and HTTPS.
     let verdict = school.send(&referral("school-a", "held-copy")).await?;
     assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
-    let read = police.next_batch(10, Duration::from_millis(200)).await;
+    let read = stray.next_batch(10, Duration::from_millis(200)).await;
     assert!(
         read.as_ref()
             .is_err_and(|e| e.to_string().contains("agency_suspended")),
@@ -107,6 +129,7 @@ async fn a_suspended_agency_is_refused_at_both_doors_and_its_copies_held_until_r
     )
     .await?;
     assert_eq!(answer["ok"], true, "{answer}");
+    let police = agency(&system, "police").await?;
     // (A referral is not the police's to send under this basis: what
     // matters is that the refusal is the policy's again, not suspension.)
     let verdict = police.send(&referral("police", "after-resume")).await?;

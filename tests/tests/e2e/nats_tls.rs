@@ -99,7 +99,7 @@ impl Pki {
 
 /// A liaison-runtime nats-server for the users of one agency (police), TLS as given.
 fn server_for_police(tls: Option<ServerTls>) -> Result<(NatsServer, Vec<NatsUser>)> {
-    let plan = users::plan(&[AgencyId::parse("police")?]);
+    let plan = users::plan();
     let server = NatsServer::start(&ServerOptions {
         users: plan.clone(),
         tls,
@@ -401,7 +401,7 @@ async fn an_nkey_user_reaches_its_own_subjects_and_no_others() -> Result<()> {
     let dir = tempfile::tempdir()?;
     // Police's and the operator's permissions as Liaison plans them, each
     // authenticated by an NKey instead of a password.
-    let plan = users::plan(&[AgencyId::parse("police")?]);
+    let plan = users::plan();
     let mut entries = String::new();
     let mut seeds = BTreeMap::new();
     for user in plan

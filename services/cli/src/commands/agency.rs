@@ -149,11 +149,9 @@ pub(crate) async fn agency_client(
     let agency = AgencyId::parse(agency)?;
     let key_path = key.cloned().unwrap_or_else(|| keys::dev_key_path(&agency));
     let pem = keys::read_key(&key_path)?;
-    let target = cli.target(agency.as_str())?;
+    let nats = cli.agency_nats(agency.as_str())?;
     let audience = cli.load_config()?.gateway.audience;
     let signer = liaison_core::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
-    let mut nats = liaison_client::NatsOptions::new(&target.url, target.credentials.clone());
-    nats.tls = target.tls.clone();
     AgencyClient::connect_with(agency, signer, &audience, &nats)
         .await
         .map_err(Into::into)

@@ -54,8 +54,15 @@ pub fn run(command: &RegistryCommand) -> Result<ExitCode> {
     let generated = national::generate(&options, |id| keep && national::in_sample(id))?;
     if let Some(dir) = &args.keys_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (id, pem) in &generated.sample_keys {
-            let path = dir.join(format!("{id}.pem"));
+        let pems = generated
+            .sample_keys
+            .iter()
+            .map(|(id, pem)| (dir.join(format!("{id}.pem")), pem));
+        let nkeys = generated
+            .sample_nkeys
+            .iter()
+            .map(|(id, seed)| (liaison_system::keys::nkey_path(dir, id), seed));
+        for (path, pem) in pems.chain(nkeys) {
             if path.exists() {
                 bail!("{} exists: keys are never overwritten", path.display());
             }
@@ -77,7 +84,7 @@ pub fn run(command: &RegistryCommand) -> Result<ExitCode> {
     );
     if let Some(dir) = &args.keys_dir {
         println!(
-            "private keys of {} agencies (area 1's and its region's) in {}",
+            "private keys and NKey seeds of {} agencies (area 1's and its region's) in {}",
             generated.sample_keys.len(),
             dir.display()
         );

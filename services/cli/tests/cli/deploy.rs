@@ -7,9 +7,8 @@
 //! cluster's service configuration loads with three replicas.
 
 use crate::root;
-use liaison_core::Credentials;
 use liaison_runtime::config::Config;
-use liaison_runtime::nats_leaf::{HUB_URLS_ENV, LOCAL_PASSWORD_ENV, hub_urls};
+use liaison_runtime::nats_leaf::{HUB_NKEY_ENV, HUB_URLS_ENV, LOCAL_PASSWORD_ENV, hub_urls};
 use liaison_runtime::nats_secrets::parse_env;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
@@ -104,7 +103,7 @@ fn the_committed_cluster_is_what_nats_config_generates_and_nats_server_accepts()
         std::fs::write(&checked, text)?;
         nats_server_accepts(&checked, &env)?;
     }
-    for file in ["nats.env", "svc-gateway.env", "operator.env", "police.env"] {
+    for file in ["nats.env", "svc-gateway.env", "operator.env", "system.env"] {
         let mode = std::fs::metadata(secrets.join(file))?.permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file}");
     }
@@ -142,16 +141,11 @@ fn the_committed_leaf_node_is_generated_and_accepted() -> Result {
         kept.contains(&format!("tls: {{ ca_file: \"{hub_ca}\"")),
         "{kept}"
     );
-    let police = Credentials {
-        user: "police".into(),
-        password: "pHubSecret".into(),
-    };
+    let seed = std::fs::read_to_string(root().join("deploy/agencies/dev-keys/police.nk"))?;
     let env = BTreeMap::from([
         (LOCAL_PASSWORD_ENV.to_owned(), "pLocalSecret".to_owned()),
-        (
-            HUB_URLS_ENV.to_owned(),
-            hub_urls(&police, &hubs.map(String::from)),
-        ),
+        (HUB_URLS_ENV.to_owned(), hub_urls(&hubs.map(String::from))),
+        (HUB_NKEY_ENV.to_owned(), seed.trim().to_owned()),
     ]);
     // nats-server -t loads the CA file: pointed at one made now.
     let work = tempfile::tempdir()?;

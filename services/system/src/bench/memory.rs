@@ -16,7 +16,6 @@ use liaison_core::connect::connect;
 use liaison_core::system::Service;
 use liaison_runtime::config::Config;
 use liaison_runtime::nats_server::{NatsServer, ServerOptions};
-use liaison_runtime::registry::Registry;
 use liaison_runtime::users;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -94,8 +93,8 @@ fn spawn(
 /// Drives `count` envelopes of each kind through the services run as
 /// separate processes and reads their memory.
 pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Row>> {
-    let registry = Registry::load(&config.paths.registry)?;
-    let plan = users::plan(&registry.ids());
+
+    let plan = users::plan();
     let server = NatsServer::start(&ServerOptions {
         users: plan.clone(),
         ..ServerOptions::default()
@@ -128,23 +127,35 @@ pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Ro
         children.push((service, spawn(config, &session, service, &user, dir)?));
     }
 
+    // Agencies log in through the gateway's auth callout: once it is up.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut senders = Vec::new();
     for agency in ["police", "school-a"] {
         let id = AgencyId::parse(agency)?;
         let pem =
             crate::keys::read_key(&Path::new(crate::keys::DEV_KEYS).join(format!("{agency}.pem")))?;
-        let client = AgencyClient::connect(
-            &server.url(),
-            &session.credentials(agency, Path::new("<bench>"))?,
-            id,
-            &pem,
-            &config.gateway.audience,
-        )
-        .await?;
+        let auth = liaison_client::NatsAuth::NKeySeedFile(crate::keys::nkey_path(
+            Path::new(crate::keys::DEV_KEYS),
+            agency,
+        ));
+        let client = loop {
+            match AgencyClient::connect(
+                &server.url(),
+                &auth,
+                id.clone(),
+                &pem,
+                &config.gateway.audience,
+            )
+            .await
+            {
+                Ok(client) => break client,
+                Err(e) if Instant::now() > deadline => return Err(e.into()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
         senders.push(client);
     }
     // Ready once the gateway answers.
-    let deadline = Instant::now() + Duration::from_secs(60);
     let first = Kind::PoliceReferral.envelope("bench-process-ready");
     while senders[0].send(&first).await.is_err() {
         for (service, child) in &mut children {

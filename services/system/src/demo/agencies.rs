@@ -48,10 +48,11 @@ pub async fn connect_these(
     let mut business = Vec::new();
     for agency in agencies.iter().cloned() {
         let pem = crate::keys::read_key(&keys.join(format!("{agency}.pem")))?;
-        let credentials = system.credentials(agency.as_str())?;
+        let auth =
+            liaison_client::NatsAuth::NKeySeedFile(crate::keys::nkey_path(keys, agency.as_str()));
         let client = AgencyClient::connect(
             &system.url(),
-            &credentials,
+            &auth,
             agency.clone(),
             &pem,
             &config.gateway.audience,
