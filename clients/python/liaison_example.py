@@ -154,9 +154,8 @@ async def send_referral(args) -> str:
 
     nc = await nats.connect(
         args.nats,
-        user=args.school_user,
-        password=args.school_password,
-        inbox_prefix=f"_INBOX_{args.school_user}",
+        nkeys_seed=args.school_nkey,
+        inbox_prefix=f"_INBOX_{args.school}",
         name=f"{args.school}-python-example",
         allow_reconnect=False,
     )
@@ -198,9 +197,8 @@ async def read_inbox(args, expected_id: str) -> bool:
     """Reads the police inbox, acknowledging each delivery once printed."""
     nc = await nats.connect(
         args.nats,
-        user=args.police_user,
-        password=args.police_password,
-        inbox_prefix=f"_INBOX_{args.police_user}",
+        nkeys_seed=args.police_nkey,
+        inbox_prefix=f"_INBOX_{args.police}",
         name=f"{args.police}-python-example",
         allow_reconnect=False,
     )
@@ -268,20 +266,18 @@ def arguments():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nats", default=env("LIAISON_NATS_URL"), help="NATS URL [env LIAISON_NATS_URL]")
     p.add_argument("--school", default="school-a", help="the sending agency")
-    p.add_argument("--school-user", default=env("SCHOOL_NATS_USER"), help="[env SCHOOL_NATS_USER, default: --school]")
-    p.add_argument("--school-password", default=env("SCHOOL_NATS_PASSWORD"), help="[env SCHOOL_NATS_PASSWORD]")
+    p.add_argument("--school-nkey", default=env("SCHOOL_NATS_NKEY"), help="its NKey seed file, its NATS login [env SCHOOL_NATS_NKEY, default: deploy/agencies/dev-keys/SCHOOL.nk]")
     p.add_argument("--school-key", default=None, help="[default: deploy/agencies/dev-keys/SCHOOL.pem]")
     p.add_argument("--police", default="police", help="the receiving agency")
-    p.add_argument("--police-user", default=env("POLICE_NATS_USER"), help="[env POLICE_NATS_USER, default: --police]")
-    p.add_argument("--police-password", default=env("POLICE_NATS_PASSWORD"), help="[env POLICE_NATS_PASSWORD]")
+    p.add_argument("--police-nkey", default=env("POLICE_NATS_NKEY"), help="[env POLICE_NATS_NKEY, default: deploy/agencies/dev-keys/POLICE.nk]")
     p.add_argument("--envelope", default="deploy/examples/referral.json", help="the referral (protobuf JSON)")
     p.add_argument("--audience", default="liaison-gateway", help="the token's aud")
     p.add_argument("--wait", type=float, default=30, help="seconds to wait for the delivery")
     args = p.parse_args()
-    args.school_user = args.school_user or args.school
-    args.police_user = args.police_user or args.police
+    args.school_nkey = args.school_nkey or f"deploy/agencies/dev-keys/{args.school}.nk"
+    args.police_nkey = args.police_nkey or f"deploy/agencies/dev-keys/{args.police}.nk"
     args.school_key = args.school_key or f"deploy/agencies/dev-keys/{args.school}.pem"
-    missing = [n for n in ("nats", "school_password", "police_password") if not getattr(args, n)]
+    missing = [n for n in ("nats",) if not getattr(args, n)]
     if missing:
         p.error("missing " + ", ".join("--" + n.replace("_", "-") for n in missing))
     return args

@@ -5,8 +5,9 @@
 # Python classes from proto/ into a temporary directory (removed on exit),
 # and passes its arguments to the example, e.g.
 #
-#   LIAISON_NATS_URL=nats://127.0.0.1:4222 SCHOOL_NATS_PASSWORD=… POLICE_NATS_PASSWORD=… \
-#     bash clients/python/run_example.sh
+#   LIAISON_NATS_URL=nats://127.0.0.1:4222 bash clients/python/run_example.sh
+#
+# (the agencies log in with their NKeys, deploy/agencies/dev-keys/AGENCY.nk by default)
 #
 # Exit status: the example's; 3 when Python 3 or pip is missing.
 set -euo pipefail

@@ -143,13 +143,7 @@ pub fn recorder(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let runs = (0..).find(|n| !out.with_extension(format!("{n}.log")).exists());
     let log = out.with_extension(format!("{}.log", runs.unwrap_or_default()));
-    Process::spawn(
-        binary,
-        "recorder",
-        &args,
-        &[],
-        &log,
-    )
+    Process::spawn(binary, "recorder", &args, &[], &log)
 }
 
 /// The ids of the batch a recorder writing `out` holds unacknowledged, once it does.

@@ -136,8 +136,23 @@ pub fn nkey_path(agency: &str) -> PathBuf {
     repo_root().join(format!("deploy/agencies/dev-keys/{agency}.nk"))
 }
 
-/// Connects as `agency` with its own NKey and signing key.
+/// Connects as `agency` with its own NKey and signing key. Agencies log in
+/// through a gateway (the auth callout): a gateway just started may not
+/// answer yet, so a refused login is tried again for up to 10 s.
 pub async fn agency(system: &System, agency: &str) -> Result<AgencyClient> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match agency_once(system, agency).await {
+            Err(e) if Instant::now() < deadline && format!("{e:#}").contains("did not let") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// [`agency`], trying to log in once.
+pub async fn agency_once(system: &System, agency: &str) -> Result<AgencyClient> {
     let id = AgencyId::parse(agency)?;
     let client = AgencyClient::connect(
         &system.url(),

@@ -390,10 +390,7 @@ mod tests {
             .find(|u| u.credentials.user == crate::users::GATEWAY)
             .map(|u| u.credentials.password.clone())
             .unwrap_or_else(|| panic!("gateway"));
-        assert!(env.contains(&format!(
-            "NATS_PASSWORD_SVC_GATEWAY={}",
-            gateway.expose()
-        )));
+        assert!(env.contains(&format!("NATS_PASSWORD_SVC_GATEWAY={}", gateway.expose())));
         assert!(env.contains(&format!(
             "NATS_CALLOUT_ISSUER={}",
             crate::users::callout_issuer(&gateway).unwrap_or_default()

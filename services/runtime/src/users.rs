@@ -368,15 +368,24 @@ mod tests {
         // operator, gateway, audit, auditor, three services, system.
         assert_eq!(users.len(), 8);
         // The operator may not watch agencies' logins; only the gateway answers them.
-        assert!(rendered.contains("deny: [\"$SYS.REQ.USER.AUTH\"]"), "{rendered}");
-        assert!(rendered.contains("auth_users: [\"svc-gateway\"]"), "{rendered}");
+        assert!(
+            rendered.contains("deny: [\"$SYS.REQ.USER.AUTH\"]"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("auth_users: [\"svc-gateway\"]"),
+            "{rendered}"
+        );
         let gateway_password = users
             .iter()
             .find(|u| u.credentials.user == GATEWAY)
             .map(|u| u.credentials.password.clone())
             .unwrap_or_else(|| panic!("gateway"));
         let issuer = callout_issuer(&gateway_password).unwrap_or_else(|e| panic!("{e}"));
-        assert!(issuer.starts_with('A') && rendered.contains(&issuer), "{rendered}");
+        assert!(
+            issuer.starts_with('A') && rendered.contains(&issuer),
+            "{rendered}"
+        );
         let system = users
             .iter()
             .find(|u| u.credentials.user == SYSTEM)

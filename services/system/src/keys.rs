@@ -50,7 +50,9 @@ pub fn generate_nkey() -> Result<(String, String)> {
     rand_core::OsRng.fill_bytes(&mut raw);
     let pair = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, raw)
         .map_err(|e| anyhow!("generating an NKey: {e}"))?;
-    let seed = pair.seed().map_err(|e| anyhow!("encoding an NKey seed: {e}"))?;
+    let seed = pair
+        .seed()
+        .map_err(|e| anyhow!("encoding an NKey seed: {e}"))?;
     Ok((seed, pair.public_key()))
 }
 

@@ -323,13 +323,8 @@ async fn nats_headers_a_sender_adds_do_not_reach_jetstream() -> anyhow::Result<(
     let system = start().await?;
     let school = agency(&system, "school-a").await?;
     let police = agency(&system, "police").await?;
-    let raw = async_nats::ConnectOptions::with_user_and_password(
-        "school-a".into(),
-        system.credentials("school-a")?.password.expose().to_owned(),
-    )
-    .custom_inbox_prefix(liaison_core::subjects::inbox_prefix("school-a"))
-    .connect(system.url())
-    .await?;
+    // The school's own connection, used by hand.
+    let raw = school.nats().clone();
     // Headers that would steer JetStream if the gateway passed them on: a
     // de-duplication id shared by two different envelopes, and an expected
     // stream sequence that would make the store fail.

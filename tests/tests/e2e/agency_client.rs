@@ -161,13 +161,14 @@ async fn retries_keep_the_id_and_give_up_at_the_deadline() -> anyhow::Result<()>
     assert_eq!(accepted, ids, "each id accepted exactly once");
 
     // No gateway: retried until the deadline, then a retryable error.
+    // (Agencies log in through a gateway: connected before it stops.)
     let police = agency(&system, "police").await?;
-    system.stop_gateway().await;
     let impatient = agency(&system, "school-a").await?.with_retry(RetryPolicy {
         first_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
         deadline: Duration::from_millis(600),
     });
+    system.stop_gateway().await;
     let envelope = referral("school-a", "while-down");
     let error = impatient.submit(&envelope).await.err();
     match &error {
@@ -224,7 +225,7 @@ async fn an_offline_recipient_catches_up_and_acknowledges_explicitly() -> anyhow
         liaison_core::tokens::Signer::from_pem(&key_pem("police")?, None)
             .map_err(anyhow::Error::msg)?,
         &system.config.gateway.audience,
-        &NatsOptions::new(system.url(), system.credentials("police")?),
+        &NatsOptions::with_auth(system.url(), liaison_tests::nkey("police")),
     )
     .await?;
 
@@ -279,7 +280,7 @@ async fn tls_when_required_is_not_skipped_against_a_plain_server() -> anyhow::Re
         liaison_core::tokens::Signer::from_pem(&key_pem("council")?, None)
             .map_err(anyhow::Error::msg)
     };
-    let plain = NatsOptions::new(system.url(), system.credentials("council")?);
+    let plain = NatsOptions::with_auth(system.url(), liaison_tests::nkey("council"));
     let error = AgencyClient::connect_with(
         council.clone(),
         signer()?,

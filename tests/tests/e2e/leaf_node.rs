@@ -71,7 +71,10 @@ async fn site(cluster: &Cluster, agency: &str, hub_ca: &Path) -> Result<Site> {
             nats_leaf::LOCAL_PASSWORD_ENV.to_owned(),
             local.expose().to_owned(),
         ),
-        (nats_leaf::HUB_URLS_ENV.to_owned(), nats_leaf::hub_urls(&hubs)),
+        (
+            nats_leaf::HUB_URLS_ENV.to_owned(),
+            nats_leaf::hub_urls(&hubs),
+        ),
         (
             nats_leaf::HUB_NKEY_ENV.to_owned(),
             std::fs::read_to_string(liaison_tests::nkey_path(agency))?

@@ -65,12 +65,19 @@ async fn a_suspended_agency_is_refused_at_both_doors_and_its_copies_held_until_r
     .await?;
     assert_eq!(answer["ok"], true, "{answer}");
     // Its open NATS connection is closed, and it cannot log in again.
-    let closed = liaison_tests::eventually("the police's connection closed", Duration::from_secs(1), || async {
-        Ok((police.nats().connection_state() != async_nats::connection::State::Connected).then_some(()))
-    })
+    let closed = liaison_tests::eventually(
+        "the police's connection closed",
+        Duration::from_secs(1),
+        || async {
+            Ok(
+                (police.nats().connection_state() != async_nats::connection::State::Connected)
+                    .then_some(()),
+            )
+        },
+    )
     .await;
     assert!(closed.is_ok(), "{closed:?} after {:?}", asked.elapsed());
-    let login = agency(&system, "police").await;
+    let login = liaison_tests::agency_once(&system, "police").await;
     assert!(
         login
             .as_ref()

@@ -1,7 +1,8 @@
-//! NATS is never open: each agency has its own user, limited to its own
-//! ingress and its own inbox (both through the gateway, with no JetStream
-//! rights), so no client can bypass the gateway or read another agency's
-//! copies. Checked against the real server's permissions.
+//! NATS is never open: each agency logs in with its own NKey, through the
+//! gateway's auth callout, and is limited to its own ingress and its own
+//! inbox (both through the gateway, with no JetStream rights), so no client
+//! can bypass the gateway or read another agency's copies. Checked against
+//! the real server's permissions.
 
 use async_nats::jetstream;
 use liaison_core::Credentials;
@@ -24,7 +25,7 @@ async fn fails_within<T, E>(what: &str, fut: impl std::future::Future<Output = R
 #[tokio::test]
 async fn agencies_reach_only_their_own_subjects() -> anyhow::Result<()> {
     let system = start().await?;
-    let police_nats = system.connect_as("police").await?;
+    let police_nats = agency(&system, "police").await?.nats().clone();
     let js = jetstream::new(police_nats.clone());
 
     // Police may not read the council's deliveries: not through the
@@ -96,15 +97,36 @@ async fn agencies_reach_only_their_own_subjects() -> anyhow::Result<()> {
     )
     .await;
 
-    // A wrong password is refused outright.
-    let wrong = Credentials {
-        user: "police".into(),
-        password: "guess".into(),
-    };
+    // A password is refused outright, for an agency or a service: agencies
+    // have none, and a wrong one reaches the callout, which wants an NKey.
+    for user in ["police", users::GATEWAY] {
+        let wrong = Credentials {
+            user: user.into(),
+            password: "guess".into(),
+        };
+        assert!(
+            connect(&system.url(), &wrong, &Default::default(), "intruder")
+                .await
+                .is_err(),
+            "{user} with a guessed password"
+        );
+    }
+    // So is an NKey nobody registered.
+    let (stranger, _) = liaison_system::keys::generate_nkey()?;
+    let refused = liaison_client::AgencyClient::connect(
+        &system.url(),
+        &liaison_client::NatsAuth::NKeySeed(stranger.into()),
+        liaison_core::AgencyId::parse("police")?,
+        &liaison_tests::key_pem("police")?,
+        &system.config.gateway.audience,
+    )
+    .await;
     assert!(
-        connect(&system.url(), &wrong, &Default::default(), "intruder")
-            .await
-            .is_err()
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("did not let this NKey in")),
+        "{:?}",
+        refused.map(|_| ())
     );
 
     // The streams hold nothing the refused attempts tried to put there.
@@ -217,6 +239,63 @@ async fn auditors_read_the_ledger_only_through_a_recorded_consultation() -> anyh
                 && r.code == "unknown_grant")
             .count(),
         1
+    );
+    system.shutdown().await
+}
+
+/// Logs in by hand, in the NATS protocol: CONNECT naming `nkey` with
+/// `signer`'s signature of the server's nonce; what the server says to PING.
+async fn raw_login(url: &str, nkey: &str, signer: &nkeys::KeyPair) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let address = url.trim_start_matches("nats://");
+    let stream = tokio::net::TcpStream::connect(address).await?;
+    let (read, mut write) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    let info = lines.next_line().await?.unwrap_or_default();
+    let info: serde_json::Value = serde_json::from_str(info.trim_start_matches("INFO "))?;
+    let nonce = info["nonce"].as_str().unwrap_or_default().to_owned();
+    anyhow::ensure!(!nonce.is_empty(), "the server sent no nonce: {info}");
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(signer.sign(nonce.as_bytes()).map_err(anyhow::Error::msg)?);
+    let connect = serde_json::json!({
+        "verbose": false, "pedantic": false, "protocol": 1,
+        "nkey": nkey, "sig": sig, "name": "hand-made",
+    });
+    write
+        .write_all(format!("CONNECT {connect}\r\nPING\r\n").as_bytes())
+        .await?;
+    let answer = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await??;
+    Ok(answer.unwrap_or_default())
+}
+
+/// nats-server hands an NKey login to the callout without checking its
+/// signature: the gateway checks it. Claiming the police's NKey with
+/// another key's signature is refused; with the police's own, let in.
+#[tokio::test]
+async fn a_login_claiming_another_agencys_nkey_is_refused() -> anyhow::Result<()> {
+    let system = start().await?;
+    let seed = |agency: &str| -> anyhow::Result<nkeys::KeyPair> {
+        let text = std::fs::read_to_string(liaison_tests::nkey_path(agency))?;
+        nkeys::KeyPair::from_seed(text.trim()).map_err(anyhow::Error::msg)
+    };
+    let police = seed("police")?;
+    let school = seed("school-a")?;
+    // Let in once a gateway answers.
+    let own = liaison_tests::eventually(
+        "the police's own login",
+        Duration::from_secs(10),
+        || async {
+            let answer = raw_login(&system.url(), &police.public_key(), &police).await?;
+            Ok(answer.starts_with("PONG").then_some(answer))
+        },
+    )
+    .await?;
+    assert!(own.starts_with("PONG"), "{own}");
+    let forged = raw_login(&system.url(), &police.public_key(), &school).await?;
+    assert!(
+        forged.contains("Authorization Violation"),
+        "the police's NKey signed by the school: {forged}"
     );
     system.shutdown().await
 }

@@ -97,9 +97,29 @@ impl Pki {
     }
 }
 
+/// Liaison's users, and a static password user "police" with the
+/// permissions the auth callout grants the police: these tests are about
+/// TLS, on a server with no gateway to answer agencies' NKey logins.
+fn plan_with_police() -> Result<Vec<NatsUser>> {
+    let mut plan = users::plan();
+    let (publish, subscribe) = users::agency_permissions(&AgencyId::parse("police")?);
+    plan.push(NatsUser {
+        credentials: liaison_core::Credentials {
+            user: "police".into(),
+            password: users::password(),
+        },
+        publish,
+        subscribe,
+        deny_subscribe: vec![],
+        allow_responses: false,
+        account: users::ACCOUNT,
+    });
+    Ok(plan)
+}
+
 /// A liaison-runtime nats-server for the users of one agency (police), TLS as given.
 fn server_for_police(tls: Option<ServerTls>) -> Result<(NatsServer, Vec<NatsUser>)> {
-    let plan = users::plan();
+    let plan = plan_with_police()?;
     let server = NatsServer::start(&ServerOptions {
         users: plan.clone(),
         tls,
@@ -150,8 +170,10 @@ async fn the_whole_system_runs_on_a_tls_only_nats_server() -> Result<()> {
 
     // Every service connected over TLS (they are running), and so do agencies.
     let over_tls = |agency: &str| -> Result<NatsOptions> {
-        Ok(NatsOptions::new(system.url(), system.credentials(agency)?)
-            .require_tls(Some(pki.ca.clone())))
+        Ok(
+            NatsOptions::with_auth(system.url(), liaison_tests::nkey(agency))
+                .require_tls(Some(pki.ca.clone())),
+        )
     };
     let signer = |agency: &str| -> Result<liaison_core::tokens::Signer> {
         liaison_core::tokens::Signer::from_pem(&key_pem(agency)?, None).map_err(anyhow::Error::msg)
@@ -186,7 +208,7 @@ async fn the_whole_system_runs_on_a_tls_only_nats_server() -> Result<()> {
         AgencyId::parse("police")?,
         signer("police")?,
         &audience,
-        &NatsOptions::new(system.url(), system.credentials("police")?)
+        &NatsOptions::with_auth(system.url(), liaison_tests::nkey("police"))
             .require_tls(Some(pki.other_ca.clone())),
     ))
     .await;
@@ -401,7 +423,7 @@ async fn an_nkey_user_reaches_its_own_subjects_and_no_others() -> Result<()> {
     let dir = tempfile::tempdir()?;
     // Police's and the operator's permissions as Liaison plans them, each
     // authenticated by an NKey instead of a password.
-    let plan = users::plan();
+    let plan = plan_with_police()?;
     let mut entries = String::new();
     let mut seeds = BTreeMap::new();
     for user in plan

@@ -45,16 +45,8 @@ async fn a_python_system_sends_a_referral_and_the_police_read_it() -> anyhow::Re
             "20",
         ])
         .env("LIAISON_NATS_URL", system.url())
-        .env("SCHOOL_NATS_USER", system.credentials("school-a")?.user)
-        .env(
-            "SCHOOL_NATS_PASSWORD",
-            system.credentials("school-a")?.password.expose(),
-        )
-        .env("POLICE_NATS_USER", system.credentials("police")?.user)
-        .env(
-            "POLICE_NATS_PASSWORD",
-            system.credentials("police")?.password.expose(),
-        )
+        .env("SCHOOL_NATS_NKEY", liaison_tests::nkey_path("school-a"))
+        .env("POLICE_NATS_NKEY", liaison_tests::nkey_path("police"))
         .current_dir(repo_root())
         .kill_on_drop(true)
         .output();

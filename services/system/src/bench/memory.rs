@@ -93,7 +93,6 @@ fn spawn(
 /// Drives `count` envelopes of each kind through the services run as
 /// separate processes and reads their memory.
 pub async fn measure(config: &Config, dir: &Path, count: usize) -> Result<Vec<Row>> {
-
     let plan = users::plan();
     let server = NatsServer::start(&ServerOptions {
         users: plan.clone(),
