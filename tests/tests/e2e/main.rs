@@ -31,6 +31,7 @@ mod ledger;
 mod ledger_operations;
 mod ledger_restore;
 mod linkage;
+mod live_registry;
 mod membership;
 mod metrics;
 mod nats_access;

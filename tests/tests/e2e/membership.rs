@@ -29,7 +29,7 @@ pub(crate) fn operator_token(operator: &str, key: &str) -> anyhow::Result<String
 }
 
 /// Asks the gateways for a membership change; their answer.
-async fn change(
+pub(crate) async fn change(
     system: &System,
     token: Option<&str>,
     body: serde_json::Value,

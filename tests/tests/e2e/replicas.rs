@@ -21,7 +21,7 @@ const SENDS: usize = 24;
 /// A second gateway on `system`'s NATS, as another replica: the same
 /// configuration (from `config`) without an HTTPS door or listener of its
 /// own. Stopped by cancelling the token; its task ends with its result.
-async fn second_gateway(
+pub(crate) async fn second_gateway(
     system: &liaison_system::system::System,
     mut config: liaison_runtime::config::Config,
 ) -> anyhow::Result<(
@@ -30,6 +30,11 @@ async fn second_gateway(
 )> {
     config.https.listen = String::new();
     config.telemetry.listen = String::new();
+    // Its password: it answers agencies' logins too (the auth callout).
+    let credentials = system.credentials(users::GATEWAY)?;
+    config.nats.url = system.url();
+    config.nats.user = credentials.user;
+    config.nats.password = credentials.password;
     let second = Gateway::start(config, system.connect_as(users::GATEWAY).await?).await?;
     let stop = CancellationToken::new();
     let running = tokio::spawn(second.run(stop.clone()));

@@ -738,3 +738,101 @@ async fn agencies_suspend_and_resume_as_a_named_operator() -> anyhow::Result<()>
     );
     system.shutdown().await
 }
+
+#[tokio::test]
+async fn agencies_are_listed_shown_added_and_imported_as_a_named_operator() -> anyhow::Result<()> {
+    let system = system().await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+    let run = |args: &[&str]| liaison(&session, args);
+    let said = |o: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let by = ["--reason", "new academy", "--operator", "duty-officer"];
+
+    let list = run(&["agencies", "list"]);
+    assert!(list.status.success(), "{}", said(&list));
+    assert!(
+        stdout(&list).contains("| police | police | Secret | exampleshire | 2 | 1 | active |")
+            && stdout(&list).contains("11 agencies in the live registry"),
+        "{}",
+        said(&list)
+    );
+    let json = run(&["agencies", "list", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&json))?;
+    assert_eq!(rows.len(), 11);
+    let shown = run(&["agencies", "show", "police"]);
+    assert!(
+        stdout(&shown).contains("id = \"police\"") && stdout(&shown).contains("# status: active"),
+        "{}",
+        said(&shown)
+    );
+
+    // Added from one [[agency]] block, then shown from the live registry.
+    let (_, key_entry) = liaison_system::keys::generate(liaison_core::tokens::KeyAlg::EdDSA)?;
+    let (_, nkey) = liaison_system::keys::generate_nkey()?;
+    let entry = dir.path().join("school-c.toml");
+    std::fs::write(
+        &entry,
+        format!(
+            "[[agency]]\nid = \"school-c\"\nname = \"Northgate Academy\"\nkind = \"education\"\nclearance = \"OFFICIAL-SENSITIVE\"\nareas = [\"exampleshire\"]\nnats_keys = [\"{nkey}\"]\n[[agency.keys]]\n{key_entry}\n"
+        ),
+    )?;
+    let entry = entry.display().to_string();
+    let added = run(&[&["agencies", "add", "--file", &entry][..], &by[..]].concat());
+    assert!(
+        added.status.success() && stdout(&added).contains("added school-c (education"),
+        "{}",
+        said(&added)
+    );
+    let again = run(&[&["agencies", "add", "--file", &entry][..], &by[..]].concat());
+    assert!(
+        !again.status.success() && said(&again).contains("school-c is already registered"),
+        "{}",
+        said(&again)
+    );
+    let shown = run(&["agencies", "show", "school-c"]);
+    assert!(
+        stdout(&shown).contains("name = \"Northgate Academy\""),
+        "{}",
+        said(&shown)
+    );
+
+    // Imported back to the file: the difference is shown, and applied with --yes.
+    let file = root().join("deploy/agencies/registry.toml");
+    let file = file.display().to_string();
+    let dry = run(&[&["agencies", "import", &file][..], &by[..]].concat());
+    assert!(
+        dry.status.success()
+            && stdout(&dry).contains("remove removed school-c")
+            && stdout(&dry).contains("0 to add, 0 to update, 1 to remove, 11 unchanged")
+            && stdout(&dry).contains("run again with --yes"),
+        "{}",
+        said(&dry)
+    );
+    let applied = run(&[&["agencies", "import", &file, "--yes"][..], &by[..]].concat());
+    assert!(
+        applied.status.success() && stdout(&applied).contains("1 of 1 changes applied"),
+        "{}",
+        said(&applied)
+    );
+    let gone = run(&["agencies", "show", "school-c"]);
+    assert!(
+        !gone.status.success() && said(&gone).contains("school-c is not in the live registry"),
+        "{}",
+        said(&gone)
+    );
+    // A file that is not one agency is named.
+    let bad = run(&[&["agencies", "update", "--file", &file][..], &by[..]].concat());
+    assert!(
+        !bad.status.success() && said(&bad).contains("give exactly one [[agency]] block"),
+        "{}",
+        said(&bad)
+    );
+    system.shutdown().await
+}
