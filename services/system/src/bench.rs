@@ -11,6 +11,7 @@ pub mod envelopes;
 pub mod hops;
 pub mod ledger;
 pub mod linkage;
+pub mod logins;
 pub mod memory;
 pub mod national;
 pub mod pipeline;

@@ -96,7 +96,10 @@ async fn an_agency_added_live_logs_in_shares_and_receives_at_once_then_is_remove
         Some("to-the-new-hub")
     );
     assert!(took < Duration::from_secs(2), "added to received: {took:?}");
-    eprintln!("figure: an agency added live received its first copy {took:?} after the command");
+    liaison_tests::fault::measured(
+        "an agency added live",
+        &format!("received its first copy {took:?} after the command"),
+    );
     // Every login through either replica is let in (the queue group spreads them).
     for _ in 0..8 {
         connect(&system, &council2).await?;

@@ -191,6 +191,29 @@ async fn national(
         );
     }
     println!();
+    println!(
+        "| agencies | NKey login p50 / p99 (auth callout) | password login p50 / p99 | login p99 vs password | \
+         added → first login | suspended → connection closed | goal ≤ 1 s | met |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for m in &measured {
+        let l = &m.logins;
+        let ratio = l.nkey.1.as_secs_f64() / l.password.1.as_secs_f64().max(1e-9);
+        let met = l.added_to_login <= Duration::from_secs(1)
+            && l.suspended_to_closed <= Duration::from_secs(1);
+        println!(
+            "| {} | {} / {} | {} / {} | {ratio:.2} | {} | {} | ≤ 1 s | {} |",
+            m.agencies,
+            ms(l.nkey.0),
+            ms(l.nkey.1),
+            ms(l.password.0),
+            ms(l.password.1),
+            ms(l.added_to_login),
+            ms(l.suspended_to_closed),
+            if met { "met" } else { "not met" }
+        );
+    }
+    println!();
     println!("| agencies | service | RSS peak | RSS now | goal | met |");
     println!("|---|---|---|---|---|---|");
     for m in &measured {

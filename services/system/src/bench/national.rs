@@ -34,6 +34,8 @@ pub struct Measured {
     pub read: (Duration, Duration),
     /// Each service run as its own process: (service, peak, current) bytes.
     pub memory: Vec<(String, u64, u64)>,
+    /// Agencies' NATS logins and membership changes taking effect.
+    pub logins: super::logins::Logins,
 }
 
 /// The development registry, with a generated nation of about `agencies`
@@ -65,6 +67,9 @@ pub fn best_of(runs: Vec<Measured>) -> Vec<Measured> {
         }
         if run.read.1 < best.read.1 {
             best.read = run.read;
+        }
+        if run.logins.nkey.1 < best.logins.nkey.1 {
+            best.logins = run.logins;
         }
         for (b, r) in best.delivered.iter_mut().zip(&run.delivered) {
             b.2 = b.2.max(r.2);
@@ -175,6 +180,10 @@ pub async fn run(
         let verdict = latency(find(&rows, "send → verdict"));
         let read = latency(find(&rows, "send → read by the recipient"));
         settle::settled(&js, Duration::from_secs(600)).await?;
+        progress(&format!(
+            "{agencies} agencies: logins and membership changes"
+        ));
+        let logins = super::logins::measure(&system, root, 100).await?;
         drop(clients);
         system.shutdown().await?;
 
@@ -200,6 +209,7 @@ pub async fn run(
             verdict,
             read,
             memory,
+            logins,
         });
     }
     Ok(out)

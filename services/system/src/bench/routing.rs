@@ -79,7 +79,7 @@ fn referral_from(school: AgencyId) -> (AgencyId, Envelope, Facts) {
     (school, e, Facts::default())
 }
 
-fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+pub(crate) fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
     (at(0.50), at(0.99))
