@@ -58,7 +58,16 @@ pub async fn make(shared: &Shared, change: Change<'_>) -> Result<String, String>
         agency.check()?;
         check_in(&registry, agency)?;
     }
-    let what = describe(before.as_ref(), after.as_ref());
+    let mut what = describe(before.as_ref(), after.as_ref());
+    // Removed: what becomes of the copies held for it.
+    let departure = if after.is_none() {
+        let held = crate::departures::held(shared, &change.agency).await?;
+        let (copies, departure) = crate::departures::departure(shared, held, change.operator);
+        what = format!("{what}; {copies}");
+        departure
+    } else {
+        None
+    };
     let code = match change.action {
         "add" => "agency_added",
         "update" => "agency_updated",
@@ -94,6 +103,11 @@ pub async fn make(shared: &Shared, change: Change<'_>) -> Result<String, String>
         )
     })?;
     tracing::info!(agency = %change.agency, operator = %change.operator, code, "Live registry changed");
+    match (&departure, change.action) {
+        (Some(departure), _) => crate::departures::keep(shared, &change.agency, departure).await,
+        (None, "add") => crate::departures::forget(shared, &change.agency).await,
+        _ => {}
+    }
     // Removed, or a NATS key taken away: its open connections are closed
     // (reconnections with a key still registered are let in again).
     let kept_keys = |b: &Agency| {
@@ -167,7 +181,7 @@ fn one_agency(text: &str, id: &AgencyId) -> Result<Agency, String> {
     let registry = Registry::parse(text)?;
     let mut agencies = registry.entries().values();
     match (agencies.next(), agencies.next()) {
-        (Some(agency), None) if &agency.id == id => Ok(agency.clone()),
+        (Some(agency), None) if &agency.id == id => Ok(Agency::clone(agency)),
         (Some(agency), None) => Err(format!("the entry is for {}, not {id}", agency.id)),
         _ => Err("give exactly one [[agency]] block".to_owned()),
     }

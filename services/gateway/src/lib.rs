@@ -13,6 +13,7 @@ pub mod auth;
 pub mod callout;
 pub mod candidates;
 pub mod decode;
+pub mod departures;
 pub mod enrolment;
 pub mod https;
 pub mod inbox;
@@ -413,6 +414,14 @@ impl Gateway {
                 }
             })
         };
+        let sweep_secs = self.shared.config.gateway.departures_sweep_secs;
+        let departures = (sweep_secs > 0).then(|| {
+            tokio::spawn(departures::watch(
+                self.shared.clone(),
+                std::time::Duration::from_secs(sweep_secs),
+                stop.clone(),
+            ))
+        });
         let replicas = tokio::spawn(limits::watch_replicas(
             self.shared.clone(),
             std::time::Duration::from_secs(REPLICAS_REFRESH_SECS),
@@ -431,6 +440,9 @@ impl Gateway {
         let _ = replicas.await;
         let _ = watched.await;
         let _ = followed.await;
+        if let Some(departures) = departures {
+            let _ = departures.await;
+        }
         if let Some(logins) = logins {
             let _ = logins.await;
         }

@@ -168,6 +168,11 @@ impl Membership {
         })
     }
 
+    /// The `MEMBERSHIP` bucket.
+    pub fn store(&self) -> &async_nats::jetstream::kv::Store {
+        &self.kv
+    }
+
     /// Refuses a suspended agency.
     pub fn check(&self, agency: &AgencyId) -> Result<(), Refusal> {
         let suspended = match self.suspended.read() {

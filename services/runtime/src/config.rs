@@ -138,6 +138,9 @@ pub struct GatewayConfig {
     /// File keeping the refusal and policy records the store could not take
     /// yet, so that they outlive a gateway restart (empty: in memory only).
     pub kept_records: PathBuf,
+    /// How often the gateway looks whether removed agencies' held copies
+    /// are gone (DELIVERY's retention), to record it (0: never).
+    pub departures_sweep_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -347,6 +350,7 @@ impl Default for GatewayConfig {
             concurrency: 64,
             policy_reload_secs: 2,
             kept_records: PathBuf::new(),
+            departures_sweep_secs: 600,
         }
     }
 }

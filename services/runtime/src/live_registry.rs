@@ -50,9 +50,9 @@ pub fn bucket_config(replicas: usize) -> kv::Config {
 pub fn parse_entry(key: &str, value: &[u8]) -> Result<Agency, String> {
     let text = std::str::from_utf8(value).map_err(|_| format!("entry {key}: not UTF-8"))?;
     let registry = Registry::parse(text).map_err(|e| format!("entry {key}: {e}"))?;
-    let mut agencies = registry.entries().values().cloned();
+    let mut agencies = registry.entries().values();
     match (agencies.next(), agencies.next()) {
-        (Some(agency), None) if agency.id.as_str() == key => Ok(agency),
+        (Some(agency), None) if agency.id.as_str() == key => Ok(Agency::clone(agency)),
         (Some(agency), None) => Err(format!("entry {key} holds agency {}, not {key}", agency.id)),
         _ => Err(format!("entry {key}: not exactly one [[agency]] block")),
     }
@@ -109,7 +109,7 @@ pub async fn seed(
 /// The live registry as one reader follows it.
 pub struct Follower {
     watch: kv::Watch,
-    entries: BTreeMap<AgencyId, Agency>,
+    entries: BTreeMap<AgencyId, std::sync::Arc<Agency>>,
     /// Entries that could not be read (never written by a gateway; logged).
     skipped: u64,
 }
@@ -186,7 +186,7 @@ impl Follower {
         match entry.operation {
             kv::Operation::Put => match parse_entry(&entry.key, &entry.value) {
                 Ok(agency) => {
-                    self.entries.insert(id, agency);
+                    self.entries.insert(id, std::sync::Arc::new(agency));
                 }
                 Err(e) => {
                     self.skipped += 1;

@@ -8,6 +8,7 @@ use liaison_proto::v1::Classification;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 /// What kind of body an agency is; policies are written over kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -183,7 +184,7 @@ impl Agency {
         for key in &agency.nats_keys {
             if !valid_nats_key(key) {
                 return Err(format!(
-                    "agency {}: nats_keys entry {:?} is not an NKey user public key (56 characters beginning 'U', as `liaison keys gen --nats` prints it)",
+                    "agency {}: nats_keys entry {:?} is not an NKey user public key (56 characters beginning 'U', as `liaison keys gen-nats` prints it)",
                     agency.id,
                     key.chars().take(64).collect::<String>()
                 ));
@@ -290,7 +291,9 @@ pub enum RegistryError {
 /// All registered agencies, by id.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    agencies: BTreeMap<AgencyId, Agency>,
+    /// Shared (`Arc`): the live registry's follower keeps the same agencies
+    /// to build the next registry from, and a change copies none of them.
+    agencies: BTreeMap<AgencyId, Arc<Agency>>,
     /// Agencies by each area they serve, and by sector: the indexes the
     /// gateway finds candidate recipients in, whatever the registry's size.
     by_area: HashMap<String, Vec<AgencyId>>,
@@ -324,7 +327,7 @@ impl Registry {
         for agency in parse_agencies(text)? {
             agency.check()?;
             let id = agency.id.clone();
-            if agencies.insert(id.clone(), agency).is_some() {
+            if agencies.insert(id.clone(), Arc::new(agency)).is_some() {
                 return Err(format!("agency {id} is registered twice"));
             }
         }
@@ -334,7 +337,7 @@ impl Registry {
     /// A registry of `agencies`, each already checked on its own
     /// ([`Agency::check`]): refuses what only the whole can show, a NATS key
     /// registered to two agencies.
-    pub fn from_agencies(agencies: BTreeMap<AgencyId, Agency>) -> Result<Self, String> {
+    pub fn from_agencies(agencies: BTreeMap<AgencyId, Arc<Agency>>) -> Result<Self, String> {
         let mut owners: HashMap<String, AgencyId> = HashMap::new();
         for agency in agencies.values() {
             for key in &agency.nats_keys {
@@ -351,7 +354,7 @@ impl Registry {
         Ok(registry)
     }
 
-    fn index(agencies: BTreeMap<AgencyId, Agency>) -> Self {
+    fn index(agencies: BTreeMap<AgencyId, Arc<Agency>>) -> Self {
         let mut by_area: HashMap<String, Vec<AgencyId>> = HashMap::new();
         let mut by_sector: HashMap<String, Vec<AgencyId>> = HashMap::new();
         let mut by_region: HashMap<String, Vec<AgencyId>> = HashMap::new();
@@ -414,7 +417,7 @@ impl Registry {
     }
 
     /// Every agency, by id (to change one and build a new registry).
-    pub fn entries(&self) -> &BTreeMap<AgencyId, Agency> {
+    pub fn entries(&self) -> &BTreeMap<AgencyId, Arc<Agency>> {
         &self.agencies
     }
 
@@ -454,11 +457,11 @@ impl Registry {
     }
 
     pub fn get(&self, id: &AgencyId) -> Option<&Agency> {
-        self.agencies.get(id)
+        self.agencies.get(id).map(|a| &**a)
     }
 
     pub fn agencies(&self) -> impl Iterator<Item = &Agency> {
-        self.agencies.values()
+        self.agencies.values().map(|a| &**a)
     }
 
     pub fn ids(&self) -> Vec<AgencyId> {

@@ -8,9 +8,10 @@
 use crate::membership::{DUTY_KEY, change, operator_token};
 use crate::replicas::second_gateway;
 use liaison_client::{AgencyClient, NatsAuth};
-use liaison_core::AgencyId;
+use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{Decision, Operation};
+use liaison_runtime::users;
 use liaison_system::keys;
 use liaison_tests::{agency, assert_refused, inbox_exactly, ledger_all, referral, start};
 use std::time::{Duration, Instant};
@@ -55,7 +56,10 @@ async fn connect(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agency_added_live_logs_in_shares_and_receives_at_once_then_is_removed()
 -> anyhow::Result<()> {
-    let system = start().await?;
+    let mut config = liaison_tests::config();
+    // Removed agencies' copies looked for every second (not ten minutes).
+    config.gateway.departures_sweep_secs = 1;
+    let system = liaison_tests::start_with(config).await?;
     // Two gateway replicas: the change is made at one, and every login,
     // envelope and read may reach either.
     let (stop, running) = second_gateway(&system, system.config.clone()).await?;
@@ -154,6 +158,35 @@ async fn an_agency_added_live_logs_in_shares_and_receives_at_once_then_is_remove
         "{receipt:?}"
     );
 
+    // Its copies stay until DELIVERY's retention drops them (here: a purge
+    // of its inbox, as the retention would); then that is recorded, once.
+    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    operator
+        .get_stream(subjects::DELIVERY_STREAM)
+        .await?
+        .purge()
+        .filter("liaison.deliver.council-2.>")
+        .await?;
+    let dropped = liaison_tests::eventually(
+        "the dropped copies recorded",
+        Duration::from_secs(15),
+        || async {
+            system.wait_until_settled(Duration::from_secs(10)).await?;
+            let (_, records) = ledger_all(&system).await?;
+            Ok(records
+                .into_iter()
+                .find(|r| r.code == "removed_copies_dropped" && r.agency == "council-2"))
+        },
+    )
+    .await?;
+    assert!(
+        dropped
+            .reason
+            .starts_with("1 copy held for council-2 when duty-officer removed it"),
+        "{}",
+        dropped.reason
+    );
+
     // Each change is one ledger record, by the operator, with its reason.
     system.wait_until_settled(Duration::from_secs(30)).await?;
     let (_, records) = ledger_all(&system).await?;
@@ -168,11 +201,30 @@ async fn an_agency_added_live_logs_in_shares_and_receives_at_once_then_is_remove
         .collect();
     assert_eq!(
         changes.iter().map(|c| c.0).collect::<Vec<_>>(),
-        ["agency_added", "agency_updated", "agency_removed"],
+        [
+            "agency_added",
+            "agency_updated",
+            "agency_removed",
+            "removed_copies_dropped"
+        ],
         "{changes:?}"
     );
-    assert!(changes.iter().all(|c| c.1 == "duty-officer"));
+    assert!(changes[..3].iter().all(|c| c.1 == "duty-officer"));
     assert!(changes[1].2.contains("clearance lapsed"), "{changes:?}");
+    assert!(
+        changes[2]
+            .2
+            .contains("1 copy in its inbox, readable by no one"),
+        "{changes:?}"
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.code == "removed_copies_dropped")
+            .count(),
+        1,
+        "recorded once, though two gateways sweep"
+    );
 
     stop.cancel();
     running.await??;

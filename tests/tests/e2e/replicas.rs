@@ -173,12 +173,26 @@ async fn a_suspension_is_in_force_at_every_replica_within_a_second() -> anyhow::
         .await?;
     let answer: serde_json::Value = serde_json::from_slice(&reply.payload)?;
     assert_eq!(answer["ok"], true, "{answer}");
-    // A second after the command (the bound), every replica
-    // refuses: each of these sends lands on either at random, so one that
-    // had not applied the change would accept some of them.
+    // Its own connection is closed; whatever still reaches its ingress
+    // (here through the operator's connection) is refused. A second after
+    // the command (the bound), every replica refuses: each of
+    // these sends lands on either at random, so one that had not applied
+    // the change would accept some of them.
+    let stray = liaison_client::AgencyClient::new(
+        operator.clone(),
+        liaison_core::AgencyId::parse("school-b")?,
+        liaison_core::tokens::Signer::from_pem(&liaison_tests::key_pem("school-b")?, None)
+            .map_err(anyhow::Error::msg)?,
+        &system.config.gateway.audience,
+    );
     tokio::time::sleep_until((asked + std::time::Duration::from_secs(1)).into()).await;
+    assert_ne!(
+        school.nats().connection_state(),
+        async_nats::connection::State::Connected,
+        "the suspended school's connection is closed"
+    );
     for n in 0..SENDS {
-        let verdict = school
+        let verdict = stray
             .send(&referral("school-b", &format!("after-{n:02}")))
             .await?;
         assert_refused(&verdict, "agency_suspended", "compromised", "suspended");

@@ -219,7 +219,7 @@ fn one_agency(text: &str, path: &std::path::Path) -> Result<Agency> {
     let registry = Registry::parse(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut agencies = registry.entries().values();
     match (agencies.next(), agencies.next()) {
-        (Some(agency), None) => Ok(agency.clone()),
+        (Some(agency), None) => Ok(Agency::clone(agency)),
         _ => bail!(
             "{}: give exactly one [[agency]] block (a whole registry goes to `liaison agencies import`)",
             path.display()

@@ -64,6 +64,19 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Make a new NKey for an agency's NATS logins: writes DIR/ID.nk (the
+    /// seed, 0600; it never leaves the agency) and prints the `nats_keys`
+    /// line to put in its registry entry.
+    GenNats {
+        /// The agency the NKey is for.
+        #[arg(long)]
+        agency: String,
+        #[arg(long, default_value = keys::DEV_KEYS)]
+        out: PathBuf,
+        /// Replace DIR/ID.nk if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Make a new partnership subject key (pseudonymous subject tokens,
     /// `liaison link token`): 32 random bytes as base64url, written to FILE
     /// (0600). Never overwrites a key. Give it to every agency of the
@@ -292,6 +305,27 @@ pub fn keys(command: &KeysCommand) -> Result<ExitCode> {
             println!("# private key: {}", path.display());
             println!("[[agency.keys]]");
             println!("{entry}");
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::GenNats { agency, out, force } => {
+            let agency = AgencyId::parse(agency)?;
+            let (seed, public) = keys::generate_nkey()?;
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let path = keys::nkey_path(out, agency.as_str());
+            if path.exists() && !force {
+                anyhow::bail!(
+                    "{} exists: give --force to replace it, or --out another directory",
+                    path.display()
+                );
+            }
+            liaison_core::session::write_private(&path, format!("{seed}\n").as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "# NKey seed (the agency's NATS login; keep it secret): {}",
+                path.display()
+            );
+            println!("nats_keys = [\"{public}\"]");
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::GenLink { out } => {

@@ -143,10 +143,13 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
         .collect();
     println!("  NATS      {}", system.url());
     println!(
-        "  session   {} (NATS credentials per agency and service, mode 0600)",
+        "  session   {} (NATS credentials per service and operator, mode 0600)",
         path.display()
     );
-    println!("  agencies  {}", listed(&agencies));
+    println!(
+        "  agencies  {} (live registry; NATS logins by NKey, deploy/agencies/dev-keys/AGENCY.nk)",
+        listed(&agencies)
+    );
     println!("  streams   EVENTS, DELIVERY, DECISIONS, LEDGER");
     let url = system.https_addr().map(|a| format!("https://{a}"));
     match (&door, &url) {
