@@ -20,10 +20,6 @@ use std::time::Duration;
 const ATTEMPTS: usize = 4;
 
 /// One node: its configuration and its process.
-/// Users beyond which passwords are written into the nodes' configuration
-/// rather than their environment.
-const INLINE_ABOVE: usize = 1_000;
-
 pub struct ClusterNode {
     pub node: Node,
     process: NatsProcess,
@@ -91,29 +87,17 @@ impl Cluster {
                 .map(|n| format!("127.0.0.1:{}", n.cluster_port))
                 .collect(),
         };
-        let mut env = parse_env(
+        // Agencies are not users of the configuration (they log in through
+        // the gateway's auth callout), so its environment is the same size
+        // at 25,000 agencies as at 11.
+        let env = parse_env(
             &nats_conf::cluster_env(&layout, users, password().expose()),
             "nats.env",
         )?;
-        // Beyond a partnership, the users' passwords do not fit in a
-        // process's environment (25,000 agencies: "Argument list too long",
-        // ARG_MAX): they go into the node's own configuration, in this
-        // test's private directory, instead.
-        let inline = users.len() > INLINE_ABOVE;
-        if inline {
-            env.retain(|name, _| !name.starts_with("NATS_PASSWORD_"));
-        }
         let mut started = Vec::new();
         for node in nodes {
             let conf = work.path().join(format!("{}.conf", node.name));
-            let mut text = nats_conf::node(&layout, &node, users);
-            if inline {
-                text = text.replace(
-                    &nats_conf::authorization(users, nats_conf::Passwords::Env),
-                    &nats_conf::authorization(users, nats_conf::Passwords::Inline),
-                );
-            }
-            std::fs::write(&conf, text)?;
+            std::fs::write(&conf, nats_conf::node(&layout, &node, users))?;
             let log = work.path().join(format!("{}.log", node.name));
             let process = NatsProcess::start(&conf, &env, &log, node.client_port)
                 .with_context(|| format!("starting {}", node.name))?;
