@@ -52,6 +52,13 @@ pub enum Refusal {
     /// resumed, and copies made for it are held.
     #[error("agency_suspended: {0}")]
     AgencySuspended(String),
+    /// `no_recipient`: the share is one whose point is to reach other
+    /// agencies, and none may receive it (the reason says why: its
+    /// classification above every candidate's clearance, a caveat they are
+    /// not registered for, no clause). Nothing was shared: change the share
+    /// (its classification, caveats, purpose) rather than send it again.
+    #[error("no_recipient: {0}")]
+    NoRecipient(String),
     /// `unavailable`: the gateway could not store it now; retry with the same id.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -62,7 +69,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal code of `liaison.v1`, as the gateway sends them.
-    pub const CODES: [&'static str; 14] = [
+    pub const CODES: [&'static str; 15] = [
         "too_large",
         "invalid_agency_id",
         "unknown_agency",
@@ -76,6 +83,7 @@ impl Refusal {
         "invalid_field",
         "policy_denied",
         "agency_suspended",
+        "no_recipient",
         "unavailable",
     ];
 
@@ -96,6 +104,7 @@ impl Refusal {
             "invalid_field" => Self::InvalidField(reason),
             "policy_denied" => Self::PolicyDenied(reason),
             "agency_suspended" => Self::AgencySuspended(reason),
+            "no_recipient" => Self::NoRecipient(reason),
             "unavailable" => Self::Unavailable(reason),
             other => Self::Other {
                 code: other.to_owned(),
@@ -120,6 +129,7 @@ impl Refusal {
             Self::InvalidField(_) => "invalid_field",
             Self::PolicyDenied(_) => "policy_denied",
             Self::AgencySuspended(_) => "agency_suspended",
+            Self::NoRecipient(_) => "no_recipient",
             Self::Unavailable(_) => "unavailable",
             Self::Other { code, .. } => code,
         }
@@ -141,6 +151,7 @@ impl Refusal {
             | Self::InvalidField(r)
             | Self::PolicyDenied(r)
             | Self::AgencySuspended(r)
+            | Self::NoRecipient(r)
             | Self::Unavailable(r) => r,
             Self::Other { reason, .. } => reason,
         }

@@ -422,6 +422,7 @@ async fn decide(
         .map_err(|(field, reason)| about(Refusal::InvalidField { field, reason }))?;
     let (facts, status) = facts(shared, &envelope).await.map_err(about)?;
     case_rules(&live, &agency, &envelope, &facts, status).map_err(about)?;
+    above_own_clearance(&live.registry, &agency, &envelope).map_err(about)?;
     let (send, routes) = policy
         .evaluate(&agency, &envelope, &live.registry, &facts)
         .map_err(|e| {
@@ -442,6 +443,11 @@ async fn decide(
             format!("forbidden by {}", send.clauses.join(", "))
         };
         return Err(about(Refusal::PolicyDenied(reason)).under(send.clauses));
+    }
+    if routes.is_empty() && MUST_REACH.contains(&envelope.kind()) {
+        return Err(
+            about(no_recipient(&live.registry, &agency, &envelope, &facts)).under(send.clauses),
+        );
     }
     let accepted = EnvelopeAccepted {
         envelope: Some(envelope.clone()),
@@ -485,6 +491,131 @@ async fn decide(
         recipients,
         policy_ids: send.clauses,
     })
+}
+
+/// The kinds whose point is to reach other agencies: one that none may
+/// receive is refused `no_recipient`, never accepted (a sender must not
+/// believe it shared what reached nobody). Other kinds (a case's status or
+/// panel, an acknowledgement) are recorded for the case even when no other
+/// agency receives them.
+pub const MUST_REACH: [&str; 5] = [
+    "referral",
+    "alert",
+    "case_update",
+    "information_request",
+    "information_response",
+];
+
+/// A classification as people write it (`SECRET`).
+fn classification_name(level: i32) -> &'static str {
+    match liaison_proto::v1::Classification::try_from(level) {
+        Ok(liaison_proto::v1::Classification::Official) => "OFFICIAL",
+        Ok(liaison_proto::v1::Classification::OfficialSensitive) => "OFFICIAL-SENSITIVE",
+        Ok(liaison_proto::v1::Classification::Secret) => "SECRET",
+        Ok(liaison_proto::v1::Classification::TopSecret) => "TOP-SECRET",
+        _ => "UNSPECIFIED",
+    }
+}
+
+/// An agency may not send above its own clearance (Liaison's own services,
+/// not in the registry, are cleared for everything).
+fn above_own_clearance(
+    registry: &liaison_runtime::registry::Registry,
+    agency: &AgencyId,
+    envelope: &Envelope,
+) -> Result<(), Refusal> {
+    let Some(sender) = registry.get(agency) else {
+        return Ok(());
+    };
+    let cleared = sender.clearance.level() as i32;
+    if envelope.classification > cleared {
+        return Err(Refusal::PolicyDenied(format!(
+            "{agency} is cleared to {} and may not send an envelope classified {}",
+            classification_name(cleared),
+            classification_name(envelope.classification)
+        )));
+    }
+    Ok(())
+}
+
+/// Why no agency may receive `envelope`: among the agencies that could
+/// (its candidates), how many are cleared below its classification, how
+/// many are not registered for its caveats, how many no clause lets
+/// receive it.
+fn no_recipient(
+    registry: &liaison_runtime::registry::Registry,
+    agency: &AgencyId,
+    envelope: &Envelope,
+    facts: &Facts,
+) -> Refusal {
+    let named = crate::candidates::named(envelope, facts);
+    let candidates: Vec<AgencyId> =
+        crate::candidates::candidates(registry, agency, envelope, &named)
+            .into_iter()
+            .filter(|c| c != agency)
+            .collect();
+    if candidates.is_empty() {
+        return Refusal::NoRecipient(format!(
+            "no other agency could receive a {} from {agency}: none serves its areas, takes part in its case or is addressed",
+            envelope.kind()
+        ));
+    }
+    let (mut below, mut caveats, mut unpermitted) = (Vec::new(), Vec::new(), Vec::new());
+    for id in &candidates {
+        let Some(candidate) = registry.get(id) else {
+            continue;
+        };
+        if (candidate.clearance.level() as i32) < envelope.classification {
+            below.push(id.as_str());
+        } else if envelope
+            .handling_caveats
+            .iter()
+            .any(|c| !candidate.caveats.contains(c))
+        {
+            caveats.push(id.as_str());
+        } else {
+            unpermitted.push(id.as_str());
+        }
+    }
+    let some = |ids: &[&str]| {
+        let shown: Vec<&str> = ids.iter().take(5).copied().collect();
+        if ids.len() > shown.len() {
+            format!("{}, … {} in all", shown.join(", "), ids.len())
+        } else {
+            shown.join(", ")
+        }
+    };
+    let mut why = Vec::new();
+    if !below.is_empty() {
+        why.push(format!(
+            "{} cleared below its classification {} ({})",
+            below.len(),
+            classification_name(envelope.classification),
+            some(&below)
+        ));
+    }
+    if !caveats.is_empty() {
+        why.push(format!(
+            "{} not registered for its caveats {} ({})",
+            caveats.len(),
+            envelope.handling_caveats.join(", "),
+            some(&caveats)
+        ));
+    }
+    if !unpermitted.is_empty() {
+        why.push(format!(
+            "{} that no information-sharing agreement lets receive a {} for purpose {:?} ({})",
+            unpermitted.len(),
+            envelope.kind(),
+            envelope.purpose,
+            some(&unpermitted)
+        ));
+    }
+    Refusal::NoRecipient(format!(
+        "of the {} agencies that could receive it, {}",
+        candidates.len(),
+        why.join("; ")
+    ))
 }
 
 /// The part of a refusal's reason that says the sender is not on the case's

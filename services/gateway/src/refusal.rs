@@ -39,6 +39,10 @@ pub enum Refusal {
     PolicyDenied(String),
     #[error("agency {agency} is suspended ({reason}); its copies are held until it is resumed")]
     AgencySuspended { agency: String, reason: String },
+    /// A share whose point is to reach other agencies that none may receive:
+    /// never answered `accepted` (the reason says why none may).
+    #[error("no agency may receive it: {0}")]
+    NoRecipient(String),
     #[error("gateway cannot store the envelope now (retry with the same id): {0}")]
     Unavailable(String),
 }
@@ -60,6 +64,7 @@ impl Refusal {
             Self::InvalidField { .. } => "invalid_field",
             Self::PolicyDenied(_) => "policy_denied",
             Self::AgencySuspended { .. } => "agency_suspended",
+            Self::NoRecipient(_) => "no_recipient",
             Self::Unavailable(_) => "unavailable",
         }
     }
@@ -77,6 +82,7 @@ impl Refusal {
             | Self::BadToken(_)
             | Self::TokenReplayed(_) => 401,
             Self::PolicyDenied(_) | Self::AgencySuspended { .. } => 403,
+            Self::NoRecipient(_) => 422,
             Self::RateLimited { .. } => 429,
             Self::Unavailable(_) => 503,
         }
@@ -93,7 +99,7 @@ impl Refusal {
 
     /// Every refusal code with its HTTP status, for the wire contract and the
     /// OpenAPI document (one mapping, used by both doors).
-    pub fn codes() -> [(&'static str, u16); 14] {
+    pub fn codes() -> [(&'static str, u16); 15] {
         [
             ("too_large", 413),
             ("invalid_agency_id", 400),
@@ -108,6 +114,7 @@ impl Refusal {
             ("invalid_field", 400),
             ("policy_denied", 403),
             ("agency_suspended", 403),
+            ("no_recipient", 422),
             ("unavailable", 503),
         ]
     }
@@ -143,6 +150,7 @@ mod tests {
                 agency: String::new(),
                 reason: String::new(),
             },
+            Refusal::NoRecipient(String::new()),
             Refusal::Unavailable(String::new()),
         ];
         let table = Refusal::codes();

@@ -113,11 +113,30 @@ async fn case_updates_go_only_to_participants_and_caveats_and_classification_hol
         .await?;
     assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
 
-    // A SECRET update reaches only the police; nothing is down-classified.
+    // Nothing is down-classified: probation (OFFICIAL-SENSITIVE) may not
+    // send a SECRET update at all, and the police's SECRET update reaches no
+    // participant (all cleared below it), so it is refused, not accepted
+    // with no recipients.
     let mut secret = case_update("probation", "upd-6", "CASE-0042");
     secret.classification = Classification::Secret as i32;
     let verdict = probation.send(&secret).await?;
-    assert_eq!(recipients(&verdict), ["police"]);
+    assert_eq!(verdict.code, "policy_denied", "{verdict:?}");
+    assert!(
+        verdict
+            .reason
+            .contains("probation is cleared to OFFICIAL-SENSITIVE"),
+        "{verdict:?}"
+    );
+    let mut secret = case_update("police", "upd-7", "CASE-0042");
+    secret.classification = Classification::Secret as i32;
+    let verdict = police.send(&secret).await?;
+    assert_eq!(verdict.code, "no_recipient", "{verdict:?}");
+    assert!(
+        verdict
+            .reason
+            .contains("cleared below its classification SECRET (council, nhs-trust, probation"),
+        "{verdict:?}"
+    );
 
     // A UK-EYES-ONLY alert reaches the council but no business partner.
     let verdict = police
@@ -140,10 +159,10 @@ async fn case_updates_go_only_to_participants_and_caveats_and_classification_hol
         "{verdict:?}"
     );
 
-    let to_police = inbox_exactly(&police, 4).await?;
+    let to_police = inbox_exactly(&police, 3).await?;
     for delivery in &to_police {
         let envelope = delivery.envelope.as_ref();
-        let original = [&update, &addressed, &secret]
+        let original = [&update, &addressed]
             .into_iter()
             .chain(std::iter::once(&case_update(
                 "council",

@@ -43,6 +43,7 @@ mod recipient_seq;
 mod refusals;
 mod replicas;
 mod restart;
+mod rogue;
 mod service_faults;
 mod slice;
 mod token_attacks;
