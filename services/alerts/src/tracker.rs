@@ -134,7 +134,11 @@ impl Tracker {
                 Ok(true)
             }
             "alert_ack" => {
-                let Some(mut alert) = self.alerts.get(&envelope.in_reply_to).cloned() else {
+                let Some(mut alert) = self
+                    .alerts
+                    .get(liaison_core::ids::replied_id(&envelope.in_reply_to))
+                    .cloned()
+                else {
                     return Ok(false);
                 };
                 let changed = alert.acknowledge(envelope, at_ms);
@@ -151,7 +155,10 @@ impl Tracker {
             }
             "alert_escalated" if envelope.sender_agency == Service::Alerts.sender().as_str() => {
                 let mut changed = false;
-                if let Some(mut alert) = self.alerts.get(&envelope.in_reply_to).cloned()
+                if let Some(mut alert) = self
+                    .alerts
+                    .get(liaison_core::ids::replied_id(&envelope.in_reply_to))
+                    .cloned()
                     && alert.escalated(envelope, at_ms)
                 {
                     if record {

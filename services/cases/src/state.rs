@@ -382,7 +382,11 @@ impl State {
                 }
             }
             Some(Body::InformationResponse(_) | Body::RequestOverdue(_)) => {
-                let Some(case_id) = self.requests.get(&envelope.in_reply_to).cloned() else {
+                let Some(case_id) = self
+                    .requests
+                    .get(liaison_core::ids::replied_id(&envelope.in_reply_to))
+                    .cloned()
+                else {
                     return changes;
                 };
                 let Some(case) = self.cases.get_mut(&case_id) else {
@@ -392,11 +396,9 @@ impl State {
                     return changes;
                 }
                 let overdue = matches!(envelope.body, Some(Body::RequestOverdue(_)));
-                let Some(request) = case
-                    .requests
-                    .iter_mut()
-                    .find(|r| r.envelope_id == envelope.in_reply_to)
-                else {
+                let Some(request) = case.requests.iter_mut().find(|r| {
+                    r.envelope_id == liaison_core::ids::replied_id(&envelope.in_reply_to)
+                }) else {
                     return changes;
                 };
                 if overdue {
@@ -406,9 +408,11 @@ impl State {
                 }
                 let done = request.unanswered.is_empty();
                 if done {
-                    case.requests
-                        .retain(|r| r.envelope_id != envelope.in_reply_to);
-                    self.requests.remove(&envelope.in_reply_to);
+                    case.requests.retain(|r| {
+                        r.envelope_id != liaison_core::ids::replied_id(&envelope.in_reply_to)
+                    });
+                    self.requests
+                        .remove(liaison_core::ids::replied_id(&envelope.in_reply_to));
                 }
                 let what = if overdue { "overdue" } else { "answer" };
                 self.touch(seq, at, &case_id, what, envelope, &mut changes);

@@ -111,7 +111,17 @@ pub fn check(
                 ),
             ));
         }
-        validate_envelope_id(&envelope.in_reply_to).map_err(|e| field("in_reply_to", e.reason))?;
+        // The envelope it answers, by id — or SENDER/ID where agencies
+        // chose the same id (ids are each sender's own).
+        let (sender, id) = match envelope.in_reply_to.split_once('/') {
+            Some((sender, id)) => (Some(sender), id),
+            None => (None, envelope.in_reply_to.as_str()),
+        };
+        if let Some(sender) = sender {
+            crate::ids::AgencyId::parse(sender)
+                .map_err(|e| field("in_reply_to", format!("SENDER/ID: {}", e.reason)))?;
+        }
+        validate_envelope_id(id).map_err(|e| field("in_reply_to", e.reason))?;
     }
     if CASE_KINDS.contains(&kind) && envelope.case_id.is_empty() {
         return Err(field("case_id", format!("is required on a {kind}")));

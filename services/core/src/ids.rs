@@ -99,6 +99,20 @@ pub fn event_id(prefix: &str, parts: &[&str]) -> String {
 
 /// Checks an envelope id: 1–64 of `[A-Za-z0-9._:-]` (a UUID fits). It is used
 /// as the JetStream de-duplication key and in audit records.
+/// An envelope's identity across senders: `SENDER/ID`. Envelope ids are
+/// each sender's own (ids may not hold '/'), so the stores de-duplicate,
+/// and the ledger names records, by this (docs/wire-contract.md).
+pub fn scoped_id(sender: &str, id: &str) -> String {
+    format!("{sender}/{id}")
+}
+
+/// The envelope id an `in_reply_to` names (`ID`, or `SENDER/ID`).
+pub fn replied_id(in_reply_to: &str) -> &str {
+    in_reply_to
+        .split_once('/')
+        .map_or(in_reply_to, |(_, id)| id)
+}
+
 pub fn validate_envelope_id(value: &str) -> Result<(), IdError> {
     let fail = |reason| IdError {
         what: "envelope id",

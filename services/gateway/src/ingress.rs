@@ -420,7 +420,7 @@ async fn decide(
         .vocabulary()
         .check(&envelope)
         .map_err(|(field, reason)| about(Refusal::InvalidField { field, reason }))?;
-    let (facts, status) = facts(shared, &envelope).await.map_err(about)?;
+    let (facts, status) = facts(shared, &agency, &envelope).await.map_err(about)?;
     case_rules(&live, &agency, &envelope, &facts, status).map_err(about)?;
     above_own_clearance(&live.registry, &agency, &envelope).map_err(about)?;
     let (send, routes) = policy
@@ -639,6 +639,7 @@ fn need_to_know(agency: &AgencyId, envelope: &Envelope, facts: &Facts) -> String
 /// lifecycle status, if the case exists.
 async fn facts(
     shared: &Shared,
+    agency: &AgencyId,
     envelope: &Envelope,
 ) -> Result<(Facts, Option<CaseStatus>), Refusal> {
     let mut facts = Facts::default();
@@ -656,18 +657,7 @@ async fn facts(
         }
     }
     if !envelope.in_reply_to.is_empty() {
-        let receipt = shared
-            .receipts
-            .get(&envelope.in_reply_to)
-            .await
-            .map_err(|e| Refusal::Unavailable(format!("receipts: {e}")))?
-            .ok_or_else(|| Refusal::InvalidField {
-                field: "in_reply_to",
-                reason: format!(
-                    "no envelope {:?} was delivered (or it is older than copies are kept)",
-                    envelope.in_reply_to
-                ),
-            })?;
+        let receipt = replied_to(shared, agency, &envelope.in_reply_to).await?;
         facts.replied = Some(Replied {
             sender: receipt.sender,
             recipients: receipt.recipients,
@@ -675,6 +665,53 @@ async fn facts(
         });
     }
     Ok((facts, status))
+}
+
+/// The envelope `in_reply_to` (`ID`, or `SENDER/ID`) names, as `agency`
+/// knows it: one it sent or received (Liaison's own services may answer
+/// any). Ids are each sender's own, so an id two senders chose is told
+/// apart by who answers, or by the sender named.
+async fn replied_to(
+    shared: &Shared,
+    agency: &AgencyId,
+    in_reply_to: &str,
+) -> Result<liaison_runtime::receipts::Receipt, Refusal> {
+    let invalid = |reason: String| Refusal::InvalidField {
+        field: "in_reply_to",
+        reason,
+    };
+    let (sender, id) = match in_reply_to.split_once('/') {
+        Some((sender, id)) => (AgencyId::parse(sender).ok(), id),
+        None => (None, in_reply_to),
+    };
+    let receipts = shared
+        .receipts
+        .get(id)
+        .await
+        .map_err(|e| Refusal::Unavailable(format!("receipts: {e}")))?;
+    if receipts.is_empty() {
+        return Err(invalid(format!("no envelope {id:?} was delivered")));
+    }
+    let system = liaison_core::system::Service::of_sender(agency.as_str()).is_some();
+    let mut known: Vec<_> = receipts
+        .into_iter()
+        .filter(|r| sender.as_ref().is_none_or(|s| &r.sender == s))
+        .filter(|r| system || &r.sender == agency || r.recipients.contains(agency))
+        .collect();
+    match known.len() {
+        0 => Err(Refusal::PolicyDenied(format!(
+            "{agency} neither sent nor received an envelope {in_reply_to:?}: it may answer only what it sent or received"
+        ))),
+        1 => Ok(known.remove(0)),
+        _ => Err(invalid(format!(
+            "{id:?} names envelopes from {} that {agency} took part in: give in_reply_to as SENDER/{id}",
+            known
+                .iter()
+                .map(|r| r.sender.as_str())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ))),
+    }
 }
 
 /// The case rules policy cannot state alone: a lifecycle move must be one
@@ -758,10 +795,15 @@ async fn store(
     let envelope = accepted
         .envelope
         .as_ref()
-        .map(|e| (e.id.as_str(), e.kind()))
+        .map(|e| (e.id.as_str(), e.kind(), e.sender_agency.as_str()))
         .unwrap_or_default();
     let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", envelope.0);
+    // De-duplicated per sender: an id is the sender's own, and another
+    // agency choosing the same id is a different envelope.
+    headers.insert(
+        "Nats-Msg-Id",
+        liaison_core::ids::scoped_id(envelope.2, envelope.0).as_str(),
+    );
     if let Some(context) = context {
         trace::inject(&mut headers, context);
     }

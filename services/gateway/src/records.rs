@@ -293,7 +293,10 @@ fn envelope_of(accepted: &EnvelopeAccepted) -> Cow<'_, Envelope> {
 pub fn collection(accepted: &EnvelopeAccepted) -> AuditRecord {
     let envelope = envelope_of(accepted);
     AuditRecord {
-        record_id: format!("{}:collection", envelope.id),
+        record_id: format!(
+            "{}:collection",
+            liaison_core::ids::scoped_id(&envelope.sender_agency, &envelope.id)
+        ),
         // What the sender did, in s.62's words: an erasure confirmation
         // records an erasure, a correction an alteration.
         operation: match envelope.kind() {
@@ -318,7 +321,11 @@ pub fn collection(accepted: &EnvelopeAccepted) -> AuditRecord {
 pub fn disclosure(accepted: &EnvelopeAccepted, route: &Route, removed: &[i32]) -> AuditRecord {
     let envelope = envelope_of(accepted);
     AuditRecord {
-        record_id: format!("{}:disclosure:{}", envelope.id, route.recipient),
+        record_id: format!(
+            "{}:disclosure:{}",
+            liaison_core::ids::scoped_id(&envelope.sender_agency, &envelope.id),
+            route.recipient
+        ),
         operation: Operation::Disclosure as i32,
         decision: Decision::Delivered as i32,
         recipients: vec![route.recipient.clone()],

@@ -231,7 +231,12 @@ async fn deliver(
         let mut headers = HeaderMap::new();
         headers.insert(
             "Nats-Msg-Id",
-            format!("{}:{}", envelope.id, route.recipient).as_str(),
+            format!(
+                "{}:{}",
+                liaison_core::ids::scoped_id(&envelope.sender_agency, &envelope.id),
+                route.recipient
+            )
+            .as_str(),
         );
         copy.inject(&mut headers);
         let span = copy.span().clone();

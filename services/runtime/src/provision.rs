@@ -226,9 +226,13 @@ pub async fn provision(
     .map_err(|e| {
         fail(format!("KV bucket {}", liaison_core::participation::BUCKET))(e.to_string())
     })?;
-    js.create_key_value(crate::receipts::bucket_config(
+    // Receipts are kept as long as the envelopes (no age limit): a
+    // correction or an erasure reaches every earlier recipient for as long
+    // as it may hold the data. Updated in place on a deployment provisioned
+    // when they expired with the copies.
+    js.create_or_update_key_value(crate::receipts::bucket_config(
         settings.replicas,
-        Duration::from_secs(settings.delivery_max_age_days * 24 * 3600),
+        Duration::ZERO,
     ))
     .await
     .map_err(|e| fail(format!("KV bucket {}", crate::receipts::BUCKET))(e.to_string()))?;

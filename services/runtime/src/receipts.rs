@@ -4,7 +4,10 @@
 //! envelope finds its receipt; the gateway reads it when a later envelope
 //! names this one in `in_reply_to` (an answer, an acknowledgement, a
 //! correction, an erasure confirmation), and policy decides on who sent and
-//! who received the original. Kept as long as copies are (delivery max age).
+//! who received the original. Envelope ids are the sender's own: an id
+//! holds one receipt per sender that used it. Kept as long as the envelopes
+//! themselves (no age limit): a recipient must be told of a correction or
+//! an erasure for as long as it may hold the data.
 
 use async_nats::jetstream::{self, kv};
 use liaison_core::NatsContext as _;
@@ -49,7 +52,8 @@ pub enum ReceiptError {
     Invalid { envelope: String, reason: String },
 }
 
-/// The bucket's configuration: one value per envelope, kept `max_age`.
+/// The bucket's configuration: one value per envelope id, kept `max_age`
+/// (zero: for ever, as provisioning keeps them).
 pub fn bucket_config(replicas: usize, max_age: Duration) -> kv::Config {
     kv::Config {
         bucket: BUCKET.to_owned(),
@@ -82,13 +86,24 @@ impl Store {
             .map_err(ReceiptError::from)
     }
 
-    /// The receipt of `envelope_id`; `None` if no such envelope was delivered.
-    pub async fn get(&self, envelope_id: &str) -> Result<Option<Receipt>, ReceiptError> {
-        let Some(value) = self
+    /// The receipts of `envelope_id`: one per sender that used the id
+    /// (envelope ids are the sender's; two agencies may choose the same).
+    /// Empty if no such envelope was delivered.
+    pub async fn get(&self, envelope_id: &str) -> Result<Vec<Receipt>, ReceiptError> {
+        Ok(self
+            .entry(envelope_id)
+            .await?
+            .map(|(receipts, _)| receipts)
+            .unwrap_or_default())
+    }
+
+    async fn entry(&self, envelope_id: &str) -> Result<Option<(Vec<Receipt>, u64)>, ReceiptError> {
+        let Some(entry) = self
             .0
-            .get(key(envelope_id)?)
+            .entry(key(envelope_id)?)
             .await
             .nats(format!("get from KV bucket {BUCKET}"))?
+            .filter(|e| e.operation == kv::Operation::Put)
         else {
             return Ok(None);
         };
@@ -96,26 +111,51 @@ impl Store {
             envelope: envelope_id.to_owned(),
             reason,
         };
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(invalid(format!("value is {} bytes", value.len())));
+        if entry.value.len() > MAX_VALUE_BYTES {
+            return Err(invalid(format!("value is {} bytes", entry.value.len())));
         }
-        serde_json::from_slice(&value)
-            .map(Some)
-            .map_err(|e| invalid(e.to_string()))
+        // One receipt per sender; a single object is the form written
+        // before receipts were kept per sender.
+        let receipts = serde_json::from_slice::<Vec<Receipt>>(&entry.value)
+            .or_else(|_| serde_json::from_slice::<Receipt>(&entry.value).map(|r| vec![r]))
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Some((receipts, entry.revision)))
     }
 
-    /// Stores the receipt of `envelope_id` (the gateway's router).
+    /// Stores `receipt`, the receipt of `envelope_id` from its sender (the
+    /// gateway's router), beside other senders' of the same id; by
+    /// compare-and-set, so two routers never lose each other's.
     pub async fn put(&self, envelope_id: &str, receipt: &Receipt) -> Result<(), ReceiptError> {
-        let value = serde_json::to_vec(receipt).map_err(|source| ReceiptError::Encode {
+        let key = key(envelope_id)?;
+        for _ in 0..16 {
+            let (mut receipts, revision) = self.entry(envelope_id).await?.unwrap_or_default();
+            receipts.retain(|r| r.sender != receipt.sender);
+            receipts.push(receipt.clone());
+            let value = serde_json::to_vec(&receipts).map_err(|source| ReceiptError::Encode {
+                envelope: envelope_id.to_owned(),
+                source,
+            })?;
+            let written = if revision == 0 {
+                self.0
+                    .create(&key, value.into())
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            } else {
+                self.0
+                    .update(&key, value.into(), revision)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            };
+            if written.is_ok() {
+                return Ok(());
+            }
+        }
+        Err(ReceiptError::Invalid {
             envelope: envelope_id.to_owned(),
-            source,
-        })?;
-        self.0
-            .put(key(envelope_id)?, value.into())
-            .await
-            .map(|_| ())
-            .nats(format!("put into KV bucket {BUCKET}"))
-            .map_err(ReceiptError::from)
+            reason: "changed by others 16 times while being written".into(),
+        })
     }
 }
 

@@ -199,6 +199,10 @@ async fn events_by_id(js: &jetstream::Context) -> Result<BTreeMap<String, usize>
             .and_then(|h| h.get("Nats-Msg-Id"))
             .map(|v| v.to_string())
             .unwrap_or_default();
+        // De-duplicated per sender (`SENDER/ID`): counted by envelope id.
+        let id = id
+            .split_once('/')
+            .map_or(id.clone(), |(_, id)| id.to_owned());
         *ids.entry(id).or_insert(0) += 1;
     }
     Ok(ids)
