@@ -117,7 +117,7 @@ pub async fn consultation(
         .map_err(anyhow::Error::msg)?;
     let request = ConsultRequest {
         auditor: "ig-officer".into(),
-        purpose: "DPA 2018 s.62 log review".into(),
+        purpose: "log-review".into(),
         action: action.into(),
         scope: String::new(),
     };

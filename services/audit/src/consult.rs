@@ -175,7 +175,16 @@ impl Grants {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuditorFile {
+    /// The purposes an auditor may consult the ledger for, each with what it
+    /// means: a consultation states one of these codes, never free text.
+    purposes: std::collections::BTreeMap<String, String>,
     auditor: Vec<Auditor>,
+}
+
+/// Who may consult the ledger, and for which purposes.
+pub struct Auditors {
+    pub verifier: TokenVerifier,
+    pub purposes: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,25 +196,41 @@ struct Auditor {
     keys: Vec<liaison_core::tokens::KeySpec>,
 }
 
-/// Loads the auditors' registry into a token verifier.
-pub fn load_auditors(path: &Path, skew: u64, max_lifetime: u64) -> Result<TokenVerifier, String> {
+/// Loads the auditors' registry: their keys and the purposes of consultation.
+pub fn load_auditors(path: &Path, skew: u64, max_lifetime: u64) -> Result<Auditors, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("auditors {}: {e}", path.display()))?;
     let file: AuditorFile =
         toml::from_str(&text).map_err(|e| format!("auditors {}: {e}", path.display()))?;
+    if let Some(bad) = file.purposes.keys().find(|p| AgencyId::parse(p).is_err()) {
+        return Err(format!(
+            "auditors {}: purpose {bad:?} must be 1 to 64 of a-z, 0-9 and '-'",
+            path.display()
+        ));
+    }
+    if file.purposes.is_empty() {
+        return Err(format!(
+            "auditors {}: no [purposes]: list the purposes the ledger may be consulted for",
+            path.display()
+        ));
+    }
     let keys = file
         .auditor
         .iter()
         .map(|a| (a.id.as_str(), a.keys.as_slice()));
-    TokenVerifier::new(keys, AUDIENCE, skew, max_lifetime)
-        .map_err(|e| format!("auditors {}: {e}", path.display()))
+    let verifier = TokenVerifier::new(keys, AUDIENCE, skew, max_lifetime)
+        .map_err(|e| format!("auditors {}: {e}", path.display()))?;
+    Ok(Auditors {
+        verifier,
+        purposes: file.purposes,
+    })
 }
 
 type Refused = (&'static str, String);
 
 /// Checks a request: its size, shape, purpose and the auditor's token.
 fn check(
-    verifier: &TokenVerifier,
+    auditors: &Auditors,
     token: Option<&str>,
     body: &[u8],
 ) -> (Option<ConsultRequest>, Result<Claims, Refused>) {
@@ -236,10 +261,19 @@ fn check(
             "invalid_auditor_id",
             format!("{:?} is not a valid auditor id", request.auditor),
         )
-    } else if request.purpose.trim().is_empty() || request.purpose.len() > 256 {
+    } else if !auditors.purposes.contains_key(&request.purpose) {
         fail(
             "invalid_purpose",
-            "state the purpose of the consultation (1 to 256 bytes)".into(),
+            format!(
+                "purpose {:?} is not one of the purposes the ledger may be consulted for: {}",
+                request.purpose.chars().take(64).collect::<String>(),
+                auditors
+                    .purposes
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )
     } else if !ACTIONS.contains(&request.action.as_str()) || request.scope.len() > 512 {
         fail(
@@ -252,7 +286,8 @@ fn check(
                 "missing_token",
                 "no token: send a signed JWT in the Liaison-Token header".into(),
             ),
-            Some(token) => verifier
+            Some(token) => auditors
+                .verifier
                 .verify(&request.auditor, token, liaison_core::time::unix_now())
                 .map_err(|e| ("invalid_token", e.to_string())),
         }
@@ -265,7 +300,7 @@ fn check(
 pub async fn serve(
     client: async_nats::Client,
     writer: Arc<Writer>,
-    verifier: TokenVerifier,
+    auditors: Auditors,
     mut requests: async_nats::Subscriber,
     mut reads: async_nats::Subscriber,
     shutdown: CancellationToken,
@@ -280,7 +315,7 @@ pub async fn serve(
         };
         grants.lapse(Instant::now());
         let body = if consultation {
-            let reply = consult(&js, &writer, &verifier, &message, &mut grants).await;
+            let reply = consult(&js, &writer, &auditors, &message, &mut grants).await;
             serde_json::to_vec(&reply)
         } else {
             let reply = open_reader(&js, &writer, &message.payload, &mut grants).await;
@@ -298,7 +333,7 @@ pub async fn serve(
 async fn consult(
     js: &jetstream::Context,
     writer: &Writer,
-    verifier: &TokenVerifier,
+    auditors: &Auditors,
     message: &async_nats::Message,
     grants: &mut Grants,
 ) -> ConsultReply {
@@ -307,7 +342,7 @@ async fn consult(
         .as_ref()
         .and_then(|h| h.get(subjects::TOKEN_HEADER))
         .map(|v| v.as_str().to_owned());
-    let (request, mut verdict) = check(verifier, token.as_deref(), &message.payload);
+    let (request, mut verdict) = check(auditors, token.as_deref(), &message.payload);
     let request = request.unwrap_or_default();
     if verdict.is_ok() && grants.0.len() >= MAX_GRANTS {
         verdict = Err((

@@ -75,7 +75,7 @@ pub struct AuditService {
     requests: Endpoint,
     consultations: async_nats::Subscriber,
     reads: async_nats::Subscriber,
-    auditors: liaison_core::tokens::TokenVerifier,
+    auditors: consult::Auditors,
     interval: Duration,
     telemetry: Option<liaison_runtime::ops::Listener>,
     /// Set while it appends: what `/readyz` and the `status` endpoint report.

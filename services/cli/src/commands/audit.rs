@@ -34,7 +34,10 @@ pub struct AuditArgs {
 /// Who is consulting the ledger, and why: recorded in the ledger before any read.
 #[derive(Debug, clap::Args)]
 struct ConsultArgs {
-    /// Why you are consulting the ledger (recorded with your identity).
+    /// Why you are consulting the ledger, as one of the purposes the
+    /// auditors' registry lists (`log-review`, `integrity-check`,
+    /// `subject-rights`, `oversight`, `legal-proceedings` in development);
+    /// recorded with your identity.
     #[arg(long, global = true)]
     purpose: Option<String>,
     /// Your auditor id, as registered in the auditors' registry.
@@ -275,7 +278,7 @@ async fn consulted(cli: &Cli, who: &ConsultArgs, action: &str, scope: String) ->
         .purpose
         .as_deref()
         .filter(|p| !p.trim().is_empty())
-        .ok_or_else(|| anyhow!("state the purpose of this consultation with --purpose: it is recorded in the ledger"))?;
+        .ok_or_else(|| anyhow!("state the purpose of this consultation with --purpose (e.g. log-review): it is recorded in the ledger"))?;
     let key_path = who.auditor_key.clone().unwrap_or_else(|| {
         PathBuf::from(format!("deploy/audit/dev-auditor-keys/{}.pem", who.auditor))
     });

@@ -193,7 +193,7 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             "  liaison send --agency ID --key KEY.pem FILE   (as one of the registry's agencies)"
         );
     }
-    println!("  liaison audit verify --purpose \"DPA 2018 s.62 log review\"");
+    println!("  liaison audit verify --purpose log-review");
     println!("  liaison alerts");
     println!("  liaison status");
     if let (Door::Dev { ca, .. }, Some(url)) = (&door, &url) {

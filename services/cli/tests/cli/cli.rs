@@ -111,7 +111,7 @@ async fn status_prints_streams_consumers_and_services_and_fails_when_one_is_down
     system.shutdown().await
 }
 
-const PURPOSE: &str = "DPA 2018 s.62 log review";
+const PURPOSE: &str = "log-review";
 
 /// Runs `liaison audit ARGS --purpose PURPOSE` as the development auditor.
 fn audit(session: &Path, args: &[&str]) -> Output {
@@ -229,6 +229,16 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
         String::from_utf8_lossy(&impostor.stderr).contains("consultation refused (invalid_token)"),
         "{impostor:?}"
     );
+    // A purpose is one of the registry's, never free text.
+    let free_text = liaison(&session, &["audit", "verify", "--purpose", "just curious"]);
+    assert!(!free_text.status.success());
+    assert!(
+        String::from_utf8_lossy(&free_text.stderr)
+            .contains("consultation refused (invalid_purpose)")
+            && String::from_utf8_lossy(&free_text.stderr)
+                .contains("integrity-check, legal-proceedings, log-review"),
+        "{free_text:?}"
+    );
 
     // A signed checkpoint on demand, in the C2SP signed-note format ...
     system.wait_until_settled(Duration::from_secs(30)).await?;
@@ -322,7 +332,13 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
             .any(|r| r.contains(",consultation,refused (invalid_token),ig-officer,")),
         "{rows:?}"
     );
-    assert!(rows.iter().all(|r| r.contains(PURPOSE)), "{rows:?}");
+    // Every consultation is on the record with its purpose; the refused
+    // free-text one with what was asked.
+    assert!(
+        rows.iter().all(|r| r.contains(PURPOSE)
+            || r.contains("refused (invalid_purpose),ig-officer,,,,,just curious")),
+        "{rows:?}"
+    );
     let refused = audit(&session, &["replay", "--operation", "refusal"]);
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("unknown operation"),
