@@ -385,7 +385,12 @@ impl Gateway {
             let shared = self.shared.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                if let Err(e) = shared.membership.watch(stop).await {
+                let closer = shared.clone();
+                let close = move |agency: AgencyId| {
+                    let shared = closer.clone();
+                    tokio::spawn(async move { shared.close_connections(&agency).await });
+                };
+                if let Err(e) = shared.membership.watch(stop, close).await {
                     tracing::error!(error = %liaison_core::error::chain(&e), "Membership no longer followed");
                 }
             })

@@ -232,7 +232,16 @@ impl Membership {
     }
 
     /// Reads the bucket whole, then follows it until `shutdown`.
-    pub async fn watch(&self, shutdown: CancellationToken) -> Result<(), liaison_core::NatsError> {
+    ///
+    /// `on_suspended` is called for each suspension made while this gateway
+    /// follows the bucket (not those replayed at start): every replica then
+    /// closes the agency's connections, so they are closed even if the
+    /// gateway that made the change stops before it does.
+    pub async fn watch(
+        &self,
+        shutdown: CancellationToken,
+        on_suspended: impl Fn(AgencyId),
+    ) -> Result<(), liaison_core::NatsError> {
         let mut entries = self
             .kv
             .watch_all_from_revision(1)
@@ -258,7 +267,11 @@ impl Membership {
                 continue;
             };
             let status = serde_json::from_slice::<Status>(&entry.value).ok();
-            self.apply(agency, status);
+            let suspended = status.as_ref().is_some_and(|s| s.suspended);
+            self.apply(agency.clone(), status);
+            if suspended && entry.seen_current {
+                on_suspended(agency);
+            }
         }
     }
 
