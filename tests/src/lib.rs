@@ -140,14 +140,22 @@ pub fn nkey_path(agency: &str) -> PathBuf {
 /// through a gateway (the auth callout): a gateway just started may not
 /// answer yet, so a refused login is tried again for up to 10 s.
 pub async fn agency(system: &System, agency: &str) -> Result<AgencyClient> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match agency_once(system, agency).await {
-            Err(e) if Instant::now() < deadline && format!("{e:#}").contains("did not let") => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    let logged_in = eventually(
+        &format!("{agency}'s login"),
+        Duration::from_secs(10),
+        || async {
+            match agency_once(system, agency).await {
+                Ok(client) => Ok(Some(client)),
+                Err(e) if format!("{e:#}").contains("did not let") => Ok(None),
+                Err(e) => Err(e),
             }
-            done => return done,
-        }
+        },
+    )
+    .await;
+    match logged_in {
+        Ok(client) => Ok(client),
+        // Still refused: the refusal itself says why.
+        Err(_) => agency_once(system, agency).await,
     }
 }
 

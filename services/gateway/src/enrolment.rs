@@ -178,13 +178,11 @@ fn next(change: &Change<'_>, before: Option<&Agency>) -> Result<Option<Agency>, 
 
 /// The one `[[agency]]` block in `text`, which must be `id`'s.
 fn one_agency(text: &str, id: &AgencyId) -> Result<Agency, String> {
-    let registry = Registry::parse(text)?;
-    let mut agencies = registry.entries().values();
-    match (agencies.next(), agencies.next()) {
-        (Some(agency), None) if &agency.id == id => Ok(Agency::clone(agency)),
-        (Some(agency), None) => Err(format!("the entry is for {}, not {id}", agency.id)),
-        _ => Err("give exactly one [[agency]] block".to_owned()),
+    let agency = Registry::parse_one(text)?;
+    if &agency.id != id {
+        return Err(format!("the entry is for {}, not {id}", agency.id));
     }
+    Ok(agency)
 }
 
 /// One key entry: its fields (`public_key = ...`, optionally `alg`, `kid`,
@@ -238,27 +236,26 @@ fn kids(agency: &Agency) -> Vec<String> {
 /// What changed from `before` to `after`, field by field, in words (public
 /// keys named by their ids; a registry holds no personal data).
 pub fn describe(before: Option<&Agency>, after: Option<&Agency>) -> String {
-    let fields = |a: &Agency| -> Vec<(String, String)> {
-        let mut fields = vec![
-            ("name".to_owned(), a.name.clone()),
-            ("kind".to_owned(), a.kind.as_str().to_owned()),
-            ("clearance".to_owned(), format!("{:?}", a.clearance)),
-            ("sector".to_owned(), a.sector.clone().unwrap_or_default()),
-            ("region".to_owned(), a.region.clone().unwrap_or_default()),
-            ("areas".to_owned(), a.areas.join(",")),
-            ("caveats".to_owned(), a.caveats.join(",")),
-            ("rate_per_sec".to_owned(), a.rate_per_sec.to_string()),
-            ("burst".to_owned(), a.burst.to_string()),
+    let fields = |a: &Agency| -> [(&'static str, String); 12] {
+        [
+            ("name", a.name.clone()),
+            ("kind", a.kind.as_str().to_owned()),
+            ("clearance", format!("{:?}", a.clearance)),
+            ("sector", a.sector.clone().unwrap_or_default()),
+            ("region", a.region.clone().unwrap_or_default()),
+            ("areas", a.areas.join(",")),
+            ("caveats", a.caveats.join(",")),
+            ("rate_per_sec", a.rate_per_sec.to_string()),
+            ("burst", a.burst.to_string()),
             (
-                "max_envelope_bytes".to_owned(),
+                "max_envelope_bytes",
                 a.max_envelope_bytes
                     .map(|m| m.to_string())
                     .unwrap_or_default(),
             ),
-            ("nats_keys".to_owned(), a.nats_keys.join(",")),
-        ];
-        fields.push(("keys".to_owned(), kids(a).join(",")));
-        fields
+            ("nats_keys", a.nats_keys.join(",")),
+            ("keys", kids(a).join(",")),
+        ]
     };
     match (before, after) {
         (None, Some(a)) => format!(

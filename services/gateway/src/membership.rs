@@ -364,10 +364,8 @@ impl Membership {
         // This gateway at once; the others (and this one again) by the watch.
         self.apply(agency.clone(), Some(status.clone()));
         info!(agency = %agency, operator = %status.by, suspended, "Membership changed");
-        if suspended {
-            // Its open connections too; its reconnections are refused.
-            shared.close_connections(&agency).await;
-        }
+        // Its open connections are closed by every replica, this one
+        // included, as the bucket's watch delivers the suspension (`watch`).
         Ok(Changed::Status(status))
     }
 }

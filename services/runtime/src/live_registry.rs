@@ -49,13 +49,11 @@ pub fn bucket_config(replicas: usize) -> kv::Config {
 /// Reads one entry as the gateway wrote it.
 pub fn parse_entry(key: &str, value: &[u8]) -> Result<Agency, String> {
     let text = std::str::from_utf8(value).map_err(|_| format!("entry {key}: not UTF-8"))?;
-    let registry = Registry::parse(text).map_err(|e| format!("entry {key}: {e}"))?;
-    let mut agencies = registry.entries().values();
-    match (agencies.next(), agencies.next()) {
-        (Some(agency), None) if agency.id.as_str() == key => Ok(Agency::clone(agency)),
-        (Some(agency), None) => Err(format!("entry {key} holds agency {}, not {key}", agency.id)),
-        _ => Err(format!("entry {key}: not exactly one [[agency]] block")),
+    let agency = Registry::parse_one(text).map_err(|e| format!("entry {key}: {e}"))?;
+    if agency.id.as_str() != key {
+        return Err(format!("entry {key} holds agency {}, not {key}", agency.id));
     }
+    Ok(agency)
 }
 
 /// What [`seed`] did.

@@ -334,6 +334,18 @@ impl Registry {
         Self::from_agencies(agencies)
     }
 
+    /// The one agency `text` registers (one `[[agency]]` block, as the live
+    /// registry keeps an entry and `liaison agencies add|update` takes it),
+    /// checked with the file's rules.
+    pub fn parse_one(text: &str) -> Result<Agency, String> {
+        let registry = Self::parse(text)?;
+        let mut agencies = registry.agencies.into_values();
+        match (agencies.next(), agencies.next()) {
+            (Some(agency), None) => Ok(Arc::unwrap_or_clone(agency)),
+            _ => Err("give exactly one [[agency]] block".to_owned()),
+        }
+    }
+
     /// A registry of `agencies`, each already checked on its own
     /// ([`Agency::check`]): refuses what only the whole can show, a NATS key
     /// registered to two agencies.
@@ -414,11 +426,6 @@ impl Registry {
     /// The agency NATS key `key` (`U...`) is registered to.
     pub fn nats_key_owner(&self, key: &str) -> Option<&AgencyId> {
         self.nats_keys.get(key)
-    }
-
-    /// Every agency, by id (to change one and build a new registry).
-    pub fn entries(&self) -> &BTreeMap<AgencyId, Arc<Agency>> {
-        &self.agencies
     }
 
     /// `id`'s attribute class (same attributes, same class);

@@ -10,6 +10,7 @@
 //! (services/cli) is the commands over it; services' own logic stays in
 //! their crates.
 
+pub mod admin;
 pub mod bench;
 pub mod console;
 pub mod demo;

@@ -8,15 +8,14 @@
 use super::Cli;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
+use liaison_core::AgencyId;
 use liaison_core::connect::connect;
-use liaison_core::{AgencyId, subjects};
 use liaison_runtime::live_registry::{self, BUCKET};
 use liaison_runtime::registry::{Agency, Registry};
 use liaison_runtime::users;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Debug, Subcommand)]
 pub enum AgenciesCommand {
@@ -216,15 +215,17 @@ fn read(path: &PathBuf) -> Result<String> {
 
 /// The one agency `text` (from `path`) registers.
 fn one_agency(text: &str, path: &std::path::Path) -> Result<Agency> {
-    let registry = Registry::parse(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut agencies = registry.entries().values();
-    match (agencies.next(), agencies.next()) {
-        (Some(agency), None) => Ok(Agency::clone(agency)),
-        _ => bail!(
-            "{}: give exactly one [[agency]] block (a whole registry goes to `liaison agencies import`)",
-            path.display()
-        ),
-    }
+    Registry::parse_one(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}{}",
+            path.display(),
+            if e.starts_with("give exactly one") {
+                " (a whole registry goes to `liaison agencies import`)"
+            } else {
+                ""
+            }
+        )
+    })
 }
 
 fn changed(answer: &serde_json::Value) -> String {
@@ -234,7 +235,7 @@ fn changed(answer: &serde_json::Value) -> String {
 /// Sends one signed change to the gateways; their answer, or what was wrong.
 async fn ask(cli: &Cli, by: &Operator, body: serde_json::Value) -> Result<serde_json::Value> {
     let client = operator_client(cli).await?;
-    ask_with(&client, &token(by)?, &body).await
+    liaison_system::admin::ask(&client, &token(by)?, &body).await
 }
 
 fn token(by: &Operator) -> Result<String> {
@@ -244,19 +245,8 @@ fn token(by: &Operator) -> Result<String> {
             by.operator
         ))
     });
-    let pem = liaison_system::keys::read_key(&key)?;
-    let signer = liaison_core::tokens::Signer::from_pem(&pem, None)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
-    signer
-        .mint(
-            &by.operator,
-            &by.operator,
-            liaison_gateway::membership::AUDIENCE,
-            liaison_core::time::unix_now(),
-            // Long enough for an import's many changes.
-            300,
-        )
-        .map_err(|e| anyhow::anyhow!(e))
+    // Long enough for an import's many changes.
+    liaison_system::admin::operator_token(&key, &by.operator, 300)
 }
 
 async fn operator_client(cli: &Cli) -> Result<async_nats::Client> {
@@ -268,33 +258,6 @@ async fn operator_client(cli: &Cli) -> Result<async_nats::Client> {
         "liaison-agencies",
     )
     .await?)
-}
-
-async fn ask_with(
-    client: &async_nats::Client,
-    token: &str,
-    body: &serde_json::Value,
-) -> Result<serde_json::Value> {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(subjects::TOKEN_HEADER, token);
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.request_with_headers(subjects::ADMIN_AGENCIES, headers, body.to_string().into()),
-    )
-    .await
-    .context("no gateway answered within 10 s")?
-    .context("asking the gateways")?;
-    let answer: serde_json::Value =
-        serde_json::from_slice(&reply.payload).context("the gateway's answer")?;
-    if answer["ok"].as_bool() != Some(true) {
-        bail!(
-            "{} {} refused: {}",
-            body["action"].as_str().unwrap_or_default(),
-            body["agency"].as_str().unwrap_or_default(),
-            answer["error"].as_str().unwrap_or("no reason given")
-        );
-    }
-    Ok(answer)
 }
 
 /// The live registry as the operator reads it, with each agency's standing.
@@ -467,11 +430,14 @@ async fn import(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
         })
         .collect();
     use futures_util::StreamExt as _;
-    let results: Vec<Result<serde_json::Value>> =
-        futures_util::stream::iter(bodies.iter().map(|body| ask_with(&client, &token, body)))
-            .buffer_unordered(16)
-            .collect()
-            .await;
+    let results: Vec<Result<serde_json::Value>> = futures_util::stream::iter(
+        bodies
+            .iter()
+            .map(|body| liaison_system::admin::ask(&client, &token, body)),
+    )
+    .buffer_unordered(16)
+    .collect()
+    .await;
     let failed: Vec<String> = results
         .into_iter()
         .filter_map(|r| r.err().map(|e| e.to_string()))

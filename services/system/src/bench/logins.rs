@@ -77,35 +77,15 @@ pub async fn measure(system: &System, root: &Path, count: usize) -> Result<Login
 /// Adds an agency, times its first login; suspends it, times its
 /// connection's closing.
 async fn change_to_effect(system: &System, root: &Path) -> Result<(Duration, Duration)> {
-    let pem =
-        std::fs::read_to_string(root.join("deploy/operators/dev-operator-keys/duty-officer.pem"))
-            .context("the development operator's key")?;
-    let signer = liaison_core::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
-    let token = signer
-        .mint(
-            "duty-officer",
-            "duty-officer",
-            "liaison-admin",
-            liaison_core::time::unix_now(),
-            120,
-        )
-        .map_err(anyhow::Error::msg)?;
+    let token = crate::admin::operator_token(
+        &root.join("deploy/operators/dev-operator-keys/duty-officer.pem"),
+        "duty-officer",
+        120,
+    )?;
     let operator = system.connect_as(users::OPERATOR).await?;
     let ask = |body: serde_json::Value| {
-        let operator = operator.clone();
-        let token = token.clone();
-        async move {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(subjects::TOKEN_HEADER, token.as_str());
-            let reply = operator
-                .request_with_headers(subjects::ADMIN_AGENCIES, headers, body.to_string().into())
-                .await?;
-            let answer: serde_json::Value = serde_json::from_slice(&reply.payload)?;
-            if answer["ok"] != true {
-                bail!("the bench's membership change was refused: {answer}");
-            }
-            Ok(())
-        }
+        let (operator, token) = (operator.clone(), token.clone());
+        async move { crate::admin::ask(&operator, &token, &body).await.map(drop) }
     };
     let (_, key_entry) = keys::generate(liaison_core::tokens::KeyAlg::EdDSA)?;
     let (seed, nkey) = keys::generate_nkey()?;
