@@ -194,7 +194,7 @@ async fn run(n: usize, sync: &str) -> anyhow::Result<()> {
     let mut config = liaison_tests::config();
     config.nats.sync_interval = sync.to_owned();
     let system = liaison_tests::start_with(config).await?;
-    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = jetstream::new(system.connect_as(users::INSPECTOR).await?);
     for name in ["PIPE", "ATOM"] {
         js.create_stream(stream::Config {
             name: name.into(),

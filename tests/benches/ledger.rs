@@ -138,7 +138,7 @@ async fn over_nats(n: u64, sync_interval: &str) -> anyhow::Result<()> {
     let mut config = liaison_tests::config();
     config.nats.sync_interval = sync_interval.to_owned();
     let mut system = liaison_tests::start_with(config).await?;
-    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let records: Vec<Vec<u8>> = (0..n).map(record).collect();
 
     // Baseline: raw JetStream publishes of the same records, 256 in flight.

@@ -34,7 +34,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     let system = liaison_tests::start_with(config).await?;
     let school = liaison_tests::agency(&system, "school-a").await?;
     let token = school.token("school-a-dsl")?;
-    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = jetstream::new(system.connect_as(users::INSPECTOR).await?);
     js.create_stream(stream::Config {
         name: "RAW".into(),
         subjects: vec!["raw".into()],

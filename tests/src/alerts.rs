@@ -134,7 +134,7 @@ pub fn report(partner: &str, sent: Instant, decided: Instant, received: Instant)
 /// JetStream as the operator (who may read the `ALERTS` bucket).
 pub async fn operator(system: &System) -> Result<async_nats::jetstream::Context> {
     Ok(async_nats::jetstream::new(
-        system.connect_as(users::OPERATOR).await?,
+        system.connect_as(users::INSPECTOR).await?,
     ))
 }
 
@@ -182,7 +182,7 @@ pub async fn alerts_caught_up(system: &System) -> Result<()> {
 /// Every escalation the alerts service raises through the gateway's internal
 /// door, seen by the operator (who may read every subject).
 pub async fn watch_raises(system: &System) -> Result<Arc<Mutex<Vec<String>>>> {
-    let client = system.connect_as(users::OPERATOR).await?;
+    let client = system.connect_as(users::INSPECTOR).await?;
     let mut requests = client
         .subscribe(subjects::internal(Service::Alerts))
         .await?;

@@ -184,8 +184,8 @@ pub async fn read_inbox(
 
 /// Copies in `agency`'s inbox that it has not acknowledged.
 pub async fn inbox_pending(system: &System, agency: &AgencyId) -> Result<u64> {
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let backlog = liaison_runtime::inbox::backlog(&js, agency)
+    let operator = system.connect_as(users::INSPECTOR).await?;
+    let backlog = liaison_runtime::inbox::ask_backlog(&operator, agency)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     Ok(backlog.waiting)

@@ -80,7 +80,14 @@ pub async fn start() -> Result<System> {
 
 pub async fn start_with(config: Config) -> Result<System> {
     test_log();
-    System::start(config, UpOptions::default()).await
+    System::start(
+        config,
+        UpOptions {
+            inspector: true,
+            ..UpOptions::default()
+        },
+    )
+    .await
 }
 
 /// The log filter `TEST_LOG` asks for (see [`log_filter`]).
@@ -482,7 +489,7 @@ pub fn metric(page: &str, series: &str) -> Option<f64> {
 /// Records, as the cases service will, that `participants` (the first the
 /// owner) take part in `case`.
 pub async fn set_participants(system: &System, case: &str, participants: &[&str]) -> Result<()> {
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let operator = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let participants = participants
         .iter()
         .map(|a| AgencyId::parse(a))

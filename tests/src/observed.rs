@@ -20,6 +20,7 @@ pub async fn start_observed() -> Result<System> {
     crate::test_log();
     let free = || Some("127.0.0.1:0".to_owned());
     let options = UpOptions {
+        inspector: true,
         gateway_telemetry: free(),
         audit_telemetry: free(),
         cases_telemetry: free(),

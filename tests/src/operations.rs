@@ -162,7 +162,7 @@ async fn messages(js: &async_nats::jetstream::Context, stream: &str) -> Result<V
 /// record, with what the test saw answered (`tally`), and the deliveries
 /// (envelope id, recipient, labels withheld).
 pub async fn performed(system: &System, tally: &Tally) -> Result<(Counts, Vec<Delivery>)> {
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let mut counts = tally.0.clone();
     let mut add = |operation: Operation, decision: Decision, service: &str| {
         *counts
@@ -223,7 +223,7 @@ pub async fn performed(system: &System, tally: &Tally) -> Result<(Counts, Vec<De
 /// what it had to, and every decision is chained, twice over with nothing
 /// new in between (what the services raise goes round again).
 pub async fn quiet(system: &System, timeout: Duration) -> Result<()> {
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let deadline = Instant::now() + timeout;
     let mut ticks = tokio::time::interval(Duration::from_millis(50));
     let mut seen = None;

@@ -22,6 +22,7 @@ pub mod recent;
 pub mod replay;
 pub mod restore;
 pub mod state;
+pub mod stores;
 pub mod verify;
 pub mod writer;
 
@@ -75,6 +76,8 @@ pub struct AuditService {
     requests: Endpoint,
     consultations: async_nats::Subscriber,
     reads: async_nats::Subscriber,
+    /// nats-server's stream advisories ([`stores`]).
+    store_changes: async_nats::Subscriber,
     auditors: consult::Auditors,
     interval: Duration,
     telemetry: Option<liaison_runtime::ops::Listener>,
@@ -125,6 +128,12 @@ impl AuditService {
             .subscribe(subjects::READ_REQUEST)
             .await
             .nats("subscribe to read requests")?;
+        // Stream changes, on the record (ADR 0021): subscribed before the
+        // service counts as started, so none after it is missed.
+        let store_changes = client
+            .subscribe(stores::ADVISORIES)
+            .await
+            .nats("subscribe to stream advisories")?;
         Ok(Self {
             client,
             writer: Arc::new(writer),
@@ -132,6 +141,7 @@ impl AuditService {
             requests,
             consultations,
             reads,
+            store_changes,
             auditors,
             interval: Duration::from_secs(config.audit.checkpoint_interval_secs.max(1)),
             telemetry,
@@ -163,6 +173,11 @@ impl AuditService {
             self.reads,
             shutdown.clone(),
         ));
+        let store_changes = tokio::spawn(stores::watch(
+            jetstream::new(self.client.clone()),
+            self.store_changes,
+            shutdown.clone(),
+        ));
         let bound = self.ready;
         bound.store(true, Ordering::Relaxed);
         let telemetry = self.telemetry.map(|listener| {
@@ -182,6 +197,7 @@ impl AuditService {
         }
         let _ = checkpoints.await;
         let _ = consultations.await;
+        let _ = store_changes.await;
         // A last checkpoint covers everything written before stopping.
         if let Err(e) = self.writer.checkpoint_now().await {
             warn!(error = %liaison_core::error::chain(&e), "No final checkpoint");

@@ -88,6 +88,14 @@ pub fn in_domain(api_subject: &str) -> String {
 /// answered by the gateways.
 pub const ADMIN_AGENCIES: &str = "liaison.admin.agencies";
 
+/// Where operators ask the gateways how far agencies' inboxes are read
+/// (`liaison status`, the console): the gateway may read DELIVERY, the
+/// operator may not (docs/decisions/0021-a-rogue-agency-gets-nothing.md).
+pub const ADMIN_INBOXES: &str = "liaison.admin.inboxes";
+
+/// Every operators' request to the gateways.
+pub const ADMIN_ALL: &str = "liaison.admin.*";
+
 /// Where nats-server asks the auth callout (the gateway) about each new
 /// connection that is not a service's: an agency logging in with its NKey
 /// (docs/decisions/0020-live-membership.md).

@@ -191,7 +191,8 @@ pub type Requests = futures_util::stream::Select<async_nats::Subscriber, async_n
 pub struct Gateway {
     shared: Arc<Shared>,
     requests: Requests,
-    /// Operators' membership changes (`liaison.admin.agencies`).
+    /// Operators' requests: membership changes (`liaison.admin.agencies`),
+    /// inbox backlogs (`liaison.admin.inboxes`).
     admin: async_nats::Subscriber,
     /// The live registry, followed from where start-up read it.
     follower: liaison_runtime::live_registry::Follower,
@@ -241,9 +242,9 @@ impl Gateway {
             .await
             .nats("subscribe to the internal door")?;
         let admin = client
-            .queue_subscribe(subjects::ADMIN_AGENCIES, subjects::GATEWAY_QUEUE.to_owned())
+            .queue_subscribe(subjects::ADMIN_ALL, subjects::GATEWAY_QUEUE.to_owned())
             .await
-            .nats("subscribe to membership changes")?;
+            .nats("subscribe to operators' requests")?;
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let discovery = liaison_runtime::discovery::Registration::start(
             &client,
@@ -415,7 +416,11 @@ impl Gateway {
                         message = admin.next() => message,
                     };
                     let Some(message) = message else { break };
-                    membership::answer(&shared, message).await;
+                    if message.subject.as_str() == subjects::ADMIN_INBOXES {
+                        membership::answer_backlogs(&shared, message).await;
+                    } else {
+                        membership::answer(&shared, message).await;
+                    }
                 }
             })
         };

@@ -473,6 +473,19 @@ fn refused_record(error: &str) -> AuditRecord {
     }
 }
 
+/// Answers an operator's question about inboxes (`liaison.admin.inboxes`):
+/// the operator may not read DELIVERY, the gateway may.
+pub async fn answer_backlogs(shared: &Shared, message: async_nats::Message) {
+    let Some(reply) = message.reply.clone() else {
+        return;
+    };
+    let answer = liaison_runtime::inbox::answer_backlogs(&shared.js, &message.payload).await;
+    let body = serde_json::to_vec(&answer).unwrap_or_default();
+    if let Err(e) = shared.client.publish(reply, body.into()).await {
+        warn!(error = %e, "Inbox backlog answer not sent");
+    }
+}
+
 /// Answers one operator request on `liaison.admin.agencies`.
 pub async fn answer(shared: &Shared, message: async_nats::Message) {
     let Some(reply) = message.reply.clone() else {

@@ -32,7 +32,7 @@ use std::time::Duration;
 /// Largest EVENTS message decoded (the gateway's own limit is far below).
 const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 /// KV key of the cursor.
-const CURSOR_KEY: &str = "meta.cursor";
+pub const CURSOR_KEY: &str = "meta.cursor";
 /// KV key prefix of the outbox.
 const OUTBOX_PREFIX: &str = "outbox.";
 

@@ -47,7 +47,7 @@ impl Position {
 }
 
 /// An inbox at a glance.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backlog {
     /// The number of the inbox's last copy (0: none yet).
     pub last: u64,
@@ -111,6 +111,111 @@ pub async fn backlog(
         last,
         waiting: position.waiting(last),
     })
+}
+
+/// Most inboxes asked about in one request to a gateway.
+pub const MAX_ASKED: usize = 1_000;
+
+/// An operator's question to the gateways: how far are these inboxes read?
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacklogRequest {
+    pub agencies: Vec<String>,
+}
+
+/// One inbox in a gateway's answer: its backlog, or why it was not read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BacklogAnswer {
+    pub agency: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<Backlog>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+/// The gateway's side: reads each inbox asked about (at most
+/// [`MAX_ASKED`]; ids checked before they go into a subject).
+pub async fn answer_backlogs(
+    js: &async_nats::jetstream::Context,
+    body: &[u8],
+) -> Result<Vec<BacklogAnswer>, String> {
+    if body.len() > MAX_ASKED * 80 {
+        return Err(format!(
+            "the request is larger than {} bytes",
+            MAX_ASKED * 80
+        ));
+    }
+    let request: BacklogRequest =
+        serde_json::from_slice(body).map_err(|e| format!("not a backlog request: {e}"))?;
+    if request.agencies.len() > MAX_ASKED {
+        return Err(format!(
+            "{} inboxes asked about; at most {MAX_ASKED} at once",
+            request.agencies.len()
+        ));
+    }
+    let mut answers = Vec::with_capacity(request.agencies.len());
+    for agency in request.agencies {
+        let read = match AgencyId::parse(&agency) {
+            Ok(id) => backlog(js, &id).await,
+            Err(e) => Err(format!("agency id: {e}")),
+        };
+        answers.push(match read {
+            Ok(b) => BacklogAnswer {
+                agency,
+                backlog: Some(b),
+                error: String::new(),
+            },
+            Err(error) => BacklogAnswer {
+                agency,
+                backlog: None,
+                error,
+            },
+        });
+    }
+    Ok(answers)
+}
+
+/// The operator's side: asks a gateway how far `agencies`' inboxes are read
+/// (`liaison status`, the console, tests), in the order asked.
+pub async fn ask_backlogs(
+    client: &async_nats::Client,
+    agencies: &[AgencyId],
+) -> Result<Vec<(AgencyId, Result<Backlog, String>)>, String> {
+    let mut out = Vec::with_capacity(agencies.len());
+    for chunk in agencies.chunks(MAX_ASKED) {
+        let request = BacklogRequest {
+            agencies: chunk.iter().map(|a| a.to_string()).collect(),
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+        let reply = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.request(subjects::ADMIN_INBOXES, body.into()),
+        )
+        .await
+        .map_err(|_| "no gateway answered about inboxes in 10 s".to_owned())?
+        .map_err(|e| format!("asking the gateways about inboxes: {e}"))?;
+        let answers: Result<Vec<BacklogAnswer>, String> =
+            serde_json::from_slice::<Result<Vec<BacklogAnswer>, String>>(&reply.payload)
+                .map_err(|e| format!("the gateway's answer about inboxes: {e}"))?;
+        for (agency, answer) in chunk.iter().zip(answers?) {
+            out.push((agency.clone(), answer.backlog.ok_or(answer.error)));
+        }
+    }
+    Ok(out)
+}
+
+/// [`ask_backlogs`] for one agency.
+pub async fn ask_backlog(
+    client: &async_nats::Client,
+    agency: &AgencyId,
+) -> Result<Backlog, String> {
+    ask_backlogs(client, std::slice::from_ref(agency))
+        .await?
+        .pop()
+        .map_or_else(
+            || Err("the gateway did not answer about it".to_owned()),
+            |(_, b)| b,
+        )
 }
 
 #[cfg(test)]

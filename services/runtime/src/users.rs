@@ -13,6 +13,9 @@ use rand_core::{OsRng, RngCore};
 
 /// User of the operator (administers streams; used by `liaison up` and operator commands).
 pub const OPERATOR: &str = "operator";
+/// A user that may read every stream, for tests and benchmarks looking
+/// inside a system of their own ([`inspector`]); never in a deployment.
+pub const INSPECTOR: &str = "inspector";
 /// User of the gateway service.
 pub const GATEWAY: &str = "svc-gateway";
 /// User of the audit service.
@@ -206,18 +209,92 @@ fn service_user(service: Service, member: Member) -> NatsUser {
     user(&service.user(), publish, subscribe, true)
 }
 
+/// What the operator may publish: administering streams, consumers and KV
+/// buckets, and asking Liaison's services (membership changes, inbox
+/// backlogs, discovery) — never reading a message that carries what agencies
+/// shared (docs/decisions/0021-a-rogue-agency-gets-nothing.md). Its only
+/// subscription is its own inbox, so it receives nothing but answers.
+///
+/// - No `$JS.API.DIRECT.GET`, `STREAM.MSG.GET`, `CONSUMER.MSG.NEXT` or
+///   `CONSUMER.CREATE` on EVENTS, DELIVERY, RECEIPTS or the services'
+///   buckets; no snapshots, purges or deletions of any stream. Consumers
+///   only by the names provisioning creates (pull consumers: a push one in
+///   their place would deliver to the operator's inbox).
+/// - Stream changes are allowed (provisioning creates and updates them) and
+///   each is a ledger record (the audit service follows nats-server's
+///   stream advisories), so a stream re-published to the operator shows.
+/// - The ledger and its checkpoints, which hold no personal data, stay
+///   readable for recovery (`liaison audit verify` when the audit service
+///   will not start); `liaison audit restore` writes them as the audit
+///   service, not as the operator.
+/// - Keys it reads: the folds' cursors by name; the alerts board (ids and codes only), the live
+///   registry and membership, whole.
+fn operator_publish() -> Vec<String> {
+    let mut publish: Vec<String> = [
+        "$JS.API.INFO",
+        "$JS.API.STREAM.CREATE.*",
+        "$JS.API.STREAM.UPDATE.*",
+        "$JS.API.STREAM.INFO.*",
+        "$JS.API.STREAM.NAMES",
+        "$JS.API.STREAM.LIST",
+        "$JS.API.CONSUMER.INFO.*.*",
+        "$JS.API.CONSUMER.NAMES.*",
+        "$JS.API.CONSUMER.LIST.*",
+        s::ADMIN_ALL,
+        s::CHECKPOINT_REQUEST,
+        s::CONSULT_REQUEST,
+        s::READ_REQUEST,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    publish.push(format!("{}.>", s::SERVICE_API));
+    for (stream, consumer) in [
+        (s::EVENTS_STREAM, s::ROUTER_CONSUMER),
+        (s::DECISIONS_STREAM, s::LEDGER_WRITER_CONSUMER),
+    ] {
+        publish.push(format!("$JS.API.CONSUMER.CREATE.{stream}.{consumer}"));
+        publish.push(format!("$JS.API.CONSUMER.CREATE.{stream}.{consumer}.>"));
+        publish.push(format!(
+            "$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{consumer}"
+        ));
+    }
+    publish.extend(read_stream(s::LEDGER_STREAM));
+    publish.extend(read_stream(s::CHECKPOINTS_STREAM));
+    for bucket in [
+        crate::live_registry::BUCKET,
+        crate::provision::MEMBERSHIP_BUCKET,
+    ] {
+        publish.extend(read_stream(&format!("KV_{bucket}")));
+        publish.push(format!("$KV.{bucket}.>"));
+    }
+    publish.extend(read_stream(&format!("KV_{}", Service::Alerts.bucket())));
+    for service in Service::ALL {
+        let bucket = service.bucket();
+        publish.push(format!(
+            "$JS.API.DIRECT.GET.KV_{bucket}.$KV.{bucket}.{}",
+            crate::fold::CURSOR_KEY
+        ));
+    }
+    publish
+}
+
+/// The [`INSPECTOR`]: publishes and subscribes to anything in Liaison's
+/// account but agencies' logins. Only a test's or a benchmark's own system
+/// has it; [`plan`] never includes it.
+pub fn inspector() -> NatsUser {
+    let mut inspector = user(INSPECTOR, vec![">".into()], vec![">".into()], true);
+    inspector.deny_subscribe = vec![s::AUTH_CALLOUT.to_owned()];
+    inspector
+}
+
 /// Every static user of a Liaison deployment, with fresh random passwords
 /// (the [`SYSTEM`] user's derived from the gateway's: [`derive_system`]).
 /// Agencies are not among them: their NATS identity is their NKey in the
 /// live registry, checked by the gateway's auth callout, which grants
 /// [`agency_permissions`]; nothing here grows with the registry.
 pub fn plan() -> Vec<NatsUser> {
-    let mut operator = user(OPERATOR, vec![">".into()], vec![">".into()], true);
-    // Agencies' logins (NKey signatures, never passwords) are for the
-    // gateway's callout alone.
-    operator.deny_subscribe = vec![s::AUTH_CALLOUT.to_owned()];
     let mut users = vec![
-        operator,
+        user(OPERATOR, operator_publish(), vec![], false),
         user(
             GATEWAY,
             [
@@ -268,7 +345,7 @@ pub fn plan() -> Vec<NatsUser> {
                 vec![
                     s::INGRESS_ALL.to_owned(),
                     s::INTERNAL_ALL.to_owned(),
-                    s::ADMIN_AGENCIES.to_owned(),
+                    s::ADMIN_ALL.to_owned(),
                     // Agencies' logins, answered from the live registry.
                     s::AUTH_CALLOUT.to_owned(),
                 ],
@@ -288,6 +365,12 @@ pub fn plan() -> Vec<NatsUser> {
                 consume(s::DECISIONS_STREAM, s::LEDGER_WRITER_CONSUMER),
                 read_stream(s::LEDGER_STREAM),
                 read_stream(s::CHECKPOINTS_STREAM),
+                // A changed stream's configuration (metadata, no messages),
+                // recorded in the ledger.
+                vec!["$JS.API.STREAM.INFO.*".to_owned()],
+                // A restored ledger moves the new DECISIONS past every
+                // sequence it names (`liaison audit restore`).
+                vec![format!("$JS.API.STREAM.PURGE.{}", s::DECISIONS_STREAM)],
             ]
             .concat(),
             [
@@ -295,6 +378,8 @@ pub fn plan() -> Vec<NatsUser> {
                     s::CHECKPOINT_REQUEST.to_owned(),
                     s::CONSULT_REQUEST.to_owned(),
                     s::READ_REQUEST.to_owned(),
+                    // Streams created, changed or deleted.
+                    "$JS.EVENT.ADVISORY.STREAM.*.*".to_owned(),
                 ],
                 Member::Audit.subscriptions(),
             ]
@@ -367,11 +452,12 @@ mod tests {
         assert!(!rendered.contains("police"), "{rendered}");
         // operator, gateway, audit, auditor, three services, system.
         assert_eq!(users.len(), 8);
-        // The operator may not watch agencies' logins; only the gateway answers them.
-        assert!(
-            rendered.contains("deny: [\"$SYS.REQ.USER.AUTH\"]"),
-            "{rendered}"
-        );
+        // The operator receives answers only: no agencies' logins, nothing stored.
+        let operator = users
+            .iter()
+            .find(|u| u.credentials.user == OPERATOR)
+            .unwrap_or_else(|| panic!("operator"));
+        assert_eq!(operator.subscribe, vec!["_INBOX_operator.>"]);
         assert!(
             rendered.contains("auth_users: [\"svc-gateway\"]"),
             "{rendered}"
@@ -411,6 +497,68 @@ mod tests {
             );
             assert!(svc.publish.contains(&s::internal(service)));
         }
+    }
+
+    #[test]
+    fn the_operator_administers_the_stores_but_reads_no_message_agencies_shared() {
+        let publish = operator_publish();
+        assert!(!publish.iter().any(|p| p == ">" || p.ends_with(".API.>")));
+        for stream in [
+            s::EVENTS_STREAM.to_owned(),
+            s::DELIVERY_STREAM.to_owned(),
+            format!("KV_{}", crate::receipts::BUCKET),
+            format!("KV_{}", Service::Cases.bucket()),
+            format!("KV_{}", Service::Linkage.bucket()),
+        ] {
+            for read in [
+                format!("$JS.API.DIRECT.GET.{stream}"),
+                format!("$JS.API.STREAM.MSG.GET.{stream}"),
+                format!("$JS.API.CONSUMER.CREATE.{stream}"),
+                format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.x"),
+                format!("$JS.API.STREAM.SNAPSHOT.{stream}"),
+                format!("$JS.API.STREAM.PURGE.{stream}"),
+                format!("$JS.API.STREAM.DELETE.{stream}"),
+            ] {
+                assert!(
+                    !publish.iter().any(|p| matches(p, &read)),
+                    "the operator may publish {read}"
+                );
+            }
+        }
+        // Only the folds' cursor keys of the services' buckets, by name.
+        let cases = Service::Cases.bucket();
+        assert!(publish.iter().any(|p| matches(
+            p,
+            &format!("$JS.API.DIRECT.GET.KV_{cases}.$KV.{cases}.meta.cursor")
+        )));
+        assert!(!publish.iter().any(|p| matches(
+            p,
+            &format!("$JS.API.DIRECT.GET.KV_{cases}.$KV.{cases}.case.C1")
+        )));
+        // It administers: streams, provisioning's consumers, operators' requests.
+        for admin in [
+            "$JS.API.STREAM.UPDATE.EVENTS".to_owned(),
+            format!("$JS.API.CONSUMER.CREATE.EVENTS.{}", s::ROUTER_CONSUMER),
+            s::ADMIN_INBOXES.to_owned(),
+            s::ADMIN_AGENCIES.to_owned(),
+        ] {
+            assert!(publish.iter().any(|p| matches(p, &admin)), "{admin}");
+        }
+    }
+
+    /// Whether NATS subject pattern `pattern` matches subject `subject`.
+    fn matches(pattern: &str, subject: &str) -> bool {
+        let p: Vec<&str> = pattern.split('.').collect();
+        let t: Vec<&str> = subject.split('.').collect();
+        for (i, token) in p.iter().enumerate() {
+            match *token {
+                ">" => return t.len() > i,
+                "*" if i < t.len() => {}
+                x if i < t.len() && x == t[i] => {}
+                _ => return false,
+            }
+        }
+        p.len() == t.len()
     }
 
     #[test]
@@ -463,7 +611,7 @@ mod tests {
             vec![
                 "liaison.ingress.>",
                 "liaison.internal.>",
-                "liaison.admin.agencies",
+                "liaison.admin.*",
                 "$SYS.REQ.USER.AUTH",
                 "$SRV.*",
                 "$SRV.*.liaison-gateway",

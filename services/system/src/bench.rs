@@ -138,8 +138,15 @@ pub async fn run(
     let mut rows = Vec::new();
 
     progress("starting nats-server and the services in this process");
-    let system = System::start(config.clone(), UpOptions::default()).await?;
-    let operator = system.connect_as(users::OPERATOR).await?;
+    let system = System::start(
+        config.clone(),
+        UpOptions {
+            inspector: true,
+            ..UpOptions::default()
+        },
+    )
+    .await?;
+    let operator = system.connect_as(users::INSPECTOR).await?;
     let js = jetstream::new(operator.clone());
     let size = envelopes::envelope_size();
 

@@ -39,6 +39,11 @@ use tracing::error;
 /// Where and how to run the child nats-server.
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
+    /// Adds the [`users::INSPECTOR`] NATS user, which may read every
+    /// stream: for tests and benchmarks that look inside a system of their
+    /// own. Never in a deployment (`liaison up` and `nats-config` leave it
+    /// out): there the operator reads no message agencies shared.
+    pub inspector: bool,
     /// Client port; `None` picks a free one.
     pub port: Option<u16>,
     /// JetStream store; `None` uses a temporary one.
@@ -121,7 +126,10 @@ impl System {
     pub async fn start(config: Config, options: UpOptions) -> Result<Self> {
         config.nats.check_tls_files().map_err(anyhow::Error::msg)?;
         let registry = Registry::load(&config.paths.registry)?;
-        let plan = users::plan();
+        let mut plan = users::plan();
+        if options.inspector {
+            plan.push(users::inspector());
+        }
         let server = NatsServer::start(&ServerOptions {
             port: options.port,
             store_dir: options.store_dir.clone(),

@@ -62,7 +62,7 @@ fn recipients(verdict: &Verdict) -> Vec<&str> {
 async fn case_updates_go_only_to_participants_and_caveats_and_classification_hold()
 -> anyhow::Result<()> {
     let system = start().await?;
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let operator = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let store = Store::open(&operator).await?;
     store
         .put(

@@ -262,9 +262,9 @@ async fn an_offline_recipient_catches_up_and_acknowledges_explicitly() -> anyhow
         again[0].ack().await?;
     }
     // Everything acknowledged: nothing more, even after the ack wait (2 s).
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let operator = system.connect_as(users::INSPECTOR).await?;
     let police_id = AgencyId::parse("police")?;
-    let backlog = liaison_runtime::inbox::backlog(&js, &police_id)
+    let backlog = liaison_runtime::inbox::ask_backlog(&operator, &police_id)
         .await
         .map_err(anyhow::Error::msg)?;
     assert_eq!((backlog.last, backlog.waiting), (3, 0), "{backlog:?}");

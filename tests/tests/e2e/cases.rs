@@ -296,7 +296,7 @@ async fn cases_move_through_their_lifecycle_with_priorities_requests_and_queries
     // The state is wiped: rebuilt from EVENTS, the same, and nothing raised twice.
     let before = police_ranks(&police).await?;
     system.stop_cases().await;
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let operator = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     operator.delete_key_value(Service::Cases.bucket()).await?;
     operator
         .create_key_value(liaison_runtime::provision::service_bucket(

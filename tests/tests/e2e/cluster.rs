@@ -76,13 +76,23 @@ async fn national_on_the_cluster(areas: usize, schools: usize) -> Result<()> {
         liaison_system::national::with_partnership(&repo_root(), &options)?,
     )?;
     let registry = Registry::load(&config.paths.registry)?;
-    let plan = users::plan();
+    let mut plan = users::plan();
+    plan.push(users::inspector());
 
     let started = Instant::now();
     let cluster = Cluster::start(3, &plan).await?;
     let formed = started.elapsed();
     let started = Instant::now();
-    let system = System::start_on(config, &cluster.urls(), &plan, UpOptions::default()).await?;
+    let system = System::start_on(
+        config,
+        &cluster.urls(),
+        &plan,
+        UpOptions {
+            inspector: true,
+            ..UpOptions::default()
+        },
+    )
+    .await?;
     let ready = started.elapsed();
     fault::measured(
         "national cluster",
@@ -93,7 +103,7 @@ async fn national_on_the_cluster(areas: usize, schools: usize) -> Result<()> {
             ready.as_millis()
         ),
     );
-    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let account = js.query_account().await?;
     // EVENTS' router, DECISIONS' ledger writer, and the services' own: none per agency.
     ensure!(
@@ -224,13 +234,23 @@ async fn leader_killed_during(envelopes: usize, senders: usize) -> Result<()> {
         );
     config.paths.registry = dir.path().join("registry.toml");
     std::fs::write(&config.paths.registry, registry)?;
-    let plan = users::plan();
+    let mut plan = users::plan();
+    plan.push(users::inspector());
 
     let formed = Instant::now();
     let mut cluster = Cluster::start(3, &plan).await?;
     let formed = formed.elapsed();
-    let system = System::start_on(config, &cluster.urls(), &plan, UpOptions::default()).await?;
-    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let system = System::start_on(
+        config,
+        &cluster.urls(),
+        &plan,
+        UpOptions {
+            inspector: true,
+            ..UpOptions::default()
+        },
+    )
+    .await?;
+    let js = jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let replicas = js
         .get_stream(subjects::EVENTS_STREAM)
         .await?

@@ -144,7 +144,8 @@ async fn sites_behind_leaf_nodes_reach_only_what_their_agency_may() -> Result<()
     config.streams.replicas = 3;
     config.nats.tls_required = true;
     config.nats.tls_ca = at("ca.pem");
-    let plan = users::plan();
+    let mut plan = users::plan();
+    plan.push(users::inspector());
     let cluster = Cluster::start_with_tls(3, &plan, Some(tls)).await?;
     for i in 0..3 {
         let varz = cluster.monitor(i, "/varz").await?;
@@ -153,7 +154,16 @@ async fn sites_behind_leaf_nodes_reach_only_what_their_agency_may() -> Result<()
             "node {i} accepts clients or leaf nodes without TLS: {varz}"
         );
     }
-    let system = System::start_on(config, &cluster.urls(), &plan, UpOptions::default()).await?;
+    let system = System::start_on(
+        config,
+        &cluster.urls(),
+        &plan,
+        UpOptions {
+            inspector: true,
+            ..UpOptions::default()
+        },
+    )
+    .await?;
     let school = site(&cluster, "school-a", &at("ca.pem")).await?;
     let police = site(&cluster, "police", &at("ca.pem")).await?;
 
@@ -207,7 +217,7 @@ async fn sites_behind_leaf_nodes_reach_only_what_their_agency_may() -> Result<()
     let mut replies = raw.subscribe(marker.clone()).await?;
     let mut elsewhere = raw.subscribe("liaison.probe.>").await?;
     raw.flush().await?;
-    let operator = system.connect_as(users::OPERATOR).await?;
+    let operator = system.connect_as(users::INSPECTOR).await?;
     // Polled: the subscriptions' interest takes a moment to reach the cluster.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

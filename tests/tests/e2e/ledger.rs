@@ -11,7 +11,7 @@ use prost::Message;
 #[tokio::test]
 async fn a_record_published_twice_is_chained_once() -> anyhow::Result<()> {
     let system = start().await?;
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let record = |id: &str| AuditRecord {
         record_id: id.into(),
         operation: Operation::Collection as i32,
@@ -42,7 +42,7 @@ async fn a_record_published_twice_is_chained_once() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_ledger_of_thousands_is_read_back_whole_and_in_order() -> anyhow::Result<()> {
     let system = start().await?;
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let n = 3_456;
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
         let mut acks = Vec::new();
@@ -84,7 +84,7 @@ async fn a_ledger_of_thousands_is_read_back_whole_and_in_order() -> anyhow::Resu
 #[tokio::test]
 async fn two_writers_at_once_keep_one_chain_with_every_record_once() -> anyhow::Result<()> {
     let system = start().await?;
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let second = async_nats::jetstream::new(system.connect_as(users::AUDIT).await?);
     let writer = liaison_audit::writer::Writer::start(
         second.clone(),

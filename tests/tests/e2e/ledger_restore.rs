@@ -52,29 +52,32 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
     old.shutdown().await?;
 
     // The rebuilt deployment: streams provisioned, nothing started yet.
-    let plan = users::plan();
+    let mut plan = users::plan();
+    plan.push(users::inspector());
     let server = NatsServer::start(&ServerOptions {
         users: plan.clone(),
         ..ServerOptions::default()
     })?;
-    let operator = liaison_core::connect::connect(
-        &server.url(),
-        &plan
+    let connect_as = async |user: &str| {
+        let credentials = plan
             .iter()
-            .find(|u| u.credentials.user == users::OPERATOR)
+            .find(|u| u.credentials.user == user)
             .map(|u| u.credentials.clone())
-            .ok_or_else(|| anyhow::anyhow!("no operator"))?,
-        &Default::default(),
-        "restore",
-    )
-    .await?;
-    let js = async_nats::jetstream::new(operator);
+            .ok_or_else(|| anyhow::anyhow!("no user {user}"))?;
+        let client =
+            liaison_core::connect::connect(&server.url(), &credentials, &Default::default(), user)
+                .await?;
+        anyhow::Ok(async_nats::jetstream::new(client))
+    };
+    // The operator provisions the empty streams; the restore writes them
+    // as the audit service (the operator may not write the ledger).
     provision(
-        &js,
+        &connect_as(users::OPERATOR).await?,
         &config.streams,
         &liaison_runtime::registry::Registry::load(&config.paths.registry)?,
     )
     .await?;
+    let js = connect_as(users::AUDIT).await?;
 
     let mut tampered = bundle.clone();
     let mut bytes = B64.decode(&tampered.blocks[0])?;
@@ -102,7 +105,16 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
     );
 
     // The services start on it; the audit service verifies it and goes on.
-    let system = System::start_on(config, &server.url(), &plan, UpOptions::default()).await?;
+    let system = System::start_on(
+        config,
+        &server.url(),
+        &plan,
+        UpOptions {
+            inspector: true,
+            ..UpOptions::default()
+        },
+    )
+    .await?;
     let school = agency(&system, "school-a").await?;
     let verdict = school
         .send_until_answered(&referral("school-a", "rst-after"), Duration::from_secs(10))

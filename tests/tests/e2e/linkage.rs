@@ -399,7 +399,7 @@ async fn an_emptied_linkage_bucket_is_rebuilt_from_events_without_raising_again(
     // Empty the bucket (the operator's purge): the service rebuilds the
     // index from EVENTS and raises nothing it raised before.
     system.stop_linkage().await;
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let operator = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     operator.get_stream("KV_LINKAGE").await?.purge().await?;
     let bucket = operator.get_key_value("LINKAGE").await?;
     ensure!(
@@ -450,7 +450,7 @@ async fn alerts_waiting_in_the_outbox_when_the_service_dies_are_raised_once() ->
     }
     system.stop_gateway().await;
     system.start_linkage().await?;
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let operator = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let bucket = operator.get_key_value("LINKAGE").await?;
     let end = operator
         .get_stream("EVENTS")

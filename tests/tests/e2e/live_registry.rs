@@ -160,7 +160,7 @@ async fn an_agency_added_live_logs_in_shares_and_receives_at_once_then_is_remove
 
     // Its copies stay until DELIVERY's retention drops them (here: a purge
     // of its inbox, as the retention would); then that is recorded, once.
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let operator = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     operator
         .get_stream(subjects::DELIVERY_STREAM)
         .await?

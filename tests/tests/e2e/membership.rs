@@ -34,7 +34,7 @@ pub(crate) async fn change(
     token: Option<&str>,
     body: serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
-    let operator = system.connect_as(users::OPERATOR).await?;
+    let operator = system.connect_as(users::INSPECTOR).await?;
     let mut headers = async_nats::HeaderMap::new();
     if let Some(token) = token {
         headers.insert(subjects::TOKEN_HEADER, token);
@@ -88,7 +88,7 @@ async fn a_suspended_agency_is_refused_at_both_doors_and_its_copies_held_until_r
     // Whatever still reaches its ingress (sent through another connection)
     // is refused at once.
     let stray = liaison_client::AgencyClient::new(
-        system.connect_as(users::OPERATOR).await?,
+        system.connect_as(users::INSPECTOR).await?,
         liaison_core::AgencyId::parse("police")?,
         liaison_core::tokens::Signer::from_pem(&liaison_tests::key_pem("police")?, None)
             .map_err(anyhow::Error::msg)?,

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 async fn start() -> anyhow::Result<System> {
     let options = UpOptions {
+        inspector: true,
         gateway_telemetry: Some("127.0.0.1:0".into()),
         audit_telemetry: Some("127.0.0.1:0".into()),
         ..UpOptions::default()
@@ -51,7 +52,7 @@ async fn metrics_count_what_happened_with_bounded_labels_only() -> anyhow::Resul
         &json!({"iss": "ghost-agency", "sub": "x", "aud": "liaison-gateway", "iat": now,
                 "nbf": now, "exp": now + 60, "jti": "j-metrics"}),
     )?;
-    let operator = system.connect_as(users::OPERATOR).await?;
+    let operator = system.connect_as(users::INSPECTOR).await?;
     let verdict = request(
         &operator,
         "liaison.ingress.ghost-agency.envelope".into(),

@@ -130,7 +130,7 @@ async fn agencies_reach_only_their_own_subjects() -> anyhow::Result<()> {
     );
 
     // The streams hold nothing the refused attempts tried to put there.
-    let operator = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let operator = jetstream::new(system.connect_as(users::INSPECTOR).await?);
     for stream in [subjects::EVENTS_STREAM, subjects::DELIVERY_STREAM] {
         let info = operator.get_stream(stream).await?.get_info().await?;
         assert_eq!(
@@ -296,6 +296,137 @@ async fn a_login_claiming_another_agencys_nkey_is_refused() -> anyhow::Result<()
     assert!(
         forged.contains("Authorization Violation"),
         "the police's NKey signed by the school: {forged}"
+    );
+    system.shutdown().await
+}
+
+/// The operator administers the stores but reads no message agencies
+/// shared (ADR 0021), and a stream it re-publishes to itself is on the
+/// ledger, named.
+#[tokio::test]
+async fn the_operator_administers_streams_but_reads_no_shared_message() -> anyhow::Result<()> {
+    let system = start().await?;
+    let school = agency(&system, "school-a").await?;
+    let verdict = school.send(&referral("school-a", "op-1")).await?;
+    assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+    let operator = system.connect_as(users::OPERATOR).await?;
+    let js = jetstream::new(operator.clone());
+
+    // Administering: stream and consumer state, inbox backlogs via the gateway.
+    let mut events = js.get_stream(subjects::EVENTS_STREAM).await?;
+    assert!(events.info().await?.state.messages >= 1);
+    let mut delivery = js.get_stream(subjects::DELIVERY_STREAM).await?;
+    let copies = delivery.info().await?.state.messages;
+    assert!(copies >= 1, "{copies}");
+    js.get_consumer_from_stream::<jetstream::consumer::pull::Config, _, _>(
+        subjects::ROUTER_CONSUMER,
+        subjects::EVENTS_STREAM,
+    )
+    .await?;
+    let police = liaison_core::AgencyId::parse("police")?;
+    let backlog = liaison_runtime::inbox::ask_backlog(&operator, &police)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(backlog.last, 1, "{backlog:?}");
+
+    // Reading: no message of EVENTS, DELIVERY, receipts or the cases
+    // service's state, by any of JetStream's ways.
+    fails_within("a direct get on DELIVERY", delivery.direct_get(1)).await;
+    fails_within("a message get on EVENTS", events.get_raw_message(1)).await;
+    fails_within(
+        "a consumer on EVENTS",
+        events.create_consumer(jetstream::consumer::pull::Config::default()),
+    )
+    .await;
+    fails_within(
+        "an ordered consumer on DELIVERY",
+        delivery.create_consumer(jetstream::consumer::pull::OrderedConfig::default()),
+    )
+    .await;
+    fails_within("the router's consumer", async {
+        let router = events
+            .get_consumer::<jetstream::consumer::pull::Config>(subjects::ROUTER_CONSUMER)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let mut batch = router
+            .fetch()
+            .max_messages(1)
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        use futures_util::StreamExt as _;
+        match batch.next().await {
+            Some(m) => m.map(|_| ()).map_err(|e| anyhow::anyhow!(e)),
+            None => Err(anyhow::anyhow!("no message")),
+        }
+    })
+    .await;
+    fails_within("a snapshot of EVENTS", async {
+        operator
+            .request(
+                "$JS.API.STREAM.SNAPSHOT.EVENTS",
+                r#"{"deliver_subject":"_INBOX_operator.snap"}"#.into(),
+            )
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|m| {
+                let text = String::from_utf8_lossy(&m.payload).to_string();
+                if text.contains("error") {
+                    Err(anyhow::anyhow!(text))
+                } else {
+                    Ok(text)
+                }
+            })
+    })
+    .await;
+    fails_within("purging DELIVERY", async { delivery.purge().await }).await;
+    fails_within("deleting EVENTS", js.delete_stream(subjects::EVENTS_STREAM)).await;
+    fails_within("subscribing to the events' subjects", async {
+        let mut sub = operator.subscribe(subjects::EVENTS_ALL).await?;
+        operator.flush().await?;
+        let again = school.send(&referral("school-a", "op-2")).await?;
+        assert_eq!(again.outcome, Outcome::Accepted as i32);
+        use futures_util::StreamExt as _;
+        sub.next().await.ok_or_else(|| anyhow::anyhow!("closed"))
+    })
+    .await;
+    let cases = liaison_core::system::Service::Cases.bucket();
+    fails_within("a key of the cases service's state", async {
+        js.get_key_value(cases)
+            .await?
+            .get("case.C1")
+            .await
+            .map_err(anyhow::Error::from)
+    })
+    .await;
+
+    // A stream changed to re-publish its messages to the operator is on
+    // the ledger, named, by the audit service.
+    let mut config = events.info().await?.config.clone();
+    config.republish = Some(jetstream::stream::Republish {
+        source: subjects::EVENTS_ALL.to_owned(),
+        destination: "_INBOX_operator.copy.>".to_owned(),
+        headers_only: false,
+    });
+    js.update_stream(config).await?;
+    let recorded = liaison_tests::eventually(
+        "the stream change on the ledger",
+        Duration::from_secs(10),
+        || async {
+            let (_, records) = liaison_tests::ledger(&system).await?;
+            Ok(records.into_iter().find(|r| {
+                r.operation == liaison_proto::v1::Operation::StoreChange as i32
+                    && r.code == "stream_routes_elsewhere"
+            }))
+        },
+    )
+    .await?;
+    assert!(
+        recorded.reason.contains("stream EVENTS")
+            && recorded
+                .reason
+                .contains("republishes liaison.events.> to _INBOX_operator.copy.>"),
+        "{recorded:?}"
     );
     system.shutdown().await
 }

@@ -102,6 +102,7 @@ impl Pki {
 /// TLS, on a server with no gateway to answer agencies' NKey logins.
 fn plan_with_police() -> Result<Vec<NatsUser>> {
     let mut plan = users::plan();
+    plan.push(users::inspector());
     let (publish, subscribe) = users::agency_permissions(&AgencyId::parse("police")?);
     plan.push(NatsUser {
         credentials: liaison_core::Credentials {
@@ -314,7 +315,7 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_and_accepts_one_with(
     // receives it, both over mutual TLS.
     let operator = connect(
         &server.url(),
-        &credentials(&plan, users::OPERATOR)?,
+        &credentials(&plan, users::INSPECTOR)?,
         &with_cert,
         "operator",
     )
@@ -381,7 +382,14 @@ async fn missing_or_wrong_tls_files_are_named() -> Result<()> {
     // A service's configuration names the key and the file, before connecting.
     let mut config = config();
     config.nats.tls_ca = missing.clone();
-    let error = error_text(System::start(config, UpOptions::default())).await;
+    let error = error_text(System::start(
+        config,
+        UpOptions {
+            inspector: true,
+            ..UpOptions::default()
+        },
+    ))
+    .await;
     assert!(
         error.contains("nats.tls_ca") && error.contains(&missing.display().to_string()),
         "{error}"
@@ -428,7 +436,7 @@ async fn an_nkey_user_reaches_its_own_subjects_and_no_others() -> Result<()> {
     let mut seeds = BTreeMap::new();
     for user in plan
         .iter()
-        .filter(|u| ["police", users::OPERATOR].contains(&u.credentials.user.as_str()))
+        .filter(|u| ["police", users::INSPECTOR].contains(&u.credentials.user.as_str()))
     {
         let key = KeyPair::new_user();
         entries.push_str(&format!(
@@ -456,7 +464,7 @@ async fn an_nkey_user_reaches_its_own_subjects_and_no_others() -> Result<()> {
     let police_id = AgencyId::parse("police")?;
     let police = liaison_client::connect::connect(&police_id, &nkey("police")?).await?;
     let operator =
-        liaison_client::connect::connect(&AgencyId::parse("operator")?, &nkey(users::OPERATOR)?)
+        liaison_client::connect::connect(&AgencyId::parse("operator")?, &nkey(users::INSPECTOR)?)
             .await?;
 
     // Within its permissions: its own ingress (the operator listens; its

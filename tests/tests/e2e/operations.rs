@@ -48,7 +48,7 @@ async fn ask_all(
 #[tokio::test]
 async fn every_service_is_discoverable_and_observable() -> Result<()> {
     let system = start_observed().await?;
-    let operator = system.connect_as(users::OPERATOR).await?;
+    let operator = system.connect_as(users::INSPECTOR).await?;
     let names: BTreeSet<String> = Member::ALL
         .iter()
         .map(|m| m.service_name().to_owned())

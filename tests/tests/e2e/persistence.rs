@@ -8,6 +8,7 @@ use liaison_tests::{agency, config, inbox_exactly, ledger, referral};
 
 async fn start_on(store: &std::path::Path) -> anyhow::Result<System> {
     let options = UpOptions {
+        inspector: true,
         store_dir: Some(store.to_path_buf()),
         ..UpOptions::default()
     };

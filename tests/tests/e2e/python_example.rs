@@ -81,10 +81,11 @@ async fn a_python_system_sends_a_referral_and_the_police_read_it() -> anyhow::Re
     assert!(stdout.contains("delivery #1 "), "{stdout}");
     assert!(stdout.contains("numbers  1..1 all seen"), "{stdout}");
     // The police acknowledged it: its inbox position is written, nothing waits.
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let backlog = liaison_runtime::inbox::backlog(&js, &liaison_core::AgencyId::parse("police")?)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let operator = system.connect_as(users::INSPECTOR).await?;
+    let backlog =
+        liaison_runtime::inbox::ask_backlog(&operator, &liaison_core::AgencyId::parse("police")?)
+            .await
+            .map_err(anyhow::Error::msg)?;
     assert_eq!((backlog.last, backlog.waiting), (1, 0), "{backlog:?}");
     // The council's copy is its own, still waiting for it.
     let to_council = inbox_exactly(&agency(&system, "council").await?, 1).await?;

@@ -85,7 +85,7 @@ async fn police_copies_when(system: &System, n: usize) -> anyhow::Result<Vec<(u6
 
 /// police's copies in DELIVERY: (stream sequence, number), oldest first.
 async fn police_copies(system: &System) -> anyhow::Result<Vec<(u64, u64)>> {
-    let operator = system.connect_as(users::OPERATOR).await?;
+    let operator = system.connect_as(users::INSPECTOR).await?;
     let stored = direct::next_batch(
         &operator,
         subjects::DELIVERY_STREAM,
@@ -149,6 +149,7 @@ async fn numbering_goes_on_after_a_restart_on_the_same_store() -> anyhow::Result
     let store = tempfile::tempdir()?;
     let start_on = || async {
         let options = UpOptions {
+            inspector: true,
             store_dir: Some(store.path().to_path_buf()),
             ..UpOptions::default()
         };
@@ -180,7 +181,7 @@ async fn a_second_writer_in_an_inbox_is_caught_and_numbering_stays_whole() -> an
     let copies = police_copies_when(&system, 2).await?;
     let &(last_seq, last_number) = copies.last().ok_or_else(|| anyhow::anyhow!("no copies"))?;
     assert_eq!(last_number, 2);
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let operator = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(subjects::RECIPIENT_SEQ_HEADER, "3");
     headers.insert(
@@ -223,7 +224,7 @@ async fn a_copy_removed_behind_the_agencys_back_is_a_gap_it_can_name() -> anyhow
         .copied()
         .find(|(_, n)| *n == 2)
         .ok_or_else(|| anyhow::anyhow!("no copy 2 in {copies:?}"))?;
-    let operator = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let operator = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     assert!(
         operator
             .get_stream(subjects::DELIVERY_STREAM)
@@ -238,8 +239,8 @@ async fn a_copy_removed_behind_the_agencys_back_is_a_gap_it_can_name() -> anyhow
     assert_eq!(gaps.missing(), vec![2..=2], "{gaps:?}");
     // Its position moves over the hole once 1 and 3 are acknowledged:
     // nothing waits, and nothing is handed out again.
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
-    let backlog = liaison_runtime::inbox::backlog(&js, &AgencyId::parse("police")?)
+    let operator = system.connect_as(users::INSPECTOR).await?;
+    let backlog = liaison_runtime::inbox::ask_backlog(&operator, &AgencyId::parse("police")?)
         .await
         .map_err(anyhow::Error::msg)?;
     assert_eq!((backlog.last, backlog.waiting), (3, 0), "{backlog:?}");

@@ -24,7 +24,7 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
     let system = start().await?;
     let school = agency(&system, "school-a").await?;
     let police = agency(&system, "police").await?;
-    let operator = system.connect_as(users::OPERATOR).await?;
+    let operator = system.connect_as(users::INSPECTOR).await?;
     let timeout = Duration::from_secs(3);
 
     let good = referral("school-a", "ref-good");

@@ -100,6 +100,7 @@ async fn an_agencys_rate_is_shared_by_the_gateway_replicas() -> anyhow::Result<(
     let mut config = liaison_tests::config();
     config.paths.registry = path;
     let options = liaison_system::system::UpOptions {
+        inspector: true,
         gateway_telemetry: Some("127.0.0.1:0".into()),
         ..Default::default()
     };
@@ -162,7 +163,7 @@ async fn a_suspension_is_in_force_at_every_replica_within_a_second() -> anyhow::
     headers.insert(liaison_core::subjects::TOKEN_HEADER, token.as_str());
     let body =
         serde_json::json!({"action": "suspend", "agency": "school-b", "reason": "compromised"});
-    let operator = system.connect_as(users::OPERATOR).await?;
+    let operator = system.connect_as(users::INSPECTOR).await?;
     let asked = std::time::Instant::now();
     let reply = operator
         .request_with_headers(

@@ -91,7 +91,7 @@ async fn a_gateway_process_killed_mid_stream_loses_nothing_acknowledged() -> Res
 /// The DECISIONS stream's last sequence, and how far the ledger writer has
 /// chained (its consumer's acknowledgement floor).
 async fn decisions(system: &System) -> Result<(u64, u64)> {
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let mut stream = js.get_stream(subjects::DECISIONS_STREAM).await?;
     let last = stream.info().await?.state.last_sequence;
     let mut writer: PullConsumer = stream
@@ -152,7 +152,7 @@ async fn an_audit_process_killed_mid_stream_chains_every_decision_once() -> Resu
 
 /// Bytes JetStream stores for the system's account.
 async fn storage(system: &System) -> Result<u64> {
-    let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     Ok(js.query_account().await?.storage)
 }
 
@@ -165,6 +165,7 @@ async fn a_full_store_refuses_clearly_and_recovers_when_space_is_freed() -> Resu
     const GROWN: u64 = 256 * 1024 * 1024;
     const REFUSALS: usize = 5;
     let options = UpOptions {
+        inspector: true,
         max_file_store: Some(SMALL),
         ..UpOptions::default()
     };

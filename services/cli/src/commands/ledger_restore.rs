@@ -19,7 +19,9 @@ pub async fn run(cli: &Cli, config: &Config, path: &Path) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let bundle = Bundle::parse(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let target = cli.target(users::OPERATOR)?;
+    // As the audit service, which owns the ledger's streams: the operator
+    // may neither write the ledger nor purge DECISIONS (ADR 0021).
+    let target = cli.target(users::AUDIT)?;
     let client = connect(
         &target.url,
         &target.credentials,

@@ -127,16 +127,23 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
             String::new()
         }
     );
-    for agency in ids.iter().take(INBOXES_SHOWN) {
-        match liaison_runtime::inbox::backlog(&js, agency).await {
-            Ok(backlog) => println!(
-                "  {:<28} {:>6}  {:>14}",
-                agency.as_str(),
-                backlog.last,
-                backlog.waiting
-            ),
-            Err(e) => problems.push(format!("inbox of {agency}: {e}")),
+    // Asked of a gateway: the operator may not read DELIVERY (ADR 0021).
+    let shown: Vec<_> = ids.iter().take(INBOXES_SHOWN).cloned().collect();
+    match liaison_runtime::inbox::ask_backlogs(&client, &shown).await {
+        Ok(backlogs) => {
+            for (agency, backlog) in backlogs {
+                match backlog {
+                    Ok(backlog) => println!(
+                        "  {:<28} {:>6}  {:>14}",
+                        agency.as_str(),
+                        backlog.last,
+                        backlog.waiting
+                    ),
+                    Err(e) => problems.push(format!("inbox of {agency}: {e}")),
+                }
+            }
         }
+        Err(e) => problems.push(format!("inboxes: {e}")),
     }
 
     // Records, not messages: a LEDGER message holds a block of entries.

@@ -131,6 +131,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             console,
             max_file_store: None,
             nats_tls: None,
+            // The operator reads no message agencies shared (ADR 0021).
+            inspector: false,
         },
     )
     .await?;

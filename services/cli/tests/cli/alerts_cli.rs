@@ -35,7 +35,14 @@ async fn alerts_lists_the_outstanding_and_ack_acknowledges_as_the_partner() -> a
     config.paths.policies = root().join("deploy/policies");
     config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
     config.audit.auditors = root().join("deploy/audit/auditors.toml");
-    let system = System::start(config, UpOptions::default()).await?;
+    let system = System::start(
+        config,
+        UpOptions {
+            inspector: true,
+            ..UpOptions::default()
+        },
+    )
+    .await?;
     let dir = tempfile::tempdir()?;
     let session = dir.path().join("session.json");
     system.session.save(&session)?;

@@ -47,7 +47,14 @@ async fn system() -> anyhow::Result<System> {
     config.paths.operators = root().join("deploy/operators/operators.toml");
     // Checkpoints only on request, so the test knows how many there are.
     config.audit.checkpoint_interval_secs = 3600;
-    System::start(config, UpOptions::default()).await
+    System::start(
+        config,
+        UpOptions {
+            inspector: true,
+            ..UpOptions::default()
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -59,6 +66,7 @@ async fn status_prints_streams_consumers_and_services_and_fails_when_one_is_down
     config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
     config.audit.auditors = root().join("deploy/audit/auditors.toml");
     let options = UpOptions {
+        inspector: true,
         gateway_telemetry: Some("127.0.0.1:0".into()),
         audit_telemetry: Some("127.0.0.1:0".into()),
         ..UpOptions::default()
@@ -400,7 +408,7 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
     // An insider with operator rights rewrites the ledger, changing who a
     // record says the referral was disclosed to.
     system.stop_audit().await;
-    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let ledger = js.get_stream(subjects::LEDGER_STREAM).await?;
     let mut entries = Vec::new();
     let last = ledger.get_info().await?.state.last_sequence;

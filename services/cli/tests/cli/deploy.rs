@@ -297,9 +297,14 @@ async fn liaison_serve_runs_a_service_until_sigterm() -> Result {
     config.paths.policies = root().join("deploy/policies");
     config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
     config.audit.auditors = root().join("deploy/audit/auditors.toml");
-    let system =
-        liaison_system::system::System::start(config, liaison_system::system::UpOptions::default())
-            .await?;
+    let system = liaison_system::system::System::start(
+        config,
+        liaison_system::system::UpOptions {
+            inspector: true,
+            ..liaison_system::system::UpOptions::default()
+        },
+    )
+    .await?;
     let credentials = system.credentials(liaison_runtime::users::GATEWAY)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

@@ -82,7 +82,7 @@ async fn change_to_effect(system: &System, root: &Path) -> Result<(Duration, Dur
         "duty-officer",
         120,
     )?;
-    let operator = system.connect_as(users::OPERATOR).await?;
+    let operator = system.connect_as(users::INSPECTOR).await?;
     let ask = |body: serde_json::Value| {
         let (operator, token) = (operator.clone(), token.clone());
         async move { crate::admin::ask(&operator, &token, &body).await.map(drop) }

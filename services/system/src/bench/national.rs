@@ -134,10 +134,17 @@ pub async fn run(
 
         progress(&format!("{wanted} agencies: starting the system"));
         let started = Instant::now();
-        let system = System::start(config.clone(), UpOptions::default()).await?;
+        let system = System::start(
+            config.clone(),
+            UpOptions {
+                inspector: true,
+                ..UpOptions::default()
+            },
+        )
+        .await?;
         let ready = started.elapsed();
         let agencies = system.registry.len();
-        let operator = system.connect_as(users::OPERATOR).await?;
+        let operator = system.connect_as(users::INSPECTOR).await?;
         let js = jetstream::new(operator.clone());
         let clients = pipeline::Clients::connect(&system).await?;
 

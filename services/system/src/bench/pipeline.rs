@@ -80,13 +80,13 @@ pub async fn throughput(
     count: usize,
     raw: f64,
 ) -> Result<Vec<Row>> {
-    let js = jetstream::new(system.connect_as(users::OPERATOR).await?);
+    let js = jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let mut rows = Vec::new();
     for kind in [Kind::PoliceReferral, Kind::SchoolReferral, Kind::Alert] {
         let client = clients.get(kind.sender())?;
         let n = kind.recipients();
         let hops = super::hops::throughput(
-            &system.connect_as(users::OPERATOR).await?,
+            &system.connect_as(users::INSPECTOR).await?,
             super::envelopes::envelope_size(),
             count,
             n,

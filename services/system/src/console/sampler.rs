@@ -180,16 +180,33 @@ impl Sampler {
         }
         // Inboxes are subjects, not consumers (ADR 0019): one read each,
         // so only the first agencies of a national registry are sampled.
-        for a in state
+        // Asked of a gateway: the operator may not read DELIVERY (ADR 0021).
+        let sampled: Vec<liaison_core::AgencyId> = state
             .agencies
-            .iter_mut()
+            .iter()
             .filter(|a| a.kind != "system")
+            .filter_map(|a| liaison_core::AgencyId::parse(&a.id).ok())
             .take(INBOXES_SAMPLED)
-        {
-            let Ok(agency) = liaison_core::AgencyId::parse(&a.id) else {
+            .collect();
+        let backlogs =
+            match liaison_runtime::inbox::ask_backlogs(&self.sources.operator, &sampled).await {
+                Ok(backlogs) => backlogs,
+                Err(e) => {
+                    state.problems.push(format!("inboxes: {e}"));
+                    Vec::new()
+                }
+            };
+        let at: std::collections::HashMap<String, usize> = state
+            .agencies
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.clone(), i))
+            .collect();
+        for (agency, backlog) in backlogs {
+            let Some(a) = at.get(agency.as_str()).map(|i| &mut state.agencies[*i]) else {
                 continue;
             };
-            match liaison_runtime::inbox::backlog(&self.js, &agency).await {
+            match backlog {
                 Ok(backlog) => a.lag = Some(backlog.waiting),
                 Err(e) => state.problems.push(format!("inbox of {}: {e}", a.id)),
             }
