@@ -143,6 +143,26 @@ pub fn nkey_path(agency: &str) -> PathBuf {
     repo_root().join(format!("deploy/agencies/dev-keys/{agency}.nk"))
 }
 
+/// Connects as the auditor `id` (deploy/audit/auditors.toml) with their own
+/// development NKey, through the gateway's auth callout (retried while a
+/// gateway just started does not answer yet).
+pub async fn auditor(system: &System, id: &str) -> Result<async_nats::Client> {
+    let seed = repo_root().join(format!("deploy/audit/dev-auditor-keys/{id}.nk"));
+    let name = liaison_runtime::auditors::nats_name(&AgencyId::parse(id)?);
+    let (tls, url) = (system.config.nats.tls(), system.url());
+    let connect = || liaison_core::connect::connect_nkey(&url, &seed, &name, &tls);
+    let connected = eventually(
+        &format!("auditor {id}'s login"),
+        Duration::from_secs(10),
+        || async { Ok(connect().await.ok()) },
+    )
+    .await;
+    match connected {
+        Ok(client) => Ok(client),
+        Err(_) => Ok(connect().await?),
+    }
+}
+
 /// Connects as `agency` with its own NKey and signing key. Agencies log in
 /// through a gateway (the auth callout): a gateway just started may not
 /// answer yet, so a refused login is tried again for up to 10 s.

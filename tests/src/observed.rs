@@ -7,7 +7,6 @@ use crate::{agency, config, eventually, ledger, referral};
 use anyhow::{Result, ensure};
 use liaison_core::subjects;
 use liaison_proto::v1::verdict::Outcome;
-use liaison_runtime::users;
 use liaison_system::system::{System, UpOptions};
 use prost::Message as _;
 use std::time::Duration;
@@ -74,7 +73,7 @@ pub async fn shares(system: &System, prefix: &str, referrals: usize) -> Result<(
 pub async fn settle(system: &System) -> Result<Traffic> {
     let (report, _) = ledger(system).await?;
     ensure!(report.intact(), "{report:?}");
-    let auditor = system.connect_as(users::AUDITOR).await?;
+    let auditor = crate::auditor(system, "ig-officer").await?;
     eventually(
         "a checkpoint of the whole ledger",
         Duration::from_secs(20),

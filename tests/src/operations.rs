@@ -104,26 +104,36 @@ pub async fn consultation(
     action: &str,
     key: &str,
 ) -> Result<(async_nats::Client, ConsultReply)> {
+    consultation_by(system, "ig-officer", action, key).await
+}
+
+/// [`consultation`] by the auditor `auditor`, logged in as themselves.
+pub async fn consultation_by(
+    system: &System,
+    auditor: &str,
+    action: &str,
+    key: &str,
+) -> Result<(async_nats::Client, ConsultReply)> {
     let pem = std::fs::read_to_string(repo_root().join(key))?;
     let signer = liaison_core::tokens::Signer::from_pem(&pem, None).map_err(anyhow::Error::msg)?;
     let token = signer
         .mint(
-            "ig-officer",
-            "ig-person",
+            auditor,
+            "a-person",
             AUDIENCE,
             liaison_core::time::unix_now(),
             300,
         )
         .map_err(anyhow::Error::msg)?;
     let request = ConsultRequest {
-        auditor: "ig-officer".into(),
+        auditor: auditor.into(),
         purpose: "log-review".into(),
         action: action.into(),
         scope: String::new(),
     };
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(subjects::TOKEN_HEADER, token.as_str());
-    let client = system.connect_as(users::AUDITOR).await?;
+    let client = crate::auditor(system, auditor).await?;
     let answer = client
         .request_with_headers(
             subjects::CONSULT_REQUEST,

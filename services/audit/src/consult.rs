@@ -20,6 +20,7 @@ use liaison_core::NatsContext as _;
 use liaison_core::tokens::{Claims, TokenVerifier};
 use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::{AuditRecord, Decision, Operation};
+use liaison_runtime::auditors::Scope;
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -68,6 +69,12 @@ pub struct ConsultReply {
     /// goes at least this far (the consultation's own record included).
     #[serde(default)]
     pub last: u64,
+    /// The auditor reads only a part of the ledger, through the audit
+    /// service ([`crate::scoped`]); `scope` says which.
+    #[serde(default)]
+    pub scoped: bool,
+    #[serde(default)]
+    pub scope: String,
 }
 
 /// A granted auditor asks for a consumer on LEDGER starting at `from`.
@@ -163,6 +170,8 @@ struct Open {
     auditor: String,
     record_id: String,
     used: Instant,
+    /// The auditor's scope (`None`: the whole ledger).
+    scope: Option<Scope>,
 }
 
 impl Grants {
@@ -172,57 +181,31 @@ impl Grants {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditorFile {
-    /// The purposes an auditor may consult the ledger for, each with what it
-    /// means: a consultation states one of these codes, never free text.
-    purposes: std::collections::BTreeMap<String, String>,
-    auditor: Vec<Auditor>,
-}
-
-/// Who may consult the ledger, and for which purposes.
+/// The auditors' registry as the audit service uses it.
 pub struct Auditors {
     pub verifier: TokenVerifier,
     pub purposes: std::collections::BTreeMap<String, String>,
+    /// Each auditor's scope (`None`: the whole ledger).
+    pub scopes: HashMap<String, Option<Scope>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Auditor {
-    id: AgencyId,
-    #[allow(dead_code)] // shown to people reading the file
-    name: String,
-    keys: Vec<liaison_core::tokens::KeySpec>,
-}
-
-/// Loads the auditors' registry: their keys and the purposes of consultation.
+/// Reads the auditors' registry ([`liaison_runtime::auditors`]).
 pub fn load_auditors(path: &Path, skew: u64, max_lifetime: u64) -> Result<Auditors, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("auditors {}: {e}", path.display()))?;
-    let file: AuditorFile =
-        toml::from_str(&text).map_err(|e| format!("auditors {}: {e}", path.display()))?;
-    if let Some(bad) = file.purposes.keys().find(|p| AgencyId::parse(p).is_err()) {
-        return Err(format!(
-            "auditors {}: purpose {bad:?} must be 1 to 64 of a-z, 0-9 and '-'",
-            path.display()
-        ));
-    }
-    if file.purposes.is_empty() {
-        return Err(format!(
-            "auditors {}: no [purposes]: list the purposes the ledger may be consulted for",
-            path.display()
-        ));
-    }
-    let keys = file
-        .auditor
+    let registry = liaison_runtime::auditors::Auditors::load(path)?;
+    let keys = registry
+        .auditors
         .iter()
         .map(|a| (a.id.as_str(), a.keys.as_slice()));
     let verifier = TokenVerifier::new(keys, AUDIENCE, skew, max_lifetime)
         .map_err(|e| format!("auditors {}: {e}", path.display()))?;
     Ok(Auditors {
         verifier,
-        purposes: file.purposes,
+        scopes: registry
+            .auditors
+            .iter()
+            .map(|a| (a.id.to_string(), a.scope.clone()))
+            .collect(),
+        purposes: registry.purposes,
     })
 }
 
@@ -301,30 +284,122 @@ pub async fn serve(
     client: async_nats::Client,
     writer: Arc<Writer>,
     auditors: Auditors,
-    mut requests: async_nats::Subscriber,
-    mut reads: async_nats::Subscriber,
+    subscriptions: Subscriptions,
     shutdown: CancellationToken,
 ) {
+    let Subscriptions {
+        mut consultations,
+        mut reads,
+        mut records,
+    } = subscriptions;
     let js = jetstream::new(client.clone());
     let mut grants = Grants::default();
     loop {
-        let (message, consultation) = tokio::select! {
+        let (message, asked) = tokio::select! {
             () = shutdown.cancelled() => return,
-            message = requests.next() => match message { Some(m) => (m, true), None => return },
-            message = reads.next() => match message { Some(m) => (m, false), None => return },
+            message = consultations.next() => match message { Some(m) => (m, Asked::Consultation), None => return },
+            message = reads.next() => match message { Some(m) => (m, Asked::Reader), None => return },
+            message = records.next() => match message { Some(m) => (m, Asked::Records), None => return },
         };
         grants.lapse(Instant::now());
-        let body = if consultation {
-            let reply = consult(&js, &writer, &auditors, &message, &mut grants).await;
-            serde_json::to_vec(&reply)
-        } else {
-            let reply = open_reader(&js, &writer, &message.payload, &mut grants).await;
-            serde_json::to_vec(&reply)
+        let body = match asked {
+            Asked::Consultation => {
+                let reply = consult(&js, &writer, &auditors, &message, &mut grants).await;
+                serde_json::to_vec(&reply)
+            }
+            Asked::Reader => {
+                let reply = open_reader(&js, &writer, &message.payload, &mut grants).await;
+                serde_json::to_vec(&reply)
+            }
+            Asked::Records => {
+                // Read in a task of its own: a whole ledger's verification
+                // does not hold up other auditors' consultations.
+                let scope = records_for(&js, &writer, &message.payload, &mut grants).await;
+                let (client, js, verifier) = (client.clone(), js.clone(), writer.verifier());
+                tokio::spawn(async move {
+                    let pages = match scope {
+                        Ok((filter, scope)) => {
+                            crate::scoped::answer(&js, &verifier, &scope, &filter).await
+                        }
+                        Err((code, reason)) => crate::scoped::refused(code, reason),
+                    };
+                    let Some(to) = message.reply else { return };
+                    for page in pages {
+                        let body = serde_json::to_vec(&page).unwrap_or_default();
+                        if let Err(e) = client.publish(to.clone(), body.into()).await {
+                            warn!(error = %e, "Records page not sent");
+                            return;
+                        }
+                    }
+                });
+                continue;
+            }
         };
         if let Some(to) = message.reply
             && let Err(e) = client.publish(to, body.unwrap_or_default().into()).await
         {
             warn!(error = %e, "Consultation reply not sent");
+        }
+    }
+}
+
+/// What the audit service answers auditors on.
+pub struct Subscriptions {
+    /// [`subjects::CONSULT_REQUEST`].
+    pub consultations: async_nats::Subscriber,
+    /// [`subjects::READ_REQUEST`].
+    pub reads: async_nats::Subscriber,
+    /// [`subjects::RECORDS_REQUEST`].
+    pub records: async_nats::Subscriber,
+}
+
+enum Asked {
+    Consultation,
+    Reader,
+    Records,
+}
+
+/// A records request's filter and the grant's scope (the whole ledger: an
+/// empty scope), or why not; a request naming no open grant is recorded.
+async fn records_for(
+    js: &jetstream::Context,
+    writer: &Writer,
+    body: &[u8],
+    grants: &mut Grants,
+) -> Result<(crate::replay::Filter, Scope), Refused> {
+    let request: Result<crate::scoped::RecordsRequest, Refused> = if body.len() > MAX_REQUEST {
+        Err((
+            "too_large",
+            format!("request is larger than {MAX_REQUEST} bytes"),
+        ))
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ("malformed_request", format!("not a records request: {e}")))
+    };
+    let found = request.and_then(|r| match grants.0.get_mut(&r.grant) {
+        Some(open) => {
+            open.used = Instant::now();
+            Ok((r, open.scope.clone().unwrap_or_default()))
+        }
+        None => Err((
+            "unknown_grant",
+            "no open consultation has this grant (it may have lapsed after 15 minutes unused): consult again".to_owned(),
+        )),
+    });
+    match found {
+        Ok((request, scope)) => {
+            let filter = request.filter().map_err(|e| ("malformed_request", e))?;
+            Ok((filter, scope))
+        }
+        Err((code, reason)) => {
+            if code == "unknown_grant" {
+                let refused = ConsultRequest {
+                    action: "records".into(),
+                    ..ConsultRequest::default()
+                };
+                let _ = record(js, writer, &refused, &Err((code, reason.clone()))).await;
+            }
+            Err((code, reason))
         }
     }
 }
@@ -343,12 +418,32 @@ async fn consult(
         .and_then(|h| h.get(subjects::TOKEN_HEADER))
         .map(|v| v.as_str().to_owned());
     let (request, mut verdict) = check(auditors, token.as_deref(), &message.payload);
-    let request = request.unwrap_or_default();
+    let mut request = request.unwrap_or_default();
     if verdict.is_ok() && grants.0.len() >= MAX_GRANTS {
         verdict = Err((
             "too_many_consultations",
             format!("{MAX_GRANTS} consultations are open; try again once some have ended"),
         ));
+    }
+    // A scoped auditor replays their part of the ledger, read for them;
+    // the rest needs the whole ledger.
+    let scope = auditors.scopes.get(&request.auditor).cloned().flatten();
+    if let Some(scope) = &scope {
+        if verdict.is_ok() && request.action != "replay" {
+            verdict = Err((
+                "out_of_scope",
+                format!(
+                    "auditor {} may read only part of the ledger ({}): `replay` is read for \
+                     them, filtered; `{}` needs the whole ledger",
+                    request.auditor,
+                    scope.describe(),
+                    request.action
+                ),
+            ));
+        }
+        request.scope = format!("{} (within {})", request.scope, scope.describe())
+            .trim()
+            .to_owned();
     }
     let mut reply = record(js, writer, &request, &verdict).await;
     if reply.granted {
@@ -363,12 +458,15 @@ async fn consult(
         };
         reply.grant = uuid::Uuid::new_v4().simple().to_string();
         reply.last = last;
+        reply.scoped = scope.is_some();
+        reply.scope = scope.as_ref().map(Scope::describe).unwrap_or_default();
         grants.0.insert(
             reply.grant.clone(),
             Open {
                 auditor: request.auditor.clone(),
                 record_id: reply.record_id.clone(),
                 used: Instant::now(),
+                scope: scope.clone(),
             },
         );
     }
@@ -402,6 +500,18 @@ async fn open_reader(
             "unknown_grant",
             "no open consultation has this grant (it may have lapsed after 15 minutes unused): consult again".to_owned(),
         )),
+    });
+    let checked = checked.and_then(|(r, open)| match &open.scope {
+        Some(scope) => Err((
+            "out_of_scope",
+            format!(
+                "auditor {} may read only part of the ledger ({}): ask for records on {}",
+                open.auditor,
+                scope.describe(),
+                subjects::RECORDS_REQUEST
+            ),
+        )),
+        None => Ok((r, open)),
     });
     let (request, open) = match checked {
         Ok(found) => found,
@@ -533,6 +643,8 @@ async fn record(
             reason: String::new(),
             grant: String::new(),
             last: 0,
+            scoped: false,
+            scope: String::new(),
         },
         (Ok(_), false) => ConsultReply {
             granted: false,
@@ -541,6 +653,8 @@ async fn record(
             reason: "the consultation could not be recorded in the ledger now; try again".into(),
             grant: String::new(),
             last: 0,
+            scoped: false,
+            scope: String::new(),
         },
         (Err(_), _) => ConsultReply {
             granted: false,
@@ -549,6 +663,8 @@ async fn record(
             reason,
             grant: String::new(),
             last: 0,
+            scoped: false,
+            scope: String::new(),
         },
     }
 }

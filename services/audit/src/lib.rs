@@ -21,6 +21,7 @@ pub mod reader;
 pub mod recent;
 pub mod replay;
 pub mod restore;
+pub mod scoped;
 pub mod state;
 pub mod stores;
 pub mod verify;
@@ -74,8 +75,8 @@ pub struct AuditService {
     writer: Arc<writer::Writer>,
     consumer: PullConsumer,
     requests: Endpoint,
-    consultations: async_nats::Subscriber,
-    reads: async_nats::Subscriber,
+    /// Auditors' consultations, readers and scoped records.
+    auditor_requests: consult::Subscriptions,
     /// nats-server's stream advisories ([`stores`]).
     store_changes: async_nats::Subscriber,
     auditors: consult::Auditors,
@@ -128,6 +129,10 @@ impl AuditService {
             .subscribe(subjects::READ_REQUEST)
             .await
             .nats("subscribe to read requests")?;
+        let records = client
+            .subscribe(subjects::RECORDS_REQUEST)
+            .await
+            .nats("subscribe to records requests")?;
         // Stream changes, on the record (ADR 0021): subscribed before the
         // service counts as started, so none after it is missed.
         let store_changes = client
@@ -139,8 +144,11 @@ impl AuditService {
             writer: Arc::new(writer),
             consumer,
             requests,
-            consultations,
-            reads,
+            auditor_requests: consult::Subscriptions {
+                consultations,
+                reads,
+                records,
+            },
             store_changes,
             auditors,
             interval: Duration::from_secs(config.audit.checkpoint_interval_secs.max(1)),
@@ -169,8 +177,7 @@ impl AuditService {
             self.client.clone(),
             self.writer.clone(),
             self.auditors,
-            self.consultations,
-            self.reads,
+            self.auditor_requests,
             shutdown.clone(),
         ));
         let store_changes = tokio::spawn(stores::watch(

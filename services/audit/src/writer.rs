@@ -92,6 +92,11 @@ pub enum WriterError {
 }
 
 impl Writer {
+    /// The verifier of the checkpoints this writer signs.
+    pub fn verifier(&self) -> crate::checkpoint::NoteVerifier {
+        self.signer.verifier()
+    }
+
     /// Recovers the ledger's state; fails if it is broken.
     pub async fn start(
         js: jetstream::Context,

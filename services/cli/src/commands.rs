@@ -180,16 +180,7 @@ impl Cli {
     /// development one), or `--user` and `--password` where both are given
     /// (a site's leaf node, which logs its systems in locally).
     fn agency_nats(&self, agency: &str) -> Result<liaison_client::NatsOptions> {
-        let url = match &self.nats {
-            Some(url) => url.clone(),
-            None => {
-                let path = self.session.clone().unwrap_or_else(session::default_path);
-                match Session::load(&path) {
-                    Ok(s) => s.nats_url,
-                    Err(_) => self.load_config()?.nats.url,
-                }
-            }
-        };
+        let url = self.nats_url()?;
         let auth = match (&self.user, &self.password) {
             (Some(user), Some(password)) => liaison_client::NatsAuth::UserPassword(Credentials {
                 user: user.clone(),
@@ -207,6 +198,43 @@ impl Cli {
         let mut options = liaison_client::NatsOptions::with_auth(url, auth);
         options.tls = nats.tls();
         Ok(options)
+    }
+
+    /// The NATS URL: `--nats`, else the session's, else the configuration's.
+    fn nats_url(&self) -> Result<String> {
+        Ok(match &self.nats {
+            Some(url) => url.clone(),
+            None => {
+                let path = self.session.clone().unwrap_or_else(session::default_path);
+                match Session::load(&path) {
+                    Ok(s) => s.nats_url,
+                    Err(_) => self.load_config()?.nats.url,
+                }
+            }
+        })
+    }
+
+    /// Connects as the auditor `auditor`, with their own NKey (`--nkey`, or
+    /// the development one in deploy/audit/dev-auditor-keys/), through the
+    /// gateway's auth callout (ADR 0021).
+    async fn connect_auditor(&self, auditor: &str) -> Result<async_nats::Client> {
+        let id = liaison_core::AgencyId::parse(auditor)
+            .map_err(|e| anyhow::anyhow!("--auditor {auditor:?}: {e}"))?;
+        let seed = self.nkey.clone().unwrap_or_else(|| {
+            liaison_system::keys::nkey_path(
+                std::path::Path::new("deploy/audit/dev-auditor-keys"),
+                auditor,
+            )
+        });
+        let nats = self.load_config()?.nats;
+        nats.check_tls_files().map_err(anyhow::Error::msg)?;
+        Ok(liaison_core::connect::connect_nkey(
+            &self.nats_url()?,
+            &seed,
+            &liaison_runtime::auditors::nats_name(&id),
+            &nats.tls(),
+        )
+        .await?)
     }
 
     fn target(&self, user: &str) -> Result<Target> {

@@ -206,6 +206,47 @@ pub async fn connect(
         .map_err(|e| error(explain(e.to_string(), tls)))
 }
 
+/// Connects to `url` with the NKey whose seed is in `seed_file`, as the
+/// NATS user `user` (its inbox is `_INBOX_<user>`): an auditor, who logs
+/// in as themselves through the gateway's auth callout.
+pub async fn connect_nkey(
+    url: &str,
+    seed_file: &std::path::Path,
+    user: &str,
+    tls: &TlsOptions,
+) -> Result<async_nats::Client, ConnectError> {
+    let error = |reason: String| ConnectError {
+        url: url.to_owned(),
+        user: user.to_owned(),
+        reason,
+    };
+    let seed = std::fs::read_to_string(seed_file)
+        .map_err(|e| error(format!("the NKey seed file {}: {e}", seed_file.display())))?;
+    let options = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned());
+    apply_tls(options, tls)
+        .map_err(|e| error(e.to_string()))?
+        .name(user)
+        .custom_inbox_prefix(inbox_prefix(user))
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .connect(servers(url))
+        .await
+        .map_err(|e| {
+            let reason = explain(e.to_string(), tls);
+            if matches!(
+                e.kind(),
+                async_nats::ConnectErrorKind::AuthorizationViolation
+            ) {
+                error(format!(
+                    "{reason} (the gateway did not let the NKey in {} in: it must be one of \
+                     the nats_keys registered for you)",
+                    seed_file.display()
+                ))
+            } else {
+                error(reason)
+            }
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,6 +56,9 @@ pub const CONSULT_REQUEST: &str = "liaison.audit.consult";
 /// Request/reply: an auditor whose consultation was granted asks for a
 /// consumer on LEDGER (auditors cannot create their own).
 pub const READ_REQUEST: &str = "liaison.audit.read";
+/// Where an auditor with a scope asks the audit service for the records of
+/// a granted consultation within it (`liaison_audit::scoped`).
+pub const RECORDS_REQUEST: &str = "liaison.audit.records";
 /// Prefix of the consumers the audit service creates for auditors.
 pub const GRANT_CONSUMER_PREFIX: &str = "grant-";
 

@@ -38,10 +38,20 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// How long the servers' answers to a connection count are gathered.
 const CONNZ_WAIT: Duration = Duration::from_millis(300);
 
+/// Who a login is, as the user JWT names them, and what they may do.
+struct Login {
+    name: String,
+    publish: Vec<String>,
+    subscribe: Vec<String>,
+}
+
 /// The gateway's part in NATS authentication.
 pub struct Callout {
     key: nkeys::KeyPair,
     issuer: String,
+    /// Auditors, each logging in as themselves with their own NKey
+    /// ([`liaison_runtime::auditors`]).
+    auditors: Option<liaison_runtime::auditors::Auditors>,
     /// A connection in the system account, to close connections.
     system: Option<async_nats::Client>,
 }
@@ -52,17 +62,19 @@ impl Callout {
     pub fn new(
         password: &liaison_core::Secret,
         system: Option<async_nats::Client>,
+        auditors: Option<liaison_runtime::auditors::Auditors>,
     ) -> Result<Self, String> {
         let key = users::callout_key(password)?;
         Ok(Self {
             issuer: key.public_key(),
             key,
             system,
+            auditors,
         })
     }
 
     /// Answers one authorization request: the JWT to send back.
-    pub fn answer(&self, shared: &Shared, request: &[u8]) -> (String, Result<AgencyId, String>) {
+    pub fn answer(&self, shared: &Shared, request: &[u8]) -> (String, Result<String, String>) {
         let parsed = match Request::read(request) {
             Ok(r) => r,
             Err(e) => return (String::new(), Err(e)),
@@ -74,15 +86,18 @@ impl Callout {
             "version": 2,
         });
         match &decided {
-            Ok(agency) => {
-                let (publish, subscribe) = users::agency_permissions(agency);
+            Ok(Login {
+                name,
+                publish,
+                subscribe,
+            }) => {
                 let user = serde_json::json!({
                     "jti": jti(),
                     "iat": now,
                     "iss": self.issuer,
                     "sub": parsed.user_nkey,
                     "aud": users::ACCOUNT,
-                    "name": agency.as_str(),
+                    "name": name,
                     "nats": {
                         "pub": { "allow": publish },
                         "sub": { "allow": subscribe },
@@ -103,10 +118,10 @@ impl Callout {
             "aud": parsed.server_id,
             "nats": nats,
         });
-        (self.sign(&response), decided)
+        (self.sign(&response), decided.map(|login| login.name))
     }
 
-    fn decide(&self, shared: &Shared, request: &Request) -> Result<AgencyId, String> {
+    fn decide(&self, shared: &Shared, request: &Request) -> Result<Login, String> {
         let nkey = request
             .nkey
             .as_deref()
@@ -125,16 +140,32 @@ impl Callout {
         public
             .verify(nonce.as_bytes(), &sig)
             .map_err(|_| "the nonce's signature does not verify with the NKey")?;
-        let agency = shared
-            .registry()
-            .nats_key_owner(nkey)
-            .cloned()
-            .ok_or_else(|| format!("NKey {nkey} is not registered to any agency"))?;
+        let Some(agency) = shared.registry().nats_key_owner(nkey).cloned() else {
+            // An auditor, as themselves: the ledger's requests, and LEDGER
+            // itself only for those whose scope is the whole ledger.
+            if let Some(auditor) = self.auditors.as_ref().and_then(|a| a.nats_key_owner(nkey)) {
+                let (publish, subscribe) =
+                    users::auditor_permissions(&auditor.id, auditor.scope.is_none());
+                return Ok(Login {
+                    name: liaison_runtime::auditors::nats_name(&auditor.id),
+                    publish,
+                    subscribe,
+                });
+            }
+            return Err(format!(
+                "NKey {nkey} is not registered to any agency or auditor"
+            ));
+        };
         shared
             .membership
             .check(&agency)
             .map_err(|refusal| refusal.to_string())?;
-        Ok(agency)
+        let (publish, subscribe) = users::agency_permissions(&agency);
+        Ok(Login {
+            name: agency.to_string(),
+            publish,
+            subscribe,
+        })
     }
 
     fn sign(&self, claims: &serde_json::Value) -> String {

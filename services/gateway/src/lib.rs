@@ -297,7 +297,18 @@ impl Gateway {
             )
             .await
             .map_err(|e| GatewayError::LiveRegistry(format!("the system account: {e}")))?;
-            let callout = callout::Callout::new(&config.nats.password, Some(system))
+            // Auditors log in as themselves too; without the registry
+            // (a gateway host without it) none can.
+            let auditors = if config.audit.auditors.is_file() {
+                Some(
+                    liaison_runtime::auditors::Auditors::load(&config.audit.auditors)
+                        .map_err(GatewayError::Keys)?,
+                )
+            } else {
+                tracing::warn!(path = %config.audit.auditors.display(), "No auditors' registry: no auditor can log in to NATS");
+                None
+            };
+            let callout = callout::Callout::new(&config.nats.password, Some(system), auditors)
                 .map_err(GatewayError::Keys)?;
             (Some(callout), Some(callout::subscribe(&client).await?))
         };

@@ -14,6 +14,7 @@
 //! Agencies never compile it: `liaison-client` depends on `liaison-core`
 //! only.
 
+pub mod auditors;
 pub mod config;
 pub mod consume;
 pub mod direct;

@@ -20,8 +20,6 @@ pub const INSPECTOR: &str = "inspector";
 pub const GATEWAY: &str = "svc-gateway";
 /// User of the audit service.
 pub const AUDIT: &str = "svc-audit";
-/// User of auditors: read-only access to the ledger.
-pub const AUDITOR: &str = "auditor";
 /// User of the system account: the gateway closes a suspended or removed
 /// agency's connections as it (`$SYS.REQ.SERVER.<id>.KICK`). Its password
 /// is derived from the gateway's ([`system_password`]).
@@ -62,6 +60,31 @@ pub fn agency_permissions(agency: &AgencyId) -> (Vec<String>, Vec<String>) {
     (
         vec![s::ingress_of(agency)],
         vec![format!("{}.>", inbox_prefix(agency.as_str()))],
+    )
+}
+
+/// What an auditor's NATS connection may do, as the auth callout grants it
+/// (ADR 0021): ask the audit service (consultations, checkpoints, readers,
+/// scoped records) and receive answers in their own inbox
+/// (`_INBOX_auditor_ID`). Only an auditor whose scope is the whole ledger
+/// may pull LEDGER, from the consumers a recorded consultation opens.
+pub fn auditor_permissions(auditor: &AgencyId, whole_ledger: bool) -> (Vec<String>, Vec<String>) {
+    let mut publish = vec![
+        s::CHECKPOINT_REQUEST.to_owned(),
+        s::CONSULT_REQUEST.to_owned(),
+        s::READ_REQUEST.to_owned(),
+        s::RECORDS_REQUEST.to_owned(),
+    ];
+    if whole_ledger {
+        publish.extend(granted_reads(s::LEDGER_STREAM));
+        publish.extend(read_stream(s::CHECKPOINTS_STREAM));
+    }
+    (
+        publish,
+        vec![format!(
+            "{}.>",
+            inbox_prefix(&crate::auditors::nats_name(auditor))
+        )],
     )
 }
 
@@ -378,6 +401,7 @@ pub fn plan() -> Vec<NatsUser> {
                     s::CHECKPOINT_REQUEST.to_owned(),
                     s::CONSULT_REQUEST.to_owned(),
                     s::READ_REQUEST.to_owned(),
+                    s::RECORDS_REQUEST.to_owned(),
                     // Streams created, changed or deleted.
                     "$JS.EVENT.ADVISORY.STREAM.*.*".to_owned(),
                 ],
@@ -385,21 +409,6 @@ pub fn plan() -> Vec<NatsUser> {
             ]
             .concat(),
             true,
-        ),
-        user(
-            AUDITOR,
-            [
-                vec![
-                    s::CHECKPOINT_REQUEST.to_owned(),
-                    s::CONSULT_REQUEST.to_owned(),
-                    s::READ_REQUEST.to_owned(),
-                ],
-                granted_reads(s::LEDGER_STREAM),
-                read_stream(s::CHECKPOINTS_STREAM),
-            ]
-            .concat(),
-            vec![],
-            false,
         ),
     ];
     for (service, member) in [
@@ -450,8 +459,9 @@ mod tests {
         let users = plan();
         let rendered = render_authorization(&users);
         assert!(!rendered.contains("police"), "{rendered}");
-        // operator, gateway, audit, auditor, three services, system.
-        assert_eq!(users.len(), 8);
+        // operator, gateway, audit, three services, system: auditors log in
+        // as themselves, through the callout.
+        assert_eq!(users.len(), 7);
         // The operator receives answers only: no agencies' logins, nothing stored.
         let operator = users
             .iter()
@@ -668,6 +678,17 @@ mod tests {
             }
         }
         // Neither agencies nor auditors are discoverable services.
-        assert!(of(AUDITOR).subscribe.iter().all(|s| !s.starts_with("$SRV")));
+        let dpo = AgencyId::parse("police-dpo").unwrap_or_else(|e| panic!("{e}"));
+        for whole in [true, false] {
+            let (publish, subscribe) = auditor_permissions(&dpo, whole);
+            assert_eq!(subscribe, ["_INBOX_auditor_police-dpo.>"]);
+            assert!(publish.iter().all(|p| !p.starts_with("$SRV")));
+            // Only a whole-ledger auditor may pull LEDGER.
+            assert_eq!(
+                publish.iter().any(|p| p.contains(".LEDGER")),
+                whole,
+                "{publish:?}"
+            );
+        }
     }
 }

@@ -37,7 +37,7 @@ async fn a_lost_ledger_is_restored_from_its_bundle_and_continues() -> Result<()>
         ensure!(verdict.outcome == Outcome::Accepted as i32, "{verdict:?}");
     }
     let (report, _) = ledger_all(&old).await?;
-    let auditor = old.connect_as(users::AUDITOR).await?;
+    let auditor = liaison_tests::auditor(&old, "ig-officer").await?;
     auditor
         .request(subjects::CHECKPOINT_REQUEST, "".into())
         .await?;

@@ -172,7 +172,7 @@ async fn auditors_read_the_ledger_only_through_a_recorded_consultation() -> anyh
     system.wait_until_settled(Duration::from_secs(30)).await?;
 
     // On its own, the auditor user can see the ledger's size, not its records.
-    let auditor = system.connect_as(users::AUDITOR).await?;
+    let auditor = liaison_tests::auditor(&system, "ig-officer").await?;
     let js = jetstream::new(auditor.clone());
     let mut ledger = js.get_stream(subjects::LEDGER_STREAM).await?;
     assert!(ledger.info().await?.state.messages > 0);
@@ -196,6 +196,8 @@ async fn auditors_read_the_ledger_only_through_a_recorded_consultation() -> anyh
         reason: String::new(),
         grant: "0123456789abcdef0123456789abcdef".into(),
         last: 1,
+        scoped: false,
+        scope: String::new(),
     };
     let refused = Grant::new(auditor.clone(), &forged).open(1).await;
     assert!(
@@ -427,6 +429,148 @@ async fn the_operator_administers_streams_but_reads_no_shared_message() -> anyho
                 .reason
                 .contains("republishes liaison.events.> to _INBOX_operator.copy.>"),
         "{recorded:?}"
+    );
+    system.shutdown().await
+}
+
+/// Each auditor logs in to NATS as themselves (their own NKey, through the
+/// gateway's callout), and an auditor with a scope reads only the records
+/// inside it: read and filtered for them by the audit service; LEDGER
+/// itself, and any action needing the whole ledger, is refused and
+/// recorded (ADR 0021).
+#[tokio::test]
+async fn a_scoped_auditor_reads_only_the_records_of_their_agencies() -> anyhow::Result<()> {
+    use futures_util::StreamExt as _;
+    use liaison_audit::scoped::{Page, RecordsRequest};
+    use liaison_proto::v1::{Decision, Operation};
+    use liaison_tests::operations::consultation_by;
+    let system = start().await?;
+    let school = agency(&system, "school-a").await?;
+    let verdict = school.send(&referral("school-a", "scope-1")).await?;
+    assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+    let key = "deploy/audit/dev-auditor-keys/police-dpo.pem";
+
+    // No shared auditor user any more; an NKey nobody registered is refused.
+    let plan = users::plan();
+    assert!(!plan.iter().any(|u| u.credentials.user == "auditor"));
+    let stranger = nkeys::KeyPair::new_user();
+    let dir = tempfile::tempdir()?;
+    let seed = dir.path().join("stranger.nk");
+    std::fs::write(&seed, stranger.seed()?)?;
+    let refused = liaison_core::connect::connect_nkey(
+        &system.url(),
+        &seed,
+        "auditor_stranger",
+        &Default::default(),
+    )
+    .await;
+    assert!(refused.is_err(), "an unregistered NKey logged in");
+
+    // The police's DPO: a verification needs the whole ledger, refused.
+    let (dpo, reply) = consultation_by(&system, "police-dpo", "verify", key).await?;
+    assert!(!reply.granted, "{reply:?}");
+    assert_eq!(reply.code, "out_of_scope", "{reply:?}");
+    assert!(reply.reason.contains("agencies police"), "{reply:?}");
+    // ... and LEDGER itself is out of reach of their NATS user.
+    let js = jetstream::new(dpo.clone());
+    fails_within("the DPO reading LEDGER's info", async {
+        js.get_stream(subjects::LEDGER_STREAM).await
+    })
+    .await;
+
+    // A replay is granted, and read for them: only records where the police
+    // acted or received, though the school's collection is in the ledger.
+    let (dpo, reply) = consultation_by(&system, "police-dpo", "replay", key).await?;
+    assert!(reply.granted && reply.scoped, "{reply:?}");
+    assert_eq!(reply.scope, "agencies police");
+    let fetch = async |request: RecordsRequest| -> anyhow::Result<Vec<Page>> {
+        let inbox = dpo.new_inbox();
+        let mut answers = dpo.subscribe(inbox.clone()).await?;
+        dpo.publish_with_reply(
+            subjects::RECORDS_REQUEST,
+            inbox,
+            serde_json::to_vec(&request)?.into(),
+        )
+        .await?;
+        let mut pages = Vec::new();
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(30), answers.next())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the answer ended early"))?;
+            let page: Page = serde_json::from_slice(&message.payload)?;
+            let more = page.more;
+            pages.push(page);
+            if !more {
+                return Ok(pages);
+            }
+        }
+    };
+    let pages = fetch(RecordsRequest {
+        grant: reply.grant.clone(),
+        ..RecordsRequest::default()
+    })
+    .await?;
+    let last = pages.last().ok_or_else(|| anyhow::anyhow!("no page"))?;
+    assert!(last.intact && last.code.is_empty(), "{last:?}");
+    let records: Vec<&serde_json::Value> = pages.iter().flat_map(|p| &p.records).collect();
+    assert!(!records.is_empty());
+    for record in &records {
+        let acted = record["agency"] == "police";
+        let received = record["recipients"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|a| a == "police"));
+        assert!(acted || received, "outside the DPO's scope: {record}");
+    }
+    // The school's share to the police and the police's copy are theirs to
+    // see; the council's copy of the same referral is not.
+    let ids: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["recordId"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"school-a/scope-1:collection")
+            && ids.contains(&"school-a/scope-1:disclosure:police"),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.contains(&"school-a/scope-1:disclosure:council"),
+        "{ids:?}"
+    );
+    // Its own grant only: another's is unknown, and that refusal recorded.
+    let forged = fetch(RecordsRequest {
+        grant: "0123456789abcdef0123456789abcdef".into(),
+        ..RecordsRequest::default()
+    })
+    .await?;
+    assert_eq!(forged[0].code, "unknown_grant", "{forged:?}");
+
+    // The whole-ledger auditor still verifies, and the ledger holds the
+    // DPO's refused verification and granted replay, by name and scope.
+    let (_, whole) = liaison_tests::operations::consultation(
+        &system,
+        "verify",
+        "deploy/audit/dev-auditor-keys/ig-officer.pem",
+    )
+    .await?;
+    assert!(whole.granted && !whole.scoped, "{whole:?}");
+    let (_, ledger) = liaison_tests::ledger(&system).await?;
+    let by_dpo: Vec<_> = ledger
+        .iter()
+        .filter(|r| r.operation == Operation::Consultation as i32 && r.agency == "police-dpo")
+        .collect();
+    assert!(
+        by_dpo
+            .iter()
+            .any(|r| r.decision == Decision::Refused as i32 && r.code == "out_of_scope"),
+        "{by_dpo:?}"
+    );
+    assert!(
+        by_dpo
+            .iter()
+            .any(|r| r.decision == Decision::Accepted as i32
+                && r.reason.contains("replay")
+                && r.reason.contains("within agencies police")),
+        "{by_dpo:?}"
     );
     system.shutdown().await
 }

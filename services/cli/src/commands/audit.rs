@@ -18,7 +18,6 @@ use liaison_runtime::users;
 use liaison_system::keys;
 use liaison_system::progress::Progress;
 use serde_json::json;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -183,6 +182,59 @@ async fn ledger_progress(access: &Access, what: &'static str) -> Progress {
     Progress::new(what, total)
 }
 
+/// Writes replayed records in the format asked for.
+struct Rows<W: std::io::Write> {
+    out: W,
+    format: ReplayFormat,
+}
+
+impl<W: std::io::Write> Rows<W> {
+    fn start(mut out: W, format: ReplayFormat) -> std::io::Result<Self> {
+        match format {
+            ReplayFormat::Csv => writeln!(
+                out,
+                "{}",
+                replay::csv_line(&replay::COLUMNS.map(String::from))
+            )?,
+            ReplayFormat::Table => writeln!(
+                out,
+                "{:>6}  {:<30}  {:<12}  {:<24}  {:<12}  {:<24}  envelope",
+                "index", "time", "operation", "decision", "agency", "recipients"
+            )?,
+            ReplayFormat::Ndjson => {}
+        }
+        Ok(Self { out, format })
+    }
+
+    fn write(
+        &mut self,
+        index: u64,
+        record: &liaison_proto::v1::AuditRecord,
+    ) -> std::io::Result<()> {
+        let out = &mut self.out;
+        match self.format {
+            ReplayFormat::Ndjson => {
+                let mut json = liaison_proto::json::to_json("AuditRecord", record);
+                json["index"] = json!(index);
+                writeln!(out, "{json}")
+            }
+            ReplayFormat::Csv => writeln!(out, "{}", replay::csv_line(&replay::row(index, record))),
+            ReplayFormat::Table => {
+                let r = replay::row(index, record);
+                writeln!(
+                    out,
+                    "{:>6}  {:<30}  {:<12}  {:<24}  {:<12}  {:<24}  {}",
+                    r[0], r[1], r[2], r[3], r[4], r[6], r[7]
+                )
+            }
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Prints the records that pass the filter, as the ledger is verified.
 async fn replay_ledger(
     access: &Access,
@@ -191,20 +243,10 @@ async fn replay_ledger(
     filter: &Filter,
 ) -> Result<ExitCode> {
     let verifier = trusted_key(config)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match args.format {
-        ReplayFormat::Csv => writeln!(
-            out,
-            "{}",
-            replay::csv_line(&replay::COLUMNS.map(String::from))
-        )?,
-        ReplayFormat::Table => writeln!(
-            out,
-            "{:>6}  {:<30}  {:<12}  {:<24}  {:<12}  {:<24}  envelope",
-            "index", "time", "operation", "decision", "agency", "recipients"
-        )?,
-        ReplayFormat::Ndjson => {}
-    }
+    let mut rows = Rows::start(
+        std::io::BufWriter::new(std::io::stdout().lock()),
+        args.format,
+    )?;
     let mut shown = 0u64;
     let mut written = Ok(());
     let mut progress = ledger_progress(access, "replaying").await;
@@ -214,32 +256,12 @@ async fn replay_ledger(
             return;
         }
         shown += 1;
-        written = match args.format {
-            ReplayFormat::Ndjson => {
-                let mut json = liaison_proto::json::to_json("AuditRecord", record);
-                json["index"] = json!(entry.index);
-                writeln!(out, "{json}")
-            }
-            ReplayFormat::Csv => writeln!(
-                out,
-                "{}",
-                replay::csv_line(&replay::row(entry.index, record))
-            ),
-            ReplayFormat::Table => {
-                let r = replay::row(entry.index, record);
-                writeln!(
-                    out,
-                    "{:>6}  {:<30}  {:<12}  {:<24}  {:<12}  {:<24}  {}",
-                    r[0], r[1], r[2], r[3], r[4], r[6], r[7]
-                )
-            }
-        };
+        written = rows.write(entry.index, record);
     })
     .await?;
     progress.finish();
     written?;
-    out.flush()?;
-    drop(out);
+    rows.finish()?;
     eprintln!("{shown} of {} records shown", report.verified);
     if report.intact() {
         Ok(ExitCode::SUCCESS)
@@ -248,7 +270,86 @@ async fn replay_ledger(
     }
 }
 
-/// The auditor's trusted verifier key, from `audit.verifier_key`.
+/// A scoped auditor's replay: the audit service reads and verifies the
+/// ledger and answers with the records inside the auditor's scope that
+/// pass the filter (`liaison_audit::scoped`).
+async fn replay_scoped(
+    client: &async_nats::Client,
+    reply: &ConsultReply,
+    args: &ReplayArgs,
+) -> Result<ExitCode> {
+    use futures_util::StreamExt as _;
+    use liaison_audit::scoped::{Page, RecordsRequest};
+    let request = RecordsRequest {
+        grant: reply.grant.clone(),
+        from: args.from,
+        to: args.to,
+        since: args.since.clone(),
+        until: args.until.clone(),
+        agency: args.agency.clone(),
+        case: args.case.clone(),
+        token: args.token.clone(),
+        operation: args.operation.clone(),
+    };
+    let inbox = client.new_inbox();
+    let mut pages = client.subscribe(inbox.clone()).await?;
+    client
+        .publish_with_reply(
+            subjects::RECORDS_REQUEST,
+            inbox,
+            serde_json::to_vec(&request)?.into(),
+        )
+        .await?;
+    let mut rows = Rows::start(
+        std::io::BufWriter::new(std::io::stdout().lock()),
+        args.format,
+    )?;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(120), pages.next())
+            .await
+            .map_err(|_| anyhow!("the audit service sent no records within 120 s"))?
+            .ok_or_else(|| anyhow!("the audit service's answer ended early"))?;
+        let page: Page =
+            serde_json::from_slice(&message.payload).context("the audit service's records")?;
+        if !page.code.is_empty() {
+            bail!("reading refused ({}): {}", page.code, page.note);
+        }
+        for mut json in page.records {
+            let index = json["index"].as_u64().unwrap_or_default();
+            if let Some(fields) = json.as_object_mut() {
+                fields.remove("index");
+            }
+            let record: liaison_proto::v1::AuditRecord =
+                liaison_proto::json::from_json("AuditRecord", &json.to_string())?;
+            rows.write(index, &record)?;
+        }
+        if !page.more {
+            rows.finish()?;
+            eprintln!(
+                "{} records shown, within {} ({} records verified by the audit service{}){}",
+                page.shown,
+                reply.scope,
+                page.verified,
+                if page.intact {
+                    ", intact"
+                } else {
+                    ", NOT intact"
+                },
+                if page.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", page.note)
+                }
+            );
+            return Ok(if page.intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            });
+        }
+    }
+}
+
 pub(super) fn trusted_key(config: &Config) -> Result<NoteVerifier> {
     if config.audit.verifier_key.is_empty() {
         bail!(
@@ -258,15 +359,11 @@ pub(super) fn trusted_key(config: &Config) -> Result<NoteVerifier> {
     Ok(NoteVerifier::parse(&config.audit.verifier_key)?)
 }
 
-async fn auditor(cli: &Cli) -> Result<(async_nats::Client, async_nats::jetstream::Context)> {
-    let target = cli.target(users::AUDITOR)?;
-    let client = connect(
-        &target.url,
-        &target.credentials,
-        &target.tls,
-        "liaison-auditor",
-    )
-    .await?;
+async fn auditor(
+    cli: &Cli,
+    who: &ConsultArgs,
+) -> Result<(async_nats::Client, async_nats::jetstream::Context)> {
+    let client = cli.connect_auditor(&who.auditor).await?;
     Ok((client.clone(), async_nats::jetstream::new(client)))
 }
 
@@ -274,6 +371,28 @@ async fn auditor(cli: &Cli) -> Result<(async_nats::Client, async_nats::jetstream
 /// consultation (`action`, `scope`) in the ledger; the grant it answers with
 /// is the auditor's only way to read LEDGER.
 async fn consulted(cli: &Cli, who: &ConsultArgs, action: &str, scope: String) -> Result<Access> {
+    let (client, js, reply) = consult(cli, who, action, scope).await?;
+    if reply.scoped {
+        bail!(
+            "auditor {} may read only part of the ledger ({}): `liaison audit replay` reads it",
+            who.auditor,
+            reply.scope
+        );
+    }
+    Ok(Access::Granted(js, Grant::new(client, &reply)))
+}
+
+/// The consultation itself: the auditor's connection and the granted reply.
+async fn consult(
+    cli: &Cli,
+    who: &ConsultArgs,
+    action: &str,
+    scope: String,
+) -> Result<(
+    async_nats::Client,
+    async_nats::jetstream::Context,
+    ConsultReply,
+)> {
     let purpose = who
         .purpose
         .as_deref()
@@ -291,7 +410,7 @@ async fn consulted(cli: &Cli, who: &ConsultArgs, action: &str, scope: String) ->
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| who.auditor.clone());
     let token = mint(&key, &who.auditor, &person, AUDIENCE)?;
-    let (client, js) = auditor(cli).await?;
+    let (client, js) = auditor(cli, who).await?;
     let request = ConsultRequest {
         auditor: who.auditor.clone(),
         purpose: purpose.to_owned(),
@@ -329,7 +448,7 @@ async fn consulted(cli: &Cli, who: &ConsultArgs, action: &str, scope: String) ->
     if !reply.granted {
         bail!("consultation refused ({}): {}", reply.code, reply.reason);
     }
-    Ok(Access::Granted(js, Grant::new(client, &reply)))
+    Ok((client, js, reply))
 }
 
 /// Reads the ledger with the operator's credentials, without a
@@ -416,7 +535,7 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
             Ok(print_report(&report))
         }
         AuditCommand::Checkpoint => {
-            let (client, _) = auditor(cli).await?;
+            let (client, _) = auditor(cli, who).await?;
             let reply = tokio::time::timeout(
                 Duration::from_secs(10),
                 client.request(subjects::CHECKPOINT_REQUEST, "".into()),
@@ -511,7 +630,11 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
         AuditCommand::Restore { bundle } => super::ledger_restore::run(cli, &config, bundle).await,
         AuditCommand::Replay(args) => {
             let filter = args.filter()?;
-            let access = consulted(cli, who, "replay", args.scope()).await?;
+            let (client, js, reply) = consult(cli, who, "replay", args.scope()).await?;
+            if reply.scoped {
+                return replay_scoped(&client, &reply, args).await;
+            }
+            let access = Access::Granted(js, Grant::new(client, &reply));
             replay_ledger(&access, &config, args, &filter).await
         }
         AuditCommand::VerifierKey => {

@@ -166,9 +166,9 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         .sum();
     print_alerts(&system, acknowledged).await?;
 
-    let auditor = system.connect_as(users::AUDITOR).await?;
-    // A signed checkpoint of the day's ledger, as an auditor would ask for one.
-    auditor
+    let operator = system.connect_as(users::OPERATOR).await?;
+    // A signed checkpoint of the day's ledger, as an operator may ask for one.
+    operator
         .request(liaison_core::subjects::CHECKPOINT_REQUEST, "".into())
         .await
         .map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;

@@ -63,11 +63,12 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if let Some(declared) = declared.filter(|d| *d > limit) {
-        return Err(Unread::TooLarge(declared));
-    }
     let read = async {
         let mut body = body;
+        if let Some(declared) = declared.filter(|d| *d > limit) {
+            drain(&mut body, 0).await;
+            return Err(Unread::TooLarge(declared));
+        }
         let mut bytes = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
@@ -75,7 +76,9 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             })?;
             if let Some(data) = frame.data_ref() {
                 if bytes.len() + data.len() > limit {
-                    return Err(Unread::TooLarge(bytes.len() + data.len()));
+                    let size = bytes.len() + data.len();
+                    drain(&mut body, size).await;
+                    return Err(Unread::TooLarge(size));
                 }
                 bytes.extend_from_slice(data);
             }
@@ -85,6 +88,23 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     tokio::time::timeout(BODY_TIMEOUT, read)
         .await
         .unwrap_or(Err(Unread::Problem(Problem::RequestTimeout)))
+}
+
+/// The most of a refused body read and thrown away, so that a client still
+/// sending it reads the refusal rather than a reset connection.
+const DRAIN_MAX: usize = 1024 * 1024;
+
+/// Reads and discards the rest of a body too large to keep, up to
+/// [`DRAIN_MAX`] bytes in all (`seen` so far); beyond that the connection
+/// is closed with the rest unread.
+async fn drain(body: &mut Body, seen: usize) {
+    let mut total = seen;
+    while total <= DRAIN_MAX {
+        match body.frame().await {
+            Some(Ok(frame)) => total += frame.data_ref().map_or(0, Bytes::len),
+            _ => return,
+        }
+    }
 }
 
 #[cfg(test)]

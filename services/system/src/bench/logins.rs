@@ -42,7 +42,8 @@ pub async fn measure(system: &System, root: &Path, count: usize) -> Result<Login
     let url = system.url();
     let seed = std::fs::read_to_string(keys::nkey_path(&root.join(keys::DEV_KEYS), "police"))
         .context("the police's development NKey")?;
-    let password = system.credentials(users::AUDITOR)?;
+    // A static password user with few rights, as a login baseline.
+    let password = system.credentials(users::OPERATOR)?;
     let (mut nkey, mut static_) = (Vec::new(), Vec::new());
     // Interleaved, so that drift on a shared machine falls on both alike.
     for _ in 0..count {
