@@ -160,7 +160,10 @@ async fn messages(js: &async_nats::jetstream::Context, stream: &str) -> Result<V
     while let Some(message) = read.next().await {
         let message = message?;
         let seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
-        out.push(message.message.payload);
+        // Each envelope's fact is stored with it in EVENTS (ADR 0021).
+        if !message.subject.starts_with("liaison.facts.") {
+            out.push(message.message.payload);
+        }
         if seq >= last {
             break;
         }

@@ -30,6 +30,11 @@ pub const INTERNAL_ALL: &str = "liaison.internal.>";
 /// Request/reply: the gateway asks the cases service on an agency's behalf.
 pub const CASES_QUERY: &str = "liaison.cases.query";
 pub const EVENTS_ALL: &str = "liaison.events.>";
+/// Each accepted envelope's fact: the same event with every labelled field
+/// removed, stored in EVENTS with it (one atomic batch), for Liaison's
+/// services, which may read nothing else of EVENTS (data minimisation,
+/// docs/decisions/0021-a-rogue-agency-gets-nothing.md).
+pub const FACTS_ALL: &str = "liaison.facts.>";
 pub const DELIVERY_ALL: &str = "liaison.deliver.>";
 pub const DECISIONS_ALL: &str = "liaison.decisions.>";
 pub const LEDGER_ENTRIES: &str = "liaison.ledger.entries";
@@ -160,6 +165,11 @@ pub fn ingress_agency_part(subject: &str) -> &str {
 /// Subject of an accepted envelope in EVENTS. `kind` is a body kind from the schema.
 pub fn event(kind: &'static str) -> String {
     format!("liaison.events.{kind}")
+}
+
+/// Subject of an accepted envelope's fact in EVENTS ([`FACTS_ALL`]).
+pub fn fact(kind: &'static str) -> String {
+    format!("liaison.facts.{kind}")
 }
 
 /// Subject of one recipient's copy in DELIVERY.

@@ -785,8 +785,9 @@ fn case_rules(
     Ok(())
 }
 
-/// Stores the accepted envelope in EVENTS, with its trace context;
-/// `Ok(true)` if it was already there.
+/// Stores the accepted envelope in EVENTS, with its trace context, and its
+/// fact (the envelope without its labelled fields, which Liaison's services
+/// read: ADR 0021) as one atomic batch; `Ok(true)` if it was already there.
 async fn store(
     shared: &Shared,
     accepted: &EnvelopeAccepted,
@@ -797,26 +798,39 @@ async fn store(
         .as_ref()
         .map(|e| (e.id.as_str(), e.kind(), e.sender_agency.as_str()))
         .unwrap_or_default();
+    let scoped = liaison_core::ids::scoped_id(envelope.2, envelope.0);
     let mut headers = HeaderMap::new();
     // De-duplicated per sender: an id is the sender's own, and another
     // agency choosing the same id is a different envelope.
-    headers.insert(
-        "Nats-Msg-Id",
-        liaison_core::ids::scoped_id(envelope.2, envelope.0).as_str(),
-    );
+    headers.insert("Nats-Msg-Id", scoped.as_str());
     if let Some(context) = context {
         trace::inject(&mut headers, context);
     }
-    let ack = shared
-        .js
-        .publish_with_headers(
-            subjects::event(envelope.1),
+    let fact = crate::redact::fact(accepted)
+        .map_err(|e| Refusal::Unavailable(format!("the envelope's fact: {e}")))?;
+    let mut fact_headers = headers.clone();
+    fact_headers.insert("Nats-Msg-Id", format!("{scoped}:fact").as_str());
+    let messages = vec![
+        crate::batch::Message {
+            subject: subjects::event(envelope.1),
             headers,
-            accepted.encode_to_vec().into(),
-        )
-        .await
-        .map_err(|e| Refusal::Unavailable(e.to_string()))?
-        .await
-        .map_err(|e| Refusal::Unavailable(e.to_string()))?;
-    Ok(ack.duplicate)
+            payload: accepted.encode_to_vec().into(),
+        },
+        // The fact last: EVENTS' last message is always a fact, so a
+        // service that has read it is caught up.
+        crate::batch::Message {
+            subject: subjects::fact(envelope.1),
+            headers: fact_headers,
+            payload: fact.encode_to_vec().into(),
+        },
+    ];
+    let batch = format!("event-{}", uuid::Uuid::new_v4().simple());
+    match crate::batch::publish(&shared.client, &batch, messages).await {
+        Ok(crate::batch::Committed::Stored(_)) => Ok(false),
+        Ok(crate::batch::Committed::Duplicate) => Ok(true),
+        Ok(crate::batch::Committed::Moved) => Err(Refusal::Unavailable(
+            "EVENTS refused the envelope's batch (an unexpected guard)".to_owned(),
+        )),
+        Err(e) => Err(Refusal::Unavailable(e)),
+    }
 }

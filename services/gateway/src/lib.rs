@@ -10,6 +10,7 @@
 //! inboxes for them. It does not keep the ledger, nor case state.
 
 pub mod auth;
+pub mod batch;
 pub mod callout;
 pub mod candidates;
 pub mod decode;

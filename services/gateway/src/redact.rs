@@ -17,6 +17,29 @@ pub fn redact(message: &mut DynamicMessage, withheld: &BTreeSet<DataLabel>) -> B
     removed
 }
 
+/// An accepted envelope's fact: the same event with every labelled field
+/// removed, for Liaison's services (ADR 0021). They decide on ids, kinds,
+/// cases, subject tokens, classifications and routes, never on what the
+/// labelled fields say.
+pub fn fact(
+    accepted: &liaison_proto::v1::EnvelopeAccepted,
+) -> Result<liaison_proto::v1::EnvelopeAccepted, prost::DecodeError> {
+    use prost::Message as _;
+    let Some(envelope) = &accepted.envelope else {
+        return Ok(accepted.clone());
+    };
+    let all: BTreeSet<DataLabel> = DataLabel::all().collect();
+    let mut dynamic = DynamicMessage::decode(
+        liaison_proto::message("Envelope"),
+        envelope.encode_to_vec().as_slice(),
+    )?;
+    redact(&mut dynamic, &all);
+    Ok(liaison_proto::v1::EnvelopeAccepted {
+        envelope: Some(dynamic.transcode_to()?),
+        ..accepted.clone()
+    })
+}
+
 fn walk(
     message: &mut DynamicMessage,
     withheld: &BTreeSet<DataLabel>,

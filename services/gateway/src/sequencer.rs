@@ -26,6 +26,7 @@
 //! its copies are then stored one at a time, the duplicate keeping the
 //! number it was stored with.
 
+use crate::batch::Committed;
 use crate::router::RouteError;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishErrorKind, stream::Stream};
@@ -34,7 +35,6 @@ use liaison_core::{AgencyId, NatsContext as _, subjects};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{Semaphore, oneshot};
 
 use liaison_core::subjects::RECIPIENT_SEQ_HEADER;
@@ -53,11 +53,6 @@ const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Atomic batches in flight at once from one gateway (the server allows 50
 /// per stream: room is left for a second gateway).
 const BATCHES_IN_FLIGHT: usize = 20;
-/// How long a batch's commit may take to be acknowledged.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// JetStream's error codes: wrong last sequence, a batch with a duplicate.
-const WRONG_LAST_SEQUENCE: u64 = 10071;
-const BATCH_DUPLICATE: u64 = 10201;
 
 /// Where an inbox ends, as last seen.
 #[derive(Debug, Default, Clone, Copy)]
@@ -305,67 +300,29 @@ impl Sequencer {
             .await
             .map_err(|_| "the gateway is stopping".to_owned())?;
         let id = format!("{}-{}", self.instance, batch[0].ticket);
-        let last = batch.len();
-        for (i, pending) in batch.iter().enumerate() {
-            let mut headers = pending.headers.clone();
-            number(&mut headers, end.number + 1 + i as u64);
-            if i == 0 {
-                guard(&mut headers, recipient, end.stream_seq);
-            }
-            headers.insert("Nats-Batch-Id", id.as_str());
-            headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
-            if i + 1 < last {
-                self.client
-                    .publish_with_headers(pending.subject.clone(), headers, pending.payload.clone())
-                    .await
-                    .map_err(|e| format!("publish: {e}"))?;
-                continue;
-            }
-            headers.insert("Nats-Batch-Commit", "1");
-            let reply = tokio::time::timeout(
-                COMMIT_TIMEOUT,
-                self.client.request_with_headers(
-                    pending.subject.clone(),
+        let messages = batch
+            .iter()
+            .enumerate()
+            .map(|(i, pending)| {
+                let mut headers = pending.headers.clone();
+                number(&mut headers, end.number + 1 + i as u64);
+                if i == 0 {
+                    guard(&mut headers, recipient, end.stream_seq);
+                }
+                crate::batch::Message {
+                    subject: pending.subject.clone(),
                     headers,
-                    pending.payload.clone(),
-                ),
-            )
-            .await
-            .map_err(|_| format!("no commit acknowledgement within {COMMIT_TIMEOUT:?}"))?
-            .map_err(|e| format!("commit: {e}"))?;
-            return commit_outcome(&reply.payload);
-        }
-        Err("an empty batch".to_owned())
-    }
-}
-
-/// What JetStream answered a batch's commit.
-fn commit_outcome(payload: &[u8]) -> Result<Outcome, String> {
-    #[derive(serde::Deserialize)]
-    struct ApiError {
-        #[serde(default)]
-        err_code: u64,
-        #[serde(default)]
-        description: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Ack {
-        #[serde(default)]
-        seq: u64,
-        #[serde(default)]
-        error: Option<ApiError>,
-    }
-    let ack: Ack = serde_json::from_slice(payload)
-        .map_err(|e| format!("an unreadable commit acknowledgement: {e}"))?;
-    match ack.error {
-        None if ack.seq > 0 => Ok(Outcome::Stored(ack.seq)),
-        None => Err("a commit acknowledgement without a sequence".to_owned()),
-        Some(e) if e.err_code == WRONG_LAST_SEQUENCE => Ok(Outcome::Moved),
-        Some(e) if e.err_code == BATCH_DUPLICATE => Ok(Outcome::BatchDuplicate),
-        Some(e) => Err(format!(
-            "batch refused: {} (error code {})",
-            e.description, e.err_code
-        )),
+                    payload: pending.payload.clone(),
+                }
+            })
+            .collect();
+        Ok(
+            match crate::batch::publish(&self.client, &id, messages).await? {
+                Committed::Stored(seq) => Outcome::Stored(seq),
+                Committed::Moved => Outcome::Moved,
+                Committed::Duplicate => Outcome::BatchDuplicate,
+            },
+        )
     }
 }
 
@@ -408,36 +365,6 @@ fn answer(batch: Vec<Pending>, outcome: Result<(), String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn commit_answers_are_read_as_stored_moved_duplicate_or_refused() {
-        assert!(matches!(
-            commit_outcome(br#"{"stream":"DELIVERY","seq":7,"batch":"b","count":3}"#),
-            Ok(Outcome::Stored(7))
-        ));
-        assert!(matches!(
-            commit_outcome(
-                br#"{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 2"},"stream":"D","seq":0}"#
-            ),
-            Ok(Outcome::Moved)
-        ));
-        assert!(matches!(
-            commit_outcome(
-                br#"{"error":{"code":400,"err_code":10201,"description":"atomic publish batch contains duplicate message id"},"seq":0}"#
-            ),
-            Ok(Outcome::BatchDuplicate)
-        ));
-        let refused = commit_outcome(
-            br#"{"error":{"code":400,"err_code":10174,"description":"atomic publish is disabled"}}"#,
-        );
-        assert!(
-            matches!(&refused, Err(e) if e.contains("atomic publish is disabled") && e.contains("10174")),
-            "{}",
-            refused.err().unwrap_or_default()
-        );
-        assert!(commit_outcome(b"not json").is_err());
-        assert!(commit_outcome(b"{}").is_err());
-    }
 
     #[test]
     fn batches_are_bounded_in_count_and_bytes_but_never_empty() {

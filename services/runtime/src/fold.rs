@@ -5,9 +5,10 @@
 //! - [`Cursor`]: the last EVENTS sequence applied, kept in the service's
 //!   bucket. A service resumes after it; with an empty bucket (lost, or new)
 //!   it folds EVENTS from the start, which rebuilds its state.
-//! - [`Events`]: EVENTS read in order from a sequence (an ordered consumer),
-//!   each accepted envelope decoded, and whether the reader has caught up with
-//!   the end of the stream as it was when reading began.
+//! - [`Events`]: EVENTS' facts read in order from a sequence (an ordered
+//!   consumer): each accepted envelope without its labelled fields, which is
+//!   all a service may read (ADR 0021), and whether the reader has caught up
+//!   with the end of the stream as it was when reading began.
 //! - [`Outbox`]: events the service decided to raise, kept in its bucket
 //!   until they come back through EVENTS. The envelope ids are deterministic
 //!   (derived from what caused them), the gateway de-duplicates on them, and
@@ -151,8 +152,18 @@ impl Events {
             .nats("stream EVENTS")?
             .state
             .last_sequence;
+        // The facts only (the envelopes without their labelled fields): all
+        // a service may read of EVENTS (ADR 0021). Named, so that the filter
+        // is in the request's subject, which NATS permissions check.
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
+                name: Some(format!("fold-{}", {
+                    use rand_core::RngCore as _;
+                    let mut bytes = [0u8; 8];
+                    rand_core::OsRng.fill_bytes(&mut bytes);
+                    hex::encode(bytes)
+                })),
+                filter_subject: subjects::FACTS_ALL.to_owned(),
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: after + 1,
                 },

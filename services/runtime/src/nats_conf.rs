@@ -86,10 +86,18 @@ pub fn authorization(users: &[NatsUser], passwords: Passwords) -> String {
                     quoted_list(&u.deny_subscribe)
                 )
             };
+            let publish = if u.deny_publish.is_empty() {
+                quoted_list(&u.publish)
+            } else {
+                format!(
+                    "{{ allow: {}, deny: {} }}",
+                    quoted_list(&u.publish),
+                    quoted_list(&u.deny_publish)
+                )
+            };
             out.push_str(&format!(
-                "      {{ user: {:?}, password: {password}, permissions: {{ publish: {}, subscribe: {subscribe}{responses} }} }}\n",
+                "      {{ user: {:?}, password: {password}, permissions: {{ publish: {publish}, subscribe: {subscribe}{responses} }} }}\n",
                 u.credentials.user,
-                quoted_list(&u.publish),
             ));
         }
         out

@@ -58,7 +58,16 @@ pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
         stream::Config {
             deny_delete: true,
             deny_purge: true,
-            ..base(s::EVENTS_STREAM, s::EVENTS_ALL, "Accepted envelopes")
+            // Each accepted envelope is stored with its fact (the envelope
+            // without its labelled fields, for the services) as one atomic
+            // batch (ADR 0021).
+            subjects: vec![s::EVENTS_ALL.to_owned(), s::FACTS_ALL.to_owned()],
+            allow_atomic_publish: true,
+            ..base(
+                s::EVENTS_STREAM,
+                s::EVENTS_ALL,
+                "Accepted envelopes, each with its fact",
+            )
         },
         stream::Config {
             max_age: Duration::from_secs(settings.delivery_max_age_days * 24 * 3600),
@@ -253,7 +262,12 @@ pub async fn provision(
     let consumers = vec![
         (
             s::EVENTS_STREAM,
-            durable(settings, s::ROUTER_CONSUMER, None, 256),
+            durable(
+                settings,
+                s::ROUTER_CONSUMER,
+                Some(s::EVENTS_ALL.to_owned()),
+                256,
+            ),
         ),
         // The ledger writer appends in source order, in batches of up to
         // 1,000, and reads ahead while it appends: a batch being gathered,

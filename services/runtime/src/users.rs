@@ -46,6 +46,8 @@ pub struct NatsUser {
     pub subscribe: Vec<String>,
     /// Subjects it may not subscribe to, though `subscribe` would allow them.
     pub deny_subscribe: Vec<String>,
+    /// Subjects it may not publish to, though `publish` would allow them.
+    pub deny_publish: Vec<String>,
     /// May reply to requests it received (the gateway answers senders).
     pub allow_responses: bool,
     /// Its account: [`ACCOUNT`], or [`SYSTEM_ACCOUNT`] for [`SYSTEM`].
@@ -147,6 +149,7 @@ fn user(
         publish,
         subscribe,
         deny_subscribe: vec![],
+        deny_publish: vec![],
         allow_responses,
         account: ACCOUNT,
     }
@@ -216,7 +219,7 @@ fn read_stream(stream: &str) -> Vec<String> {
 fn service_user(service: Service, member: Member) -> NatsUser {
     let mut publish = [
         vec![s::internal(service), service.decisions()],
-        read_stream(s::EVENTS_STREAM),
+        read_facts(),
         write_key_value(service.bucket()),
     ]
     .concat();
@@ -229,7 +232,33 @@ fn service_user(service: Service, member: Member) -> NatsUser {
         // Its business partners follow the live registry (read only).
         publish.extend(read_stream(&format!("KV_{}", crate::live_registry::BUCKET)));
     }
-    user(&service.user(), publish, subscribe, true)
+    let mut user = user(&service.user(), publish, subscribe, true);
+    // Not the router's consumer, which delivers whole envelopes.
+    user.deny_publish = vec![
+        format!(
+            "$JS.API.CONSUMER.MSG.NEXT.{}.{}",
+            s::EVENTS_STREAM,
+            s::ROUTER_CONSUMER
+        ),
+        format!("$JS.ACK.{}.{}.>", s::EVENTS_STREAM, s::ROUTER_CONSUMER),
+    ];
+    user
+}
+
+/// JetStream API subjects to read EVENTS' facts only (ADR 0021): ordered
+/// consumers whose filter is [`s::FACTS_ALL`], named so the filter is in the
+/// request's subject (`CONSUMER.CREATE.EVENTS.<name>.<filter>`, which
+/// nats-server checks against the request), and the stream's end. No
+/// direct or message gets, which would read whole envelopes.
+fn read_facts() -> Vec<String> {
+    let events = s::EVENTS_STREAM;
+    vec![
+        format!("$JS.API.STREAM.INFO.{events}"),
+        format!("$JS.API.CONSUMER.CREATE.{events}.*.{}", s::FACTS_ALL),
+        format!("$JS.API.CONSUMER.DELETE.{events}.*"),
+        format!("$JS.API.CONSUMER.INFO.{events}.*"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{events}.*"),
+    ]
 }
 
 /// What the operator may publish: administering streams, consumers and KV
@@ -323,6 +352,7 @@ pub fn plan() -> Vec<NatsUser> {
             [
                 vec![
                     s::EVENTS_ALL.to_owned(),
+                    s::FACTS_ALL.to_owned(),
                     s::DELIVERY_ALL.to_owned(),
                     s::decisions("gateway"),
                 ],

@@ -203,7 +203,12 @@ async fn events_by_id(js: &jetstream::Context) -> Result<BTreeMap<String, usize>
         else {
             bail!("EVENTS ended early");
         };
-        let id = message?
+        let message = message?;
+        // Each envelope's fact is stored with it (ADR 0021): count the events.
+        if message.subject.starts_with("liaison.facts.") {
+            continue;
+        }
+        let id = message
             .headers
             .as_ref()
             .and_then(|h| h.get("Nats-Msg-Id"))

@@ -574,3 +574,110 @@ async fn a_scoped_auditor_reads_only_the_records_of_their_agencies() -> anyhow::
     );
     system.shutdown().await
 }
+
+/// Liaison's services read only each envelope's fact — the envelope without
+/// its labelled fields — never the whole envelope (data minimisation, ADR
+/// 0021): EVENTS holds both, stored together, and a service's NATS user can
+/// open only consumers filtered to the facts.
+#[tokio::test]
+async fn services_read_facts_without_labelled_fields_and_never_whole_envelopes()
+-> anyhow::Result<()> {
+    use async_nats::jetstream::consumer;
+    use futures_util::StreamExt as _;
+    use liaison_proto::v1::EnvelopeAccepted;
+    let system = start().await?;
+    let school = agency(&system, "school-a").await?;
+    let verdict = school.send(&referral("school-a", "min-1")).await?;
+    assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+
+    // EVENTS holds the envelope and, right after it, its fact.
+    let inspector = jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    let events = inspector.get_stream(subjects::EVENTS_STREAM).await?;
+    let event = events.get_raw_message(1).await?;
+    let fact = events.get_raw_message(2).await?;
+    assert_eq!(
+        (event.subject.as_str(), fact.subject.as_str()),
+        ("liaison.events.referral", "liaison.facts.referral")
+    );
+    let whole = EnvelopeAccepted::decode(event.payload.as_ref())?;
+    let minimised = EnvelopeAccepted::decode(fact.payload.as_ref())?;
+    let body = |a: &EnvelopeAccepted| match a.envelope.as_ref().and_then(|e| e.body.clone()) {
+        Some(liaison_proto::v1::envelope::Body::Referral(r)) => Ok(r),
+        other => Err(anyhow::anyhow!("not a referral: {other:?}")),
+    };
+    let (whole_body, fact_body) = (body(&whole)?, body(&minimised)?);
+    assert!(!whole_body.concern.is_empty());
+    assert!(
+        fact_body.concern.is_empty()
+            && fact_body.health_notes.is_empty()
+            && fact_body
+                .subject
+                .as_ref()
+                .is_some_and(|p| p.full_name.is_empty()),
+        "{fact_body:?}"
+    );
+    // What the services decide on is kept: the subject token, the routes.
+    assert_eq!(
+        fact_body.subject.as_ref().map(|p| p.token.as_str()),
+        whole_body.subject.as_ref().map(|p| p.token.as_str())
+    );
+    assert_eq!(minimised.routes, whole.routes);
+
+    // A service's user: facts through a filtered consumer, nothing else.
+    let linkage = system
+        .connect_as(&liaison_core::system::Service::Linkage.user())
+        .await?;
+    let js = jetstream::new(linkage);
+    let stream = js.get_stream(subjects::EVENTS_STREAM).await?;
+    let facts = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            name: Some("test-facts".into()),
+            filter_subject: subjects::FACTS_ALL.into(),
+            ..Default::default()
+        })
+        .await?;
+    let first = facts
+        .messages()
+        .await?
+        .next()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no fact"))??;
+    assert_eq!(first.subject.as_str(), "liaison.facts.referral");
+    fails_within("a direct get of an event", stream.direct_get(1)).await;
+    fails_within("a message get of an event", stream.get_raw_message(1)).await;
+    fails_within(
+        "an unfiltered consumer",
+        stream.create_consumer(consumer::pull::OrderedConfig {
+            name: Some("test-all".into()),
+            ..Default::default()
+        }),
+    )
+    .await;
+    fails_within(
+        "a consumer of the events' subjects",
+        stream.create_consumer(consumer::pull::OrderedConfig {
+            name: Some("test-events".into()),
+            filter_subject: subjects::EVENTS_ALL.into(),
+            ..Default::default()
+        }),
+    )
+    .await;
+    fails_within("the router's consumer", async {
+        let router = stream
+            .get_consumer::<consumer::pull::Config>(subjects::ROUTER_CONSUMER)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let mut batch = router
+            .fetch()
+            .max_messages(1)
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        match batch.next().await {
+            Some(m) => m.map(|_| ()).map_err(|e| anyhow::anyhow!(e)),
+            None => Err(anyhow::anyhow!("no message")),
+        }
+    })
+    .await;
+    system.shutdown().await
+}

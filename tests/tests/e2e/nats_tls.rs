@@ -112,6 +112,7 @@ fn plan_with_police() -> Result<Vec<NatsUser>> {
         publish,
         subscribe,
         deny_subscribe: vec![],
+        deny_publish: vec![],
         allow_responses: false,
         account: users::ACCOUNT,
     });
