@@ -163,6 +163,21 @@ pub async fn auditor(system: &System, id: &str) -> Result<async_nats::Client> {
     }
 }
 
+/// A privileged connection (the inspector's) that speaks on the ingress
+/// subject of `agency` — any text, valid id or not — with that agency's
+/// inbox prefix, as only the agency itself could: the gateway answers only
+/// in the inbox of the agency its subject names (ADR 0021).
+pub async fn speaking_for(system: &System, agency: &str) -> Result<async_nats::Client> {
+    let credentials = system.credentials(liaison_runtime::users::INSPECTOR)?;
+    Ok(async_nats::ConnectOptions::with_user_and_password(
+        credentials.user.clone(),
+        credentials.password.expose().to_owned(),
+    )
+    .custom_inbox_prefix(liaison_core::subjects::inbox_prefix(agency))
+    .connect(system.url())
+    .await?)
+}
+
 /// Connects as `agency` with its own NKey and signing key. Agencies log in
 /// through a gateway (the auth callout): a gateway just started may not
 /// answer yet, so a refused login is tried again for up to 10 s.

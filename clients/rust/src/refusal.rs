@@ -62,6 +62,12 @@ pub enum Refusal {
     /// `unavailable`: the gateway could not store it now; retry with the same id.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// `invalid_reply_subject`: a request whose reply subject was not in the
+    /// agency's own inbox (`_INBOX_<agency>.`). The gateway answers nowhere
+    /// else, so this is seen only on the ledger, never by the sender (this
+    /// client always uses its own inbox).
+    #[error("invalid_reply_subject: {0}")]
+    InvalidReplySubject(String),
     /// A code this client does not know (from a newer gateway).
     #[error("{code}: {reason}")]
     Other { code: String, reason: String },
@@ -69,7 +75,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal code of `liaison.v1`, as the gateway sends them.
-    pub const CODES: [&'static str; 15] = [
+    pub const CODES: [&'static str; 16] = [
         "too_large",
         "invalid_agency_id",
         "unknown_agency",
@@ -85,6 +91,7 @@ impl Refusal {
         "agency_suspended",
         "no_recipient",
         "unavailable",
+        "invalid_reply_subject",
     ];
 
     /// The refusal a verdict's `code` and `reason` stand for.
@@ -106,6 +113,7 @@ impl Refusal {
             "agency_suspended" => Self::AgencySuspended(reason),
             "no_recipient" => Self::NoRecipient(reason),
             "unavailable" => Self::Unavailable(reason),
+            "invalid_reply_subject" => Self::InvalidReplySubject(reason),
             other => Self::Other {
                 code: other.to_owned(),
                 reason,
@@ -131,6 +139,7 @@ impl Refusal {
             Self::AgencySuspended(_) => "agency_suspended",
             Self::NoRecipient(_) => "no_recipient",
             Self::Unavailable(_) => "unavailable",
+            Self::InvalidReplySubject(_) => "invalid_reply_subject",
             Self::Other { code, .. } => code,
         }
     }
@@ -152,7 +161,8 @@ impl Refusal {
             | Self::PolicyDenied(r)
             | Self::AgencySuspended(r)
             | Self::NoRecipient(r)
-            | Self::Unavailable(r) => r,
+            | Self::Unavailable(r)
+            | Self::InvalidReplySubject(r) => r,
             Self::Other { reason, .. } => reason,
         }
     }

@@ -302,6 +302,16 @@ pub async fn serve(
             message = records.next() => match message { Some(m) => (m, Asked::Records), None => return },
         };
         grants.lapse(Instant::now());
+        // Answered only in the asker's inbox: never into LEDGER, DECISIONS
+        // or anything else the audit service may write (ADR 0021).
+        if !message
+            .reply
+            .as_ref()
+            .is_some_and(|r| subjects::reply_is_an_inbox(r))
+        {
+            warn!("An auditor's request with a reply subject outside an inbox, not served");
+            continue;
+        }
         let body = match asked {
             Asked::Consultation => {
                 let reply = consult(&js, &writer, &auditors, &message, &mut grants).await;

@@ -232,7 +232,14 @@ async fn checkpointer(
         };
         match writer.checkpoint_now().await {
             Ok(note) => {
-                if let Some(request) = request {
+                // Answered only in the asker's inbox: never into LEDGER or
+                // CHECKPOINTS, which the audit service may write (ADR 0021).
+                if let Some(request) = request.filter(|r| {
+                    r.message
+                        .reply
+                        .as_ref()
+                        .is_some_and(|to| subjects::reply_is_an_inbox(to))
+                }) {
                     let _ = request.respond(Ok(note.unwrap_or_default().into())).await;
                 }
             }

@@ -249,9 +249,50 @@ pub fn inbox_prefix(user: &str) -> String {
     format!("_INBOX_{user}")
 }
 
+/// Whether `reply` is a subject in `user`'s own inbox (`_INBOX_<user>.…`,
+/// no wildcard): the only place a Liaison service writes an answer to.
+/// Answering on any reply subject would let a requester have the service
+/// publish, with the service's own rights, into a stream or a KV bucket
+/// (found by the hostile-agency suite, ADR 0021).
+pub fn reply_is_inbox_of(reply: &str, user: &str) -> bool {
+    reply
+        .strip_prefix(&inbox_prefix(user))
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains(['*', '>', ' ']))
+}
+
+/// Whether `reply` is in some client's inbox (`_INBOX_…`, no wildcard):
+/// for requests whose asker the subject does not name (operators,
+/// auditors). No stream or bucket captures `_INBOX_` subjects.
+pub fn reply_is_an_inbox(reply: &str) -> bool {
+    reply.starts_with("_INBOX_") && reply.contains('.') && !reply.contains(['*', '>', ' '])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_goes_only_to_the_askers_own_inbox() {
+        assert!(reply_is_inbox_of("_INBOX_school-a.abc.1", "school-a"));
+        for foreign in [
+            "_INBOX_school-a",
+            "_INBOX_school-a.",
+            "_INBOX_school-ab.x",
+            "_INBOX_school-b.x",
+            "_INBOX_school-a.*",
+            "_INBOX_school-a.>",
+            "$KV.INBOX.probation",
+            "liaison.deliver.council.referral",
+            "liaison.events.referral",
+        ] {
+            assert!(!reply_is_inbox_of(foreign, "school-a"), "{foreign}");
+        }
+        assert!(reply_is_an_inbox("_INBOX_operator.x"));
+        assert!(!reply_is_an_inbox("liaison.ledger.entries"));
+        assert!(!reply_is_an_inbox("_INBOX_operator"));
+        assert!(!reply_is_an_inbox("_INBOX_operator.>"));
+    }
 
     #[test]
     fn ingress_subjects_round_trip_and_refuse_bad_agencies() {

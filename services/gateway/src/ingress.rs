@@ -56,6 +56,16 @@ pub async fn serve(
             message = requests.next() => message,
         };
         let Some(message) = message else { break };
+        if let Some(refusal) = foreign_reply(&message) {
+            // Not served, not answered: recorded.
+            let shared = shared.clone();
+            tracker.spawn(async move {
+                let hop =
+                    Hop::continuing(info_span!("gateway.ingress", otel.kind = "server"), None);
+                refuse(&shared, &hop, refusal).await;
+            });
+            continue;
+        }
         if let Some(op) = subjects::inbox_op(&message.subject) {
             let Ok(permit) = readers.clone().acquire_owned().await else {
                 break;
@@ -82,6 +92,32 @@ pub async fn serve(
     let _ = internal.unsubscribe().await;
     tracker.close();
     tracker.wait().await;
+}
+
+/// A request whose reply subject is not in its sender's own inbox: the
+/// agency the ingress subject names (`_INBOX_<agency>.`), or the service of
+/// the internal door (`_INBOX_svc-<service>.`). The refusal to record.
+fn foreign_reply(message: &Message) -> Option<Rejected> {
+    let reply = message.reply.as_ref()?;
+    let (owner, agency) = match subjects::service_of_internal(&message.subject) {
+        Some(service) => (service.user(), String::new()),
+        None => {
+            let agency = subjects::ingress_agency_part(&message.subject).to_owned();
+            (agency.clone(), agency)
+        }
+    };
+    if subjects::reply_is_inbox_of(reply, &owner) {
+        return None;
+    }
+    let mut rejected = Rejected::new(Refusal::InvalidReply(format!(
+        "the reply subject is not in {}'s own inbox ({}.…): nothing is answered elsewhere",
+        owner,
+        subjects::inbox_prefix(&owner)
+    )));
+    if liaison_core::AgencyId::parse(&agency).is_ok() {
+        rejected.agency = agency;
+    }
+    Some(rejected)
 }
 
 async fn handle(shared: &Shared, message: Message) {
@@ -787,7 +823,8 @@ fn case_rules(
 
 /// Stores the accepted envelope in EVENTS, with its trace context, and its
 /// fact (the envelope without its labelled fields, which Liaison's services
-/// read: ADR 0021) as one atomic batch; `Ok(true)` if it was already there.
+/// read: ADR 0021), together ([`crate::events`]); `Ok(true)` if it was
+/// already there.
 async fn store(
     shared: &Shared,
     accepted: &EnvelopeAccepted,
@@ -824,13 +861,12 @@ async fn store(
             payload: fact.encode_to_vec().into(),
         },
     ];
-    let batch = format!("event-{}", uuid::Uuid::new_v4().simple());
-    match crate::batch::publish(&shared.client, &batch, messages).await {
-        Ok(crate::batch::Committed::Stored(_)) => Ok(false),
-        Ok(crate::batch::Committed::Duplicate) => Ok(true),
-        Ok(crate::batch::Committed::Moved) => Err(Refusal::Unavailable(
-            "EVENTS refused the envelope's batch (an unexpected guard)".to_owned(),
-        )),
-        Err(e) => Err(Refusal::Unavailable(e)),
-    }
+    let [event, fact]: [crate::batch::Message; 2] = messages
+        .try_into()
+        .map_err(|_| Refusal::Unavailable("the envelope's batch".to_owned()))?;
+    shared
+        .events
+        .store(crate::events::Entry { event, fact })
+        .await
+        .map_err(Refusal::Unavailable)
 }

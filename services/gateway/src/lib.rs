@@ -16,6 +16,7 @@ pub mod candidates;
 pub mod decode;
 pub mod departures;
 pub mod enrolment;
+pub mod events;
 pub mod https;
 pub mod inbox;
 pub mod ingress;
@@ -98,6 +99,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// Numbers and stores each recipient's copies.
     pub sequencer: sequencer::Sequencer,
+    /// Accepted envelopes and their facts into EVENTS, by group commit.
+    pub events: events::Events,
     /// Agencies' inboxes, read for them over NATS and HTTPS.
     pub inboxes: inbox::Inboxes,
     /// Token ids bound where every gateway replica sees them.
@@ -318,6 +321,7 @@ impl Gateway {
             membership,
             replays,
             sequencer,
+            events: events::Events::start(client.clone()),
             inboxes,
             recorder,
             metrics,

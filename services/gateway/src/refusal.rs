@@ -45,6 +45,11 @@ pub enum Refusal {
     NoRecipient(String),
     #[error("gateway cannot store the envelope now (retry with the same id): {0}")]
     Unavailable(String),
+    /// A request whose reply subject is not in the sender's own inbox
+    /// (`_INBOX_<agency>.`): the gateway would otherwise write its answer,
+    /// with its own rights, wherever the sender chose. Nothing is answered.
+    #[error("{0}")]
+    InvalidReply(String),
 }
 
 impl Refusal {
@@ -66,6 +71,7 @@ impl Refusal {
             Self::AgencySuspended { .. } => "agency_suspended",
             Self::NoRecipient(_) => "no_recipient",
             Self::Unavailable(_) => "unavailable",
+            Self::InvalidReply(_) => "invalid_reply_subject",
         }
     }
 
@@ -74,7 +80,10 @@ impl Refusal {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::TooLarge { .. } => 413,
-            Self::InvalidAgencyId(_) | Self::Malformed(_) | Self::InvalidField { .. } => 400,
+            Self::InvalidAgencyId(_)
+            | Self::Malformed(_)
+            | Self::InvalidField { .. }
+            | Self::InvalidReply(_) => 400,
             Self::UnknownAgency(_)
             | Self::MissingToken
             | Self::BadSignature(_)
@@ -99,7 +108,7 @@ impl Refusal {
 
     /// Every refusal code with its HTTP status, for the wire contract and the
     /// OpenAPI document (one mapping, used by both doors).
-    pub fn codes() -> [(&'static str, u16); 15] {
+    pub fn codes() -> [(&'static str, u16); 16] {
         [
             ("too_large", 413),
             ("invalid_agency_id", 400),
@@ -116,6 +125,7 @@ impl Refusal {
             ("agency_suspended", 403),
             ("no_recipient", 422),
             ("unavailable", 503),
+            ("invalid_reply_subject", 400),
         ]
     }
 }
@@ -152,6 +162,7 @@ mod tests {
             },
             Refusal::NoRecipient(String::new()),
             Refusal::Unavailable(String::new()),
+            Refusal::InvalidReply(String::new()),
         ];
         let table = Refusal::codes();
         assert_eq!(examples.len(), table.len());

@@ -18,7 +18,6 @@ async fn refusals_over_https_carry_the_nats_doors_codes_and_are_audited() -> any
     let https = https_client(&system)?;
     let school = agency(&system, "school-a").await?;
     let police = agency(&system, "police").await?;
-    let operator = system.connect_as(liaison_runtime::users::INSPECTOR).await?;
     let good = referral("school-a", "ref-refused");
     let good_json = envelope_json(&good);
     let path = "/v1/agencies/school-a/envelopes";
@@ -112,7 +111,7 @@ async fn refusals_over_https_carry_the_nats_doors_codes_and_are_audited() -> any
             )
             .await?;
         let nats = liaison_client::request(
-            &operator,
+            &liaison_tests::speaking_for(&system, "School_A").await?,
             "liaison.ingress.School_A.envelope".into(),
             good.encode_to_vec().into(),
             Some(&token),

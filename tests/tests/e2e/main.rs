@@ -21,6 +21,7 @@ mod council_adapter;
 mod demo;
 mod durability;
 mod harness;
+mod hostile_agency;
 mod hostile_frames;
 mod hostile_input;
 mod https;

@@ -88,7 +88,7 @@ async fn a_suspended_agency_is_refused_at_both_doors_and_its_copies_held_until_r
     // Whatever still reaches its ingress (sent through another connection)
     // is refused at once.
     let stray = liaison_client::AgencyClient::new(
-        system.connect_as(users::INSPECTOR).await?,
+        liaison_tests::speaking_for(&system, "police").await?,
         liaison_core::AgencyId::parse("police")?,
         liaison_core::tokens::Signer::from_pem(&liaison_tests::key_pem("police")?, None)
             .map_err(anyhow::Error::msg)?,

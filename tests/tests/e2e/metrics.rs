@@ -5,7 +5,6 @@
 use liaison_client::request;
 use liaison_core::time::unix_now;
 use liaison_proto::v1::verdict::Outcome;
-use liaison_runtime::users;
 use liaison_system::system::{System, UpOptions};
 use liaison_tests::{assert_refused, config, eventually, http_get, ledger, metric, referral, sign};
 use prost::Message;
@@ -52,9 +51,8 @@ async fn metrics_count_what_happened_with_bounded_labels_only() -> anyhow::Resul
         &json!({"iss": "ghost-agency", "sub": "x", "aud": "liaison-gateway", "iat": now,
                 "nbf": now, "exp": now + 60, "jti": "j-metrics"}),
     )?;
-    let operator = system.connect_as(users::INSPECTOR).await?;
     let verdict = request(
-        &operator,
+        &liaison_tests::speaking_for(&system, "ghost-agency").await?,
         "liaison.ingress.ghost-agency.envelope".into(),
         envelope.encode_to_vec().into(),
         Some(&token),

@@ -7,7 +7,6 @@ use liaison_core::time::unix_now;
 use liaison_proto::v1::envelope::Body;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{CaseUpdated, Decision};
-use liaison_runtime::users;
 use liaison_tests::{agency, assert_refused, inbox_exactly, ledger, referral, sign, start};
 use prost::Message;
 use serde_json::json;
@@ -24,7 +23,6 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
     let system = start().await?;
     let school = agency(&system, "school-a").await?;
     let police = agency(&system, "police").await?;
-    let operator = system.connect_as(users::INSPECTOR).await?;
     let timeout = Duration::from_secs(3);
 
     let good = referral("school-a", "ref-good");
@@ -55,7 +53,7 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
     // An agency the registry does not know (only an operator could even publish here).
     let token = sign("school-a", &claims("ghost-agency", "x", 60))?;
     let verdict = request(
-        &operator,
+        &liaison_tests::speaking_for(&system, "ghost-agency").await?,
         "liaison.ingress.ghost-agency.envelope".into(),
         good_bytes.clone().into(),
         Some(&token),
@@ -66,7 +64,7 @@ async fn each_refusal_is_explained_audited_and_harms_nothing_accepted() -> anyho
 
     // An agency id that is not a valid id.
     let verdict = request(
-        &operator,
+        &liaison_tests::speaking_for(&system, "School_A").await?,
         "liaison.ingress.School_A.envelope".into(),
         good_bytes.clone().into(),
         Some(&token),

@@ -180,7 +180,7 @@ async fn a_suspension_is_in_force_at_every_replica_within_a_second() -> anyhow::
     // these sends lands on either at random, so one that had not applied
     // the change would accept some of them.
     let stray = liaison_client::AgencyClient::new(
-        operator.clone(),
+        liaison_tests::speaking_for(&system, "school-b").await?,
         liaison_core::AgencyId::parse("school-b")?,
         liaison_core::tokens::Signer::from_pem(&liaison_tests::key_pem("school-b")?, None)
             .map_err(anyhow::Error::msg)?,

@@ -61,7 +61,11 @@ pub fn document() -> Value {
     );
 
     // Which refusals each route can answer with.
-    let envelope_refusals: Vec<(&str, u16)> = Refusal::codes().to_vec();
+    // All but `invalid_reply_subject`: an HTTPS request has no reply subject.
+    let envelope_refusals: Vec<(&str, u16)> = Refusal::codes()
+        .into_iter()
+        .filter(|(code, _)| *code != "invalid_reply_subject")
+        .collect();
     let agency_refusals: Vec<(&str, u16)> = Refusal::codes()
         .into_iter()
         .filter(|(code, status)| *status == 401 || *code == "invalid_agency_id")
