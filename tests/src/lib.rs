@@ -163,6 +163,46 @@ pub async fn auditor(system: &System, id: &str) -> Result<async_nats::Client> {
     }
 }
 
+/// Whether the tests run in CI (`CI` set and not false).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Whether `python3` runs here (the Python example and the hostile-agency
+/// suite need it; in CI its absence fails them).
+pub fn python_present() -> bool {
+    std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Pulls one message from the router's durable consumer of EVENTS with
+/// `js`'s rights (which only the gateway has: tests check that others are
+/// refused).
+pub async fn pull_from_router(js: &async_nats::jetstream::Context) -> Result<()> {
+    use futures_util::StreamExt as _;
+    let router = js
+        .get_stream(liaison_core::subjects::EVENTS_STREAM)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
+            liaison_core::subjects::ROUTER_CONSUMER,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let mut batch = router
+        .fetch()
+        .max_messages(1)
+        .messages()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    match batch.next().await {
+        Some(m) => m.map(|_| ()).map_err(|e| anyhow::anyhow!(e)),
+        None => Err(anyhow::anyhow!("no message")),
+    }
+}
+
 /// A privileged connection (the inspector's) that speaks on the ingress
 /// subject of `agency` — any text, valid id or not — with that agency's
 /// inbox prefix, as only the agency itself could: the gateway answers only

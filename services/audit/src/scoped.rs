@@ -66,7 +66,8 @@ impl RecordsRequest {
                 .operation
                 .as_deref()
                 .map(crate::replay::parse_operation)
-                .transpose()?,
+                .transpose()
+                .map_err(|e| format!("operation: {e}"))?,
         })
     }
 }

@@ -28,7 +28,9 @@ use futures_util::StreamExt as _;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{AuditRecord, Decision, Operation};
 use liaison_runtime::users;
-use liaison_tests::{agency, eventually, ledger_all, referral, repo_root, start};
+use liaison_tests::{
+    agency, eventually, in_ci, ledger_all, python_present, referral, repo_root, start,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -43,17 +45,6 @@ const CLASSES: [&str; 8] = [
     "flood",
     "policy",
 ];
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-fn python_present() -> bool {
-    std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// One probe's line.
 #[derive(Debug)]

@@ -345,23 +345,10 @@ async fn the_operator_administers_streams_but_reads_no_shared_message() -> anyho
         delivery.create_consumer(jetstream::consumer::pull::OrderedConfig::default()),
     )
     .await;
-    fails_within("the router's consumer", async {
-        let router = events
-            .get_consumer::<jetstream::consumer::pull::Config>(subjects::ROUTER_CONSUMER)
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let mut batch = router
-            .fetch()
-            .max_messages(1)
-            .messages()
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        use futures_util::StreamExt as _;
-        match batch.next().await {
-            Some(m) => m.map(|_| ()).map_err(|e| anyhow::anyhow!(e)),
-            None => Err(anyhow::anyhow!("no message")),
-        }
-    })
+    fails_within(
+        "the router's consumer",
+        liaison_tests::pull_from_router(&js),
+    )
     .await;
     fails_within("a snapshot of EVENTS", async {
         operator
@@ -662,22 +649,10 @@ async fn services_read_facts_without_labelled_fields_and_never_whole_envelopes()
         }),
     )
     .await;
-    fails_within("the router's consumer", async {
-        let router = stream
-            .get_consumer::<consumer::pull::Config>(subjects::ROUTER_CONSUMER)
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let mut batch = router
-            .fetch()
-            .max_messages(1)
-            .messages()
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        match batch.next().await {
-            Some(m) => m.map(|_| ()).map_err(|e| anyhow::anyhow!(e)),
-            None => Err(anyhow::anyhow!("no message")),
-        }
-    })
+    fails_within(
+        "the router's consumer",
+        liaison_tests::pull_from_router(&js),
+    )
     .await;
     system.shutdown().await
 }

@@ -9,19 +9,8 @@
 
 use liaison_proto::v1::{Decision, Operation};
 use liaison_runtime::users;
-use liaison_tests::{agency, inbox_exactly, ledger, repo_root, start};
+use liaison_tests::{agency, in_ci, inbox_exactly, ledger, python_present, repo_root, start};
 use std::time::{Duration, Instant};
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-fn python_present() -> bool {
-    std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 #[tokio::test]
 #[allow(clippy::print_stderr)] // the skip note and the example's run time belong in the test log

@@ -119,15 +119,6 @@ pub enum ReplayFormat {
     Csv,
 }
 
-fn time(flag: &str, value: Option<&String>) -> Result<Option<prost_types::Timestamp>> {
-    value
-        .map(|v| {
-            v.parse()
-                .map_err(|e| anyhow!("--{flag} {v:?} is not an RFC 3339 time: {e}"))
-        })
-        .transpose()
-}
-
 impl ReplayArgs {
     /// The filter in words, for the consultation record (ids only, no personal data).
     fn scope(&self) -> String {
@@ -148,22 +139,24 @@ impl ReplayArgs {
             .join(" ")
     }
 
-    fn filter(&self) -> Result<Filter> {
-        Ok(Filter {
-            from_index: self.from,
-            to_index: self.to,
-            since: time("since", self.since.as_ref())?,
-            until: time("until", self.until.as_ref())?,
+    /// The filter as the audit service's scoped reading takes it too (one
+    /// parser of the flags for both).
+    fn request(&self, grant: &str) -> liaison_audit::scoped::RecordsRequest {
+        liaison_audit::scoped::RecordsRequest {
+            grant: grant.to_owned(),
+            from: self.from,
+            to: self.to,
+            since: self.since.clone(),
+            until: self.until.clone(),
             agency: self.agency.clone(),
-            case_id: self.case.clone(),
+            case: self.case.clone(),
             token: self.token.clone(),
-            operation: self
-                .operation
-                .as_deref()
-                .map(replay::parse_operation)
-                .transpose()
-                .map_err(|e| anyhow!(e))?,
-        })
+            operation: self.operation.clone(),
+        }
+    }
+
+    fn filter(&self) -> Result<Filter> {
+        self.request("").filter().map_err(|e| anyhow!("--{e}"))
     }
 }
 
@@ -279,18 +272,8 @@ async fn replay_scoped(
     args: &ReplayArgs,
 ) -> Result<ExitCode> {
     use futures_util::StreamExt as _;
-    use liaison_audit::scoped::{Page, RecordsRequest};
-    let request = RecordsRequest {
-        grant: reply.grant.clone(),
-        from: args.from,
-        to: args.to,
-        since: args.since.clone(),
-        until: args.until.clone(),
-        agency: args.agency.clone(),
-        case: args.case.clone(),
-        token: args.token.clone(),
-        operation: args.operation.clone(),
-    };
+    use liaison_audit::scoped::Page;
+    let request = args.request(&reply.grant);
     let inbox = client.new_inbox();
     let mut pages = client.subscribe(inbox.clone()).await?;
     client
