@@ -467,7 +467,12 @@ async fn decide(
             )))
         })?;
     if !send.allowed {
-        let reason = if send.clauses.is_empty() {
+        let reason = if !send.lapsed.is_empty() {
+            format!(
+                "the information-sharing agreement that would let {agency} send this has lapsed: {}",
+                send.lapsed.join(", ")
+            )
+        } else if send.clauses.is_empty() {
             format!(
                 "no information-sharing agreement lets {agency} send a {} for purpose {:?} under legal basis {:?}{}",
                 envelope.kind(),

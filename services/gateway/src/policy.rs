@@ -34,6 +34,78 @@ pub enum PolicyError {
     Vocabulary { path: String, reason: String },
     #[error("policy {0} permits without naming its clause: add @id(\"ISA-…/…\")")]
     Unnamed(String),
+    #[error("clause {clause}: @{annotation}({value:?}) is not a date (YYYY-MM-DD)")]
+    Date {
+        clause: String,
+        annotation: &'static str,
+        value: String,
+    },
+}
+
+/// A clause's dates, from its annotations: `@expires("YYYY-MM-DD")`, the
+/// last day it permits anything (an information-sharing agreement lapses),
+/// and `@review("YYYY-MM-DD")`, when the partnership must review it. Days
+/// since 1970-01-01 (UTC).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Terms {
+    pub expires: Option<u64>,
+    pub review: Option<u64>,
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (proleptic Gregorian).
+pub fn parse_day(text: &str) -> Option<u64> {
+    let mut parts = text.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > days_in[m as usize - 1]
+    {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+/// `YYYY-MM-DD` of a day since 1970-01-01.
+pub fn format_day(day: u64) -> String {
+    let z = day as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Today, in days since 1970-01-01 (UTC).
+pub fn today() -> u64 {
+    liaison_core::time::unix_now() / 86_400
 }
 
 /// The purposes, legal bases and handling caveats an envelope may carry
@@ -91,6 +163,9 @@ pub struct Outcome {
     pub clauses: Vec<String>,
     /// Errors met while evaluating (a policy that errors does not permit).
     pub errors: Vec<String>,
+    /// Clauses that would have permitted it but have lapsed (`@expires`
+    /// passed), each with its date: then it is not allowed.
+    pub lapsed: Vec<String>,
 }
 
 /// One recipient's copy: who, which labels are withheld, and which clauses allowed it.
@@ -121,6 +196,11 @@ pub struct Policy {
     /// most envelopes cost a lookup, not ~60 Cedar evaluations. Belongs to
     /// this policy set: a reload starts a new one.
     decided: std::sync::Mutex<HashMap<Shape, Decided>>,
+    /// Each policy's dates ([`Terms`]).
+    terms: HashMap<cedar_policy::PolicyId, Terms>,
+    /// How many expiry dates had passed when the cached decisions were
+    /// taken: when another passes, the cache is emptied.
+    lapses: std::sync::atomic::AtomicUsize,
 }
 
 /// A cached decision, and the sender it was worked out for.
@@ -285,6 +365,36 @@ fn read_dir(dir: &Path) -> Result<Sources, PolicyError> {
     })
 }
 
+/// Every policy's [`Terms`], from its `@expires` and `@review` annotations.
+fn terms_of(policies: &PolicySet) -> Result<HashMap<cedar_policy::PolicyId, Terms>, PolicyError> {
+    let mut terms = HashMap::new();
+    for policy in policies.policies() {
+        let clause = policy
+            .annotation("id")
+            .map_or_else(|| policy.id().to_string(), str::to_owned);
+        let date = |annotation: &'static str| -> Result<Option<u64>, PolicyError> {
+            policy
+                .annotation(annotation)
+                .map(|value| {
+                    parse_day(value).ok_or_else(|| PolicyError::Date {
+                        clause: clause.clone(),
+                        annotation,
+                        value: value.to_owned(),
+                    })
+                })
+                .transpose()
+        };
+        let t = Terms {
+            expires: date("expires")?,
+            review: date("review")?,
+        };
+        if t != Terms::default() {
+            terms.insert(policy.id().clone(), t);
+        }
+    }
+    Ok(terms)
+}
+
 impl Policy {
     /// Loads and validates the schema and policies in `dir` for `registry`'s agencies.
     pub fn load(dir: &Path, registry: &Registry) -> Result<Self, PolicyError> {
@@ -372,7 +482,8 @@ impl Policy {
             Some(&schema),
         )
         .map_err(|e| PolicyError::Entities(format!("agencies: {e}")))?;
-        Ok(Self {
+        let terms = terms_of(&policies)?;
+        let policy = Self {
             named,
             schema,
             policies,
@@ -381,7 +492,40 @@ impl Policy {
             systems,
             authorizer: Authorizer::new(),
             decided: std::sync::Mutex::new(HashMap::new()),
-        })
+            terms,
+            lapses: std::sync::atomic::AtomicUsize::new(0),
+        };
+        policy.lapses.store(
+            policy.lapsed_count(today()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(policy)
+    }
+
+    /// Every clause's dates, by clause (`@id`), for `liaison policy check`.
+    pub fn terms(&self) -> BTreeMap<String, Terms> {
+        self.terms
+            .iter()
+            .map(|(id, t)| (self.clause(id), *t))
+            .collect()
+    }
+
+    /// How many clauses' expiry dates are before `day`.
+    fn lapsed_count(&self, day: u64) -> usize {
+        self.terms
+            .values()
+            .filter(|t| t.expires.is_some_and(|e| e < day))
+            .count()
+    }
+
+    /// The lapse of `id` on `day`, worded, if it has lapsed.
+    fn lapse(&self, id: &cedar_policy::PolicyId, day: u64) -> Option<String> {
+        let expires = self.terms.get(id)?.expires.filter(|e| *e < day)?;
+        Some(format!(
+            "{} (lapsed: expired {})",
+            self.clause(id),
+            format_day(expires)
+        ))
     }
 
     /// The digest [`Policy::load`] would give the directory's files now,
@@ -447,26 +591,38 @@ impl Policy {
                     allowed: false,
                     clauses: vec![],
                     errors: vec![e.to_string()],
+                    lapsed: vec![],
                 };
             }
         };
         let response = self
             .authorizer
             .is_authorized(&request, &self.policies, entities);
-        let mut clauses: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(|id| self.clause(id))
-            .collect();
-        clauses.sort();
+        // A clause past its expiry date permits nothing: when every permit
+        // that allowed it has lapsed, it is not allowed, and says why.
+        let day = today();
+        let mut allowed = response.decision() == Decision::Allow;
+        let (mut lapsed, mut live) = (Vec::new(), Vec::new());
+        for id in response.diagnostics().reason() {
+            match self.lapse(id, day).filter(|_| allowed) {
+                Some(lapse) => lapsed.push(lapse),
+                None => live.push(self.clause(id)),
+            }
+        }
+        if allowed && live.is_empty() && !lapsed.is_empty() {
+            allowed = false;
+        }
+        live.sort();
+        lapsed.sort();
         Outcome {
-            allowed: response.decision() == Decision::Allow,
-            clauses,
+            allowed,
+            clauses: live,
             errors: response
                 .diagnostics()
                 .errors()
                 .map(|e| e.to_string())
                 .collect(),
+            lapsed,
         }
     }
 
@@ -523,6 +679,16 @@ impl Policy {
             sectors: alert.0.to_vec(),
             region: alert.1.to_owned(),
         };
+        // A clause lapsed since these decisions were cached: decide afresh.
+        let lapses = self.lapsed_count(today());
+        if self
+            .lapses
+            .swap(lapses, std::sync::atomic::Ordering::Relaxed)
+            != lapses
+            && let Ok(mut cache) = self.decided.lock()
+        {
+            cache.clear();
+        }
         if let Some(decided) = self
             .decided
             .lock()
@@ -962,6 +1128,29 @@ fn message_entity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clause_dates_are_read_and_written_as_calendar_days() {
+        assert_eq!(parse_day("1970-01-01"), Some(0));
+        assert_eq!(parse_day("2026-12-07"), Some(20_794));
+        assert_eq!(
+            parse_day("2024-02-29").map(format_day).as_deref(),
+            Some("2024-02-29")
+        );
+        for day in [0, 365, 20_794, 2_932_896] {
+            assert_eq!(parse_day(&format_day(day)), Some(day));
+        }
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "26-01-01",
+            "2026-01-01T00",
+            "x",
+        ] {
+            assert_eq!(parse_day(bad), None, "{bad}");
+        }
+    }
 
     fn route(to: &str) -> Route {
         Route {

@@ -79,7 +79,11 @@ pub fn run(cli: &Cli, args: &PolicyArgs) -> Result<ExitCode> {
     }
 }
 
+/// Days before a clause's expiry or review date that `policy check` warns.
+const WARN_DAYS: u64 = 30;
+
 fn check(policy: &Policy, dir: &std::path::Path) {
+    use liaison_gateway::policy::format_day;
     println!(
         "Policy set {} is valid: {} policies, sha256:{}",
         dir.display(),
@@ -87,8 +91,43 @@ fn check(policy: &Policy, dir: &std::path::Path) {
         policy.digest()
     );
     println!("Clauses:");
+    let terms = policy.terms();
+    let today = liaison_gateway::policy::today();
+    let mut warnings = Vec::new();
     for clause in policy.clauses() {
-        println!("  {clause}");
+        let t = terms.get(&clause).copied().unwrap_or_default();
+        let mut dates = Vec::new();
+        if let Some(e) = t.expires {
+            dates.push(format!("expires {}", format_day(e)));
+            if e < today {
+                warnings.push(format!(
+                    "{clause} LAPSED on {}: it permits nothing; renew the agreement or remove the clause",
+                    format_day(e)
+                ));
+            } else if e < today + WARN_DAYS {
+                warnings.push(format!(
+                    "{clause} expires on {} ({} days): renew the agreement, or it permits nothing after that day",
+                    format_day(e),
+                    e - today
+                ));
+            }
+        }
+        if let Some(r) = t.review {
+            dates.push(format!("review {}", format_day(r)));
+            if r < today + WARN_DAYS {
+                warnings.push(format!("{clause} is due for review on {}", format_day(r)));
+            }
+        }
+        if dates.is_empty() {
+            println!("  {clause}");
+        } else {
+            println!("  {clause}  ({})", dates.join(", "));
+        }
+    }
+    warnings.sort();
+    warnings.dedup();
+    for warning in &warnings {
+        println!("WARNING: {warning}");
     }
     let vocabulary = policy.vocabulary();
     println!(
@@ -100,7 +139,12 @@ fn check(policy: &Policy, dir: &std::path::Path) {
 }
 
 fn decided(outcome: &Outcome) -> String {
-    let by = if outcome.clauses.is_empty() {
+    let by = if !outcome.lapsed.is_empty() && !outcome.allowed {
+        format!(
+            "the clause that would permit it has lapsed: {}",
+            outcome.lapsed.join(", ")
+        )
+    } else if outcome.clauses.is_empty() {
         "no clause permits it".to_owned()
     } else if outcome.allowed {
         format!("permitted by {}", outcome.clauses.join(", "))

@@ -39,9 +39,14 @@ const FREE_LISTENERS: [&str; 14] = [
 ];
 
 async fn system() -> anyhow::Result<System> {
+    system_with_policies(&root().join("deploy/policies")).await
+}
+
+/// [`system`] deciding under the policies in `policies`.
+async fn system_with_policies(policies: &Path) -> anyhow::Result<System> {
     let mut config = Config::default();
     config.paths.registry = root().join("deploy/agencies/registry.toml");
-    config.paths.policies = root().join("deploy/policies");
+    config.paths.policies = policies.to_path_buf();
     config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
     config.audit.auditors = root().join("deploy/audit/auditors.toml");
     config.paths.operators = root().join("deploy/operators/operators.toml");
@@ -642,6 +647,175 @@ fn policy_check_explain_and_test_answer_without_a_running_system() {
     let broken = liaison(none, &["policy", "--policies", "/nonexistent", "check"]);
     assert!(!broken.status.success());
     assert!(String::from_utf8_lossy(&broken.stderr).contains("/nonexistent"));
+}
+
+/// A copy of the development policies with `annotations` placed before the
+/// clause `clause` of isa.cedar.
+fn dated_policies(dir: &Path, clause: &str, annotations: &str) {
+    let from = root().join("deploy/policies");
+    for entry in std::fs::read_dir(&from).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        if path.is_file() {
+            let name = path.file_name().unwrap_or_default();
+            let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+            let id = format!("@id(\"{clause}\")");
+            if text.contains(&id) {
+                text = text.replacen(&id, &format!("{annotations}\n{id}"), 1);
+            }
+            std::fs::write(dir.join(name), text).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn policy_check_warns_of_a_clause_expiring_soon_and_explain_names_a_lapsed_one() {
+    let none = Path::new("/nonexistent/session.json");
+    let day = |offset: i64| {
+        let today = liaison_gateway::policy::today() as i64;
+        liaison_gateway::policy::format_day((today + offset) as u64)
+    };
+    let soon = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    dated_policies(
+        soon.path(),
+        "ISA-EDU-01/send",
+        &format!("@expires(\"{}\")\n@review(\"{}\")", day(10), day(5)),
+    );
+    let checked = liaison(
+        none,
+        &[
+            "policy",
+            "--policies",
+            &soon.path().display().to_string(),
+            "check",
+        ],
+    );
+    assert!(checked.status.success(), "{checked:?}");
+    let text = stdout(&checked);
+    assert!(
+        text.contains(&format!(
+            "ISA-EDU-01/send  (expires {}, review {})",
+            day(10),
+            day(5)
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "WARNING: ISA-EDU-01/send expires on {} (10 days)",
+            day(10)
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARNING: ISA-EDU-01/send is due for review"),
+        "{text}"
+    );
+
+    let lapsed = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    dated_policies(lapsed.path(), "ISA-EDU-01/send", "@expires(\"2020-01-31\")");
+    let policies = lapsed.path().display().to_string();
+    let checked = liaison(none, &["policy", "--policies", &policies, "check"]);
+    assert!(
+        stdout(&checked).contains("WARNING: ISA-EDU-01/send LAPSED on 2020-01-31"),
+        "{}",
+        stdout(&checked)
+    );
+    let explained = liaison(
+        none,
+        &[
+            "policy",
+            "--policies",
+            &policies,
+            "explain",
+            "deploy/examples/referral.json",
+            "--sender",
+            "school-a",
+            "--recipient",
+            "police",
+        ],
+    );
+    let text = stdout(&explained);
+    assert!(
+        text.contains("ISA-EDU-01/send (lapsed: expired 2020-01-31)"),
+        "{text}"
+    );
+
+    let bad = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    dated_policies(bad.path(), "ISA-EDU-01/send", "@expires(\"31/01/2020\")");
+    let refused = liaison(
+        none,
+        &[
+            "policy",
+            "--policies",
+            &bad.path().display().to_string(),
+            "check",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("clause ISA-EDU-01/send: @expires(\"31/01/2020\") is not a date"),
+        "{refused:?}"
+    );
+}
+
+/// A clause past its expiry date permits nothing at the gateway: the
+/// referral it alone permitted is refused, naming the lapsed clause, and
+/// the refusal is recorded with it.
+#[tokio::test]
+async fn a_lapsed_clause_permits_nothing_and_the_refusal_names_it() -> anyhow::Result<()> {
+    let policies = tempfile::tempdir()?;
+    dated_policies(
+        policies.path(),
+        "ISA-EDU-01/send",
+        "@expires(\"2020-01-31\")",
+    );
+    let system = system_with_policies(policies.path()).await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+    let refused = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let text = stdout(&refused);
+    assert!(
+        text.contains("REFUSED (policy_denied)")
+            && text.contains("has lapsed: ISA-EDU-01/send (lapsed: expired 2020-01-31)"),
+        "{text}"
+    );
+    let js = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    let verifier = liaison_audit::signer(&system.config)?.verifier();
+    // The ledger writer chains the refusal's record soon after the verdict.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        ticks.tick().await;
+        let mut recorded = Vec::new();
+        liaison_audit::verify::verify(&js, &verifier, |_, r| {
+            if r.code == "policy_denied" {
+                recorded.push(r.reason.clone());
+            }
+        })
+        .await?;
+        if recorded
+            .iter()
+            .any(|r| r.contains("ISA-EDU-01/send (lapsed"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lapsed clause's refusal is not on the ledger: {recorded:?}"
+        );
+    }
+    system.shutdown().await
 }
 
 #[test]
