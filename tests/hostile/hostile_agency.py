@@ -941,6 +941,10 @@ async def in_reply_to_foreign(s: Suite):
     if problem:
         return outcome(False, problem, None, ledger)
     victim_id = ledger[0]["envelope_id"]
+    # Routed (its receipt written) before it is answered: read by the council.
+    kind, why = await s.inbox[COUNCIL].wait_for(VICTIM, victim_id, wait=15)
+    if kind is None:
+        return outcome(False, f"school-b's referral {victim_id} never reached the council ({why})", None, ledger)
     envelope = s.envelope(ATTACKER, {
         "legalBasis": "DPA-2018-sch1-p18",
         "inReplyTo": victim_id,
@@ -958,6 +962,10 @@ async def in_reply_to_foreign_scoped(s: Suite):
     if problem:
         return outcome(False, problem, None, ledger)
     victim_id = ledger[0]["envelope_id"]
+    # Routed (its receipt written) before it is answered: read by the council.
+    kind, why = await s.inbox[COUNCIL].wait_for(VICTIM, victim_id, wait=15)
+    if kind is None:
+        return outcome(False, f"school-b's referral {victim_id} never reached the council ({why})", None, ledger)
     envelope = s.envelope(ATTACKER, {
         "legalBasis": "DPA-2018-sch1-p18",
         "inReplyTo": f"{VICTIM}/{victim_id}",

@@ -24,6 +24,7 @@ pub mod restore;
 pub mod scoped;
 pub mod state;
 pub mod stores;
+pub mod subject;
 pub mod verify;
 pub mod writer;
 

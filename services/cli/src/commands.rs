@@ -15,6 +15,7 @@ mod policy;
 mod registry;
 mod serve;
 mod status;
+mod subject;
 mod up;
 
 use anyhow::Result;
@@ -93,6 +94,9 @@ enum Command {
     Link(link::LinkCommand),
     /// Check, explain and test the access policy (ISA clauses as code).
     Policy(policy::PolicyArgs),
+    /// The people the data is about: `subject report --token T` lists every
+    /// share about them from the ledger (a recorded consultation).
+    Subject(subject::SubjectArgs),
     /// Membership, live: `agencies suspend ID` cuts an agency off at once,
     /// `agencies resume ID` lets it back (a named operator's signed change,
     /// recorded in the ledger).
@@ -277,6 +281,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inbox(args) => agency::inbox(&cli, args).await,
         Command::Cases(args) => cases::run(&cli, args).await,
         Command::Audit(args) => audit::run(&cli, args).await,
+        Command::Subject(args) => subject::run(&cli, args).await,
         Command::Alerts(args) => alerts::run(&cli, args).await,
         Command::Keys(command) => agency::keys(command),
         Command::Token(command) => agency::token(&cli, command),

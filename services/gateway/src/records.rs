@@ -275,6 +275,7 @@ fn from_envelope(envelope: &Envelope) -> AuditRecord {
         kind: envelope.kind().to_owned(),
         classification: envelope.classification,
         subject_tokens: envelope.subject_tokens(),
+        in_reply_to: envelope.in_reply_to.clone(),
         trace_id: trace_id(&envelope.traceparent),
         service: "gateway".into(),
         ..Default::default()

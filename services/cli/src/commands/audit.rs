@@ -32,7 +32,7 @@ pub struct AuditArgs {
 
 /// Who is consulting the ledger, and why: recorded in the ledger before any read.
 #[derive(Debug, clap::Args)]
-struct ConsultArgs {
+pub(super) struct ConsultArgs {
     /// Why you are consulting the ledger, as one of the purposes the
     /// auditors' registry lists (`log-review`, `integrity-check`,
     /// `subject-rights`, `oversight`, `legal-proceedings` in development);
@@ -48,6 +48,18 @@ struct ConsultArgs {
     /// The person consulting [default: $USER].
     #[arg(long, global = true)]
     person: Option<String>,
+}
+
+impl ConsultArgs {
+    /// These, with `purpose` when none was stated.
+    pub(super) fn with_default_purpose(&self, purpose: &str) -> Self {
+        Self {
+            purpose: self.purpose.clone().or_else(|| Some(purpose.to_owned())),
+            auditor: self.auditor.clone(),
+            auditor_key: self.auditor_key.clone(),
+            person: self.person.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,64 +283,78 @@ async fn replay_scoped(
     reply: &ConsultReply,
     args: &ReplayArgs,
 ) -> Result<ExitCode> {
+    let mut rows = Rows::start(
+        std::io::BufWriter::new(std::io::stdout().lock()),
+        args.format,
+    )?;
+    let last = scoped_records(client, &args.request(&reply.grant), |index, record| {
+        rows.write(index, record)
+    })
+    .await?;
+    rows.finish()?;
+    eprintln!(
+        "{} records shown, within {} ({} records verified by the audit service{}){}",
+        last.shown,
+        reply.scope,
+        last.verified,
+        if last.intact {
+            ", intact"
+        } else {
+            ", NOT intact"
+        },
+        if last.note.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", last.note)
+        }
+    );
+    Ok(if last.intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// A scoped grant's records (`request`), read and verified by the audit
+/// service, each handed to `each` with its index; the last page (counts,
+/// whether the ledger verified, notes).
+pub(super) async fn scoped_records(
+    client: &async_nats::Client,
+    request: &liaison_audit::scoped::RecordsRequest,
+    mut each: impl FnMut(u64, &liaison_proto::v1::AuditRecord) -> std::io::Result<()>,
+) -> Result<liaison_audit::scoped::Page> {
     use futures_util::StreamExt as _;
     use liaison_audit::scoped::Page;
-    let request = args.request(&reply.grant);
     let inbox = client.new_inbox();
     let mut pages = client.subscribe(inbox.clone()).await?;
     client
         .publish_with_reply(
             subjects::RECORDS_REQUEST,
             inbox,
-            serde_json::to_vec(&request)?.into(),
+            serde_json::to_vec(request)?.into(),
         )
         .await?;
-    let mut rows = Rows::start(
-        std::io::BufWriter::new(std::io::stdout().lock()),
-        args.format,
-    )?;
     loop {
         let message = tokio::time::timeout(Duration::from_secs(120), pages.next())
             .await
             .map_err(|_| anyhow!("the audit service sent no records within 120 s"))?
             .ok_or_else(|| anyhow!("the audit service's answer ended early"))?;
-        let page: Page =
+        let mut page: Page =
             serde_json::from_slice(&message.payload).context("the audit service's records")?;
         if !page.code.is_empty() {
             bail!("reading refused ({}): {}", page.code, page.note);
         }
-        for mut json in page.records {
+        for mut json in std::mem::take(&mut page.records) {
             let index = json["index"].as_u64().unwrap_or_default();
             if let Some(fields) = json.as_object_mut() {
                 fields.remove("index");
             }
             let record: liaison_proto::v1::AuditRecord =
                 liaison_proto::json::from_json("AuditRecord", &json.to_string())?;
-            rows.write(index, &record)?;
+            each(index, &record)?;
         }
         if !page.more {
-            rows.finish()?;
-            eprintln!(
-                "{} records shown, within {} ({} records verified by the audit service{}){}",
-                page.shown,
-                reply.scope,
-                page.verified,
-                if page.intact {
-                    ", intact"
-                } else {
-                    ", NOT intact"
-                },
-                if page.note.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", page.note)
-                }
-            );
-            return Ok(if page.intact {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            });
+            return Ok(page);
         }
     }
 }
@@ -366,7 +392,7 @@ async fn consulted(cli: &Cli, who: &ConsultArgs, action: &str, scope: String) ->
 }
 
 /// The consultation itself: the auditor's connection and the granted reply.
-async fn consult(
+pub(super) async fn consult(
     cli: &Cli,
     who: &ConsultArgs,
     action: &str,

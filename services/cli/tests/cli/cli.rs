@@ -818,6 +818,109 @@ async fn a_lapsed_clause_permits_nothing_and_the_refusal_names_it() -> anyhow::R
     system.shutdown().await
 }
 
+/// `liaison subject report`: every share about one subject token, from the
+/// ledger, as text, JSON and HTML; a consultation recorded with the purpose
+/// `subject-rights`; a malformed token refused before anything is read.
+#[tokio::test]
+async fn a_subject_report_lists_every_share_about_the_token() -> anyhow::Result<()> {
+    const TOKEN: &str = "st1:SQHU-Cvi3OzFuZYjI0hw-tWBeuTTzQ-1elxR4WFxCqo";
+    let system = system().await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+    let sent = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    // The copies' disclosure records are chained soon after the verdict.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
+    let report = loop {
+        ticks.tick().await;
+        let json = liaison(
+            &session,
+            &["subject", "report", "--token", TOKEN, "--format", "json"],
+        );
+        assert!(json.status.success(), "{json:?}");
+        let report: serde_json::Value = serde_json::from_str(&stdout(&json))?;
+        let disclosed = report["shares"][0]["disclosures"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if disclosed == 2 {
+            break report;
+        }
+        assert!(std::time::Instant::now() < deadline, "{report}");
+    };
+    let share = &report["shares"][0];
+    assert_eq!(share["sender"], "school-a");
+    assert_eq!(share["kind"], "referral");
+    assert_eq!(share["clauses"][0], "ISA-EDU-01/send");
+    let mut to: Vec<&str> = share["disclosures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["recipient"].as_str())
+        .collect();
+    to.sort_unstable();
+    assert_eq!(to, ["council", "police"]);
+    // The police did not see the health notes (ISA-EDU-01/police-sees).
+    let police = share["disclosures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["recipient"] == "police")
+        .ok_or_else(|| anyhow::anyhow!("no police copy"))?;
+    assert!(
+        police["withheld"].to_string().contains("health"),
+        "{police}"
+    );
+
+    let text = liaison(&session, &["subject", "report", "--token", TOKEN]);
+    let text = stdout(&text);
+    assert!(
+        text.contains(&format!("Subject token {TOKEN}: 1 share(s)"))
+            && text.contains("to police at"),
+        "{text}"
+    );
+    let html = liaison(
+        &session,
+        &["subject", "report", "--token", TOKEN, "--format", "html"],
+    );
+    assert!(stdout(&html).starts_with("<!doctype html>"), "{html:?}");
+
+    let bad = liaison(&session, &["subject", "report", "--token", "a b"]);
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("is not a subject token"),
+        "{bad:?}"
+    );
+
+    // Each report is a consultation on the ledger, for subject-rights.
+    let replayed = audit(
+        &session,
+        &[
+            "replay",
+            "--operation",
+            "consultation",
+            "--format",
+            "ndjson",
+        ],
+    );
+    let consultations = stdout(&replayed);
+    assert!(
+        consultations.contains("subject report --token st1:")
+            && consultations.contains("\"purpose\":\"subject-rights\""),
+        "{consultations}"
+    );
+    system.shutdown().await
+}
+
 #[test]
 fn a_reader_that_goes_away_ends_the_command_quietly_as_sigpipe_would() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_liaison"))
