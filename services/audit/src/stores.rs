@@ -32,12 +32,16 @@ struct Advisory {
     action: String,
 }
 
-/// Records every stream change announced on `advisories` until `shutdown`.
+/// Records every stream change announced on `advisories` until `shutdown`;
+/// first, every stream that routes its messages elsewhere as it stands
+/// (a change made while the audit service was down sent its advisory to
+/// no one).
 pub async fn watch(
     js: jetstream::Context,
     mut advisories: async_nats::Subscriber,
     shutdown: CancellationToken,
 ) {
+    survey(&js).await;
     loop {
         let message = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -58,27 +62,72 @@ pub async fn watch(
             }
         };
         let record = record(&js, &advisory).await;
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", record.record_id.as_str());
-        let stored = async {
-            js.publish_with_headers(
-                subjects::decisions("audit"),
-                headers,
-                record.encode_to_vec().into(),
-            )
-            .await?
-            .await
-            .map(|_| ())
-            .map_err(async_nats::Error::from)
-        }
-        .await;
-        match stored {
-            Ok(()) => {
-                info!(stream = %advisory.stream, action = %advisory.action, code = %record.code, "Store change recorded")
-            }
-            Err(e) => warn!(error = %e, stream = %advisory.stream, "Store change not recorded"),
+        if store(&js, &record).await {
+            info!(stream = %advisory.stream, action = %advisory.action, code = %record.code, "Store change recorded");
         }
     }
+}
+
+/// Records each stream whose configuration sends its messages beyond it,
+/// as it stands now. Its record id is the configuration's digest, so the
+/// same exposure found at every start within DECISIONS' de-duplication
+/// window is recorded once.
+async fn survey(js: &jetstream::Context) {
+    use futures_util::TryStreamExt as _;
+    let streams: Vec<jetstream::stream::Info> = match js.streams().try_collect().await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "Streams not surveyed at start");
+            return;
+        }
+    };
+    for info in streams {
+        let routes = routes_elsewhere(&info.config);
+        if routes.is_empty() {
+            continue;
+        }
+        let stream: String = info.config.name.chars().take(64).collect();
+        let reason = describe(&stream, "found at start", &info.config, &routes);
+        let digest = {
+            use sha2::Digest as _;
+            hex::encode(&sha2::Sha256::digest(reason.as_bytes())[..16])
+        };
+        let record = AuditRecord {
+            record_id: format!("store:survey:{digest}"),
+            operation: Operation::StoreChange as i32,
+            decision: Decision::Accepted as i32,
+            code: "stream_routes_elsewhere".into(),
+            reason: reason.chars().take(1000).collect(),
+            time: Some(liaison_core::time::timestamp_now()),
+            service: "audit".into(),
+            ..Default::default()
+        };
+        if store(js, &record).await {
+            warn!(stream = %stream, "A stream routes its messages elsewhere; recorded");
+        }
+    }
+}
+
+/// Publishes `record` to the ledger's intake; whether it was stored.
+async fn store(js: &jetstream::Context, record: &AuditRecord) -> bool {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", record.record_id.as_str());
+    let stored = async {
+        js.publish_with_headers(
+            subjects::decisions("audit"),
+            headers,
+            record.encode_to_vec().into(),
+        )
+        .await?
+        .await
+        .map(|_| ())
+        .map_err(async_nats::Error::from)
+    }
+    .await;
+    if let Err(e) = &stored {
+        warn!(error = %e, code = %record.code, "Store change not recorded");
+    }
+    stored.is_ok()
 }
 
 /// The record of one change: the stream's configuration as it now is,

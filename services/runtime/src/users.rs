@@ -420,7 +420,10 @@ pub fn plan() -> Vec<NatsUser> {
                 read_stream(s::CHECKPOINTS_STREAM),
                 // A changed stream's configuration (metadata, no messages),
                 // recorded in the ledger.
-                vec!["$JS.API.STREAM.INFO.*".to_owned()],
+                vec![
+                    "$JS.API.STREAM.INFO.*".to_owned(),
+                    "$JS.API.STREAM.LIST".to_owned(),
+                ],
                 // A restored ledger moves the new DECISIONS past every
                 // sequence it names (`liaison audit restore`).
                 vec![format!("$JS.API.STREAM.PURGE.{}", s::DECISIONS_STREAM)],

@@ -307,7 +307,7 @@ async fn a_login_claiming_another_agencys_nkey_is_refused() -> anyhow::Result<()
 /// ledger, named.
 #[tokio::test]
 async fn the_operator_administers_streams_but_reads_no_shared_message() -> anyhow::Result<()> {
-    let system = start().await?;
+    let mut system = start().await?;
     let school = agency(&system, "school-a").await?;
     let verdict = school.send(&referral("school-a", "op-1")).await?;
     assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
@@ -416,6 +416,34 @@ async fn the_operator_administers_streams_but_reads_no_shared_message() -> anyho
                 .reason
                 .contains("republishes liaison.events.> to _INBOX_operator.copy.>"),
         "{recorded:?}"
+    );
+
+    // A change made while the audit service is down sends its advisory to
+    // no one: the audit service finds it when it starts again.
+    system.stop_audit().await;
+    let mut config = delivery.info().await?.config.clone();
+    config.republish = Some(jetstream::stream::Republish {
+        source: subjects::DELIVERY_ALL.to_owned(),
+        destination: "_INBOX_operator.copies.>".to_owned(),
+        headers_only: false,
+    });
+    js.update_stream(config).await?;
+    system.start_audit().await?;
+    let found = liaison_tests::eventually(
+        "the change made while the audit service was down, on the ledger",
+        Duration::from_secs(10),
+        || async {
+            let (_, records) = liaison_tests::ledger(&system).await?;
+            Ok(records.into_iter().find(|r| {
+                r.record_id.starts_with("store:survey:") && r.reason.contains("stream DELIVERY")
+            }))
+        },
+    )
+    .await?;
+    assert!(
+        found.reason.contains("found at start")
+            && found.reason.contains("_INBOX_operator.copies.>"),
+        "{found:?}"
     );
     system.shutdown().await
 }
