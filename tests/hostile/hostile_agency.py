@@ -934,9 +934,9 @@ async def addressee_outside(s: Suite):
     return outcome(True, f"{describe(verdict)}; westshire-police not among them", envelope.id, ledger)
 
 
-@probe("in_reply_to_another_agencys_envelope", "policy")
-async def in_reply_to_foreign(s: Suite):
-    """A correction naming school-b's referral, which school-a neither sent nor received."""
+async def in_reply_to_victims_referral(s: Suite, name_it) -> dict:
+    """A correction naming school-b's referral, which school-a neither sent
+    nor received (as `name_it(sender, id)` writes it)."""
     _, ledger, problem = await s.accepted(VICTIM, s.referral(VICTIM), "school-b's referral")
     if problem:
         return outcome(False, problem, None, ledger)
@@ -947,33 +947,24 @@ async def in_reply_to_foreign(s: Suite):
         return outcome(False, f"school-b's referral {victim_id} never reached the council ({why})", None, ledger)
     envelope = s.envelope(ATTACKER, {
         "legalBasis": "DPA-2018-sch1-p18",
-        "inReplyTo": victim_id,
+        "inReplyTo": name_it(VICTIM, victim_id),
         "correction": {"action": "ACTION_WITHDRAWN", "reasonCode": "wrong-person", "correction": "Referred in error"},
     })
     result = await s.send_expecting(ATTACKER, envelope, "policy_denied", "neither sent nor received")
     result["ledger"] = ledger + result["ledger"]
     return result
+
+
+@probe("in_reply_to_another_agencys_envelope", "policy")
+async def in_reply_to_foreign(s: Suite):
+    """By its id."""
+    return await in_reply_to_victims_referral(s, lambda sender, id_: id_)
 
 
 @probe("in_reply_to_another_agencys_envelope_by_sender", "policy")
 async def in_reply_to_foreign_scoped(s: Suite):
     """The same, naming it SENDER/ID."""
-    _, ledger, problem = await s.accepted(VICTIM, s.referral(VICTIM), "school-b's referral")
-    if problem:
-        return outcome(False, problem, None, ledger)
-    victim_id = ledger[0]["envelope_id"]
-    # Routed (its receipt written) before it is answered: read by the council.
-    kind, why = await s.inbox[COUNCIL].wait_for(VICTIM, victim_id, wait=15)
-    if kind is None:
-        return outcome(False, f"school-b's referral {victim_id} never reached the council ({why})", None, ledger)
-    envelope = s.envelope(ATTACKER, {
-        "legalBasis": "DPA-2018-sch1-p18",
-        "inReplyTo": f"{VICTIM}/{victim_id}",
-        "correction": {"action": "ACTION_WITHDRAWN", "reasonCode": "wrong-person", "correction": "Referred in error"},
-    })
-    result = await s.send_expecting(ATTACKER, envelope, "policy_denied", "neither sent nor received")
-    result["ledger"] = ledger + result["ledger"]
-    return result
+    return await in_reply_to_victims_referral(s, lambda sender, id_: f"{sender}/{id_}")
 
 
 # ---------------------------------------------------------------------------

@@ -35,29 +35,29 @@ pub enum Committed {
     Duplicate,
 }
 
-/// Publishes `messages` as the atomic batch `id` on `client`.
+/// Publishes `messages` as the atomic batch `id` on `client` (the
+/// messages are kept: a refused batch may be stored again otherwise).
 pub async fn publish(
     client: &async_nats::Client,
     id: &str,
-    messages: Vec<Message>,
+    messages: &[Message],
 ) -> Result<Committed, String> {
     let last = messages.len();
-    for (i, mut message) in messages.into_iter().enumerate() {
-        message.headers.insert("Nats-Batch-Id", id);
-        message
-            .headers
-            .insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+    for (i, message) in messages.iter().enumerate() {
+        let mut headers = message.headers.clone();
+        headers.insert("Nats-Batch-Id", id);
+        headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
         if i + 1 < last {
             client
-                .publish_with_headers(message.subject, message.headers, message.payload)
+                .publish_with_headers(message.subject.clone(), headers, message.payload.clone())
                 .await
                 .map_err(|e| format!("publish: {e}"))?;
             continue;
         }
-        message.headers.insert("Nats-Batch-Commit", "1");
+        headers.insert("Nats-Batch-Commit", "1");
         let reply = tokio::time::timeout(
             COMMIT_TIMEOUT,
-            client.request_with_headers(message.subject, message.headers, message.payload),
+            client.request_with_headers(message.subject.clone(), headers, message.payload.clone()),
         )
         .await
         .map_err(|_| format!("no commit acknowledgement within {COMMIT_TIMEOUT:?}"))?

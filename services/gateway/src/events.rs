@@ -83,31 +83,31 @@ async fn write(client: async_nats::Client, mut waiting: mpsc::Receiver<Waiting>)
         }
         serial += 1;
         let id = format!("events-{instance}-{serial}");
-        let messages = group
-            .iter()
-            .flat_map(|w| [copy(&w.entry.event), copy(&w.entry.fact)])
-            .collect();
-        match batch::publish(&client, &id, messages).await {
-            Ok(Committed::Stored(_)) => answer(group, || Ok(false)),
-            Ok(Committed::Duplicate) if group.len() == 1 => answer(group, || Ok(true)),
+        // Each envelope's event then its fact, in the order they came.
+        let (done, messages): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .map(|w| (w.done, [w.entry.event, w.entry.fact]))
+            .unzip();
+        let messages: Vec<batch::Message> = messages.into_iter().flatten().collect();
+        match batch::publish(&client, &id, &messages).await {
+            Ok(Committed::Stored(_)) => answer(done, || Ok(false)),
+            Ok(Committed::Duplicate) if done.len() == 1 => answer(done, || Ok(true)),
             Ok(Committed::Duplicate) => {
                 // One of them was stored before: each on its own.
-                for (i, w) in group.into_iter().enumerate() {
-                    let id = format!("{id}-{i}");
-                    let alone = vec![copy(&w.entry.event), copy(&w.entry.fact)];
-                    let outcome = match batch::publish(&client, &id, alone).await {
+                for (i, (done, alone)) in done.into_iter().zip(messages.chunks(2)).enumerate() {
+                    let outcome = match batch::publish(&client, &format!("{id}-{i}"), alone).await {
                         Ok(Committed::Stored(_)) => Ok(false),
                         Ok(Committed::Duplicate) => Ok(true),
                         Ok(Committed::Moved) => Err(unexpected()),
                         Err(e) => Err(e),
                     };
-                    let _ = w.done.send(outcome);
+                    let _ = done.send(outcome);
                 }
             }
-            Ok(Committed::Moved) => answer(group, || Err(unexpected())),
+            Ok(Committed::Moved) => answer(done, || Err(unexpected())),
             Err(e) => {
                 warn!(error = %e, "EVENTS batch not stored");
-                answer(group, || Err(e.clone()));
+                answer(done, || Err(e.clone()));
             }
         }
     }
@@ -121,16 +121,11 @@ fn size(entry: &Entry) -> usize {
     entry.event.payload.len() + entry.fact.payload.len()
 }
 
-fn copy(message: &batch::Message) -> batch::Message {
-    batch::Message {
-        subject: message.subject.clone(),
-        headers: message.headers.clone(),
-        payload: message.payload.clone(),
-    }
-}
-
-fn answer(group: Vec<Waiting>, outcome: impl Fn() -> Result<bool, String>) {
-    for w in group {
-        let _ = w.done.send(outcome());
+fn answer(
+    done: Vec<oneshot::Sender<Result<bool, String>>>,
+    outcome: impl Fn() -> Result<bool, String>,
+) {
+    for done in done {
+        let _ = done.send(outcome());
     }
 }

@@ -852,26 +852,23 @@ async fn store(
         .map_err(|e| Refusal::Unavailable(format!("the envelope's fact: {e}")))?;
     let mut fact_headers = headers.clone();
     fact_headers.insert("Nats-Msg-Id", format!("{scoped}:fact").as_str());
-    let messages = vec![
-        crate::batch::Message {
+    let entry = crate::events::Entry {
+        event: crate::batch::Message {
             subject: subjects::event(envelope.1),
             headers,
             payload: accepted.encode_to_vec().into(),
         },
         // The fact last: EVENTS' last message is always a fact, so a
         // service that has read it is caught up.
-        crate::batch::Message {
+        fact: crate::batch::Message {
             subject: subjects::fact(envelope.1),
             headers: fact_headers,
             payload: fact.encode_to_vec().into(),
         },
-    ];
-    let [event, fact]: [crate::batch::Message; 2] = messages
-        .try_into()
-        .map_err(|_| Refusal::Unavailable("the envelope's batch".to_owned()))?;
+    };
     shared
         .events
-        .store(crate::events::Entry { event, fact })
+        .store(entry)
         .await
         .map_err(Refusal::Unavailable)
 }

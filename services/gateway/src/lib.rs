@@ -432,6 +432,15 @@ impl Gateway {
                         message = admin.next() => message,
                     };
                     let Some(message) = message else { break };
+                    // Answered only in the asker's inbox: never into a
+                    // stream or bucket the gateway may write (ADR 0021).
+                    if !message
+                        .reply
+                        .as_ref()
+                        .is_some_and(|r| subjects::reply_is_an_inbox(r))
+                    {
+                        continue;
+                    }
                     if message.subject.as_str() == subjects::ADMIN_INBOXES {
                         membership::answer_backlogs(&shared, message).await;
                     } else {

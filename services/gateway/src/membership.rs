@@ -476,11 +476,7 @@ fn refused_record(error: &str) -> AuditRecord {
 /// Answers an operator's question about inboxes (`liaison.admin.inboxes`):
 /// the operator may not read DELIVERY, the gateway may.
 pub async fn answer_backlogs(shared: &Shared, message: async_nats::Message) {
-    let Some(reply) = message
-        .reply
-        .clone()
-        .filter(|r| subjects::reply_is_an_inbox(r))
-    else {
+    let Some(reply) = message.reply.clone() else {
         return;
     };
     let answer = liaison_runtime::inbox::answer_backlogs(&shared.js, &message.payload).await;
@@ -492,13 +488,7 @@ pub async fn answer_backlogs(shared: &Shared, message: async_nats::Message) {
 
 /// Answers one operator request on `liaison.admin.agencies`.
 pub async fn answer(shared: &Shared, message: async_nats::Message) {
-    // Answered only in the asker's inbox: never into a stream or bucket
-    // the gateway may write (ADR 0021).
-    let Some(reply) = message
-        .reply
-        .clone()
-        .filter(|r| subjects::reply_is_an_inbox(r))
-    else {
+    let Some(reply) = message.reply.clone() else {
         return;
     };
     let token = message

@@ -604,7 +604,7 @@ impl Policy {
         let mut allowed = response.decision() == Decision::Allow;
         let (mut lapsed, mut live) = (Vec::new(), Vec::new());
         for id in response.diagnostics().reason() {
-            match self.lapse(id, day).filter(|_| allowed) {
+            match allowed.then(|| self.lapse(id, day)).flatten() {
                 Some(lapse) => lapsed.push(lapse),
                 None => live.push(self.clause(id)),
             }

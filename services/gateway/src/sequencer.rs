@@ -300,7 +300,7 @@ impl Sequencer {
             .await
             .map_err(|_| "the gateway is stopping".to_owned())?;
         let id = format!("{}-{}", self.instance, batch[0].ticket);
-        let messages = batch
+        let messages: Vec<crate::batch::Message> = batch
             .iter()
             .enumerate()
             .map(|(i, pending)| {
@@ -317,7 +317,7 @@ impl Sequencer {
             })
             .collect();
         Ok(
-            match crate::batch::publish(&self.client, &id, messages).await? {
+            match crate::batch::publish(&self.client, &id, &messages).await? {
                 Committed::Stored(seq) => Outcome::Stored(seq),
                 Committed::Moved => Outcome::Moved,
                 Committed::Duplicate => Outcome::BatchDuplicate,
