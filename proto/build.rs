@@ -8,6 +8,7 @@ const FILES: &[&str] = &[
     "liaison/v1/cases.proto",
     "liaison/v1/envelope.proto",
     "liaison/v1/audit.proto",
+    "liaison/v1/store.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -53,6 +53,7 @@ pub fn config() -> Config {
     config.paths.registry = repo_root().join("deploy/agencies/registry.toml");
     config.paths.policies = repo_root().join("deploy/policies");
     config.audit.checkpoint_key = repo_root().join("deploy/audit/dev-checkpoint-key.pem");
+    config.data.kek_file = repo_root().join("deploy/keys/dev-kek.toml");
     config.audit.auditors = repo_root().join("deploy/audit/auditors.toml");
     config.paths.operators = repo_root().join("deploy/operators/operators.toml");
     config.gateway.max_envelope_bytes = 64 * 1024;

@@ -145,8 +145,13 @@ pub async fn consultation_by(
     Ok((client, reply))
 }
 
-/// Every message of `stream`, in order.
-async fn messages(js: &async_nats::jetstream::Context, stream: &str) -> Result<Vec<bytes::Bytes>> {
+/// Every message of `stream` but the facts, in order, opened (they are
+/// stored sealed: ADR 0022).
+async fn messages(
+    js: &async_nats::jetstream::Context,
+    keys: &liaison_runtime::seal::Keyring,
+    stream: &str,
+) -> Result<Vec<Vec<u8>>> {
     let mut stream = js.get_stream(stream).await?;
     let last = stream.info().await?.state.last_sequence;
     let mut out = Vec::new();
@@ -162,7 +167,10 @@ async fn messages(js: &async_nats::jetstream::Context, stream: &str) -> Result<V
         let seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
         // Each envelope's fact is stored with it in EVENTS (ADR 0021).
         if !message.subject.starts_with("liaison.facts.") {
-            out.push(message.message.payload);
+            let (_, plain) = keys
+                .open(message.subject.as_str(), message.message.payload.as_ref())
+                .await?;
+            out.push(plain);
         }
         if seq >= last {
             break;
@@ -176,14 +184,15 @@ async fn messages(js: &async_nats::jetstream::Context, stream: &str) -> Result<V
 /// (envelope id, recipient, labels withheld).
 pub async fn performed(system: &System, tally: &Tally) -> Result<(Counts, Vec<Delivery>)> {
     let js = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    let keys = system.keyring().await?;
     let mut counts = tally.0.clone();
     let mut add = |operation: Operation, decision: Decision, service: &str| {
         *counts
             .entry(key(operation as i32, decision as i32, service))
             .or_default() += 1;
     };
-    for payload in messages(&js, subjects::EVENTS_STREAM).await? {
-        let envelope = EnvelopeAccepted::decode(payload)?
+    for payload in messages(&js, &keys, subjects::EVENTS_STREAM).await? {
+        let envelope = EnvelopeAccepted::decode(payload.as_slice())?
             .envelope
             .unwrap_or_default();
         // What the sender did, in s.62's words.
@@ -199,9 +208,9 @@ pub async fn performed(system: &System, tally: &Tally) -> Result<(Counts, Vec<De
         }
     }
     let mut deliveries = Vec::new();
-    for payload in messages(&js, subjects::DELIVERY_STREAM).await? {
+    for payload in messages(&js, &keys, subjects::DELIVERY_STREAM).await? {
         add(Operation::Disclosure, Decision::Delivered, "gateway");
-        deliveries.push(Delivery::decode(payload)?);
+        deliveries.push(Delivery::decode(payload.as_slice())?);
     }
     let cases = js.get_key_value(Service::Cases.bucket()).await?;
     let mut keys = cases.keys().await?;

@@ -26,6 +26,7 @@ use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::Delivery;
 use liaison_runtime::direct;
 use liaison_runtime::inbox::Position;
+use liaison_runtime::seal::SealError;
 use prost::Message as _;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -108,6 +109,8 @@ struct Local {
 /// Every agency's inbox, as this gateway serves it.
 pub struct Inboxes {
     client: async_nats::Client,
+    /// Opens the sealed copies (ADR 0022).
+    keys: liaison_runtime::seal::Keyring,
     positions: async_nats::jetstream::kv::Store,
     ack_wait: Duration,
     local: Mutex<HashMap<AgencyId, Arc<tokio::sync::Mutex<Local>>>>,
@@ -154,6 +157,7 @@ impl Inboxes {
     /// Binds to the INBOX bucket.
     pub async fn open(
         client: &async_nats::Client,
+        keys: liaison_runtime::seal::Keyring,
         ack_wait: Duration,
     ) -> Result<Self, liaison_core::NatsError> {
         use liaison_core::NatsContext as _;
@@ -163,6 +167,7 @@ impl Inboxes {
             .nats(format!("KV bucket {}", subjects::INBOX_BUCKET))?;
         Ok(Self {
             client: client.clone(),
+            keys,
             positions,
             ack_wait,
             local: Mutex::new(HashMap::new()),
@@ -295,12 +300,28 @@ impl Inboxes {
                 {
                     continue;
                 }
-                let delivery = match Delivery::decode(message.payload.as_ref()) {
+                let opened = match self
+                    .keys
+                    .open(message.subject.as_str(), message.payload.as_ref())
+                    .await
+                {
+                    Ok((_, plain)) => Delivery::decode(plain.as_slice()).map_err(|e| e.to_string()),
+                    Err(SealError::Erased(_)) => {
+                        // Erased (its subject, or its retention ended): there
+                        // is nothing left to hand out; it counts as read.
+                        local.unwritten.insert(number, message.sequence);
+                        position.take([(number, message.sequence)]);
+                        continue;
+                    }
+                    Err(e @ SealError::Corrupt(_)) => Err(e.to_string()),
+                    Err(e) => return Err(InboxError::Unavailable(e.to_string())),
+                };
+                let delivery = match opened {
                     Ok(delivery) => delivery,
                     Err(e) => {
                         // Only the gateway writes DELIVERY: a bug, not the agency's doing.
                         error!(agency = %agency, stream_seq = message.sequence, error = %e,
-                            "Undecodable copy skipped");
+                            "Unopenable copy skipped");
                         continue;
                     }
                 };

@@ -28,6 +28,7 @@ use liaison_core::trace::{self, TraceContext};
 use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
 use liaison_proto::v1::{CaseStatus, Envelope, EnvelopeAccepted, Route, Verdict};
+use liaison_runtime::seal;
 use prost::Message as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -852,11 +853,33 @@ async fn store(
         .map_err(|e| Refusal::Unavailable(format!("the envelope's fact: {e}")))?;
     let mut fact_headers = headers.clone();
     fact_headers.insert("Nats-Msg-Id", format!("{scoped}:fact").as_str());
+    // Sealed (ADR 0022) under the keys of its subjects (or case) and of the
+    // end of its retention: the longest any clause that let it be shared states.
+    let clauses = accepted
+        .policy_ids
+        .iter()
+        .chain(accepted.routes.iter().flat_map(|r| r.policy_ids.iter()))
+        .map(String::as_str);
+    let retention = shared
+        .policy()
+        .retention(clauses, shared.config.data.default_retention_days * 86_400);
+    let until = seal::retained_until(liaison_core::time::unix_now(), retention);
+    let names = accepted
+        .envelope
+        .as_ref()
+        .map(|e| seal::keys_for(e, until))
+        .unwrap_or_default();
+    let subject = subjects::event(envelope.1);
+    let payload = shared
+        .keys
+        .seal(&names, &subject, &accepted.encode_to_vec())
+        .await
+        .map_err(|e| Refusal::Unavailable(format!("the envelope could not be sealed: {e}")))?;
     let entry = crate::events::Entry {
         event: crate::batch::Message {
-            subject: subjects::event(envelope.1),
+            subject,
             headers,
-            payload: accepted.encode_to_vec().into(),
+            payload,
         },
         // The fact last: EVENTS' last message is always a fact, so a
         // service that has read it is caught up.

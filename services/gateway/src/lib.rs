@@ -16,6 +16,7 @@ pub mod candidates;
 pub mod decode;
 pub mod departures;
 pub mod enrolment;
+pub mod erasure;
 pub mod events;
 pub mod https;
 pub mod inbox;
@@ -56,6 +57,8 @@ pub enum GatewayError {
     Policy(#[from] policy::PolicyError),
     #[error("agency keys: {0}")]
     Keys(String),
+    #[error("data keys: {0}")]
+    DataKeys(String),
     #[error(transparent)]
     Nats(#[from] liaison_core::NatsError),
     #[error(transparent)]
@@ -103,6 +106,8 @@ pub struct Shared {
     pub events: events::Events,
     /// Agencies' inboxes, read for them over NATS and HTTPS.
     pub inboxes: inbox::Inboxes,
+    /// Seals what EVENTS and DELIVERY store, and opens it (ADR 0022).
+    pub keys: liaison_runtime::seal::Keyring,
     /// Token ids bound where every gateway replica sees them.
     pub replays: replay::Replays,
     /// Agencies suspended by named operators, as every gateway applies them.
@@ -214,7 +219,22 @@ impl Gateway {
     /// Loads configuration, registry and policy (failing fast on any error),
     /// subscribes to ingress and binds the router's consumer.
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, GatewayError> {
+        let sealing =
+            liaison_runtime::seal::load_kek(&config.data).map_err(GatewayError::DataKeys)?;
+        Self::start_with(config, client, sealing).await
+    }
+
+    /// [`Gateway::start`], sealing as `sealing` says (a benchmark measures
+    /// what sealing costs by starting one gateway that does not).
+    pub async fn start_with(
+        config: Config,
+        client: async_nats::Client,
+        sealing: liaison_runtime::seal::Sealing,
+    ) -> Result<Self, GatewayError> {
         let js = jetstream::new(client.clone());
+        let keys = liaison_runtime::seal::Keyring::open_store(&js, sealing)
+            .await
+            .map_err(|e| GatewayError::DataKeys(e.to_string()))?;
         let (registry, follower) = liaison_runtime::live_registry::Follower::open(&js)
             .await
             .map_err(GatewayError::LiveRegistry)?;
@@ -280,6 +300,7 @@ impl Gateway {
         .await?;
         let inboxes = inbox::Inboxes::open(
             &client,
+            keys.clone(),
             std::time::Duration::from_secs(config.streams.ack_wait_secs),
         )
         .await?;
@@ -323,6 +344,7 @@ impl Gateway {
             sequencer,
             events: events::Events::start(client.clone()),
             inboxes,
+            keys,
             recorder,
             metrics,
             limits: limits::Limits::new(&registry, config.gateway.max_envelope_bytes),
@@ -449,6 +471,30 @@ impl Gateway {
                 }
             })
         };
+        // Data keys destroyed by any gateway are forgotten here; keys wrapped
+        // by a rotated-out key-encryption key are re-wrapped; keys whose
+        // retention has ended are destroyed (ADR 0022).
+        let forgotten = {
+            let keys = self.shared.keys.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move { keys.follow(stop).await })
+        };
+        {
+            let keys = self.shared.keys.clone();
+            tokio::spawn(async move {
+                if let Err(e) = keys.rewrap().await {
+                    tracing::error!(error = %e, "Data keys not re-wrapped under the current key-encryption key");
+                }
+            });
+        }
+        let retention_secs = self.shared.config.data.retention_sweep_secs;
+        let retention = (retention_secs > 0).then(|| {
+            tokio::spawn(erasure::watch(
+                self.shared.clone(),
+                std::time::Duration::from_secs(retention_secs),
+                stop.clone(),
+            ))
+        });
         let sweep_secs = self.shared.config.gateway.departures_sweep_secs;
         let departures = (sweep_secs > 0).then(|| {
             tokio::spawn(departures::watch(
@@ -478,6 +524,10 @@ impl Gateway {
         if let Some(departures) = departures {
             let _ = departures.await;
         }
+        if let Some(retention) = retention {
+            let _ = retention.await;
+        }
+        let _ = forgotten.await;
         if let Some(logins) = logins {
             let _ = logins.await;
         }

@@ -34,6 +34,10 @@ pub enum PolicyError {
     Vocabulary { path: String, reason: String },
     #[error("policy {0} permits without naming its clause: add @id(\"ISA-…/…\")")]
     Unnamed(String),
+    #[error(
+        "clause {clause}: @retention({value:?}) is not a period: a number then y (365 days), m (30 days), d, h or s, e.g. \"6y\" or \"90d\""
+    )]
+    Retention { clause: String, value: String },
     #[error("clause {clause}: @{annotation}({value:?}) is not a date (YYYY-MM-DD)")]
     Date {
         clause: String,
@@ -45,11 +49,43 @@ pub enum PolicyError {
 /// A clause's dates, from its annotations: `@expires("YYYY-MM-DD")`, the
 /// last day it permits anything (an information-sharing agreement lapses),
 /// and `@review("YYYY-MM-DD")`, when the partnership must review it. Days
-/// since 1970-01-01 (UTC).
+/// since 1970-01-01 (UTC). And `@retention("6y")`: how long what it lets
+/// be shared is kept (in seconds here), after which its data keys are
+/// destroyed (ADR 0022).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Terms {
     pub expires: Option<u64>,
     pub review: Option<u64>,
+    pub retention: Option<u64>,
+}
+
+/// Seconds of a retention period: a number then `y` (365 days), `m` (30
+/// days), `d`, `h` or `s`.
+pub fn parse_period(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let number: u64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
+    let secs = match unit {
+        'y' => 365 * 86_400,
+        'm' => 30 * 86_400,
+        'd' => 86_400,
+        'h' => 3_600,
+        's' => 1,
+        _ => return None,
+    };
+    number
+        .checked_mul(secs)
+        .filter(|s| *s <= 200 * 365 * 86_400)
+}
+
+/// A retention period in words, e.g. `6y`, `90d`, `2s`.
+pub fn format_period(secs: u64) -> String {
+    for (unit, size) in [('y', 365 * 86_400), ('d', 86_400), ('h', 3_600)] {
+        if secs >= size && secs.is_multiple_of(size) {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date (proleptic Gregorian).
@@ -384,9 +420,19 @@ fn terms_of(policies: &PolicySet) -> Result<HashMap<cedar_policy::PolicyId, Term
                 })
                 .transpose()
         };
+        let retention = policy
+            .annotation("retention")
+            .map(|value| {
+                parse_period(value).ok_or_else(|| PolicyError::Retention {
+                    clause: clause.clone(),
+                    value: value.to_owned(),
+                })
+            })
+            .transpose()?;
         let t = Terms {
             expires: date("expires")?,
             review: date("review")?,
+            retention,
         };
         if t != Terms::default() {
             terms.insert(policy.id().clone(), t);
@@ -508,6 +554,22 @@ impl Policy {
             .iter()
             .map(|(id, t)| (self.clause(id), *t))
             .collect()
+    }
+
+    /// How long data shared under `clauses` is kept: the longest of their
+    /// retentions, `default` for a clause that states none.
+    pub fn retention<'a>(&self, clauses: impl IntoIterator<Item = &'a str>, default: u64) -> u64 {
+        let mut longest = None;
+        for clause in clauses {
+            let stated = self
+                .terms
+                .iter()
+                .find(|(id, _)| self.clause(id) == clause)
+                .and_then(|(_, t)| t.retention)
+                .unwrap_or(default);
+            longest = Some(longest.map_or(stated, |l: u64| l.max(stated)));
+        }
+        longest.unwrap_or(default)
     }
 
     /// How many clauses' expiry dates are before `day`.

@@ -19,9 +19,10 @@ use liaison_core::NatsContext as _;
 use liaison_core::hop::Hop;
 use liaison_core::trace::{self, TraceContext};
 use liaison_core::{AgencyId, subjects};
-use liaison_proto::v1::{DataLabel, Delivery, Envelope, EnvelopeAccepted};
+use liaison_proto::v1::{DataLabel, Delivery, Envelope, EnvelopeAccepted, Sealed};
 use liaison_runtime::consume;
 use liaison_runtime::receipts::Receipt;
+use liaison_runtime::seal::SealError;
 use prost::Message as _;
 use prost_reflect::DynamicMessage;
 use std::collections::BTreeSet;
@@ -30,7 +31,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument as _, error, info, info_span};
+use tracing::{Instrument as _, error, info, info_span, warn};
 
 /// Routes until `shutdown`; the events in hand are finished first. Events
 /// are routed concurrently (up to `gateway.concurrency` at once), each
@@ -80,18 +81,46 @@ pub enum RouteError {
     Receipt(#[from] liaison_runtime::receipts::ReceiptError),
     #[error("a recipient's copy cannot be made")]
     Redact(#[source] prost::DecodeError),
+    #[error("a recipient's copy cannot be sealed")]
+    Seal(#[from] SealError),
     #[error("a copy for {agency} could not be stored: {reason}")]
     Inbox { agency: AgencyId, reason: String },
 }
 
 /// Delivers one event's copies and acknowledges it, or asks for it again.
 async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
-    let accepted = match EnvelopeAccepted::decode(message.payload.as_ref()) {
-        Ok(a) => a,
-        Err(e) => {
-            // Only the gateway writes EVENTS: this is a bug, not input to retry.
-            error!(error = %e, "Undecodable event in EVENTS, skipped");
+    let (sealed, accepted) = match shared
+        .keys
+        .open(message.subject.as_str(), message.payload.as_ref())
+        .await
+    {
+        Ok((sealed, plain)) => match EnvelopeAccepted::decode(plain.as_slice()) {
+            Ok(a) => (sealed, a),
+            Err(e) => {
+                // Only the gateway writes EVENTS: this is a bug, not input to retry.
+                error!(error = %e, "Undecodable event in EVENTS, skipped");
+                let _ = message.ack_with(AckKind::Term).await;
+                return;
+            }
+        },
+        Err(e @ SealError::Erased(_)) => {
+            // Erased (its subject, or its retention ended) before its copies
+            // went out: there is nothing left to deliver.
+            warn!(error = %e, "Event erased before delivery, skipped");
             let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+        Err(e @ SealError::Corrupt(_)) => {
+            error!(error = %e, "Unopenable event in EVENTS, skipped");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+        Err(e) => {
+            // The key store or the key-encryption key: asked for again.
+            error!(error = %e, "Event not opened; will retry");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
             return;
         }
     };
@@ -109,7 +138,10 @@ async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
         context,
     );
     let span = hop.span().clone();
-    let ack = match deliver(shared, &accepted, &hop).instrument(span).await {
+    let ack = match deliver(shared, &sealed, &accepted, &hop)
+        .instrument(span)
+        .await
+    {
         Ok(()) => message.ack().await,
         Err(e) => {
             error!(error = %liaison_core::error::chain(&e), "Delivery failed; will retry");
@@ -171,6 +203,7 @@ impl<'a> Copies<'a> {
 /// its copy's span.
 async fn deliver(
     shared: &Shared,
+    sealed: &Sealed,
     accepted: &EnvelopeAccepted,
     hop: &Hop,
 ) -> Result<(), RouteError> {
@@ -243,7 +276,11 @@ async fn deliver(
         hops.push(copy);
         let to = recipient.clone();
         let subject = subjects::delivery(&recipient, envelope.kind());
-        let payload = delivery.encode_to_vec().into();
+        // Sealed with the envelope's own data keys, bound to this inbox.
+        let payload = shared
+            .keys
+            .seal_like(sealed, &subject, &delivery.encode_to_vec())
+            .await?;
         stored.push(
             async move {
                 shared

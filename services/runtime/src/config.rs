@@ -20,6 +20,32 @@ pub struct Config {
     pub linkage: LinkageConfig,
     pub cases: CasesConfig,
     pub alerts: AlertsConfig,
+    pub data: DataConfig,
+}
+
+/// Personal data at rest: its encryption and how long it is kept
+/// (docs/decisions/0022-encryption-at-rest-and-crypto-erasure.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// The key-encryption keys data keys are wrapped with (a file kept
+    /// outside NATS; `liaison keys gen-kek` makes a key).
+    pub kek_file: PathBuf,
+    /// How long data shared under a clause that states no `@retention` is kept.
+    pub default_retention_days: u64,
+    /// How often the gateway destroys the data keys whose retention has
+    /// ended (0: never).
+    pub retention_sweep_secs: u64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            kek_file: PathBuf::from("deploy/keys/dev-kek.toml"),
+            default_retention_days: 6 * 365,
+            retention_sweep_secs: 60,
+        }
+    }
 }
 
 /// The cases service's timers.

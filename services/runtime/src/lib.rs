@@ -32,5 +32,6 @@ pub mod process;
 pub mod provision;
 pub mod receipts;
 pub mod registry;
+pub mod seal;
 pub mod telemetry;
 pub mod users;

@@ -254,6 +254,9 @@ pub async fn provision(
     js.create_key_value(membership_bucket(settings.replicas))
         .await
         .map_err(|e| fail(format!("KV bucket {MEMBERSHIP_BUCKET}"))(e.to_string()))?;
+    js.create_or_update_stream(crate::seal::stream_config(settings.replicas))
+        .await
+        .map_err(|e| fail(format!("KV bucket {}", crate::seal::BUCKET))(e.to_string()))?;
     for service in liaison_core::system::Service::ALL {
         js.create_key_value(service_bucket(service, settings.replicas))
             .await

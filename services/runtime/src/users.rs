@@ -392,6 +392,14 @@ pub fn plan() -> Vec<NatsUser> {
                 // The live registry: written on an operator's signed
                 // request, followed by every gateway.
                 write_key_value(crate::live_registry::BUCKET),
+                // Data keys (wrapped): made when first needed, read to seal
+                // and open what EVENTS and DELIVERY hold, destroyed by a
+                // secure erase of their stored message (crypto-erasure).
+                write_key_value(crate::seal::BUCKET),
+                vec![format!(
+                    "$JS.API.STREAM.MSG.DELETE.KV_{}",
+                    crate::seal::BUCKET
+                )],
             ]
             .concat(),
             [
@@ -645,7 +653,9 @@ mod tests {
                     || p.ends_with(".KV_MEMBERSHIP")
                     || p.contains(".KV_MEMBERSHIP.")
                     || p.ends_with(".KV_REGISTRY")
-                    || p.contains(".KV_REGISTRY.")),
+                    || p.contains(".KV_REGISTRY.")
+                    || p.ends_with(".KV_KEYS")
+                    || p.contains(".KV_KEYS.")),
             "{:?}",
             gateway.publish
         );

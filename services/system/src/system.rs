@@ -76,6 +76,10 @@ pub struct UpOptions {
     /// as `config.nats` says (`tls_required`, `tls_ca`, `tls_cert`,
     /// `tls_key`). `None`: plain, the development system.
     pub nats_tls: Option<ServerTls>,
+    /// The gateway stores envelopes and copies unsealed: only for
+    /// `liaison bench`, to measure what sealing costs (ADR 0022). Never in a
+    /// deployment; no configuration sets it.
+    pub plaintext_store: bool,
 }
 
 /// A running system; [`System::shutdown`] stops it cleanly, dropping it kills the server.
@@ -93,6 +97,7 @@ pub struct System {
     https_addr: Option<SocketAddr>,
     telemetry: UpTelemetry,
     console: Option<console::RunningConsole>,
+    plaintext_store: bool,
 }
 
 /// Where each service's operations listener is asked to listen (by service
@@ -205,6 +210,7 @@ impl System {
                 bound: BTreeMap::new(),
             },
             console: None,
+            plaintext_store: options.plaintext_store,
         }
     }
 
@@ -245,6 +251,18 @@ impl System {
         Ok(self
             .session
             .credentials(user, &PathBuf::from("<in-process>"))?)
+    }
+
+    /// Opens what EVENTS and DELIVERY hold, as a test or benchmark looking
+    /// inside its own system (needs [`UpOptions::inspector`]).
+    pub async fn keyring(&self) -> Result<liaison_runtime::seal::Keyring> {
+        let js = async_nats::jetstream::new(self.connect_as(users::INSPECTOR).await?);
+        let sealing = if self.plaintext_store {
+            liaison_runtime::seal::Sealing::PlainForBenchmarks
+        } else {
+            liaison_runtime::seal::load_kek(&self.config.data).map_err(anyhow::Error::msg)?
+        };
+        Ok(liaison_runtime::seal::Keyring::open_store(&js, sealing).await?)
     }
 
     /// Connects as one of the system's NATS users.
@@ -311,12 +329,22 @@ impl System {
         config.nats.user = credentials.user;
         config.nats.password = credentials.password;
         let (door, bound) = oneshot::channel();
+        let plaintext = self.plaintext_store;
         let running = self
             .service(
                 "gateway",
                 users::GATEWAY,
-                |client| async move {
-                    let gateway = Gateway::start(config, client).await?;
+                move |client| async move {
+                    let gateway = if plaintext {
+                        Gateway::start_with(
+                            config,
+                            client,
+                            liaison_runtime::seal::Sealing::PlainForBenchmarks,
+                        )
+                        .await?
+                    } else {
+                        Gateway::start(config, client).await?
+                    };
                     let _ = door.send((gateway.https_addr(), gateway.telemetry_addr()));
                     Ok::<_, liaison_gateway::GatewayError>(gateway)
                 },

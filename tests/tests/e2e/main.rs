@@ -18,6 +18,7 @@ mod cluster;
 mod console;
 mod consumer_faults;
 mod council_adapter;
+mod data_protection;
 mod demo;
 mod durability;
 mod harness;

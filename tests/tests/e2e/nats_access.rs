@@ -614,7 +614,11 @@ async fn services_read_facts_without_labelled_fields_and_never_whole_envelopes()
         (event.subject.as_str(), fact.subject.as_str()),
         ("liaison.events.referral", "liaison.facts.referral")
     );
-    let whole = EnvelopeAccepted::decode(event.payload.as_ref())?;
+    // The envelope is stored sealed (ADR 0022); the fact, which holds no
+    // labelled field, is not.
+    let keys = system.keyring().await?;
+    let (_, opened) = keys.open(&event.subject, event.payload.as_ref()).await?;
+    let whole = EnvelopeAccepted::decode(opened.as_slice())?;
     let minimised = EnvelopeAccepted::decode(fact.payload.as_ref())?;
     let body = |a: &EnvelopeAccepted| match a.envelope.as_ref().and_then(|e| e.body.clone()) {
         Some(liaison_proto::v1::envelope::Body::Referral(r)) => Ok(r),

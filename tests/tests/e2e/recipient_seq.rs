@@ -197,12 +197,22 @@ async fn a_second_writer_in_an_inbox_is_caught_and_numbering_stays_whole() -> an
         recipient: "police".into(),
         ..Default::default()
     };
-    operator
-        .publish_with_headers(
+    // Sealed as a gateway seals it (ADR 0022).
+    let names = liaison_runtime::seal::keys_for(
+        copy.envelope.as_ref().unwrap_or(&Default::default()),
+        liaison_runtime::seal::retained_until(liaison_core::time::unix_now(), 86_400),
+    );
+    let payload = system
+        .keyring()
+        .await?
+        .seal(
+            &names,
             "liaison.deliver.police.referral",
-            headers,
-            copy.encode_to_vec().into(),
+            &copy.encode_to_vec(),
         )
+        .await?;
+    operator
+        .publish_with_headers("liaison.deliver.police.referral", headers, payload)
         .await?
         .await?;
     // The gateway's next copy is refused by the guard, the inbox's end read

@@ -86,6 +86,19 @@ pub enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Make a key-encryption key (the gateway wraps every data key with it:
+    /// docs/decisions/0022-encryption-at-rest-and-crypto-erasure.md). Without
+    /// --out, prints its `ID = "HEX"` line for the `[keys]` of an existing
+    /// file (a rotation); with --out, writes a new key file (0600) with it
+    /// as `current`. Never overwrites a file.
+    GenKek {
+        /// The key's id (1 to 64 of A-Z, a-z, 0-9, '-' and '_'), e.g. the month.
+        #[arg(long)]
+        id: String,
+        /// A new key file to write (`data.kek_file`; must not exist).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn parse_alg(text: &str) -> Result<KeyAlg, String> {
@@ -326,6 +339,34 @@ pub fn keys(command: &KeysCommand) -> Result<ExitCode> {
                 path.display()
             );
             println!("nats_keys = [\"{public}\"]");
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::GenKek { id, out } => {
+            let line = liaison_runtime::seal::KekFile::generate(id).map_err(anyhow::Error::msg)?;
+            let Some(out) = out else {
+                println!("{line}");
+                return Ok(ExitCode::SUCCESS);
+            };
+            if out.exists() {
+                anyhow::bail!(
+                    "{} exists: add the key to it instead (run without --out for the line), or give another --out",
+                    out.display()
+                );
+            }
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let text = format!(
+                "# Key-encryption keys (data.kek_file). Keep this file secret, outside NATS.\ncurrent = \"{id}\"\n\n[keys]\n{line}\n"
+            );
+            liaison_runtime::seal::KekFile::parse(&text).map_err(anyhow::Error::msg)?;
+            liaison_core::session::write_private(out, text.as_bytes())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "key-encryption key {id} written to {} (0600)",
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::GenLink { out } => {

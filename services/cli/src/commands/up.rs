@@ -133,6 +133,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<ExitCode> {
             nats_tls: None,
             // The operator reads no message agencies shared (ADR 0021).
             inspector: false,
+            // Envelopes and copies are stored sealed (ADR 0022).
+            plaintext_store: false,
         },
     )
     .await?;

@@ -34,6 +34,7 @@ async fn alerts_lists_the_outstanding_and_ack_acknowledges_as_the_partner() -> a
     config.paths.registry = root().join("deploy/agencies/registry.toml");
     config.paths.policies = root().join("deploy/policies");
     config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
+    config.data.kek_file = root().join("deploy/keys/dev-kek.toml");
     config.audit.auditors = root().join("deploy/audit/auditors.toml");
     let system = System::start(
         config,

@@ -48,6 +48,7 @@ async fn system_with_policies(policies: &Path) -> anyhow::Result<System> {
     config.paths.registry = root().join("deploy/agencies/registry.toml");
     config.paths.policies = policies.to_path_buf();
     config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
+    config.data.kek_file = root().join("deploy/keys/dev-kek.toml");
     config.audit.auditors = root().join("deploy/audit/auditors.toml");
     config.paths.operators = root().join("deploy/operators/operators.toml");
     // Checkpoints only on request, so the test knows how many there are.
@@ -69,6 +70,7 @@ async fn status_prints_streams_consumers_and_services_and_fails_when_one_is_down
     config.paths.registry = root().join("deploy/agencies/registry.toml");
     config.paths.policies = root().join("deploy/policies");
     config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
+    config.data.kek_file = root().join("deploy/keys/dev-kek.toml");
     config.audit.auditors = root().join("deploy/audit/auditors.toml");
     let options = UpOptions {
         inspector: true,

@@ -296,6 +296,7 @@ async fn liaison_serve_runs_a_service_until_sigterm() -> Result {
     config.paths.registry = root().join("deploy/agencies/registry.toml");
     config.paths.policies = root().join("deploy/policies");
     config.audit.checkpoint_key = root().join("deploy/audit/dev-checkpoint-key.pem");
+    config.data.kek_file = root().join("deploy/keys/dev-kek.toml");
     config.audit.auditors = root().join("deploy/audit/auditors.toml");
     let system = liaison_system::system::System::start(
         config,

@@ -1,0 +1,236 @@
+//! Data protection by design (issue 21, ADR 0022): what agencies share is
+//! stored encrypted, and erased by destroying its keys when its retention
+//! ends, while the ledger stays whole.
+
+use anyhow::{Result, bail};
+use liaison_proto::v1::verdict::Outcome;
+use liaison_proto::v1::{Decision, Operation};
+use liaison_runtime::seal::SealError;
+use liaison_runtime::users;
+use liaison_system::system::{System, UpOptions};
+use liaison_tests::{agency, config, eventually, ledger, referral, referral_of};
+use std::path::Path;
+use std::time::Duration;
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Result<Vec<String>> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        for entry in std::fs::read_dir(&path)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)?
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    Ok(hits)
+}
+
+/// After a referral is shared and read, the JetStream store directory
+/// holds none of its personal data in plain text — name, date of birth,
+/// address, concern, health notes — though the recipients read every one of
+/// them. The subject's pseudonymous token (in the facts and the ledger) is
+/// found there: the search would find the rest if it were there.
+#[tokio::test]
+async fn the_store_files_hold_no_personal_data_in_plain_text() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let system = System::start(
+        config(),
+        UpOptions {
+            inspector: true,
+            store_dir: Some(store.path().to_path_buf()),
+            ..UpOptions::default()
+        },
+    )
+    .await?;
+    let school = agency(&system, "school-a").await?;
+    let police = agency(&system, "police").await?;
+    let mut sent = referral("school-a", "grep-1");
+    let Some(liaison_proto::v1::envelope::Body::Referral(body)) = sent.body.as_mut() else {
+        bail!("not a referral");
+    };
+    let person = body.subject.get_or_insert_default();
+    person.full_name = "Zenobia Quarrington-Vetch".into();
+    person.date_of_birth = "2011-03-17".into();
+    person.address = "Flat 9, Umbrella Mews".into();
+    body.concern = "Watched beheading videos in the library".into();
+    body.health_notes = "Prescribed sertraline by CAMHS".into();
+    let token = person.token.clone();
+    let verdict = school.send(&sent).await?;
+    assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+
+    // The police read it whole: authorised readers see the plain text.
+    let read = eventually("the police's copy", Duration::from_secs(20), || async {
+        let copies = police.inbox(1, Duration::from_millis(200)).await?;
+        Ok(copies.into_iter().next())
+    })
+    .await?;
+    let referral = referral_of(&read).cloned().unwrap_or_default();
+    let subject = referral.subject.clone().unwrap_or_default();
+    assert_eq!(subject.full_name, "Zenobia Quarrington-Vetch");
+    assert_eq!(referral.concern, "Watched beheading videos in the library");
+    // Everything recorded (the ledger is in the store too).
+    let (report, _) = ledger(&system).await?;
+    assert!(report.intact() && report.verified > 0, "{report:?}");
+
+    for secret in [
+        "Zenobia",
+        "Quarrington-Vetch",
+        "2011-03-17",
+        "Umbrella Mews",
+        "beheading videos",
+        "sertraline",
+    ] {
+        let hits = files_containing(store.path(), secret.as_bytes())?;
+        assert!(
+            hits.is_empty(),
+            "{secret:?} is in the store in plain text: {hits:?}"
+        );
+    }
+    let control = files_containing(store.path(), token.as_bytes())?;
+    assert!(
+        !control.is_empty(),
+        "the subject token should be found in the store (facts, ledger): the search is broken"
+    );
+    system.shutdown().await?;
+    Ok(())
+}
+
+/// The policies of `deploy/policies` with every clause kept `retention`.
+fn policies_kept_for(retention: &str) -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    let source = liaison_tests::repo_root().join("deploy/policies");
+    for entry in std::fs::read_dir(&source)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let mut text = std::fs::read_to_string(entry.path())?;
+        if entry.path().extension().is_some_and(|e| e == "cedar") {
+            text = text.replace("@id(", &format!("@retention(\"{retention}\")\n@id("));
+        }
+        std::fs::write(dir.path().join(entry.file_name()), text)?;
+    }
+    Ok(dir)
+}
+
+/// A share whose agreement keeps it five seconds: once its retention ends,
+/// the gateway destroys its key, records the erasure, and neither the
+/// recipient nor anyone looking in EVENTS can read it any more — while the
+/// ledger still verifies, whole, and shows the share and its erasure.
+#[tokio::test]
+async fn a_share_past_retention_becomes_unreadable_and_the_ledger_still_verifies() -> Result<()> {
+    let policies = policies_kept_for("5s")?;
+    let mut config = config();
+    config.paths.policies = policies.path().to_path_buf();
+    config.data.retention_sweep_secs = 1;
+    let system = System::start(
+        config,
+        UpOptions {
+            inspector: true,
+            ..UpOptions::default()
+        },
+    )
+    .await?;
+    let school = agency(&system, "school-a").await?;
+    let council = agency(&system, "council").await?;
+    let verdict = school.send(&referral("school-a", "kept-5s")).await?;
+    assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+    // Delivered (to the police and the council) well before its retention ends.
+    eventually("both disclosures", Duration::from_secs(30), || async {
+        let (_, records) = ledger(&system).await?;
+        let disclosed = records
+            .iter()
+            .filter(|r| r.operation == Operation::Disclosure as i32)
+            .count();
+        Ok((disclosed == 2).then_some(()))
+    })
+    .await?;
+
+    // The erasure is recorded once its retention has ended.
+    let erasure = eventually("the erasure record", Duration::from_secs(30), || async {
+        let (_, records) = ledger(&system).await?;
+        Ok(records
+            .into_iter()
+            .find(|r| r.operation == Operation::Erasure as i32 && r.code == "retention_ended"))
+    })
+    .await?;
+    assert_eq!(erasure.decision, Decision::Accepted as i32);
+    assert!(
+        erasure.record_id.starts_with("erasure:until."),
+        "{erasure:?}"
+    );
+    assert!(
+        erasure.reason.contains("can no longer be read"),
+        "{erasure:?}"
+    );
+
+    // EVENTS still holds the envelope's bytes, but once the key is destroyed
+    // (just after the record) they no longer open.
+    let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    let event = inspector
+        .get_stream(liaison_core::subjects::EVENTS_STREAM)
+        .await?
+        .get_raw_message(1)
+        .await?;
+    assert_eq!(event.subject.as_str(), "liaison.events.referral");
+    let erased = eventually("the event erased", Duration::from_secs(30), || async {
+        // A keyring of its own each time: one that does not follow the
+        // bucket keeps the keys it has read.
+        let keys = system.keyring().await?;
+        match keys.open(&event.subject, event.payload.as_ref()).await {
+            Err(SealError::Erased(name)) => Ok(Some(name)),
+            Ok(_) => Ok(None),
+            Err(e) => bail!("the event failed to open otherwise: {e}"),
+        }
+    })
+    .await?;
+    assert!(erased.starts_with("until."), "{erased}");
+    // The council never read its copy: there is nothing left to read.
+    let copies = council.inbox(10, Duration::from_millis(500)).await?;
+    assert!(
+        copies.is_empty(),
+        "an erased copy was handed out: {copies:?}"
+    );
+
+    // The ledger verifies whole: the share, its disclosures, its erasure.
+    let (report, records) = ledger(&system).await?;
+    assert!(report.intact(), "{report:?}");
+    assert!(report.verified >= records.len() as u64);
+    let kinds: Vec<(i32, &str)> = records
+        .iter()
+        .filter(|r| r.envelope_id.ends_with("kept-5s") || r.operation == Operation::Erasure as i32)
+        .map(|r| (r.operation, r.code.as_str()))
+        .collect();
+    assert!(
+        kinds
+            .iter()
+            .any(|(o, _)| *o == Operation::Collection as i32),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|(o, _)| *o == Operation::Disclosure as i32)
+            .count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|(o, c)| *o == Operation::Erasure as i32 && *c == "retention_ended")
+            .count(),
+        1,
+        "recorded once: {kinds:?}"
+    );
+    system.shutdown().await?;
+    Ok(())
+}
