@@ -23,6 +23,20 @@ pub struct Report {
     pub shares: Vec<Share>,
     /// Envelopes about the subject the gateway refused.
     pub refused: Vec<Refused>,
+    /// What named operators did with the subject's data: restricted,
+    /// unrestricted, erased (`liaison subject …`).
+    pub rights: Vec<Right>,
+}
+
+/// A request on the subject's data, as recorded.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Right {
+    /// `subject_restricted`, `subject_unrestricted` or `subject_erased`.
+    pub code: String,
+    pub by: String,
+    pub at: String,
+    pub reason: String,
+    pub index: u64,
 }
 
 /// One accepted share and what became of it.
@@ -155,6 +169,15 @@ impl Report {
                         index,
                     });
                 }
+                (Operation::Erasure, Decision::Accepted) if about && r.in_reply_to.is_empty() => {
+                    report.rights.push(Right {
+                        code: r.code.clone(),
+                        by: r.author.clone(),
+                        at: at(r),
+                        reason: r.reason.clone(),
+                        index,
+                    });
+                }
                 (Operation::Alteration | Operation::Erasure, Decision::Accepted)
                     if !r.in_reply_to.is_empty() =>
                 {
@@ -245,6 +268,15 @@ impl Report {
                 r.kind, r.envelope, r.sender, r.at, r.code
             ));
         }
+        for r in &self.rights {
+            out.push_str(&format!(
+                "\n{} by {} at {}: {}\n",
+                r.code.replace('_', " "),
+                r.by,
+                r.at,
+                r.reason
+            ));
+        }
         out
     }
 
@@ -300,11 +332,25 @@ impl Report {
                 )
             })
             .collect();
+        let rights: String = self
+            .rights
+            .iter()
+            .map(|r| {
+                format!(
+                    "<li>{} by {} at {}: {}</li>\n",
+                    escape(&r.code.replace('_', " ")),
+                    escape(&r.by),
+                    escape(&r.at),
+                    escape(&r.reason)
+                )
+            })
+            .collect();
         format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Subject report</title></head><body>\n\
              <h1>What was shared about subject token {token}</h1>\n\
              <table border=\"1\"><tr><th>accepted</th><th>kind</th><th>sender</th><th>envelope</th><th>clauses</th><th>purpose / legal basis</th><th>to (withheld)</th><th>corrections, erasures</th></tr>\n{rows}</table>\n\
-             <h2>Refused</h2>\n<ul>\n{refused}</ul>\n</body></html>\n",
+             <h2>Refused</h2>\n<ul>\n{refused}</ul>\n\
+             <h2>Restrictions and erasures</h2>\n<ul>\n{rights}</ul>\n</body></html>\n",
             token = escape(&self.token),
         )
     }

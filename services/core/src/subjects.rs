@@ -101,6 +101,10 @@ pub const ADMIN_AGENCIES: &str = "liaison.admin.agencies";
 /// operator may not (docs/decisions/0021-a-rogue-agency-gets-nothing.md).
 pub const ADMIN_INBOXES: &str = "liaison.admin.inboxes";
 
+/// Operators' requests on a subject's data: restrict, unrestrict, erase
+/// (DPA 2018 ss.47–48; `liaison subject …`).
+pub const ADMIN_SUBJECTS: &str = "liaison.admin.subjects";
+
 /// Every operators' request to the gateways.
 pub const ADMIN_ALL: &str = "liaison.admin.*";
 

@@ -460,6 +460,7 @@ async fn decide(
     let (facts, status) = facts(shared, &agency, &envelope).await.map_err(about)?;
     case_rules(&live, &agency, &envelope, &facts, status).map_err(about)?;
     above_own_clearance(&live.registry, &agency, &envelope).map_err(about)?;
+    shared.restrictions.check(&envelope).map_err(about)?;
     let (send, routes) = policy
         .evaluate(&agency, &envelope, &live.registry, &facts)
         .map_err(|e| {

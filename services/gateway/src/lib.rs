@@ -32,6 +32,7 @@ pub mod redact;
 pub mod refusal;
 pub mod reload;
 pub mod replay;
+pub mod rights;
 pub mod router;
 pub mod scenarios;
 pub mod sequencer;
@@ -108,6 +109,8 @@ pub struct Shared {
     pub inboxes: inbox::Inboxes,
     /// Seals what EVENTS and DELIVERY store, and opens it (ADR 0022).
     pub keys: liaison_runtime::seal::Keyring,
+    /// Subjects whose data is restricted (DPA 2018 s.47(2)).
+    pub restrictions: rights::Restrictions,
     /// Token ids bound where every gateway replica sees them.
     pub replays: replay::Replays,
     /// Agencies suspended by named operators, as every gateway applies them.
@@ -305,6 +308,7 @@ impl Gateway {
         )
         .await?;
         let membership = membership::Membership::open(&js, &config).await?;
+        let restrictions = rights::Restrictions::open(&js).await?;
         let (callout, logins) = if config.nats.password.expose().is_empty() {
             tracing::warn!(
                 "No nats.password: this gateway does not answer the auth callout (agencies cannot log in through it)"
@@ -345,6 +349,7 @@ impl Gateway {
             events: events::Events::start(client.clone()),
             inboxes,
             keys,
+            restrictions,
             recorder,
             metrics,
             limits: limits::Limits::new(&registry, config.gateway.max_envelope_bytes),
@@ -465,6 +470,8 @@ impl Gateway {
                     }
                     if message.subject.as_str() == subjects::ADMIN_INBOXES {
                         membership::answer_backlogs(&shared, message).await;
+                    } else if message.subject.as_str() == subjects::ADMIN_SUBJECTS {
+                        rights::answer(&shared, message).await;
                     } else {
                         membership::answer(&shared, message).await;
                     }
@@ -478,6 +485,15 @@ impl Gateway {
             let keys = self.shared.keys.clone();
             let stop = stop.clone();
             tokio::spawn(async move { keys.follow(stop).await })
+        };
+        let restricted = {
+            let shared = self.shared.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = shared.restrictions.watch(stop).await {
+                    tracing::error!(error = %liaison_core::error::chain(&e), "Restrictions no longer followed");
+                }
+            })
         };
         {
             let keys = self.shared.keys.clone();
@@ -528,6 +544,7 @@ impl Gateway {
             let _ = retention.await;
         }
         let _ = forgotten.await;
+        let _ = restricted.await;
         if let Some(logins) = logins {
             let _ = logins.await;
         }

@@ -275,6 +275,23 @@ impl Membership {
         }
     }
 
+    /// The operator who signed `token` (aud `liaison-admin`), verified.
+    pub fn operator(&self, token: Option<&str>) -> Result<String, String> {
+        let Some(operators) = &self.operators else {
+            return Err(format!(
+                "no operators are registered (paths.operators: {}): nobody may ask this",
+                self.operators_path
+            ));
+        };
+        let token = token.ok_or("no operator token (header Liaison-Token)")?;
+        let operator = liaison_core::tokens::token_issuer(token)
+            .ok_or("the operator token names no issuer")?;
+        let claims = operators
+            .verify(&operator, token, liaison_core::time::unix_now())
+            .map_err(|e| format!("operator token refused: {e}"))?;
+        Ok(claims.iss)
+    }
+
     /// The status in force after one watch round: whether the change was
     /// written (for tests and the CLI's answer).
     async fn change(
@@ -283,12 +300,12 @@ impl Membership {
         token: Option<&str>,
         body: &[u8],
     ) -> Result<Changed, String> {
-        let Some(operators) = &self.operators else {
+        if self.operators.is_none() {
             return Err(format!(
                 "no operators are registered (paths.operators: {}): nobody may change membership",
                 self.operators_path
             ));
-        };
+        }
         if body.len() > MAX_REQUEST {
             return Err(format!("the request is over {MAX_REQUEST} bytes"));
         }
@@ -299,12 +316,7 @@ impl Membership {
                 e.column()
             )
         })?;
-        let token = token.ok_or("no operator token (header Liaison-Token)")?;
-        let operator = liaison_core::tokens::token_issuer(token)
-            .ok_or("the operator token names no issuer")?;
-        let claims = operators
-            .verify(&operator, token, liaison_core::time::unix_now())
-            .map_err(|e| format!("operator token refused: {e}"))?;
+        let operator = self.operator(token)?;
         let agency = AgencyId::parse(&request.agency).map_err(|e| e.to_string())?;
         let reason = request.reason.trim();
         if reason.is_empty() || reason.chars().count() > MAX_REASON {
@@ -317,7 +329,7 @@ impl Membership {
                 entry: request.entry.as_deref(),
                 kid: request.kid.as_deref(),
                 reason,
-                operator: &claims.iss,
+                operator: &operator,
             };
             return crate::enrolment::make(shared, change)
                 .await
@@ -340,14 +352,14 @@ impl Membership {
         if request.action == "revoke" {
             let kid = request.kid.as_deref().ok_or("revoke: give the key's kid")?;
             return self
-                .revoke_key(shared, &agency, kid, reason, &claims.iss)
+                .revoke_key(shared, &agency, kid, reason, &operator)
                 .await
                 .map(Changed::Status);
         }
         let status = Status {
             suspended,
             reason: reason.to_owned(),
-            by: claims.iss.clone(),
+            by: operator.clone(),
             at: liaison_core::time::unix_now(),
         };
         // Recorded before it takes effect: no change without its record.

@@ -194,6 +194,22 @@ pub fn membership_bucket(replicas: usize) -> async_nats::jetstream::kv::Config {
     }
 }
 
+/// The KV bucket of subjects whose data is restricted (DPA 2018 s.47(2)),
+/// which every gateway follows (`liaison_gateway::rights`).
+pub const RESTRICTIONS_BUCKET: &str = "RESTRICTIONS";
+
+/// The `RESTRICTIONS` bucket's configuration: every change kept.
+pub fn restrictions_bucket(replicas: usize) -> async_nats::jetstream::kv::Config {
+    async_nats::jetstream::kv::Config {
+        bucket: RESTRICTIONS_BUCKET.to_owned(),
+        description: "Subjects whose data is restricted, by named operators".to_owned(),
+        history: 16,
+        max_value_size: 4096,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    }
+}
+
 /// The KV bucket of inbox positions: per agency, the copies it has
 /// acknowledged (through a number, and those above it). Gateways write it
 /// by compare-and-set on the key's revision, so two never lose each
@@ -254,6 +270,9 @@ pub async fn provision(
     js.create_key_value(membership_bucket(settings.replicas))
         .await
         .map_err(|e| fail(format!("KV bucket {MEMBERSHIP_BUCKET}"))(e.to_string()))?;
+    js.create_key_value(restrictions_bucket(settings.replicas))
+        .await
+        .map_err(|e| fail(format!("KV bucket {RESTRICTIONS_BUCKET}"))(e.to_string()))?;
     js.create_or_update_stream(crate::seal::stream_config(settings.replicas))
         .await
         .map_err(|e| fail(format!("KV bucket {}", crate::seal::BUCKET))(e.to_string()))?;

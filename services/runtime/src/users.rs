@@ -396,6 +396,9 @@ pub fn plan() -> Vec<NatsUser> {
                 // and open what EVENTS and DELIVERY hold, destroyed by a
                 // secure erase of their stored message (crypto-erasure).
                 write_key_value(crate::seal::BUCKET),
+                // Subjects restricted: written on an operator's signed
+                // request, followed by every gateway.
+                write_key_value(crate::provision::RESTRICTIONS_BUCKET),
                 vec![format!(
                     "$JS.API.STREAM.MSG.DELETE.KV_{}",
                     crate::seal::BUCKET
@@ -654,6 +657,8 @@ mod tests {
                     || p.contains(".KV_MEMBERSHIP.")
                     || p.ends_with(".KV_REGISTRY")
                     || p.contains(".KV_REGISTRY.")
+                    || p.ends_with(".KV_RESTRICTIONS")
+                    || p.contains(".KV_RESTRICTIONS.")
                     || p.ends_with(".KV_KEYS")
                     || p.contains(".KV_KEYS.")),
             "{:?}",

@@ -32,11 +32,21 @@ pub async fn ask(
     token: &str,
     body: &serde_json::Value,
 ) -> Result<serde_json::Value> {
+    ask_on(client, subjects::ADMIN_AGENCIES, token, body).await
+}
+
+/// [`ask`] on another operators' subject (`liaison.admin.subjects`).
+pub async fn ask_on(
+    client: &async_nats::Client,
+    subject: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value> {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(subjects::TOKEN_HEADER, token);
     let reply = tokio::time::timeout(
         Duration::from_secs(10),
-        client.request_with_headers(subjects::ADMIN_AGENCIES, headers, body.to_string().into()),
+        client.request_with_headers(subject.to_owned(), headers, body.to_string().into()),
     )
     .await
     .context("no gateway answered within 10 s")?
@@ -47,7 +57,10 @@ pub async fn ask(
         bail!(
             "{} {} refused: {}",
             body["action"].as_str().unwrap_or_default(),
-            body["agency"].as_str().unwrap_or_default(),
+            body["agency"]
+                .as_str()
+                .or(body["token"].as_str())
+                .unwrap_or_default(),
             answer["error"].as_str().unwrap_or("no reason given")
         );
     }

@@ -234,3 +234,131 @@ async fn a_share_past_retention_becomes_unreadable_and_the_ledger_still_verifies
     system.shutdown().await?;
     Ok(())
 }
+
+/// A referral about the subject of `referral(_, token_of)`, under its own id.
+fn about(id: &str, token_of: &str) -> liaison_proto::v1::Envelope {
+    let mut envelope = referral("school-a", id);
+    if let Some(liaison_proto::v1::envelope::Body::Referral(body)) = envelope.body.as_mut() {
+        body.subject.get_or_insert_default().token = liaison_tests::test_token(token_of);
+    }
+    envelope
+}
+
+/// The duty officer's signed request on the subject's data.
+async fn rights(system: &System, action: &str, token: &str) -> Result<serde_json::Value> {
+    let operator = system.connect_as(users::OPERATOR).await?;
+    let signed = liaison_system::admin::operator_token(
+        &liaison_tests::repo_root().join("deploy/operators/dev-operator-keys/duty-officer.pem"),
+        "duty-officer",
+        60,
+    )?;
+    liaison_system::admin::ask_on(
+        &operator,
+        liaison_core::subjects::ADMIN_SUBJECTS,
+        &signed,
+        &serde_json::json!({
+            "action": action, "token": token, "reason": "Held as evidence for proceedings",
+        }),
+    )
+    .await
+}
+
+/// A restricted subject's further shares are refused, naming the
+/// restriction, then allowed once it is lifted; erasing the subject makes
+/// every copy and envelope about them unreadable (a copy not yet read is
+/// never handed out), a later share about them is read as usual, and the
+/// ledger verifies whole with each request recorded.
+#[tokio::test]
+async fn a_restricted_subject_is_refused_until_lifted_and_an_erased_one_is_unreadable() -> Result<()>
+{
+    let system = liaison_tests::start().await?;
+    let school = agency(&system, "school-a").await?;
+    let police = agency(&system, "police").await?;
+    let token = liaison_tests::test_token("rights-1");
+    let accepted = |verdict: &liaison_proto::v1::Verdict| {
+        assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+    };
+    accepted(&school.send(&about("rights-1", "rights-1")).await?);
+    liaison_tests::inbox_exactly(&police, 1).await?;
+
+    let done = rights(&system, "restrict", &token).await?;
+    assert_eq!(done["done"], "restricted: no further shares", "{done}");
+    let refused = school.send(&about("rights-2", "rights-1")).await?;
+    assert_eq!(refused.outcome, Outcome::Refused as i32, "{refused:?}");
+    assert_eq!(refused.code, "policy_denied");
+    assert!(
+        refused
+            .reason
+            .contains("restricted (DPA 2018 s.47(2)) by duty-officer: Held as evidence"),
+        "{refused:?}"
+    );
+    // Another subject is not affected.
+    accepted(&school.send(&about("rights-other", "rights-other")).await?);
+    rights(&system, "unrestrict", &token).await?;
+    accepted(&school.send(&about("rights-3", "rights-1")).await?);
+    // Routed (two disclosures each: police and council), not yet read.
+    eventually("rights-3 delivered", Duration::from_secs(30), || async {
+        let (_, records) = ledger(&system).await?;
+        Ok((records
+            .iter()
+            .filter(|r| {
+                r.operation == Operation::Disclosure as i32 && r.envelope_id.ends_with("rights-3")
+            })
+            .count()
+            == 2)
+            .then_some(()))
+    })
+    .await?;
+
+    let done = rights(&system, "erase", &token).await?;
+    assert_eq!(
+        done["done"], "erased: the subject's data key is destroyed",
+        "{done}"
+    );
+    // The police read rights-other, never rights-3.
+    let read = liaison_tests::inbox_exactly(&police, 1).await?;
+    assert_eq!(
+        read[0].envelope.as_ref().map(|e| e.id.as_str()),
+        Some("rights-other")
+    );
+    // The first envelope in EVENTS (rights-1) no longer opens.
+    let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    let event = inspector
+        .get_stream(liaison_core::subjects::EVENTS_STREAM)
+        .await?
+        .get_raw_message(1)
+        .await?;
+    match system
+        .keyring()
+        .await?
+        .open(&event.subject, event.payload.as_ref())
+        .await
+    {
+        Err(SealError::Erased(name)) => assert!(name.starts_with("subject."), "{name}"),
+        other => bail!("the erased subject's envelope opened, or failed otherwise: {other:?}"),
+    }
+    // A later share about them is new data, under a new key: read as usual.
+    accepted(&school.send(&about("rights-4", "rights-1")).await?);
+    let read = liaison_tests::inbox_exactly(&police, 1).await?;
+    assert_eq!(
+        read[0].envelope.as_ref().map(|e| e.id.as_str()),
+        Some("rights-4")
+    );
+
+    let (report, records) = ledger(&system).await?;
+    assert!(report.intact(), "{report:?}");
+    let requests: Vec<&str> = records
+        .iter()
+        .filter(|r| r.subject_tokens.contains(&token) && r.operation == Operation::Erasure as i32)
+        .map(|r| r.code.as_str())
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            "subject_restricted",
+            "subject_unrestricted",
+            "subject_erased"
+        ]
+    );
+    system.shutdown().await
+}

@@ -67,10 +67,10 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct Operator {
+pub(super) struct Operator {
     /// Why (recorded in the ledger; no personal data).
     #[arg(long)]
-    reason: String,
+    pub(super) reason: String,
     /// The operator making the change, as registered in `paths.operators`.
     #[arg(long)]
     operator: String,
@@ -234,8 +234,18 @@ fn changed(answer: &serde_json::Value) -> String {
 
 /// Sends one signed change to the gateways; their answer, or what was wrong.
 async fn ask(cli: &Cli, by: &Operator, body: serde_json::Value) -> Result<serde_json::Value> {
+    ask_on(cli, liaison_core::subjects::ADMIN_AGENCIES, by, body).await
+}
+
+/// A named operator's signed request on `subject`, answered by a gateway.
+pub(super) async fn ask_on(
+    cli: &Cli,
+    subject: &str,
+    by: &Operator,
+    body: serde_json::Value,
+) -> Result<serde_json::Value> {
     let client = operator_client(cli).await?;
-    liaison_system::admin::ask(&client, &token(by)?, &body).await
+    liaison_system::admin::ask_on(&client, subject, &token(by)?, &body).await
 }
 
 fn token(by: &Operator) -> Result<String> {

@@ -34,6 +34,36 @@ pub enum SubjectCommand {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Restrict the subject's data (DPA 2018 s.47(2), e.g. where it is
+    /// needed as evidence): further shares naming the token are refused,
+    /// but for the purposes given with --allow. Recorded in the ledger; in
+    /// force on every gateway at once.
+    Restrict {
+        #[arg(long)]
+        token: String,
+        /// A purpose (vocabulary code) shares about the subject may still have; repeatable.
+        #[arg(long = "allow")]
+        allow: Vec<String>,
+        #[command(flatten)]
+        by: super::agencies::Operator,
+    },
+    /// Lift the subject's restriction. Recorded in the ledger.
+    Unrestrict {
+        #[arg(long)]
+        token: String,
+        #[command(flatten)]
+        by: super::agencies::Operator,
+    },
+    /// Erase everything Liaison stores about the subject (DPA 2018 s.47(1)):
+    /// their data key is destroyed, so every envelope and copy about them in
+    /// EVENTS and DELIVERY can no longer be read. The ledger, which holds no
+    /// personal data, stays whole and records the erasure.
+    Erase {
+        #[arg(long)]
+        token: String,
+        #[command(flatten)]
+        by: super::agencies::Operator,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -51,10 +81,36 @@ pub async fn run(cli: &Cli, args: &SubjectArgs) -> Result<ExitCode> {
         SubjectCommand::Report { token, format } => {
             report(cli, &args.consult, token, *format).await
         }
+        SubjectCommand::Restrict { token, allow, by } => {
+            rights(cli, "restrict", token, allow, by).await
+        }
+        SubjectCommand::Unrestrict { token, by } => rights(cli, "unrestrict", token, &[], by).await,
+        SubjectCommand::Erase { token, by } => rights(cli, "erase", token, &[], by).await,
     }
 }
 
-async fn report(cli: &Cli, who: &ConsultArgs, token: &str, format: Format) -> Result<ExitCode> {
+/// A named operator's request on the subject's data, answered by a gateway.
+async fn rights(
+    cli: &Cli,
+    action: &str,
+    token: &str,
+    purposes: &[String],
+    by: &super::agencies::Operator,
+) -> Result<ExitCode> {
+    check_token(token)?;
+    let body = serde_json::json!({
+        "action": action, "token": token, "reason": by.reason, "purposes": purposes,
+    });
+    let answer =
+        super::agencies::ask_on(cli, liaison_core::subjects::ADMIN_SUBJECTS, by, body).await?;
+    println!(
+        "{}; recorded in the ledger",
+        answer["done"].as_str().unwrap_or(action)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_token(token: &str) -> Result<()> {
     if token.is_empty()
         || token.len() > MAX_TOKEN
         || !token
@@ -66,6 +122,11 @@ async fn report(cli: &Cli, who: &ConsultArgs, token: &str, format: Format) -> Re
             token.chars().take(MAX_TOKEN).collect::<String>()
         );
     }
+    Ok(())
+}
+
+async fn report(cli: &Cli, who: &ConsultArgs, token: &str, format: Format) -> Result<ExitCode> {
+    check_token(token)?;
     let who = who.with_default_purpose("subject-rights");
     let config = cli.load_config()?;
     let (client, js, reply) = consult(
