@@ -17,6 +17,7 @@ pub mod national;
 pub mod pipeline;
 pub mod raw;
 pub mod routing;
+pub mod sealing;
 pub mod settle;
 
 use anyhow::{Result, anyhow};
@@ -186,6 +187,9 @@ pub async fn run(
     );
     drop(clients);
     system.shutdown().await?;
+
+    progress("what encryption at rest costs: the pipeline sealed and unsealed");
+    rows.extend(sealing::cost(&config, options.envelopes).await?);
 
     progress("linkage matching");
     rows.extend(linkage::matching(options.referrals));

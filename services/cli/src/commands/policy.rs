@@ -112,6 +112,12 @@ fn check(policy: &Policy, dir: &std::path::Path) {
                 ));
             }
         }
+        if let Some(kept) = t.retention {
+            dates.push(format!(
+                "kept {}",
+                liaison_gateway::policy::format_period(kept)
+            ));
+        }
         if let Some(r) = t.review {
             dates.push(format!("review {}", format_day(r)));
             if r < today + WARN_DAYS {
