@@ -65,6 +65,7 @@ impl v1::Envelope {
             Some(Body::CaseStatus(c)) => c.subject_tokens.clone(),
             Some(Body::Reengagement(r)) => vec![r.subject_token.clone()],
             Some(Body::DuplicateSubject(d)) => vec![d.subject_token.clone()],
+            Some(Body::ErasureRequired(e)) => vec![e.subject_token.clone()],
             _ => vec![],
         };
         tokens.into_iter().filter(|t| !t.is_empty()).collect()
@@ -91,6 +92,7 @@ pub const KINDS: &[&str] = &[
     "review_due",
     "request_overdue",
     "alert_escalated",
+    "erasure_required",
 ];
 
 /// Kinds only Liaison's own services send (through the internal door).
@@ -101,6 +103,8 @@ pub const SYSTEM_KINDS: &[&str] = &[
     "review_due",
     "request_overdue",
     "alert_escalated",
+    // Sent by the gateway itself on an erasure, never through a door.
+    "erasure_required",
 ];
 
 /// Kinds that must name, in `in_reply_to`, the envelope they answer.
@@ -136,6 +140,7 @@ impl v1::envelope::Body {
             "review_due" => Body::ReviewDue(Default::default()),
             "request_overdue" => Body::RequestOverdue(Default::default()),
             "alert_escalated" => Body::AlertEscalated(Default::default()),
+            "erasure_required" => Body::ErasureRequired(Default::default()),
             _ => return None,
         })
     }
@@ -162,6 +167,7 @@ impl v1::envelope::Body {
             Body::ReviewDue(_) => "review_due",
             Body::RequestOverdue(_) => "request_overdue",
             Body::AlertEscalated(_) => "alert_escalated",
+            Body::ErasureRequired(_) => "erasure_required",
         }
     }
 }

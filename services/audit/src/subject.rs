@@ -148,6 +148,15 @@ impl Report {
                         ..Share::default()
                     });
                 }
+                (Operation::Disclosure, _) if about && r.kind == "erasure_required" => {
+                    report.rights.push(Right {
+                        code: "erasure_notice".into(),
+                        by: r.author.clone(),
+                        at: at(r),
+                        reason: format!("told {} (DPA 2018 s.48)", r.recipients.join(", ")),
+                        index,
+                    });
+                }
                 (Operation::Disclosure, _) if about => {
                     if let Some(&i) = shares.get(&scoped(r)) {
                         report.shares[i].disclosures.push(Disclosure {

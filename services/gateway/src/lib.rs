@@ -13,6 +13,7 @@ pub mod auth;
 pub mod batch;
 pub mod callout;
 pub mod candidates;
+pub mod catalogue;
 pub mod decode;
 pub mod departures;
 pub mod enrolment;

@@ -54,7 +54,16 @@ struct Request {
     reason: String,
     #[serde(default)]
     purposes: Vec<String>,
+    /// With `erase`: the envelopes about the subject (`SENDER/ID`, from the
+    /// ledger), whose recipients are told (s.48).
+    #[serde(default)]
+    envelopes: Vec<String>,
 }
+
+/// The most envelopes one erasure names.
+const MAX_ENVELOPES: usize = 10_000;
+/// The sender of Liaison's own notices.
+pub const NOTICE_SENDER: &str = "liaison-gateway";
 
 #[derive(Debug, Default, Serialize)]
 struct Answer {
@@ -311,12 +320,19 @@ async fn act(shared: &Shared, token: Option<&str>, body: &[u8]) -> Result<String
                 .destroy(&name)
                 .await
                 .map_err(|e| format!("the subject's data key: {e}"))?;
-            info!(operator = %operator, destroyed, "Subject erased");
-            Ok(if destroyed {
-                "erased: the subject's data key is destroyed".into()
+            let told = tell(shared, &operator, subject, &request.envelopes, at).await?;
+            info!(operator = %operator, destroyed, told = told.len(), "Subject erased");
+            let told = if told.is_empty() {
+                "no earlier recipient to tell".to_owned()
             } else {
-                "recorded: Liaison held no data key for the subject (nothing stored about them)"
-                    .into()
+                format!("told {}", told.join(", "))
+            };
+            Ok(if destroyed {
+                format!("erased: the subject's data key is destroyed; {told}")
+            } else {
+                format!(
+                    "recorded: Liaison held no data key for the subject (nothing stored about them); {told}"
+                )
             })
         }
         other => Err(format!(
@@ -324,6 +340,118 @@ async fn act(shared: &Shared, token: Option<&str>, body: &[u8]) -> Result<String
             other.chars().take(32).collect::<String>()
         )),
     }
+}
+
+/// Tells every agency that received one of `envelopes` (by RECEIPTS, the
+/// gateway's own record of who received what) that the subject's data is
+/// erased (s.48): one `erasure_required` notice each, in its inbox, naming
+/// the envelopes it received. Each recipient confirms with an
+/// `erasure_confirmed` in reply to each envelope (purpose
+/// `data-subject-rights`, legal basis `DPA-2018-s48`: clause
+/// ISA-ACCURACY-01/erased-on-notice), which reaches the share's sender, is
+/// recorded, and `liaison subject report` shows under the share. The recipients told,
+/// in order.
+async fn tell(
+    shared: &Shared,
+    operator: &str,
+    subject: &str,
+    envelopes: &[String],
+    at: u64,
+) -> Result<Vec<String>, String> {
+    use liaison_proto::v1::envelope::Body;
+    use liaison_proto::v1::{Delivery, EnvelopeAccepted, ErasureRequired, Route};
+    use prost::Message as _;
+    if envelopes.len() > MAX_ENVELOPES {
+        return Err(format!(
+            "{} envelopes named: at most {MAX_ENVELOPES}",
+            envelopes.len()
+        ));
+    }
+    let mut received: std::collections::BTreeMap<liaison_core::AgencyId, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for scoped in envelopes {
+        let Some((sender, id)) = scoped.split_once('/') else {
+            return Err(format!(
+                "envelope {:?} is not SENDER/ID",
+                scoped.chars().take(200).collect::<String>()
+            ));
+        };
+        let receipts = shared
+            .receipts
+            .get(id)
+            .await
+            .map_err(|e| format!("the receipts of {scoped}: {e}"))?;
+        for receipt in receipts.into_iter().filter(|r| r.sender.as_str() == sender) {
+            for recipient in receipt.recipients {
+                let ids = received.entry(recipient).or_default();
+                if !ids.contains(scoped) {
+                    ids.push(scoped.clone());
+                }
+            }
+        }
+    }
+    let now = liaison_core::time::unix_now();
+    let keep = shared.config.streams.delivery_max_age_days * 86_400;
+    let until = [seal::until_key(seal::retained_until(now, keep))];
+    let mut told = Vec::new();
+    for (n, (recipient, ids)) in received.into_iter().enumerate() {
+        let notice = Envelope {
+            id: format!("erasure-{at}-{n}"),
+            sender_agency: NOTICE_SENDER.into(),
+            author: operator.into(),
+            sent_at: Some(liaison_core::time::timestamp_now()),
+            classification: liaison_proto::v1::Classification::Official as i32,
+            purpose: "data-subject-rights".into(),
+            legal_basis: "DPA-2018-s48".into(),
+            body: Some(Body::ErasureRequired(ErasureRequired {
+                subject_token: subject.into(),
+                reason_code: "subject_erased".into(),
+                envelope_ids: ids,
+            })),
+            ..Envelope::default()
+        };
+        let route = Route {
+            recipient: recipient.to_string(),
+            withheld_labels: vec![],
+            policy_ids: vec!["DPA-2018-s48".into()],
+        };
+        let accepted = EnvelopeAccepted {
+            envelope: Some(notice.clone()),
+            accepted_at: Some(liaison_core::time::timestamp_now()),
+            token_subject: operator.into(),
+            policy_ids: route.policy_ids.clone(),
+            routes: vec![route.clone()],
+        };
+        // Its disclosure recorded first: no copy without its record.
+        publish(shared, crate::records::disclosure(&accepted, &route, &[])).await?;
+        let delivery = Delivery {
+            envelope: Some(notice.clone()),
+            recipient: recipient.to_string(),
+            withheld_labels: vec![],
+            policy_ids: route.policy_ids.clone(),
+            accepted_at: accepted.accepted_at,
+        };
+        let to = subjects::delivery(&recipient, "erasure_required");
+        // Sealed under the copies' retention only: the subject's key is gone.
+        let payload = shared
+            .keys
+            .seal(&until, &to, &delivery.encode_to_vec())
+            .await
+            .map_err(|e| format!("the notice to {recipient}: {e}"))?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{NOTICE_SENDER}/{}:{recipient}", notice.id).as_str(),
+        );
+        shared
+            .sequencer
+            .publish(&recipient, to, headers, payload)
+            .await
+            .map_err(|e| format!("the notice to {recipient}: {e}"))?;
+        shared.inboxes.wake(&recipient);
+        told.push(recipient.to_string());
+    }
+    Ok(told)
 }
 
 /// Recorded before it takes effect: no change without its record.

@@ -502,11 +502,9 @@ impl Keyring {
         if let Some(held) = self.cached(name) {
             return Ok(held);
         }
+        // Made first, read only if it exists: most keys not held are a new
+        // subject's (one request); one made before costs a refused create too.
         for _ in 0..3 {
-            if let Some((held, _)) = self.stored(name).await? {
-                self.remember(name, held.clone());
-                return Ok(held);
-            }
             let mut id = vec![0u8; ID_LEN];
             let mut key = Zeroizing::new([0u8; KEY_LEN]);
             random(&mut id).map_err(SealError::Kek)?;
@@ -532,8 +530,14 @@ impl Keyring {
                     self.remember(name, held.clone());
                     return Ok(held);
                 }
-                // Another gateway made it first: use theirs.
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                // Made before (or by another gateway just now): use it.
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    if let Some((held, _)) = self.stored(name).await? {
+                        self.remember(name, held.clone());
+                        return Ok(held);
+                    }
+                    // Destroyed meanwhile: make it again.
+                }
                 Err(e) => return Err(SealError::Store(format!("making {name}: {e}"))),
             }
         }

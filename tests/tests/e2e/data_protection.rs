@@ -246,6 +246,16 @@ fn about(id: &str, token_of: &str) -> liaison_proto::v1::Envelope {
 
 /// The duty officer's signed request on the subject's data.
 async fn rights(system: &System, action: &str, token: &str) -> Result<serde_json::Value> {
+    rights_on(system, action, token, &[]).await
+}
+
+/// [`rights`], naming the envelopes about the subject (an erasure's).
+async fn rights_on(
+    system: &System,
+    action: &str,
+    token: &str,
+    envelopes: &[&str],
+) -> Result<serde_json::Value> {
     let operator = system.connect_as(users::OPERATOR).await?;
     let signed = liaison_system::admin::operator_token(
         &liaison_tests::repo_root().join("deploy/operators/dev-operator-keys/duty-officer.pem"),
@@ -258,6 +268,7 @@ async fn rights(system: &System, action: &str, token: &str) -> Result<serde_json
         &signed,
         &serde_json::json!({
             "action": action, "token": token, "reason": "Held as evidence for proceedings",
+            "envelopes": envelopes,
         }),
     )
     .await
@@ -310,17 +321,51 @@ async fn a_restricted_subject_is_refused_until_lifted_and_an_erased_one_is_unrea
     })
     .await?;
 
-    let done = rights(&system, "erase", &token).await?;
+    let done = rights_on(
+        &system,
+        "erase",
+        &token,
+        &["school-a/rights-1", "school-a/rights-3"],
+    )
+    .await?;
     assert_eq!(
-        done["done"], "erased: the subject's data key is destroyed",
+        done["done"], "erased: the subject's data key is destroyed; told council, police",
         "{done}"
     );
-    // The police read rights-other, never rights-3.
-    let read = liaison_tests::inbox_exactly(&police, 1).await?;
-    assert_eq!(
-        read[0].envelope.as_ref().map(|e| e.id.as_str()),
-        Some("rights-other")
-    );
+    // The police read rights-other and the notice (s.48), never rights-3.
+    let read = liaison_tests::inbox_exactly(&police, 2).await?;
+    let ids: Vec<&str> = read
+        .iter()
+        .filter_map(|d| d.envelope.as_ref().map(|e| e.id.as_str()))
+        .collect();
+    assert!(ids.contains(&"rights-other"), "{ids:?}");
+    let notice = read
+        .iter()
+        .filter_map(|d| d.envelope.as_ref())
+        .find(|e| e.kind() == "erasure_required")
+        .ok_or_else(|| anyhow::anyhow!("no erasure notice in {ids:?}"))?;
+    assert_eq!(notice.sender_agency, "liaison-gateway");
+    assert_eq!(notice.legal_basis, "DPA-2018-s48");
+    match notice.body.as_ref() {
+        Some(liaison_proto::v1::envelope::Body::ErasureRequired(e)) => {
+            assert_eq!(e.subject_token, token);
+            assert_eq!(e.envelope_ids, ["school-a/rights-1", "school-a/rights-3"]);
+        }
+        other => bail!("not an erasure notice: {other:?}"),
+    }
+    // The police confirm erasing their copy of rights-1: recorded, answering the share.
+    let confirm = police
+        .envelope("police-dpo")
+        .id("rights-1-erased")
+        .purpose("data-subject-rights")
+        .legal_basis("DPA-2018-s48")
+        .classification(liaison_proto::v1::Classification::OfficialSensitive)
+        .in_reply_to("school-a/rights-1")
+        .body(liaison_proto::v1::envelope::Body::ErasureConfirmed(
+            liaison_proto::v1::ErasureConfirmed { records_erased: 1 },
+        ))
+        .build()?;
+    accepted(&police.send(&confirm).await?);
     // The first envelope in EVENTS (rights-1) no longer opens.
     let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
     let event = inspector
@@ -344,6 +389,7 @@ async fn a_restricted_subject_is_refused_until_lifted_and_an_erased_one_is_unrea
         read[0].envelope.as_ref().map(|e| e.id.as_str()),
         Some("rights-4")
     );
+    assert!(referral_of(&read[0]).is_some());
 
     let (report, records) = ledger(&system).await?;
     assert!(report.intact(), "{report:?}");
@@ -359,6 +405,22 @@ async fn a_restricted_subject_is_refused_until_lifted_and_an_erased_one_is_unrea
             "subject_unrestricted",
             "subject_erased"
         ]
+    );
+    // The notices are disclosures; the police's confirmation an erasure
+    // answering the share.
+    let notices: Vec<&str> = records
+        .iter()
+        .filter(|r| r.kind == "erasure_required" && r.operation == Operation::Disclosure as i32)
+        .flat_map(|r| r.recipients.iter().map(String::as_str))
+        .collect();
+    assert_eq!(notices, ["council", "police"]);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.operation == Operation::Erasure as i32
+                && r.agency == "police"
+                && r.in_reply_to == "school-a/rights-1"),
+        "the police's confirmation is not recorded"
     );
     system.shutdown().await
 }

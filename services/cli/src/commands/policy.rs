@@ -46,6 +46,19 @@ enum PolicyCommand {
     },
     /// Run the policy test cases (*.toml) [default dir: POLICIES/tests].
     Test { dir: Option<PathBuf> },
+    /// Who may share what with whom, by clause: for each class of senders,
+    /// each kind and situation, the classifications, purposes and legal
+    /// bases it may be sent on, who receives a copy seeing which labels, and
+    /// how long it is kept; each clause's retention, expiry and review. Asked
+    /// of the gateway's own evaluator, for the registry's agencies.
+    Catalogue {
+        /// The catalogue as JSON.
+        #[arg(long, conflicts_with = "html")]
+        json: bool,
+        /// The catalogue as one HTML page.
+        #[arg(long)]
+        html: bool,
+    },
 }
 
 pub fn run(cli: &Cli, args: &PolicyArgs) -> Result<ExitCode> {
@@ -72,6 +85,21 @@ pub fn run(cli: &Cli, args: &PolicyArgs) -> Result<ExitCode> {
             recipient,
             participants,
         ),
+        PolicyCommand::Catalogue { json, html } => {
+            let catalogue = liaison_gateway::catalogue::build(
+                &policy,
+                &registry,
+                config.data.default_retention_days * 86_400,
+            );
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&catalogue)?);
+            } else if *html {
+                print!("{}", catalogue.html());
+            } else {
+                print!("{}", catalogue.text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         PolicyCommand::Test { dir: tests } => {
             let tests = tests.clone().unwrap_or_else(|| dir.join("tests"));
             test(&policy, &registry, &tests)

@@ -82,10 +82,25 @@ pub async fn run(cli: &Cli, args: &SubjectArgs) -> Result<ExitCode> {
             report(cli, &args.consult, token, *format).await
         }
         SubjectCommand::Restrict { token, allow, by } => {
-            rights(cli, "restrict", token, allow, by).await
+            rights(cli, "restrict", token, allow, &[], by).await
         }
-        SubjectCommand::Unrestrict { token, by } => rights(cli, "unrestrict", token, &[], by).await,
-        SubjectCommand::Erase { token, by } => rights(cli, "erase", token, &[], by).await,
+        SubjectCommand::Unrestrict { token, by } => {
+            rights(cli, "unrestrict", token, &[], &[], by).await
+        }
+        SubjectCommand::Erase { token, by } => {
+            // Every share about the subject, from the ledger (a recorded
+            // consultation), so that each of their recipients is told (s.48).
+            check_token(token)?;
+            let who = args.consult.with_default_purpose("subject-rights");
+            let (report, intact) = read_report(cli, &who, token).await?;
+            if !intact {
+                bail!(
+                    "the ledger did not verify intact: `liaison audit verify` says where; nothing erased"
+                );
+            }
+            let envelopes: Vec<String> = report.shares.iter().map(|s| s.envelope.clone()).collect();
+            rights(cli, "erase", token, &[], &envelopes, by).await
+        }
     }
 }
 
@@ -95,11 +110,13 @@ async fn rights(
     action: &str,
     token: &str,
     purposes: &[String],
+    envelopes: &[String],
     by: &super::agencies::Operator,
 ) -> Result<ExitCode> {
     check_token(token)?;
     let body = serde_json::json!({
         "action": action, "token": token, "reason": by.reason, "purposes": purposes,
+        "envelopes": envelopes,
     });
     let answer =
         super::agencies::ask_on(cli, liaison_core::subjects::ADMIN_SUBJECTS, by, body).await?;
@@ -127,6 +144,25 @@ fn check_token(token: &str) -> Result<()> {
 
 async fn report(cli: &Cli, who: &ConsultArgs, token: &str, format: Format) -> Result<ExitCode> {
     check_token(token)?;
+    let (report, intact) = read_report(cli, who, token).await?;
+    match format {
+        Format::Text => print!("{}", report.text()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| anyhow!(e))?
+        ),
+        Format::Html => print!("{}", report.html()),
+    }
+    if !intact {
+        eprintln!("The ledger did NOT verify intact: `liaison audit verify` says where.");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The subject's report from the ledger, read as a recorded consultation,
+/// and whether the ledger verified intact.
+async fn read_report(cli: &Cli, who: &ConsultArgs, token: &str) -> Result<(Report, bool)> {
     let who = who.with_default_purpose("subject-rights");
     let config = cli.load_config()?;
     let (client, js, reply) = consult(
@@ -169,17 +205,5 @@ async fn report(cli: &Cli, who: &ConsultArgs, token: &str, format: Format) -> Re
         .intact()
     };
     let report = Report::of(token, records.iter().map(|(i, r)| (*i, r)));
-    match format {
-        Format::Text => print!("{}", report.text()),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| anyhow!(e))?
-        ),
-        Format::Html => print!("{}", report.html()),
-    }
-    if !intact {
-        eprintln!("The ledger did NOT verify intact: `liaison audit verify` says where.");
-        return Ok(ExitCode::from(2));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((report, intact))
 }
