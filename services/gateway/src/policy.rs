@@ -556,8 +556,8 @@ impl Policy {
             .collect()
     }
 
-    /// How long data shared under `clauses` is kept: the longest of their
-    /// retentions, `default` for a clause that states none.
+    /// How long data shared under `clauses` is kept: the longest retention
+    /// any of them states, `default` if none states one.
     pub fn retention<'a>(&self, clauses: impl IntoIterator<Item = &'a str>, default: u64) -> u64 {
         let mut longest = None;
         for clause in clauses {
@@ -565,9 +565,10 @@ impl Policy {
                 .terms
                 .iter()
                 .find(|(id, _)| self.clause(id) == clause)
-                .and_then(|(_, t)| t.retention)
-                .unwrap_or(default);
-            longest = Some(longest.map_or(stated, |l: u64| l.max(stated)));
+                .and_then(|(_, t)| t.retention);
+            if let Some(stated) = stated {
+                longest = Some(longest.map_or(stated, |l: u64| l.max(stated)));
+            }
         }
         longest.unwrap_or(default)
     }

@@ -114,7 +114,12 @@ fn policies_kept_for(retention: &str) -> Result<tempfile::TempDir> {
         }
         let mut text = std::fs::read_to_string(entry.path())?;
         if entry.path().extension().is_some_and(|e| e == "cedar") {
-            text = text.replace("@id(", &format!("@retention(\"{retention}\")\n@id("));
+            text = text
+                .lines()
+                .filter(|l| !l.starts_with("@retention("))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .replace("@id(", &format!("@retention(\"{retention}\")\n@id("));
         }
         std::fs::write(dir.path().join(entry.file_name()), text)?;
     }

@@ -125,6 +125,12 @@ fn check(policy: &Policy, dir: &std::path::Path) {
     for clause in policy.clauses() {
         let t = terms.get(&clause).copied().unwrap_or_default();
         let mut dates = Vec::new();
+        if let Some(kept) = t.retention {
+            dates.push(format!(
+                "kept {}",
+                liaison_gateway::policy::format_period(kept)
+            ));
+        }
         if let Some(e) = t.expires {
             dates.push(format!("expires {}", format_day(e)));
             if e < today {
@@ -139,12 +145,6 @@ fn check(policy: &Policy, dir: &std::path::Path) {
                     e - today
                 ));
             }
-        }
-        if let Some(kept) = t.retention {
-            dates.push(format!(
-                "kept {}",
-                liaison_gateway::policy::format_period(kept)
-            ));
         }
         if let Some(r) = t.review {
             dates.push(format!("review {}", format_day(r)));

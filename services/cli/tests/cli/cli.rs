@@ -695,7 +695,7 @@ fn policy_check_warns_of_a_clause_expiring_soon_and_explain_names_a_lapsed_one()
     let text = stdout(&checked);
     assert!(
         text.contains(&format!(
-            "ISA-EDU-01/send  (expires {}, review {})",
+            "ISA-EDU-01/send  (kept 6y, expires {}, review {})",
             day(10),
             day(5)
         )),
@@ -920,6 +920,106 @@ async fn a_subject_report_lists_every_share_about_the_token() -> anyhow::Result<
             && consultations.contains("\"purpose\":\"subject-rights\""),
         "{consultations}"
     );
+    system.shutdown().await
+}
+
+/// `liaison subject restrict`, `unrestrict` and `erase`, as the README
+/// shows them, through the binary: a restricted subject's referral is
+/// refused naming the restriction, accepted once it is lifted; erasure
+/// tells both earlier recipients, and the report lists every request.
+#[tokio::test]
+async fn subject_restrict_unrestrict_and_erase_work_as_the_readme_shows() -> anyhow::Result<()> {
+    const TOKEN: &str = "st1:SQHU-Cvi3OzFuZYjI0hw-tWBeuTTzQ-1elxR4WFxCqo";
+    let system = system().await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+    let send = || {
+        liaison(
+            &session,
+            &[
+                "send",
+                "--agency",
+                "school-a",
+                "deploy/examples/referral.json",
+            ],
+        )
+    };
+    let by = |action: &str, reason: &str| {
+        liaison(
+            &session,
+            &[
+                "subject",
+                action,
+                "--token",
+                TOKEN,
+                "--reason",
+                reason,
+                "--operator",
+                "duty-officer",
+            ],
+        )
+    };
+    let sent = send();
+    assert!(sent.status.success(), "{sent:?}");
+
+    let restricted = by("restrict", "held as evidence");
+    assert!(restricted.status.success(), "{restricted:?}");
+    assert!(
+        stdout(&restricted).contains("restricted: no further shares; recorded in the ledger"),
+        "{restricted:?}"
+    );
+    let refused = send();
+    let out = format!(
+        "{}{}",
+        stdout(&refused),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        out.contains("policy_denied")
+            && out.contains("restricted (DPA 2018 s.47(2)) by duty-officer"),
+        "{out}"
+    );
+    let lifted = by("unrestrict", "proceedings ended");
+    assert!(lifted.status.success(), "{lifted:?}");
+    let again = send();
+    assert!(again.status.success(), "{again:?}");
+
+    // Erasure waits for nothing: the shares are read from the ledger
+    // (chained soon after each verdict), their recipients from receipts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        ticks.tick().await;
+        let json = liaison(
+            &session,
+            &["subject", "report", "--token", TOKEN, "--format", "json"],
+        );
+        let report: serde_json::Value = serde_json::from_str(&stdout(&json))?;
+        if report["shares"].as_array().map_or(0, Vec::len) == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{report}");
+    }
+    let erased = by("erase", "erasure request upheld");
+    assert!(erased.status.success(), "{erased:?}");
+    assert!(
+        stdout(&erased).contains(
+            "erased: the subject's data key is destroyed; told council, police; recorded in the ledger"
+        ),
+        "{erased:?}"
+    );
+    let text = stdout(&liaison(&session, &["subject", "report", "--token", TOKEN]));
+    for line in [
+        "subject restricted by duty-officer",
+        "subject unrestricted by duty-officer",
+        "subject erased by duty-officer",
+        "erasure notice by duty-officer",
+        "told council (DPA 2018 s.48)",
+        "told police (DPA 2018 s.48)",
+    ] {
+        assert!(text.contains(line), "{line:?} is not in:\n{text}");
+    }
     system.shutdown().await
 }
 
