@@ -60,6 +60,11 @@ pub struct Share {
     pub answers: Vec<Answer>,
     /// The ledger's index of its collection record.
     pub index: u64,
+    /// When its retention ends (RFC 3339; empty where not recorded).
+    pub kept_until: String,
+    /// Whether Liaison can still read what it stores of it: `retained`, or
+    /// `erased: retention ended`, `erased: subject erased`.
+    pub stored: String,
 }
 
 /// One recipient's copy.
@@ -120,13 +125,28 @@ impl Report {
         };
         let mut shares: BTreeMap<String, usize> = BTreeMap::new();
         let mut answers = Vec::new();
+        let mut until: Vec<u64> = Vec::new();
+        let mut ended: std::collections::BTreeSet<u64> = Default::default();
+        let mut subject_erased: Option<u64> = None;
         for (index, r) in records {
             let about = r.subject_tokens.iter().any(|t| t == token);
             let operation = Operation::try_from(r.operation).unwrap_or_default();
             let decision = Decision::try_from(r.decision).unwrap_or_default();
             match (operation, decision) {
+                (Operation::Erasure, Decision::Accepted)
+                    if r.record_id.starts_with("erasure:until.") =>
+                {
+                    if let Some(t) = r
+                        .record_id
+                        .strip_prefix("erasure:until.")
+                        .and_then(|t| t.parse().ok())
+                    {
+                        ended.insert(t);
+                    }
+                }
                 (Operation::Collection, Decision::Accepted) if about => {
                     shares.insert(scoped(r), report.shares.len());
+                    until.push(r.kept_until);
                     report.shares.push(Share {
                         envelope: scoped(r),
                         kind: r.kind.clone(),
@@ -179,6 +199,9 @@ impl Report {
                     });
                 }
                 (Operation::Erasure, Decision::Accepted) if about && r.in_reply_to.is_empty() => {
+                    if r.code == "subject_erased" {
+                        subject_erased = subject_erased.or(Some(index));
+                    }
                     report.rights.push(Right {
                         code: r.code.clone(),
                         by: r.author.clone(),
@@ -194,6 +217,23 @@ impl Report {
                 }
                 _ => {}
             }
+        }
+        for (share, until) in report.shares.iter_mut().zip(until) {
+            if until > 0 {
+                share.kept_until = prost_types::Timestamp {
+                    seconds: i64::try_from(until).unwrap_or(i64::MAX),
+                    nanos: 0,
+                }
+                .to_string();
+            }
+            share.stored = if ended.contains(&until) && until > 0 {
+                "erased: retention ended"
+            } else if subject_erased.is_some_and(|at| at > share.index) {
+                "erased: subject erased"
+            } else {
+                "retained"
+            }
+            .to_owned();
         }
         // An answer names the share as `ID` (its sender's own id, which the
         // answerer sent or received) or `SENDER/ID`.
@@ -243,6 +283,15 @@ impl Report {
                     String::new()
                 } else {
                     format!("; case {}", s.case_id)
+                }
+            ));
+            out.push_str(&format!(
+                "  {}{}\n",
+                s.stored,
+                if s.kept_until.is_empty() {
+                    String::new()
+                } else {
+                    format!("; kept until {}", s.kept_until)
                 }
             ));
             if s.disclosures.is_empty() {
@@ -316,7 +365,7 @@ impl Report {
                 .collect();
             rows.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td></tr>\n",
-                escape(&s.at),
+                escape(&format!("{}; {}", s.at, s.stored)),
                 escape(&s.kind),
                 escape(&s.sender),
                 escape(&s.envelope),

@@ -226,7 +226,14 @@ async fn deliver(
     // re-routed event records nothing twice): before any disclosure record.
     let (receipt, collection) = futures_util::future::join(
         shared.receipts.put(&envelope.id, &receipt),
-        shared.recorder.publish(&records::collection(accepted)),
+        shared.recorder.publish(&liaison_proto::v1::AuditRecord {
+            kept_until: sealed
+                .keys
+                .iter()
+                .find_map(|k| liaison_runtime::seal::until_of(&k.name))
+                .unwrap_or_default(),
+            ..records::collection(accepted)
+        }),
     )
     .await;
     receipt?;

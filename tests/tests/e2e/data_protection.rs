@@ -236,6 +236,18 @@ async fn a_share_past_retention_becomes_unreadable_and_the_ledger_still_verifies
         1,
         "recorded once: {kinds:?}"
     );
+    // The subject report says so.
+    let token = liaison_tests::test_token("kept-5s");
+    let report = liaison_audit::subject::Report::of(
+        &token,
+        records.iter().enumerate().map(|(i, r)| (i as u64, r)),
+    );
+    assert_eq!(report.shares.len(), 1, "{report:?}");
+    assert_eq!(
+        report.shares[0].stored, "erased: retention ended",
+        "{report:?}"
+    );
+    assert!(!report.shares[0].kept_until.is_empty(), "{report:?}");
     system.shutdown().await?;
     Ok(())
 }
@@ -411,6 +423,26 @@ async fn a_restricted_subject_is_refused_until_lifted_and_an_erased_one_is_unrea
             "subject_erased"
         ]
     );
+    // The subject report: the shares before the erasure are erased, the one
+    // after retained, and the police's confirmation answers rights-1.
+    let report = liaison_audit::subject::Report::of(
+        &token,
+        records.iter().enumerate().map(|(i, r)| (i as u64, r)),
+    );
+    let stored: Vec<(&str, &str)> = report
+        .shares
+        .iter()
+        .map(|s| (s.envelope.as_str(), s.stored.as_str()))
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            ("school-a/rights-1", "erased: subject erased"),
+            ("school-a/rights-3", "erased: subject erased"),
+            ("school-a/rights-4", "retained"),
+        ]
+    );
+    assert_eq!(report.shares[0].answers.len(), 1, "{report:?}");
     // The notices are disclosures; the police's confirmation an erasure
     // answering the share.
     let notices: Vec<&str> = records
@@ -428,4 +460,94 @@ async fn a_restricted_subject_is_refused_until_lifted_and_an_erased_one_is_unrea
         "the police's confirmation is not recorded"
     );
     system.shutdown().await
+}
+
+/// The key-encryption keys the data keys in `KEYS` are wrapped by.
+async fn wrapped_by(system: &System) -> Result<std::collections::BTreeSet<String>> {
+    use futures_util::StreamExt as _;
+    use prost::Message as _;
+    let js = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    let kv = js.get_key_value(liaison_runtime::seal::BUCKET).await?;
+    let mut names = kv.keys().await?;
+    let mut keks = std::collections::BTreeSet::new();
+    while let Some(name) = names.next().await {
+        if let Some(value) = kv.get(name?).await? {
+            keks.insert(liaison_proto::v1::WrappedKey::decode(value.as_ref())?.kek);
+        }
+    }
+    Ok(keks)
+}
+
+/// The key-encryption key is rotated as the runbook says: a new key is made
+/// current beside the old, the gateway re-wraps every data key under it at
+/// start, the old key is removed — and what was shared before is still read
+/// whole, while a data key never unwraps under a key it was not wrapped by.
+#[tokio::test]
+async fn a_rotated_key_encryption_key_rewraps_every_data_key_and_nothing_is_lost() -> Result<()> {
+    use liaison_runtime::seal::KekFile;
+    let store = tempfile::tempdir()?;
+    let keys = tempfile::tempdir()?;
+    let kek = keys.path().join("kek.toml");
+    let (k1, k2) = (
+        KekFile::generate("k1").map_err(anyhow::Error::msg)?,
+        KekFile::generate("k2").map_err(anyhow::Error::msg)?,
+    );
+    let start = |current: &str, lines: &[&str]| {
+        let text = format!("current = \"{current}\"\n[keys]\n{}\n", lines.join("\n"));
+        let kek = kek.clone();
+        let store = store.path().to_path_buf();
+        async move {
+            std::fs::write(&kek, text)?;
+            let mut config = config();
+            config.data.kek_file = kek;
+            System::start(
+                config,
+                UpOptions {
+                    inspector: true,
+                    store_dir: Some(store),
+                    ..UpOptions::default()
+                },
+            )
+            .await
+        }
+    };
+    let first = start("k1", &[&k1]).await?;
+    let school = agency(&first, "school-a").await?;
+    let verdict = school.send(&referral("school-a", "rotate-1")).await?;
+    assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
+    eventually("rotate-1 delivered", Duration::from_secs(30), || async {
+        let (_, records) = ledger(&first).await?;
+        Ok((records
+            .iter()
+            .filter(|r| r.operation == Operation::Disclosure as i32)
+            .count()
+            == 2)
+            .then_some(()))
+    })
+    .await?;
+    assert_eq!(wrapped_by(&first).await?, ["k1".to_owned()].into());
+    first.shutdown().await?;
+
+    // k2 made current beside k1: every data key re-wrapped under k2.
+    let second = start("k2", &[&k1, &k2]).await?;
+    eventually(
+        "every data key under k2",
+        Duration::from_secs(30),
+        || async {
+            let keks = wrapped_by(&second).await?;
+            Ok((keks == ["k2".to_owned()].into()).then_some(()))
+        },
+    )
+    .await?;
+    second.shutdown().await?;
+
+    // k1 removed: the referral shared under it is read whole.
+    let third = start("k2", &[&k2]).await?;
+    let police = agency(&third, "police").await?;
+    let read = liaison_tests::inbox_exactly(&police, 1).await?;
+    let subject = referral_of(&read[0])
+        .and_then(|r| r.subject.clone())
+        .unwrap_or_default();
+    assert_eq!(subject.full_name, "Alex Example");
+    third.shutdown().await
 }

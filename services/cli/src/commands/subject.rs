@@ -176,6 +176,8 @@ async fn read_report(cli: &Cli, who: &ConsultArgs, token: &str) -> Result<(Repor
     // that may answer one of their shares (those carry no token).
     let wanted = |r: &AuditRecord| {
         r.subject_tokens.iter().any(|t| t == token)
+            // Retention's erasures, which name a data key, not a subject.
+            || r.record_id.starts_with("erasure:until.")
             || (!r.in_reply_to.is_empty()
                 && [Operation::Alteration as i32, Operation::Erasure as i32].contains(&r.operation))
     };
