@@ -16,7 +16,6 @@
 
 use crate::Shared;
 use crate::refusal::Refusal;
-use futures_util::StreamExt as _;
 use liaison_core::tokens::TokenVerifier;
 use liaison_core::{AgencyId, NatsContext as _, subjects};
 use liaison_proto::v1::{AuditRecord, Decision, Operation};
@@ -242,29 +241,18 @@ impl Membership {
         shutdown: CancellationToken,
         on_suspended: impl Fn(AgencyId),
     ) -> Result<(), liaison_core::NatsError> {
-        let mut entries = self
-            .kv
-            .watch_all_from_revision(1)
-            .await
-            .nats("watch the membership bucket")?;
-        loop {
-            let entry = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                entry = entries.next() => entry,
-            };
-            let Some(entry) = entry else { return Ok(()) };
-            let Ok(entry) = entry else { continue };
+        liaison_runtime::consume::follow_bucket(&self.kv, "membership", &shutdown, |entry| {
             if let Some((agency, kid)) = entry.key.split_once(".revoked.") {
-                let Ok(agency) = AgencyId::parse(agency) else {
-                    continue;
-                };
-                if let Ok(revocation) = serde_json::from_slice::<Revocation>(&entry.value) {
+                if let (Ok(agency), Ok(revocation)) = (
+                    AgencyId::parse(agency),
+                    serde_json::from_slice::<Revocation>(&entry.value),
+                ) {
                     self.revoke(agency, kid.to_owned(), revocation);
                 }
-                continue;
+                return;
             }
             let Ok(agency) = AgencyId::parse(&entry.key) else {
-                continue;
+                return;
             };
             let status = serde_json::from_slice::<Status>(&entry.value).ok();
             let suspended = status.as_ref().is_some_and(|s| s.suspended);
@@ -272,7 +260,8 @@ impl Membership {
             if suspended && entry.seen_current {
                 on_suspended(agency);
             }
-        }
+        })
+        .await
     }
 
     /// The operator who signed `token` (aud `liaison-admin`), verified.

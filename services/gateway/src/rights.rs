@@ -17,7 +17,6 @@
 
 use crate::Shared;
 use crate::refusal::Refusal;
-use futures_util::StreamExt as _;
 use liaison_core::{NatsContext as _, subjects};
 use liaison_proto::v1::{AuditRecord, Decision, Envelope, Operation};
 use liaison_runtime::seal;
@@ -141,23 +140,13 @@ impl Restrictions {
 
     /// Reads the bucket whole, then follows it until `shutdown`.
     pub async fn watch(&self, shutdown: CancellationToken) -> Result<(), liaison_core::NatsError> {
-        let mut entries = self
-            .kv
-            .watch_all_from_revision(1)
-            .await
-            .nats("watch the restrictions bucket")?;
-        loop {
-            let entry = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                entry = entries.next() => entry,
-            };
-            let Some(entry) = entry else { return Ok(()) };
-            let Ok(entry) = entry else { continue };
+        liaison_runtime::consume::follow_bucket(&self.kv, "restrictions", &shutdown, |entry| {
             let restriction = (entry.operation == async_nats::jetstream::kv::Operation::Put)
                 .then(|| serde_json::from_slice::<Restriction>(&entry.value).ok())
                 .flatten();
             self.apply(entry.key, restriction);
-        }
+        })
+        .await
     }
 }
 

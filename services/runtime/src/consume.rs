@@ -31,3 +31,30 @@ pub async fn next(
         }
     }
 }
+
+/// Reads a KV bucket whole, then follows it until `shutdown`, handing `each`
+/// every entry (puts, deletes and purges) in order. `what` names it in the
+/// error if it cannot be watched.
+pub async fn follow_bucket(
+    kv: &async_nats::jetstream::kv::Store,
+    what: &str,
+    shutdown: &CancellationToken,
+    mut each: impl FnMut(async_nats::jetstream::kv::Entry),
+) -> Result<(), liaison_core::NatsError> {
+    use liaison_core::NatsContext as _;
+    let mut entries = kv
+        .watch_all_from_revision(1)
+        .await
+        .nats(format!("watch the {what} bucket"))?;
+    loop {
+        let entry = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            entry = entries.next() => entry,
+        };
+        match entry {
+            None => return Ok(()),
+            Some(Ok(entry)) => each(entry),
+            Some(Err(_)) => {}
+        }
+    }
+}

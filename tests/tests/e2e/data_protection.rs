@@ -12,6 +12,33 @@ use liaison_tests::{agency, config, eventually, ledger, referral, referral_of};
 use std::path::Path;
 use std::time::Duration;
 
+/// The first message EVENTS holds: an accepted envelope, sealed.
+async fn first_event(system: &System) -> Result<async_nats::jetstream::message::StreamMessage> {
+    let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    Ok(inspector
+        .get_stream(liaison_core::subjects::EVENTS_STREAM)
+        .await?
+        .get_raw_message(1)
+        .await?)
+}
+
+/// Waits until `copies` disclosures of the envelope `id` are recorded.
+async fn disclosed(system: &System, id: &str, copies: usize) -> Result<()> {
+    eventually(
+        &format!("{id} delivered"),
+        Duration::from_secs(30),
+        || async {
+            let (_, records) = ledger(system).await?;
+            let n = records
+                .iter()
+                .filter(|r| r.operation == Operation::Disclosure as i32 && r.envelope_id == id)
+                .count();
+            Ok((n == copies).then_some(()))
+        },
+    )
+    .await
+}
+
 /// Every file under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &[u8]) -> Result<Vec<String>> {
     let mut hits = Vec::new();
@@ -149,15 +176,7 @@ async fn a_share_past_retention_becomes_unreadable_and_the_ledger_still_verifies
     let verdict = school.send(&referral("school-a", "kept-5s")).await?;
     assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
     // Delivered (to the police and the council) well before its retention ends.
-    eventually("both disclosures", Duration::from_secs(30), || async {
-        let (_, records) = ledger(&system).await?;
-        let disclosed = records
-            .iter()
-            .filter(|r| r.operation == Operation::Disclosure as i32)
-            .count();
-        Ok((disclosed == 2).then_some(()))
-    })
-    .await?;
+    disclosed(&system, "kept-5s", 2).await?;
 
     // The erasure is recorded once its retention has ended.
     let erasure = eventually("the erasure record", Duration::from_secs(30), || async {
@@ -179,12 +198,7 @@ async fn a_share_past_retention_becomes_unreadable_and_the_ledger_still_verifies
 
     // EVENTS still holds the envelope's bytes, but once the key is destroyed
     // (just after the record) they no longer open.
-    let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
-    let event = inspector
-        .get_stream(liaison_core::subjects::EVENTS_STREAM)
-        .await?
-        .get_raw_message(1)
-        .await?;
+    let event = first_event(&system).await?;
     assert_eq!(event.subject.as_str(), "liaison.events.referral");
     let erased = eventually("the event erased", Duration::from_secs(30), || async {
         // A keyring of its own each time: one that does not follow the
@@ -325,18 +339,7 @@ async fn a_restricted_subject_is_refused_until_lifted_and_an_erased_one_is_unrea
     rights(&system, "unrestrict", &token).await?;
     accepted(&school.send(&about("rights-3", "rights-1")).await?);
     // Routed (two disclosures each: police and council), not yet read.
-    eventually("rights-3 delivered", Duration::from_secs(30), || async {
-        let (_, records) = ledger(&system).await?;
-        Ok((records
-            .iter()
-            .filter(|r| {
-                r.operation == Operation::Disclosure as i32 && r.envelope_id.ends_with("rights-3")
-            })
-            .count()
-            == 2)
-            .then_some(()))
-    })
-    .await?;
+    disclosed(&system, "rights-3", 2).await?;
 
     let done = rights_on(
         &system,
@@ -384,12 +387,7 @@ async fn a_restricted_subject_is_refused_until_lifted_and_an_erased_one_is_unrea
         .build()?;
     accepted(&police.send(&confirm).await?);
     // The first envelope in EVENTS (rights-1) no longer opens.
-    let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
-    let event = inspector
-        .get_stream(liaison_core::subjects::EVENTS_STREAM)
-        .await?
-        .get_raw_message(1)
-        .await?;
+    let event = first_event(&system).await?;
     match system
         .keyring()
         .await?
@@ -515,16 +513,7 @@ async fn a_rotated_key_encryption_key_rewraps_every_data_key_and_nothing_is_lost
     let school = agency(&first, "school-a").await?;
     let verdict = school.send(&referral("school-a", "rotate-1")).await?;
     assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
-    eventually("rotate-1 delivered", Duration::from_secs(30), || async {
-        let (_, records) = ledger(&first).await?;
-        Ok((records
-            .iter()
-            .filter(|r| r.operation == Operation::Disclosure as i32)
-            .count()
-            == 2)
-            .then_some(()))
-    })
-    .await?;
+    disclosed(&first, "rotate-1", 2).await?;
     assert_eq!(wrapped_by(&first).await?, ["k1".to_owned()].into());
     first.shutdown().await?;
 
