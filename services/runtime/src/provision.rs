@@ -6,7 +6,8 @@
 //!
 //! | stream | holds | guarantees |
 //! |---|---|---|
-//! | EVENTS | accepted envelopes | de-duplicated on the envelope id; no delete, no purge |
+//! | EVENTS | accepted envelopes (sealed: ADR 0022), each with its fact | de-duplicated on the envelope id; no delete, no purge: erased by destroying data keys |
+//! | KV_KEYS | data keys, wrapped by a key-encryption key outside NATS | one value per key; a destroyed key is erased in place |
 //! | DELIVERY | one redacted copy per recipient | each agency's inbox is a subject, numbered 1, 2, 3 …, read through the gateway: no object per agency (ADR 0019) |
 //! | DECISIONS | decision records on their way to the ledger | de-duplicated on the record id, across restarts |
 //! | LEDGER | the hash-chained audit log | no delete, no purge; one writer (expected last sequence) |
