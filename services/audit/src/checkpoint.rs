@@ -153,6 +153,11 @@ impl NoteVerifier {
         Ok(verifier)
     }
 
+    /// The key's name: a log's origin.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The verifier key string.
     pub fn vkey(&self) -> String {
         let mut key = vec![ALG_ED25519];

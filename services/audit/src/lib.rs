@@ -26,6 +26,7 @@ pub mod state;
 pub mod stores;
 pub mod subject;
 pub mod verify;
+pub mod witness;
 pub mod writer;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};

@@ -17,6 +17,7 @@ mod serve;
 mod status;
 mod subject;
 mod up;
+mod witness;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -124,6 +125,10 @@ enum Command {
     /// Run one service as its own process (as the container image does).
     #[command(subcommand)]
     Serve(serve::ServeCommand),
+    /// A witness of the ledger (C2SP tlog-witness) that an oversight body
+    /// runs on its own machine: `init` makes its key, `serve` cosigns.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
 }
 
 /// Where to connect and as whom, resolved from flags, environment and session.
@@ -294,5 +299,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status::run(&cli, args).await,
         Command::Bench(args) => bench::run(&cli, args).await,
         Command::Serve(service) => serve::run(&cli, *service).await,
+        Command::Witness(command) => witness::run(&cli, command).await,
     }
 }

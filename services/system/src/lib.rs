@@ -21,3 +21,4 @@ pub mod national;
 pub mod ops_http;
 pub mod progress;
 pub mod system;
+pub mod witness;

@@ -51,3 +51,4 @@ mod slice;
 mod token_attacks;
 mod tracing;
 mod tracing_services;
+mod witness;

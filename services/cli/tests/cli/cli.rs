@@ -1239,3 +1239,60 @@ async fn agencies_are_listed_shown_added_and_imported_as_a_named_operator() -> a
     );
     system.shutdown().await
 }
+
+/// `liaison witness init` makes a witness's key once, and prints a verifier
+/// key that parses as a cosignature/v1 (C2SP) key of that name.
+#[test]
+fn witness_init_prints_a_cosignature_verifier_key_and_keeps_its_key() -> anyhow::Result<()> {
+    let none = Path::new("/nonexistent/session.json");
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().display().to_string();
+    let made = liaison(
+        none,
+        &[
+            "witness",
+            "init",
+            "--name",
+            "oversight.test/w1",
+            "--out",
+            &out,
+        ],
+    );
+    assert!(made.status.success(), "{made:?}");
+    let text = stdout(&made);
+    let vkey = text
+        .lines()
+        .find(|l| l.starts_with("oversight.test/w1+"))
+        .ok_or_else(|| anyhow::anyhow!("no verifier key in {text}"))?;
+    let verifier = liaison_audit::witness::CosignatureVerifier::parse(vkey)?;
+    assert_eq!(verifier.name(), "oversight.test/w1");
+    assert!(dir.path().join("witness.pem").is_file());
+    let again = liaison(
+        none,
+        &[
+            "witness",
+            "init",
+            "--name",
+            "oversight.test/w1",
+            "--out",
+            &out,
+        ],
+    );
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("a witness keeps its key"),
+        "{again:?}"
+    );
+    let elsewhere = format!("{out}/other");
+    let bad = liaison(
+        none,
+        &["witness", "init", "--name", "bad name", "--out", &elsewhere],
+    );
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid witness name"),
+        "{bad:?}"
+    );
+    assert!(!dir.path().join("other/witness.pem").exists());
+    Ok(())
+}
