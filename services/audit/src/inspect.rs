@@ -96,6 +96,9 @@ impl Inspector {
         }
         checkpoints.sort_by_key(|c| c.size);
         checkpoints.retain(|c| c.size > 0);
+        // A checkpoint stored again with a witness's cosignature is the same
+        // checkpoint (one with the same size and another root is not).
+        checkpoints.dedup();
         Self {
             chain: chain::Verifier::default(),
             tree: CompactRange::new(),

@@ -13,6 +13,7 @@ pub mod chain;
 pub mod check;
 pub mod checkpoint;
 pub mod consult;
+pub mod cosign;
 pub mod inspect;
 pub mod intake;
 pub mod merkle;
@@ -87,11 +88,27 @@ pub struct AuditService {
     /// Set while it appends: what `/readyz` and the `status` endpoint report.
     ready: Arc<AtomicBool>,
     discovery: Registration,
+    /// The witnesses asked to cosign each checkpoint (ADR 0023).
+    witnesses: Vec<cosign::Remote>,
 }
 
 impl AuditService {
     pub async fn start(config: Config, client: async_nats::Client) -> Result<Self, AuditError> {
         let signer = signer(&config)?;
+        let witnesses = config
+            .audit
+            .witnesses
+            .iter()
+            .map(|w| cosign::Remote::new(&w.url, &w.key))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AuditError::Ledger(format!("audit.witnesses: {e}")))?;
+        if config.audit.witness_quorum > witnesses.len() {
+            return Err(AuditError::Ledger(format!(
+                "audit.witness_quorum = {} but only {} witnesses are configured",
+                config.audit.witness_quorum,
+                witnesses.len()
+            )));
+        }
         let telemetry = if config.telemetry.enabled() {
             Some(liaison_runtime::ops::Listener::bind(&config.telemetry.listen).await?)
         } else {
@@ -157,6 +174,7 @@ impl AuditService {
             telemetry,
             ready,
             discovery,
+            witnesses,
         })
     }
 
@@ -187,6 +205,16 @@ impl AuditService {
             self.store_changes,
             shutdown.clone(),
         ));
+        let cosigning = (!self.witnesses.is_empty()).then(|| {
+            tokio::spawn(cosign::run(
+                jetstream::new(self.client.clone()),
+                self.writer.ledger(),
+                self.witnesses,
+                self.writer.signed(),
+                self.interval,
+                shutdown.clone(),
+            ))
+        });
         let bound = self.ready;
         bound.store(true, Ordering::Relaxed);
         let telemetry = self.telemetry.map(|listener| {
@@ -207,6 +235,9 @@ impl AuditService {
         let _ = checkpoints.await;
         let _ = consultations.await;
         let _ = store_changes.await;
+        if let Some(cosigning) = cosigning {
+            let _ = cosigning.await;
+        }
         // A last checkpoint covers everything written before stopping.
         if let Err(e) = self.writer.checkpoint_now().await {
             warn!(error = %liaison_core::error::chain(&e), "No final checkpoint");

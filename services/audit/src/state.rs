@@ -34,6 +34,10 @@ pub struct Ledger {
     /// server's own de-duplication did not hold) is chained once.
     pub recent: RecentIds,
     pub tree: CompactRange,
+    /// Every record's Merkle leaf hash, in order: witnesses are sent
+    /// consistency proofs from the size they last cosigned (32 bytes a
+    /// record; ADR 0023 names the tiles that would bound it).
+    pub leaves: Vec<crate::merkle::Hash>,
     /// Size of the last signed checkpoint.
     pub checkpointed: u64,
     pub latest_note: Option<String>,
@@ -53,9 +57,11 @@ pub async fn recover(
 ) -> Result<Ledger, WriterError> {
     let mut appended = BTreeSet::new();
     let mut recent = RecentIds::default();
+    let mut leaves = Vec::new();
     let inspector = crate::verify::scan(js, verifier, |entry| {
         appended.insert(entry.source_seq);
         recent.insert(record_id(&entry.record));
+        leaves.push(crate::merkle::leaf_hash(&entry.record));
     })
     .await?;
     let (tail, last_block, tree, checkpointed) =
@@ -71,6 +77,7 @@ pub async fn recover(
         forgotten_below: 0,
         recent,
         tree,
+        leaves,
         checkpointed,
         latest_note: notes.last().cloned(),
     })
@@ -113,6 +120,7 @@ impl Ledger {
         for leaf in &staged.leaves {
             self.tree.push(*leaf);
         }
+        self.leaves.extend_from_slice(&staged.leaves);
         self.appended.extend(staged.seqs.iter().copied());
         for id in &staged.ids {
             self.recent.insert(id.clone());
@@ -141,6 +149,7 @@ mod tests {
             forgotten_below: 0,
             recent: RecentIds::default(),
             tree: CompactRange::new(),
+            leaves: Vec::new(),
             checkpointed: 0,
             latest_note: None,
         }

@@ -55,7 +55,9 @@ pub struct Writer {
     signer: NoteSigner,
     origin: String,
     every: u64,
-    ledger: Mutex<Ledger>,
+    ledger: std::sync::Arc<Mutex<Ledger>>,
+    /// Each checkpoint signed (its note and size), for the witnesses.
+    signed: tokio::sync::watch::Sender<Option<(String, u64)>>,
     /// The ledger's gauges and counters, served at `/metrics`.
     pub metrics: crate::metrics::Metrics,
 }
@@ -120,9 +122,25 @@ impl Writer {
             signer,
             origin,
             every: every.max(1),
-            ledger: Mutex::new(ledger),
+            signed: tokio::sync::watch::Sender::new(
+                ledger
+                    .latest_note
+                    .clone()
+                    .map(|note| (note, ledger.checkpointed)),
+            ),
+            ledger: std::sync::Arc::new(Mutex::new(ledger)),
             metrics,
         })
+    }
+
+    /// The ledger as the writer keeps it (the witnesses' proofs read its leaves).
+    pub fn ledger(&self) -> std::sync::Arc<Mutex<Ledger>> {
+        self.ledger.clone()
+    }
+
+    /// Each checkpoint signed from now on (and the latest one), for the witnesses.
+    pub fn signed(&self) -> tokio::sync::watch::Receiver<Option<(String, u64)>> {
+        self.signed.subscribe()
     }
 
     /// Takes in a batch the server stored, and checkpoints if one is due.
@@ -165,6 +183,7 @@ impl Writer {
         self.metrics
             .last_checkpoint_time
             .set(&[], liaison_core::time::unix_now());
+        self.signed.send_replace(Some((note.clone(), size)));
         ledger.latest_note = Some(note);
         Ok(())
     }

@@ -209,6 +209,22 @@ pub struct AuditConfig {
     pub checkpoint_interval_secs: u64,
     /// The auditors' registry: who may consult the ledger, with their keys.
     pub auditors: PathBuf,
+    /// Witnesses outside the partnership asked to cosign each checkpoint
+    /// (C2SP tlog-witness; docs/decisions/0023-witnesses.md).
+    pub witnesses: Vec<WitnessConfig>,
+    /// How many of them must have cosigned for `liaison audit verify` to
+    /// call the ledger witnessed (0: none required).
+    pub witness_quorum: usize,
+}
+
+/// One witness: where it listens and its verifier key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Its tlog-witness submission prefix, e.g. `http://witness.example:7380`.
+    pub url: String,
+    /// Its cosignature verifier key (`NAME+ID+KEY`, from `liaison witness init`).
+    pub key: String,
 }
 
 /// The gateway's HTTPS door, for agencies that do not speak NATS. Off unless
@@ -347,6 +363,8 @@ impl Default for AuditConfig {
             checkpoint_every: 1000,
             checkpoint_interval_secs: 5,
             auditors: "deploy/audit/auditors.toml".into(),
+            witnesses: Vec::new(),
+            witness_quorum: 0,
         }
     }
 }

@@ -73,3 +73,227 @@ async fn a_witness_cosigns_for_a_log_written_from_the_specifications_and_refuses
     served.await??;
     Ok(())
 }
+
+/// A witness served on a free port, keeping its state in `state`.
+async fn witness_on(
+    state: &std::path::Path,
+    pem: &str,
+    port: u16,
+) -> Result<(
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<()>>,
+)> {
+    let log = liaison_audit::signer(&config())?.verifier();
+    let cosigner = Cosigner::from_pem("oversight.test/w1", pem)?;
+    let witness = Arc::new(Witness::open(cosigner, &[log], state).map_err(anyhow::Error::msg)?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let served = tokio::spawn(liaison_system::witness::serve(
+        witness,
+        listener,
+        shutdown.clone(),
+    ));
+    Ok((shutdown, served))
+}
+
+/// What the stored checkpoints say of the ledger's witnessing now.
+async fn witnessing(
+    system: &liaison_system::system::System,
+    vkey: &str,
+) -> Result<liaison_audit::cosign::Witnessing> {
+    let (report, _) = liaison_tests::ledger_all(system).await?;
+    let js =
+        async_nats::jetstream::new(system.connect_as(liaison_runtime::users::INSPECTOR).await?);
+    let notes = liaison_audit::verify::checkpoints(&js).await?;
+    let log = liaison_audit::signer(&system.config)?.verifier();
+    let witness = liaison_audit::witness::CosignatureVerifier::parse(vkey)?;
+    Ok(liaison_audit::cosign::Witnessing::of(
+        &log,
+        &notes,
+        &[witness],
+        1,
+        report.verified,
+    ))
+}
+
+/// The audit service has each checkpoint cosigned by the configured
+/// witness and stores the cosignature. With the witness down, records are
+/// still accepted and checkpointed, and the tail no quorum cosigned is
+/// reported; back up, the witness is sent a consistency proof from the size
+/// it cosigned last and catches up.
+#[tokio::test]
+async fn checkpoints_are_cosigned_and_a_witness_that_was_down_catches_up() -> Result<()> {
+    let state = tempfile::tempdir()?;
+    let (pem, _) = liaison_system::keys::generate(liaison_core::tokens::KeyAlg::EdDSA)?;
+    let vkey = Cosigner::from_pem("oversight.test/w1", &pem)?
+        .verifier()
+        .vkey();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let (stop, served) = witness_on(state.path(), &pem, port).await?;
+    let mut config = config();
+    config.audit.witnesses = vec![liaison_runtime::config::WitnessConfig {
+        url: format!("http://127.0.0.1:{port}"),
+        key: vkey.clone(),
+    }];
+    config.audit.witness_quorum = 1;
+    config.audit.checkpoint_interval_secs = 1;
+    let system = liaison_tests::start_with(config).await?;
+    let school = liaison_tests::agency(&system, "school-a").await?;
+    school
+        .send(&liaison_tests::referral("school-a", "witnessed-1"))
+        .await?;
+    let first =
+        liaison_tests::eventually("a cosigned checkpoint", Duration::from_secs(30), || async {
+            let w = witnessing(&system, &vkey).await?;
+            Ok((w.witnessed > 0 && w.witnessed == w.size).then_some(w))
+        })
+        .await?;
+    assert!(first.holds(), "{first:?}");
+    assert!(
+        first.words().starts_with("witnessed: "),
+        "{}",
+        first.words()
+    );
+
+    // The witness goes down: shares go on, checkpoints are signed, and the
+    // tail since its last cosignature is reported as not cosigned.
+    stop.cancel();
+    served.await??;
+    for n in 0..3 {
+        school
+            .send(&liaison_tests::referral(
+                "school-a",
+                &format!("unwitnessed-{n}"),
+            ))
+            .await?;
+    }
+    let down =
+        liaison_tests::eventually("a tail not cosigned", Duration::from_secs(30), || async {
+            let w = witnessing(&system, &vkey).await?;
+            Ok((w.size > first.size && w.witnessed == first.witnessed).then_some(w))
+        })
+        .await?;
+    assert!(
+        down.words().contains("records are not cosigned yet"),
+        "{}",
+        down.words()
+    );
+
+    // Back up: it is sent a proof from what it cosigned and catches up.
+    let (stop, served) = witness_on(state.path(), &pem, port).await?;
+    let caught_up =
+        liaison_tests::eventually("the witness caught up", Duration::from_secs(30), || async {
+            let w = witnessing(&system, &vkey).await?;
+            Ok((w.witnessed == w.size && w.size > first.size).then_some(w))
+        })
+        .await?;
+    assert!(
+        !caught_up.words().contains("not cosigned yet"),
+        "{}",
+        caught_up.words()
+    );
+    stop.cancel();
+    served.await??;
+    system.shutdown().await
+}
+
+/// An operator who holds the checkpoint key rewrites history: stops the
+/// audit service, deletes LEDGER and CHECKPOINTS, and lets the ledger start
+/// again without what it held (then grows it past the size the witness
+/// cosigned, with freshly signed checkpoints). The witness refuses the fork
+/// and keeps the evidence; verification finds no checkpoint of the new
+/// ledger cosigned by the quorum, and names the missing cosignature.
+#[tokio::test]
+async fn a_history_rewritten_with_the_checkpoint_key_is_refused_by_the_witness_and_fails_verify()
+-> Result<()> {
+    let state = tempfile::tempdir()?;
+    let (pem, _) = liaison_system::keys::generate(liaison_core::tokens::KeyAlg::EdDSA)?;
+    let vkey = Cosigner::from_pem("oversight.test/w1", &pem)?
+        .verifier()
+        .vkey();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let (stop, served) = witness_on(state.path(), &pem, port).await?;
+    let mut config = config();
+    config.audit.witnesses = vec![liaison_runtime::config::WitnessConfig {
+        url: format!("http://127.0.0.1:{port}"),
+        key: vkey.clone(),
+    }];
+    config.audit.witness_quorum = 1;
+    config.audit.checkpoint_interval_secs = 1;
+    let mut system = liaison_tests::start_with(config).await?;
+    let school = liaison_tests::agency(&system, "school-a").await?;
+    for n in 0..3 {
+        school
+            .send(&liaison_tests::referral("school-a", &format!("honest-{n}")))
+            .await?;
+    }
+    let honest = liaison_tests::eventually(
+        "the honest ledger cosigned",
+        Duration::from_secs(30),
+        || async {
+            let w = witnessing(&system, &vkey).await?;
+            Ok((w.witnessed > 0 && w.witnessed == w.size).then_some(w))
+        },
+    )
+    .await?;
+
+    // The rewrite, with the operator's powers and the checkpoint key.
+    system.stop_audit().await;
+    let inspector =
+        async_nats::jetstream::new(system.connect_as(liaison_runtime::users::INSPECTOR).await?);
+    for stream in [
+        liaison_core::subjects::LEDGER_STREAM,
+        liaison_core::subjects::CHECKPOINTS_STREAM,
+    ] {
+        inspector.delete_stream(stream).await?;
+    }
+    let operator =
+        async_nats::jetstream::new(system.connect_as(liaison_runtime::users::OPERATOR).await?);
+    liaison_runtime::provision::provision(&operator, &system.config.streams, &system.registry)
+        .await?;
+    system.start_audit().await?;
+    // The new ledger grows past the size the witness cosigned.
+    let mut n = 0;
+    let forks = state.path().join("forks");
+    liaison_tests::eventually(
+        "the witness refusing the fork",
+        Duration::from_secs(60),
+        || {
+            n += 1;
+            let school = &school;
+            let id = format!("after-rewrite-{n}");
+            let forks = forks.clone();
+            async move {
+                school
+                    .send(&liaison_tests::referral("school-a", &id))
+                    .await?;
+                Ok((std::fs::read_dir(&forks)?.count() > 0).then_some(()))
+            }
+        },
+    )
+    .await?;
+    let rewritten = witnessing(&system, &vkey).await?;
+    assert!(rewritten.size > honest.size, "{rewritten:?}");
+    assert!(!rewritten.holds(), "{rewritten:?}");
+    assert!(
+        rewritten
+            .words()
+            .contains("NOT WITNESSED: no checkpoint of this ledger is cosigned by 1 of its witnesses (missing cosignature by oversight.test/w1"),
+        "{}",
+        rewritten.words()
+    );
+    // The evidence names the fork: a checkpoint of the rewritten ledger.
+    let evidence = std::fs::read_dir(&forks)?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no evidence"))??;
+    let text = std::fs::read_to_string(evidence.path())?;
+    assert!(text.contains("is not consistent with the size"), "{text}");
+    assert!(text.contains(&system.config.audit.origin), "{text}");
+    stop.cancel();
+    served.await??;
+    system.shutdown().await
+}

@@ -523,7 +523,9 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
                     "warning: the bundle names a different verifier key than the one configured"
                 );
             }
-            Ok(print_report(&bundle.inspect(&verifier)))
+            let report = bundle.inspect(&verifier);
+            let witnessing = witnessing(&config, &verifier, &bundle.checkpoints, &report)?;
+            Ok(print_witnessed(print_report(&report), &report, &witnessing))
         }
         AuditCommand::Verify {
             bundle: None,
@@ -535,13 +537,15 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
             } else {
                 consulted(cli, who, "verify", String::new()).await?
             };
+            let notes = liaison_audit::verify::checkpoints(access.js()).await?;
             let mut progress = ledger_progress(&access, "verifying").await;
             let report = liaison_audit::verify::verify(access, &verifier, |entry, _| {
                 progress.tick(entry.index + 1)
             })
             .await?;
             progress.finish();
-            Ok(print_report(&report))
+            let witnessing = witnessing(&config, &verifier, &notes, &report)?;
+            Ok(print_witnessed(print_report(&report), &report, &witnessing))
         }
         AuditCommand::Checkpoint => {
             let (client, _) = auditor(cli, who).await?;
@@ -661,6 +665,44 @@ fn print_json(value: serde_json::Value) {
 }
 
 /// Prints a verification report and returns the exit code it calls for.
+/// Whether the configured quorum of witnesses cosigned the verified ledger.
+fn witnessing(
+    config: &liaison_runtime::config::Config,
+    verifier: &NoteVerifier,
+    notes: &[String],
+    report: &Report,
+) -> Result<liaison_audit::cosign::Witnessing> {
+    let witnesses =
+        liaison_audit::cosign::verifiers(config).map_err(|e| anyhow!("audit.witnesses: {e}"))?;
+    Ok(liaison_audit::cosign::Witnessing::of(
+        verifier,
+        notes,
+        &witnesses,
+        config.audit.witness_quorum,
+        report.verified,
+    ))
+}
+
+/// Says whether the ledger is witnessed; exit 2 if a quorum is required and
+/// no checkpoint of it has one (a ledger rewritten by whoever holds the
+/// checkpoint key has none).
+fn print_witnessed(
+    printed: ExitCode,
+    report: &Report,
+    witnessing: &liaison_audit::cosign::Witnessing,
+) -> ExitCode {
+    if !report.intact() || (witnessing.quorum == 0 && witnessing.witnesses.is_empty()) {
+        return printed;
+    }
+    if witnessing.holds() {
+        println!("Ledger {}", witnessing.words());
+        printed
+    } else {
+        println!("Ledger {}", witnessing.words());
+        ExitCode::from(2)
+    }
+}
+
 pub fn print_report(report: &Report) -> ExitCode {
     let checkpoint = report
         .latest_checkpoint
