@@ -34,7 +34,14 @@ use tracing::{info, warn};
 /// The audience auditor tokens must name.
 pub const AUDIENCE: &str = "liaison-audit";
 /// Actions an auditor may state.
-pub const ACTIONS: [&str; 5] = ["verify", "replay", "export", "prove", "consistency"];
+pub const ACTIONS: [&str; 6] = [
+    "verify",
+    "replay",
+    "export",
+    "prove",
+    "consistency",
+    "receipt",
+];
 const MAX_REQUEST: usize = 4096;
 /// A grant lapses when no consumer was asked for in this long.
 const GRANT_IDLE: Duration = Duration::from_secs(15 * 60);

@@ -19,6 +19,7 @@ pub mod intake;
 pub mod merkle;
 pub mod metrics;
 pub mod reader;
+pub mod receipt;
 pub mod recent;
 pub mod replay;
 pub mod restore;

@@ -88,6 +88,20 @@ pub enum AuditCommand {
     VerifierKey,
     /// Replay the ledger, verified as it is read, filtered and formatted.
     Replay(ReplayArgs),
+    /// A receipt for one envelope: every record of it (collection,
+    /// disclosures, answers) with its inclusion proof against a checkpoint
+    /// signed by the log and cosigned by the witnesses (C2SP tlog-proof), to
+    /// verify offline with `verify-receipt`.
+    Receipt {
+        /// The envelope, as `SENDER/ID` or `ID`.
+        envelope: String,
+        /// Where to write the receipt (JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a receipt offline, with only the configured public keys
+    /// (audit.verifier_key, and audit.witnesses for audit.witness_quorum).
+    VerifyReceipt { file: PathBuf },
     /// Restore an exported bundle into the empty LEDGER of a rebuilt
     /// cluster, as the operator, before the audit service starts
     /// (docs/runbooks/restore-from-the-ledger.md).
@@ -477,6 +491,82 @@ async fn unrecorded(cli: &Cli) -> Result<Access> {
     Ok(Access::Direct(async_nats::jetstream::new(client)))
 }
 
+/// Writes a receipt for `envelope` (a recorded consultation).
+async fn receipt(
+    cli: &Cli,
+    who: &ConsultArgs,
+    config: &liaison_runtime::config::Config,
+    envelope: &str,
+    out: &PathBuf,
+) -> Result<ExitCode> {
+    let (sender, id) = match envelope.split_once('/') {
+        Some((sender, id)) => (Some(sender), id),
+        None => (None, envelope),
+    };
+    if id.is_empty() || id.len() > 256 || id.contains(char::is_whitespace) {
+        bail!("{envelope:?} is not an envelope id (SENDER/ID or ID)");
+    }
+    let verifier = trusted_key(config)?;
+    let access = consulted(cli, who, "receipt", format!("envelope {envelope}")).await?;
+    let mut leaves = Vec::new();
+    let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
+    let inspector = liaison_audit::verify::scan(access.clone(), &verifier, |entry| {
+        leaves.push(merkle::leaf_hash(&entry.record));
+        if let Some(r) = liaison_audit::receipt::record_of(entry.record.as_ref()) {
+            let ours = (r.envelope_id == id && sender.is_none_or(|s| s == r.agency))
+                || (!r.in_reply_to.is_empty()
+                    && (r.in_reply_to == envelope || r.in_reply_to == id));
+            if ours {
+                records.push((entry.index, entry.record.to_vec()));
+            }
+        }
+    })
+    .await
+    .map_err(|e| anyhow!(e))?;
+    if let Some(finding) = inspector.finish().first_finding {
+        bail!("the ledger does not verify: {finding}");
+    }
+    let Some(last) = records.iter().map(|(i, _)| *i).max() else {
+        bail!("no record of {envelope} is in the ledger");
+    };
+    // The checkpoint with the most of the configured witnesses' cosignatures
+    // among those that cover every record, the latest first.
+    let witnesses = liaison_audit::cosign::verifiers(config).map_err(|e| anyhow!(e))?;
+    let notes = liaison_audit::verify::checkpoints(access.js())
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let note = notes
+        .iter()
+        .filter_map(|n| verifier.open(n).ok().map(|cp| (cp.size, n)))
+        .filter(|(size, _)| *size > last && *size as usize <= leaves.len())
+        .max_by_key(|(size, n)| {
+            (witnesses.iter().filter(|w| w.verify(n).is_ok()).count(), *size)
+        })
+        .ok_or_else(|| {
+            anyhow!("record {last} is not in a signed checkpoint yet: `liaison audit checkpoint` signs one")
+        })?;
+    let covered = &leaves[..note.0 as usize];
+    let proofs = records
+        .iter()
+        .map(|(index, record)| liaison_audit::receipt::proof(*index, record, covered, note.1))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!(e))?;
+    let receipt = liaison_audit::receipt::Receipt {
+        format: liaison_audit::receipt::FORMAT.into(),
+        envelope: envelope.to_owned(),
+        proofs,
+    };
+    std::fs::write(out, serde_json::to_string_pretty(&receipt)?)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "Receipt for {envelope}: {} records, proved against the checkpoint of {} records, written to {}",
+        records.len(),
+        note.0,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Leaf hashes of every intact record, and the latest signed checkpoint.
 async fn tree(access: &Access, verifier: &NoteVerifier) -> Result<(Vec<Hash>, String)> {
     let mut leaves = Vec::new();
@@ -546,6 +636,44 @@ pub async fn run(cli: &Cli, args: &AuditArgs) -> Result<ExitCode> {
             progress.finish();
             let witnessing = witnessing(&config, &verifier, &notes, &report)?;
             Ok(print_witnessed(print_report(&report), &report, &witnessing))
+        }
+        AuditCommand::Receipt { envelope, out } => receipt(cli, who, &config, envelope, out).await,
+        AuditCommand::VerifyReceipt { file } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let receipt = liaison_audit::receipt::Receipt::parse(&text)
+                .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            let witnesses = liaison_audit::cosign::verifiers(&config)
+                .map_err(|e| anyhow!("audit.witnesses: {e}"))?;
+            match receipt.check(
+                &trusted_key(&config)?,
+                &witnesses,
+                config.audit.witness_quorum,
+            ) {
+                Ok(proven) => {
+                    for p in &proven {
+                        println!("{}", liaison_audit::receipt::describe(p));
+                    }
+                    let first = &proven[0];
+                    println!(
+                        "Receipt verified: {} records of {} are in the ledger of {} records signed by {}{}",
+                        proven.len(),
+                        receipt.envelope,
+                        first.size,
+                        config.audit.origin,
+                        if first.witnesses.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", cosigned by {}", first.witnesses.join(", "))
+                        }
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("Receipt REFUSED: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
         }
         AuditCommand::Checkpoint => {
             let (client, _) = auditor(cli, who).await?;

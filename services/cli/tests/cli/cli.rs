@@ -1296,3 +1296,76 @@ fn witness_init_prints_a_cosignature_verifier_key_and_keeps_its_key() -> anyhow:
     assert!(!dir.path().join("other/witness.pem").exists());
     Ok(())
 }
+
+/// `liaison audit receipt` writes, for one envelope, every record of it with
+/// its inclusion proof against a signed checkpoint (C2SP tlog-proof), and
+/// `liaison audit verify-receipt` checks it offline; one byte changed and it
+/// is refused.
+#[tokio::test]
+async fn a_receipt_for_a_share_verifies_offline_and_one_changed_byte_is_refused()
+-> anyhow::Result<()> {
+    let system = system().await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+    let sent = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    let id = stdout(&sent)
+        .lines()
+        .find_map(|l| l.strip_prefix("envelope "))
+        .and_then(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no envelope id in {sent:?}"))?;
+    let envelope = format!("school-a/{id}");
+    let file = dir.path().join("receipt.json");
+    let file_arg = file.display().to_string();
+    // Its collection and two disclosures chained, then a checkpoint over them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let written = loop {
+        let _ = audit(&session, &["checkpoint"]);
+        let written = audit(&session, &["receipt", &envelope, "--out", &file_arg]);
+        if written.status.success() && stdout(&written).contains(": 3 records") {
+            break written;
+        }
+        assert!(std::time::Instant::now() < deadline, "{written:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(
+        stdout(&written).contains("proved against the checkpoint of"),
+        "{written:?}"
+    );
+    system.shutdown().await?;
+
+    // Offline: the system is gone; only the configured public key is used.
+    let none = Path::new("/nonexistent/session.json");
+    let checked = liaison(none, &["audit", "verify-receipt", &file_arg]);
+    let text = stdout(&checked);
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(
+        text.contains(&format!(
+            "Receipt verified: 3 records of {envelope} are in the ledger"
+        )) && text.contains("(collection)")
+            && text.contains("(disclosure)")
+            && text.contains("to police"),
+        "{text}"
+    );
+    let mut bytes = std::fs::read(&file)?;
+    let at = String::from_utf8_lossy(&bytes)
+        .find("extra ")
+        .ok_or_else(|| anyhow::anyhow!("no extra line"))?
+        + 10;
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&file, bytes)?;
+    let refused = liaison(none, &["audit", "verify-receipt", &file_arg]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(stdout(&refused).contains("Receipt REFUSED"), "{refused:?}");
+    Ok(())
+}
