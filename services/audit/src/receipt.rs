@@ -60,6 +60,81 @@ pub fn proof(index: u64, record: &[u8], leaves: &[Hash], note: &str) -> Result<S
     Ok(out)
 }
 
+/// Refuses what is not an envelope id (`SENDER/ID` or `ID`).
+pub fn check_envelope(envelope: &str) -> Result<(), String> {
+    let id = envelope.split_once('/').map_or(envelope, |(_, id)| id);
+    if id.is_empty() || envelope.len() > 256 || envelope.contains(char::is_whitespace) {
+        return Err(format!(
+            "{envelope:?} is not an envelope id (SENDER/ID or ID)"
+        ));
+    }
+    Ok(())
+}
+
+/// The receipt for `envelope` from the ledger `access` reads (verified as it
+/// is read): every record of it, proved against the checkpoint covering them
+/// that the most of `witnesses` cosigned (the latest of those); and that
+/// checkpoint's size.
+pub async fn build(
+    access: crate::verify::Access,
+    log: &NoteVerifier,
+    witnesses: &[CosignatureVerifier],
+    envelope: &str,
+) -> Result<(Receipt, u64), String> {
+    check_envelope(envelope)?;
+    let (sender, id) = match envelope.split_once('/') {
+        Some((sender, id)) => (Some(sender), id),
+        None => (None, envelope),
+    };
+    let mut leaves = Vec::new();
+    let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
+    let inspector = crate::verify::scan(access.clone(), log, |entry| {
+        leaves.push(leaf_hash(&entry.record));
+        if let Some(r) = record_of(entry.record.as_ref()) {
+            let ours = (r.envelope_id == id && sender.is_none_or(|s| s == r.agency))
+                || (!r.in_reply_to.is_empty()
+                    && (r.in_reply_to == envelope || r.in_reply_to == id));
+            if ours {
+                records.push((entry.index, entry.record.to_vec()));
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if let Some(finding) = inspector.finish().first_finding {
+        return Err(format!("the ledger does not verify: {finding}"));
+    }
+    let last = records
+        .iter()
+        .map(|(i, _)| *i)
+        .max()
+        .ok_or_else(|| format!("no record of {envelope} is in the ledger"))?;
+    let notes = crate::verify::checkpoints(access.js())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (size, note) = notes
+        .iter()
+        .filter_map(|n| log.open(n).ok().map(|cp| (cp.size, n)))
+        .filter(|(size, _)| *size > last && *size as usize <= leaves.len())
+        .max_by_key(|(size, n)| (witnesses.iter().filter(|w| w.verify(n).is_ok()).count(), *size))
+        .ok_or_else(|| {
+            format!("record {last} is not in a signed checkpoint yet: `liaison audit checkpoint` signs one")
+        })?;
+    let covered = &leaves[..size as usize];
+    let proofs = records
+        .iter()
+        .map(|(index, record)| proof(*index, record, covered, note))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((
+        Receipt {
+            format: FORMAT.into(),
+            envelope: envelope.to_owned(),
+            proofs,
+        },
+        size,
+    ))
+}
+
 /// A ledger record's content, if it decodes.
 pub fn record_of(bytes: &[u8]) -> Option<AuditRecord> {
     AuditRecord::decode(bytes).ok()

@@ -297,3 +297,108 @@ async fn a_history_rewritten_with_the_checkpoint_key_is_refused_by_the_witness_a
     served.await??;
     system.shutdown().await
 }
+
+/// A receipt for a share, from a running system whose checkpoints a witness
+/// cosigns, checked from outside by `tests/witness/receipt_check.py`
+/// (tlog-proof, signed-note, cosignature/v1 and RFC 9162 inclusion, written
+/// from the specifications in Python), with only the public keys; and
+/// refused by it with one byte of a record changed.
+#[tokio::test]
+#[allow(clippy::print_stderr)] // the skip note and the outside check's lines belong in the test log
+async fn a_receipt_is_checked_from_outside_with_only_the_public_keys() -> Result<()> {
+    if !python_present() {
+        anyhow::ensure!(!in_ci(), "python3 is required in CI (CI is set)");
+        eprintln!("SKIPPED: python3 not found; the receipt was not checked from outside");
+        return Ok(());
+    }
+    let state = tempfile::tempdir()?;
+    let (pem, _) = liaison_system::keys::generate(liaison_core::tokens::KeyAlg::EdDSA)?;
+    let witness_key = Cosigner::from_pem("oversight.test/w1", &pem)?.verifier();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let (stop, served) = witness_on(state.path(), &pem, port).await?;
+    let mut config = config();
+    config.audit.witnesses = vec![liaison_runtime::config::WitnessConfig {
+        url: format!("http://127.0.0.1:{port}"),
+        key: witness_key.vkey(),
+    }];
+    config.audit.witness_quorum = 1;
+    config.audit.checkpoint_interval_secs = 1;
+    let system = liaison_tests::start_with(config).await?;
+    let school = liaison_tests::agency(&system, "school-a").await?;
+    school
+        .send(&liaison_tests::referral("school-a", "receipted-1"))
+        .await?;
+    let log = liaison_audit::signer(&system.config)?.verifier();
+    let js =
+        async_nats::jetstream::new(system.connect_as(liaison_runtime::users::INSPECTOR).await?);
+    let receipt =
+        liaison_tests::eventually("a cosigned receipt", Duration::from_secs(30), || async {
+            let built = liaison_audit::receipt::build(
+                liaison_audit::verify::Access::Direct(js.clone()),
+                &log,
+                std::slice::from_ref(&witness_key),
+                "school-a/receipted-1",
+            )
+            .await;
+            Ok(built.ok().filter(|(r, _)| {
+                r.proofs.len() == 3 && r.check(&log, std::slice::from_ref(&witness_key), 1).is_ok()
+            }))
+        })
+        .await?
+        .0;
+    stop.cancel();
+    served.await??;
+    system.shutdown().await?;
+
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("receipt.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&receipt)?)?;
+    let check = |file: std::path::PathBuf| {
+        let log = log.vkey();
+        let witness = witness_key.vkey();
+        async move {
+            let run = tokio::process::Command::new("bash")
+                .arg(repo_root().join("clients/python/run.sh"))
+                .arg("tests/witness/receipt_check.py")
+                .arg(&file)
+                .args([&log, &witness])
+                .current_dir(repo_root())
+                .kill_on_drop(true)
+                .output();
+            let output = tokio::time::timeout(Duration::from_secs(600), run).await??;
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            eprintln!("{text}");
+            anyhow::Ok((output.status.success(), text))
+        }
+    };
+    let (ok, text) = check(file.clone()).await?;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("verified 3 records, cosigned by oversight.test/w1"),
+        "{text}"
+    );
+    // One byte of the first record changed: the outside check refuses it.
+    let mut altered = receipt.clone();
+    let proof = &mut altered.proofs[0];
+    let at = proof
+        .find("extra ")
+        .ok_or_else(|| anyhow::anyhow!("no extra line"))?
+        + 12;
+    let flipped = if proof.as_bytes()[at] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    proof.replace_range(at..=at, flipped);
+    let bad = dir.path().join("altered.json");
+    std::fs::write(&bad, serde_json::to_string_pretty(&altered)?)?;
+    let (ok, text) = check(bad).await?;
+    assert!(!ok, "{text}");
+    Ok(())
+}

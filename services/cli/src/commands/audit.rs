@@ -499,69 +499,18 @@ async fn receipt(
     envelope: &str,
     out: &PathBuf,
 ) -> Result<ExitCode> {
-    let (sender, id) = match envelope.split_once('/') {
-        Some((sender, id)) => (Some(sender), id),
-        None => (None, envelope),
-    };
-    if id.is_empty() || id.len() > 256 || id.contains(char::is_whitespace) {
-        bail!("{envelope:?} is not an envelope id (SENDER/ID or ID)");
-    }
     let verifier = trusted_key(config)?;
-    let access = consulted(cli, who, "receipt", format!("envelope {envelope}")).await?;
-    let mut leaves = Vec::new();
-    let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
-    let inspector = liaison_audit::verify::scan(access.clone(), &verifier, |entry| {
-        leaves.push(merkle::leaf_hash(&entry.record));
-        if let Some(r) = liaison_audit::receipt::record_of(entry.record.as_ref()) {
-            let ours = (r.envelope_id == id && sender.is_none_or(|s| s == r.agency))
-                || (!r.in_reply_to.is_empty()
-                    && (r.in_reply_to == envelope || r.in_reply_to == id));
-            if ours {
-                records.push((entry.index, entry.record.to_vec()));
-            }
-        }
-    })
-    .await
-    .map_err(|e| anyhow!(e))?;
-    if let Some(finding) = inspector.finish().first_finding {
-        bail!("the ledger does not verify: {finding}");
-    }
-    let Some(last) = records.iter().map(|(i, _)| *i).max() else {
-        bail!("no record of {envelope} is in the ledger");
-    };
-    // The checkpoint with the most of the configured witnesses' cosignatures
-    // among those that cover every record, the latest first.
     let witnesses = liaison_audit::cosign::verifiers(config).map_err(|e| anyhow!(e))?;
-    let notes = liaison_audit::verify::checkpoints(access.js())
+    liaison_audit::receipt::check_envelope(envelope).map_err(|e| anyhow!(e))?;
+    let access = consulted(cli, who, "receipt", format!("envelope {envelope}")).await?;
+    let (receipt, size) = liaison_audit::receipt::build(access, &verifier, &witnesses, envelope)
         .await
         .map_err(|e| anyhow!(e))?;
-    let note = notes
-        .iter()
-        .filter_map(|n| verifier.open(n).ok().map(|cp| (cp.size, n)))
-        .filter(|(size, _)| *size > last && *size as usize <= leaves.len())
-        .max_by_key(|(size, n)| {
-            (witnesses.iter().filter(|w| w.verify(n).is_ok()).count(), *size)
-        })
-        .ok_or_else(|| {
-            anyhow!("record {last} is not in a signed checkpoint yet: `liaison audit checkpoint` signs one")
-        })?;
-    let covered = &leaves[..note.0 as usize];
-    let proofs = records
-        .iter()
-        .map(|(index, record)| liaison_audit::receipt::proof(*index, record, covered, note.1))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!(e))?;
-    let receipt = liaison_audit::receipt::Receipt {
-        format: liaison_audit::receipt::FORMAT.into(),
-        envelope: envelope.to_owned(),
-        proofs,
-    };
     std::fs::write(out, serde_json::to_string_pretty(&receipt)?)
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!(
-        "Receipt for {envelope}: {} records, proved against the checkpoint of {} records, written to {}",
-        records.len(),
-        note.0,
+        "Receipt for {envelope}: {} records, proved against the checkpoint of {size} records, written to {}",
+        receipt.proofs.len(),
         out.display()
     );
     Ok(ExitCode::SUCCESS)
