@@ -1369,3 +1369,63 @@ async fn a_receipt_for_a_share_verifies_offline_and_one_changed_byte_is_refused(
     assert!(stdout(&refused).contains("Receipt REFUSED"), "{refused:?}");
     Ok(())
 }
+
+/// `liaison audit verify` with a witness quorum configured: a ledger no
+/// configured witness has cosigned is NOT WITNESSED (exit 2), the missing
+/// cosignature named; with no quorum required it verifies as before.
+#[tokio::test]
+async fn audit_verify_names_the_missing_cosignature_when_a_quorum_is_required() -> anyhow::Result<()>
+{
+    let system = system().await?;
+    let dir = tempfile::tempdir()?;
+    let session = dir.path().join("session.json");
+    system.session.save(&session)?;
+    let sent = liaison(
+        &session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    let checkpoint = audit(&session, &["checkpoint"]);
+    assert!(checkpoint.status.success(), "{checkpoint:?}");
+    // A configuration naming a witness (nobody runs it here).
+    let (pem, _) = liaison_system::keys::generate(liaison_core::tokens::KeyAlg::EdDSA)?;
+    let vkey = liaison_audit::witness::Cosigner::from_pem("oversight.test/w1", &pem)?
+        .verifier()
+        .vkey();
+    let config = dir.path().join("liaison.toml");
+    let base = std::fs::read_to_string(root().join("deploy/config/liaison.toml"))?;
+    std::fs::write(
+        &config,
+        format!("{base}\n[[audit.witnesses]]\nurl = \"http://127.0.0.1:9\"\nkey = \"{vkey}\"\n"),
+    )?;
+    let verify = |quorum: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_liaison"))
+            .current_dir(root())
+            .arg("--session")
+            .arg(&session)
+            .arg("--config")
+            .arg(&config)
+            .args(["audit", "verify", "--purpose", PURPOSE])
+            .env("LIAISON_AUDIT_WITNESS_QUORUM", quorum)
+            .env_remove("LIAISON_NATS_URL")
+            .output()
+    };
+    let unwitnessed = verify("1")?;
+    let out = stdout(&unwitnessed);
+    assert_eq!(unwitnessed.status.code(), Some(2), "{unwitnessed:?}");
+    assert!(
+        out.contains("Ledger intact: ")
+            && out.contains(
+                "Ledger NOT WITNESSED: no checkpoint of this ledger is cosigned by 1 of its witnesses (missing cosignature by oversight.test/w1"
+            ),
+        "{out}"
+    );
+    let required_none = verify("0")?;
+    assert!(required_none.status.success(), "{required_none:?}");
+    system.shutdown().await
+}
