@@ -76,13 +76,52 @@ impl Checkpoint {
 }
 
 fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    key_id_of(name, key, ALG_ED25519)
+}
+
+/// A signed-note key ID: `SHA-256(name || "\n" || alg || key)[:4]`.
+pub(crate) fn key_id_of(name: &str, key: &VerifyingKey, alg: u8) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ALG_ED25519]);
+    h.update([alg]);
     h.update(key.as_bytes());
     let digest = h.finalize();
     [digest[0], digest[1], digest[2], digest[3]]
+}
+
+/// Parses a signed-note verifier key `<name>+<hex key id>+<base64(alg || key)>`
+/// of signature type `alg` (Ed25519): its name and key, or what is wrong.
+pub(crate) fn parse_vkey(vkey: &str, alg: u8) -> Result<(String, VerifyingKey), String> {
+    let mut parts = vkey.trim().splitn(3, '+');
+    let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("expected name+id+key".into());
+    };
+    let key = B64
+        .decode(key)
+        .map_err(|_| "key is not base64".to_owned())?;
+    let Some((_, raw)) = key.split_first().filter(|(a, _)| **a == alg) else {
+        return Err(format!("not a type 0x{alg:02x} Ed25519 key"));
+    };
+    let raw: [u8; 32] = raw
+        .try_into()
+        .map_err(|_| "key is not 32 bytes".to_owned())?;
+    let key = VerifyingKey::from_bytes(&raw).map_err(|_| "not a valid Ed25519 point".to_owned())?;
+    if hex::encode(key_id_of(name, &key, alg)) != id {
+        return Err("key id does not match the name and key".into());
+    }
+    Ok((name.to_owned(), key))
+}
+
+/// The verifier key string of `name`'s `key` of signature type `alg`.
+pub(crate) fn format_vkey(name: &str, key: &VerifyingKey, alg: u8) -> String {
+    let mut bytes = vec![alg];
+    bytes.extend_from_slice(key.as_bytes());
+    format!(
+        "{name}+{}+{}",
+        hex::encode(key_id_of(name, key, alg)),
+        B64.encode(bytes)
+    )
 }
 
 /// Signs checkpoints with the ledger's Ed25519 key.
@@ -132,25 +171,9 @@ pub struct NoteVerifier {
 impl NoteVerifier {
     /// Parses a verifier key `<name>+<hex key id>+<base64(0x01 || key)>`.
     pub fn parse(vkey: &str) -> Result<Self, CheckpointError> {
-        let bad = |what: &str| CheckpointError::Key(format!("verifier key {vkey:?}: {what}"));
-        let mut parts = vkey.trim().splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected name+id+key"));
-        };
-        let key = B64.decode(key).map_err(|_| bad("key is not base64"))?;
-        let Some((&ALG_ED25519, raw)) = key.split_first() else {
-            return Err(bad("not an Ed25519 key"));
-        };
-        let raw: [u8; 32] = raw.try_into().map_err(|_| bad("key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&raw).map_err(|_| bad("not a valid Ed25519 point"))?;
-        let verifier = Self {
-            name: name.to_owned(),
-            key,
-        };
-        if hex::encode(key_id(name, &key)) != id {
-            return Err(bad("key id does not match the name and key"));
-        }
-        Ok(verifier)
+        let (name, key) = parse_vkey(vkey, ALG_ED25519)
+            .map_err(|what| CheckpointError::Key(format!("verifier key {vkey:?}: {what}")))?;
+        Ok(Self { name, key })
     }
 
     /// The key's name: a log's origin.
@@ -160,14 +183,7 @@ impl NoteVerifier {
 
     /// The verifier key string.
     pub fn vkey(&self) -> String {
-        let mut key = vec![ALG_ED25519];
-        key.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(key_id(&self.name, &self.key)),
-            B64.encode(key)
-        )
+        format_vkey(&self.name, &self.key, ALG_ED25519)
     }
 
     /// Verifies a signed note and returns the checkpoint it carries.

@@ -31,7 +31,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -59,13 +58,7 @@ pub enum CosignatureError {
 }
 
 fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update(b"\n");
-    h.update([ALG_COSIGNATURE_V1]);
-    h.update(key.as_bytes());
-    let digest = h.finalize();
-    [digest[0], digest[1], digest[2], digest[3]]
+    crate::checkpoint::key_id_of(name, key, ALG_COSIGNATURE_V1)
 }
 
 /// The message a cosignature/v1 signs.
@@ -128,24 +121,9 @@ pub struct CosignatureVerifier {
 impl CosignatureVerifier {
     /// Parses a witness's verifier key `<name>+<hex key id>+<base64(0x04 || key)>`.
     pub fn parse(vkey: &str) -> Result<Self, CosignatureError> {
-        let bad = |what: &str| CosignatureError::Key(format!("witness key {vkey:?}: {what}"));
-        let mut parts = vkey.trim().splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected name+id+key"));
-        };
-        let key = B64.decode(key).map_err(|_| bad("key is not base64"))?;
-        let Some((&ALG_COSIGNATURE_V1, raw)) = key.split_first() else {
-            return Err(bad("not a cosignature/v1 (0x04) Ed25519 key"));
-        };
-        let raw: [u8; 32] = raw.try_into().map_err(|_| bad("key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&raw).map_err(|_| bad("not a valid Ed25519 point"))?;
-        if hex::encode(key_id(name, &key)) != id {
-            return Err(bad("key id does not match the name and key"));
-        }
-        Ok(Self {
-            name: name.to_owned(),
-            key,
-        })
+        let (name, key) = crate::checkpoint::parse_vkey(vkey, ALG_COSIGNATURE_V1)
+            .map_err(|what| CosignatureError::Key(format!("witness key {vkey:?}: {what}")))?;
+        Ok(Self { name, key })
     }
 
     pub fn name(&self) -> &str {
@@ -154,14 +132,7 @@ impl CosignatureVerifier {
 
     /// The verifier key string.
     pub fn vkey(&self) -> String {
-        let mut key = vec![ALG_COSIGNATURE_V1];
-        key.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(key_id(&self.name, &self.key)),
-            B64.encode(key)
-        )
+        crate::checkpoint::format_vkey(&self.name, &self.key, ALG_COSIGNATURE_V1)
     }
 
     /// Verifies this witness's cosignature on a signed note (the checkpoint

@@ -96,6 +96,65 @@ async fn witness_on(
     Ok((shutdown, served))
 }
 
+/// A witness serving on a free port, and a system whose audit service has
+/// it cosign every checkpoint (a quorum of one, checkpoints every second).
+struct Witnessed {
+    state: tempfile::TempDir,
+    pem: String,
+    port: u16,
+    vkey: String,
+    stop: tokio_util::sync::CancellationToken,
+    served: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Witnessed {
+    async fn start() -> Result<(Self, liaison_system::system::System)> {
+        let state = tempfile::tempdir()?;
+        let (pem, _) = liaison_system::keys::generate(liaison_core::tokens::KeyAlg::EdDSA)?;
+        let vkey = Cosigner::from_pem("oversight.test/w1", &pem)?
+            .verifier()
+            .vkey();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let (stop, served) = witness_on(state.path(), &pem, port).await?;
+        let mut config = config();
+        config.audit.witnesses = vec![liaison_runtime::config::WitnessConfig {
+            url: format!("http://127.0.0.1:{port}"),
+            key: vkey.clone(),
+        }];
+        config.audit.witness_quorum = 1;
+        config.audit.checkpoint_interval_secs = 1;
+        let system = liaison_tests::start_with(config).await?;
+        Ok((
+            Self {
+                state,
+                pem,
+                port,
+                vkey,
+                stop,
+                served,
+            },
+            system,
+        ))
+    }
+
+    /// Stops the witness (its state stays).
+    async fn stop_witness(&mut self) -> Result<()> {
+        self.stop.cancel();
+        (&mut self.served).await??;
+        Ok(())
+    }
+
+    /// Starts the witness again on its port, from its state.
+    async fn start_witness(&mut self) -> Result<()> {
+        let (stop, served) = witness_on(self.state.path(), &self.pem, self.port).await?;
+        self.stop = stop;
+        self.served = served;
+        Ok(())
+    }
+}
+
 /// What the stored checkpoints say of the ledger's witnessing now.
 async fn witnessing(
     system: &liaison_system::system::System,
@@ -123,23 +182,8 @@ async fn witnessing(
 /// it cosigned last and catches up.
 #[tokio::test]
 async fn checkpoints_are_cosigned_and_a_witness_that_was_down_catches_up() -> Result<()> {
-    let state = tempfile::tempdir()?;
-    let (pem, _) = liaison_system::keys::generate(liaison_core::tokens::KeyAlg::EdDSA)?;
-    let vkey = Cosigner::from_pem("oversight.test/w1", &pem)?
-        .verifier()
-        .vkey();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let (stop, served) = witness_on(state.path(), &pem, port).await?;
-    let mut config = config();
-    config.audit.witnesses = vec![liaison_runtime::config::WitnessConfig {
-        url: format!("http://127.0.0.1:{port}"),
-        key: vkey.clone(),
-    }];
-    config.audit.witness_quorum = 1;
-    config.audit.checkpoint_interval_secs = 1;
-    let system = liaison_tests::start_with(config).await?;
+    let (mut w, system) = Witnessed::start().await?;
+    let vkey = w.vkey.clone();
     let school = liaison_tests::agency(&system, "school-a").await?;
     school
         .send(&liaison_tests::referral("school-a", "witnessed-1"))
@@ -159,8 +203,7 @@ async fn checkpoints_are_cosigned_and_a_witness_that_was_down_catches_up() -> Re
 
     // The witness goes down: shares go on, checkpoints are signed, and the
     // tail since its last cosignature is reported as not cosigned.
-    stop.cancel();
-    served.await??;
+    w.stop_witness().await?;
     for n in 0..3 {
         school
             .send(&liaison_tests::referral(
@@ -182,7 +225,7 @@ async fn checkpoints_are_cosigned_and_a_witness_that_was_down_catches_up() -> Re
     );
 
     // Back up: it is sent a proof from what it cosigned and catches up.
-    let (stop, served) = witness_on(state.path(), &pem, port).await?;
+    w.start_witness().await?;
     let caught_up =
         liaison_tests::eventually("the witness caught up", Duration::from_secs(30), || async {
             let w = witnessing(&system, &vkey).await?;
@@ -194,8 +237,7 @@ async fn checkpoints_are_cosigned_and_a_witness_that_was_down_catches_up() -> Re
         "{}",
         caught_up.words()
     );
-    stop.cancel();
-    served.await??;
+    w.stop_witness().await?;
     system.shutdown().await
 }
 
@@ -208,23 +250,8 @@ async fn checkpoints_are_cosigned_and_a_witness_that_was_down_catches_up() -> Re
 #[tokio::test]
 async fn a_history_rewritten_with_the_checkpoint_key_is_refused_by_the_witness_and_fails_verify()
 -> Result<()> {
-    let state = tempfile::tempdir()?;
-    let (pem, _) = liaison_system::keys::generate(liaison_core::tokens::KeyAlg::EdDSA)?;
-    let vkey = Cosigner::from_pem("oversight.test/w1", &pem)?
-        .verifier()
-        .vkey();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let (stop, served) = witness_on(state.path(), &pem, port).await?;
-    let mut config = config();
-    config.audit.witnesses = vec![liaison_runtime::config::WitnessConfig {
-        url: format!("http://127.0.0.1:{port}"),
-        key: vkey.clone(),
-    }];
-    config.audit.witness_quorum = 1;
-    config.audit.checkpoint_interval_secs = 1;
-    let mut system = liaison_tests::start_with(config).await?;
+    let (mut w, mut system) = Witnessed::start().await?;
+    let vkey = w.vkey.clone();
     let school = liaison_tests::agency(&system, "school-a").await?;
     for n in 0..3 {
         school
@@ -258,7 +285,7 @@ async fn a_history_rewritten_with_the_checkpoint_key_is_refused_by_the_witness_a
     system.start_audit().await?;
     // The new ledger grows past the size the witness cosigned.
     let mut n = 0;
-    let forks = state.path().join("forks");
+    let forks = w.state.path().join("forks");
     liaison_tests::eventually(
         "the witness refusing the fork",
         Duration::from_secs(60),
@@ -293,8 +320,7 @@ async fn a_history_rewritten_with_the_checkpoint_key_is_refused_by_the_witness_a
     let text = std::fs::read_to_string(evidence.path())?;
     assert!(text.contains("is not consistent with the size"), "{text}");
     assert!(text.contains(&system.config.audit.origin), "{text}");
-    stop.cancel();
-    served.await??;
+    w.stop_witness().await?;
     system.shutdown().await
 }
 
@@ -311,21 +337,8 @@ async fn a_receipt_is_checked_from_outside_with_only_the_public_keys() -> Result
         eprintln!("SKIPPED: python3 not found; the receipt was not checked from outside");
         return Ok(());
     }
-    let state = tempfile::tempdir()?;
-    let (pem, _) = liaison_system::keys::generate(liaison_core::tokens::KeyAlg::EdDSA)?;
-    let witness_key = Cosigner::from_pem("oversight.test/w1", &pem)?.verifier();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let (stop, served) = witness_on(state.path(), &pem, port).await?;
-    let mut config = config();
-    config.audit.witnesses = vec![liaison_runtime::config::WitnessConfig {
-        url: format!("http://127.0.0.1:{port}"),
-        key: witness_key.vkey(),
-    }];
-    config.audit.witness_quorum = 1;
-    config.audit.checkpoint_interval_secs = 1;
-    let system = liaison_tests::start_with(config).await?;
+    let (mut w, system) = Witnessed::start().await?;
+    let witness_key = liaison_audit::witness::CosignatureVerifier::parse(&w.vkey)?;
     let school = liaison_tests::agency(&system, "school-a").await?;
     school
         .send(&liaison_tests::referral("school-a", "receipted-1"))
@@ -348,8 +361,7 @@ async fn a_receipt_is_checked_from_outside_with_only_the_public_keys() -> Result
         })
         .await?
         .0;
-    stop.cancel();
-    served.await??;
+    w.stop_witness().await?;
     system.shutdown().await?;
 
     let dir = tempfile::tempdir()?;
