@@ -23,6 +23,64 @@ pub struct BenchArgs {
     /// first size.
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=100_000))]
     agencies: Vec<u64>,
+    /// JetStream's flush: `shipped` (the configuration's nats.sync_interval,
+    /// `always` in deploy/config/liaison.toml: every write on disk before it
+    /// is acknowledged) or `default` (nats-server's own, every 2 minutes).
+    #[arg(long, value_enum, default_value = "shipped")]
+    flush: Flush,
+    /// Also write every row to FILE as JSON (section, measurement, figure,
+    /// unit, ratio, goal, met), to compare runs and machines.
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flush {
+    Shipped,
+    Default,
+}
+
+impl BenchArgs {
+    /// The configuration with the flush asked for, and its name.
+    fn config(&self, cli: &Cli) -> Result<(liaison_runtime::config::Config, String)> {
+        let mut config = cli.load_config()?;
+        match self.flush {
+            Flush::Default => config.nats.sync_interval = "default".into(),
+            Flush::Shipped if config.nats.sync_interval.is_empty() => {
+                config.nats.sync_interval = "always".into();
+            }
+            Flush::Shipped => {}
+        }
+        let name = match config.nats.sync_interval.as_str() {
+            "default" => "nats-server's default JetStream flush".to_owned(),
+            other => format!("JetStream sync_interval = {other} (shipped)"),
+        };
+        Ok((config, name))
+    }
+}
+
+/// One row as JSON.
+fn json_row(row: &Row) -> serde_json::Value {
+    let (figure, unit) = match row.figure {
+        Figure::Rate(r) => (serde_json::json!(r), "per second"),
+        Figure::Latency { p50, p99 } => (
+            serde_json::json!({"p50": p50.as_secs_f64() * 1e6, "p99": p99.as_secs_f64() * 1e6}),
+            "microseconds",
+        ),
+        Figure::Memory { peak, current } => (
+            serde_json::json!({"peak": peak, "current": current}),
+            "bytes",
+        ),
+    };
+    serde_json::json!({
+        "section": row.section,
+        "measurement": row.name,
+        "figure": figure,
+        "unit": unit,
+        "ratio": row.ratio,
+        "goal": row.goal.as_ref().map(|g| g.text),
+        "met": row.goal.as_ref().map(|g| g.met),
+    })
 }
 
 fn ms(d: Duration) -> String {
@@ -128,7 +186,7 @@ async fn national(
 ) -> Result<ExitCode> {
     const GOAL_RATIO: f64 = 1.2;
     const GOAL_RSS: u64 = 128 * 1024 * 1024;
-    let config = cli.load_config()?;
+    let (config, flush) = args.config(cli)?;
     let (envelopes, sends, rate) = if args.quick {
         (args.envelopes.map_or(100, |n| n as usize), 40, 100)
     } else {
@@ -136,7 +194,7 @@ async fn national(
     };
     println!(
         "\nThe whole system at each size: the development partnership sends, the rest of the nation is \
-         registered; {envelopes} envelopes of each kind, {sends} sends at {rate}/s, default JetStream flush"
+         registered; {envelopes} envelopes of each kind, {sends} sends at {rate}/s, {flush}"
     );
     // Each size twice, in mirrored order (A B C C B A), keeping each size's
     // better figures and its higher memory: this machine drifts over a run
@@ -245,7 +303,7 @@ pub async fn run(cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     if !args.agencies.is_empty() {
         return routing(cli, args).await;
     }
-    let config = cli.load_config()?;
+    let (config, flush) = args.config(cli)?;
     let envelopes = args.envelopes.map(|n| n as usize);
     let options = if args.quick {
         BenchOptions::quick(envelopes)
@@ -253,12 +311,22 @@ pub async fn run(cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
         BenchOptions::full(envelopes.unwrap_or(5_000))
     };
     println!(
-        "liaison bench: {} envelopes of each kind, latency at {:?}/s ({} sends each), default JetStream flush",
+        "liaison bench: {} envelopes of each kind, latency at {:?}/s ({} sends each), {flush}",
         options.envelopes, options.rates, options.latency_sends
     );
     let rows = bench::run(config, &options, |step| println!("  … {step}")).await?;
     println!();
     print(&rows);
+    if let Some(path) = &args.json {
+        let all = serde_json::json!({
+            "flush": flush,
+            "envelopes": options.envelopes,
+            "rows": rows.iter().map(json_row).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&all)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("\nEvery row as JSON: {}", path.display());
+    }
     println!(
         "\nRatios: rates over the raw JetStream publish rate; raw latencies over the raw publish → ack p99 at the same rate; \
          Liaison's latencies p99 over the p99 of the same hops in raw NATS at the same rate (request → stored → answer for \

@@ -74,9 +74,12 @@ fn numbers(text: &str) -> Vec<f64> {
 #[test]
 fn bench_quick_prints_every_row_with_a_figure_and_a_ratio() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let json = dir.path().join("bench.json");
     let output = Command::new(env!("CARGO_BIN_EXE_liaison"))
         .current_dir(&root)
-        .args(["bench", "--quick"])
+        .args(["bench", "--quick", "--json"])
+        .arg(&json)
         .env_remove("LIAISON_NATS_URL")
         .output()
         .unwrap_or_else(|e| panic!("running liaison bench: {e}"));
@@ -123,5 +126,29 @@ fn bench_quick_prints_every_row_with_a_figure_and_a_ratio() {
         "≤ 64 MiB",
     ] {
         assert!(stdout.contains(goal), "goal {goal} not printed:\n{stdout}");
+    }
+    // With the shipped durability, and every row as JSON too.
+    assert!(
+        stdout.contains("JetStream sync_interval = always (shipped)"),
+        "{stdout}"
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let json_rows = written["rows"].as_array().cloned().unwrap_or_default();
+    assert_eq!(json_rows.len(), rows.len(), "{written}");
+    for row in &json_rows {
+        for field in [
+            "section",
+            "measurement",
+            "figure",
+            "unit",
+            "ratio",
+            "goal",
+            "met",
+        ] {
+            assert!(row.get(field).is_some(), "{field} missing in {row}");
+        }
+        assert!(row["ratio"].as_f64().is_some_and(|r| r > 0.0), "{row}");
     }
 }

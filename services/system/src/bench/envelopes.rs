@@ -137,7 +137,13 @@ pub fn bench_config(mut config: Config, dir: &Path) -> Result<Config> {
     std::fs::write(&path, lifted)
         .with_context(|| format!("writing the bench registry {}", path.display()))?;
     config.paths.registry = path;
-    config.nats.sync_interval = String::new();
+    // The shipped durability (`always`), unless the bench was asked for the
+    // server's default flush (`liaison bench --flush default`: "default").
+    config.nats.sync_interval = match config.nats.sync_interval.as_str() {
+        "" => "always".into(),
+        "default" => String::new(),
+        other => other.to_owned(),
+    };
     config.https.listen = String::new();
     config.telemetry.listen = String::new();
     config.telemetry.otlp_endpoint = String::new();
