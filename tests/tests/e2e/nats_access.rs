@@ -10,7 +10,7 @@ use liaison_core::connect::connect;
 use liaison_core::subjects;
 use liaison_proto::v1::verdict::Outcome;
 use liaison_runtime::users;
-use liaison_tests::{agency, inbox_exactly, referral, start};
+use liaison_tests::{agency, eventually, inbox_exactly, referral, start};
 use prost::Message;
 use std::time::Duration;
 
@@ -317,8 +317,22 @@ async fn the_operator_administers_streams_but_reads_no_shared_message() -> anyho
     // Administering: stream and consumer state, inbox backlogs via the gateway.
     let mut events = js.get_stream(subjects::EVENTS_STREAM).await?;
     assert!(events.info().await?.state.messages >= 1);
+    // Routed after the verdict: its copies are in DELIVERY soon after.
+    let copies = eventually("the copies in DELIVERY", Duration::from_secs(20), || {
+        let js = js.clone();
+        async move {
+            let n = js
+                .get_stream(subjects::DELIVERY_STREAM)
+                .await?
+                .info()
+                .await?
+                .state
+                .messages;
+            Ok((n >= 1).then_some(n))
+        }
+    })
+    .await?;
     let mut delivery = js.get_stream(subjects::DELIVERY_STREAM).await?;
-    let copies = delivery.info().await?.state.messages;
     assert!(copies >= 1, "{copies}");
     js.get_consumer_from_stream::<jetstream::consumer::pull::Config, _, _>(
         subjects::ROUTER_CONSUMER,
