@@ -422,12 +422,7 @@ fn list(items: &[String]) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use liaison_core::html::escape;
 
 #[cfg(test)]
 mod tests {

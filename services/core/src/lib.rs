@@ -19,6 +19,7 @@ pub mod connect;
 pub mod envelope_rules;
 pub mod error;
 pub mod hop;
+pub mod html;
 pub mod ids;
 pub mod lifecycle;
 pub mod participation;

@@ -767,12 +767,7 @@ fn terms(clause: &Clause) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use liaison_core::html::escape;
 
 #[cfg(test)]
 mod tests {

@@ -234,6 +234,8 @@ pub struct Policy {
     decided: std::sync::Mutex<HashMap<Shape, Decided>>,
     /// Each policy's dates ([`Terms`]).
     terms: HashMap<cedar_policy::PolicyId, Terms>,
+    /// Each clause's `@retention` (seconds), by `@id`: asked per envelope.
+    retentions: HashMap<String, u64>,
     /// How many expiry dates had passed when the cached decisions were
     /// taken: when another passes, the cache is emptied.
     lapses: std::sync::atomic::AtomicUsize,
@@ -529,7 +531,17 @@ impl Policy {
         )
         .map_err(|e| PolicyError::Entities(format!("agencies: {e}")))?;
         let terms = terms_of(&policies)?;
+        let retentions = terms
+            .iter()
+            .filter_map(|(id, t)| {
+                let clause = policies
+                    .annotation(id, "id")
+                    .map_or_else(|| id.to_string(), str::to_owned);
+                t.retention.map(|r| (clause, r))
+            })
+            .collect();
         let policy = Self {
+            retentions,
             named,
             schema,
             policies,
@@ -559,17 +571,10 @@ impl Policy {
     /// How long data shared under `clauses` is kept: the longest retention
     /// any of them states, `default` if none states one.
     pub fn retention<'a>(&self, clauses: impl IntoIterator<Item = &'a str>, default: u64) -> u64 {
-        let mut longest = None;
-        for clause in clauses {
-            let stated = self
-                .terms
-                .iter()
-                .find(|(id, _)| self.clause(id) == clause)
-                .and_then(|(_, t)| t.retention);
-            if let Some(stated) = stated {
-                longest = Some(longest.map_or(stated, |l: u64| l.max(stated)));
-            }
-        }
+        let longest = clauses
+            .into_iter()
+            .filter_map(|clause| self.retentions.get(clause).copied())
+            .max();
         longest.unwrap_or(default)
     }
 

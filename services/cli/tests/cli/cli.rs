@@ -1329,14 +1329,15 @@ async fn a_receipt_for_a_share_verifies_offline_and_one_changed_byte_is_refused(
     let file_arg = file.display().to_string();
     // Its collection and two disclosures chained, then a checkpoint over them.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(200));
     let written = loop {
+        ticks.tick().await;
         let _ = audit(&session, &["checkpoint"]);
         let written = audit(&session, &["receipt", &envelope, "--out", &file_arg]);
         if written.status.success() && stdout(&written).contains(": 3 records") {
             break written;
         }
         assert!(std::time::Instant::now() < deadline, "{written:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
     assert!(
         stdout(&written).contains("proved against the checkpoint of"),
