@@ -583,7 +583,7 @@ async def _council_reads_school_b(s: Suite):
 # copies must still reach it.
 _deputy_probe("reply_into_delivery", "jetstream", f"liaison.deliver.{COUNCIL}.referral", stream="DELIVERY",
               before=_council_reads_school_b, after=_council_reads_school_b)
-_deputy_probe("reply_into_events", "jetstream", "liaison.events.referral", stream="EVENTS")
+_deputy_probe("reply_into_events", "jetstream", "liaison.commits", stream="EVENTS")
 _deputy_probe("reply_into_facts", "jetstream", "liaison.facts.referral", stream="EVENTS")
 _deputy_probe("reply_into_kv_membership", "kv", f"$KV.MEMBERSHIP.{VICTIM}", stream="KV_MEMBERSHIP")
 _deputy_probe("reply_into_kv_registry", "kv", f"$KV.REGISTRY.{VICTIM}", stream="KV_REGISTRY")
@@ -706,7 +706,7 @@ _publish_probe("read_police_inbox_at_the_gateway", "subjects", f"liaison.ingress
 _publish_probe("ack_police_copies", "subjects", f"liaison.ingress.{POLICE}.inbox.ack",
                lambda s: envelope_pb2.InboxAck(ack_ids=["1-1"]).SerializeToString())
 _publish_probe("send_as_liaison_linkage_internal", "subjects", "liaison.internal.linkage.envelope", _genuine)
-_publish_probe("publish_into_events", "subjects", "liaison.events.referral", _genuine)
+_publish_probe("publish_into_events", "subjects", "liaison.commits", _genuine)
 _publish_probe("publish_into_delivery", "subjects", f"liaison.deliver.{POLICE}.referral", _genuine)
 _publish_probe("publish_into_decisions", "subjects", "liaison.decisions.gateway", _genuine)
 _publish_probe("publish_ledger_entries", "subjects", "liaison.ledger.entries", _genuine)
@@ -729,7 +729,7 @@ async def _police_read(s: Suite):
 
 _subscribe_probe("subscribe_police_inbox_prefix", "subjects", f"_INBOX_{POLICE}.>", _police_read)
 _subscribe_probe("subscribe_all_deliveries", "subjects", "liaison.deliver.>")
-_subscribe_probe("subscribe_events", "subjects", "liaison.events.>")
+_subscribe_probe("subscribe_events", "subjects", "liaison.commits")
 _subscribe_probe("subscribe_all_ingress", "subjects", "liaison.ingress.>")
 _subscribe_probe("subscribe_auth_callout", "subjects", "$SYS.REQ.USER.AUTH")
 _subscribe_probe("subscribe_everything", "subjects", ">")

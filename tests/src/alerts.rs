@@ -174,7 +174,9 @@ pub async fn alerts_caught_up(system: &System) -> Result<()> {
     );
     eventually("the alerts service to catch up", WAIT, || {
         let cursor = &cursor;
-        async move { Ok((cursor.get().await? >= last).then_some(())) }
+        async move {
+            Ok((liaison_runtime::fold::applied_through(cursor.get().await?) >= last).then_some(()))
+        }
     })
     .await
 }

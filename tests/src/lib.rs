@@ -178,6 +178,67 @@ pub fn python_present() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Every commit in EVENTS (ADR 0024), in order, with its stream sequence,
+/// read with `js`'s rights.
+pub async fn commits(
+    js: &async_nats::jetstream::Context,
+) -> Result<Vec<(u64, liaison_proto::v1::Commit)>> {
+    use futures_util::StreamExt as _;
+    use prost::Message as _;
+    let mut stream = js
+        .get_stream(liaison_core::subjects::EVENTS_STREAM)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let last = stream
+        .info()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+        .state
+        .last_sequence;
+    let mut out = Vec::new();
+    if last == 0 {
+        return Ok(out);
+    }
+    let reader = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let mut read = reader.messages().await.map_err(|e| anyhow::anyhow!(e))?;
+    while let Some(message) = read.next().await {
+        let message = message.map_err(|e| anyhow::anyhow!(e))?;
+        let seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
+        out.push((
+            seq,
+            liaison_proto::v1::Commit::decode(message.payload.as_ref())?,
+        ));
+        if seq >= last {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Every envelope committed in EVENTS, in order: its scoped id (`SENDER/ID`)
+/// and its `EnvelopeAccepted`, opened with `keys`.
+pub async fn committed(
+    js: &async_nats::jetstream::Context,
+    keys: &liaison_runtime::seal::Keyring,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for (_, commit) in commits(js).await? {
+        for entry in commit.envelopes {
+            let (_, plain) = keys
+                .open(
+                    &liaison_core::subjects::committed(&entry.scoped_id),
+                    &entry.event,
+                )
+                .await?;
+            out.push((entry.scoped_id, plain));
+        }
+    }
+    Ok(out)
+}
+
 /// Pulls one message from the router's durable consumer of EVENTS with
 /// `js`'s rights (which only the gateway has: tests check that others are
 /// refused).

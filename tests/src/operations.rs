@@ -165,13 +165,10 @@ async fn messages(
     while let Some(message) = read.next().await {
         let message = message?;
         let seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
-        // Each envelope's fact is stored with it in EVENTS (ADR 0021).
-        if !message.subject.starts_with("liaison.facts.") {
-            let (_, plain) = keys
-                .open(message.subject.as_str(), message.message.payload.as_ref())
-                .await?;
-            out.push(plain);
-        }
+        let (_, plain) = keys
+            .open(message.subject.as_str(), message.message.payload.as_ref())
+            .await?;
+        out.push(plain);
         if seq >= last {
             break;
         }
@@ -191,7 +188,7 @@ pub async fn performed(system: &System, tally: &Tally) -> Result<(Counts, Vec<De
             .entry(key(operation as i32, decision as i32, service))
             .or_default() += 1;
     };
-    for payload in messages(&js, &keys, subjects::EVENTS_STREAM).await? {
+    for (_, payload) in crate::committed(&js, &keys).await? {
         let envelope = EnvelopeAccepted::decode(payload.as_slice())?
             .envelope
             .unwrap_or_default();
@@ -280,7 +277,7 @@ pub async fn quiet(system: &System, timeout: Duration) -> Result<()> {
             while let Some(key) = keys.next().await {
                 raising |= key?.starts_with("outbox.");
             }
-            behind |= cursor < events || raising;
+            behind |= liaison_runtime::fold::applied_through(cursor) < events || raising;
         }
         let now = Some((events, decisions));
         if !behind && seen == now {

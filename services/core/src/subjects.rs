@@ -7,7 +7,7 @@
 //! | `liaison.ingress.<agency>.query` | the agency: case queries (request/reply) | — |
 //! | `liaison.internal.<service>.envelope` | a Liaison service: its own events (request/reply) | — |
 //! | `liaison.cases.query` | gateway, for an authenticated agency (request/reply) | — |
-//! | `liaison.events.<kind>` | gateway | EVENTS |
+//! | `liaison.commits` | gateway: group commits of accepted envelopes | EVENTS |
 //! | `liaison.deliver.<agency>.<kind>` | gateway | DELIVERY |
 //! | `liaison.decisions.<service>` | gateway, other services | DECISIONS |
 //! | `liaison.ledger.entries` | audit (single writer) | LEDGER |
@@ -29,12 +29,12 @@ pub const INGRESS_ALL: &str = "liaison.ingress.>";
 pub const INTERNAL_ALL: &str = "liaison.internal.>";
 /// Request/reply: the gateway asks the cases service on an agency's behalf.
 pub const CASES_QUERY: &str = "liaison.cases.query";
-pub const EVENTS_ALL: &str = "liaison.events.>";
-/// Each accepted envelope's fact: the same event with every labelled field
-/// removed, stored in EVENTS with it (one atomic batch), for Liaison's
-/// services, which may read nothing else of EVENTS (data minimisation,
-/// docs/decisions/0021-a-rogue-agency-gets-nothing.md).
-pub const FACTS_ALL: &str = "liaison.facts.>";
+/// EVENTS' one subject: group commits (`liaison.v1.Commit`), each the
+/// envelopes one gateway accepted together, every one sealed whole beside
+/// its fact (the envelope without its labelled fields, all Liaison's other
+/// services may read: docs/decisions/0021-a-rogue-agency-gets-nothing.md,
+/// 0024-group-commit.md).
+pub const COMMITS: &str = "liaison.commits";
 pub const DELIVERY_ALL: &str = "liaison.deliver.>";
 pub const DECISIONS_ALL: &str = "liaison.decisions.>";
 pub const LEDGER_ENTRIES: &str = "liaison.ledger.entries";
@@ -166,14 +166,11 @@ pub fn ingress_agency_part(subject: &str) -> &str {
         .unwrap_or_default()
 }
 
-/// Subject of an accepted envelope in EVENTS. `kind` is a body kind from the schema.
-pub fn event(kind: &'static str) -> String {
-    format!("liaison.events.{kind}")
-}
-
-/// Subject of an accepted envelope's fact in EVENTS ([`FACTS_ALL`]).
-pub fn fact(kind: &'static str) -> String {
-    format!("liaison.facts.{kind}")
+/// What an accepted envelope is sealed to in a commit (its associated
+/// data): the commit subject and the envelope's scoped id, so that a sealed
+/// event moved to another entry does not open.
+pub fn committed(scoped_id: &str) -> String {
+    format!("{COMMITS}/{scoped_id}")
 }
 
 /// Subject of one recipient's copy in DELIVERY.

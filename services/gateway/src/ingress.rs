@@ -20,7 +20,7 @@ use crate::policy::{Facts, Replied};
 use crate::records;
 use crate::refusal::Refusal;
 use crate::validate;
-use async_nats::{HeaderMap, Message};
+use async_nats::Message;
 use futures_util::StreamExt;
 use liaison_core::hop::Hop;
 use liaison_core::time::timestamp_now;
@@ -828,10 +828,10 @@ fn case_rules(
     Ok(())
 }
 
-/// Stores the accepted envelope in EVENTS, with its trace context, and its
-/// fact (the envelope without its labelled fields, which Liaison's services
-/// read: ADR 0021), together ([`crate::events`]); `Ok(true)` if it was
-/// already there.
+/// Stores the accepted envelope in EVENTS: sealed whole, beside its fact
+/// (the envelope without its labelled fields, which Liaison's services read:
+/// ADR 0021) and the ingress span's trace context, in the next group commit
+/// ([`crate::events`], ADR 0024); `Ok(true)` if it was already there.
 async fn store(
     shared: &Shared,
     accepted: &EnvelopeAccepted,
@@ -840,20 +840,13 @@ async fn store(
     let envelope = accepted
         .envelope
         .as_ref()
-        .map(|e| (e.id.as_str(), e.kind(), e.sender_agency.as_str()))
+        .map(|e| (e.id.as_str(), e.sender_agency.as_str()))
         .unwrap_or_default();
-    let scoped = liaison_core::ids::scoped_id(envelope.2, envelope.0);
-    let mut headers = HeaderMap::new();
     // De-duplicated per sender: an id is the sender's own, and another
     // agency choosing the same id is a different envelope.
-    headers.insert("Nats-Msg-Id", scoped.as_str());
-    if let Some(context) = context {
-        trace::inject(&mut headers, context);
-    }
+    let scoped_id = liaison_core::ids::scoped_id(envelope.1, envelope.0);
     let fact = crate::redact::fact(accepted)
         .map_err(|e| Refusal::Unavailable(format!("the envelope's fact: {e}")))?;
-    let mut fact_headers = headers.clone();
-    fact_headers.insert("Nats-Msg-Id", format!("{scoped}:fact").as_str());
     // Sealed (ADR 0022) under the keys of its subjects (or case) and of the
     // end of its retention: the longest any clause that let it be shared states.
     let clauses = accepted
@@ -870,25 +863,24 @@ async fn store(
         .as_ref()
         .map(|e| seal::keys_for(e, until))
         .unwrap_or_default();
-    let subject = subjects::event(envelope.1);
-    let payload = shared
+    let event = shared
         .keys
-        .seal(&names, &subject, &accepted.encode_to_vec())
+        .seal(
+            &names,
+            &subjects::committed(&scoped_id),
+            &accepted.encode_to_vec(),
+        )
         .await
         .map_err(|e| Refusal::Unavailable(format!("the envelope could not be sealed: {e}")))?;
-    let entry = crate::events::Entry {
-        event: crate::batch::Message {
-            subject,
-            headers,
-            payload,
-        },
-        // The fact last: EVENTS' last message is always a fact, so a
-        // service that has read it is caught up.
-        fact: crate::batch::Message {
-            subject: subjects::fact(envelope.1),
-            headers: fact_headers,
-            payload: fact.encode_to_vec().into(),
-        },
+    let entry = liaison_proto::v1::CommittedEnvelope {
+        scoped_id,
+        fact: Some(fact),
+        event: event.to_vec(),
+        traceparent: context.map(|c| c.parent.to_string()).unwrap_or_default(),
+        tracestate: context
+            .and_then(|c| c.state.as_ref())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
     };
     shared
         .events

@@ -347,7 +347,10 @@ impl Gateway {
             membership,
             replays,
             sequencer,
-            events: events::Events::start(client.clone()),
+            events: events::Events::start(
+                client.clone(),
+                std::time::Duration::from_secs(config.streams.duplicate_window_secs),
+            ),
             inboxes,
             keys,
             restrictions,

@@ -1,8 +1,9 @@
-//! Routing: consumes accepted envelopes from EVENTS and delivers one redacted
-//! copy per recipient to DELIVERY, as decided at acceptance. Each copy is
-//! de-duplicated on (envelope id, recipient), so a router that dies mid-way
-//! and starts again delivers nothing twice; the event is acknowledged only
-//! after every copy and its disclosure record are stored.
+//! Routing: consumes EVENTS' commits and delivers one redacted copy of each
+//! of their envelopes per recipient to DELIVERY, as decided at acceptance.
+//! Each copy is de-duplicated on (envelope id, recipient), so a router that
+//! dies mid-way and starts again delivers nothing twice; a commit is
+//! acknowledged only after every copy and disclosure record of every one of
+//! its envelopes is stored.
 //!
 //! Each event is routed in a `gateway.route` span, the child of the ingress
 //! span whose context EVENTS carries; each copy is made in a `gateway.deliver`
@@ -17,7 +18,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::future::join_all;
 use liaison_core::NatsContext as _;
 use liaison_core::hop::Hop;
-use liaison_core::trace::{self, TraceContext};
+use liaison_core::trace::TraceContext;
 use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::{DataLabel, Delivery, Envelope, EnvelopeAccepted, Sealed};
 use liaison_runtime::consume;
@@ -87,11 +88,44 @@ pub enum RouteError {
     Inbox { agency: AgencyId, reason: String },
 }
 
-/// Delivers one event's copies and acknowledges it, or asks for it again.
+/// Delivers the copies of every envelope of one commit (side by side) and
+/// acknowledges it, or asks for it again if any could not be delivered:
+/// what was delivered then is de-duplicated when it is routed again.
 async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
+    let commit = match liaison_proto::v1::Commit::decode(message.payload.as_ref()) {
+        Ok(commit) => commit,
+        Err(e) => {
+            // Only the gateway writes EVENTS: this is a bug, not input to retry.
+            error!(error = %e, "Undecodable commit in EVENTS, skipped");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let routed = join_all(
+        commit
+            .envelopes
+            .iter()
+            .map(|entry| route_one(shared, entry)),
+    )
+    .await;
+    let ack = if routed.iter().all(|r| *r) {
+        message.ack().await
+    } else {
+        message
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+            .await
+    };
+    if let Err(e) = ack {
+        error!(error = %e, "Could not acknowledge commit");
+    }
+}
+
+/// Delivers one committed envelope's copies; `false` if it must be routed
+/// again (its copies could not all be stored, or its keys not read).
+async fn route_one(shared: &Shared, entry: &liaison_proto::v1::CommittedEnvelope) -> bool {
     let (sealed, accepted) = match shared
         .keys
-        .open(message.subject.as_str(), message.payload.as_ref())
+        .open(&subjects::committed(&entry.scoped_id), &entry.event)
         .await
     {
         Ok((sealed, plain)) => match EnvelopeAccepted::decode(plain.as_slice()) {
@@ -99,33 +133,27 @@ async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
             Err(e) => {
                 // Only the gateway writes EVENTS: this is a bug, not input to retry.
                 error!(error = %e, "Undecodable event in EVENTS, skipped");
-                let _ = message.ack_with(AckKind::Term).await;
-                return;
+                return true;
             }
         },
         Err(e @ SealError::Erased(_)) => {
             // Erased (its subject, or its retention ended) before its copies
             // went out: there is nothing left to deliver.
             warn!(error = %e, "Event erased before delivery, skipped");
-            let _ = message.ack_with(AckKind::Term).await;
-            return;
+            return true;
         }
         Err(e @ SealError::Corrupt(_)) => {
             error!(error = %e, "Unopenable event in EVENTS, skipped");
-            let _ = message.ack_with(AckKind::Term).await;
-            return;
+            return true;
         }
         Err(e) => {
             // The key store or the key-encryption key: asked for again.
             error!(error = %e, "Event not opened; will retry");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            return;
+            return false;
         }
     };
     let envelope = accepted.envelope.as_ref();
-    let context = trace::extract(message.headers.as_ref())
+    let context = liaison_runtime::fold::committed_trace(entry)
         .or_else(|| envelope.and_then(|e| TraceContext::from_field(&e.traceparent)));
     let hop = Hop::continuing(
         info_span!(
@@ -138,20 +166,15 @@ async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
         context,
     );
     let span = hop.span().clone();
-    let ack = match deliver(shared, &sealed, &accepted, &hop)
+    match deliver(shared, &sealed, &accepted, &hop)
         .instrument(span)
         .await
     {
-        Ok(()) => message.ack().await,
+        Ok(()) => true,
         Err(e) => {
             error!(error = %liaison_core::error::chain(&e), "Delivery failed; will retry");
-            message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await
+            false
         }
-    };
-    if let Err(e) = ack {
-        error!(error = %e, "Could not acknowledge event");
     }
 }
 

@@ -5,10 +5,11 @@
 //! - [`Cursor`]: the last EVENTS sequence applied, kept in the service's
 //!   bucket. A service resumes after it; with an empty bucket (lost, or new)
 //!   it folds EVENTS from the start, which rebuilds its state.
-//! - [`Events`]: EVENTS' facts read in order from a sequence (an ordered
-//!   consumer): each accepted envelope without its labelled fields, which is
-//!   all a service may read (ADR 0021), and whether the reader has caught up
-//!   with the end of the stream as it was when reading began.
+//! - [`Events`]: EVENTS' facts read in order from a [`position`] (an
+//!   ordered consumer of the commits, ADR 0024): each accepted envelope
+//!   without its labelled fields, which is all a service may read (ADR
+//!   0021), and whether the reader has caught up with the end of the stream
+//!   as it was when reading began.
 //! - [`Outbox`]: events the service decided to raise, kept in its bucket
 //!   until they come back through EVENTS. The envelope ids are deterministic
 //!   (derived from what caused them), the gateway de-duplicates on them, and
@@ -24,7 +25,7 @@ use liaison_core::system::Service;
 use liaison_core::trace::TraceContext;
 use liaison_core::{NatsContext as _, NatsError};
 use liaison_proto::v1::verdict::Outcome;
-use liaison_proto::v1::{Envelope, EnvelopeAccepted, Verdict};
+use liaison_proto::v1::{Commit, CommittedEnvelope, Envelope, EnvelopeAccepted, Verdict};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -110,8 +111,37 @@ impl Cursor {
     }
 }
 
+/// Where an event is in EVENTS: its commit's stream sequence and its place
+/// in the commit, in one number that orders events as they were accepted
+/// (ADR 0024). The last envelope of a commit takes [`LAST`] as its place, so
+/// that "every event up to this position" says whether the commit is done.
+pub fn position(seq: u64, index: usize, last: bool) -> u64 {
+    let place = if last {
+        LAST
+    } else {
+        (index as u64).min(LAST - 1)
+    };
+    (seq << PLACE_BITS) | place
+}
+
+/// Bits of a [`position`] that hold the place in the commit.
+const PLACE_BITS: u32 = 16;
+/// The place of a commit's last envelope.
+const LAST: u64 = (1 << PLACE_BITS) - 1;
+
+/// The last EVENTS sequence whose every event is at or before `position`.
+pub fn applied_through(position: u64) -> u64 {
+    let seq = position >> PLACE_BITS;
+    if position & LAST == LAST {
+        seq
+    } else {
+        seq.saturating_sub(1)
+    }
+}
+
 /// One accepted envelope read from EVENTS.
 pub struct Event {
+    /// Its [`position`]: what a service's cursor and state remember.
     pub seq: u64,
     pub accepted: EnvelopeAccepted,
     /// The trace context EVENTS carries (the gateway's ingress span), else
@@ -131,91 +161,159 @@ impl Event {
     }
 }
 
-/// EVENTS, read in order from a sequence.
-pub struct Events {
-    messages: consumer::pull::Ordered,
-    /// The last sequence of EVENTS when reading began.
-    end: u64,
-    last: u64,
+/// The trace context a commit stored for one of its envelopes.
+pub fn committed_trace(entry: &CommittedEnvelope) -> Option<TraceContext> {
+    TraceContext::from_values(
+        &[entry.traceparent.as_str()],
+        (!entry.tracestate.is_empty()).then_some(entry.tracestate.as_str()),
+    )
 }
 
-impl Events {
-    /// Reads EVENTS from sequence `after + 1`.
-    pub async fn after(js: &jetstream::Context, after: u64) -> Result<Self, FoldError> {
-        let mut stream = js
+/// Where to begin reading EVENTS' commits.
+#[derive(Debug, Clone, Copy)]
+pub enum From {
+    /// At this stream sequence.
+    Sequence(u64),
+    /// At the first commit stored at or after this Unix second.
+    Time(u64),
+}
+
+/// EVENTS' commits, read in order with an ordered consumer filtered on
+/// [`subjects::COMMITS`] (the filter in the request's subject, which NATS
+/// permissions check), each with its stream sequence.
+pub struct Commits {
+    messages: consumer::pull::Ordered,
+    /// Commits left to read when reading began, as the server counted them.
+    pending: u64,
+}
+
+impl Commits {
+    pub async fn from(js: &jetstream::Context, from: From) -> Result<Self, NatsError> {
+        let stream = js
             .get_stream(subjects::EVENTS_STREAM)
             .await
             .nats("stream EVENTS")?;
-        let end = stream
-            .info()
-            .await
-            .nats("stream EVENTS")?
-            .state
-            .last_sequence;
-        // The facts only (the envelopes without their labelled fields): all
-        // a service may read of EVENTS (ADR 0021). Named, so that the filter
-        // is in the request's subject, which NATS permissions check.
-        let consumer = stream
+        let deliver_policy = match from {
+            From::Sequence(seq) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: seq.max(1),
+            },
+            From::Time(unix) => consumer::DeliverPolicy::ByStartTime {
+                start_time: time::OffsetDateTime::from_unix_timestamp(
+                    i64::try_from(unix).unwrap_or(i64::MAX),
+                )
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            },
+        };
+        let mut consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
-                name: Some(format!("fold-{}", {
+                name: Some(format!("commits-{}", {
                     use rand_core::RngCore as _;
                     let mut bytes = [0u8; 8];
                     rand_core::OsRng.fill_bytes(&mut bytes);
                     hex::encode(bytes)
                 })),
-                filter_subject: subjects::FACTS_ALL.to_owned(),
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: after + 1,
-                },
+                filter_subject: subjects::COMMITS.to_owned(),
+                deliver_policy,
                 ..Default::default()
             })
             .await
-            .nats(format!("ordered consumer of EVENTS after {after}"))?;
+            .nats(format!("ordered consumer of EVENTS from {from:?}"))?;
+        let pending = consumer
+            .info()
+            .await
+            .map(|i| i.num_pending)
+            .nats("ordered consumer of EVENTS")?;
         let messages = consumer.messages().await.nats("messages of EVENTS")?;
+        Ok(Self { messages, pending })
+    }
+
+    /// Whether the commits stored when reading began have all been read.
+    pub fn caught_up(&self) -> bool {
+        self.pending == 0
+    }
+
+    /// The next commit and its sequence; waits for one. A commit that does
+    /// not decode (only the gateway writes EVENTS: a bug, not input) is
+    /// returned empty, with an error logged.
+    pub async fn next(&mut self) -> Result<(u64, Commit), FoldError> {
+        let message = self
+            .messages
+            .next()
+            .await
+            .ok_or(FoldError::EventsEnded)?
+            .nats("next commit")?;
+        let info = message.info().nats("commit metadata")?;
+        let seq = info.stream_sequence;
+        self.pending = self.pending.saturating_sub(1).min(info.pending);
+        if message.payload.len() > MAX_EVENT_BYTES {
+            tracing::error!(seq, "Oversized commit in EVENTS skipped");
+            return Ok((seq, Commit::default()));
+        }
+        match Commit::decode(message.payload.as_ref()) {
+            Ok(commit) => Ok((seq, commit)),
+            Err(e) => {
+                tracing::error!(seq, error = %e, "Undecodable commit in EVENTS skipped");
+                Ok((seq, Commit::default()))
+            }
+        }
+    }
+}
+
+/// EVENTS' facts, one accepted envelope at a time, in order from a position.
+pub struct Events {
+    commits: Commits,
+    /// Events of the commit being read, not yet returned.
+    ready: std::collections::VecDeque<Event>,
+    /// Events at or before this position are passed over (already applied).
+    after: u64,
+}
+
+impl Events {
+    /// Reads the events after position `after` (0: from the start).
+    pub async fn after(js: &jetstream::Context, after: u64) -> Result<Self, FoldError> {
+        // From the commit after the last done; from the commit itself if
+        // only some of its envelopes were applied.
+        let commits = Commits::from(js, From::Sequence(applied_through(after) + 1)).await?;
         Ok(Self {
-            messages,
-            end,
-            last: after,
+            commits,
+            ready: std::collections::VecDeque::new(),
+            after,
         })
     }
 
     /// Whether every event present when reading began has been read.
     pub fn caught_up(&self) -> bool {
-        self.last >= self.end
+        self.ready.is_empty() && self.commits.caught_up()
     }
 
-    /// The next event; waits for one. Events that do not decode (only the
-    /// gateway writes EVENTS: a bug, not input) are skipped with an error log.
+    /// The next event; waits for one.
     pub async fn next(&mut self) -> Result<Event, FoldError> {
         loop {
-            let message = self
-                .messages
-                .next()
-                .await
-                .ok_or(FoldError::EventsEnded)?
-                .nats("next event")?;
-            let seq = message.info().nats("event metadata")?.stream_sequence;
-            self.last = seq;
-            if message.payload.len() > MAX_EVENT_BYTES {
-                tracing::error!(seq, "Oversized event in EVENTS skipped");
-                continue;
+            if let Some(event) = self.ready.pop_front() {
+                return Ok(event);
             }
-            match EnvelopeAccepted::decode(message.payload.as_ref()) {
-                Ok(accepted) => {
-                    let trace =
-                        liaison_core::trace::extract(message.headers.as_ref()).or_else(|| {
-                            accepted
-                                .envelope
-                                .as_ref()
-                                .and_then(|e| TraceContext::from_field(&e.traceparent))
-                        });
-                    return Ok(Event {
-                        seq,
-                        accepted,
-                        trace,
-                    });
+            let (seq, commit) = self.commits.next().await?;
+            let count = commit.envelopes.len();
+            for (i, entry) in commit.envelopes.into_iter().enumerate() {
+                let at = position(seq, i, i + 1 == count);
+                if at <= self.after {
+                    continue;
                 }
-                Err(e) => tracing::error!(seq, error = %e, "Undecodable event in EVENTS skipped"),
+                let Some(accepted) = entry.fact.clone() else {
+                    tracing::error!(seq, "A commit's envelope without its fact skipped");
+                    continue;
+                };
+                let trace = committed_trace(&entry).or_else(|| {
+                    accepted
+                        .envelope
+                        .as_ref()
+                        .and_then(|e| TraceContext::from_field(&e.traceparent))
+                });
+                self.ready.push_back(Event {
+                    seq: at,
+                    accepted,
+                    trace,
+                });
             }
         }
     }

@@ -59,15 +59,12 @@ pub fn stream_configs(settings: &StreamsConfig) -> Vec<stream::Config> {
         stream::Config {
             deny_delete: true,
             deny_purge: true,
-            // Each accepted envelope is stored with its fact (the envelope
-            // without its labelled fields, for the services) as one atomic
-            // batch (ADR 0021).
-            subjects: vec![s::EVENTS_ALL.to_owned(), s::FACTS_ALL.to_owned()],
-            allow_atomic_publish: true,
+            // Group commits: the envelopes a gateway accepted together,
+            // each sealed whole beside its fact (ADR 0021, 0024).
             ..base(
                 s::EVENTS_STREAM,
-                s::EVENTS_ALL,
-                "Accepted envelopes, each with its fact",
+                s::COMMITS,
+                "Accepted envelopes, in group commits",
             )
         },
         stream::Config {
@@ -288,7 +285,7 @@ pub async fn provision(
             durable(
                 settings,
                 s::ROUTER_CONSUMER,
-                Some(s::EVENTS_ALL.to_owned()),
+                Some(s::COMMITS.to_owned()),
                 256,
             ),
         ),

@@ -245,16 +245,17 @@ fn service_user(service: Service, member: Member) -> NatsUser {
     user
 }
 
-/// JetStream API subjects to read EVENTS' facts only (ADR 0021): ordered
-/// consumers whose filter is [`s::FACTS_ALL`], named so the filter is in the
-/// request's subject (`CONSUMER.CREATE.EVENTS.<name>.<filter>`, which
-/// nats-server checks against the request), and the stream's end. No
-/// direct or message gets, which would read whole envelopes.
+/// JetStream API subjects to read EVENTS' commits in order (ADR 0021, 0024):
+/// ordered consumers whose filter is [`s::COMMITS`], named so the filter is
+/// in the request's subject (`CONSUMER.CREATE.EVENTS.<name>.<filter>`, which
+/// nats-server checks against the request), and the stream's end. Of each
+/// envelope a reader can open only its fact: the rest is sealed under keys
+/// only the gateway can unwrap (ADR 0022).
 fn read_facts() -> Vec<String> {
     let events = s::EVENTS_STREAM;
     vec![
         format!("$JS.API.STREAM.INFO.{events}"),
-        format!("$JS.API.CONSUMER.CREATE.{events}.*.{}", s::FACTS_ALL),
+        format!("$JS.API.CONSUMER.CREATE.{events}.*.{}", s::COMMITS),
         format!("$JS.API.CONSUMER.DELETE.{events}.*"),
         format!("$JS.API.CONSUMER.INFO.{events}.*"),
         format!("$JS.API.CONSUMER.MSG.NEXT.{events}.*"),
@@ -351,12 +352,14 @@ pub fn plan() -> Vec<NatsUser> {
             GATEWAY,
             [
                 vec![
-                    s::EVENTS_ALL.to_owned(),
-                    s::FACTS_ALL.to_owned(),
+                    s::COMMITS.to_owned(),
                     s::DELIVERY_ALL.to_owned(),
                     s::decisions("gateway"),
                 ],
                 consume(s::EVENTS_STREAM, s::ROUTER_CONSUMER),
+                // The commits since the duplicate window began, read at
+                // start and whenever another gateway commits first (ADR 0024).
+                read_facts(),
                 read_key_value(liaison_core::participation::BUCKET),
                 // Receipts: written before an envelope's copies go out, read
                 // when a later envelope answers or corrects it.
@@ -643,13 +646,15 @@ mod tests {
                 .iter()
                 .any(|p| p.contains("CONSUMER.CREATE.DELIVERY") || p.contains("$JS.ACK.DELIVERY"))
         );
-        // Other stream APIs only to read its KV buckets.
+        // Other stream APIs only to read its KV buckets, and EVENTS' end
+        // (where its next commit must go: ADR 0024).
         assert!(
             gateway
                 .publish
                 .iter()
                 .filter(|p| p.contains("STREAM.") && !p.ends_with(".DELIVERY"))
-                .all(|p| p.ends_with(".KV_PARTICIPATION")
+                .all(|p| p == "$JS.API.STREAM.INFO.EVENTS"
+                    || p.ends_with(".KV_PARTICIPATION")
                     || p.ends_with(".KV_RECEIPTS")
                     || p.ends_with(".KV_INBOX")
                     || p.ends_with(".KV_JTI")

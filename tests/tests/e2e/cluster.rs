@@ -15,9 +15,8 @@
 //! LIAISON_CLUSTER_ENVELOPES=50000 cargo test -p liaison-tests --test cluster -- --ignored --nocapture
 //! ```
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use async_nats::jetstream;
-use futures_util::StreamExt as _;
 use liaison_core::subjects;
 use liaison_runtime::registry::Registry;
 use liaison_runtime::users;
@@ -189,38 +188,18 @@ async fn events_replicas_current(js: &jetstream::Context, replicas: usize) -> bo
     })
 }
 
-/// How many times each envelope id is stored in EVENTS (its `Nats-Msg-Id`).
+/// How many times each envelope id is stored in EVENTS (across its commits).
 async fn events_by_id(js: &jetstream::Context) -> Result<BTreeMap<String, usize>> {
-    let mut stream = js.get_stream(subjects::EVENTS_STREAM).await?;
-    let total = stream.info().await?.state.messages;
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
-        .await?;
-    let mut messages = consumer.messages().await?;
     let mut ids = BTreeMap::new();
-    for _ in 0..total {
-        let Some(message) = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .context("reading EVENTS")?
-        else {
-            bail!("EVENTS ended early");
-        };
-        let message = message?;
-        // Each envelope's fact is stored with it (ADR 0021): count the events.
-        if message.subject.starts_with("liaison.facts.") {
-            continue;
+    for (_, commit) in liaison_tests::commits(js).await? {
+        for entry in commit.envelopes {
+            // De-duplicated per sender (`SENDER/ID`): counted by envelope id.
+            let id = entry
+                .scoped_id
+                .split_once('/')
+                .map_or(entry.scoped_id.clone(), |(_, id)| id.to_owned());
+            *ids.entry(id).or_insert(0) += 1;
         }
-        let id = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        // De-duplicated per sender (`SENDER/ID`): counted by envelope id.
-        let id = id
-            .split_once('/')
-            .map_or(id.clone(), |(_, id)| id.to_owned());
-        *ids.entry(id).or_insert(0) += 1;
     }
     Ok(ids)
 }

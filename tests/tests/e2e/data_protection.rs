@@ -12,14 +12,17 @@ use liaison_tests::{agency, config, eventually, ledger, referral, referral_of};
 use std::path::Path;
 use std::time::Duration;
 
-/// The first message EVENTS holds: an accepted envelope, sealed.
-async fn first_event(system: &System) -> Result<async_nats::jetstream::message::StreamMessage> {
+/// The first envelope EVENTS holds: its scoped id and the accepted
+/// envelope, sealed.
+async fn first_event(system: &System) -> Result<(String, Vec<u8>)> {
     let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
-    Ok(inspector
-        .get_stream(liaison_core::subjects::EVENTS_STREAM)
-        .await?
-        .get_raw_message(1)
-        .await?)
+    let commits = liaison_tests::commits(&inspector).await?;
+    let entry = commits
+        .into_iter()
+        .flat_map(|(_, c)| c.envelopes)
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("EVENTS holds no envelope"))?;
+    Ok((entry.scoped_id, entry.event))
 }
 
 /// Waits until `copies` disclosures of the envelope `id` are recorded.
@@ -198,13 +201,14 @@ async fn a_share_past_retention_becomes_unreadable_and_the_ledger_still_verifies
 
     // EVENTS still holds the envelope's bytes, but once the key is destroyed
     // (just after the record) they no longer open.
-    let event = first_event(&system).await?;
-    assert_eq!(event.subject.as_str(), "liaison.events.referral");
+    let (scoped_id, event) = first_event(&system).await?;
+    let sealed_to = liaison_core::subjects::committed(&scoped_id);
+    assert_eq!(sealed_to, format!("liaison.commits/{scoped_id}"));
     let erased = eventually("the event erased", Duration::from_secs(30), || async {
         // A keyring of its own each time: one that does not follow the
         // bucket keeps the keys it has read.
         let keys = system.keyring().await?;
-        match keys.open(&event.subject, event.payload.as_ref()).await {
+        match keys.open(&sealed_to, &event).await {
             Err(SealError::Erased(name)) => Ok(Some(name)),
             Ok(_) => Ok(None),
             Err(e) => bail!("the event failed to open otherwise: {e}"),
@@ -387,11 +391,12 @@ async fn a_restricted_subject_is_refused_until_lifted_and_an_erased_one_is_unrea
         .build()?;
     accepted(&police.send(&confirm).await?);
     // The first envelope in EVENTS (rights-1) no longer opens.
-    let event = first_event(&system).await?;
+    let (scoped_id, event) = first_event(&system).await?;
+    assert_eq!(scoped_id, "school-a/rights-1");
     match system
         .keyring()
         .await?
-        .open(&event.subject, event.payload.as_ref())
+        .open(&liaison_core::subjects::committed(&scoped_id), &event)
         .await
     {
         Err(SealError::Erased(name)) => assert!(name.starts_with("subject."), "{name}"),

@@ -268,10 +268,10 @@ async fn a_hostile_agency_driven_from_outside_gets_nothing() -> anyhow::Result<(
          {missing:?}\nrefusals on the ledger the suite was not answered: {unexplained:?}"
     );
 
-    // Nothing reached EVENTS or DELIVERY around the gateway: EVENTS holds,
-    // for each accepted envelope (agencies' and Liaison's own), its event
-    // and its fact (ADR 0021) and nothing else; DELIVERY the copies the
-    // ledger discloses.
+    // Nothing reached EVENTS or DELIVERY around the gateway: EVENTS holds
+    // commits only, and in them each accepted envelope (agencies' and
+    // Liaison's own) once (ADR 0024); DELIVERY the copies the ledger
+    // discloses.
     let js = async_nats::jetstream::new(system.connect_as(users::OPERATOR).await?);
     let accepted = records
         .iter()
@@ -283,28 +283,33 @@ async fn a_hostile_agency_driven_from_outside_gets_nothing() -> anyhow::Result<(
         .iter()
         .filter(|r| r.operation == Operation::Disclosure as i32)
         .count();
-    let mut by_subject: BTreeMap<&str, usize> = BTreeMap::new();
+    // EVENTS holds commits only, and in them each accepted envelope once.
     let mut subjects = js
         .get_stream("EVENTS")
         .await?
         .info_with_subjects(">")
         .await?;
-    let mut total = 0;
+    let mut other = Vec::new();
     while let Some(subject) = subjects.next().await {
         let (subject, n) = subject?;
-        let prefix = ["liaison.events.", "liaison.facts."]
-            .into_iter()
-            .find(|p| subject.starts_with(p))
-            .unwrap_or("other");
-        *by_subject.entry(prefix).or_default() += n;
-        total += n;
+        if subject != liaison_core::subjects::COMMITS {
+            other.push((subject, n));
+        }
     }
-    let events = by_subject.get("liaison.events.").copied().unwrap_or(0);
-    let facts = by_subject.get("liaison.facts.").copied().unwrap_or(0);
     assert!(
-        events == accepted && facts == accepted && total == events + facts,
-        "EVENTS holds {by_subject:?}: the ledger accounts for {accepted} accepted envelopes, \
-         each one event and one fact"
+        other.is_empty(),
+        "EVENTS holds more than commits: {other:?}"
+    );
+    // Read with the inspector's rights: the operator reads no message.
+    let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    let committed: usize = liaison_tests::commits(&inspector)
+        .await?
+        .iter()
+        .map(|(_, c)| c.envelopes.len())
+        .sum();
+    assert_eq!(
+        committed, accepted,
+        "EVENTS' commits hold {committed} envelopes: the ledger accounts for {accepted} accepted"
     );
     let delivery = js.get_stream("DELIVERY").await?.get_info().await?;
     assert_eq!(

@@ -79,7 +79,7 @@ async fn agencies_reach_only_their_own_subjects() -> anyhow::Result<()> {
     // ... nor write into EVENTS or DELIVERY around the gateway ...
     let forged = referral("police", "forged-event").encode_to_vec();
     fails_within("publishing into EVENTS", async {
-        js.publish(subjects::event("referral"), forged.clone().into())
+        js.publish(subjects::COMMITS, forged.clone().into())
             .await?
             .await
     })
@@ -385,7 +385,7 @@ async fn the_operator_administers_streams_but_reads_no_shared_message() -> anyho
     fails_within("purging DELIVERY", async { delivery.purge().await }).await;
     fails_within("deleting EVENTS", js.delete_stream(subjects::EVENTS_STREAM)).await;
     fails_within("subscribing to the events' subjects", async {
-        let mut sub = operator.subscribe(subjects::EVENTS_ALL).await?;
+        let mut sub = operator.subscribe(subjects::COMMITS).await?;
         operator.flush().await?;
         let again = school.send(&referral("school-a", "op-2")).await?;
         assert_eq!(again.outcome, Outcome::Accepted as i32);
@@ -407,8 +407,8 @@ async fn the_operator_administers_streams_but_reads_no_shared_message() -> anyho
     // the ledger, named, by the audit service.
     let mut config = events.info().await?.config.clone();
     config.republish = Some(jetstream::stream::Republish {
-        source: subjects::EVENTS_ALL.to_owned(),
-        destination: "_INBOX_operator.copy.>".to_owned(),
+        source: subjects::COMMITS.to_owned(),
+        destination: "_INBOX_operator.copy.commits".to_owned(),
         headers_only: false,
     });
     js.update_stream(config).await?;
@@ -428,7 +428,7 @@ async fn the_operator_administers_streams_but_reads_no_shared_message() -> anyho
         recorded.reason.contains("stream EVENTS")
             && recorded
                 .reason
-                .contains("republishes liaison.events.> to _INBOX_operator.copy.>"),
+                .contains("republishes liaison.commits to _INBOX_operator.copy.commits"),
         "{recorded:?}"
     );
 
@@ -606,34 +606,41 @@ async fn a_scoped_auditor_reads_only_the_records_of_their_agencies() -> anyhow::
 
 /// Liaison's services read only each envelope's fact — the envelope without
 /// its labelled fields — never the whole envelope (data minimisation, ADR
-/// 0021): EVENTS holds both, stored together, and a service's NATS user can
-/// open only consumers filtered to the facts.
+/// 0021): EVENTS' commits hold each envelope sealed beside its fact (ADR
+/// 0024), a service's NATS user can open only consumers filtered to the
+/// commits, and what it reads holds no labelled field in plain text.
 #[tokio::test]
 async fn services_read_facts_without_labelled_fields_and_never_whole_envelopes()
 -> anyhow::Result<()> {
     use async_nats::jetstream::consumer;
     use futures_util::StreamExt as _;
-    use liaison_proto::v1::EnvelopeAccepted;
+    use liaison_proto::v1::{Commit, EnvelopeAccepted};
     let system = start().await?;
     let school = agency(&system, "school-a").await?;
-    let verdict = school.send(&referral("school-a", "min-1")).await?;
+    let sent = referral("school-a", "min-1");
+    let verdict = school.send(&sent).await?;
     assert_eq!(verdict.outcome, Outcome::Accepted as i32, "{verdict:?}");
 
-    // EVENTS holds the envelope and, right after it, its fact.
+    // EVENTS holds one commit: the envelope sealed (ADR 0022), beside its
+    // fact, which holds no labelled field.
     let inspector = jetstream::new(system.connect_as(users::INSPECTOR).await?);
-    let events = inspector.get_stream(subjects::EVENTS_STREAM).await?;
-    let event = events.get_raw_message(1).await?;
-    let fact = events.get_raw_message(2).await?;
-    assert_eq!(
-        (event.subject.as_str(), fact.subject.as_str()),
-        ("liaison.events.referral", "liaison.facts.referral")
-    );
-    // The envelope is stored sealed (ADR 0022); the fact, which holds no
-    // labelled field, is not.
+    let commits = liaison_tests::commits(&inspector).await?;
+    let [(_, commit)] = commits.as_slice() else {
+        anyhow::bail!("EVENTS holds {} commits", commits.len());
+    };
+    let [entry] = commit.envelopes.as_slice() else {
+        anyhow::bail!("the commit holds {} envelopes", commit.envelopes.len());
+    };
+    assert_eq!(entry.scoped_id, "school-a/min-1");
     let keys = system.keyring().await?;
-    let (_, opened) = keys.open(&event.subject, event.payload.as_ref()).await?;
+    let (_, opened) = keys
+        .open(&subjects::committed(&entry.scoped_id), &entry.event)
+        .await?;
     let whole = EnvelopeAccepted::decode(opened.as_slice())?;
-    let minimised = EnvelopeAccepted::decode(fact.payload.as_ref())?;
+    let minimised = entry
+        .fact
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no fact"))?;
     let body = |a: &EnvelopeAccepted| match a.envelope.as_ref().and_then(|e| e.body.clone()) {
         Some(liaison_proto::v1::envelope::Body::Referral(r)) => Ok(r),
         other => Err(anyhow::anyhow!("not a referral: {other:?}")),
@@ -656,7 +663,8 @@ async fn services_read_facts_without_labelled_fields_and_never_whole_envelopes()
     );
     assert_eq!(minimised.routes, whole.routes);
 
-    // A service's user: facts through a filtered consumer, nothing else.
+    // A service's user: the commits through a filtered consumer, nothing
+    // else; and in what it reads, no labelled field in plain text.
     let linkage = system
         .connect_as(&liaison_core::system::Service::Linkage.user())
         .await?;
@@ -665,7 +673,7 @@ async fn services_read_facts_without_labelled_fields_and_never_whole_envelopes()
     let facts = stream
         .create_consumer(consumer::pull::OrderedConfig {
             name: Some("test-facts".into()),
-            filter_subject: subjects::FACTS_ALL.into(),
+            filter_subject: subjects::COMMITS.into(),
             ..Default::default()
         })
         .await?;
@@ -674,8 +682,30 @@ async fn services_read_facts_without_labelled_fields_and_never_whole_envelopes()
         .await?
         .next()
         .await
-        .ok_or_else(|| anyhow::anyhow!("no fact"))??;
-    assert_eq!(first.subject.as_str(), "liaison.facts.referral");
+        .ok_or_else(|| anyhow::anyhow!("no commit"))??;
+    assert_eq!(first.subject.as_str(), subjects::COMMITS);
+    let read = Commit::decode(first.payload.as_ref())?;
+    assert_eq!(read.envelopes.len(), 1);
+    let subject = match &sent.body {
+        Some(liaison_proto::v1::envelope::Body::Referral(r)) => {
+            r.subject.clone().unwrap_or_default()
+        }
+        _ => anyhow::bail!("the sent envelope is not a referral"),
+    };
+    for (what, text) in [
+        ("the concern", whole_body.concern.as_str()),
+        ("the name", subject.full_name.as_str()),
+        ("the address", subject.address.as_str()),
+    ] {
+        assert!(!text.is_empty(), "{what} is empty in the test referral");
+        assert!(
+            !first
+                .payload
+                .windows(text.len())
+                .any(|w| w == text.as_bytes()),
+            "{what} is readable in the commit a service reads"
+        );
+    }
     fails_within("a direct get of an event", stream.direct_get(1)).await;
     fails_within("a message get of an event", stream.get_raw_message(1)).await;
     fails_within(
@@ -687,10 +717,10 @@ async fn services_read_facts_without_labelled_fields_and_never_whole_envelopes()
     )
     .await;
     fails_within(
-        "a consumer of the events' subjects",
+        "a consumer filtered otherwise",
         stream.create_consumer(consumer::pull::OrderedConfig {
-            name: Some("test-events".into()),
-            filter_subject: subjects::EVENTS_ALL.into(),
+            name: Some("test-other".into()),
+            filter_subject: ">".into(),
             ..Default::default()
         }),
     )

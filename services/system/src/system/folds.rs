@@ -55,7 +55,7 @@ impl System {
                 .last_sequence;
             let mut behind = Vec::new();
             for (service, cursor) in &cursors {
-                if cursor.get().await? < end {
+                if liaison_runtime::fold::applied_through(cursor.get().await?) < end {
                     behind.push(service.name());
                 }
             }
