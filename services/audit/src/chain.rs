@@ -29,6 +29,10 @@ pub const BLOCK_ENTRIES: usize = 1000;
 /// Most bytes of one block (well under nats-server's `max_payload`, 1 MiB
 /// in Liaison's deployment); a single larger entry gets a block of its own.
 pub const BLOCK_BYTES: usize = 512 * 1024;
+/// Most bytes of a block holding the rest of a pack of records past
+/// [`BLOCK_BYTES`] or [`BLOCK_ENTRIES`] (under nats-server's 1 MiB
+/// `max_payload`; a pack is at most 128 records of well under 2 KiB).
+pub const HARD_BLOCK_BYTES: usize = 896 * 1024;
 /// `prev_hash` of the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
 
@@ -108,7 +112,12 @@ impl Tail {
         for (record, source_seq) in records {
             let entry = tail.append(record, source_seq);
             let len = prost::encoding::message::encoded_len(1, &entry);
-            if entries > 0 && (entries == BLOCK_ENTRIES || block.len() + len > BLOCK_BYTES) {
+            // A pack's records (one DECISIONS sequence: ADR 0024) stay in
+            // one block, so that a block stored is never half a pack, up to
+            // a block of HARD_BLOCK_BYTES.
+            let full = entries >= BLOCK_ENTRIES || block.len() + len > BLOCK_BYTES;
+            let same_pack = entries > 0 && source_seq == tail.source_seq;
+            if entries > 0 && full && (!same_pack || block.len() + len > HARD_BLOCK_BYTES) {
                 blocks.push((std::mem::take(&mut block).freeze(), tail.clone()));
                 entries = 0;
             }
@@ -183,5 +192,17 @@ mod tests {
         let blocks = tail.link_blocks(big);
         assert_eq!(blocks.len(), 2);
         assert!(blocks.iter().all(|(b, _)| b.len() <= BLOCK_BYTES));
+        // A pack's records (one DECISIONS sequence) are never split between
+        // blocks: a block stored is never half a pack.
+        let packed = (0..(BLOCK_ENTRIES as u64 - 2))
+            .map(|i| (Bytes::from(format!("record {i}")), i + 1))
+            .chain((0..10).map(|i| (Bytes::from(format!("packed {i}")), 5_000)))
+            .chain(std::iter::once((Bytes::from_static(b"after"), 5_001)));
+        let blocks = tail.link_blocks(packed);
+        let sizes: Vec<usize> = blocks
+            .iter()
+            .map(|(b, _)| LedgerBlock::decode(b.clone()).map_or(0, |b| b.entries.len()))
+            .collect();
+        assert_eq!(sizes, [BLOCK_ENTRIES + 8, 1]);
     }
 }

@@ -17,7 +17,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use liaison_core::NatsContext as _;
 use liaison_core::hop::Hop;
 use liaison_core::{AgencyId, subjects, trace};
-use liaison_proto::v1::{AuditRecord, Decision, Operation};
+use liaison_proto::v1::{AuditRecord, AuditRecordPack, Decision, Operation};
 use liaison_runtime::consume;
 use prost::Message as _;
 use std::time::Duration;
@@ -37,8 +37,10 @@ const LINGER: Duration = Duration::from_millis(2);
 pub struct Record {
     /// The encoded `AuditRecord`, exactly as published (shared, not copied).
     pub bytes: Bytes,
-    /// Its sequence in DECISIONS.
+    /// Its sequence in DECISIONS (the pack's, for a record of a pack).
     pub source_seq: u64,
+    /// Its place in its pack (0 for a record published alone).
+    pub part: u32,
     /// Its record id (empty if it has none).
     pub id: String,
 }
@@ -55,8 +57,12 @@ pub struct Intake {
 
 /// The `audit.append` span of a record that carries a trace context: the
 /// record's ids, kind, operation, decision and code, nothing of its content.
-fn append_span(message: &jetstream::Message, record: &AuditRecord, batch: usize) -> Option<Hop> {
-    let context = trace::extract(message.headers.as_ref())?;
+fn append_span(
+    context: Option<trace::TraceContext>,
+    record: &AuditRecord,
+    batch: usize,
+) -> Option<Hop> {
+    let context = context?;
     let name = |valid: bool, value: &str| {
         if valid {
             value.to_owned()
@@ -90,17 +96,60 @@ async fn decode(messages: Vec<jetstream::Message>) -> Result<Intake, WriterError
             .info()
             .nats("decision record metadata")?
             .stream_sequence;
-        let Ok(record) = AuditRecord::decode(message.payload.clone()) else {
+        let packed = message
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(subjects::RECORD_PACK_HEADER).is_some());
+        // A pack's records (ADR 0024), or the record published alone.
+        let parts: Vec<(Bytes, Option<trace::TraceContext>)> = if packed {
+            let Ok(pack) = AuditRecordPack::decode(message.payload.clone()) else {
+                error!(
+                    source_seq,
+                    "Undecodable pack of decision records, not chained"
+                );
+                let _ = message.ack_with(AckKind::Term).await;
+                continue;
+            };
+            pack.records
+                .into_iter()
+                .map(|p| {
+                    let context = trace::TraceContext::from_values(
+                        &[p.traceparent.as_str()],
+                        (!p.tracestate.is_empty()).then_some(p.tracestate.as_str()),
+                    );
+                    (Bytes::from(p.record), context)
+                })
+                .collect()
+        } else {
+            vec![(
+                message.payload.clone(),
+                trace::extract(message.headers.as_ref()),
+            )]
+        };
+        let mut decoded = Vec::with_capacity(parts.len());
+        for (bytes, context) in parts {
+            match AuditRecord::decode(bytes.clone()) {
+                Ok(record) => decoded.push((bytes, context, record)),
+                Err(_) => {
+                    decoded.clear();
+                    break;
+                }
+            }
+        }
+        if decoded.is_empty() {
             error!(source_seq, "Undecodable decision record, not chained");
             let _ = message.ack_with(AckKind::Term).await;
             continue;
-        };
-        spans.extend(append_span(message, &record, messages.len()));
-        records.push(Record {
-            bytes: message.payload.clone(),
-            source_seq,
-            id: record.record_id,
-        });
+        }
+        for (part, (bytes, context, record)) in decoded.into_iter().enumerate() {
+            spans.extend(append_span(context, &record, messages.len()));
+            records.push(Record {
+                bytes,
+                source_seq,
+                part: u32::try_from(part).unwrap_or(u32::MAX),
+                id: record.record_id,
+            });
+        }
     }
     Ok(Intake {
         messages,

@@ -86,12 +86,15 @@ pub async fn recover(
 impl Ledger {
     /// The records of `intake` still to chain, each once: not in the ledger,
     /// not in `ahead` (a batch sent but not yet stored), not repeated (by
-    /// DECISIONS sequence, or by record id when it has one).
+    /// DECISIONS sequence and place in its pack, or by record id when it
+    /// has one). A pack's records are chained in one batch, so a DECISIONS
+    /// sequence in the ledger or ahead has every record of its pack there.
     pub fn pending<'a>(&self, intake: &'a Intake, ahead: Option<&Staged>) -> Vec<&'a Record> {
-        let mut seqs: HashSet<u64> = HashSet::new();
+        let mut ahead_seqs: HashSet<u64> = HashSet::new();
+        let mut taken: HashSet<(u64, u32)> = HashSet::new();
         let mut ids: HashSet<&str> = HashSet::new();
         if let Some(ahead) = ahead {
-            seqs.extend(ahead.seqs.iter().copied());
+            ahead_seqs.extend(ahead.seqs.iter().copied());
             ids.extend(ahead.ids.iter().map(String::as_str));
         }
         intake
@@ -99,8 +102,9 @@ impl Ledger {
             .iter()
             .filter(|r| {
                 !self.appended.contains(&r.source_seq)
+                    && !ahead_seqs.contains(&r.source_seq)
                     && !self.recent.contains(&r.id)
-                    && seqs.insert(r.source_seq)
+                    && taken.insert((r.source_seq, r.part))
                     && (r.id.is_empty() || ids.insert(r.id.as_str()))
             })
             .collect()
@@ -134,9 +138,14 @@ mod tests {
     use super::*;
 
     fn record(seq: u64, id: &str) -> Record {
+        part(seq, 0, id)
+    }
+
+    fn part(seq: u64, part: u32, id: &str) -> Record {
         Record {
-            bytes: bytes::Bytes::from(format!("record {seq}")),
+            bytes: bytes::Bytes::from(format!("record {seq}.{part}")),
             source_seq: seq,
+            part,
             id: id.to_owned(),
         }
     }
@@ -169,7 +178,11 @@ mod tests {
                 record(3, "r-3"), // redelivered within the batch
                 record(4, "r-3"), // the same record under another sequence
                 record(5, ""),
-                record(6, ""), // another record without an id: not a copy
+                record(6, ""),     // another record without an id: not a copy
+                part(7, 0, "r-7"), // a pack of three
+                part(7, 1, "r-8"),
+                part(7, 2, ""),
+                part(7, 1, "r-8"), // the pack redelivered within the batch
             ],
             spans: vec![],
         };
@@ -178,6 +191,6 @@ mod tests {
             .iter()
             .map(|r| r.source_seq)
             .collect();
-        assert_eq!(pending, [3, 5, 6]);
+        assert_eq!(pending, [3, 5, 6, 7, 7, 7]);
     }
 }

@@ -187,6 +187,10 @@ pub fn delivery_filter(agency: &AgencyId) -> String {
 /// recipient's inbox: 1, 2, 3 … per agency, no gap, no repeat.
 pub const RECIPIENT_SEQ_HEADER: &str = "Liaison-Recipient-Seq";
 
+/// Header of a DECISIONS message that is a `liaison.v1.AuditRecordPack`
+/// (several records, each chained as if published alone: ADR 0024).
+pub const RECORD_PACK_HEADER: &str = "Liaison-Record-Pack";
+
 /// The KV bucket of inbox positions: one key per agency that has
 /// acknowledged something (docs/decisions/0019-delivery-at-national-size.md).
 pub const INBOX_BUCKET: &str = "INBOX";

@@ -22,6 +22,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{error, info, warn};
 
+/// Records in one pack at most ([`Recorder::publish_packs`]): a record is
+/// ids, codes and categories, well under 2 KiB, so a pack stays far below
+/// the server's 1 MiB `max_payload` and fits a ledger block with room
+/// (`liaison_audit::chain::HARD_BLOCK_BYTES`). By count, not bytes, so that
+/// a commit routed again is packed the same way.
+pub const PACK_RECORDS: usize = 128;
 /// Records kept for a later attempt at most; past it the oldest is dropped
 /// (and counted): the gateway's memory stays bounded while the store is full.
 pub const MAX_KEPT: usize = 10_000;
@@ -166,6 +172,56 @@ impl Recorder {
             .nats("publish a decision record")?;
         ack.await
             .nats("stored acknowledgement of a decision record")?;
+        Ok(())
+    }
+
+    /// Publishes `records` (each with the trace context of the span it was
+    /// made in) as packs of at most [`PACK_RECORDS`], the `n`th with the
+    /// `Nats-Msg-Id` `<id>:<n>`, and waits for JetStream to store them all.
+    /// Given the same `id` and records, the packs are the same, so records
+    /// published again (a commit routed again after a crash) are stored once.
+    pub async fn publish_packs(
+        &self,
+        id: &str,
+        records: &[(AuditRecord, Option<liaison_core::trace::TraceContext>)],
+    ) -> Result<(), liaison_core::NatsError> {
+        let mut acks = Vec::new();
+        for (n, chunk) in records.chunks(PACK_RECORDS).enumerate() {
+            let pack = liaison_proto::v1::AuditRecordPack {
+                records: chunk
+                    .iter()
+                    .map(|(record, context)| liaison_proto::v1::PackedRecord {
+                        record: record.encode_to_vec(),
+                        traceparent: context
+                            .as_ref()
+                            .map(|c| c.parent.to_string())
+                            .unwrap_or_default(),
+                        tracestate: context
+                            .as_ref()
+                            .and_then(|c| c.state.as_ref())
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", format!("{id}:{n}").as_str());
+            headers.insert(subjects::RECORD_PACK_HEADER, "1");
+            acks.push(
+                self.js
+                    .publish_with_headers(
+                        self.subject.clone(),
+                        headers,
+                        pack.encode_to_vec().into(),
+                    )
+                    .await
+                    .nats("publish decision records")?,
+            );
+        }
+        for ack in acks {
+            ack.await
+                .nats("stored acknowledgement of decision records")?;
+        }
         Ok(())
     }
 

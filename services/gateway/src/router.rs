@@ -108,7 +108,28 @@ async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
             .map(|entry| route_one(shared, entry)),
     )
     .await;
-    let ack = if routed.iter().all(|r| *r) {
+    // The decision records of every envelope of the commit, in its order,
+    // in packs whose ids the commit fixes: stored once, however often the
+    // commit is routed.
+    let records: Option<Vec<_>> = routed.into_iter().collect();
+    let stored = match records {
+        Some(records) => {
+            let records: Vec<_> = records.into_iter().flatten().collect();
+            match shared
+                .recorder
+                .publish_packs(&format!("records:{}", commit.id), &records)
+                .await
+            {
+                Ok(()) => true,
+                Err(e) => {
+                    error!(error = %e, "Decision records not stored; the commit will be routed again");
+                    false
+                }
+            }
+        }
+        None => false,
+    };
+    let ack = if stored {
         message.ack().await
     } else {
         message
@@ -120,9 +141,17 @@ async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
     }
 }
 
-/// Delivers one committed envelope's copies; `false` if it must be routed
-/// again (its copies could not all be stored, or its keys not read).
-async fn route_one(shared: &Shared, entry: &liaison_proto::v1::CommittedEnvelope) -> bool {
+/// A decision record, with the trace context of the span it was made in.
+type Traced = (liaison_proto::v1::AuditRecord, Option<TraceContext>);
+
+/// Delivers one committed envelope's copies and returns its decision
+/// records (none if it was erased before it could be routed); `None` if it
+/// must be routed again (its copies could not all be stored, or its keys
+/// not read).
+async fn route_one(
+    shared: &Shared,
+    entry: &liaison_proto::v1::CommittedEnvelope,
+) -> Option<Vec<Traced>> {
     let (sealed, accepted) = match shared
         .keys
         .open(&subjects::committed(&entry.scoped_id), &entry.event)
@@ -133,23 +162,23 @@ async fn route_one(shared: &Shared, entry: &liaison_proto::v1::CommittedEnvelope
             Err(e) => {
                 // Only the gateway writes EVENTS: this is a bug, not input to retry.
                 error!(error = %e, "Undecodable event in EVENTS, skipped");
-                return true;
+                return Some(vec![]);
             }
         },
         Err(e @ SealError::Erased(_)) => {
             // Erased (its subject, or its retention ended) before its copies
             // went out: there is nothing left to deliver.
             warn!(error = %e, "Event erased before delivery, skipped");
-            return true;
+            return Some(vec![]);
         }
         Err(e @ SealError::Corrupt(_)) => {
             error!(error = %e, "Unopenable event in EVENTS, skipped");
-            return true;
+            return Some(vec![]);
         }
         Err(e) => {
             // The key store or the key-encryption key: asked for again.
             error!(error = %e, "Event not opened; will retry");
-            return false;
+            return None;
         }
     };
     let envelope = accepted.envelope.as_ref();
@@ -170,10 +199,10 @@ async fn route_one(shared: &Shared, entry: &liaison_proto::v1::CommittedEnvelope
         .instrument(span)
         .await
     {
-        Ok(()) => true,
+        Ok(records) => Some(records),
         Err(e) => {
             error!(error = %liaison_core::error::chain(&e), "Delivery failed; will retry");
-            false
+            None
         }
     }
 }
@@ -222,14 +251,14 @@ impl<'a> Copies<'a> {
 }
 
 /// Stores the envelope's receipt, publishes every recipient's copy (their
-/// acknowledgements awaited together), then the disclosure records, each in
-/// its copy's span.
+/// acknowledgements awaited together), and returns the collection record
+/// (in the route's span) and the disclosure records (each in its copy's).
 async fn deliver(
     shared: &Shared,
     sealed: &Sealed,
     accepted: &EnvelopeAccepted,
     hop: &Hop,
-) -> Result<(), RouteError> {
+) -> Result<Vec<Traced>, RouteError> {
     let default = Envelope::default();
     let envelope = accepted.envelope.as_ref().unwrap_or(&default);
     // The receipt first: a recipient that answers this envelope (or a
@@ -245,22 +274,21 @@ async fn deliver(
             .collect::<Result<_, _>>()?,
         classification: envelope.classification,
     };
-    // With it, the collection record (its id fixed by the envelope's, so a
-    // re-routed event records nothing twice): before any disclosure record.
-    let (receipt, collection) = futures_util::future::join(
-        shared.receipts.put(&envelope.id, &receipt),
-        shared.recorder.publish(&liaison_proto::v1::AuditRecord {
+    shared.receipts.put(&envelope.id, &receipt).await?;
+    // The collection record, then a disclosure record per copy: published
+    // with the rest of the commit's once every copy is stored.
+    let mut recorded: Vec<Traced> = Vec::with_capacity(1 + accepted.routes.len());
+    recorded.push((
+        liaison_proto::v1::AuditRecord {
             kept_until: sealed
                 .keys
                 .iter()
                 .find_map(|k| liaison_runtime::seal::until_of(&k.name))
                 .unwrap_or_default(),
             ..records::collection(accepted)
-        }),
-    )
-    .await;
-    receipt?;
-    collection?;
+        },
+        hop.context(),
+    ));
     let mut copies = Copies::new(envelope);
     let mut stored = Vec::with_capacity(accepted.routes.len());
     let mut disclosures = Vec::with_capacity(accepted.routes.len());
@@ -331,13 +359,12 @@ async fn deliver(
     for result in join_all(stored).await {
         result?;
     }
-    let recorded = disclosures
-        .iter()
-        .zip(&hops)
-        .map(|(r, copy)| shared.recorder.publish(r).instrument(copy.span().clone()));
-    for result in join_all(recorded).await {
-        result?;
-    }
+    recorded.extend(
+        disclosures
+            .into_iter()
+            .zip(&hops)
+            .map(|(record, copy)| (record, copy.context())),
+    );
     let sender = crate::metrics::sender_label(shared, &envelope.sender_agency);
     let e2e = crate::metrics::seconds_since(accepted.accepted_at.as_ref());
     for (recipient, redacted) in delivered {
@@ -354,5 +381,5 @@ async fn deliver(
         }
         info!(envelope_id = %envelope.id, recipient = %recipient, redacted, "Envelope delivered");
     }
-    Ok(())
+    Ok(recorded)
 }

@@ -178,6 +178,7 @@ async fn a_block_sent_behind_a_refused_one_is_refused_whatever_the_sequence() ->
         .encode_to_vec()
         .into(),
         source_seq: 1_000_000 + n,
+        part: 0,
         id: format!("pipe-{n}"),
     };
     // Another writer appends a block at the end first.
@@ -225,6 +226,7 @@ async fn a_batch_of_large_records_is_split_into_blocks_and_read_back_whole() -> 
             .encode_to_vec()
             .into(),
             source_seq: 2_000_000 + n,
+            part: 0,
             id: format!("large-{n}"),
         })
         .collect();
