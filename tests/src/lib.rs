@@ -239,6 +239,90 @@ pub async fn committed(
     Ok(out)
 }
 
+/// One copy stored in DELIVERY, in a pack (ADR 0024).
+#[derive(Debug, Clone)]
+pub struct StoredCopy {
+    /// The inbox it is in.
+    pub agency: String,
+    pub stream_seq: u64,
+    /// Its number in the inbox.
+    pub number: u64,
+    pub copy: liaison_proto::v1::PackedCopy,
+}
+
+/// Every copy in DELIVERY, in order, read with `js`'s rights.
+pub async fn copies_in_delivery(js: &async_nats::jetstream::Context) -> Result<Vec<StoredCopy>> {
+    use futures_util::StreamExt as _;
+    let mut stream = js
+        .get_stream(liaison_core::subjects::DELIVERY_STREAM)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+        .state
+        .clone();
+    let mut out = Vec::new();
+    if state.messages == 0 {
+        return Ok(out);
+    }
+    let reader = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let mut read = reader.messages().await.map_err(|e| anyhow::anyhow!(e))?;
+    while let Some(message) = read.next().await {
+        let message = message.map_err(|e| anyhow::anyhow!(e))?;
+        let seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
+        let agency = message
+            .subject
+            .as_str()
+            .strip_prefix("liaison.deliver.")
+            .and_then(|rest| rest.split('.').next())
+            .unwrap_or_default()
+            .to_owned();
+        let (first, _) = message
+            .headers
+            .as_ref()
+            .map(liaison_runtime::inbox::numbers)
+            .unwrap_or_default();
+        let copies =
+            liaison_runtime::inbox::copies(&message.payload).map_err(anyhow::Error::msg)?;
+        for (number, copy) in (first..).zip(copies) {
+            out.push(StoredCopy {
+                agency: agency.clone(),
+                stream_seq: seq,
+                number,
+                copy,
+            });
+        }
+        if seq >= state.last_sequence {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Every copy in DELIVERY, opened with `keys`: its inbox and the `Delivery`.
+pub async fn deliveries(
+    js: &async_nats::jetstream::Context,
+    keys: &liaison_runtime::seal::Keyring,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for stored in copies_in_delivery(js).await? {
+        let agency = liaison_core::AgencyId::parse(&stored.agency)?;
+        let (_, plain) = keys
+            .open(
+                &liaison_core::subjects::copy_sealed_to(&agency, &stored.copy.scoped_id),
+                &stored.copy.copy,
+            )
+            .await?;
+        out.push((stored.agency, plain));
+    }
+    Ok(out)
+}
+
 /// Pulls one message from the router's durable consumer of EVENTS with
 /// `js`'s rights (which only the gateway has: tests check that others are
 /// refused).

@@ -145,37 +145,6 @@ pub async fn consultation_by(
     Ok((client, reply))
 }
 
-/// Every message of `stream` but the facts, in order, opened (they are
-/// stored sealed: ADR 0022).
-async fn messages(
-    js: &async_nats::jetstream::Context,
-    keys: &liaison_runtime::seal::Keyring,
-    stream: &str,
-) -> Result<Vec<Vec<u8>>> {
-    let mut stream = js.get_stream(stream).await?;
-    let last = stream.info().await?.state.last_sequence;
-    let mut out = Vec::new();
-    if last == 0 {
-        return Ok(out);
-    }
-    let reader = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-        .await?;
-    let mut read = reader.messages().await?;
-    while let Some(message) = read.next().await {
-        let message = message?;
-        let seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
-        let (_, plain) = keys
-            .open(message.subject.as_str(), message.message.payload.as_ref())
-            .await?;
-        out.push(plain);
-        if seq >= last {
-            break;
-        }
-    }
-    Ok(out)
-}
-
 /// The operations `system` performed, from EVENTS, DELIVERY and the case
 /// record, with what the test saw answered (`tally`), and the deliveries
 /// (envelope id, recipient, labels withheld).
@@ -205,7 +174,7 @@ pub async fn performed(system: &System, tally: &Tally) -> Result<(Counts, Vec<De
         }
     }
     let mut deliveries = Vec::new();
-    for payload in messages(&js, &keys, subjects::DELIVERY_STREAM).await? {
+    for (_, payload) in crate::deliveries(&js, &keys).await? {
         add(Operation::Disclosure, Decision::Delivered, "gateway");
         deliveries.push(Delivery::decode(payload.as_slice())?);
     }

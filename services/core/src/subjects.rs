@@ -8,7 +8,7 @@
 //! | `liaison.internal.<service>.envelope` | a Liaison service: its own events (request/reply) | — |
 //! | `liaison.cases.query` | gateway, for an authenticated agency (request/reply) | — |
 //! | `liaison.commits` | gateway: group commits of accepted envelopes | EVENTS |
-//! | `liaison.deliver.<agency>.<kind>` | gateway | DELIVERY |
+//! | `liaison.deliver.<agency>.copies` | gateway: packs of copies for an inbox | DELIVERY |
 //! | `liaison.decisions.<service>` | gateway, other services | DECISIONS |
 //! | `liaison.ledger.entries` | audit (single writer) | LEDGER |
 //! | `liaison.ledger.checkpoints` | audit | CHECKPOINTS |
@@ -173,10 +173,20 @@ pub fn committed(scoped_id: &str) -> String {
     format!("{COMMITS}/{scoped_id}")
 }
 
-/// Subject of one recipient's copy in DELIVERY.
-pub fn delivery(agency: &AgencyId, kind: &'static str) -> String {
-    format!("liaison.deliver.{agency}.{kind}")
+/// Subject of a pack of copies in `agency`'s inbox (ADR 0024).
+pub fn copies(agency: &AgencyId) -> String {
+    format!("liaison.deliver.{agency}.copies")
 }
+
+/// What a copy in `agency`'s inbox is sealed to (its associated data):
+/// the inbox and the envelope it is a copy of.
+pub fn copy_sealed_to(agency: &AgencyId, scoped_id: &str) -> String {
+    format!("liaison.deliver.{agency}/{scoped_id}")
+}
+
+/// Header of a DELIVERY message: how many copies its pack holds (numbered
+/// from its [`RECIPIENT_SEQ_HEADER`] on).
+pub const COPIES_HEADER: &str = "Liaison-Copies";
 
 /// An agency's inbox: every copy for it in DELIVERY, whatever its kind.
 pub fn delivery_filter(agency: &AgencyId) -> String {

@@ -25,7 +25,7 @@
 use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::Delivery;
 use liaison_runtime::direct;
-use liaison_runtime::inbox::Position;
+use liaison_runtime::inbox::{self, Position};
 use liaison_runtime::seal::SealError;
 use prost::Message as _;
 use std::collections::{BTreeMap, HashMap};
@@ -122,13 +122,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     }
-}
-
-fn header(headers: &async_nats::HeaderMap, name: &str) -> String {
-    headers
-        .get(name)
-        .map(|v| v.as_str().to_owned())
-        .unwrap_or_default()
 }
 
 /// `<number>-<stream sequence>`.
@@ -264,7 +257,9 @@ impl Inboxes {
         position.take(local.unwritten.iter().map(|(n, s)| (*n, *s)));
         local.out.retain(|n, _| !position.acknowledged(*n));
         let filter = subjects::delivery_filter(agency);
-        let mut from = position.through_stream_seq + 1;
+        // From the pack holding the last copy acknowledged in a run: the
+        // rest of that pack may be waiting (ADR 0024).
+        let mut from = position.through_stream_seq.max(1);
         let mut out = Vec::new();
         let mut bytes = 0;
         let mut scanned = 0;
@@ -285,66 +280,91 @@ impl Inboxes {
             let ended = stored.len() < ask;
             for message in stored {
                 from = message.sequence + 1;
-                scanned += 1;
-                let number = message
-                    .headers
-                    .get(subjects::RECIPIENT_SEQ_HEADER)
-                    .and_then(|v| v.as_str().parse::<u64>().ok())
-                    .unwrap_or(0);
-                if number == 0 {
+                let (first, count) = inbox::numbers(&message.headers);
+                if first == 0 {
                     // Stored before numbering began (ADR 0019): not served.
                     continue;
                 }
-                if position.acknowledged(number)
-                    || local.out.get(&number).is_some_and(|o| o.until > now)
-                {
+                let waiting = (first..first + count).any(|number| {
+                    !position.acknowledged(number)
+                        && local.out.get(&number).is_none_or(|o| o.until <= now)
+                });
+                if !waiting {
+                    scanned += 1;
                     continue;
                 }
-                let opened = match self
-                    .keys
-                    .open(message.subject.as_str(), message.payload.as_ref())
-                    .await
-                {
-                    Ok((_, plain)) => Delivery::decode(plain.as_slice()).map_err(|e| e.to_string()),
-                    Err(SealError::Erased(_)) => {
-                        // Erased (its subject, or its retention ended): there
-                        // is nothing left to hand out; it counts as read.
-                        local.unwritten.insert(number, message.sequence);
-                        position.take([(number, message.sequence)]);
+                let copies = match inbox::copies(&message.payload) {
+                    Ok(copies) if copies.len() as u64 == count => copies,
+                    Ok(copies) => {
+                        error!(agency = %agency, stream_seq = message.sequence, count,
+                            held = copies.len(), "A pack of copies not as numbered, skipped");
                         continue;
                     }
-                    Err(e @ SealError::Corrupt(_)) => Err(e.to_string()),
-                    Err(e) => return Err(InboxError::Unavailable(e.to_string())),
-                };
-                let delivery = match opened {
-                    Ok(delivery) => delivery,
                     Err(e) => {
                         // Only the gateway writes DELIVERY: a bug, not the agency's doing.
                         error!(agency = %agency, stream_seq = message.sequence, error = %e,
-                            "Unopenable copy skipped");
+                            "Unreadable pack of copies skipped");
                         continue;
                     }
                 };
-                let count = local.out.get(&number).map_or(0, |o| o.count) + 1;
-                local.out.insert(
-                    number,
-                    Out {
-                        stream_seq: message.sequence,
-                        until: now + self.ack_wait,
-                        count,
-                    },
-                );
-                bytes += message.payload.len();
-                out.push(Handout {
-                    delivery,
-                    recipient_seq: number,
-                    ack_id: ack_id(number, message.sequence),
-                    delivery_count: count,
-                    traceparent: header(&message.headers, "traceparent"),
-                    tracestate: header(&message.headers, "tracestate"),
-                });
-                if out.len() >= max || bytes >= max_bytes {
-                    break 'read;
+                for (number, packed) in (first..).zip(copies) {
+                    scanned += 1;
+                    if position.acknowledged(number)
+                        || local.out.get(&number).is_some_and(|o| o.until > now)
+                    {
+                        continue;
+                    }
+                    let opened = match self
+                        .keys
+                        .open(
+                            &subjects::copy_sealed_to(agency, &packed.scoped_id),
+                            &packed.copy,
+                        )
+                        .await
+                    {
+                        Ok((_, plain)) => {
+                            Delivery::decode(plain.as_slice()).map_err(|e| e.to_string())
+                        }
+                        Err(SealError::Erased(_)) => {
+                            // Erased (its subject, or its retention ended):
+                            // there is nothing left to hand out; it counts as read.
+                            local.unwritten.insert(number, message.sequence);
+                            position.take([(number, message.sequence)]);
+                            continue;
+                        }
+                        Err(e @ SealError::Corrupt(_)) => Err(e.to_string()),
+                        Err(e) => return Err(InboxError::Unavailable(e.to_string())),
+                    };
+                    let delivery = match opened {
+                        Ok(delivery) => delivery,
+                        Err(e) => {
+                            // Only the gateway writes DELIVERY: a bug, not the agency's doing.
+                            error!(agency = %agency, stream_seq = message.sequence, number,
+                                error = %e, "Unopenable copy skipped");
+                            continue;
+                        }
+                    };
+                    let count = local.out.get(&number).map_or(0, |o| o.count) + 1;
+                    local.out.insert(
+                        number,
+                        Out {
+                            stream_seq: message.sequence,
+                            until: now + self.ack_wait,
+                            count,
+                        },
+                    );
+                    bytes += packed.copy.len();
+                    out.push(Handout {
+                        delivery,
+                        recipient_seq: number,
+                        ack_id: ack_id(number, message.sequence),
+                        delivery_count: count,
+                        traceparent: packed.traceparent,
+                        tracestate: packed.tracestate,
+                    });
+                    if out.len() >= max || bytes >= max_bytes {
+                        break 'read;
+                    }
                 }
             }
             if ended {
@@ -539,11 +559,8 @@ impl Inboxes {
         .await
         .map_err(|e| InboxError::Unavailable(e.to_string()))?;
         let matches = stored.first().is_some_and(|m| {
-            m.sequence == stream_seq
-                && m.headers
-                    .get(subjects::RECIPIENT_SEQ_HEADER)
-                    .and_then(|v| v.as_str().parse::<u64>().ok())
-                    == Some(number)
+            let (first, count) = inbox::numbers(&m.headers);
+            m.sequence == stream_seq && first > 0 && (first..first + count).contains(&number)
         });
         if matches {
             Ok((number, stream_seq))
@@ -555,33 +572,48 @@ impl Inboxes {
     }
 
     /// Moves `through` over numbers that no longer exist in the stream
-    /// (expired with `streams.delivery_max_age_days`): when the copy after
-    /// the position is one acknowledged ahead, those before it are gone.
+    /// (expired with `streams.delivery_max_age_days`, or deleted): when the
+    /// first pack after the one holding `through` is one holding a copy
+    /// acknowledged ahead, and starts above `through + 1`, the numbers
+    /// between are gone.
     async fn close_holes(
         &self,
         agency: &AgencyId,
         position: &mut Position,
     ) -> Result<(), InboxError> {
         for _ in 0..64 {
-            let Some((&number, &stream_seq)) = position.ahead.iter().next() else {
+            let Some((_, &ahead_seq)) = position.ahead.iter().next() else {
                 return Ok(());
             };
-            let next = direct::next_batch(
-                &self.client,
-                subjects::DELIVERY_STREAM,
-                &subjects::delivery_filter(agency),
-                position.through_stream_seq + 1,
-                1,
-                1,
-                READ_TIMEOUT,
-            )
-            .await
-            .map_err(|e| InboxError::Unavailable(e.to_string()))?;
-            if next.first().map(|m| m.sequence) != Some(stream_seq) {
+            let mut from = position.through_stream_seq.max(1);
+            let found = loop {
+                let next = direct::next_batch(
+                    &self.client,
+                    subjects::DELIVERY_STREAM,
+                    &subjects::delivery_filter(agency),
+                    from,
+                    1,
+                    1,
+                    READ_TIMEOUT,
+                )
+                .await
+                .map_err(|e| InboxError::Unavailable(e.to_string()))?;
+                let Some(message) = next.into_iter().next() else {
+                    return Ok(());
+                };
+                let (first, count) = inbox::numbers(&message.headers);
+                if first + count <= position.through + 1 {
+                    // The pack holding `through` (or one before it).
+                    from = message.sequence + 1;
+                    continue;
+                }
+                break (message.sequence, first);
+            };
+            let (stream_seq, first) = found;
+            if stream_seq != ahead_seq || first <= position.through + 1 {
                 return Ok(());
             }
-            position.ahead.remove(&number);
-            position.through = number;
+            position.through = first - 1;
             position.through_stream_seq = stream_seq;
             position.take([]);
         }

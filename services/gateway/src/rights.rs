@@ -420,21 +420,35 @@ async fn tell(
             policy_ids: route.policy_ids.clone(),
             accepted_at: accepted.accepted_at,
         };
-        let to = subjects::delivery(&recipient, "erasure_required");
+        let scoped_id = liaison_core::ids::scoped_id(NOTICE_SENDER, &notice.id);
         // Sealed under the copies' retention only: the subject's key is gone.
-        let payload = shared
+        let sealed = shared
             .keys
-            .seal(&until, &to, &delivery.encode_to_vec())
+            .seal(
+                &until,
+                &subjects::copy_sealed_to(&recipient, &scoped_id),
+                &delivery.encode_to_vec(),
+            )
             .await
             .map_err(|e| format!("the notice to {recipient}: {e}"))?;
+        let pack = liaison_proto::v1::CopyPack {
+            copies: vec![liaison_proto::v1::PackedCopy {
+                scoped_id: scoped_id.clone(),
+                copy: sealed.to_vec(),
+                ..Default::default()
+            }],
+        };
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(
-            "Nats-Msg-Id",
-            format!("{NOTICE_SENDER}/{}:{recipient}", notice.id).as_str(),
-        );
+        headers.insert("Nats-Msg-Id", format!("{scoped_id}:{recipient}").as_str());
         shared
             .sequencer
-            .publish(&recipient, to, headers, payload)
+            .publish(
+                &recipient,
+                subjects::copies(&recipient),
+                headers,
+                pack.encode_to_vec().into(),
+                1,
+            )
             .await
             .map_err(|e| format!("the notice to {recipient}: {e}"))?;
         shared.inboxes.wake(&recipient);

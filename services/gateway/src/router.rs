@@ -20,7 +20,9 @@ use liaison_core::NatsContext as _;
 use liaison_core::hop::Hop;
 use liaison_core::trace::TraceContext;
 use liaison_core::{AgencyId, subjects};
-use liaison_proto::v1::{DataLabel, Delivery, Envelope, EnvelopeAccepted, Sealed};
+use liaison_proto::v1::{
+    CopyPack, DataLabel, Delivery, Envelope, EnvelopeAccepted, PackedCopy, Sealed,
+};
 use liaison_runtime::consume;
 use liaison_runtime::receipts::Receipt;
 use liaison_runtime::seal::SealError;
@@ -108,21 +110,30 @@ async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
             .map(|entry| route_one(shared, entry)),
     )
     .await;
-    // The decision records of every envelope of the commit, in its order,
-    // in packs whose ids the commit fixes: stored once, however often the
-    // commit is routed.
-    let records: Option<Vec<_>> = routed.into_iter().collect();
-    let stored = match records {
-        Some(records) => {
-            let records: Vec<_> = records.into_iter().flatten().collect();
-            match shared
-                .recorder
-                .publish_packs(&format!("records:{}", commit.id), &records)
-                .await
-            {
-                Ok(()) => true,
+    // Every copy, packed per inbox; then the decision records of every
+    // envelope of the commit, in its order: all in packs whose ids the
+    // commit fixes, so stored once however often the commit is routed.
+    let routed: Option<Vec<Routed>> = routed.into_iter().collect();
+    let stored = match routed {
+        Some(routed) => {
+            let (records, copies): (Vec<_>, Vec<_>) =
+                routed.into_iter().map(|r| (r.records, r.copies)).unzip();
+            let copies: Vec<Prepared> = copies.into_iter().flatten().collect();
+            let records: Vec<Traced> = records.into_iter().flatten().collect();
+            match store_copies(shared, &commit.id, &copies).await {
+                Ok(()) => match shared
+                    .recorder
+                    .publish_packs(&format!("records:{}", commit.id), &records)
+                    .await
+                {
+                    Ok(()) => true,
+                    Err(e) => {
+                        error!(error = %e, "Decision records not stored; the commit will be routed again");
+                        false
+                    }
+                },
                 Err(e) => {
-                    error!(error = %e, "Decision records not stored; the commit will be routed again");
+                    error!(error = %liaison_core::error::chain(&e), "Copies not stored; the commit will be routed again");
                     false
                 }
             }
@@ -144,14 +155,13 @@ async fn route(shared: &Shared, message: async_nats::jetstream::Message) {
 /// A decision record, with the trace context of the span it was made in.
 type Traced = (liaison_proto::v1::AuditRecord, Option<TraceContext>);
 
-/// Delivers one committed envelope's copies and returns its decision
-/// records (none if it was erased before it could be routed); `None` if it
-/// must be routed again (its copies could not all be stored, or its keys
-/// not read).
+/// Makes one committed envelope's copies and decision records (none if it
+/// was erased before it could be routed); `None` if it must be routed
+/// again (its receipt could not be stored, or its keys not read).
 async fn route_one(
     shared: &Shared,
     entry: &liaison_proto::v1::CommittedEnvelope,
-) -> Option<Vec<Traced>> {
+) -> Option<Routed> {
     let (sealed, accepted) = match shared
         .keys
         .open(&subjects::committed(&entry.scoped_id), &entry.event)
@@ -162,18 +172,27 @@ async fn route_one(
             Err(e) => {
                 // Only the gateway writes EVENTS: this is a bug, not input to retry.
                 error!(error = %e, "Undecodable event in EVENTS, skipped");
-                return Some(vec![]);
+                return Some(Routed {
+                    records: vec![],
+                    copies: vec![],
+                });
             }
         },
         Err(e @ SealError::Erased(_)) => {
             // Erased (its subject, or its retention ended) before its copies
             // went out: there is nothing left to deliver.
             warn!(error = %e, "Event erased before delivery, skipped");
-            return Some(vec![]);
+            return Some(Routed {
+                records: vec![],
+                copies: vec![],
+            });
         }
         Err(e @ SealError::Corrupt(_)) => {
             error!(error = %e, "Unopenable event in EVENTS, skipped");
-            return Some(vec![]);
+            return Some(Routed {
+                records: vec![],
+                copies: vec![],
+            });
         }
         Err(e) => {
             // The key store or the key-encryption key: asked for again.
@@ -199,7 +218,7 @@ async fn route_one(
         .instrument(span)
         .await
     {
-        Ok(records) => Some(records),
+        Ok(routed) => Some(routed),
         Err(e) => {
             error!(error = %liaison_core::error::chain(&e), "Delivery failed; will retry");
             None
@@ -250,15 +269,35 @@ impl<'a> Copies<'a> {
     }
 }
 
-/// Stores the envelope's receipt, publishes every recipient's copy (their
-/// acknowledgements awaited together), and returns the collection record
-/// (in the route's span) and the disclosure records (each in its copy's).
+/// One recipient's copy of one envelope, made and sealed, to be stored in a
+/// pack with the commit's other copies for the same inbox.
+struct Prepared {
+    recipient: AgencyId,
+    copy: PackedCopy,
+    redacted: bool,
+    kind: &'static str,
+    envelope_id: String,
+    sender: String,
+    accepted_at: Option<prost_types::Timestamp>,
+}
+
+/// What routing one envelope made: its decision records (the collection,
+/// in the route's span, then a disclosure per copy, each in its copy's)
+/// and its copies.
+struct Routed {
+    records: Vec<Traced>,
+    copies: Vec<Prepared>,
+}
+
+/// Stores the envelope's receipt, then makes and seals every recipient's
+/// copy (stored by the caller, packed with the commit's others) and its
+/// decision records.
 async fn deliver(
     shared: &Shared,
     sealed: &Sealed,
     accepted: &EnvelopeAccepted,
     hop: &Hop,
-) -> Result<Vec<Traced>, RouteError> {
+) -> Result<Routed, RouteError> {
     let default = Envelope::default();
     let envelope = accepted.envelope.as_ref().unwrap_or(&default);
     // The receipt first: a recipient that answers this envelope (or a
@@ -275,10 +314,8 @@ async fn deliver(
         classification: envelope.classification,
     };
     shared.receipts.put(&envelope.id, &receipt).await?;
-    // The collection record, then a disclosure record per copy: published
-    // with the rest of the commit's once every copy is stored.
-    let mut recorded: Vec<Traced> = Vec::with_capacity(1 + accepted.routes.len());
-    recorded.push((
+    let mut records: Vec<Traced> = Vec::with_capacity(1 + accepted.routes.len());
+    records.push((
         liaison_proto::v1::AuditRecord {
             kept_until: sealed
                 .keys
@@ -289,11 +326,9 @@ async fn deliver(
         },
         hop.context(),
     ));
+    let scoped_id = liaison_core::ids::scoped_id(&envelope.sender_agency, &envelope.id);
     let mut copies = Copies::new(envelope);
-    let mut stored = Vec::with_capacity(accepted.routes.len());
-    let mut disclosures = Vec::with_capacity(accepted.routes.len());
-    let mut delivered = Vec::with_capacity(accepted.routes.len());
-    let mut hops = Vec::with_capacity(accepted.routes.len());
+    let mut prepared = Vec::with_capacity(accepted.routes.len());
     for route in &accepted.routes {
         let recipient = AgencyId::parse(&route.recipient)?;
         let withheld: BTreeSet<DataLabel> = route
@@ -310,7 +345,7 @@ async fn deliver(
             policy_ids: route.policy_ids.clone(),
             accepted_at: accepted.accepted_at,
         };
-        let copy = hop.child(info_span!(
+        let span = hop.child(info_span!(
             parent: hop.span(),
             "gateway.deliver",
             otel.kind = "producer",
@@ -319,67 +354,135 @@ async fn deliver(
             envelope_id = envelope.id.as_str(),
             withheld = removed.len(),
         ));
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "Nats-Msg-Id",
-            format!(
-                "{}:{}",
-                liaison_core::ids::scoped_id(&envelope.sender_agency, &envelope.id),
-                route.recipient
-            )
-            .as_str(),
-        );
-        copy.inject(&mut headers);
-        let span = copy.span().clone();
-        hops.push(copy);
-        let to = recipient.clone();
-        let subject = subjects::delivery(&recipient, envelope.kind());
-        // Sealed with the envelope's own data keys, bound to this inbox.
-        let payload = shared
+        let context = span.context();
+        // Sealed with the envelope's own data keys, bound to this inbox
+        // and this envelope.
+        let sealed_copy = shared
             .keys
-            .seal_like(sealed, &subject, &delivery.encode_to_vec())
+            .seal_like(
+                sealed,
+                &subjects::copy_sealed_to(&recipient, &scoped_id),
+                &delivery.encode_to_vec(),
+            )
             .await?;
-        stored.push(
-            async move {
-                shared
-                    .sequencer
-                    .publish(&to, subject, headers, payload)
-                    .await?;
-                shared.inboxes.wake(&to);
-                Ok::<(), RouteError>(())
-            }
-            .instrument(span),
-        );
-        disclosures.push(records::disclosure(accepted, route, &removed));
-        delivered.push((recipient, !removed.is_empty()));
+        records.push((
+            records::disclosure(accepted, route, &removed),
+            context.clone(),
+        ));
+        prepared.push(Prepared {
+            copy: PackedCopy {
+                scoped_id: scoped_id.clone(),
+                copy: sealed_copy.to_vec(),
+                traceparent: context
+                    .as_ref()
+                    .map(|c| c.parent.to_string())
+                    .unwrap_or_default(),
+                tracestate: context
+                    .as_ref()
+                    .and_then(|c| c.state.as_ref())
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+            },
+            recipient,
+            redacted: !removed.is_empty(),
+            kind: envelope.kind(),
+            envelope_id: envelope.id.clone(),
+            sender: envelope.sender_agency.clone(),
+            accepted_at: accepted.accepted_at,
+        });
     }
-    // Each copy numbered in its recipient's inbox (gathered with other
-    // envelopes' copies for the same recipient); different recipients' side
-    // by side.
+    Ok(Routed {
+        records,
+        copies: prepared,
+    })
+}
+
+/// Most copies in one pack, and about the most bytes (a copy larger than
+/// that goes alone): well under the server's 1 MiB `max_payload`. By count
+/// and size only, so that a commit routed again is packed the same way.
+const PACK_COPIES: usize = 128;
+const PACK_BYTES: usize = 512 * 1024;
+
+/// The copies for one inbox, in packs of at most [`PACK_COPIES`] and about
+/// [`PACK_BYTES`], in order.
+fn packs<'a>(copies: &[&'a Prepared]) -> Vec<Vec<&'a Prepared>> {
+    let mut packs: Vec<Vec<&Prepared>> = Vec::new();
+    let mut bytes = 0;
+    for copy in copies {
+        let len = copy.copy.copy.len();
+        match packs.last_mut() {
+            Some(pack) if pack.len() < PACK_COPIES && bytes + len <= PACK_BYTES => {
+                bytes += len;
+                pack.push(copy);
+            }
+            _ => {
+                bytes = len;
+                packs.push(vec![copy]);
+            }
+        }
+    }
+    packs
+}
+
+/// Stores the copies of a commit: for each inbox, its copies in packs (in
+/// the commit's order), numbered in the inbox; different inboxes side by
+/// side. Each pack's `Nats-Msg-Id` is fixed by the commit, the inbox and
+/// its place, so a commit routed again stores nothing twice.
+async fn store_copies(
+    shared: &Shared,
+    commit_id: &str,
+    copies: &[Prepared],
+) -> Result<(), RouteError> {
+    let mut by_inbox: std::collections::BTreeMap<&AgencyId, Vec<&Prepared>> =
+        std::collections::BTreeMap::new();
+    for copy in copies {
+        by_inbox.entry(&copy.recipient).or_default().push(copy);
+    }
+    let stored = by_inbox.into_iter().map(|(agency, copies)| async move {
+        for (n, pack) in packs(&copies).into_iter().enumerate() {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "Nats-Msg-Id",
+                format!("copies:{commit_id}:{agency}:{n}").as_str(),
+            );
+            let payload = CopyPack {
+                copies: pack.iter().map(|p| p.copy.clone()).collect(),
+            }
+            .encode_to_vec();
+            shared
+                .sequencer
+                .publish(
+                    agency,
+                    subjects::copies(agency),
+                    headers,
+                    payload.into(),
+                    pack.len() as u64,
+                )
+                .await?;
+        }
+        shared.inboxes.wake(agency);
+        Ok::<(), RouteError>(())
+    });
     for result in join_all(stored).await {
         result?;
     }
-    recorded.extend(
-        disclosures
-            .into_iter()
-            .zip(&hops)
-            .map(|(record, copy)| (record, copy.context())),
-    );
-    let sender = crate::metrics::sender_label(shared, &envelope.sender_agency);
-    let e2e = crate::metrics::seconds_since(accepted.accepted_at.as_ref());
-    for (recipient, redacted) in delivered {
-        shared
-            .metrics
-            .deliveries
-            .inc(&[recipient.as_str(), envelope.kind()]);
-        shared.metrics.flows.inc(&[sender, recipient.as_str()]);
-        if let Some(seconds) = e2e {
-            shared.metrics.e2e_seconds.observe(seconds);
-        }
-        if redacted {
-            shared.metrics.redacted.inc(&[recipient.as_str()]);
-        }
-        info!(envelope_id = %envelope.id, recipient = %recipient, redacted, "Envelope delivered");
+    for copy in copies {
+        delivered(shared, copy);
     }
-    Ok(recorded)
+    Ok(())
+}
+
+/// Counts and logs one copy stored.
+fn delivered(shared: &Shared, copy: &Prepared) {
+    let sender = crate::metrics::sender_label(shared, &copy.sender);
+    let recipient = copy.recipient.as_str();
+    shared.metrics.deliveries.inc(&[recipient, copy.kind]);
+    shared.metrics.flows.inc(&[sender, recipient]);
+    if let Some(seconds) = crate::metrics::seconds_since(copy.accepted_at.as_ref()) {
+        shared.metrics.e2e_seconds.observe(seconds);
+    }
+    if copy.redacted {
+        shared.metrics.redacted.inc(&[recipient]);
+    }
+    info!(envelope_id = %copy.envelope_id, recipient = %recipient, redacted = copy.redacted, "Envelope delivered");
 }

@@ -66,9 +66,11 @@ struct End {
     number: u64,
 }
 
-/// A copy waiting for its inbox.
+/// A pack of copies waiting for its inbox.
 struct Pending {
     ticket: u64,
+    /// How many copies it holds (numbers it takes).
+    count: u64,
     subject: String,
     headers: HeaderMap,
     payload: Bytes,
@@ -141,21 +143,24 @@ impl Sequencer {
         lock(&self.lanes).entry(agency.clone()).or_default().clone()
     }
 
-    /// Stores `payload` at `subject` as `recipient`'s next copy, numbered;
-    /// returns once it is stored (or was stored before). The caller's
-    /// `headers` must carry a `Nats-Msg-Id` unique to the copy.
+    /// Stores `payload`, a pack of `count` copies, at `subject` as
+    /// `recipient`'s next copies, numbered; returns once it is stored (or
+    /// was stored before). The caller's `headers` must carry a
+    /// `Nats-Msg-Id` unique to the pack.
     pub async fn publish(
         &self,
         recipient: &AgencyId,
         subject: String,
         headers: HeaderMap,
         payload: Bytes,
+        count: u64,
     ) -> Result<(), RouteError> {
         let lane = self.lane(recipient);
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let (done, mut stored) = oneshot::channel();
         lock(&lane.queue).push(Pending {
             ticket,
+            count: count.max(1),
             subject,
             headers,
             payload,
@@ -220,7 +225,7 @@ impl Sequencer {
                     *end = End {
                         known: true,
                         stream_seq,
-                        number: end.number + batch.len() as u64,
+                        number: end.number + batch.iter().map(|p| p.count).sum::<u64>(),
                     };
                     return answer(batch, Ok(()));
                 }
@@ -271,7 +276,7 @@ impl Sequencer {
         pending: &Pending,
     ) -> Result<Outcome, String> {
         let mut headers = pending.headers.clone();
-        number(&mut headers, end.number + 1);
+        number(&mut headers, end.number + 1, pending.count);
         guard(&mut headers, recipient, end.stream_seq);
         let stored = self
             .js
@@ -300,12 +305,14 @@ impl Sequencer {
             .await
             .map_err(|_| "the gateway is stopping".to_owned())?;
         let id = format!("{}-{}", self.instance, batch[0].ticket);
+        let mut next = end.number + 1;
         let messages: Vec<crate::batch::Message> = batch
             .iter()
             .enumerate()
             .map(|(i, pending)| {
                 let mut headers = pending.headers.clone();
-                number(&mut headers, end.number + 1 + i as u64);
+                number(&mut headers, next, pending.count);
+                next += pending.count;
                 if i == 0 {
                     guard(&mut headers, recipient, end.stream_seq);
                 }
@@ -326,8 +333,9 @@ impl Sequencer {
     }
 }
 
-fn number(headers: &mut HeaderMap, n: u64) {
-    headers.insert(RECIPIENT_SEQ_HEADER, n.to_string().as_str());
+fn number(headers: &mut HeaderMap, first: u64, count: u64) {
+    headers.insert(RECIPIENT_SEQ_HEADER, first.to_string().as_str());
+    headers.insert(subjects::COPIES_HEADER, count.to_string().as_str());
 }
 
 fn guard(headers: &mut HeaderMap, recipient: &AgencyId, after: u64) {
@@ -373,6 +381,7 @@ mod tests {
             let (done, _) = oneshot::channel();
             lock(&queue).push(Pending {
                 ticket,
+                count: 1,
                 subject: String::new(),
                 headers: HeaderMap::new(),
                 payload: Bytes::from(vec![0u8; size]),

@@ -68,14 +68,10 @@ pub async fn last_copy(
         .send()
         .await;
     match last {
-        Ok(message) => Ok((
-            message.sequence,
-            message
-                .headers
-                .get(subjects::RECIPIENT_SEQ_HEADER)
-                .and_then(|v| v.as_str().parse().ok())
-                .unwrap_or(0),
-        )),
+        Ok(message) => {
+            let (first, count) = numbers(&message.headers);
+            Ok((message.sequence, (first + count).saturating_sub(1)))
+        }
         Err(e)
             if matches!(
                 e.kind(),
@@ -86,6 +82,29 @@ pub async fn last_copy(
         }
         Err(e) => Err(format!("the end of {agency}'s inbox: {e}")),
     }
+}
+
+/// The numbers a DELIVERY message holds: its first, and how many (a pack of
+/// copies, ADR 0024); `(0, 0)` for a message stored before numbering began.
+pub fn numbers(headers: &async_nats::HeaderMap) -> (u64, u64) {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+    };
+    match value(subjects::RECIPIENT_SEQ_HEADER) {
+        Some(first) if first > 0 => (first, value(subjects::COPIES_HEADER).unwrap_or(1).max(1)),
+        _ => (0, 0),
+    }
+}
+
+/// The copies of a DELIVERY message (largest decoded: a message is at most
+/// the server's `max_payload`).
+pub fn copies(payload: &[u8]) -> Result<Vec<liaison_proto::v1::PackedCopy>, String> {
+    use prost::Message as _;
+    liaison_proto::v1::CopyPack::decode(payload)
+        .map(|p| p.copies)
+        .map_err(|e| format!("an undecodable pack of copies: {e}"))
 }
 
 /// Reads `agency`'s backlog: the inbox's last copy and its position.

@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use liaison_client::{AgencyClient, Gaps};
 use liaison_core::{AgencyId, subjects};
 use liaison_proto::v1::verdict::Outcome;
-use liaison_runtime::{direct, users};
+use liaison_runtime::users;
 use liaison_system::system::{System, UpOptions};
 use liaison_tests::{agency, config, referral, start};
 use prost::Message as _;
@@ -85,27 +85,12 @@ async fn police_copies_when(system: &System, n: usize) -> anyhow::Result<Vec<(u6
 
 /// police's copies in DELIVERY: (stream sequence, number), oldest first.
 async fn police_copies(system: &System) -> anyhow::Result<Vec<(u64, u64)>> {
-    let operator = system.connect_as(users::INSPECTOR).await?;
-    let stored = direct::next_batch(
-        &operator,
-        subjects::DELIVERY_STREAM,
-        "liaison.deliver.police.>",
-        1,
-        1000,
-        16 * 1024 * 1024,
-        Duration::from_secs(5),
-    )
-    .await?;
-    Ok(stored
-        .iter()
-        .map(|m| {
-            let number = m
-                .headers
-                .get(subjects::RECIPIENT_SEQ_HEADER)
-                .and_then(|v| v.as_str().parse().ok())
-                .unwrap_or(0);
-            (m.sequence, number)
-        })
+    let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    Ok(liaison_tests::copies_in_delivery(&inspector)
+        .await?
+        .into_iter()
+        .filter(|c| c.agency == "police")
+        .map(|c| (c.stream_seq, c.number))
         .collect())
 }
 
@@ -202,17 +187,30 @@ async fn a_second_writer_in_an_inbox_is_caught_and_numbering_stays_whole() -> an
         copy.envelope.as_ref().unwrap_or(&Default::default()),
         liaison_runtime::seal::retained_until(liaison_core::time::unix_now(), 86_400),
     );
-    let payload = system
+    let sealed = system
         .keyring()
         .await?
         .seal(
             &names,
-            "liaison.deliver.police.referral",
+            "liaison.deliver.police/school-a/second-writer",
             &copy.encode_to_vec(),
         )
         .await?;
+    // A pack of one copy, as a gateway packs them (ADR 0024).
+    headers.insert(subjects::COPIES_HEADER, "1");
+    let pack = liaison_proto::v1::CopyPack {
+        copies: vec![liaison_proto::v1::PackedCopy {
+            scoped_id: "school-a/second-writer".into(),
+            copy: sealed.to_vec(),
+            ..Default::default()
+        }],
+    };
     operator
-        .publish_with_headers("liaison.deliver.police.referral", headers, payload)
+        .publish_with_headers(
+            "liaison.deliver.police.copies",
+            headers,
+            pack.encode_to_vec().into(),
+        )
         .await?
         .await?;
     // The gateway's next copy is refused by the guard, the inbox's end read
