@@ -87,7 +87,9 @@ impl Fold {
                 let span = hop.span().clone();
                 self.apply(&event, outbox, &hop).instrument(span).await?;
                 self.last = event.seq;
-                self.metrics.cursor.set(&[], event.seq);
+                self.metrics
+                    .cursor
+                    .set(&[], liaison_runtime::fold::applied_through(event.seq));
             }
             if events.caught_up() {
                 if self.last != saved {

@@ -92,7 +92,9 @@ impl CasesService {
         );
         let metrics = Arc::new(metrics::Metrics::new());
         metrics.count_cases(&state);
-        metrics.cursor.set(&[], after);
+        metrics
+            .cursor
+            .set(&[], liaison_runtime::fold::applied_through(after));
         let ready = Arc::new(AtomicBool::new(false));
         let discovery = Registration::start(&client, Member::Cases, ready.clone()).await?;
         let queries = discovery.endpoint("query", subjects::CASES_QUERY).await?;

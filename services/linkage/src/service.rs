@@ -135,7 +135,9 @@ impl LinkageService {
         metrics.tokens.set(&[], tokens as u64);
         metrics.cases.set(&[], cases as u64);
         metrics.outbox.set(&[], outbox.len() as u64);
-        metrics.cursor.set(&[], at);
+        metrics
+            .cursor
+            .set(&[], liaison_runtime::fold::applied_through(at));
         let ready = Arc::new(AtomicBool::new(false));
         let discovery = Registration::start(&client, Member::Linkage, ready.clone()).await?;
         Ok(Self {

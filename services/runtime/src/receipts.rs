@@ -125,16 +125,29 @@ impl Store {
     /// Stores `receipt`, the receipt of `envelope_id` from its sender (the
     /// gateway's router), beside other senders' of the same id; by
     /// compare-and-set, so two routers never lose each other's.
+    /// One round trip for an id seen for the first time (the usual case);
+    /// nothing written when the receipt is there already (a commit routed
+    /// again).
     pub async fn put(&self, envelope_id: &str, receipt: &Receipt) -> Result<(), ReceiptError> {
         let key = key(envelope_id)?;
-        for _ in 0..16 {
-            let (mut receipts, revision) = self.entry(envelope_id).await?.unwrap_or_default();
-            receipts.retain(|r| r.sender != receipt.sender);
-            receipts.push(receipt.clone());
-            let value = serde_json::to_vec(&receipts).map_err(|source| ReceiptError::Encode {
+        let encode = |receipts: &[Receipt]| {
+            serde_json::to_vec(receipts).map_err(|source| ReceiptError::Encode {
                 envelope: envelope_id.to_owned(),
                 source,
-            })?;
+            })
+        };
+        let first = encode(std::slice::from_ref(receipt))?;
+        if self.0.create(&key, first.into()).await.is_ok() {
+            return Ok(());
+        }
+        for _ in 0..16 {
+            let (mut receipts, revision) = self.entry(envelope_id).await?.unwrap_or_default();
+            if receipts.contains(receipt) {
+                return Ok(());
+            }
+            receipts.retain(|r| r.sender != receipt.sender);
+            receipts.push(receipt.clone());
+            let value = encode(&receipts)?;
             let written = if revision == 0 {
                 self.0
                     .create(&key, value.into())

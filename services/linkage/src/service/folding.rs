@@ -74,7 +74,9 @@ impl LinkageService {
         self.metrics.tokens.set(&[], tokens as u64);
         self.metrics.cases.set(&[], cases as u64);
         self.metrics.outbox.set(&[], self.outbox.len() as u64);
-        self.metrics.cursor.set(&[], self.applied);
+        self.metrics
+            .cursor
+            .set(&[], liaison_runtime::fold::applied_through(self.applied));
     }
 
     /// Records each match about to be raised, then raises them.
