@@ -302,18 +302,10 @@ async fn deliver(
     let envelope = accepted.envelope.as_ref().unwrap_or(&default);
     // The receipt first: a recipient that answers this envelope (or a
     // sender that corrects it) is then sure to find who received it.
-    let receipt = Receipt {
-        sender: AgencyId::parse(&envelope.sender_agency)?,
-        kind: envelope.kind().to_owned(),
-        case_id: envelope.case_id.clone(),
-        recipients: accepted
-            .routes
-            .iter()
-            .map(|r| AgencyId::parse(&r.recipient))
-            .collect::<Result<_, _>>()?,
-        classification: envelope.classification,
-    };
-    shared.receipts.put(&envelope.id, &receipt).await?;
+    shared
+        .receipts
+        .put(&envelope.id, &Receipt::of(accepted)?)
+        .await?;
     let mut records: Vec<Traced> = Vec::with_capacity(1 + accepted.routes.len());
     records.push((
         liaison_proto::v1::AuditRecord {

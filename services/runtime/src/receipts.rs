@@ -52,6 +52,27 @@ pub enum ReceiptError {
     Invalid { envelope: String, reason: String },
 }
 
+impl Receipt {
+    /// The receipt an accepted envelope (or its fact) gives.
+    pub fn of(
+        accepted: &liaison_proto::v1::EnvelopeAccepted,
+    ) -> Result<Self, liaison_core::IdError> {
+        let default = liaison_proto::v1::Envelope::default();
+        let envelope = accepted.envelope.as_ref().unwrap_or(&default);
+        Ok(Self {
+            sender: AgencyId::parse(&envelope.sender_agency)?,
+            kind: envelope.kind().to_owned(),
+            case_id: envelope.case_id.clone(),
+            recipients: accepted
+                .routes
+                .iter()
+                .map(|r| AgencyId::parse(&r.recipient))
+                .collect::<Result<_, _>>()?,
+            classification: envelope.classification,
+        })
+    }
+}
+
 /// The bucket's configuration: one value per envelope id, kept `max_age`
 /// (zero: for ever, as provisioning keeps them).
 pub fn bucket_config(replicas: usize, max_age: Duration) -> kv::Config {

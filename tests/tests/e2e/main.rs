@@ -21,6 +21,7 @@ mod council_adapter;
 mod data_protection;
 mod demo;
 mod durability;
+mod group_commit;
 mod harness;
 mod hostile_agency;
 mod hostile_frames;
