@@ -188,6 +188,9 @@ impl LinkageService {
     async fn serve(&mut self, shutdown: &CancellationToken) -> Result<(), LinkageError> {
         let mut last_store = Instant::now();
         let mut raise_after: Option<Instant> = None;
+        // Events folded since the index was last stored (positions are not
+        // counts: ADR 0024).
+        let mut unstored: u64 = 0;
         loop {
             let next = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -196,6 +199,7 @@ impl LinkageService {
             let idle = match next {
                 Ok(Some(event)) => {
                     self.fold(event).await?;
+                    unstored += 1;
                     false
                 }
                 Ok(None) => true,
@@ -221,15 +225,18 @@ impl LinkageService {
                     }
                 };
             }
-            let behind = self.applied - self.stored;
-            if behind > 0 && (idle || behind >= STORE_EVENTS || last_store.elapsed() >= STORE_EVERY)
+            if self.applied > self.stored
+                && (idle || unstored >= STORE_EVENTS || last_store.elapsed() >= STORE_EVERY)
             {
                 match self
                     .store
                     .store(&mut self.index, self.applied, &self.cursor)
                     .await
                 {
-                    Ok(()) => self.stored = self.applied,
+                    Ok(()) => {
+                        self.stored = self.applied;
+                        unstored = 0;
+                    }
                     Err(e) => warn!(error = %e, "Index not stored; retrying"),
                 }
                 last_store = Instant::now();
