@@ -178,25 +178,25 @@ pub fn python_present() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Every commit in EVENTS (ADR 0024), in order, with its stream sequence,
-/// read with `js`'s rights.
-pub async fn commits(
+/// Every message of `stream` stored when asked, in order, with its
+/// sequence, read with `js`'s rights.
+async fn every_message(
     js: &async_nats::jetstream::Context,
-) -> Result<Vec<(u64, liaison_proto::v1::Commit)>> {
+    stream: &str,
+) -> Result<Vec<(u64, async_nats::jetstream::Message)>> {
     use futures_util::StreamExt as _;
-    use prost::Message as _;
     let mut stream = js
-        .get_stream(liaison_core::subjects::EVENTS_STREAM)
+        .get_stream(stream)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    let last = stream
+    let state = stream
         .info()
         .await
         .map_err(|e| anyhow::anyhow!(e))?
         .state
-        .last_sequence;
+        .clone();
     let mut out = Vec::new();
-    if last == 0 {
+    if state.messages == 0 {
         return Ok(out);
     }
     let reader = stream
@@ -207,15 +207,25 @@ pub async fn commits(
     while let Some(message) = read.next().await {
         let message = message.map_err(|e| anyhow::anyhow!(e))?;
         let seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
-        out.push((
-            seq,
-            liaison_proto::v1::Commit::decode(message.payload.as_ref())?,
-        ));
-        if seq >= last {
+        out.push((seq, message));
+        if seq >= state.last_sequence {
             break;
         }
     }
     Ok(out)
+}
+
+/// Every commit in EVENTS (ADR 0024), in order, with its stream sequence,
+/// read with `js`'s rights.
+pub async fn commits(
+    js: &async_nats::jetstream::Context,
+) -> Result<Vec<(u64, liaison_proto::v1::Commit)>> {
+    use prost::Message as _;
+    every_message(js, liaison_core::subjects::EVENTS_STREAM)
+        .await?
+        .into_iter()
+        .map(|(seq, m)| Ok((seq, liaison_proto::v1::Commit::decode(m.payload.as_ref())?)))
+        .collect()
 }
 
 /// Every envelope committed in EVENTS, in order: its scoped id (`SENDER/ID`)
@@ -252,29 +262,8 @@ pub struct StoredCopy {
 
 /// Every copy in DELIVERY, in order, read with `js`'s rights.
 pub async fn copies_in_delivery(js: &async_nats::jetstream::Context) -> Result<Vec<StoredCopy>> {
-    use futures_util::StreamExt as _;
-    let mut stream = js
-        .get_stream(liaison_core::subjects::DELIVERY_STREAM)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let state = stream
-        .info()
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?
-        .state
-        .clone();
     let mut out = Vec::new();
-    if state.messages == 0 {
-        return Ok(out);
-    }
-    let reader = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let mut read = reader.messages().await.map_err(|e| anyhow::anyhow!(e))?;
-    while let Some(message) = read.next().await {
-        let message = message.map_err(|e| anyhow::anyhow!(e))?;
-        let seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
+    for (seq, message) in every_message(js, liaison_core::subjects::DELIVERY_STREAM).await? {
         let agency = message
             .subject
             .as_str()
@@ -296,9 +285,6 @@ pub async fn copies_in_delivery(js: &async_nats::jetstream::Context) -> Result<V
                 number,
                 copy,
             });
-        }
-        if seq >= state.last_sequence {
-            break;
         }
     }
     Ok(out)

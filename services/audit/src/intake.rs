@@ -113,10 +113,7 @@ async fn decode(messages: Vec<jetstream::Message>) -> Result<Intake, WriterError
             pack.records
                 .into_iter()
                 .map(|p| {
-                    let context = trace::TraceContext::from_values(
-                        &[p.traceparent.as_str()],
-                        (!p.tracestate.is_empty()).then_some(p.tracestate.as_str()),
-                    );
+                    let context = trace::from_fields(&p.traceparent, &p.tracestate);
                     (Bytes::from(p.record), context)
                 })
                 .collect()

@@ -303,6 +303,27 @@ impl TraceContext {
     }
 }
 
+/// The `traceparent` and `tracestate` values of `context` (empty if none),
+/// as a message stores them in its own fields.
+pub fn fields(context: Option<&TraceContext>) -> (String, String) {
+    (
+        context.map(|c| c.parent.to_string()).unwrap_or_default(),
+        context
+            .and_then(|c| c.state.as_ref())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+/// The trace context stored in a message's own `traceparent` and
+/// `tracestate` fields (`None` unless `traceparent` is valid).
+pub fn from_fields(traceparent: &str, tracestate: &str) -> Option<TraceContext> {
+    TraceContext::from_values(
+        &[traceparent],
+        (!tracestate.is_empty()).then_some(tracestate),
+    )
+}
+
 /// The trace context in NATS message headers (names matched ignoring case).
 pub fn extract(headers: Option<&async_nats::HeaderMap>) -> Option<TraceContext> {
     let headers = headers?;

@@ -872,15 +872,13 @@ async fn store(
         )
         .await
         .map_err(|e| Refusal::Unavailable(format!("the envelope could not be sealed: {e}")))?;
+    let (traceparent, tracestate) = trace::fields(context);
     let entry = liaison_proto::v1::CommittedEnvelope {
         scoped_id,
         fact: Some(fact),
         event: event.to_vec(),
-        traceparent: context.map(|c| c.parent.to_string()).unwrap_or_default(),
-        tracestate: context
-            .and_then(|c| c.state.as_ref())
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default(),
+        traceparent,
+        tracestate,
     };
     shared
         .events

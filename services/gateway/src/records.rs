@@ -190,17 +190,14 @@ impl Recorder {
             let pack = liaison_proto::v1::AuditRecordPack {
                 records: chunk
                     .iter()
-                    .map(|(record, context)| liaison_proto::v1::PackedRecord {
-                        record: record.encode_to_vec(),
-                        traceparent: context
-                            .as_ref()
-                            .map(|c| c.parent.to_string())
-                            .unwrap_or_default(),
-                        tracestate: context
-                            .as_ref()
-                            .and_then(|c| c.state.as_ref())
-                            .map(|s| s.as_str().to_owned())
-                            .unwrap_or_default(),
+                    .map(|(record, context)| {
+                        let (traceparent, tracestate) =
+                            liaison_core::trace::fields(context.as_ref());
+                        liaison_proto::v1::PackedRecord {
+                            record: record.encode_to_vec(),
+                            traceparent,
+                            tracestate,
+                        }
                     })
                     .collect(),
             };

@@ -361,19 +361,13 @@ async fn deliver(
             records::disclosure(accepted, route, &removed),
             context.clone(),
         ));
+        let (traceparent, tracestate) = liaison_core::trace::fields(context.as_ref());
         prepared.push(Prepared {
             copy: PackedCopy {
                 scoped_id: scoped_id.clone(),
                 copy: sealed_copy.to_vec(),
-                traceparent: context
-                    .as_ref()
-                    .map(|c| c.parent.to_string())
-                    .unwrap_or_default(),
-                tracestate: context
-                    .as_ref()
-                    .and_then(|c| c.state.as_ref())
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
+                traceparent,
+                tracestate,
             },
             recipient,
             redacted: !removed.is_empty(),

@@ -163,10 +163,7 @@ impl Event {
 
 /// The trace context a commit stored for one of its envelopes.
 pub fn committed_trace(entry: &CommittedEnvelope) -> Option<TraceContext> {
-    TraceContext::from_values(
-        &[entry.traceparent.as_str()],
-        (!entry.tracestate.is_empty()).then_some(entry.tracestate.as_str()),
-    )
+    liaison_core::trace::from_fields(&entry.traceparent, &entry.tracestate)
 }
 
 /// Where to begin reading EVENTS' commits.
