@@ -32,9 +32,9 @@ use tracing::{info, warn};
 
 /// Most envelopes in one commit.
 const MAX_ENVELOPES: usize = 250;
-/// Most bytes in one commit (under the server's 1 MiB `max_payload`; an
-/// envelope larger than this, at most `gateway.max_envelope_bytes` sealed
-/// beside its fact, goes alone).
+/// Most bytes of envelopes in one commit, under the server's 1 MiB
+/// `max_payload` (an envelope is at most `gateway.max_envelope_bytes`,
+/// 256 KiB as shipped, sealed beside its fact: one always fits).
 const MAX_BYTES: usize = 768 * 1024;
 /// Envelopes waiting for the writer at most; beyond, senders wait.
 const QUEUE: usize = 4_096;
@@ -147,12 +147,26 @@ impl Writer {
     }
 
     async fn run(mut self, mut waiting: mpsc::Receiver<Waiting>) {
-        while let Some(first) = waiting.recv().await {
+        // An envelope taken that did not fit the last commit: the next one's first.
+        let mut carried: Option<Waiting> = None;
+        loop {
+            let first = match carried.take() {
+                Some(first) => first,
+                None => match waiting.recv().await {
+                    Some(first) => first,
+                    None => break,
+                },
+            };
             let mut bytes = first.entry.encoded_len();
             let mut group = vec![first];
-            while group.len() < MAX_ENVELOPES && bytes < MAX_BYTES {
+            while group.len() < MAX_ENVELOPES {
                 let Ok(next) = waiting.try_recv() else { break };
-                bytes += next.entry.encoded_len();
+                let len = next.entry.encoded_len();
+                if bytes + len > MAX_BYTES {
+                    carried = Some(next);
+                    break;
+                }
+                bytes += len;
                 group.push(next);
             }
             self.commit(group).await;

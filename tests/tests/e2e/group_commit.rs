@@ -93,3 +93,33 @@ async fn two_gateways_accepting_the_same_envelopes_store_each_once() -> Result<(
     );
     system.shutdown().await
 }
+
+/// Entries too large to share a commit, handed to one writer together:
+/// each commit stays under the server's 1 MiB `max_payload` (an entry that
+/// would not fit closes the commit and opens the next), so every one is
+/// stored — none refused with the others of an oversized commit.
+#[tokio::test]
+async fn entries_too_large_to_share_a_commit_are_each_committed() -> Result<()> {
+    let system = start().await?;
+    let writer = Events::start(
+        system.connect_as(users::GATEWAY).await?,
+        Duration::from_secs(3600),
+    );
+    let large = |n: usize| CommittedEnvelope {
+        event: vec![7u8; 520 * 1024],
+        ..entry("school-a", &format!("large-{n}"))
+    };
+    let stored = futures_util::future::join_all((0..6).map(|n| writer.store(large(n)))).await;
+    for (n, answer) in stored.into_iter().enumerate() {
+        let duplicate = answer.map_err(|e| anyhow::anyhow!("large-{n}: {e}"))?;
+        ensure!(!duplicate, "large-{n} answered duplicate");
+    }
+    let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    let commits = liaison_tests::commits(&inspector).await?;
+    ensure!(
+        commits.len() == 6 && commits.iter().all(|(_, c)| c.envelopes.len() == 1),
+        "{} commits",
+        commits.len()
+    );
+    system.shutdown().await
+}
