@@ -99,7 +99,26 @@ pub async fn throughput(
         let accepted = count as f64 / started.elapsed().as_secs_f64();
         settle::settled(&js, Duration::from_secs(600)).await?;
         let delivered = count as f64 / started.elapsed().as_secs_f64();
-        let per_envelope = (store_writes(&js).await? - writes_before) as f64 / count as f64;
+        let writes_after = store_writes(&js).await?;
+        // Per stream, the busiest first: what each envelope cost where.
+        let mut by_stream: Vec<(String, f64)> = writes_after
+            .iter()
+            .map(|(stream, after)| {
+                let before = writes_before.get(stream).copied().unwrap_or(0);
+                (
+                    stream.clone(),
+                    after.saturating_sub(before) as f64 / count as f64,
+                )
+            })
+            .filter(|(_, per)| *per >= 0.005)
+            .collect();
+        by_stream.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let per_envelope: f64 = by_stream.iter().map(|(_, per)| per).sum();
+        let where_written = by_stream
+            .iter()
+            .map(|(stream, per)| format!("{stream} {per:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         rows.push(Row::new(
             "pipeline",
             format!(
@@ -132,7 +151,7 @@ pub async fn throughput(
         rows.push(Row::new(
             "pipeline",
             format!(
-                "store writes, {n} recipient(s): {per_envelope:.1} JetStream writes per envelope"
+                "store writes, {n} recipient(s): {per_envelope:.1} JetStream writes per envelope ({where_written})"
             ),
             Figure::Rate(delivered * per_envelope),
             delivered * per_envelope / raw,
@@ -141,15 +160,15 @@ pub async fn throughput(
     Ok(rows)
 }
 
-/// Every JetStream write so far, outside the raw baseline's stream: the sum
-/// of each stream's last sequence (a KV value replaced is a write too).
-async fn store_writes(js: &jetstream::Context) -> Result<u64> {
+/// Every JetStream write so far, per stream, outside the raw baseline's
+/// stream: each stream's last sequence (a KV value replaced is a write too).
+async fn store_writes(js: &jetstream::Context) -> Result<BTreeMap<String, u64>> {
     let mut streams = js.streams();
-    let mut writes = 0;
+    let mut writes = BTreeMap::new();
     while let Some(info) = streams.next().await {
         let info = info.context("listing the streams")?;
         if info.config.name != liaison_core::subjects::BENCH_RAW_STREAM {
-            writes += info.state.last_sequence;
+            writes.insert(info.config.name.clone(), info.state.last_sequence);
         }
     }
     Ok(writes)
