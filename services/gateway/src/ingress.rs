@@ -3,10 +3,11 @@
 //! other caller). For each envelope, in order: size (before decoding), the
 //! agency in the subject or URL, its limits (size, rate), the token, decoding
 //! (protobuf or its JSON mapping), required fields, vocabulary, policy. An
-//! accepted envelope is stored in
-//! EVENTS (de-duplicated on its id) and its collection recorded before the
-//! sender is told "accepted", so an acknowledged envelope is never lost. Every
-//! refusal is recorded and answered with a code and a reason.
+//! accepted envelope is stored in EVENTS, in the gateway's next group commit
+//! (de-duplicated on its sender and id: ADR 0024), before the sender is told
+//! "accepted", so an acknowledged envelope is never lost; its collection is
+//! recorded as its commit is routed. Every refusal is recorded and answered
+//! with a code and a reason.
 //!
 //! Each envelope is handled in a `gateway.ingress` span, the child of the
 //! sender's trace context (its `traceparent` header, else the envelope's

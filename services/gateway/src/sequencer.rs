@@ -12,6 +12,10 @@
 //! last copy is then read again from the stream leader and the copies
 //! numbered anew.
 //!
+//! What is written is a **pack**: the copies one commit holds for the inbox,
+//! one DELIVERY message numbered from its `Liaison-Recipient-Seq`, holding
+//! `Liaison-Copies` of them (ADR 0024); below, "copy" is such a message.
+//!
 //! **Group commit per inbox.** Copies to one agency are numbered in order, so
 //! a write must wait for the one before it to be stored. Rather than one
 //! round trip per copy, the copies for an agency that gather while its
