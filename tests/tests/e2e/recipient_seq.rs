@@ -260,3 +260,101 @@ async fn a_copy_removed_behind_the_agencys_back_is_a_gap_it_can_name() -> anyhow
     );
     system.shutdown().await
 }
+
+/// Three copies in one pack (one DELIVERY message, ADR 0024), read and
+/// settled one by one and out of order: each is handed out, acknowledged
+/// and handed back by its own number, the position moves over the pack
+/// copy by copy, and once all three are acknowledged nothing is handed out
+/// again.
+#[tokio::test]
+async fn copies_in_one_pack_are_read_and_acknowledged_each_on_its_own() -> anyhow::Result<()> {
+    let system = start().await?;
+    let keys = system.keyring().await?;
+    let names = liaison_runtime::seal::keys_for(
+        &referral("school-a", "pack-0"),
+        liaison_runtime::seal::retained_until(liaison_core::time::unix_now(), 86_400),
+    );
+    let police_id = AgencyId::parse("police")?;
+    let mut copies = Vec::new();
+    for n in 0..3 {
+        let copy = liaison_proto::v1::Delivery {
+            envelope: Some(referral("school-a", &format!("pack-{n}"))),
+            recipient: "police".into(),
+            ..Default::default()
+        };
+        let scoped_id = format!("school-a/pack-{n}");
+        let sealed = keys
+            .seal(
+                &names,
+                &subjects::copy_sealed_to(&police_id, &scoped_id),
+                &copy.encode_to_vec(),
+            )
+            .await?;
+        copies.push(liaison_proto::v1::PackedCopy {
+            scoped_id,
+            copy: sealed.to_vec(),
+            ..Default::default()
+        });
+    }
+    // Stored as a gateway stores a pack: numbered 1–3, into the empty inbox.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(subjects::RECIPIENT_SEQ_HEADER, "1");
+    headers.insert(subjects::COPIES_HEADER, "3");
+    headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+    headers.insert(
+        "Nats-Expected-Last-Subject-Sequence-Subject",
+        "liaison.deliver.police.>",
+    );
+    let inspector = async_nats::jetstream::new(system.connect_as(users::INSPECTOR).await?);
+    inspector
+        .publish_with_headers(
+            subjects::copies(&police_id),
+            headers,
+            liaison_proto::v1::CopyPack { copies }
+                .encode_to_vec()
+                .into(),
+        )
+        .await?
+        .await?;
+
+    let police = agency(&system, "police").await?;
+    let first = police.next_batch(10, Duration::from_secs(5)).await?;
+    let seen: Vec<(u64, String)> = first
+        .iter()
+        .map(|r| (r.recipient_seq(), r.envelope_id().to_owned()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "pack-0".to_owned()),
+            (2, "pack-1".to_owned()),
+            (3, "pack-2".to_owned())
+        ]
+    );
+    // The first acknowledged (the position now ends inside the pack), the
+    // second handed back, the third left out: the pack is read again from
+    // where the position ends, and only the second is handed out.
+    first[0].ack().await?;
+    first[1].nak().await?;
+    let again = police.next_batch(10, Duration::from_secs(2)).await?;
+    let numbers: Vec<u64> = again.iter().map(|r| r.recipient_seq()).collect();
+    assert_eq!(numbers, [2], "only the copy handed back");
+    // The third, then the second acknowledged: the position moves over the pack.
+    first[2].ack().await?;
+    again[0].ack().await?;
+    let backlog = liaison_runtime::inbox::ask_backlog(
+        &system.connect_as(users::INSPECTOR).await?,
+        &police_id,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    assert_eq!((backlog.last, backlog.waiting), (3, 0), "{backlog:?}");
+    assert!(
+        police
+            .next_batch(10, Duration::from_millis(300))
+            .await?
+            .is_empty(),
+        "a copy handed out again after all three were acknowledged"
+    );
+    system.shutdown().await
+}
