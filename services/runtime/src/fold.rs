@@ -502,4 +502,28 @@ mod tests {
         );
         assert_ne!(key, super::outbox_key("reengagement:urn:uuid:2"));
     }
+
+    #[test]
+    fn positions_order_events_as_accepted_and_say_which_commits_are_done() {
+        use super::{applied_through, position};
+        // Three envelopes in commit 7, one in commit 8.
+        let events = [
+            position(7, 0, false),
+            position(7, 1, false),
+            position(7, 2, true),
+            position(8, 0, true),
+        ];
+        assert!(events.windows(2).all(|w| w[0] < w[1]), "{events:?}");
+        // Older cursors (plain stream sequences) sort before every commit.
+        assert!(7 < events[0]);
+        // Part of commit 7 applied: commits up to 6 are done; all of it: 7.
+        assert_eq!(applied_through(events[0]), 6);
+        assert_eq!(applied_through(events[1]), 6);
+        assert_eq!(applied_through(events[2]), 7);
+        assert_eq!(applied_through(events[3]), 8);
+        assert_eq!(applied_through(0), 0);
+        // A commit of more envelopes than places: the last still says done.
+        assert_eq!(applied_through(position(9, 70_000, false)), 8);
+        assert_eq!(applied_through(position(9, 70_000, true)), 9);
+    }
 }
