@@ -304,16 +304,8 @@ mod tests {
     use super::*;
     use crate::checkpoint::{Checkpoint, NoteSigner};
     use crate::merkle::root;
+    use crate::tests::pem;
     use crate::witness::Cosigner;
-    use ed25519_dalek::SigningKey;
-    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-
-    fn pem(seed: u8) -> String {
-        SigningKey::from_bytes(&[seed; 32])
-            .to_pkcs8_pem(Default::default())
-            .map(|p| p.to_string())
-            .unwrap_or_default()
-    }
 
     #[test]
     fn a_receipt_verifies_offline_and_not_with_any_byte_changed() -> Result<(), String> {

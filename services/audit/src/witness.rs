@@ -453,14 +453,7 @@ mod tests {
     use super::*;
     use crate::checkpoint::NoteSigner;
     use crate::merkle::{consistency_proof, leaf_hash, root};
-    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-
-    fn pem(seed: u8) -> String {
-        SigningKey::from_bytes(&[seed; 32])
-            .to_pkcs8_pem(Default::default())
-            .map(|p| p.to_string())
-            .unwrap_or_default()
-    }
+    use crate::tests::pem;
 
     fn log() -> NoteSigner {
         NoteSigner::from_pem("liaison.test/ledger", &pem(7)).unwrap_or_else(|e| panic!("{e}"))

@@ -50,6 +50,26 @@ async fn send(system: &System, prefix: &str, ids: std::ops::Range<usize>) -> any
     Ok(())
 }
 
+/// The police's inbox ends at copy `last`, every copy acknowledged: nothing
+/// waits, and nothing is handed out again.
+async fn nothing_waits(system: &System, police: &AgencyClient, last: u64) -> anyhow::Result<()> {
+    let backlog = liaison_runtime::inbox::ask_backlog(
+        &system.connect_as(users::INSPECTOR).await?,
+        &AgencyId::parse("police")?,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    assert_eq!((backlog.last, backlog.waiting), (last, 0), "{backlog:?}");
+    assert!(
+        police
+            .next_batch(10, Duration::from_millis(300))
+            .await?
+            .is_empty(),
+        "a copy handed out again after all were acknowledged"
+    );
+    Ok(())
+}
+
 fn gaps_of(seen: &[u64]) -> Gaps {
     let mut gaps = Gaps::starting_after(0);
     for &s in seen {
@@ -247,17 +267,7 @@ async fn a_copy_removed_behind_the_agencys_back_is_a_gap_it_can_name() -> anyhow
     assert_eq!(gaps.missing(), vec![2..=2], "{gaps:?}");
     // Its position moves over the hole once 1 and 3 are acknowledged:
     // nothing waits, and nothing is handed out again.
-    let operator = system.connect_as(users::INSPECTOR).await?;
-    let backlog = liaison_runtime::inbox::ask_backlog(&operator, &AgencyId::parse("police")?)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    assert_eq!((backlog.last, backlog.waiting), (3, 0), "{backlog:?}");
-    assert!(
-        police
-            .next_batch(10, Duration::from_millis(300))
-            .await?
-            .is_empty()
-    );
+    nothing_waits(&system, &police, 3).await?;
     system.shutdown().await
 }
 
@@ -342,19 +352,6 @@ async fn copies_in_one_pack_are_read_and_acknowledged_each_on_its_own() -> anyho
     // The third, then the second acknowledged: the position moves over the pack.
     first[2].ack().await?;
     again[0].ack().await?;
-    let backlog = liaison_runtime::inbox::ask_backlog(
-        &system.connect_as(users::INSPECTOR).await?,
-        &police_id,
-    )
-    .await
-    .map_err(anyhow::Error::msg)?;
-    assert_eq!((backlog.last, backlog.waiting), (3, 0), "{backlog:?}");
-    assert!(
-        police
-            .next_batch(10, Duration::from_millis(300))
-            .await?
-            .is_empty(),
-        "a copy handed out again after all three were acknowledged"
-    );
+    nothing_waits(&system, &police, 3).await?;
     system.shutdown().await
 }

@@ -38,6 +38,22 @@ const FREE_LISTENERS: [&str; 14] = [
     "127.0.0.1:0",
 ];
 
+/// `liaison send --agency school-a deploy/examples/referral.json`, which
+/// must succeed; what it printed.
+fn send_example_referral(session: &Path) -> std::process::Output {
+    let sent = liaison(
+        session,
+        &[
+            "send",
+            "--agency",
+            "school-a",
+            "deploy/examples/referral.json",
+        ],
+    );
+    assert!(sent.status.success(), "{sent:?}");
+    sent
+}
+
 async fn system() -> anyhow::Result<System> {
     system_with_policies(&root().join("deploy/policies")).await
 }
@@ -143,16 +159,7 @@ async fn send_inbox_and_audit_verify_as_a_user_runs_them() -> anyhow::Result<()>
     let session = dir.path().join("session.json");
     system.session.save(&session)?;
 
-    let sent = liaison(
-        &session,
-        &[
-            "send",
-            "--agency",
-            "school-a",
-            "deploy/examples/referral.json",
-        ],
-    );
-    assert!(sent.status.success(), "{sent:?}");
+    let sent = send_example_referral(&session);
     assert!(
         stdout(&sent).contains("ACCEPTED: delivered to council, police under ISA-EDU-01/send"),
         "{}",
@@ -830,16 +837,7 @@ async fn a_subject_report_lists_every_share_about_the_token() -> anyhow::Result<
     let dir = tempfile::tempdir()?;
     let session = dir.path().join("session.json");
     system.session.save(&session)?;
-    let sent = liaison(
-        &session,
-        &[
-            "send",
-            "--agency",
-            "school-a",
-            "deploy/examples/referral.json",
-        ],
-    );
-    assert!(sent.status.success(), "{sent:?}");
+    let _ = send_example_referral(&session);
     // The copies' disclosure records are chained soon after the verdict.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
@@ -1308,16 +1306,7 @@ async fn a_receipt_for_a_share_verifies_offline_and_one_changed_byte_is_refused(
     let dir = tempfile::tempdir()?;
     let session = dir.path().join("session.json");
     system.session.save(&session)?;
-    let sent = liaison(
-        &session,
-        &[
-            "send",
-            "--agency",
-            "school-a",
-            "deploy/examples/referral.json",
-        ],
-    );
-    assert!(sent.status.success(), "{sent:?}");
+    let sent = send_example_referral(&session);
     let id = stdout(&sent)
         .lines()
         .find_map(|l| l.strip_prefix("envelope "))
@@ -1381,16 +1370,7 @@ async fn audit_verify_names_the_missing_cosignature_when_a_quorum_is_required() 
     let dir = tempfile::tempdir()?;
     let session = dir.path().join("session.json");
     system.session.save(&session)?;
-    let sent = liaison(
-        &session,
-        &[
-            "send",
-            "--agency",
-            "school-a",
-            "deploy/examples/referral.json",
-        ],
-    );
-    assert!(sent.status.success(), "{sent:?}");
+    let _ = send_example_referral(&session);
     let checkpoint = audit(&session, &["checkpoint"]);
     assert!(checkpoint.status.success(), "{checkpoint:?}");
     // A configuration naming a witness (nobody runs it here).
